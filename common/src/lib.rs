@@ -1,0 +1,10 @@
+//! What the ssync hub and mount share: the HTTP API's wire types, the validated
+//! relative path both sides use, and BLAKE3 content hashes.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod hash;
+pub mod path;
+
+pub use hash::{ContentHash, ContentHasher};
+pub use path::{PathError, RelPath};

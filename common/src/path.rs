@@ -1,0 +1,229 @@
+//! `RelPath`: a path inside the synced tree, validated once and trusted after.
+//!
+//! Invariants: relative, `/`-separated, at least one component, no `.`/`..`/empty
+//! components, no NUL or backslash, each component at most 255 bytes, the whole
+//! at most 4096 bytes. Both the hub and the mount parse every path through here,
+//! so a path that reaches storage or the local tree can never escape it.
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MAX_COMPONENT_BYTES: usize = 255;
+pub const MAX_PATH_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path is empty")]
+    Empty,
+    #[error("path must be relative, not start with '/'")]
+    Absolute,
+    #[error("path has an empty component ('//' or a trailing '/')")]
+    EmptyComponent,
+    #[error("path component '{0}' is not allowed")]
+    DotComponent(String),
+    #[error("path contains a NUL byte")]
+    Nul,
+    #[error("path contains a backslash")]
+    Backslash,
+    #[error("path component is {0} bytes long; the limit is 255")]
+    ComponentTooLong(usize),
+    #[error("path is {0} bytes long; the limit is 4096")]
+    TooLong(usize),
+}
+
+/// Checks one file name (a single path component).
+pub fn validate_name(name: &str) -> Result<(), PathError> {
+    match name {
+        "" => Err(PathError::EmptyComponent),
+        "." | ".." => Err(PathError::DotComponent(name.to_string())),
+        _ if name.contains('\0') => Err(PathError::Nul),
+        _ if name.contains('\\') => Err(PathError::Backslash),
+        _ if name.contains('/') => Err(PathError::EmptyComponent),
+        _ if name.len() > MAX_COMPONENT_BYTES => Err(PathError::ComponentTooLong(name.len())),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RelPath(String);
+
+impl RelPath {
+    pub fn parse(s: &str) -> Result<Self, PathError> {
+        if s.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if s.contains('\0') {
+            return Err(PathError::Nul);
+        }
+        if s.len() > MAX_PATH_BYTES {
+            return Err(PathError::TooLong(s.len()));
+        }
+        if s.starts_with('/') {
+            return Err(PathError::Absolute);
+        }
+        s.split('/').try_for_each(validate_name)?;
+        Ok(RelPath(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The containing folder, or `None` for a top-level entry.
+    pub fn parent(&self) -> Option<RelPath> {
+        self.0.rsplit_once('/').map(|(p, _)| RelPath(p.to_string()))
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit_once('/').map_or(&self.0, |(_, n)| n)
+    }
+
+    pub fn join(&self, name: &str) -> Result<RelPath, PathError> {
+        RelPath::parse(&format!("{}/{}", self.0, name))
+    }
+
+    /// Builds `parent/name`, where `None` stands for the root.
+    pub fn child_of(parent: Option<&RelPath>, name: &str) -> Result<RelPath, PathError> {
+        match parent {
+            Some(p) => p.join(name),
+            None => RelPath::parse(name),
+        }
+    }
+
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// All proper ancestors, outermost first (`a`, `a/b` for `a/b/c`).
+    pub fn ancestors(&self) -> Vec<RelPath> {
+        let mut out = Vec::new();
+        for (i, c) in self.0.char_indices() {
+            if c == '/' {
+                out.push(RelPath(self.0[..i].to_string()));
+            }
+        }
+        out
+    }
+
+    /// True when `self` is `other` or lies below it, component-wise.
+    pub fn is_within(&self, other: &RelPath) -> bool {
+        self.0 == other.0
+            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+    }
+
+    /// Re-roots `self` from under `from` to under `to` (for folder renames).
+    pub fn rebase(&self, from: &RelPath, to: &RelPath) -> Option<RelPath> {
+        if !self.is_within(from) {
+            return None;
+        }
+        let rest = &self.0[from.0.len()..];
+        RelPath::parse(&format!("{}{}", to.0, rest)).ok()
+    }
+}
+
+impl TryFrom<String> for RelPath {
+    type Error = PathError;
+    fn try_from(s: String) -> Result<Self, PathError> {
+        RelPath::parse(&s)
+    }
+}
+
+impl From<RelPath> for String {
+    fn from(p: RelPath) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_normal_paths() {
+        for p in ["a", "a/b", "dir/sub/file.txt", "with space/ünïcode", ".hidden/x..y"] {
+            assert_eq!(RelPath::parse(p).unwrap().as_str(), p);
+        }
+    }
+
+    #[test]
+    fn rejects_each_bad_form_with_its_reason() {
+        assert_eq!(RelPath::parse(""), Err(PathError::Empty));
+        assert_eq!(RelPath::parse("/etc/passwd"), Err(PathError::Absolute));
+        assert_eq!(RelPath::parse("a//b"), Err(PathError::EmptyComponent));
+        assert_eq!(RelPath::parse("a/"), Err(PathError::EmptyComponent));
+        assert_eq!(RelPath::parse("../x"), Err(PathError::DotComponent("..".into())));
+        assert_eq!(RelPath::parse("a/./b"), Err(PathError::DotComponent(".".into())));
+        assert_eq!(RelPath::parse("a/.."), Err(PathError::DotComponent("..".into())));
+        assert_eq!(RelPath::parse("a\0b"), Err(PathError::Nul));
+        assert_eq!(RelPath::parse("a\\..\\b"), Err(PathError::Backslash));
+        let long = "x".repeat(256);
+        assert_eq!(RelPath::parse(&long), Err(PathError::ComponentTooLong(256)));
+        assert!(RelPath::parse(&"x".repeat(255)).is_ok());
+        let deep = vec!["abcdefgh"; 600].join("/");
+        assert_eq!(RelPath::parse(&deep), Err(PathError::TooLong(deep.len())));
+    }
+
+    #[test]
+    fn parent_name_and_ancestors() {
+        let p = RelPath::parse("a/b/c").unwrap();
+        assert_eq!(p.parent().unwrap().as_str(), "a/b");
+        assert_eq!(p.file_name(), "c");
+        let anc: Vec<_> = p.ancestors().into_iter().map(String::from).collect();
+        assert_eq!(anc, vec!["a", "a/b"]);
+        assert!(RelPath::parse("top").unwrap().parent().is_none());
+    }
+
+    #[test]
+    fn within_is_component_wise() {
+        let d = RelPath::parse("dir").unwrap();
+        assert!(RelPath::parse("dir/x").unwrap().is_within(&d));
+        assert!(d.is_within(&d));
+        assert!(!RelPath::parse("dir2/x").unwrap().is_within(&d));
+        let moved = RelPath::parse("dir/x/y").unwrap().rebase(&d, &RelPath::parse("new").unwrap());
+        assert_eq!(moved.unwrap().as_str(), "new/x/y");
+    }
+
+    #[test]
+    fn serde_rejects_bad_paths() {
+        let err = serde_json::from_str::<RelPath>("\"../etc\"").unwrap_err();
+        assert!(err.to_string().contains("'..'"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn valid_paths_round_trip(comps in proptest::collection::vec("[a-zA-Z0-9 ._-]{1,20}", 1..6)) {
+            let s = comps.join("/");
+            match RelPath::parse(&s) {
+                Ok(p) => {
+                    prop_assert_eq!(p.as_str(), s.as_str());
+                    prop_assert!(p.components().all(|c| c != "." && c != ".." && !c.is_empty()));
+                    let back: RelPath = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+                    prop_assert_eq!(back, p);
+                }
+                Err(e) => prop_assert!(matches!(e, PathError::DotComponent(_))),
+            }
+        }
+
+        #[test]
+        fn parse_never_accepts_escapes(s in "\\PC{0,40}") {
+            if let Ok(p) = RelPath::parse(&s) {
+                prop_assert!(!p.as_str().starts_with('/'));
+                prop_assert!(p.components().all(|c| c != ".." && c != "." && !c.is_empty()));
+                prop_assert!(!p.as_str().contains('\\') && !p.as_str().contains('\0'));
+            }
+        }
+    }
+}
