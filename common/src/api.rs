@@ -93,16 +93,17 @@ pub struct SetAttrRequest {
     pub mtime_ns: Option<i64>,
 }
 
-/// What a mutation changed, in sequence order; the last entry is the one the
-/// request named (for a rename: the entry at `to`).
+/// What a mutation changed, in sequence order: created parent folders, moved
+/// entries and tombstones included. Empty when nothing needed to change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MutationResponse {
     pub entries: Vec<Entry>,
 }
 
 impl MutationResponse {
-    pub fn primary(&self) -> Option<&Entry> {
-        self.entries.last()
+    /// The live entry the response holds for `path` (for a rename: ask for `to`).
+    pub fn live_at(&self, path: &RelPath) -> Option<&Entry> {
+        self.entries.iter().rev().find(|e| &e.path == path && !e.deleted)
     }
 }
 

@@ -1,0 +1,60 @@
+//! The `ssync-server` command line.
+use crate::{serve, AppState, Limits};
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The ssync hub: keeps the shared folder tree and pushes every change to the mounts.
+#[derive(Debug, Parser)]
+#[command(name = "ssync-server", version, after_help = "Mount the hub's tree on any machine with:\n  ssync-mount /mnt/shared --server HOST:7878\nLogs go to stderr; set RUST_LOG=debug for more.")]
+pub struct ServerArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:7878", value_name = "ADDR")]
+    pub listen: String,
+    /// Folder for the metadata database (meta.db) and file contents (objects/).
+    #[arg(long, default_value = "./ssync-data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Longest time, in seconds, a change-feed request is held open.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub max_wait: u64,
+}
+
+pub fn cli_main() -> anyhow::Result<()> {
+    let args = ServerArgs::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let limits = Limits { max_wait: Duration::from_secs(args.max_wait), ..Limits::default() };
+    let state = AppState::open(&args.data, limits)
+        .await
+        .with_context(|| format!("opening the data dir {}", args.data.display()))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| {
+        format!("cannot listen on {}: is another ssync-server running there? Pick another with --listen", args.listen)
+    })?;
+    let addr = listener.local_addr()?;
+    // Plain stdout line: scripts and tests read the bound port from it.
+    println!("ssync-server listening on http://{addr} (data in {})", args.data.display());
+    tracing::info!(%addr, data = %args.data.display(), "hub started");
+    serve(listener, state, shutdown_signal()).await.context("serving")?;
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,53 @@
+//! Numbered schema steps, applied in order inside one IMMEDIATE transaction and
+//! recorded in `PRAGMA user_version`. A database newer than the binary is refused.
+use super::DbError;
+use rusqlite::{Connection, TransactionBehavior};
+
+const STEPS: &[&str] = &[
+    // 1: the versioned tree and its sequence.
+    "CREATE TABLE entries (
+        path TEXT PRIMARY KEY,           -- RelPath, '/'-separated, validated before insert
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')),
+        version INTEGER NOT NULL UNIQUE, -- seq of the change that last touched this row
+        deleted INTEGER NOT NULL DEFAULT 0, -- 1: a tombstone, kept so the feed reports deletes
+        hash TEXT,                       -- BLAKE3 hex of the content (files only)
+        size INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL
+     ) STRICT;
+     -- the one monotonically increasing change sequence
+     CREATE TABLE sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL) STRICT;
+     INSERT INTO sequence (id, last) VALUES (1, 0);",
+];
+
+pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = STEPS.len() as i64;
+    if current > supported {
+        return Err(DbError::TooNew { found: current, supported });
+    }
+    for (i, step) in STEPS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tracing::info!(step = i + 1, "applied database migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, STEPS.len() as i64);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(migrate(&mut conn), Err(DbError::TooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,100 @@
+//! `ApiError`: every way a request can fail, mapped to one status and one JSON
+//! `ErrorBody`. Internal details (SQL, file paths) go to the log, never the wire.
+use crate::db::DbError;
+use crate::store::StoreError;
+use crate::tree::TreeError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ssync_common::api::{codes, Entry, ErrorBody};
+use ssync_common::PathError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid path: {0}")]
+    BadPath(#[from] PathError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    BadHash(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { message: String, current: Option<Entry> },
+    #[error("{message}")]
+    Blocked { message: String, current: Option<Entry> },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Put on error responses so the logging middleware can log the cause once.
+#[derive(Clone)]
+pub struct LoggedError(pub String);
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadPath(_) => (StatusCode::BAD_REQUEST, codes::BAD_PATH),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_REQUEST),
+            ApiError::BadHash(_) => (StatusCode::BAD_REQUEST, codes::BAD_HASH),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
+            ApiError::Blocked { .. } => (StatusCode::CONFLICT, codes::PATH_BLOCKED),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(_) => "internal error; see the hub's log".to_string(),
+            other => other.to_string(),
+        };
+        let logged = LoggedError(self.to_string());
+        let current = match self {
+            ApiError::Conflict { current, .. } | ApiError::Blocked { current, .. } => current,
+            _ => None,
+        };
+        let mut resp = (status, Json(ErrorBody { code: code.to_string(), message, current })).into_response();
+        resp.extensions_mut().insert(logged);
+        resp
+    }
+}
+
+impl From<TreeError> for ApiError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::Conflict { .. } => {
+                let message = e.to_string();
+                let TreeError::Conflict { current, .. } = e else { unreachable!() };
+                ApiError::Conflict { message, current }
+            }
+            TreeError::Blocked { message, current } => ApiError::Blocked { message, current },
+            TreeError::Db(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Body(_) => ApiError::BadRequest(e.to_string()),
+            StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            StoreError::Io(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

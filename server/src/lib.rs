@@ -1,0 +1,36 @@
+//! ssync-server: the hub. Metadata in SQLite, contents in a content-addressed
+//! store, every change numbered by one sequence and served as a long-poll feed.
+//!
+//! Entry points: `app` builds the router, `serve` runs it on a listener until a
+//! shutdown future resolves, `cli_main` is the binary.
+pub mod cli;
+pub mod db;
+pub mod error;
+mod extract;
+pub mod feed;
+mod routes;
+pub mod state;
+pub mod store;
+pub mod tree;
+
+pub use state::{AppState, Limits};
+
+use std::future::Future;
+use tokio::net::TcpListener;
+
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serves until `shutdown` resolves; open long-polls are answered at once then.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            token.cancel();
+        })
+        .await
+}
+
+pub use cli::cli_main;

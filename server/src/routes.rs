@@ -1,0 +1,61 @@
+//! The route table: every endpoint of the hub in one place, with its layers.
+mod changes;
+mod content;
+mod health;
+mod mutate;
+
+use crate::error::{ApiError, LoggedError};
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+/// Small JSON requests only; file bodies are streamed and not subject to it.
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health::health))
+        .route("/v1/tree", get(changes::tree))
+        .route("/v1/changes", get(changes::changes))
+        .route("/v1/content/{hash}", get(content::download))
+        .route("/v1/file", put(content::upload))
+        .route("/v1/mkdir", post(mutate::mkdir))
+        .route("/v1/delete", post(mutate::delete))
+        .route("/v1/rename", post(mutate::rename))
+        .route("/v1/setattr", post(mutate::set_attr))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(middleware::from_fn(log_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; the API lives under /v1 (see README)".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::BadRequest("method not allowed on this endpoint".into())
+}
+
+/// Logs each failed request once, at a level that fits its status.
+async fn log_errors(req: Request, next: Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    if let Some(LoggedError(msg)) = resp.extensions().get::<LoggedError>() {
+        let status = resp.status();
+        if status.is_server_error() {
+            tracing::error!(%method, %uri, %status, "{msg}");
+        } else if status.as_u16() == 409 || status.as_u16() == 404 {
+            tracing::debug!(%method, %uri, %status, "{msg}");
+        } else {
+            tracing::warn!(%method, %uri, %status, "{msg}");
+        }
+    }
+    resp
+}

@@ -1,0 +1,59 @@
+//! The tree snapshot and the long-poll change feed.
+use crate::db::entries;
+use crate::error::ApiError;
+use crate::extract::AppQuery;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use ssync_common::api::{ChangesQuery, EntriesPage};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const DEFAULT_PAGE: u32 = 1000;
+
+pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, ApiError> {
+    let page = state
+        .db
+        .call(|c| {
+            let tx = c.transaction()?;
+            let page = EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::all_live(&tx)? };
+            Ok::<_, ApiError>(page)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// Answers at once when anything is newer than `since`; otherwise holds the
+/// request until a commit wakes the feed, `wait` runs out, or the hub stops.
+pub async fn changes(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<ChangesQuery>,
+) -> Result<Json<EntriesPage>, ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, state.limits.max_page);
+    let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
+    let mut woken = state.feed.subscribe();
+    loop {
+        woken.borrow_and_update();
+        let since = q.since;
+        let page = state
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let entries = entries::changed_since(&tx, since, limit)?;
+                let cursor = match entries.last() {
+                    Some(e) if entries.len() as u32 == limit => e.version,
+                    _ => entries::last_seq(&tx)?,
+                };
+                Ok::<_, ApiError>(EntriesPage { cursor, entries })
+            })
+            .await?;
+        if !page.entries.is_empty() {
+            return Ok(Json(page));
+        }
+        tokio::select! {
+            changed = woken.changed() => if changed.is_err() { return Ok(Json(page)) },
+            _ = tokio::time::sleep_until(deadline) => return Ok(Json(page)),
+            _ = state.shutdown.cancelled() => return Ok(Json(page)),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `AppState`: what every handler shares.
+use crate::db::{entries, Db, DbError};
+use crate::error::ApiError;
+use crate::feed::ChangeFeed;
+use crate::store::ContentStore;
+use crate::tree::TreeError;
+use rusqlite::{Connection, TransactionBehavior};
+use ssync_common::api::Entry;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest a change-feed request may be held open.
+    pub max_wait: Duration,
+    /// Most entries one change-feed page returns.
+    pub max_page: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_wait: Duration::from_secs(60), max_page: 10_000 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub store: ContentStore,
+    pub feed: ChangeFeed,
+    pub shutdown: CancellationToken,
+    pub limits: Arc<Limits>,
+}
+
+impl AppState {
+    /// Opens (or creates) the hub's data dir: `meta.db` and the content store.
+    pub async fn open(data_dir: &Path, limits: Limits) -> Result<AppState, DbError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| DbError::Join(format!("create {}: {e}", data_dir.display())))?;
+        let db = Db::open(&data_dir.join("meta.db"))?;
+        let store = ContentStore::open(data_dir).map_err(|e| DbError::Join(e.to_string()))?;
+        let last = db.call(|c| Ok::<_, DbError>(entries::last_seq(c)?)).await?;
+        Ok(AppState {
+            db,
+            store,
+            feed: ChangeFeed::new(last),
+            shutdown: CancellationToken::new(),
+            limits: Arc::new(limits),
+        })
+    }
+
+    /// Runs one tree mutation in an IMMEDIATE transaction, commits it, and wakes
+    /// the change feed.
+    pub async fn mutate<F>(&self, f: F) -> Result<Vec<Entry>, ApiError>
+    where
+        F: FnOnce(&Connection) -> Result<Vec<Entry>, TreeError> + Send + 'static,
+    {
+        let out = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok::<_, ApiError>(out)
+            })
+            .await?;
+        if let Some(max) = out.iter().map(|e| e.version).max() {
+            self.feed.published(max);
+        }
+        Ok(out)
+    }
+}
