@@ -1,0 +1,64 @@
+//! The `ssync-mount` command line.
+use crate::client::parse_server;
+use crate::config::MountConfig;
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Mount an ssync hub's shared folder tree. Files are served from a local
+/// cache; what you close is sent to the hub, and changes from other machines
+/// appear within a fraction of a second. Runs in the foreground; Ctrl-C (or
+/// SIGTERM) sends queued changes and unmounts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ssync-mount",
+    version,
+    after_help = "Example:\n  mkdir -p /mnt/shared && ssync-mount /mnt/shared --server hub.lan:7878\n\nLogs go to stderr; set RUST_LOG=debug for more."
+)]
+pub struct MountArgs {
+    /// An existing, empty folder to mount on.
+    pub mountpoint: PathBuf,
+    /// The hub: HOST:PORT or http://HOST:PORT.
+    #[arg(long, env = "SSYNC_SERVER", value_name = "HOST:PORT")]
+    pub server: String,
+    /// Where cached contents and the local state live [default: $XDG_CACHE_HOME/ssync/..., one per hub and mountpoint].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Name of this machine in conflict copies [default: the hostname].
+    #[arg(long, value_name = "NAME")]
+    pub device_name: Option<String>,
+    /// Seconds to wait on exit for queued changes to reach the hub (the rest is kept for next time).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub drain_timeout: u64,
+    /// Let other users access the mount (root, or user_allow_other in /etc/fuse.conf).
+    #[arg(long)]
+    pub allow_other: bool,
+}
+
+impl MountArgs {
+    pub fn into_config(self) -> anyhow::Result<MountConfig> {
+        let server = parse_server(&self.server)?;
+        let mountpoint = std::path::absolute(&self.mountpoint)
+            .with_context(|| format!("cannot resolve mountpoint {}", self.mountpoint.display()))?;
+        let mut cfg = MountConfig::new(mountpoint, server);
+        if let Some(dir) = self.cache_dir {
+            cfg.cache_dir = std::path::absolute(dir)?;
+        }
+        if let Some(name) = self.device_name {
+            cfg.device_name = name;
+        }
+        cfg.drain_timeout = Duration::from_secs(self.drain_timeout);
+        cfg.allow_other = self.allow_other;
+        Ok(cfg)
+    }
+}
+
+pub fn cli_main() -> anyhow::Result<()> {
+    let args = MountArgs::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    crate::mount::run(args.into_config()?)
+}

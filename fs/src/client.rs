@@ -1,0 +1,216 @@
+//! `Remote`: the only place the mount talks HTTP to the hub.
+//!
+//! Errors keep "the hub said no" (`Rejected`, with the hub's JSON body) apart
+//! from "we could not reach the hub" (`Transport`), because the sync engine
+//! resolves the first and retries the second.
+use futures_util::StreamExt;
+use reqwest::{Client, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use ssync_common::api::{
+    DeleteRequest, EntriesPage, ErrorBody, Health, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest,
+    UploadQuery,
+};
+use ssync_common::{ContentHash, ContentHasher};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the hub refused ({status}): {} ({})", body.message, body.code)]
+    Rejected { status: u16, body: ErrorBody },
+    #[error("cannot reach the hub: {0}")]
+    Transport(String),
+    #[error("unexpected answer from the hub: {0}")]
+    Protocol(String),
+    #[error("local i/o during transfer: {0}")]
+    Local(#[from] std::io::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Rejected { body, .. } => Some(&body.code),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again later: the hub was unreachable or failed on its side.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Transport(_) | ApiError::Local(_) => true,
+            ApiError::Rejected { status, .. } => *status >= 500,
+            ApiError::Protocol(_) => true,
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ApiError {
+    // Show the whole chain: reqwest's top message alone is "error sending request".
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    ApiError::Transport(msg)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("--server '{0}' is not a hub address; give HOST:PORT or http://HOST:PORT")]
+pub struct BadServerAddress(String);
+
+/// Accepts `host:port` or a URL (`http://host:port`), returns the base URL.
+pub fn parse_server(s: &str) -> Result<String, BadServerAddress> {
+    let with_scheme = if s.contains("://") { s.to_string() } else { format!("http://{s}") };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|_| BadServerAddress(s.into()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(BadServerAddress(s.into()));
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+#[derive(Clone)]
+pub struct Remote {
+    http: Client,
+    base: String,
+}
+
+/// Long-polls wait this long on the hub; the read timeout must exceed it.
+pub const FEED_WAIT: Duration = Duration::from_secs(25);
+
+impl Remote {
+    pub fn new(base_url: &str) -> Remote {
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(FEED_WAIT + Duration::from_secs(15))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Remote { http, base: base_url.to_string() }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.base)
+    }
+
+    async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json::<T>().await.map_err(|e| ApiError::Protocol(e.to_string()));
+        }
+        let text = resp.text().await.map_err(transport)?;
+        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or(ErrorBody {
+            code: "unknown".into(),
+            message: text.chars().take(200).collect(),
+            current: None,
+        });
+        Err(ApiError::Rejected { status: status.as_u16(), body })
+    }
+
+    async fn post<B: serde::Serialize>(&self, path: &str, body: &B) -> Result<MutationResponse, ApiError> {
+        let resp = self.http.post(self.url(path)).json(body).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    pub async fn health(&self) -> Result<Health, ApiError> {
+        let resp = self.http.get(self.url("health")).timeout(Duration::from_secs(5)).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    pub async fn tree(&self) -> Result<EntriesPage, ApiError> {
+        let resp = self.http.get(self.url("tree")).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    pub async fn changes(&self, since: u64, wait: Duration) -> Result<EntriesPage, ApiError> {
+        let resp = self
+            .http
+            .get(self.url("changes"))
+            .query(&[("since", since), ("wait", wait.as_secs())])
+            .send()
+            .await
+            .map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    /// Streams `file` as the new content of `q.path`. Returns the hub's answer
+    /// and the hash of the bytes sent (also on refusal, to spot identical content).
+    pub async fn upload(&self, q: &UploadQuery, file: tokio::fs::File) -> (Result<MutationResponse, ApiError>, ContentHash) {
+        let hasher = Arc::new(Mutex::new(ContentHasher::new()));
+        let tap = hasher.clone();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                tap.lock().unwrap_or_else(|p| p.into_inner()).update(bytes);
+            }
+            chunk
+        });
+        let sent = self.http.put(self.url("file")).query(q).body(reqwest::Body::wrap_stream(stream)).send().await;
+        let result = match sent {
+            Ok(resp) => Self::decode(resp).await,
+            Err(e) => Err(transport(e)),
+        };
+        let hash = hasher.lock().unwrap_or_else(|p| p.into_inner()).finish();
+        (result, hash)
+    }
+
+    /// Downloads object `hash` into `dest` (a temp file), checks the hash and fsyncs.
+    pub async fn download_to(&self, hash: &ContentHash, dest: &Path) -> Result<u64, ApiError> {
+        let resp = self.http.get(self.url(&format!("content/{hash}"))).send().await.map_err(transport)?;
+        if resp.status() != StatusCode::OK {
+            return Err(Self::decode::<()>(resp).await.err().unwrap_or(ApiError::Protocol("empty error".into())));
+        }
+        let mut file = tokio::fs::File::create(dest).await?;
+        let mut hasher = ContentHasher::new();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(transport)?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        if hasher.finish() != *hash {
+            return Err(ApiError::Protocol(format!("content {hash} arrived with a different hash")));
+        }
+        Ok(hasher.len())
+    }
+
+    pub async fn mkdir(&self, r: &MkdirRequest) -> Result<MutationResponse, ApiError> {
+        self.post("mkdir", r).await
+    }
+
+    pub async fn delete(&self, r: &DeleteRequest) -> Result<MutationResponse, ApiError> {
+        self.post("delete", r).await
+    }
+
+    pub async fn rename(&self, r: &RenameRequest) -> Result<MutationResponse, ApiError> {
+        self.post("rename", r).await
+    }
+
+    pub async fn set_attr(&self, r: &SetAttrRequest) -> Result<MutationResponse, ApiError> {
+        self.post("setattr", r).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_address_forms() {
+        assert_eq!(parse_server("hub:7878").unwrap(), "http://hub:7878");
+        assert_eq!(parse_server("127.0.0.1:7878").unwrap(), "http://127.0.0.1:7878");
+        assert_eq!(parse_server("http://hub:7878/").unwrap(), "http://hub:7878");
+        assert_eq!(parse_server("https://hub.example:443").unwrap(), "https://hub.example:443");
+        assert!(parse_server("ftp://hub").is_err());
+        assert!(parse_server("").is_err());
+    }
+}

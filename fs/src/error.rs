@@ -1,0 +1,75 @@
+//! `FsError`: why a filesystem call failed, and the one mapping to errno.
+use crate::local_db::LocalDbError;
+use ssync_common::PathError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or folder")]
+    NotFound,
+    #[error("already exists")]
+    Exists,
+    #[error("not a folder")]
+    NotDir,
+    #[error("is a folder")]
+    IsDir,
+    #[error("folder is not empty")]
+    NotEmpty,
+    #[error("name not allowed in ssync: {0}")]
+    InvalidName(#[from] PathError),
+    #[error("name is not valid UTF-8")]
+    NonUtf8Name,
+    #[error("a folder cannot move into itself")]
+    MoveIntoSelf,
+    #[error("stale file handle")]
+    BadHandle,
+    #[error("handle not open for writing")]
+    NotWritable,
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
+    #[error("cache i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    LocalDb(#[from] LocalDbError),
+}
+
+impl FsError {
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::InvalidName(PathError::ComponentTooLong(_) | PathError::TooLong(_)) => libc::ENAMETOOLONG,
+            FsError::InvalidName(_) => libc::EINVAL,
+            FsError::NonUtf8Name => libc::EILSEQ,
+            FsError::MoveIntoSelf => libc::EINVAL,
+            FsError::BadHandle => libc::EBADF,
+            FsError::NotWritable => libc::EBADF,
+            FsError::Unsupported(_) => libc::EOPNOTSUPP,
+            FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            FsError::LocalDb(_) => libc::EIO,
+        }
+    }
+
+    /// Expected outcomes (a lookup that misses) are not worth a warning.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, FsError::NotFound | FsError::Exists | FsError::NotEmpty)
+    }
+}
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_mapping() {
+        assert_eq!(FsError::NotFound.errno(), libc::ENOENT);
+        assert_eq!(FsError::InvalidName(PathError::ComponentTooLong(300)).errno(), libc::ENAMETOOLONG);
+        assert_eq!(FsError::InvalidName(PathError::Backslash).errno(), libc::EINVAL);
+        assert_eq!(FsError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)).errno(), libc::ENOSPC);
+        assert_eq!(FsError::Io(std::io::Error::other("x")).errno(), libc::EIO);
+    }
+}

@@ -1,0 +1,459 @@
+//! `SyncFs`: the filesystem core. Every call works on local state only (the
+//! inode tree, the cache files, the local database) and never waits on the
+//! network; what must reach the hub is queued for the uploader. Plain Rust
+//! types in and out: the fuser adapter in `fuse.rs` is the only kernel-facing code.
+use crate::error::{FsError, FsResult};
+use crate::handles::Handle;
+use crate::queue::{Op, OpKind};
+use crate::state::{Shared, State};
+use crate::tree::{Kind, Node};
+use ssync_common::path::validate_name;
+use ssync_common::RelPath;
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeAttr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+}
+
+impl From<&Node> for NodeAttr {
+    fn from(n: &Node) -> Self {
+        NodeAttr { ino: n.ino, kind: n.kind, size: n.size, mode: n.mode, mtime_ns: n.mtime_ns }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub attr: NodeAttr,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub frsize: u32,
+}
+
+pub enum SetTime {
+    Now,
+    At(SystemTime),
+}
+
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime: Option<SetTime>,
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn to_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i64,
+        Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}
+
+fn utf8(name: &OsStr) -> FsResult<&str> {
+    name.to_str().ok_or(FsError::NonUtf8Name)
+}
+
+fn new_name(name: &OsStr) -> FsResult<&str> {
+    let name = utf8(name)?;
+    validate_name(name)?;
+    Ok(name)
+}
+
+pub struct SyncFs {
+    shared: Arc<Shared>,
+}
+
+impl SyncFs {
+    pub fn new(shared: Arc<Shared>) -> SyncFs {
+        SyncFs { shared }
+    }
+
+    pub fn owner(&self) -> (u32, u32) {
+        self.shared.owner
+    }
+
+    fn dir_of(st: &State, ino: u64) -> FsResult<()> {
+        match st.tree.live(ino) {
+            None => Err(FsError::NotFound),
+            Some(n) if !n.is_dir() => Err(FsError::NotDir),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn child_path(st: &State, parent: u64, name: &str) -> FsResult<RelPath> {
+        let parent_path = if parent == crate::tree::ROOT { None } else { Some(st.tree.path_of(parent).ok_or(FsError::NotFound)?) };
+        Ok(RelPath::child_of(parent_path.as_ref(), name)?)
+    }
+
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> FsResult<NodeAttr> {
+        let name = utf8(name)?;
+        let st = self.shared.state.lock();
+        Self::dir_of(&st, parent)?;
+        let ino = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
+        st.tree.get(ino).map(NodeAttr::from).ok_or(FsError::NotFound)
+    }
+
+    pub fn getattr(&self, ino: u64) -> FsResult<NodeAttr> {
+        if let Some(n) = self.shared.state.lock().tree.get(ino) {
+            return Ok(n.into());
+        }
+        // Unlinked but still open (fstat after unlink): ask the open file.
+        let h = self.shared.handles.lock().any_for(ino).ok_or(FsError::NotFound)?;
+        let meta = h.file.metadata()?;
+        Ok(NodeAttr { ino, kind: Kind::File, size: meta.len(), mode: 0o644, mtime_ns: now_ns() })
+    }
+
+    pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr) -> FsResult<NodeAttr> {
+        let mut st = self.shared.state.lock();
+        let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
+        let kind = node.kind;
+        let mut ops = Vec::new();
+        let mut upload = false;
+        if let Some(size) = change.size {
+            if kind == Kind::Dir {
+                return Err(FsError::IsDir);
+            }
+            let handle = fh.and_then(|fh| self.shared.handles.lock().get(fh)).filter(|h| h.writable);
+            match &handle {
+                Some(h) => {
+                    h.file.set_len(size)?;
+                    h.mark_written();
+                }
+                None => {
+                    OpenOptions::new().write(true).open(self.shared.cache.file(ino))?.set_len(size)?;
+                    upload = true;
+                }
+            }
+            let n = st.tree.get_mut(ino).expect("checked above");
+            n.size = size;
+            n.dirty = true;
+            n.write_gen += 1;
+            n.mtime_ns = now_ns();
+        }
+        let meta_changed = change.mode.is_some() || (change.mtime.is_some() && change.size.is_none());
+        let n = st.tree.get_mut(ino).expect("checked above");
+        if let Some(mode) = change.mode {
+            n.mode = mode & 0o7777;
+        }
+        if let Some(t) = change.mtime {
+            n.mtime_ns = match t {
+                SetTime::Now => now_ns(),
+                SetTime::At(t) => to_ns(t),
+            };
+        }
+        let attr = NodeAttr::from(&*n);
+        if upload {
+            st.queue_upload(ino)?;
+        } else if meta_changed {
+            if let Some(path) = st.tree.path_of(ino) {
+                ops.push(State::op(OpKind::SetAttr, ino, path));
+            }
+        }
+        st.persist(&[ino], ops)?;
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok(attr)
+    }
+
+    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let st = self.shared.state.lock();
+        Self::dir_of(&st, ino)?;
+        let dir = st.tree.get(ino).expect("checked by dir_of");
+        Ok(dir
+            .children
+            .iter()
+            .filter_map(|(name, c)| st.tree.get(*c).map(|n| DirEntry { name: name.clone(), attr: n.into() }))
+            .collect())
+    }
+
+    fn create_node(&self, st: &mut State, parent: u64, name: &str, kind: Kind, mode: u32) -> FsResult<(Node, RelPath)> {
+        Self::dir_of(st, parent)?;
+        if st.tree.child(parent, name).is_some() {
+            return Err(FsError::Exists);
+        }
+        let path = Self::child_path(st, parent, name)?;
+        let mut node = Node::new(kind, parent, name, mode & 0o7777, now_ns());
+        node.dirty = kind == Kind::File;
+        node.ino = st.db.insert_node(&node)?;
+        Ok((node, path))
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<NodeAttr> {
+        let name = new_name(name)?;
+        let mut st = self.shared.state.lock();
+        let (node, path) = self.create_node(&mut st, parent, name, Kind::Dir, mode & !umask)?;
+        let (ino, attr) = (node.ino, NodeAttr::from(&node));
+        st.tree.insert(node);
+        st.persist(&[], vec![State::op(OpKind::Mkdir, ino, path)])?;
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok(attr)
+    }
+
+    /// Creates an empty file; with `open`, also opens it and returns the handle.
+    fn new_file(&self, parent: u64, name: &OsStr, mode: u32, open: Option<bool>) -> FsResult<(NodeAttr, Option<u64>)> {
+        let name = new_name(name)?;
+        let mut st = self.shared.state.lock();
+        let (mut node, _path) = self.create_node(&mut st, parent, name, Kind::File, mode)?;
+        let ino = node.ino;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(self.shared.cache.file(ino))?;
+        let writable = open == Some(true);
+        if writable {
+            node.open_writers += 1;
+        }
+        let attr = NodeAttr::from(&node);
+        st.tree.insert(node);
+        let fh = match open {
+            Some(writable) => {
+                let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(true) };
+                Some(self.shared.handles.lock().insert(h))
+            }
+            None => {
+                st.queue_upload(ino)?;
+                None
+            }
+        };
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok((attr, fh))
+    }
+
+    pub fn create(&self, parent: u64, name: &OsStr, mode: u32, umask: u32, flags: i32) -> FsResult<(NodeAttr, u64)> {
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let (attr, fh) = self.new_file(parent, name, mode & !umask, Some(writable))?;
+        Ok((attr, fh.expect("new_file opens when asked to")))
+    }
+
+    pub fn mknod(&self, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<NodeAttr> {
+        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
+            return Err(FsError::Unsupported("only regular files, folders are synced"));
+        }
+        Ok(self.new_file(parent, name, mode & !umask, None)?.0)
+    }
+
+    pub fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let mut st = self.shared.state.lock();
+        let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
+        if node.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        let file = OpenOptions::new().read(true).write(writable).open(self.shared.cache.file(ino))?;
+        let truncate = writable && flags & libc::O_TRUNC != 0;
+        let n = st.tree.get_mut(ino).expect("checked above");
+        if truncate {
+            file.set_len(0)?;
+            n.size = 0;
+            n.dirty = true;
+            n.write_gen += 1;
+            n.mtime_ns = now_ns();
+        }
+        if writable {
+            n.open_writers += 1;
+        }
+        if truncate {
+            st.persist(&[ino], vec![])?;
+        }
+        let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(truncate) };
+        Ok(self.shared.handles.lock().insert(h))
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.shared.handles.lock().get(fh).ok_or(FsError::BadHandle)
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match h.file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(FsError::NotWritable);
+        }
+        h.file.write_all_at(data, offset)?;
+        h.mark_written();
+        let mut st = self.shared.state.lock();
+        if let Some(n) = st.tree.get_mut(h.ino) {
+            n.size = n.size.max(offset + data.len() as u64);
+            n.mtime_ns = now_ns();
+            n.write_gen += 1;
+            if !n.dirty {
+                // Persist "dirty" once per burst: a crash before close still
+                // leaves a record that the cache file differs from the hub.
+                n.dirty = true;
+                st.persist(&[h.ino], vec![])?;
+            }
+        }
+        Ok(data.len() as u32)
+    }
+
+    fn upload_if_written(&self, h: &Handle) -> FsResult<()> {
+        if h.take_written() {
+            self.shared.state.lock().queue_upload(h.ino)?;
+            self.shared.wake_uploader.notify_one();
+        }
+        Ok(())
+    }
+
+    pub fn fsync(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        h.file.sync_all()?;
+        self.upload_if_written(&h)
+    }
+
+    pub fn release(&self, fh: u64) -> FsResult<()> {
+        let Some(h) = self.shared.handles.lock().remove(fh) else { return Ok(()) };
+        if h.writable {
+            let mut st = self.shared.state.lock();
+            if let Some(n) = st.tree.get_mut(h.ino) {
+                n.open_writers = n.open_writers.saturating_sub(1);
+            }
+        }
+        self.upload_if_written(&h)
+    }
+
+    /// Takes `ino` out of the tree; keeps it (unlinked) while the hub must hear of it.
+    fn remove_node(&self, st: &mut State, ino: u64) -> FsResult<Option<Op>> {
+        let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
+        let kind = node.kind;
+        let path = st.tree.path_of(ino).ok_or(FsError::NotFound)?;
+        let keep = node.base_version > 0 || st.pending.touches_ino(ino);
+        st.tree.detach(ino);
+        if kind == Kind::File {
+            match std::fs::remove_file(self.shared.cache.file(ino)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        if keep {
+            Ok(Some(State::op(OpKind::Delete, ino, path)))
+        } else {
+            st.tree.remove(ino);
+            st.db.delete_node(ino)?;
+            Ok(None)
+        }
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        self.remove_entry(parent, name, Kind::File)
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        self.remove_entry(parent, name, Kind::Dir)
+    }
+
+    fn remove_entry(&self, parent: u64, name: &OsStr, want: Kind) -> FsResult<()> {
+        let name = utf8(name)?;
+        let mut st = self.shared.state.lock();
+        Self::dir_of(&st, parent)?;
+        let ino = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
+        let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
+        match (want, node.kind) {
+            (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
+            (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
+            (Kind::Dir, Kind::Dir) if !node.children.is_empty() => return Err(FsError::NotEmpty),
+            _ => {}
+        }
+        let op = self.remove_node(&mut st, ino)?;
+        let keep: Vec<u64> = if op.is_some() { vec![ino] } else { vec![] };
+        st.persist(&keep, op.into_iter().collect())?;
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok(())
+    }
+
+    pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32) -> FsResult<()> {
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            return Err(FsError::Unsupported("RENAME_EXCHANGE"));
+        }
+        let name = utf8(name)?;
+        let newname = new_name(newname)?;
+        let mut st = self.shared.state.lock();
+        Self::dir_of(&st, parent)?;
+        Self::dir_of(&st, newparent)?;
+        let src = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
+        let src_kind = st.tree.get(src).ok_or(FsError::NotFound)?.kind;
+        if src_kind == Kind::Dir && st.tree.is_within(newparent, src) {
+            return Err(FsError::MoveIntoSelf);
+        }
+        let target = st.tree.child(newparent, newname);
+        if target == Some(src) {
+            return Ok(());
+        }
+        let mut keep = vec![src];
+        let mut ino2 = 0;
+        if let Some(t) = target {
+            if flags & libc::RENAME_NOREPLACE != 0 {
+                return Err(FsError::Exists);
+            }
+            let tn = st.tree.get(t).ok_or(FsError::NotFound)?;
+            match (src_kind, tn.kind) {
+                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
+                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
+                (Kind::Dir, Kind::Dir) if !tn.children.is_empty() => return Err(FsError::NotEmpty),
+                _ => {}
+            }
+            // The hub replaces the target as part of the rename: no delete op.
+            if self.remove_node(&mut st, t)?.is_some() {
+                ino2 = t;
+                keep.push(t);
+            }
+        }
+        let from = st.tree.path_of(src).ok_or(FsError::NotFound)?;
+        st.tree.detach(src);
+        st.tree.attach(src, newparent, newname);
+        let to = st.tree.path_of(src).ok_or(FsError::NotFound)?;
+        let op = Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) };
+        st.persist(&keep, vec![op])?;
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok(())
+    }
+
+    pub fn statfs(&self) -> FsResult<StatFs> {
+        let s = nix::sys::statvfs::statvfs(&self.shared.cache.root).map_err(|e| FsError::Io(e.into()))?;
+        Ok(StatFs {
+            blocks: s.blocks(),
+            bfree: s.blocks_free(),
+            bavail: s.blocks_available(),
+            files: s.files(),
+            ffree: s.files_free(),
+            bsize: s.block_size() as u32,
+            frsize: s.fragment_size() as u32,
+        })
+    }
+}

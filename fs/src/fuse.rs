@@ -1,0 +1,322 @@
+//! The fuser adapter: the only file that knows fuser's request and reply types.
+//! Each method opens a span, calls the core, and replies; errors are logged
+//! once here, at a level that fits them.
+use crate::error::FsError;
+use crate::fs::{NodeAttr, SetAttr, SetTime, SyncFs};
+use crate::tree::Kind;
+use fuser::{
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use std::ffi::OsStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Remote changes are pushed to the kernel as invalidations, so attributes can
+/// be cached; the TTL bounds staleness if a notification is ever lost.
+const TTL: Duration = Duration::from_secs(1);
+
+pub struct SsyncFuse {
+    core: SyncFs,
+}
+
+impl SsyncFuse {
+    pub fn new(core: SyncFs) -> Self {
+        SsyncFuse { core }
+    }
+
+    fn attr(&self, a: &NodeAttr) -> FileAttr {
+        let (uid, gid) = self.core.owner();
+        let mtime = if a.mtime_ns >= 0 {
+            UNIX_EPOCH + Duration::from_nanos(a.mtime_ns as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_nanos(a.mtime_ns.unsigned_abs())
+        };
+        FileAttr {
+            ino: INodeNo(a.ino),
+            size: a.size,
+            blocks: a.size.div_ceil(512),
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            crtime: mtime,
+            kind: file_type(a.kind),
+            perm: (a.mode & 0o7777) as u16,
+            nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+            uid,
+            gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+}
+
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+    }
+}
+
+fn errno(op: &str, e: &FsError) -> Errno {
+    if e.is_routine() {
+        tracing::debug!(op, "{e}");
+    } else {
+        tracing::warn!(op, "{e:#}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+macro_rules! reply_err {
+    ($op:expr, $reply:ident, $e:expr) => {
+        $reply.error(errno($op, &$e))
+    };
+}
+
+impl Filesystem for SsyncFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1024 * 1024);
+        let _ = config.set_max_readahead(1024 * 1024);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _s = tracing::trace_span!("lookup", parent = parent.0, ?name).entered();
+        match self.core.lookup(parent.0, name) {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => reply_err!("lookup", reply, e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.core.getattr(ino.0) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => reply_err!("getattr", reply, e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let _s = tracing::debug_span!("setattr", ino = ino.0, ?mode, ?size).entered();
+        // Owners are per machine (uids differ), so chown is accepted and ignored.
+        let mtime = mtime.map(|t| match t {
+            TimeOrNow::Now => SetTime::Now,
+            TimeOrNow::SpecificTime(t) => SetTime::At(t),
+        });
+        match self.core.setattr(ino.0, fh.map(|f| f.0), SetAttr { mode, size, mtime }) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => reply_err!("setattr", reply, e),
+        }
+    }
+
+    fn mknod(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("mknod", parent = parent.0, ?name).entered();
+        match self.core.mknod(parent.0, name, mode, umask) {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => reply_err!("mknod", reply, e),
+        }
+    }
+
+    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("mkdir", parent = parent.0, ?name).entered();
+        match self.core.mkdir(parent.0, name, mode, umask) {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => reply_err!("mkdir", reply, e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("unlink", parent = parent.0, ?name).entered();
+        match self.core.unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("unlink", reply, e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("rmdir", parent = parent.0, ?name).entered();
+        match self.core.rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("rmdir", reply, e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let _s = tracing::debug_span!("rename", parent = parent.0, ?name, newparent = newparent.0, ?newname).entered();
+        match self.core.rename(parent.0, name, newparent.0, newname, flags.bits()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("rename", reply, e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.open(ino.0, flags.0) {
+            // KEEP_CACHE: page cache survives reopen; remote updates invalidate it.
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply_err!("open", reply, e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.core.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply_err!("read", reply, e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.core.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply_err!("write", reply, e),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.core.release(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("release", reply, e),
+        }
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        match self.core.fsync(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("fsync", reply, e),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match self.core.readdir(ino.0) {
+            Ok(e) => e,
+            Err(e) => return reply_err!("readdir", reply, e),
+        };
+        let dots = [(ino.0, FileType::Directory, "."), (ino.0, FileType::Directory, "..")];
+        let all = dots.into_iter().chain(entries.iter().map(|e| (e.attr.ino, file_type(e.attr.kind), e.name.as_str())));
+        for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let (entries, me) = match (self.core.readdir(ino.0), self.core.getattr(ino.0)) {
+            (Ok(e), Ok(me)) => (e, me),
+            (Err(e), _) | (_, Err(e)) => return reply_err!("readdirplus", reply, e),
+        };
+        let dots = [(".".to_string(), me), ("..".to_string(), me)];
+        let all = dots.into_iter().chain(entries.into_iter().map(|e| (e.name, e.attr)));
+        for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(attr.ino), (i + 1) as u64, &name, &TTL, &self.attr(&attr), Generation(0)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    // No extended attributes are stored: say so without a warning per call.
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::NO_XATTR);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(libc::ENOTSUP));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::NO_XATTR);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.core.statfs() {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, 255, s.frsize),
+            Err(e) => reply_err!("statfs", reply, e),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
+        match self.core.create(parent.0, name, mode, umask, flags) {
+            Ok((a, fh)) => reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply_err!("create", reply, e),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! ssync-fs: the FUSE mount. A local cache served to the kernel, a queue of
+//! local changes sent to the hub, and a watcher that pulls everyone else's.
+//!
+//! Layout: `fuse` (kernel adapter) -> `fs` (core, local state only) over
+//! `tree` (inodes), `handles`, `local_db` (persisted state); background tasks
+//! `upload` and `watch` talk to the hub through `client`; `invalidate` owns the
+//! kernel notifier.
+pub mod cli;
+pub mod client;
+pub mod config;
+mod conflict;
+pub mod error;
+pub mod fs;
+mod fuse;
+mod handles;
+mod invalidate;
+pub mod local_db;
+pub mod mount;
+pub mod queue;
+mod state;
+pub mod tree;
+mod upload;
+mod watch;
+
+pub use cli::cli_main;
+pub use config::MountConfig;

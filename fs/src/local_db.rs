@@ -1,0 +1,286 @@
+//! The mount's own SQLite database in the cache dir: the one place that owns
+//! its schema. It holds every node (the local tree, with the hub version each
+//! is based on and whether it holds unsent writes), the queue of operations
+//! still to send, and small settings such as the change-feed cursor.
+use crate::queue::{Op, OpKind};
+use crate::tree::{Kind, Node, ROOT};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use ssync_common::RelPath;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalDbError {
+    #[error("local database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("local database schema version {0} is newer than this ssync-mount; upgrade it or use another --cache-dir")]
+    TooNew(i64),
+    #[error("local database holds a row it cannot read: {0}")]
+    Corrupt(String),
+}
+
+const STEPS: &[&str] = &["CREATE TABLE nodes (
+        ino INTEGER PRIMARY KEY AUTOINCREMENT, -- the inode number; never reused
+        parent INTEGER NOT NULL,               -- 0: unlinked, kept while queued ops need it
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')),
+        size INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        base_version INTEGER NOT NULL,         -- hub version this node derives from; 0 = never on the hub
+        hash TEXT,                             -- content hash at base_version
+        dirty INTEGER NOT NULL DEFAULT 0       -- cache file holds writes the hub has not accepted
+     ) STRICT;
+     INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version)
+        VALUES (1, 0, '', 'dir', 0, 493, 0, 0);
+     CREATE TABLE ops (                        -- the upload queue, in the order things happened
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        ino INTEGER NOT NULL,
+        ino2 INTEGER NOT NULL DEFAULT 0,
+        path TEXT NOT NULL,
+        path2 TEXT
+     ) STRICT;
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"];
+
+pub struct LocalDb {
+    conn: Connection,
+}
+
+const NODE_COLUMNS: &str = "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty";
+
+impl LocalDb {
+    pub fn open(path: &Path) -> Result<LocalDb, LocalDbError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL in WAL mode survives a killed process, which is the crash that matters here.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current > STEPS.len() as i64 {
+            return Err(LocalDbError::TooNew(current));
+        }
+        for (i, step) in STEPS.iter().enumerate().skip(current as usize) {
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(LocalDb { conn })
+    }
+
+    pub fn load_nodes(&self) -> Result<Vec<Node>, LocalDbError> {
+        let mut st = self.conn.prepare(&format!("SELECT {NODE_COLUMNS} FROM nodes"))?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ino, parent, name, kind, size, mode, mtime_ns, base, hash, dirty) = row?;
+            let kind = if kind == "dir" { Kind::Dir } else { Kind::File };
+            let hash = match hash {
+                Some(h) => Some(h.parse().map_err(|_| LocalDbError::Corrupt(format!("hash of node {ino}")))?),
+                None => None,
+            };
+            out.push(Node {
+                ino: ino as u64,
+                size: size as u64,
+                base_version: base as u64,
+                hash,
+                dirty: dirty != 0,
+                ..Node::new(kind, parent as u64, &name, mode as u32, mtime_ns)
+            });
+        }
+        Ok(out)
+    }
+
+    /// Inserts a new node and returns its inode number.
+    pub fn insert_node(&self, n: &Node) -> Result<u64, LocalDbError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO nodes (parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                n.parent as i64,
+                n.name,
+                kind_str(n.kind),
+                n.size as i64,
+                n.mode as i64,
+                n.mtime_ns,
+                n.base_version as i64,
+                n.hash.map(|h| h.to_hex()),
+                n.dirty as i64
+            ])?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    pub fn save_node(&self, n: &Node) -> Result<(), LocalDbError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE nodes SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6, mtime_ns = ?7,
+                 base_version = ?8, hash = ?9, dirty = ?10 WHERE ino = ?1",
+            )?
+            .execute(params![
+                n.ino as i64,
+                if n.ino == ROOT { 0 } else { n.parent as i64 },
+                n.name,
+                kind_str(n.kind),
+                n.size as i64,
+                n.mode as i64,
+                n.mtime_ns,
+                n.base_version as i64,
+                n.hash.map(|h| h.to_hex()),
+                n.dirty as i64
+            ])?;
+        Ok(())
+    }
+
+    pub fn delete_node(&self, ino: u64) -> Result<(), LocalDbError> {
+        self.conn.prepare_cached("DELETE FROM nodes WHERE ino = ?1")?.execute([ino as i64])?;
+        Ok(())
+    }
+
+    /// Appends `op` (its `id` is ignored) and returns it with the id it got.
+    pub fn push_op(&self, mut op: Op) -> Result<Op, LocalDbError> {
+        self.conn
+            .prepare_cached("INSERT INTO ops (kind, ino, ino2, path, path2) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![
+                op.kind.as_str(),
+                op.ino as i64,
+                op.ino2 as i64,
+                op.path.as_str(),
+                op.path2.as_ref().map(|p| p.as_str())
+            ])?;
+        op.id = self.conn.last_insert_rowid() as u64;
+        Ok(op)
+    }
+
+    pub fn delete_op(&self, id: u64) -> Result<(), LocalDbError> {
+        self.conn.prepare_cached("DELETE FROM ops WHERE id = ?1")?.execute([id as i64])?;
+        Ok(())
+    }
+
+    pub fn load_ops(&self) -> Result<Vec<Op>, LocalDbError> {
+        let mut st = self.conn.prepare("SELECT id, kind, ino, ino2, path, path2 FROM ops ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, ino, ino2, path, path2) = row?;
+            let corrupt = || LocalDbError::Corrupt(format!("queued operation {id}"));
+            out.push(Op {
+                id: id as u64,
+                kind: OpKind::parse(&kind).ok_or_else(corrupt)?,
+                ino: ino as u64,
+                ino2: ino2 as u64,
+                path: RelPath::parse(&path).map_err(|_| corrupt())?,
+                path2: path2.map(|p| RelPath::parse(&p)).transpose().map_err(|_| corrupt())?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>, LocalDbError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), LocalDbError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")?
+            .execute([key, value])?;
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction: a node change and its queued op land together.
+    pub fn atomically<R, E: From<LocalDbError>>(&self, f: impl FnOnce(&Self) -> Result<R, E>) -> Result<R, E> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(LocalDbError::from)?;
+        match f(self) {
+            Ok(r) => {
+                self.conn.execute_batch("COMMIT").map_err(LocalDbError::from)?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+fn kind_str(k: Kind) -> &'static str {
+    match k {
+        Kind::File => "file",
+        Kind::Dir => "dir",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_and_ops_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let db = LocalDb::open(&path).unwrap();
+            let mut n = Node::new(Kind::File, ROOT, "f.txt", 0o644, 7);
+            n.ino = db.insert_node(&n).unwrap();
+            assert_eq!(n.ino, 2, "the root is 1; inode numbers follow");
+            n.dirty = true;
+            n.base_version = 9;
+            n.hash = Some(ssync_common::ContentHash::of(b"x"));
+            db.atomically(|db| {
+                db.save_node(&n)?;
+                db.push_op(Op { id: 0, kind: OpKind::Upload, ino: n.ino, ino2: 0, path: RelPath::parse("f.txt").unwrap(), path2: None })?;
+                Ok::<_, LocalDbError>(())
+            })
+            .unwrap();
+            db.set_setting("cursor", "42").unwrap();
+        }
+        let db = LocalDb::open(&path).unwrap();
+        let nodes = db.load_nodes().unwrap();
+        let f = nodes.iter().find(|n| n.name == "f.txt").unwrap();
+        assert!(f.dirty && f.base_version == 9 && f.hash.is_some());
+        let ops = db.load_ops().unwrap();
+        assert_eq!((ops.len(), ops[0].kind, ops[0].ino), (1, OpKind::Upload, 2));
+        assert_eq!(db.setting("cursor").unwrap().as_deref(), Some("42"));
+        db.delete_node(2).unwrap();
+        let n = Node::new(Kind::Dir, ROOT, "again", 0o755, 0);
+        assert_eq!(db.insert_node(&n).unwrap(), 3, "inode numbers are never reused");
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LocalDb::open(&dir.path().join("s.db")).unwrap();
+        let r: Result<(), LocalDbError> = db.atomically(|db| {
+            db.set_setting("k", "v")?;
+            Err(LocalDbError::Corrupt("boom".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(db.setting("k").unwrap(), None);
+    }
+}

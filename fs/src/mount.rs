@@ -1,0 +1,200 @@
+//! Wires a mount together and runs it until a signal or an outside unmount:
+//! local state, the FUSE session, the invalidation thread, the watcher and the
+//! uploader. On the way out it hands queued changes to the hub (bounded),
+//! unmounts, and stops the tasks.
+use crate::client::Remote;
+use crate::config::MountConfig;
+use crate::fs::SyncFs;
+use crate::fuse::SsyncFuse;
+use crate::handles::Handles;
+use crate::local_db::LocalDb;
+use crate::queue::{OpKind, Pending};
+use crate::state::{CacheDirs, Shared, State, Status};
+use crate::tree::{Kind, Tree, ROOT};
+use crate::{invalidate, upload, watch};
+use anyhow::{bail, Context};
+use fuser::{Config, MountOption, Session, SessionACL};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn check_mountpoint(cfg: &MountConfig) -> anyhow::Result<()> {
+    let mp = cfg.mountpoint.display();
+    match std::fs::metadata(&cfg.mountpoint) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{mp} is not a folder; give an empty folder to mount on"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("mountpoint {mp} does not exist; create it first: mkdir -p {mp}")
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            bail!("{mp} is a stale mount left by a stopped ssync-mount; clear it with: umount -l {mp}")
+        }
+        Err(e) => bail!("cannot use {mp} as a mountpoint: {e}"),
+    }
+}
+
+/// Loads the persisted tree and queue, and queues anything a crash left unsent.
+fn load_state(db: LocalDb) -> anyhow::Result<State> {
+    let tree = Tree::from_nodes(db.load_nodes()?);
+    let pending = Pending::from_ops(db.load_ops()?);
+    let mut st = State { tree, db, pending, deferred: HashMap::new(), needs_reconcile: false };
+    let mut repair: Vec<(u64, OpKind)> = Vec::new();
+    let mut orphans = Vec::new();
+    for n in st.tree.nodes() {
+        if n.ino == ROOT || st.pending.touches_ino(n.ino) {
+            continue;
+        }
+        if n.parent == 0 {
+            orphans.push(n.ino);
+        } else if n.kind == Kind::File && (n.dirty || n.base_version == 0) {
+            repair.push((n.ino, OpKind::Upload));
+        } else if n.kind == Kind::Dir && n.base_version == 0 {
+            repair.push((n.ino, OpKind::Mkdir));
+        }
+    }
+    // Parents before children, so folders exist on the hub before their files.
+    repair.sort_by_key(|(ino, _)| st.tree.path_of(*ino).map(|p| p.components().count()).unwrap_or(0));
+    for (ino, kind) in repair {
+        if let Some(path) = st.tree.path_of(ino) {
+            tracing::info!(%path, "queueing a change left unsent by the last run");
+            st.persist(&[], vec![State::op(kind, ino, path)])?;
+        }
+    }
+    for ino in orphans {
+        st.drop_if_orphan(ino)?;
+    }
+    Ok(st)
+}
+
+pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
+    check_mountpoint(&cfg)?;
+    let cache = CacheDirs::create(&cfg.cache_dir)
+        .with_context(|| format!("cannot create the cache dir {}; pick another with --cache-dir", cfg.cache_dir.display()))?;
+    let db = LocalDb::open(&cfg.cache_dir.join("state.db"))?;
+    match db.setting("server")? {
+        Some(s) if s != cfg.server => bail!(
+            "the cache dir {} belongs to the hub at {s}, not {}; use another --cache-dir",
+            cfg.cache_dir.display(),
+            cfg.server
+        ),
+        Some(_) => {}
+        None => db.set_setting("server", &cfg.server)?,
+    }
+    let synced_before = db.setting("cursor")?.is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ssync-io")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let remote = Remote::new(&cfg.server);
+    match rt.block_on(remote.health()) {
+        Ok(h) => tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable"),
+        Err(e) if !synced_before => bail!(
+            "cannot reach the hub at {}: {e}\nStart ssync-server there, or check --server. \
+             This mount has no local cache yet, so it cannot start offline.",
+            cfg.server
+        ),
+        Err(e) => tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server),
+    }
+
+    let state = load_state(db)?;
+    let queued = state.pending.len();
+    let (inval_tx, inval_rx) = crossbeam_channel::unbounded();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(state),
+        handles: Mutex::new(Handles::default()),
+        cache,
+        wake_uploader: tokio::sync::Notify::new(),
+        wake_watcher: tokio::sync::Notify::new(),
+        inval: inval_tx,
+        owner: (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
+        device: cfg.device_name.clone(),
+        status: Status::default(),
+    });
+
+    let mut options = Config::default();
+    options.mount_options = vec![
+        MountOption::FSName(format!("ssync:{}", cfg.server)),
+        MountOption::Subtype("ssync".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+    ];
+    options.acl = if cfg.allow_other { SessionACL::All } else { SessionACL::Owner };
+    options.n_threads = Some(cfg.fuse_threads.max(1));
+    options.clone_fd = true;
+    let fs = SsyncFuse::new(SyncFs::new(shared.clone()));
+    let session = Session::new(fs, &cfg.mountpoint, &options).with_context(|| {
+        format!(
+            "cannot mount on {}: is /dev/fuse available? As a non-root user install the fuse3 package (fusermount3)",
+            cfg.mountpoint.display()
+        )
+    })?;
+    invalidate::spawn(session.notifier(), inval_rx).context("starting the invalidation thread")?;
+    let mut session = session;
+    let mut unmounter = session.unmount_callable();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ssync-fuse".into())
+        .spawn(move || {
+            let _ = done_tx.send(session.run());
+        })
+        .context("starting the FUSE session thread")?;
+
+    let cancel = CancellationToken::new();
+    rt.spawn(watch::run(shared.clone(), remote.clone(), cancel.clone()));
+    rt.spawn(upload::run(shared.clone(), remote.clone(), cancel.clone()));
+    println!(
+        "ssync-mount: {} is mounted from {} ({} queued changes; cache in {}). Ctrl-C unmounts.",
+        cfg.mountpoint.display(),
+        cfg.server,
+        queued,
+        cfg.cache_dir.display()
+    );
+
+    let outside_unmount = rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = term.recv() => false,
+            _ = &mut done_rx => true,
+        }
+    });
+    if outside_unmount {
+        tracing::warn!("{} was unmounted from outside; stopping", cfg.mountpoint.display());
+    } else {
+        tracing::info!("stopping: sending queued changes to the hub");
+    }
+    rt.block_on(drain(&shared, cfg.drain_timeout));
+    cancel.cancel();
+    if !outside_unmount {
+        if let Err(e) = unmounter.unmount() {
+            tracing::warn!("unmount failed: {e}; clear it with: umount -l {}", cfg.mountpoint.display());
+        }
+        let ended = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), done_rx).await });
+        if ended.is_err() {
+            tracing::warn!("the FUSE session did not end within 5 s; exiting anyway");
+        }
+    }
+    rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// Waits until the queue is empty, the hub is unreachable, or the timeout passes.
+async fn drain(shared: &Shared, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = shared.state.lock().pending.len();
+        if left == 0 {
+            return;
+        }
+        if Instant::now() >= deadline || (!shared.status.is_online() && Instant::now() + timeout / 2 >= deadline) {
+            tracing::warn!("{left} changes are still queued; they are kept and sent when the mount starts again");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,171 @@
+//! The upload queue's contents: operations waiting to reach the hub, in the
+//! order they happened, and the indexes that say which inodes and paths they
+//! touch (the change watcher leaves those alone until the queue has spoken).
+//!
+//! Paths are captured when an operation is queued; base versions are read from
+//! the node when it is sent, so each operation builds on the one before.
+use ssync_common::RelPath;
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Upload,
+    Mkdir,
+    Delete,
+    Rename,
+    SetAttr,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Upload => "upload",
+            OpKind::Mkdir => "mkdir",
+            OpKind::Delete => "delete",
+            OpKind::Rename => "rename",
+            OpKind::SetAttr => "setattr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpKind> {
+        Some(match s {
+            "upload" => OpKind::Upload,
+            "mkdir" => OpKind::Mkdir,
+            "delete" => OpKind::Delete,
+            "rename" => OpKind::Rename,
+            "setattr" => OpKind::SetAttr,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub id: u64,
+    pub kind: OpKind,
+    pub ino: u64,
+    /// For a rename: the node it replaced at `path2` (0: none).
+    pub ino2: u64,
+    pub path: RelPath,
+    pub path2: Option<RelPath>,
+}
+
+#[derive(Debug, Default)]
+pub struct Pending {
+    ops: VecDeque<Op>,
+    by_ino: HashMap<u64, u32>,
+    by_path: HashMap<RelPath, u32>,
+    /// The op the uploader is sending now.
+    pub in_flight: Option<u64>,
+}
+
+impl Pending {
+    pub fn from_ops(ops: Vec<Op>) -> Pending {
+        let mut p = Pending::default();
+        ops.into_iter().for_each(|op| p.push(op));
+        p
+    }
+
+    fn keys(op: &Op) -> (Vec<u64>, Vec<RelPath>) {
+        let inos = [op.ino, op.ino2].into_iter().filter(|i| *i != 0).collect();
+        let paths = std::iter::once(op.path.clone()).chain(op.path2.clone()).collect();
+        (inos, paths)
+    }
+
+    pub fn push(&mut self, op: Op) {
+        let (inos, paths) = Self::keys(&op);
+        inos.into_iter().for_each(|i| *self.by_ino.entry(i).or_default() += 1);
+        paths.into_iter().for_each(|p| *self.by_path.entry(p).or_default() += 1);
+        self.ops.push_back(op);
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<Op> {
+        let pos = self.ops.iter().position(|o| o.id == id)?;
+        let op = self.ops.remove(pos)?;
+        let (inos, paths) = Self::keys(&op);
+        for i in inos {
+            if let Some(c) = self.by_ino.get_mut(&i) {
+                *c -= 1;
+                if *c == 0 {
+                    self.by_ino.remove(&i);
+                }
+            }
+        }
+        for p in paths {
+            if let Some(c) = self.by_path.get_mut(&p) {
+                *c -= 1;
+                if *c == 0 {
+                    self.by_path.remove(&p);
+                }
+            }
+        }
+        if self.in_flight == Some(id) {
+            self.in_flight = None;
+        }
+        Some(op)
+    }
+
+    pub fn front(&self) -> Option<&Op> {
+        self.ops.front()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.ops.iter()
+    }
+
+    pub fn touches_ino(&self, ino: u64) -> bool {
+        self.by_ino.contains_key(&ino)
+    }
+
+    /// True when a queued op names `path`, a folder above it, or a path below it.
+    pub fn touches_path(&self, path: &RelPath) -> bool {
+        self.by_path.contains_key(path)
+            || path.ancestors().iter().any(|a| self.by_path.contains_key(a))
+            || self.by_path.keys().any(|p| p.is_within(path))
+    }
+
+    /// An upload of `ino` that has not started yet will read the newest bytes,
+    /// so another one would be redundant.
+    pub fn has_waiting_upload(&self, ino: u64) -> bool {
+        self.ops.iter().any(|o| o.kind == OpKind::Upload && o.ino == ino && Some(o.id) != self.in_flight)
+    }
+
+    pub fn ids_for_ino(&self, ino: u64) -> Vec<u64> {
+        self.ops.iter().filter(|o| o.ino == ino || o.ino2 == ino).map(|o| o.id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: u64, kind: OpKind, ino: u64, path: &str, path2: Option<&str>) -> Op {
+        Op { id, kind, ino, ino2: 0, path: RelPath::parse(path).unwrap(), path2: path2.map(|p| RelPath::parse(p).unwrap()) }
+    }
+
+    #[test]
+    fn indexes_follow_pushes_and_removals() {
+        let mut p = Pending::default();
+        p.push(op(1, OpKind::Upload, 5, "a/f", None));
+        p.push(op(2, OpKind::Rename, 5, "a/f", Some("b/g")));
+        assert!(p.touches_ino(5));
+        assert!(p.touches_path(&RelPath::parse("a").unwrap()), "a path below a folder makes it busy");
+        assert!(p.touches_path(&RelPath::parse("b/g/x").unwrap()), "so does a folder above the path");
+        assert!(!p.touches_path(&RelPath::parse("c").unwrap()));
+        assert!(p.has_waiting_upload(5));
+        p.in_flight = Some(1);
+        assert!(!p.has_waiting_upload(5), "the upload in flight may have read old bytes");
+        p.remove(1);
+        p.remove(2);
+        assert!(p.is_empty() && !p.touches_ino(5) && !p.touches_path(&RelPath::parse("a/f").unwrap()));
+        assert_eq!(p.in_flight, None);
+    }
+}

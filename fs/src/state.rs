@@ -1,0 +1,147 @@
+//! `Shared`: the state the FUSE threads and the background tasks share.
+//!
+//! Lock order: `state` before `handles`; never hold either across an `.await`,
+//! a network call, or a kernel notification (those go through `inval`, drained
+//! by the invalidation thread).
+use crate::error::FsResult;
+use crate::handles::Handles;
+use crate::invalidate::Inval;
+use crate::local_db::LocalDb;
+use crate::queue::{Op, OpKind, Pending};
+use crate::tree::Tree;
+use parking_lot::Mutex;
+use ssync_common::api::Entry;
+use ssync_common::RelPath;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub struct State {
+    pub tree: Tree,
+    pub db: LocalDb,
+    pub pending: Pending,
+    /// Feed entries held back because queued local ops touch their paths;
+    /// applied once the queue drains (newer versions replace older ones).
+    pub deferred: HashMap<RelPath, Entry>,
+    /// Something went out of step (a refused op): compare with the hub's tree.
+    pub needs_reconcile: bool,
+}
+
+impl State {
+    /// Saves `inos` and appends `ops` in one transaction, then indexes the ops.
+    pub fn persist(&mut self, inos: &[u64], ops: Vec<Op>) -> FsResult<()> {
+        let tree = &self.tree;
+        let pushed = self.db.atomically(|db| {
+            for ino in inos {
+                if let Some(n) = tree.get(*ino) {
+                    db.save_node(n)?;
+                }
+            }
+            ops.into_iter().map(|op| db.push_op(op)).collect::<Result<Vec<_>, _>>()
+        })?;
+        pushed.into_iter().for_each(|op| self.pending.push(op));
+        Ok(())
+    }
+
+    pub fn op(kind: OpKind, ino: u64, path: RelPath) -> Op {
+        Op { id: 0, kind, ino, ino2: 0, path, path2: None }
+    }
+
+    /// Queues an upload of `ino` unless one that has not started yet exists.
+    pub fn queue_upload(&mut self, ino: u64) -> FsResult<bool> {
+        let Some(path) = self.tree.path_of(ino) else { return Ok(false) };
+        if self.pending.has_waiting_upload(ino) {
+            self.persist(&[ino], vec![])?;
+            return Ok(false);
+        }
+        self.persist(&[ino], vec![Self::op(OpKind::Upload, ino, path)])?;
+        Ok(true)
+    }
+
+    /// Local writes or queued ops make a path off-limits to remote updates.
+    pub fn is_busy(&self, ino: u64) -> bool {
+        self.tree.subtree(ino).into_iter().any(|i| {
+            self.pending.touches_ino(i) || self.tree.get(i).is_some_and(|n| n.dirty || n.open_writers > 0)
+        })
+    }
+
+    /// Forgets an unlinked node once no queued op needs it any more.
+    pub fn drop_if_orphan(&mut self, ino: u64) -> FsResult<()> {
+        let orphan = ino != crate::tree::ROOT
+            && self.tree.get(ino).is_some_and(|n| n.parent == 0)
+            && !self.pending.touches_ino(ino);
+        if orphan {
+            self.tree.remove(ino);
+            self.db.delete_node(ino)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where cached contents live: `files/<ino>` and `tmp/` on the same filesystem.
+#[derive(Debug, Clone)]
+pub struct CacheDirs {
+    pub root: PathBuf,
+    pub files: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl CacheDirs {
+    pub fn create(root: &Path) -> std::io::Result<CacheDirs> {
+        let dirs = CacheDirs { root: root.to_path_buf(), files: root.join("files"), tmp: root.join("tmp") };
+        std::fs::create_dir_all(&dirs.files)?;
+        if dirs.tmp.exists() {
+            std::fs::remove_dir_all(&dirs.tmp)?; // leftovers of transfers a crash cut short
+        }
+        std::fs::create_dir_all(&dirs.tmp)?;
+        Ok(dirs)
+    }
+
+    pub fn file(&self, ino: u64) -> PathBuf {
+        self.files.join(ino.to_string())
+    }
+}
+
+/// Connection facts for logs and the drain at shutdown.
+#[derive(Debug, Default)]
+pub struct Status {
+    online: AtomicBool,
+    pub uploads_done: AtomicU64,
+    pub downloads_done: AtomicU64,
+}
+
+impl Status {
+    /// Records the hub as reachable or not; logs only on a change.
+    pub fn set_online(&self, online: bool, why: &dyn std::fmt::Display) {
+        if self.online.swap(online, Ordering::AcqRel) != online {
+            if online {
+                tracing::info!("connected to the hub");
+            } else {
+                tracing::warn!("hub unreachable, working offline; changes are queued: {why}");
+            }
+        }
+    }
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+}
+
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub handles: Mutex<Handles>,
+    pub cache: CacheDirs,
+    pub wake_uploader: tokio::sync::Notify,
+    pub wake_watcher: tokio::sync::Notify,
+    pub inval: crossbeam_channel::Sender<Inval>,
+    pub owner: (u32, u32),
+    pub device: String,
+    pub status: Status,
+}
+
+impl Shared {
+    pub fn invalidate(&self, invals: Vec<Inval>) {
+        for i in invals {
+            let _ = self.inval.send(i);
+        }
+    }
+}

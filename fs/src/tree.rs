@@ -1,0 +1,230 @@
+//! The inode table: the local view of the synced tree, in memory.
+//!
+//! Inode numbers are the local database's row ids: stable across restarts and
+//! never reused, so the kernel's `forget` needs no bookkeeping. A node whose
+//! `parent` is 0 (and which is not the root) is unlinked: invisible to lookups,
+//! kept only while queued operations still need its server version.
+use ssync_common::{ContentHash, RelPath};
+use std::collections::{BTreeMap, HashMap};
+
+pub const ROOT: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: String,
+    pub kind: Kind,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    /// The hub version this node's state derives from; 0: never on the hub.
+    pub base_version: u64,
+    /// Hash of the content at `base_version`.
+    pub hash: Option<ContentHash>,
+    /// The cache file holds writes the hub has not accepted yet.
+    pub dirty: bool,
+    pub children: BTreeMap<String, u64>,
+    /// Open handles that may write (not persisted).
+    pub open_writers: u32,
+    /// Bumped by every local write or truncate (not persisted): an upload that
+    /// started at one generation can only mark the node clean at that generation.
+    pub write_gen: u64,
+}
+
+impl Node {
+    pub fn new(kind: Kind, parent: u64, name: &str, mode: u32, mtime_ns: i64) -> Node {
+        Node {
+            ino: 0,
+            parent,
+            name: name.to_string(),
+            kind,
+            size: 0,
+            mode,
+            mtime_ns,
+            base_version: 0,
+            hash: None,
+            dirty: false,
+            children: BTreeMap::new(),
+            open_writers: 0,
+            write_gen: 0,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Tree {
+    nodes: HashMap<u64, Node>,
+}
+
+impl Tree {
+    /// Builds the tree from persisted nodes (children maps are derived).
+    pub fn from_nodes(list: Vec<Node>) -> Tree {
+        let mut nodes: HashMap<u64, Node> = list.into_iter().map(|n| (n.ino, n)).collect();
+        let links: Vec<(u64, String, u64)> =
+            nodes.values().filter(|n| n.parent != 0).map(|n| (n.parent, n.name.clone(), n.ino)).collect();
+        for (parent, name, ino) in links {
+            if let Some(p) = nodes.get_mut(&parent) {
+                p.children.insert(name, ino);
+            }
+        }
+        Tree { nodes }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get(&ino)
+    }
+
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
+        self.nodes.get_mut(&ino)
+    }
+
+    /// A node reachable from the root (not unlinked).
+    pub fn live(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get(&ino).filter(|n| n.ino == ROOT || n.parent != 0)
+    }
+
+    pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
+        self.nodes.get(&parent)?.children.get(name).copied()
+    }
+
+    pub fn path_of(&self, ino: u64) -> Option<RelPath> {
+        let mut names = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT {
+            let n = self.nodes.get(&cur)?;
+            if n.parent == 0 {
+                return None;
+            }
+            names.push(n.name.as_str());
+            cur = n.parent;
+        }
+        names.reverse();
+        RelPath::parse(&names.join("/")).ok()
+    }
+
+    pub fn resolve(&self, path: &RelPath) -> Option<u64> {
+        path.components().try_fold(ROOT, |ino, name| self.child(ino, name))
+    }
+
+    /// Resolves `suffix` components below `ino` (used after folder renames).
+    pub fn resolve_below(&self, ino: u64, suffix: &str) -> Option<u64> {
+        suffix.split('/').filter(|c| !c.is_empty()).try_fold(ino, |i, name| self.child(i, name))
+    }
+
+    /// Adds a node that already has its `ino`, linking it under its parent.
+    pub fn insert(&mut self, node: Node) {
+        if node.parent != 0 {
+            if let Some(p) = self.nodes.get_mut(&node.parent) {
+                p.children.insert(node.name.clone(), node.ino);
+            }
+        }
+        self.nodes.insert(node.ino, node);
+    }
+
+    /// Unlinks `ino` from its parent; it stays in the table with parent 0.
+    pub fn detach(&mut self, ino: u64) {
+        let Some(n) = self.nodes.get_mut(&ino) else { return };
+        let (parent, name) = (n.parent, n.name.clone());
+        n.parent = 0;
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            if p.children.get(&name) == Some(&ino) {
+                p.children.remove(&name);
+            }
+        }
+    }
+
+    pub fn attach(&mut self, ino: u64, parent: u64, name: &str) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.parent = parent;
+            n.name = name.to_string();
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children.insert(name.to_string(), ino);
+        }
+    }
+
+    pub fn remove(&mut self, ino: u64) -> Option<Node> {
+        self.detach(ino);
+        self.nodes.remove(&ino)
+    }
+
+    /// `ino` and everything below it, parents before children.
+    pub fn subtree(&self, ino: u64) -> Vec<u64> {
+        let mut out = vec![ino];
+        let mut i = 0;
+        while i < out.len() {
+            if let Some(n) = self.nodes.get(&out[i]) {
+                out.extend(n.children.values().copied());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    pub fn is_within(&self, ino: u64, ancestor: u64) -> bool {
+        let mut cur = ino;
+        loop {
+            if cur == ancestor {
+                return true;
+            }
+            match self.nodes.get(&cur) {
+                Some(n) if n.parent != 0 && cur != ROOT => cur = n.parent,
+                _ => return false,
+            }
+        }
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(ino: u64, parent: u64, name: &str, kind: Kind) -> Node {
+        Node { ino, ..Node::new(kind, parent, name, 0o755, 0) }
+    }
+
+    fn sample() -> Tree {
+        Tree::from_nodes(vec![
+            node(ROOT, 0, "", Kind::Dir),
+            node(2, ROOT, "d", Kind::Dir),
+            node(3, 2, "f", Kind::File),
+            node(4, ROOT, "g", Kind::File),
+        ])
+    }
+
+    #[test]
+    fn paths_resolve_both_ways() {
+        let t = sample();
+        assert_eq!(t.path_of(3).unwrap().as_str(), "d/f");
+        assert_eq!(t.resolve(&RelPath::parse("d/f").unwrap()), Some(3));
+        assert_eq!(t.resolve(&RelPath::parse("d/x").unwrap()), None);
+        assert_eq!(t.resolve_below(2, "f"), Some(3));
+    }
+
+    #[test]
+    fn detach_and_attach_move_a_subtree() {
+        let mut t = sample();
+        t.detach(2);
+        assert!(t.path_of(3).is_none(), "below an unlinked folder nothing has a path");
+        assert!(t.live(2).is_none());
+        t.attach(2, ROOT, "e");
+        assert_eq!(t.path_of(3).unwrap().as_str(), "e/f");
+        assert_eq!(t.subtree(2), vec![2, 3]);
+        assert!(t.is_within(3, 2) && !t.is_within(4, 2));
+    }
+}

@@ -1,0 +1,362 @@
+//! The uploader: a background task that sends queued operations to the hub,
+//! one at a time and in order, each with the base version its node has now.
+//!
+//! Transport failures retry the same op with backoff (capped at 2 s), so a
+//! returning hub is noticed quickly and nothing is skipped. A refusal (409) is
+//! resolved without losing bytes: the local version becomes a conflict copy
+//! (or, for a refused rename, is re-sent as new files) and the hub's version is
+//! pulled in by a reconcile.
+use crate::client::{ApiError, Remote};
+use crate::conflict::conflict_name;
+use crate::fs::now_ns;
+use crate::invalidate::Inval;
+use crate::queue::{Op, OpKind};
+use crate::state::{Shared, State};
+use crate::tree::Kind;
+use ssync_common::api::{
+    codes, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest, UploadQuery,
+};
+use ssync_common::ContentHash;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+enum Request {
+    Upload { query: UploadQuery, file: PathBuf, gen: u64 },
+    Mkdir(MkdirRequest),
+    Delete(DeleteRequest),
+    Rename(RenameRequest),
+    SetAttr(SetAttrRequest),
+}
+
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(2);
+    pub fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+    pub fn step(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        d
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken) {
+    let mut backoff = Backoff::new();
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let job = {
+            let mut st = shared.state.lock();
+            next_job(&mut st, &shared)
+        };
+        let Some((op, request)) = job else {
+            let has_deferred = !shared.state.lock().deferred.is_empty();
+            if has_deferred {
+                shared.wake_watcher.notify_one();
+            }
+            tokio::select! {
+                _ = shared.wake_uploader.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = cancel.cancelled() => return,
+            }
+            continue;
+        };
+        let Some(request) = request else {
+            finish(&shared, &op, None, None, 0);
+            continue;
+        };
+        let gen = match &request {
+            Request::Upload { gen, .. } => *gen,
+            _ => 0,
+        };
+        let (result, sent) = send(&remote, request).await;
+        match result {
+            Ok(resp) => {
+                backoff.reset();
+                shared.status.set_online(true, &"");
+                finish(&shared, &op, Some(&resp), sent, gen);
+            }
+            Err(e) if e.is_retryable() => {
+                shared.status.set_online(false, &e);
+                shared.state.lock().pending.in_flight = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.step()) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                backoff.reset();
+                shared.status.set_online(true, &"");
+                match identical_on_hub(&e, sent) {
+                    // The same bytes are already there (a retried request, or both
+                    // sides wrote the same): adopt the hub's version, make no copy.
+                    Some(current) => finish(&shared, &op, Some(&MutationResponse { entries: vec![current] }), sent, gen),
+                    None => resolve_refusal(&shared, &op, &e),
+                }
+            }
+        }
+    }
+}
+
+/// Builds the request for the op at the head of the queue; `None` as the
+/// request means the op has nothing left to do.
+fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
+    let op = st.pending.front()?.clone();
+    st.pending.in_flight = Some(op.id);
+    let node = st.tree.get(op.ino).cloned();
+    let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
+    let req = match (op.kind, node) {
+        (OpKind::Upload, Some(n)) if !unlinked => Some(Request::Upload {
+            query: UploadQuery { path: op.path.clone(), base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
+            file: shared.cache.file(n.ino),
+            gen: n.write_gen,
+        }),
+        (OpKind::Mkdir, Some(n)) if !unlinked => Some(Request::Mkdir(MkdirRequest {
+            path: op.path.clone(),
+            base: n.base_version,
+            mode: n.mode,
+            mtime_ns: n.mtime_ns,
+        })),
+        (OpKind::SetAttr, Some(n)) if !unlinked && n.base_version > 0 => Some(Request::SetAttr(SetAttrRequest {
+            path: op.path.clone(),
+            base: n.base_version,
+            mode: Some(n.mode),
+            mtime_ns: Some(n.mtime_ns),
+        })),
+        (OpKind::Delete, Some(n)) if n.base_version > 0 => {
+            Some(Request::Delete(DeleteRequest { path: op.path.clone(), base: n.base_version }))
+        }
+        (OpKind::Rename, Some(n)) if n.base_version > 0 => {
+            let to_base = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
+            Some(Request::Rename(RenameRequest {
+                from: op.path.clone(),
+                to: op.path2.clone().expect("a rename op has a target"),
+                base: n.base_version,
+                to_base,
+            }))
+        }
+        (OpKind::Rename, Some(_)) => {
+            // Never reached the hub: a later upload creates it at the new
+            // name. If it replaced a file the hub has, that upload replaces it.
+            let inherited = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
+            if let Some(n) = st.tree.get_mut(op.ino) {
+                n.base_version = inherited;
+            }
+            None
+        }
+        _ => None,
+    };
+    Some((op, req))
+}
+
+async fn send(remote: &Remote, req: Request) -> (Result<MutationResponse, ApiError>, Option<ContentHash>) {
+    let result = match req {
+        Request::Upload { query, file, .. } => {
+            let f = match tokio::fs::File::open(&file).await {
+                Ok(f) => f,
+                // Removed since it was queued: an empty answer finishes the op.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return (Ok(MutationResponse { entries: vec![] }), None)
+                }
+                Err(e) => return (Err(e.into()), None),
+            };
+            let (result, hash) = remote.upload(&query, f).await;
+            return (result, Some(hash));
+        }
+        Request::Mkdir(r) => remote.mkdir(&r).await,
+        Request::Delete(r) => remote.delete(&r).await,
+        Request::Rename(r) => remote.rename(&r).await,
+        Request::SetAttr(r) => remote.set_attr(&r).await,
+    };
+    (result, None)
+}
+
+fn identical_on_hub(err: &ApiError, sent: Option<ContentHash>) -> Option<Entry> {
+    match err {
+        ApiError::Rejected { body, .. } if body.code == codes::CONFLICT => {
+            body.current.clone().filter(|c| !c.deleted && sent.is_some() && c.hash == sent)
+        }
+        _ => None,
+    }
+}
+
+/// Records what the hub accepted and takes the op off the queue.
+fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
+    let mut st = shared.state.lock();
+    let mut touched = vec![op.ino];
+    if let Some(resp) = resp {
+        match op.kind {
+            OpKind::Upload => {
+                if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
+                    n.base_version = e.version;
+                    n.hash = e.hash;
+                    if n.write_gen == gen && n.open_writers == 0 && sent == e.hash {
+                        n.dirty = false;
+                    }
+                }
+                shared.status.uploads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            OpKind::Mkdir | OpKind::SetAttr => {
+                if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
+                    n.base_version = e.version;
+                }
+            }
+            OpKind::Rename => {
+                let to = op.path2.as_ref().expect("a rename op has a target");
+                for e in resp.entries.iter().filter(|e| !e.deleted && e.path.is_within(to)) {
+                    let suffix = &e.path.as_str()[to.as_str().len()..];
+                    if let Some(ino) = st.tree.resolve_below(op.ino, suffix) {
+                        if let Some(n) = st.tree.get_mut(ino) {
+                            n.base_version = e.version;
+                        }
+                        touched.push(ino);
+                    }
+                }
+            }
+            OpKind::Delete => {}
+        }
+        adopt_created_parents(&mut st, &resp.entries, &mut touched);
+        for e in &resp.entries {
+            if st.deferred.get(&e.path).is_some_and(|d| d.version <= e.version) {
+                st.deferred.remove(&e.path);
+            }
+        }
+    }
+    let id = op.id;
+    let tree = &st.tree;
+    let saved = st.db.atomically(|db| {
+        for ino in &touched {
+            if let Some(n) = tree.get(*ino) {
+                db.save_node(n)?;
+            }
+        }
+        db.delete_op(id)
+    });
+    if let Err(e) = saved {
+        tracing::error!("cannot record a finished upload in the local database: {e}");
+    }
+    st.pending.remove(id);
+    for ino in [op.ino, op.ino2] {
+        if let Err(e) = st.drop_if_orphan(ino) {
+            tracing::error!("cannot forget unlinked node {ino}: {e}");
+        }
+    }
+}
+
+/// Folders the hub created on its own (mkdir -p for a write) get their version.
+fn adopt_created_parents(st: &mut State, entries: &[Entry], touched: &mut Vec<u64>) {
+    for e in entries.iter().filter(|e| !e.deleted) {
+        if let Some(ino) = st.tree.resolve(&e.path) {
+            if let Some(n) = st.tree.get_mut(ino).filter(|n| n.is_dir() && n.base_version == 0) {
+                n.base_version = e.version;
+                touched.push(ino);
+            }
+        }
+    }
+}
+
+fn resolve_refusal(shared: &Shared, op: &Op, err: &ApiError) {
+    let mut st = shared.state.lock();
+    st.needs_reconcile = true;
+    let result = match op.kind {
+        OpKind::Upload | OpKind::Mkdir if !is_conflict_copy(&op.path) => {
+            tracing::warn!(path = %op.path, "the hub refused this change ({err}); keeping the local version as a conflict copy");
+            keep_as_conflict_copy(&mut st, shared, op.ino)
+        }
+        OpKind::Rename => {
+            tracing::warn!(from = %op.path, "the hub refused a rename ({err}); sending the moved files again as new files");
+            resend_subtree(&mut st, op.ino)
+        }
+        _ => {
+            tracing::warn!(path = %op.path, op = op.kind.as_str(), "the hub refused this change ({err}); taking the hub's version");
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!("cannot record the resolution of a refused change: {e}");
+    }
+    drop(st);
+    finish(shared, op, None, None, 0);
+    shared.wake_uploader.notify_one();
+    shared.wake_watcher.notify_one();
+}
+
+fn is_conflict_copy(path: &ssync_common::RelPath) -> bool {
+    path.file_name().contains(".conflict-")
+}
+
+/// Moves the local node to a conflict name beside it and queues it as new.
+fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate::error::FsResult<()> {
+    let Some(n) = st.tree.live(ino) else { return Ok(()) };
+    let (parent, old_name) = (n.parent, n.name.clone());
+    let mut name = conflict_name(&old_name, &shared.device, SystemTime::now());
+    let mut i = 2;
+    while st.tree.child(parent, &name).is_some() {
+        name = conflict_name(&format!("{old_name}-{i}"), &shared.device, SystemTime::now());
+        i += 1;
+    }
+    st.tree.detach(ino);
+    st.tree.attach(ino, parent, &name);
+    shared.invalidate(vec![
+        Inval::Entry { parent, name: old_name },
+        Inval::Entry { parent, name: name.clone() },
+        Inval::Inode(parent),
+    ]);
+    resend_subtree(st, ino)
+}
+
+/// Forgets the hub versions of `ino`'s subtree and queues all of it as new.
+fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
+    let inos = st.tree.subtree(ino);
+    let mut ops = Vec::new();
+    for i in &inos {
+        for id in st.pending.ids_for_ino(*i) {
+            if st.pending.in_flight != Some(id) {
+                st.db.delete_op(id)?;
+                st.pending.remove(id);
+            }
+        }
+        let Some(path) = st.tree.path_of(*i) else { continue };
+        let n = st.tree.get_mut(*i).expect("subtree lists existing nodes");
+        n.base_version = 0;
+        n.hash = None;
+        let kind = if n.kind == Kind::Dir { OpKind::Mkdir } else { OpKind::Upload };
+        if kind == OpKind::Upload {
+            n.dirty = true;
+            n.mtime_ns = n.mtime_ns.max(now_ns() - 1);
+        }
+        ops.push(State::op(kind, *i, path));
+    }
+    st.persist(&inos, ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_two_seconds() {
+        let mut b = Backoff::new();
+        let steps: Vec<_> = (0..7).map(|_| b.step().as_millis()).collect();
+        assert_eq!(steps, vec![100, 200, 400, 800, 1600, 2000, 2000]);
+        b.reset();
+        assert_eq!(b.step().as_millis(), 100);
+    }
+}

@@ -1,0 +1,361 @@
+//! The change watcher: a background task that follows the hub's change feed
+//! and brings each change into the local tree and cache.
+//!
+//! At start (and whenever something went out of step) it reconciles with the
+//! hub's snapshot. Then it long-polls `changes?since=cursor`. Content is
+//! downloaded to a temp file (hash checked, fsynced) and renamed over the cache
+//! file, so open handles keep the old copy and no reader sees a partial file;
+//! then the kernel's caches are invalidated. Paths with queued local changes
+//! are left alone (deferred) until the queue drains: local work is never
+//! overwritten by a remote update.
+use crate::client::{ApiError, Remote, FEED_WAIT};
+use crate::invalidate::Inval;
+use crate::state::{Shared, State};
+use crate::tree::{Kind, Node};
+use crate::upload::Backoff;
+use ssync_common::api::{Entry, EntryKind};
+use ssync_common::RelPath;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+const CURSOR_KEY: &str = "cursor";
+
+/// Copy a large file from a local node with the same content instead of downloading it.
+const LOCAL_COPY_MIN: u64 = 1024 * 1024;
+
+pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken) {
+    let mut cursor: u64 =
+        shared.state.lock().db.setting(CURSOR_KEY).ok().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut need_full = true;
+    let mut backoff = Backoff::new();
+    loop {
+        if std::mem::take(&mut shared.state.lock().needs_reconcile) {
+            need_full = true;
+        }
+        if need_full {
+            let done = tokio::select! {
+                r = reconcile(&shared, &remote) => r,
+                _ = cancel.cancelled() => return,
+            };
+            match done {
+                Ok(c) => {
+                    cursor = c;
+                    need_full = false;
+                    save_cursor(&shared, cursor);
+                    shared.status.set_online(true, &"");
+                    backoff.reset();
+                }
+                Err(e) => {
+                    shared.status.set_online(false, &e);
+                    if sleep_or_cancel(&cancel, backoff.step()).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            page = remote.changes(cursor, FEED_WAIT) => match page {
+                Ok(page) if page.cursor < cursor => {
+                    tracing::warn!(ours = cursor, hubs = page.cursor, "the hub's sequence is behind ours (a new or restored hub?); resyncing");
+                    need_full = true;
+                }
+                Ok(page) => {
+                    shared.status.set_online(true, &"");
+                    backoff.reset();
+                    match apply_all(&shared, &remote, page.entries).await {
+                        Ok(()) => {
+                            cursor = page.cursor;
+                            save_cursor(&shared, cursor);
+                        }
+                        Err(e) => {
+                            shared.status.set_online(false, &e);
+                            if sleep_or_cancel(&cancel, backoff.step()).await { return; }
+                        }
+                    }
+                }
+                Err(e) => {
+                    shared.status.set_online(false, &e);
+                    if sleep_or_cancel(&cancel, backoff.step()).await { return; }
+                }
+            },
+            _ = shared.wake_watcher.notified() => {
+                if let Err(e) = apply_deferred(&shared, &remote).await {
+                    tracing::debug!("deferred changes not applied yet: {e}");
+                }
+            }
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+async fn sleep_or_cancel(cancel: &CancellationToken, d: std::time::Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
+    }
+}
+
+fn save_cursor(shared: &Shared, cursor: u64) {
+    if let Err(e) = shared.state.lock().db.set_setting(CURSOR_KEY, &cursor.to_string()) {
+        tracing::error!("cannot save the change-feed cursor: {e}");
+    }
+}
+
+async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
+    for e in entries {
+        apply(shared, remote, e).await?;
+    }
+    Ok(())
+}
+
+/// Re-applies held-back entries once no queued op touches them, oldest first.
+async fn apply_deferred(shared: &Shared, remote: &Remote) -> Result<(), ApiError> {
+    let mut ready: Vec<Entry> = {
+        let mut st = shared.state.lock();
+        if !st.pending.is_empty() {
+            return Ok(());
+        }
+        st.deferred.drain().map(|(_, e)| e).collect()
+    };
+    ready.sort_by_key(|e| e.version);
+    apply_all(shared, remote, ready).await
+}
+
+/// Brings the local tree in line with the hub's snapshot; returns its cursor.
+async fn reconcile(shared: &Shared, remote: &Remote) -> Result<u64, ApiError> {
+    let page = remote.tree().await?;
+    let live: HashSet<RelPath> = page.entries.iter().map(|e| e.path.clone()).collect();
+    apply_all(shared, remote, page.entries).await?;
+    let mut st = shared.state.lock();
+    // Local entries the hub no longer has, which hold nothing unsent: deleted remotely.
+    let mut gone: Vec<(RelPath, u64)> = st
+        .tree
+        .nodes()
+        .filter(|n| n.base_version > 0 && n.parent != 0)
+        .filter_map(|n| st.tree.path_of(n.ino).map(|p| (p, n.ino)))
+        .filter(|(p, _)| !live.contains(p))
+        .collect();
+    gone.sort();
+    let mut invals = Vec::new();
+    for (path, ino) in gone {
+        if st.tree.live(ino).is_none() || st.is_busy(ino) || st.pending.touches_path(&path) {
+            continue;
+        }
+        if let Err(e) = remove_local(&mut st, shared, ino, &mut invals) {
+            tracing::error!(%path, "cannot remove a file deleted on the hub: {e}");
+        }
+    }
+    drop(st);
+    shared.invalidate(invals);
+    tracing::debug!(cursor = page.cursor, "reconciled with the hub's tree");
+    Ok(page.cursor)
+}
+
+enum Plan {
+    Done,
+    Fetch { local_copy: Option<PathBuf> },
+}
+
+/// Applies one remote entry: metadata changes at once, content after a download.
+async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiError> {
+    let plan = {
+        let mut st = shared.state.lock();
+        let mut invals = Vec::new();
+        let plan = plan_or_apply(&mut st, shared, &e, None, &mut invals);
+        drop(st);
+        shared.invalidate(invals);
+        plan
+    };
+    let Plan::Fetch { local_copy } = plan else { return Ok(()) };
+    let hash = e.hash.expect("live file entries carry a hash");
+    let tmp = tempfile::Builder::new().prefix("dl-").tempfile_in(&shared.cache.tmp)?.into_temp_path();
+    match local_copy {
+        Some(src) => {
+            let dst = tmp.to_path_buf();
+            let copied = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::copy(&src, &dst)?;
+                std::fs::File::open(&dst)?.sync_all()
+            })
+            .await
+            .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
+            if copied.is_err() {
+                remote.download_to(&hash, &tmp).await?;
+            }
+        }
+        None => {
+            remote.download_to(&hash, &tmp).await?;
+        }
+    }
+    shared.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut st = shared.state.lock();
+    let mut invals = Vec::new();
+    plan_or_apply(&mut st, shared, &e, Some(tmp.to_path_buf()), &mut invals);
+    drop(st);
+    shared.invalidate(invals);
+    // If the plan changed meanwhile the temp file is unused; dropping `tmp` removes it.
+    drop(tmp);
+    Ok(())
+}
+
+/// Decides what `e` means for the local tree and applies it when no download
+/// is needed, or when `fetched` holds the downloaded content.
+fn plan_or_apply(st: &mut State, shared: &Shared, e: &Entry, fetched: Option<PathBuf>, invals: &mut Vec<Inval>) -> Plan {
+    if st.pending.touches_path(&e.path) {
+        defer(st, e);
+        return Plan::Done;
+    }
+    let local = st.tree.resolve(&e.path);
+    if let Some(ino) = local {
+        let n = st.tree.get(ino).expect("resolved nodes exist");
+        if n.base_version >= e.version {
+            return Plan::Done; // our own change coming back, or older news
+        }
+        if st.is_busy(ino) {
+            defer(st, e);
+            return Plan::Done;
+        }
+    }
+    let local_kind = local.and_then(|i| st.tree.get(i)).map(|n| n.kind);
+    let result = match (e.deleted, e.kind, local_kind) {
+        (true, _, None) => Ok(Plan::Done),
+        (true, _, Some(_)) => remove_local(st, shared, local.expect("kind implies node"), invals).map(|_| Plan::Done),
+        (false, EntryKind::Dir, Some(Kind::Dir)) => update_meta(st, local.expect("kind implies node"), e, invals),
+        (false, EntryKind::File, Some(Kind::File))
+            if st.tree.get(local.expect("kind implies node")).is_some_and(|n| n.hash == e.hash) =>
+        {
+            update_meta(st, local.expect("kind implies node"), e, invals)
+        }
+        (false, EntryKind::Dir, _) => {
+            if let Some(ino) = local {
+                if let Err(err) = remove_local(st, shared, ino, invals) {
+                    tracing::error!(path = %e.path, "cannot replace a file by a folder: {err}");
+                    return Plan::Done;
+                }
+            }
+            create_local(st, shared, e, None, invals).map(|_| Plan::Done)
+        }
+        (false, EntryKind::File, _) => match fetched {
+            None => Ok(Plan::Fetch { local_copy: local_source(st, shared, e) }),
+            Some(tmp) => install(st, shared, e, local, tmp, invals).map(|_| Plan::Done),
+        },
+    };
+    result.unwrap_or_else(|err| {
+        tracing::error!(path = %e.path, "cannot apply a change from the hub: {err}");
+        st.needs_reconcile = true;
+        Plan::Done
+    })
+}
+
+fn defer(st: &mut State, e: &Entry) {
+    let newer = st.deferred.get(&e.path).is_none_or(|d| d.version < e.version);
+    if newer {
+        st.deferred.insert(e.path.clone(), e.clone());
+    }
+}
+
+fn local_source(st: &State, shared: &Shared, e: &Entry) -> Option<PathBuf> {
+    if e.size < LOCAL_COPY_MIN {
+        return None;
+    }
+    st.tree
+        .nodes()
+        .find(|n| n.kind == Kind::File && !n.dirty && n.hash == e.hash && n.size == e.size)
+        .map(|n| shared.cache.file(n.ino))
+}
+
+fn update_meta(st: &mut State, ino: u64, e: &Entry, invals: &mut Vec<Inval>) -> crate::error::FsResult<Plan> {
+    let n = st.tree.get_mut(ino).expect("caller resolved it");
+    n.base_version = e.version;
+    n.mode = e.mode;
+    n.mtime_ns = e.mtime_ns;
+    st.persist(&[ino], vec![])?;
+    invals.push(Inval::Inode(ino));
+    Ok(Plan::Done)
+}
+
+/// The parent folder of `path`, created locally (mkdir -p) if missing.
+fn ensure_parent(st: &mut State, path: &RelPath) -> crate::error::FsResult<u64> {
+    let mut cur = crate::tree::ROOT;
+    for name in path.parent().iter().flat_map(|p| p.components().map(str::to_string).collect::<Vec<_>>()) {
+        cur = match st.tree.child(cur, &name) {
+            Some(ino) if st.tree.get(ino).is_some_and(Node::is_dir) => ino,
+            Some(_) => return Err(crate::error::FsError::NotDir),
+            None => {
+                // Its own entry is elsewhere in the feed; a reconcile gives it its version.
+                st.needs_reconcile = true;
+                let mut n = Node::new(Kind::Dir, cur, &name, 0o755, crate::fs::now_ns());
+                n.ino = st.db.insert_node(&n)?;
+                let ino = n.ino;
+                st.tree.insert(n);
+                ino
+            }
+        };
+    }
+    Ok(cur)
+}
+
+fn create_local(st: &mut State, shared: &Shared, e: &Entry, content: Option<PathBuf>, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+    let parent = ensure_parent(st, &e.path)?;
+    let kind = if e.kind == EntryKind::Dir { Kind::Dir } else { Kind::File };
+    let mut n = Node::new(kind, parent, e.path.file_name(), e.mode, e.mtime_ns);
+    n.base_version = e.version;
+    n.size = e.size;
+    n.hash = e.hash;
+    n.ino = st.db.insert_node(&n)?;
+    if let Some(tmp) = content {
+        if let Err(err) = std::fs::rename(&tmp, shared.cache.file(n.ino)) {
+            st.db.delete_node(n.ino)?;
+            return Err(err.into());
+        }
+    }
+    let name = n.name.clone();
+    st.tree.insert(n);
+    invals.push(Inval::Entry { parent, name });
+    invals.push(Inval::Inode(parent));
+    Ok(())
+}
+
+fn install(st: &mut State, shared: &Shared, e: &Entry, local: Option<u64>, tmp: PathBuf, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+    match local.and_then(|i| st.tree.get(i)).map(|n| n.kind) {
+        Some(Kind::File) => {
+            let ino = local.expect("kind implies node");
+            std::fs::rename(&tmp, shared.cache.file(ino))?;
+            let n = st.tree.get_mut(ino).expect("resolved above");
+            n.base_version = e.version;
+            n.size = e.size;
+            n.hash = e.hash;
+            n.mode = e.mode;
+            n.mtime_ns = e.mtime_ns;
+            n.dirty = false;
+            st.persist(&[ino], vec![])?;
+            invals.push(Inval::Inode(ino));
+            Ok(())
+        }
+        Some(Kind::Dir) => {
+            remove_local(st, shared, local.expect("kind implies node"), invals)?;
+            create_local(st, shared, e, Some(tmp), invals)
+        }
+        None => create_local(st, shared, e, Some(tmp), invals),
+    }
+}
+
+/// Removes `ino` and its subtree from the local tree and cache.
+fn remove_local(st: &mut State, shared: &Shared, ino: u64, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+    let Some(n) = st.tree.get(ino) else { return Ok(()) };
+    let (parent, name) = (n.parent, n.name.clone());
+    let mut all = st.tree.subtree(ino);
+    all.reverse();
+    for i in all {
+        if st.tree.get(i).is_some_and(|n| n.kind == Kind::File) {
+            let _ = std::fs::remove_file(shared.cache.file(i));
+        }
+        st.tree.remove(i);
+        st.db.delete_node(i)?;
+    }
+    invals.push(Inval::Delete { parent, child: ino, name });
+    invals.push(Inval::Inode(parent));
+    Ok(())
+}
