@@ -1,1 +1,326 @@
+//! The end-to-end harness: a real `ssync-server` process on 127.0.0.1 and real
+//! `ssync-mount` processes with real FUSE mounts in a temp dir.
+//!
+//! Every wait is bounded. `Drop` stops what was started and unmounts, aborting
+//! the FUSE connection first if a daemon hangs, so a failing test never leaves
+//! a mount or a process behind.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+/// This package's binaries sit beside the integration-test executables' `deps/`
+/// folder (Cargo builds them before running integration tests).
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing; run the tests with cargo test", path.display());
+    path
+}
+
+/// Polls `probe` every 10 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (bounded) until `path` holds exactly `want`.
+pub fn wait_for_content(path: &Path, want: &[u8], timeout: Duration) {
+    let ok = wait_until(timeout, || std::fs::read(path).map(|d| d == want).unwrap_or(false));
+    if !ok {
+        let got = std::fs::read(path).map(|d| format!("{} bytes: {:?}", d.len(), String::from_utf8_lossy(&d[..d.len().min(80)])));
+        panic!("{} did not get the expected {} bytes within {timeout:?}; it has {got:?}", path.display(), want.len());
+    }
+}
+
+pub fn wait_for_absence(path: &Path, timeout: Duration) {
+    assert!(wait_until(timeout, || !path.exists()), "{} still exists after {timeout:?}", path.display());
+}
+
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Ends a child: SIGTERM, then SIGKILL if it does not exit within `grace`.
+fn stop_child(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    if let Ok(Some(st)) = child.try_wait() {
+        return Some(st);
+    }
+    signal(child, libc::SIGTERM);
+    if let Some(st) = wait_child(child, grace) {
+        return Some(st);
+    }
+    let _ = child.kill();
+    wait_child(child, Duration::from_secs(5))
+}
+
+pub struct Hub {
+    child: Option<Child>,
+    pub data: PathBuf,
+    pub addr: String,
+    log: PathBuf,
+}
+
+impl Hub {
+    /// Starts a hub with its data in `dir/hub` on a free port.
+    pub fn start(dir: &Path) -> Hub {
+        Self::start_on(&dir.join("hub"), "127.0.0.1:0")
+    }
+
+    pub fn start_on(data: &Path, listen: &str) -> Hub {
+        let log = data.with_extension("log");
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("hub log file");
+        let mut child = Command::new(bin("e2e-server"))
+            .args(["--listen", listen, "--data"])
+            .arg(data)
+            .env("RUST_LOG", std::env::var("SSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::piped())
+            .stderr(logf)
+            .spawn()
+            .expect("start e2e-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) if l.contains("listening on http://") => l,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("hub did not start: {other:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
+            }
+        };
+        let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
+        Hub { child: Some(child), data: data.to_path_buf(), addr, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Same data dir and port, new process.
+    pub fn restart(&mut self) {
+        self.stop();
+        let again = Hub::start_on(&self.data, &self.addr);
+        *self = again;
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c, Duration::from_secs(10));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = wait_child(&mut c, Duration::from_secs(5));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = wait_child(&mut c, Duration::from_secs(5));
+        }
+    }
+}
+
+pub struct Mount {
+    child: Option<Child>,
+    pub path: PathBuf,
+    pub cache: PathBuf,
+    server: String,
+    log: PathBuf,
+    name: String,
+}
+
+impl Mount {
+    /// Mounts the hub at `dir/NAME` with its cache in `dir/NAME.cache`.
+    pub fn start(dir: &Path, name: &str, hub: &Hub) -> Mount {
+        let path = dir.join(name);
+        std::fs::create_dir_all(&path).expect("create mountpoint");
+        let mut m = Mount {
+            child: None,
+            cache: dir.join(format!("{name}.cache")),
+            log: dir.join(format!("{name}.log")),
+            path,
+            server: hub.addr.clone(),
+            name: name.to_string(),
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("mount log file");
+        let child = Command::new(bin("e2e-mount"))
+            .arg(&self.path)
+            .args(["--server", &self.server, "--device-name", &self.name, "--cache-dir"])
+            .arg(&self.cache)
+            .env("RUST_LOG", std::env::var("SSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start e2e-mount");
+        self.child = Some(child);
+        let path = self.path.clone();
+        let up = wait_until(Duration::from_secs(20), || {
+            is_mounted(&path) || self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+        });
+        if !up || !is_mounted(&self.path) {
+            panic!("mount {} did not come up; log:\n{}", self.path.display(), self.log());
+        }
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM: the mount sends its queue (bounded) and unmounts. Returns its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let code = self.child.take().and_then(|mut c| stop_child(&mut c, Duration::from_secs(30))).and_then(|s| s.code());
+        force_unmount(&self.path);
+        code
+    }
+
+    /// kill -9, then clear the stale mount as a user would (umount -l).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = wait_child(&mut c, Duration::from_secs(5));
+        }
+        force_unmount(&self.path);
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "mount is still running");
+        self.spawn();
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c, Duration::from_secs(5));
+        }
+        force_unmount(&self.path);
+    }
+}
+
+/// The mount's entry in /proc/self/mountinfo: (minor device number, is fuse).
+fn mount_entry(path: &Path) -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_string_lossy();
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && f[4] == want).then(|| f[2].split(':').nth(1).and_then(|m| m.parse().ok())).flatten()
+    })
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    mount_entry(path).is_some()
+}
+
+/// Unmounts `path` even when its daemon is gone or hung: abort the FUSE
+/// connection (so nothing waits on it), then detach the mount.
+pub fn force_unmount(path: &Path) {
+    let Some(minor) = mount_entry(path) else { return };
+    let conns = Path::new("/sys/fs/fuse/connections");
+    if std::fs::read_dir(conns).map(|mut d| d.next().is_none()).unwrap_or(true) {
+        let _ = Command::new("mount").args(["-t", "fusectl", "none", "/sys/fs/fuse/connections"]).status();
+    }
+    let _ = std::fs::write(conns.join(minor.to_string()).join("abort"), "1");
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
+    // SAFETY: umount2 with a valid NUL-terminated path.
+    unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+    }
+}
+
+/// A temp dir with a hub and `n` mounts named a, b, c...
+pub struct Cluster {
+    pub mounts: Vec<Mount>,
+    pub hub: Hub,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn new(n: usize) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("ssync-e2e-").tempdir().expect("temp dir");
+        let hub = Hub::start(dir.path());
+        let mounts = (0..n).map(|i| Mount::start(dir.path(), &((b'a' + i as u8) as char).to_string(), &hub)).collect();
+        Cluster { mounts, hub, dir }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Mounts first (they may drain to the hub), then the hub, then the dir.
+        self.mounts.clear();
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no rand crate.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.max(1);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

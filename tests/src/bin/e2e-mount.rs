@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    ssync_fs::cli_main()
+}

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    ssync_server::cli_main()
+}

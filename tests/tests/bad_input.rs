@@ -1,0 +1,113 @@
+//! Hostile or malformed requests get 400 with a JSON error naming the problem,
+//! and change nothing; names the hub cannot store are refused by the mount.
+use ssync_tests::{Cluster, Hub};
+use std::fs;
+
+fn json_error(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().expect("error bodies are JSON");
+    (status, body)
+}
+
+fn assert_bad(resp: reqwest::blocking::Response, needle: &str) {
+    let (status, body) = json_error(resp);
+    assert_eq!(status, 400, "{body}");
+    let msg = body["message"].as_str().unwrap_or_default().to_string();
+    assert!(body["code"].is_string(), "{body}");
+    assert!(msg.contains(needle), "message {msg:?} should mention {needle:?}");
+}
+
+#[test]
+fn bad_paths_and_bodies_are_400_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let http = reqwest::blocking::Client::new();
+    let url = hub.url();
+    let long = "x".repeat(300);
+    let cases: Vec<(&str, &str)> = vec![
+        ("../escape", "'..'"),
+        ("a/../../etc/passwd", "'..'"),
+        ("/etc/passwd", "relative"),
+        ("a\0b", "NUL"),
+        (&long, "limit is 255"),
+        ("a\\..\\b", "backslash"),
+        ("a//b", "empty component"),
+    ];
+    for (path, needle) in &cases {
+        let upload = http
+            .put(format!("{url}/v1/file"))
+            .query(&[("path", *path), ("base", "0"), ("mode", "420"), ("mtime_ns", "0")])
+            .body("must not be stored")
+            .send()
+            .unwrap();
+        assert_bad(upload, needle);
+        for (ep, body) in [
+            ("mkdir", serde_json::json!({"path": path, "base": 0, "mode": 493, "mtime_ns": 0})),
+            ("delete", serde_json::json!({"path": path, "base": 1})),
+            ("setattr", serde_json::json!({"path": path, "base": 1, "mode": 420})),
+            ("rename", serde_json::json!({"from": "ok", "to": path, "base": 1})),
+        ] {
+            let resp = http.post(format!("{url}/v1/{ep}")).json(&body).send().unwrap();
+            assert_bad(resp, needle);
+        }
+    }
+    // Malformed bodies and queries.
+    let resp = http.post(format!("{url}/v1/mkdir")).header("content-type", "application/json").body("{not json").send().unwrap();
+    assert_bad(resp, "JSON");
+    let resp = http.post(format!("{url}/v1/rename")).json(&serde_json::json!({"from": "a"})).send().unwrap();
+    assert_bad(resp, "missing field");
+    let resp = http.get(format!("{url}/v1/changes?since=minus-one")).send().unwrap();
+    assert_bad(resp, "since");
+    let resp = http.get(format!("{url}/v1/content/..%2F..%2Fmeta.db")).send().unwrap();
+    assert_bad(resp, "hex");
+    let (status, body) = json_error(http.get(format!("{url}/v1/nope")).send().unwrap());
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    // Nothing was written: the tree is empty and no object was stored.
+    let tree: serde_json::Value = http.get(format!("{url}/v1/tree")).send().unwrap().json().unwrap();
+    assert_eq!(tree["entries"].as_array().map(Vec::len), Some(0), "{tree}");
+    assert_eq!(tree["cursor"], 0);
+    let objects = fs::read_dir(hub.data.join("objects")).unwrap().count();
+    assert_eq!(objects, 0, "no content object may be stored for a refused request");
+    assert!(!hub.log().contains("panicked"), "{}", hub.log());
+}
+
+#[test]
+fn stale_base_version_is_409_with_current_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let http = reqwest::blocking::Client::new();
+    let put = |base: &str, body: &'static str| {
+        http.put(format!("{}/v1/file", hub.url()))
+            .query(&[("path", "f.txt"), ("base", base), ("mode", "420"), ("mtime_ns", "1")])
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let first: serde_json::Value = put("0", "one").json().unwrap();
+    let v1 = first["entries"][0]["version"].as_u64().unwrap();
+    assert_eq!(put(&v1.to_string(), "two").status().as_u16(), 200);
+    let stale = put(&v1.to_string(), "three");
+    let (status, body) = json_error(stale);
+    assert_eq!(status, 409);
+    assert_eq!(body["code"], "conflict");
+    assert_eq!(body["current"]["size"], 3, "the current entry is the 'two' version: {body}");
+    let tree: serde_json::Value = http.get(format!("{}/v1/tree", hub.url())).send().unwrap().json().unwrap();
+    assert_eq!(tree["cursor"], 2, "the refused request took no sequence number");
+}
+
+#[test]
+fn names_the_hub_cannot_store_are_refused_by_the_mount() {
+    let c = Cluster::new(1);
+    let a = &c.mounts[0];
+    let err = fs::write(a.p("back\\slash"), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+    let err = fs::write(a.p(&"n".repeat(256)), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG), "{err}");
+    let err = fs::read(a.p("missing")).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    fs::create_dir(a.p("d")).unwrap();
+    fs::write(a.p("d/f"), b"x").unwrap();
+    assert_eq!(fs::remove_dir(a.p("d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
+    assert!(a.p("d/f").exists());
+}
