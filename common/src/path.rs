@@ -107,8 +107,7 @@ impl RelPath {
 
     /// True when `self` is `other` or lies below it, component-wise.
     pub fn is_within(&self, other: &RelPath) -> bool {
-        self.0 == other.0
-            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+        self.0 == other.0 || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
     }
 
     /// Re-roots `self` from under `from` to under `to` (for folder renames).

@@ -143,7 +143,11 @@ impl Remote {
 
     /// Streams `file` as the new content of `q.path`. Returns the hub's answer
     /// and the hash of the bytes sent (also on refusal, to spot identical content).
-    pub async fn upload(&self, q: &UploadQuery, file: tokio::fs::File) -> (Result<MutationResponse, ApiError>, ContentHash) {
+    pub async fn upload(
+        &self,
+        q: &UploadQuery,
+        file: tokio::fs::File,
+    ) -> (Result<MutationResponse, ApiError>, ContentHash) {
         let hasher = Arc::new(Mutex::new(ContentHasher::new()));
         let tap = hasher.clone();
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {

@@ -37,7 +37,7 @@ pub fn default_cache_dir(server: &str, mountpoint: &Path) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| std::env::temp_dir());
+        .unwrap_or_else(std::env::temp_dir);
     let key = blake3::hash(format!("{server}\n{}", mountpoint.display()).as_bytes()).to_hex();
     let name = mountpoint.file_name().map_or("root".into(), |n| n.to_string_lossy().into_owned());
     base.join("ssync").join(format!("{name}-{}", &key[..12]))

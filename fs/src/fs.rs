@@ -102,7 +102,8 @@ impl SyncFs {
     }
 
     fn child_path(st: &State, parent: u64, name: &str) -> FsResult<RelPath> {
-        let parent_path = if parent == crate::tree::ROOT { None } else { Some(st.tree.path_of(parent).ok_or(FsError::NotFound)?) };
+        let parent_path =
+            if parent == crate::tree::ROOT { None } else { Some(st.tree.path_of(parent).ok_or(FsError::NotFound)?) };
         Ok(RelPath::child_of(parent_path.as_ref(), name)?)
     }
 
@@ -217,7 +218,8 @@ impl SyncFs {
         let mut st = self.shared.state.lock();
         let (mut node, _path) = self.create_node(&mut st, parent, name, Kind::File, mode)?;
         let ino = node.ino;
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(self.shared.cache.file(ino))?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(self.shared.cache.file(ino))?;
         let writable = open == Some(true);
         if writable {
             node.open_writers += 1;

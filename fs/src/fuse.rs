@@ -126,7 +126,16 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    fn mknod(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
         let _s = tracing::debug_span!("mknod", parent = parent.0, ?name).entered();
         match self.core.mknod(parent.0, name, mode, umask) {
             Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
@@ -288,7 +297,16 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::from_i32(libc::ENOTSUP));
     }
 

@@ -200,10 +200,7 @@ impl LocalDb {
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, LocalDbError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), LocalDbError> {
@@ -254,7 +251,14 @@ mod tests {
             n.hash = Some(ssync_common::ContentHash::of(b"x"));
             db.atomically(|db| {
                 db.save_node(&n)?;
-                db.push_op(Op { id: 0, kind: OpKind::Upload, ino: n.ino, ino2: 0, path: RelPath::parse("f.txt").unwrap(), path2: None })?;
+                db.push_op(Op {
+                    id: 0,
+                    kind: OpKind::Upload,
+                    ino: n.ino,
+                    ino2: 0,
+                    path: RelPath::parse("f.txt").unwrap(),
+                    path2: None,
+                })?;
                 Ok::<_, LocalDbError>(())
             })
             .unwrap();

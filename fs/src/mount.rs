@@ -70,8 +70,9 @@ fn load_state(db: LocalDb) -> anyhow::Result<State> {
 
 pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     check_mountpoint(&cfg)?;
-    let cache = CacheDirs::create(&cfg.cache_dir)
-        .with_context(|| format!("cannot create the cache dir {}; pick another with --cache-dir", cfg.cache_dir.display()))?;
+    let cache = CacheDirs::create(&cfg.cache_dir).with_context(|| {
+        format!("cannot create the cache dir {}; pick another with --cache-dir", cfg.cache_dir.display())
+    })?;
     let db = LocalDb::open(&cfg.cache_dir.join("state.db"))?;
     match db.setting("server")? {
         Some(s) if s != cfg.server => bail!(
@@ -155,8 +156,8 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     );
 
     let outside_unmount = rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => false,
             _ = term.recv() => false,

@@ -148,7 +148,14 @@ mod tests {
     use super::*;
 
     fn op(id: u64, kind: OpKind, ino: u64, path: &str, path2: Option<&str>) -> Op {
-        Op { id, kind, ino, ino2: 0, path: RelPath::parse(path).unwrap(), path2: path2.map(|p| RelPath::parse(p).unwrap()) }
+        Op {
+            id,
+            kind,
+            ino,
+            ino2: 0,
+            path: RelPath::parse(path).unwrap(),
+            path2: path2.map(|p| RelPath::parse(p).unwrap()),
+        }
     }
 
     #[test]

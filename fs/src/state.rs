@@ -60,9 +60,10 @@ impl State {
 
     /// Local writes or queued ops make a path off-limits to remote updates.
     pub fn is_busy(&self, ino: u64) -> bool {
-        self.tree.subtree(ino).into_iter().any(|i| {
-            self.pending.touches_ino(i) || self.tree.get(i).is_some_and(|n| n.dirty || n.open_writers > 0)
-        })
+        self.tree
+            .subtree(ino)
+            .into_iter()
+            .any(|i| self.pending.touches_ino(i) || self.tree.get(i).is_some_and(|n| n.dirty || n.open_writers > 0))
     }
 
     /// Forgets an unlinked node once no queued op needs it any more.

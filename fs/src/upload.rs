@@ -107,7 +107,9 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 match identical_on_hub(&e, sent) {
                     // The same bytes are already there (a retried request, or both
                     // sides wrote the same): adopt the hub's version, make no copy.
-                    Some(current) => finish(&shared, &op, Some(&MutationResponse { entries: vec![current] }), sent, gen),
+                    Some(current) => {
+                        finish(&shared, &op, Some(&MutationResponse { entries: vec![current] }), sent, gen)
+                    }
                     None => resolve_refusal(&shared, &op, &e),
                 }
             }

@@ -202,7 +202,13 @@ async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiErro
 
 /// Decides what `e` means for the local tree and applies it when no download
 /// is needed, or when `fetched` holds the downloaded content.
-fn plan_or_apply(st: &mut State, shared: &Shared, e: &Entry, fetched: Option<PathBuf>, invals: &mut Vec<Inval>) -> Plan {
+fn plan_or_apply(
+    st: &mut State,
+    shared: &Shared,
+    e: &Entry,
+    fetched: Option<PathBuf>,
+    invals: &mut Vec<Inval>,
+) -> Plan {
     if st.pending.touches_path(&e.path) {
         defer(st, e);
         return Plan::Done;
@@ -297,7 +303,13 @@ fn ensure_parent(st: &mut State, path: &RelPath) -> crate::error::FsResult<u64> 
     Ok(cur)
 }
 
-fn create_local(st: &mut State, shared: &Shared, e: &Entry, content: Option<PathBuf>, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+fn create_local(
+    st: &mut State,
+    shared: &Shared,
+    e: &Entry,
+    content: Option<PathBuf>,
+    invals: &mut Vec<Inval>,
+) -> crate::error::FsResult<()> {
     let parent = ensure_parent(st, &e.path)?;
     let kind = if e.kind == EntryKind::Dir { Kind::Dir } else { Kind::File };
     let mut n = Node::new(kind, parent, e.path.file_name(), e.mode, e.mtime_ns);
@@ -318,7 +330,14 @@ fn create_local(st: &mut State, shared: &Shared, e: &Entry, content: Option<Path
     Ok(())
 }
 
-fn install(st: &mut State, shared: &Shared, e: &Entry, local: Option<u64>, tmp: PathBuf, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+fn install(
+    st: &mut State,
+    shared: &Shared,
+    e: &Entry,
+    local: Option<u64>,
+    tmp: PathBuf,
+    invals: &mut Vec<Inval>,
+) -> crate::error::FsResult<()> {
     match local.and_then(|i| st.tree.get(i)).map(|n| n.kind) {
         Some(Kind::File) => {
             let ino = local.expect("kind implies node");

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 /// The ssync hub: keeps the shared folder tree and pushes every change to the mounts.
 #[derive(Debug, Parser)]
-#[command(name = "ssync-server", version, after_help = "Mount the hub's tree on any machine with:\n  ssync-mount /mnt/shared --server HOST:7878\nLogs go to stderr; set RUST_LOG=debug for more.")]
+#[command(
+    name = "ssync-server",
+    version,
+    after_help = "Mount the hub's tree on any machine with:\n  ssync-mount /mnt/shared --server HOST:7878\nLogs go to stderr; set RUST_LOG=debug for more."
+)]
 pub struct ServerArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:7878", value_name = "ADDR")]

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 pub enum DbError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database schema version {found} is newer than this binary understands ({supported}); upgrade ssync-server")]
+    #[error(
+        "database schema version {found} is newer than this binary understands ({supported}); upgrade ssync-server"
+    )]
     TooNew { found: i64, supported: i64 },
     #[error("database task failed: {0}")]
     Join(String),

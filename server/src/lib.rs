@@ -23,7 +23,11 @@ pub fn app(state: AppState) -> axum::Router {
 }
 
 /// Serves until `shutdown` resolves; open long-polls are answered at once then.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let token = state.shutdown.clone();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {

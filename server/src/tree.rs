@@ -20,10 +20,7 @@ pub enum TreeError {
 type TreeResult = Result<Vec<Entry>, TreeError>;
 
 fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 fn live(e: Option<Entry>) -> Option<Entry> {
@@ -170,8 +167,7 @@ pub fn rename(conn: &Connection, from: &RelPath, to: &RelPath, base: u64, to_bas
     }
     let mut out = Vec::new();
     ensure_parents(conn, to, &mut out)?;
-    let descendants =
-        if src.kind == EntryKind::Dir { entries::live_descendants(conn, from)? } else { vec![] };
+    let descendants = if src.kind == EntryKind::Dir { entries::live_descendants(conn, from)? } else { vec![] };
     // New rows first, parents before children, then tombstones children first:
     // a feed reader applying changes in order never sees an orphan.
     for e in std::iter::once(&src).chain(&descendants) {
@@ -222,7 +218,14 @@ mod tests {
     fn file(c: &Connection, path: &str, base: u64, data: &[u8]) -> TreeResult {
         commit_file(
             c,
-            FileCommit { path: p(path), base, hash: ContentHash::of(data), size: data.len() as u64, mode: 0o644, mtime_ns: 1 },
+            FileCommit {
+                path: p(path),
+                base,
+                hash: ContentHash::of(data),
+                size: data.len() as u64,
+                mode: 0o644,
+                mtime_ns: 1,
+            },
         )
     }
 

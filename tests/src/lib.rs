@@ -38,7 +38,8 @@ pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
 pub fn wait_for_content(path: &Path, want: &[u8], timeout: Duration) {
     let ok = wait_until(timeout, || std::fs::read(path).map(|d| d == want).unwrap_or(false));
     if !ok {
-        let got = std::fs::read(path).map(|d| format!("{} bytes: {:?}", d.len(), String::from_utf8_lossy(&d[..d.len().min(80)])));
+        let got = std::fs::read(path)
+            .map(|d| format!("{} bytes: {:?}", d.len(), String::from_utf8_lossy(&d[..d.len().min(80)])));
         panic!("{} did not get the expected {} bytes within {timeout:?}; it has {got:?}", path.display(), want.len());
     }
 }
@@ -224,7 +225,8 @@ impl Mount {
 
     /// SIGTERM: the mount sends its queue (bounded) and unmounts. Returns its exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        let code = self.child.take().and_then(|mut c| stop_child(&mut c, Duration::from_secs(30))).and_then(|s| s.code());
+        let code =
+            self.child.take().and_then(|mut c| stop_child(&mut c, Duration::from_secs(30))).and_then(|s| s.code());
         force_unmount(&self.path);
         code
     }

@@ -52,7 +52,12 @@ fn bad_paths_and_bodies_are_400_and_write_nothing() {
         }
     }
     // Malformed bodies and queries.
-    let resp = http.post(format!("{url}/v1/mkdir")).header("content-type", "application/json").body("{not json").send().unwrap();
+    let resp = http
+        .post(format!("{url}/v1/mkdir"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
     assert_bad(resp, "JSON");
     let resp = http.post(format!("{url}/v1/rename")).json(&serde_json::json!({"from": "a"})).send().unwrap();
     assert_bad(resp, "missing field");

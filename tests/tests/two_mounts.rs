@@ -49,7 +49,8 @@ fn nested_and_empty_folders() {
     wait_for_content(&b.p("x/y/z/deep.txt"), b"deep", SYNC_TIMEOUT);
     wait_for_content(&b.p("x/top.txt"), b"top", SYNC_TIMEOUT);
     assert!(wait_until(SYNC_TIMEOUT, || b.p("empty").is_dir()), "empty folder did not arrive");
-    let mut names: Vec<_> = fs::read_dir(b.p("x")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<_> =
+        fs::read_dir(b.p("x")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, vec!["top.txt", "y"]);
 

@@ -26,21 +26,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 pub fn get(conn: &Connection, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"), [path.as_str()], from_row)
-        .optional()
+    conn.query_row(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"), [path.as_str()], from_row).optional()
 }
 
 /// Takes the next number of the change sequence.
 pub fn next_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|v| v as u64)
+    conn.query_row("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last", [], |r| r.get::<_, i64>(0))
+        .map(|v| v as u64)
 }
 
 pub fn last_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT last FROM sequence WHERE id = 1", [], |r| r.get::<_, i64>(0))
-        .map(|v| v as u64)
+    conn.query_row("SELECT last FROM sequence WHERE id = 1", [], |r| r.get::<_, i64>(0)).map(|v| v as u64)
 }
 
 /// Inserts or replaces the row for `e.path`.
@@ -88,16 +84,14 @@ pub fn has_live_children(conn: &Connection, dir: &RelPath) -> rusqlite::Result<b
 
 /// Entries changed after `since`, oldest first, at most `limit`.
 pub fn changed_since(conn: &Connection, since: u64, limit: u32) -> rusqlite::Result<Vec<Entry>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM entries WHERE version > ?1 ORDER BY version LIMIT ?2"
-    ))?;
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE version > ?1 ORDER BY version LIMIT ?2"))?;
     let rows = st.query_map(params![since as i64, limit as i64], from_row)?;
     rows.collect()
 }
 
 pub fn all_live(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE deleted = 0 ORDER BY path"))?;
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE deleted = 0 ORDER BY path"))?;
     let rows = st.query_map([], from_row)?;
     rows.collect()
 }
