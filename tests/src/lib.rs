@@ -130,6 +130,10 @@ impl Hub {
         format!("http://{}", self.addr)
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Same data dir and port, new process.
     pub fn restart(&mut self) {
         self.stop();
@@ -209,6 +213,10 @@ impl Mount {
         if !up || !is_mounted(&self.path) {
             panic!("mount {} did not come up; log:\n{}", self.path.display(), self.log());
         }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn p(&self, rel: &str) -> PathBuf {
@@ -311,6 +319,12 @@ impl Drop for Cluster {
         // Mounts first (they may drain to the hub), then the hub, then the dir.
         self.mounts.clear();
     }
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so tests need no rand crate.
