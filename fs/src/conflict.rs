@@ -10,22 +10,21 @@ pub fn conflict_name(name: &str, device: &str, at: SystemTime) -> String {
     let sod = secs.rem_euclid(86_400);
     let stamp = format!("{y:04}{mo:02}{d:02}-{:02}{:02}{:02}", sod / 3600, sod / 60 % 60, sod % 60);
     // A leading dot is a hidden file, not an extension.
+    // A very long "extension" is not one: keep it in the stem, where it may be shortened.
     let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        Some(i) if i > 0 && name.len() - i <= 32 => (&name[..i], &name[i..]),
         _ => (name, ""),
     };
     let device: String = device.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
     let device = if device.is_empty() { "device".to_string() } else { device };
-    let mut out = format!("{stem}.conflict-{device}-{stamp}{ext}");
-    while out.len() > ssync_common::path::MAX_COMPONENT_BYTES {
-        // Shorten the stem, never the marker: the name must stay valid.
-        let cut = out.char_indices().nth(stem.chars().count().saturating_sub(1)).map_or(0, |(i, _)| i);
-        if cut == 0 {
-            break;
-        }
-        out.remove(cut);
+    let suffix = format!(".conflict-{device}-{stamp}{ext}");
+    // Shorten the stem, never the marker: the name must stay a valid component.
+    let room = ssync_common::path::MAX_COMPONENT_BYTES.saturating_sub(suffix.len());
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
     }
-    out
+    format!("{}{suffix}", &stem[..cut])
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -66,5 +65,8 @@ mod tests {
         assert!(name.len() <= 255, "{}", name.len());
         assert!(name.contains(".conflict-myhost-19700101-000000"));
         ssync_common::path::validate_name(&name).unwrap();
+        let long_ext = conflict_name(&format!("a.{}", "e".repeat(250)), "pc", at(0));
+        ssync_common::path::validate_name(&long_ext).unwrap();
+        assert!(long_ext.ends_with(".conflict-pc-19700101-000000"));
     }
 }

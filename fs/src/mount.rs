@@ -189,7 +189,7 @@ async fn drain(shared: &Shared, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let left = shared.state.lock().pending.len();
-        if left == 0 {
+        if left == 0 || shared.status.halted.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
         if Instant::now() >= deadline || (!shared.status.is_online() && Instant::now() + timeout / 2 >= deadline) {

@@ -107,6 +107,8 @@ impl CacheDirs {
 #[derive(Debug, Default)]
 pub struct Status {
     online: AtomicBool,
+    /// Set when the hub is not the one this cache synced with: stop all syncing.
+    pub halted: AtomicBool,
     pub uploads_done: AtomicU64,
     pub downloads_done: AtomicU64,
 }

@@ -62,6 +62,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
         if cancel.is_cancelled() {
             return;
         }
+        if shared.status.halted.load(std::sync::atomic::Ordering::Acquire) {
+            tracing::warn!("not sending queued changes: this hub is not the one the cache synced with");
+            cancel.cancelled().await;
+            return;
+        }
         let job = {
             let mut st = shared.state.lock();
             next_job(&mut st, &shared)

@@ -36,11 +36,15 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
         }
         if need_full {
             let done = tokio::select! {
-                r = reconcile(&shared, &remote) => r,
+                r = reconcile(&shared, &remote, cursor) => r,
                 _ = cancel.cancelled() => return,
             };
             match done {
-                Ok(c) => {
+                Ok(None) => {
+                    cancel.cancelled().await;
+                    return;
+                }
+                Ok(Some(c)) => {
                     cursor = c;
                     need_full = false;
                     save_cursor(&shared, cursor);
@@ -59,8 +63,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
         tokio::select! {
             page = remote.changes(cursor, FEED_WAIT) => match page {
                 Ok(page) if page.cursor < cursor => {
-                    tracing::warn!(ours = cursor, hubs = page.cursor, "the hub's sequence is behind ours (a new or restored hub?); resyncing");
-                    need_full = true;
+                    // Reconciling with a hub that lost its history would delete
+                    // local files it no longer has: stop following instead.
+                    refuse_hub_behind(&shared, cursor, page.cursor);
+                    cancel.cancelled().await;
+                    return;
                 }
                 Ok(page) => {
                     shared.status.set_online(true, &"");
@@ -124,9 +131,30 @@ async fn apply_deferred(shared: &Shared, remote: &Remote) -> Result<(), ApiError
     apply_all(shared, remote, ready).await
 }
 
-/// Brings the local tree in line with the hub's snapshot; returns its cursor.
-async fn reconcile(shared: &Shared, remote: &Remote) -> Result<u64, ApiError> {
+// Reconciling with a hub that lost its history would delete local files it no
+// longer has: a mount stops following such a hub instead.
+fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
+    shared.status.halted.store(true, std::sync::atomic::Ordering::Release);
+    shared.wake_uploader.notify_one();
+    tracing::error!(
+        ours,
+        hubs,
+        "the hub's change sequence is behind this cache: it is a different, wiped or restored hub. \
+         Not applying its changes, so no local file is deleted; local changes stay queued. \
+         To start over, stop this mount and start it with a new --cache-dir."
+    );
+}
+
+/// Brings the local tree in line with the hub's snapshot; returns its cursor,
+/// or `None` when the hub is behind this cache and must not be followed.
+async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Option<u64>, ApiError> {
     let page = remote.tree().await?;
+    // The cursor can lag what the queue already recorded: count node versions too.
+    let known = shared.state.lock().tree.nodes().map(|n| n.base_version).max().unwrap_or(0).max(known);
+    if page.cursor < known {
+        refuse_hub_behind(shared, known, page.cursor);
+        return Ok(None);
+    }
     let live: HashSet<RelPath> = page.entries.iter().map(|e| e.path.clone()).collect();
     apply_all(shared, remote, page.entries).await?;
     let mut st = shared.state.lock();
@@ -151,7 +179,7 @@ async fn reconcile(shared: &Shared, remote: &Remote) -> Result<u64, ApiError> {
     drop(st);
     shared.invalidate(invals);
     tracing::debug!(cursor = page.cursor, "reconciled with the hub's tree");
-    Ok(page.cursor)
+    Ok(Some(page.cursor))
 }
 
 enum Plan {
@@ -185,9 +213,15 @@ async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiErro
                 remote.download_to(&hash, &tmp).await?;
             }
         }
-        None => {
-            remote.download_to(&hash, &tmp).await?;
-        }
+        None => match remote.download_to(&hash, &tmp).await {
+            Ok(_) => {}
+            Err(err) if err.is_retryable() => return Err(err),
+            Err(err) => {
+                // Retrying cannot help; skip it rather than stall the whole feed.
+                tracing::error!(path = %e.path, "cannot download this file from the hub: {err}");
+                return Ok(());
+            }
+        },
     }
     shared.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut st = shared.state.lock();

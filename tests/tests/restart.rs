@@ -61,3 +61,21 @@ fn kill_9_of_a_mount_loses_nothing_that_was_closed() {
     wait_for_content(&b.p("work/moved.txt"), b"synced before", SYNC_TIMEOUT);
     wait_for_absence(&b.p("before.txt"), SYNC_TIMEOUT);
 }
+
+#[test]
+fn a_wiped_hub_does_not_make_mounts_delete_their_files() {
+    let mut c = Cluster::new(1);
+    fs::write(c.mounts[0].p("precious.txt"), b"only copy after the hub is wiped").unwrap();
+    let synced = ssync_tests::wait_until(SYNC_TIMEOUT, || {
+        fs::read_dir(c.hub.data.join("objects")).map(|d| d.count() > 0).unwrap_or(false)
+    });
+    assert!(synced, "the file never reached the hub");
+    assert_eq!(c.mounts[0].stop(), Some(0));
+    c.hub.stop();
+    fs::remove_dir_all(&c.hub.data).unwrap();
+    c.hub.restart();
+    c.mounts[0].start_again();
+    let refused = ssync_tests::wait_until(SYNC_TIMEOUT, || c.mounts[0].log().contains("behind this cache"));
+    assert!(refused, "the mount should refuse a hub that lost its history; log:\n{}", c.mounts[0].log());
+    assert_eq!(fs::read(c.mounts[0].p("precious.txt")).unwrap(), b"only copy after the hub is wiped");
+}
