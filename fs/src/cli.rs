@@ -34,6 +34,10 @@ pub struct MountArgs {
     /// Let other users access the mount (root, or user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
+    /// Serve every read and write through ssync-mount instead of letting the
+    /// kernel use the cache file directly (FUSE passthrough, used when available).
+    #[arg(long)]
+    pub no_passthrough: bool,
 }
 
 impl MountArgs {
@@ -50,6 +54,7 @@ impl MountArgs {
         }
         cfg.drain_timeout = Duration::from_secs(self.drain_timeout);
         cfg.allow_other = self.allow_other;
+        cfg.passthrough = !self.no_passthrough;
         Ok(cfg)
     }
 }

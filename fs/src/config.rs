@@ -14,6 +14,8 @@ pub struct MountConfig {
     pub drain_timeout: Duration,
     pub allow_other: bool,
     pub fuse_threads: usize,
+    /// Let the kernel read and write cache files directly (needs root and Linux 6.9+).
+    pub passthrough: bool,
 }
 
 impl MountConfig {
@@ -27,6 +29,7 @@ impl MountConfig {
             drain_timeout: Duration::from_secs(10),
             allow_other: false,
             fuse_threads: 4,
+            passthrough: true,
         }
     }
 }

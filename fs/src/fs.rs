@@ -3,10 +3,11 @@
 //! network; what must reach the hub is queued for the uploader. Plain Rust
 //! types in and out: the fuser adapter in `fuse.rs` is the only kernel-facing code.
 use crate::error::{FsError, FsResult};
-use crate::handles::Handle;
+use crate::handles::{FileStamp, Handle};
 use crate::queue::{Op, OpKind};
 use crate::state::{Shared, State};
 use crate::tree::{Kind, Node};
+use parking_lot::Mutex;
 use ssync_common::path::validate_name;
 use ssync_common::RelPath;
 use std::ffi::OsStr;
@@ -93,6 +94,19 @@ impl SyncFs {
         self.shared.owner
     }
 
+    /// A node's attributes; while it is open for writing, size and mtime come
+    /// from the cache file (passthrough writes do not pass through the daemon).
+    fn attr_of(&self, n: &Node) -> NodeAttr {
+        let mut a = NodeAttr::from(n);
+        if n.open_writers > 0 {
+            if let Ok(stamp) = std::fs::File::open(self.shared.cache.file(n.ino)).and_then(|f| FileStamp::of(&f)) {
+                a.size = stamp.len;
+                a.mtime_ns = stamp.mtime_ns;
+            }
+        }
+        a
+    }
+
     fn dir_of(st: &State, ino: u64) -> FsResult<()> {
         match st.tree.live(ino) {
             None => Err(FsError::NotFound),
@@ -112,12 +126,12 @@ impl SyncFs {
         let st = self.shared.state.lock();
         Self::dir_of(&st, parent)?;
         let ino = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
-        st.tree.get(ino).map(NodeAttr::from).ok_or(FsError::NotFound)
+        st.tree.get(ino).map(|n| self.attr_of(n)).ok_or(FsError::NotFound)
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<NodeAttr> {
         if let Some(n) = self.shared.state.lock().tree.get(ino) {
-            return Ok(n.into());
+            return Ok(self.attr_of(n));
         }
         // Unlinked but still open (fstat after unlink): ask the open file.
         let h = self.shared.handles.lock().any_for(ino).ok_or(FsError::NotFound)?;
@@ -184,7 +198,7 @@ impl SyncFs {
         Ok(dir
             .children
             .iter()
-            .filter_map(|(name, c)| st.tree.get(*c).map(|n| DirEntry { name: name.clone(), attr: n.into() }))
+            .filter_map(|(name, c)| st.tree.get(*c).map(|n| DirEntry { name: name.clone(), attr: self.attr_of(n) }))
             .collect())
     }
 
@@ -224,11 +238,15 @@ impl SyncFs {
         if writable {
             node.open_writers += 1;
         }
+        if open.is_some() {
+            node.open_handles += 1;
+        }
         let attr = NodeAttr::from(&node);
         st.tree.insert(node);
         let fh = match open {
             Some(writable) => {
-                let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(true) };
+                let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
+                let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(true), stamp };
                 Some(self.shared.handles.lock().insert(h))
             }
             None => {
@@ -271,17 +289,25 @@ impl SyncFs {
             n.write_gen += 1;
             n.mtime_ns = now_ns();
         }
+        n.open_handles += 1;
+        let mut persist = truncate;
         if writable {
             n.open_writers += 1;
+            // Passthrough writes bypass the daemon: record "may differ from the
+            // hub" before any byte is written, so a crash cannot hide a change.
+            persist |= !n.dirty;
+            n.dirty = true;
         }
-        if truncate {
+        if persist {
             st.persist(&[ino], vec![])?;
         }
-        let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(truncate) };
+        let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
+        let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(truncate), stamp };
         Ok(self.shared.handles.lock().insert(h))
     }
 
-    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+    /// The open handle (its cache-file fd is what kernel passthrough reads and writes).
+    pub(crate) fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
         self.shared.handles.lock().get(fh).ok_or(FsError::BadHandle)
     }
 
@@ -323,29 +349,53 @@ impl SyncFs {
         Ok(data.len() as u32)
     }
 
-    fn upload_if_written(&self, h: &Handle) -> FsResult<()> {
-        if h.take_written() {
-            self.shared.state.lock().queue_upload(h.ino)?;
-            self.shared.wake_uploader.notify_one();
+    /// Queues an upload if `h` wrote; returns whether it did.
+    fn upload_if_written(&self, st: &mut State, h: &Handle) -> FsResult<bool> {
+        if !h.take_written() {
+            return Ok(false);
         }
-        Ok(())
+        if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), FileStamp::of(&h.file)) {
+            n.size = stamp.len;
+            n.mtime_ns = stamp.mtime_ns;
+            n.write_gen += 1;
+            n.dirty = true;
+        }
+        st.queue_upload(h.ino)?;
+        self.shared.wake_uploader.notify_one();
+        Ok(true)
     }
 
     pub fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         h.file.sync_all()?;
-        self.upload_if_written(&h)
+        self.upload_if_written(&mut self.shared.state.lock(), &h)?;
+        Ok(())
     }
 
     pub fn release(&self, fh: u64) -> FsResult<()> {
         let Some(h) = self.shared.handles.lock().remove(fh) else { return Ok(()) };
-        if h.writable {
-            let mut st = self.shared.state.lock();
-            if let Some(n) = st.tree.get_mut(h.ino) {
+        let mut st = self.shared.state.lock();
+        if let Some(n) = st.tree.get_mut(h.ino) {
+            n.open_handles = n.open_handles.saturating_sub(1);
+            if h.writable {
                 n.open_writers = n.open_writers.saturating_sub(1);
             }
         }
-        self.upload_if_written(&h)
+        let wrote = self.upload_if_written(&mut st, &h)?;
+        let ino = h.ino;
+        if h.writable && !wrote && !st.pending.touches_ino(ino) {
+            // Opened for writing but never written: back in step with the hub.
+            if let Some(n) = st.tree.get_mut(ino).filter(|n| n.open_writers == 0 && n.dirty) {
+                n.dirty = false;
+                st.persist(&[ino], vec![])?;
+            }
+        }
+        let idle = st.tree.get(ino).is_none_or(|n| n.open_handles == 0);
+        if idle && !st.deferred.is_empty() {
+            // A remote update may have waited for this file to close.
+            self.shared.wake_watcher.notify_one();
+        }
+        Ok(())
     }
 
     /// Takes `ino` out of the tree; keeps it (unlinked) while the hub must hear of it.

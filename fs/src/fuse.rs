@@ -4,13 +4,18 @@
 use crate::error::FsError;
 use crate::fs::{NodeAttr, SetAttr, SetTime, SyncFs};
 use crate::tree::Kind;
+use fuser::BackingId;
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
     WriteFlags,
 };
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Remote changes are pushed to the kernel as invalidations, so attributes can
@@ -19,11 +24,55 @@ const TTL: Duration = Duration::from_secs(1);
 
 pub struct SsyncFuse {
     core: SyncFs,
+    /// Kernel passthrough: reads and writes of open files go straight to the
+    /// cache file, at local-disk speed. On when asked for and the kernel agrees.
+    passthrough: AtomicBool,
+    backing: Mutex<BackingTable>,
+}
+
+/// One `BackingId` per inode while any handle is open: the kernel requires all
+/// passthrough opens of an inode to share one backing file.
+#[derive(Default)]
+struct BackingTable {
+    by_ino: HashMap<u64, Weak<BackingId>>,
+    by_fh: HashMap<u64, Arc<BackingId>>,
 }
 
 impl SsyncFuse {
-    pub fn new(core: SyncFs) -> Self {
-        SsyncFuse { core }
+    pub fn new(core: SyncFs, passthrough: bool) -> Self {
+        SsyncFuse { core, passthrough: AtomicBool::new(passthrough), backing: Mutex::new(BackingTable::default()) }
+    }
+
+    /// The backing id for `fh`'s inode, registering its cache file if needed;
+    /// `None` turns passthrough off (for example without CAP_SYS_ADMIN).
+    fn backing_for(
+        &self,
+        ino: u64,
+        fh: u64,
+        register: impl FnOnce(&std::fs::File) -> std::io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return None;
+        }
+        let handle = self.core.handle(fh).ok()?;
+        let mut table = self.backing.lock();
+        let id = match table.by_ino.get(&ino).and_then(Weak::upgrade) {
+            Some(id) => id,
+            None => match register(&handle.file) {
+                Ok(id) => {
+                    let id = Arc::new(id);
+                    table.by_ino.insert(ino, Arc::downgrade(&id));
+                    id
+                }
+                Err(e) => {
+                    tracing::info!("kernel passthrough unavailable ({e}); serving reads and writes through the daemon");
+                    self.passthrough.store(false, Ordering::Relaxed);
+                    return None;
+                }
+            },
+        };
+        table.by_fh.insert(fh, id.clone());
+        Some(id)
     }
 
     fn attr(&self, a: &NodeAttr) -> FileAttr {
@@ -77,6 +126,14 @@ macro_rules! reply_err {
 
 impl Filesystem for SsyncFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if *self.passthrough.get_mut() {
+            let ok =
+                config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() && config.set_max_stack_depth(2).is_ok();
+            if !ok {
+                tracing::info!("this kernel has no FUSE passthrough; serving reads and writes through the daemon");
+            }
+            *self.passthrough.get_mut() = ok;
+        }
         let _ = config.set_max_write(1024 * 1024);
         let _ = config.set_max_readahead(1024 * 1024);
         // `ls -l` gets names and attributes in one round trip instead of a lookup per entry.
@@ -189,8 +246,11 @@ impl Filesystem for SsyncFuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.core.open(ino.0, flags.0) {
-            // KEEP_CACHE: page cache survives reopen; remote updates invalidate it.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(fh) => match self.backing_for(ino.0, fh, |f| reply.open_backing(f)) {
+                Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+                // KEEP_CACHE: page cache survives reopen; remote updates invalidate it.
+                None => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            },
             Err(e) => reply_err!("open", reply, e),
         }
     }
@@ -244,7 +304,9 @@ impl Filesystem for SsyncFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.core.release(fh.0) {
+        let result = self.core.release(fh.0);
+        self.backing.lock().by_fh.remove(&fh.0);
+        match result {
             Ok(()) => reply.ok(),
             Err(e) => reply_err!("release", reply, e),
         }
@@ -336,7 +398,15 @@ impl Filesystem for SsyncFuse {
     ) {
         let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
         match self.core.create(parent.0, name, mode, umask, flags) {
-            Ok((a, fh)) => reply.created(&TTL, &self.attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((a, fh)) => {
+                let attr = self.attr(&a);
+                match self.backing_for(a.ino, fh, |f| reply.open_backing(f)) {
+                    Some(id) => {
+                        reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty(), &id)
+                    }
+                    None => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                }
+            }
             Err(e) => reply_err!("create", reply, e),
         }
     }

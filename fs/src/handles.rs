@@ -1,10 +1,27 @@
 //! Open file handles: each holds an fd on the inode's cache file, so reads and
 //! writes are plain pread/pwrite with no lock held. A remote update replaces
 //! the cache file by rename; open handles keep reading the copy they opened.
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// What the cache file looked like: with kernel passthrough, writes bypass the
+/// daemon, so a changed size or mtime is how a release learns it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub len: u64,
+    pub mtime_ns: i64,
+}
+
+impl FileStamp {
+    pub fn of(file: &File) -> std::io::Result<FileStamp> {
+        let m = file.metadata()?;
+        Ok(FileStamp { len: m.len(), mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec() })
+    }
+}
 
 #[derive(Debug)]
 pub struct Handle {
@@ -13,14 +30,23 @@ pub struct Handle {
     pub writable: bool,
     /// Set by writes and truncates; release or fsync then queues an upload.
     pub needs_upload: AtomicBool,
+    /// The cache file as of open (or the last fsync), for writable handles.
+    pub stamp: Mutex<Option<FileStamp>>,
 }
 
 impl Handle {
     pub fn mark_written(&self) {
         self.needs_upload.store(true, Ordering::Release);
     }
+    /// True once per change: writes seen by the daemon, or (passthrough) a
+    /// cache file whose size or mtime moved since open or the last check.
     pub fn take_written(&self) -> bool {
-        self.needs_upload.swap(false, Ordering::AcqRel)
+        let seen = self.needs_upload.swap(false, Ordering::AcqRel);
+        let mut stamp = self.stamp.lock();
+        let Some(before) = *stamp else { return seen };
+        let now = FileStamp::of(&self.file).ok();
+        *stamp = now.or(Some(before));
+        seen || now != Some(before)
     }
 }
 

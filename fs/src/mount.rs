@@ -126,7 +126,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     options.acl = if cfg.allow_other { SessionACL::All } else { SessionACL::Owner };
     options.n_threads = Some(cfg.fuse_threads.max(1));
     options.clone_fd = true;
-    let fs = SsyncFuse::new(SyncFs::new(shared.clone()));
+    let fs = SsyncFuse::new(SyncFs::new(shared.clone()), cfg.passthrough);
     let session = Session::new(fs, &cfg.mountpoint, &options).with_context(|| {
         format!(
             "cannot mount on {}: is /dev/fuse available? As a non-root user install the fuse3 package (fusermount3)",

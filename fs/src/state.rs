@@ -63,7 +63,7 @@ impl State {
         self.tree
             .subtree(ino)
             .into_iter()
-            .any(|i| self.pending.touches_ino(i) || self.tree.get(i).is_some_and(|n| n.dirty || n.open_writers > 0))
+            .any(|i| self.pending.touches_ino(i) || self.tree.get(i).is_some_and(|n| n.dirty || n.open_handles > 0))
     }
 
     /// Forgets an unlinked node once no queued op needs it any more.

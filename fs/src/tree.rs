@@ -33,6 +33,10 @@ pub struct Node {
     pub children: BTreeMap<String, u64>,
     /// Open handles that may write (not persisted).
     pub open_writers: u32,
+    /// All open handles, readers included (not persisted). The cache file is
+    /// not replaced while any is open: passthrough opens of one inode must
+    /// share one backing file.
+    pub open_handles: u32,
     /// Bumped by every local write or truncate (not persisted): an upload that
     /// started at one generation can only mark the node clean at that generation.
     pub write_gen: u64,
@@ -53,6 +57,7 @@ impl Node {
             dirty: false,
             children: BTreeMap::new(),
             open_writers: 0,
+            open_handles: 0,
             write_gen: 0,
         }
     }
