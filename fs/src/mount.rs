@@ -16,12 +16,20 @@ use anyhow::{bail, Context};
 use fuser::{Config, MountOption, Session, SessionACL};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 fn check_mountpoint(cfg: &MountConfig) -> anyhow::Result<()> {
     let mp = cfg.mountpoint.display();
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|p| Path::new(p) == cfg.mountpoint.as_path()));
+    if mounted {
+        bail!("{mp} is already a mountpoint (another ssync-mount?); stop that one first, or clear a stale one with: umount -l {mp}");
+    }
     match std::fs::metadata(&cfg.mountpoint) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => bail!("{mp} is not a folder; give an empty folder to mount on"),
@@ -184,15 +192,17 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the queue is empty, the hub is unreachable, or the timeout passes.
+/// Waits until the queue is empty or the timeout passes; while the hub is
+/// unreachable, at most a second (a retry may still get through).
 async fn drain(shared: &Shared, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
     loop {
         let left = shared.state.lock().pending.len();
         if left == 0 || shared.status.halted.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        if Instant::now() >= deadline || (!shared.status.is_online() && Instant::now() + timeout / 2 >= deadline) {
+        let limit = if shared.status.is_online() { timeout } else { timeout.min(Duration::from_secs(1)) };
+        if start.elapsed() >= limit {
             tracing::warn!("{left} changes are still queued; they are kept and sent when the mount starts again");
             return;
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// This package's binaries sit beside the integration-test executables' `deps/`
 /// folder (Cargo builds them before running integration tests).
-fn bin(name: &str) -> PathBuf {
+pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).expect("target dir");
     let path = dir.join(name);
@@ -81,6 +81,23 @@ fn stop_child(child: &mut Child, grace: Duration) -> Option<std::process::ExitSt
     }
     let _ = child.kill();
     wait_child(child, Duration::from_secs(5))
+}
+
+/// Runs a command to completion within `timeout` (killed after it): exit code and stderr.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (Option<i32>, String) {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let status = wait_child(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (status.and_then(|s| s.code()), reader.join().unwrap_or_default())
 }
 
 pub struct Hub {
