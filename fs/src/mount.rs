@@ -45,7 +45,10 @@ fn check_mountpoint(cfg: &MountConfig) -> anyhow::Result<()> {
 
 /// Loads the persisted tree and queue, and queues anything a crash left unsent.
 fn load_state(db: LocalDb) -> anyhow::Result<State> {
-    let tree = Tree::from_nodes(db.load_nodes()?);
+    let mut tree = Tree::from_nodes(db.load_nodes()?);
+    if let Some(root) = tree.get_mut(ROOT).filter(|r| r.mtime_ns == 0) {
+        root.mtime_ns = crate::fs::now_ns(); // the hub has no entry for the root itself
+    }
     let pending = Pending::from_ops(db.load_ops()?);
     let mut st = State { tree, db, pending, deferred: HashMap::new(), needs_reconcile: false };
     let mut repair: Vec<(u64, OpKind)> = Vec::new();
