@@ -22,7 +22,16 @@ pub struct Entry {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    /// The device that made this change (from the `X-Ssync-Device` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// On a tombstone a rename left behind: where the entry went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<RelPath>,
 }
+
+/// Header naming the device a request comes from; recorded with each change.
+pub const DEVICE_HEADER: &str = "x-ssync-device";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +114,44 @@ impl MutationResponse {
     pub fn live_at(&self, path: &RelPath) -> Option<&Entry> {
         self.entries.iter().rev().find(|e| &e.path == path && !e.deleted)
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathQuery {
+    pub path: RelPath,
+}
+
+/// One kept version of a path: the entry as it was after change `version`,
+/// committed by the hub at `at_ns` (Unix time, nanoseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub entry: Entry,
+    pub at_ns: i64,
+}
+
+/// `GET /v1/versions?path=`: newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionsResponse {
+    pub versions: Vec<VersionInfo>,
+}
+
+/// `POST /v1/restore`: makes version `version` of `path` current again, at
+/// `as` if given; a new change every mount receives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    pub path: RelPath,
+    pub version: u64,
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub as_path: Option<RelPath>,
+}
+
+/// `POST /v1/restore-tree`: brings folder `path` (and all below it) back to
+/// how it was at `at_ns`: files and folders that existed then come back with
+/// their content of then; what was created later is deleted (and kept in history).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreTreeRequest {
+    pub path: RelPath,
+    pub at_ns: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

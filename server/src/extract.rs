@@ -29,3 +29,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
         }
     }
 }
+
+/// The `X-Ssync-Device` header: a short name recorded with each change.
+pub struct Device(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Device {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get(ssync_common::api::DEVICE_HEADER) else { return Ok(Device(None)) };
+        let ok = |s: &str| {
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        match v.to_str() {
+            Ok(s) if ok(s) => Ok(Device(Some(s.to_string()))),
+            _ => Err(ApiError::BadRequest(
+                "x-ssync-device must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into(),
+            )),
+        }
+    }
+}

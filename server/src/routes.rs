@@ -2,6 +2,7 @@
 mod changes;
 mod content;
 mod health;
+mod history;
 mod mutate;
 
 use crate::error::{ApiError, LoggedError};
@@ -27,6 +28,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/delete", post(mutate::delete))
         .route("/v1/rename", post(mutate::rename))
         .route("/v1/setattr", post(mutate::set_attr))
+        .route("/v1/entry", get(history::entry))
+        .route("/v1/versions", get(history::versions))
+        .route("/v1/restore", post(history::restore))
+        .route("/v1/restore-tree", post(history::restore_tree))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -13,11 +13,16 @@ pub enum TreeError {
     Conflict { path: RelPath, base: u64, current: Option<Entry> },
     #[error("{message}")]
     Blocked { message: String, current: Option<Entry> },
+    #[error("{0}")]
+    NotFound(String),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
 }
 
 type TreeResult = Result<Vec<Entry>, TreeError>;
+
+/// The device making the change (recorded on every entry it writes).
+pub type Dev<'a> = Option<&'a str>;
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
@@ -43,7 +48,7 @@ fn blocked(message: String, current: Option<Entry>) -> TreeError {
 
 /// Creates any missing ancestor folders (mkdir -p), so a write inside a folder
 /// another client just deleted brings the folder back instead of failing.
-fn ensure_parents(conn: &Connection, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
     for anc in path.ancestors() {
         match live(entries::get(conn, &anc)?) {
             Some(e) if e.kind == EntryKind::Dir => {}
@@ -58,6 +63,8 @@ fn ensure_parents(conn: &Connection, path: &RelPath, out: &mut Vec<Entry>) -> Re
                     size: 0,
                     mode: 0o755,
                     mtime_ns: now_ns(),
+                    device: dev.map(String::from),
+                    moved_to: None,
                 };
                 entries::put(conn, &e)?;
                 out.push(e);
@@ -76,14 +83,14 @@ pub struct FileCommit {
     pub mtime_ns: i64,
 }
 
-pub fn commit_file(conn: &Connection, c: FileCommit) -> TreeResult {
+pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
     let current = entries::get(conn, &c.path)?;
     if let Some(e) = live(current.clone()).filter(|e| e.kind == EntryKind::Dir) {
         return Err(blocked(format!("'{}' is a folder", c.path), Some(e)));
     }
     check_base(&c.path, &current, c.base)?;
     let mut out = Vec::new();
-    ensure_parents(conn, &c.path, &mut out)?;
+    ensure_parents(conn, dev, &c.path, &mut out)?;
     let e = Entry {
         path: c.path,
         kind: EntryKind::File,
@@ -93,13 +100,15 @@ pub fn commit_file(conn: &Connection, c: FileCommit) -> TreeResult {
         size: c.size,
         mode: c.mode & 0o7777,
         mtime_ns: c.mtime_ns,
+        device: dev.map(String::from),
+        moved_to: None,
     };
     entries::put(conn, &e)?;
     out.push(e);
     Ok(out)
 }
 
-pub fn mkdir(conn: &Connection, path: &RelPath, base: u64, mode: u32, mtime_ns: i64) -> TreeResult {
+pub fn mkdir(conn: &Connection, dev: Dev, path: &RelPath, base: u64, mode: u32, mtime_ns: i64) -> TreeResult {
     let current = entries::get(conn, path)?;
     match live(current.clone()) {
         // Already there: mkdir is idempotent, so a retried request succeeds.
@@ -108,7 +117,7 @@ pub fn mkdir(conn: &Connection, path: &RelPath, base: u64, mode: u32, mtime_ns: 
         None => check_base(path, &current, base)?,
     }
     let mut out = Vec::new();
-    ensure_parents(conn, path, &mut out)?;
+    ensure_parents(conn, dev, path, &mut out)?;
     let e = Entry {
         path: path.clone(),
         kind: EntryKind::Dir,
@@ -118,19 +127,29 @@ pub fn mkdir(conn: &Connection, path: &RelPath, base: u64, mode: u32, mtime_ns: 
         size: 0,
         mode: mode & 0o7777,
         mtime_ns,
+        device: dev.map(String::from),
+        moved_to: None,
     };
     entries::put(conn, &e)?;
     out.push(e);
     Ok(out)
 }
 
-fn tombstone(conn: &Connection, e: &Entry) -> Result<Entry, TreeError> {
-    let t = Entry { version: entries::next_seq(conn)?, deleted: true, hash: None, size: 0, ..e.clone() };
+fn tombstone(conn: &Connection, dev: Dev, e: &Entry, moved_to: Option<RelPath>) -> Result<Entry, TreeError> {
+    let t = Entry {
+        version: entries::next_seq(conn)?,
+        deleted: true,
+        hash: None,
+        size: 0,
+        device: dev.map(String::from),
+        moved_to,
+        ..e.clone()
+    };
     entries::put(conn, &t)?;
     Ok(t)
 }
 
-pub fn delete(conn: &Connection, path: &RelPath, base: u64) -> TreeResult {
+pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeResult {
     let current = entries::get(conn, path)?;
     let Some(e) = live(current.clone()) else {
         // Already gone: the end state the client asked for.
@@ -140,10 +159,10 @@ pub fn delete(conn: &Connection, path: &RelPath, base: u64) -> TreeResult {
     if e.kind == EntryKind::Dir && entries::has_live_children(conn, path)? {
         return Err(blocked(format!("folder '{path}' is not empty on the hub"), Some(e)));
     }
-    Ok(vec![tombstone(conn, &e)?])
+    Ok(vec![tombstone(conn, dev, &e, None)?])
 }
 
-pub fn rename(conn: &Connection, from: &RelPath, to: &RelPath, base: u64, to_base: u64) -> TreeResult {
+pub fn rename(conn: &Connection, dev: Dev, from: &RelPath, to: &RelPath, base: u64, to_base: u64) -> TreeResult {
     if from == to {
         return Ok(vec![]);
     }
@@ -166,7 +185,7 @@ pub fn rename(conn: &Connection, from: &RelPath, to: &RelPath, base: u64, to_bas
         }
     }
     let mut out = Vec::new();
-    ensure_parents(conn, to, &mut out)?;
+    ensure_parents(conn, dev, to, &mut out)?;
     let descendants = if src.kind == EntryKind::Dir { entries::live_descendants(conn, from)? } else { vec![] };
     // New rows first, parents before children, then tombstones children first:
     // a feed reader applying changes in order never sees an orphan.
@@ -174,18 +193,27 @@ pub fn rename(conn: &Connection, from: &RelPath, to: &RelPath, base: u64, to_bas
         let moved = Entry {
             path: e.path.rebase(from, to).expect("descendant lies within the moved folder"),
             version: entries::next_seq(conn)?,
+            device: dev.map(String::from),
             ..e.clone()
         };
         entries::put(conn, &moved)?;
         out.push(moved);
     }
     for e in descendants.iter().rev().chain(std::iter::once(&src)) {
-        out.push(tombstone(conn, e)?);
+        let went = e.path.rebase(from, to);
+        out.push(tombstone(conn, dev, e, went)?);
     }
     Ok(out)
 }
 
-pub fn set_attr(conn: &Connection, path: &RelPath, base: u64, mode: Option<u32>, mtime_ns: Option<i64>) -> TreeResult {
+pub fn set_attr(
+    conn: &Connection,
+    dev: Dev,
+    path: &RelPath,
+    base: u64,
+    mode: Option<u32>,
+    mtime_ns: Option<i64>,
+) -> TreeResult {
     let current = entries::get(conn, path)?;
     let Some(e) = live(current.clone()) else {
         return Err(TreeError::Conflict { path: path.clone(), base, current });
@@ -195,10 +223,82 @@ pub fn set_attr(conn: &Connection, path: &RelPath, base: u64, mode: Option<u32>,
         version: entries::next_seq(conn)?,
         mode: mode.map_or(e.mode, |m| m & 0o7777),
         mtime_ns: mtime_ns.unwrap_or(e.mtime_ns),
+        device: dev.map(String::from),
         ..e
     };
     entries::put(conn, &e)?;
     Ok(vec![e])
+}
+
+/// Writes `state` (a past entry) as the new current entry at its path.
+fn revive(conn: &Connection, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+    ensure_parents(conn, dev, &state.path, out)?;
+    let e = Entry {
+        version: entries::next_seq(conn)?,
+        deleted: false,
+        device: dev.map(String::from),
+        moved_to: None,
+        ..state.clone()
+    };
+    entries::put(conn, &e)?;
+    out.push(e);
+    Ok(())
+}
+
+/// Makes version `version` of `path` current again, at `as_path` if given.
+/// Whatever is there now stays in the history.
+pub fn restore(conn: &Connection, dev: Dev, path: &RelPath, version: u64, as_path: Option<&RelPath>) -> TreeResult {
+    let Some(old) = entries::version_of(conn, path, version)? else {
+        return Err(TreeError::NotFound(format!("'{path}' has no version {version}; list them with GET /v1/versions")));
+    };
+    if old.deleted {
+        return Err(blocked(
+            format!("version {version} of '{path}' is its deletion; pick a version with content"),
+            None,
+        ));
+    }
+    let target = as_path.unwrap_or(path);
+    let current = live(entries::get(conn, target)?);
+    match &current {
+        Some(c) if c.kind != old.kind => {
+            return Err(blocked(format!("'{target}' is now a {:?}, the version is a {:?}", c.kind, old.kind), current))
+        }
+        Some(c) if c.kind == EntryKind::Dir => return Ok(vec![]),
+        Some(c) if c.hash == old.hash && c.mode == old.mode => return Ok(vec![]),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    revive(conn, dev, &Entry { path: target.clone(), ..old }, &mut out)?;
+    Ok(out)
+}
+
+/// Brings folder `dir` and everything below it back to how it was at `at_ns`:
+/// what existed then returns with its content of then, what appeared later is
+/// deleted. Every state replaced stays in the history.
+pub fn restore_tree(conn: &Connection, dev: Dev, dir: &RelPath, at_ns: i64) -> TreeResult {
+    use std::collections::BTreeMap;
+    let then: BTreeMap<RelPath, Entry> =
+        entries::tree_at(conn, dir, at_ns)?.into_iter().filter(|e| !e.deleted).map(|e| (e.path.clone(), e)).collect();
+    if !then.contains_key(dir) {
+        return Err(TreeError::NotFound(format!("'{dir}' did not exist as a folder at that time")));
+    }
+    let now: BTreeMap<RelPath, Entry> =
+        entries::entries_within(conn, dir)?.into_iter().filter(|e| !e.deleted).map(|e| (e.path.clone(), e)).collect();
+    let mut out = Vec::new();
+    // Children before parents: what is not as it was goes first.
+    for (p, e) in now.iter().rev() {
+        if !then.get(p).is_some_and(|t| t.kind == e.kind) {
+            out.push(tombstone(conn, dev, e, None)?);
+        }
+    }
+    // Parents before children: bring back what differs.
+    for (p, t) in &then {
+        let same = now.get(p).is_some_and(|c| c.kind == t.kind && c.hash == t.hash && c.mode == t.mode);
+        if !same {
+            revive(conn, dev, t, &mut out)?;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -218,6 +318,7 @@ mod tests {
     fn file(c: &Connection, path: &str, base: u64, data: &[u8]) -> TreeResult {
         commit_file(
             c,
+            None,
             FileCommit {
                 path: p(path),
                 base,
@@ -259,12 +360,12 @@ mod tests {
         let c = conn();
         let out = file(&c, "d/f", 0, b"x").unwrap();
         let (d, f) = (&out[0], &out[1]);
-        assert!(matches!(delete(&c, &p("d"), d.version).unwrap_err(), TreeError::Blocked { .. }));
-        let t = delete(&c, &p("f").clone(), 0).unwrap();
+        assert!(matches!(delete(&c, None, &p("d"), d.version).unwrap_err(), TreeError::Blocked { .. }));
+        let t = delete(&c, None, &p("f").clone(), 0).unwrap();
         assert!(t.is_empty(), "deleting a missing path is a no-op");
-        let t = delete(&c, &p("d/f"), f.version).unwrap();
+        let t = delete(&c, None, &p("d/f"), f.version).unwrap();
         assert!(t[0].deleted);
-        delete(&c, &p("d"), d.version).unwrap();
+        delete(&c, None, &p("d"), d.version).unwrap();
         assert!(entries::all_live(&c).unwrap().is_empty());
         // A new file may take the place of a tombstone with base 0.
         file(&c, "d/f", 0, b"again").unwrap();
@@ -276,12 +377,12 @@ mod tests {
         file(&c, "d/x/1", 0, b"1").unwrap();
         file(&c, "d/2", 0, b"2").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        let out = rename(&c, &p("d"), &p("e"), d.version, 0).unwrap();
+        let out = rename(&c, None, &p("d"), &p("e"), d.version, 0).unwrap();
         let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
         assert_eq!(order, vec!["+e", "+e/2", "+e/x", "+e/x/1", "-d/x/1", "-d/x", "-d/2", "-d"]);
         let live: Vec<_> = entries::all_live(&c).unwrap().into_iter().map(|e| e.path.to_string()).collect();
         assert_eq!(live, vec!["e", "e/2", "e/x", "e/x/1"]);
-        assert!(matches!(rename(&c, &p("e"), &p("e/x/in"), 0, 0), Err(TreeError::Blocked { .. })));
+        assert!(matches!(rename(&c, None, &p("e"), &p("e/x/in"), 0, 0), Err(TreeError::Blocked { .. })));
     }
 
     #[test]
@@ -289,8 +390,8 @@ mod tests {
         let c = conn();
         let a = file(&c, "a", 0, b"new").unwrap()[0].clone();
         let b = file(&c, "b", 0, b"old").unwrap()[0].clone();
-        assert!(matches!(rename(&c, &p("a"), &p("b"), a.version, 0), Err(TreeError::Conflict { .. })));
-        rename(&c, &p("a"), &p("b"), a.version, b.version).unwrap();
+        assert!(matches!(rename(&c, None, &p("a"), &p("b"), a.version, 0), Err(TreeError::Conflict { .. })));
+        rename(&c, None, &p("a"), &p("b"), a.version, b.version).unwrap();
         let now = entries::get(&c, &p("b")).unwrap().unwrap();
         assert_eq!(now.hash, Some(ContentHash::of(b"new")));
         assert!(entries::get(&c, &p("a")).unwrap().unwrap().deleted);
@@ -300,10 +401,10 @@ mod tests {
     fn kinds_cannot_be_mixed() {
         let c = conn();
         file(&c, "f", 0, b"x").unwrap();
-        assert!(matches!(mkdir(&c, &p("f"), 0, 0o755, 0), Err(TreeError::Blocked { .. })));
+        assert!(matches!(mkdir(&c, None, &p("f"), 0, 0o755, 0), Err(TreeError::Blocked { .. })));
         assert!(matches!(file(&c, "f/under", 0, b"y"), Err(TreeError::Blocked { .. })));
-        let d = mkdir(&c, &p("d"), 0, 0o755, 0).unwrap();
-        assert_eq!(mkdir(&c, &p("d"), 0, 0o700, 0).unwrap(), d, "mkdir is idempotent");
+        let d = mkdir(&c, None, &p("d"), 0, 0o755, 0).unwrap();
+        assert_eq!(mkdir(&c, None, &p("d"), 0, 0o700, 0).unwrap(), d, "mkdir is idempotent");
         assert!(matches!(file(&c, "d", 0, b"z"), Err(TreeError::Blocked { .. })));
     }
 
@@ -311,9 +412,78 @@ mod tests {
     fn set_attr_bumps_version_and_keeps_content() {
         let c = conn();
         let f = file(&c, "f", 0, b"x").unwrap()[0].clone();
-        let g = set_attr(&c, &p("f"), f.version, Some(0o100755), None).unwrap()[0].clone();
+        let g = set_attr(&c, None, &p("f"), f.version, Some(0o100755), None).unwrap()[0].clone();
         assert_eq!(g.mode, 0o755);
         assert_eq!(g.hash, f.hash);
         assert!(g.version > f.version);
+    }
+
+    #[test]
+    fn every_change_is_kept_and_a_version_can_be_restored() {
+        let c = conn();
+        let v1 = file(&c, "f", 0, b"one").unwrap()[0].version;
+        let v2 = file(&c, "f", v1, b"two").unwrap()[0].version;
+        delete(&c, Some("laptop"), &p("f"), v2).unwrap();
+        let hist = entries::versions_of(&c, &p("f")).unwrap();
+        let states: Vec<_> = hist.iter().map(|v| (v.entry.version, v.entry.deleted)).collect();
+        assert_eq!(states, vec![(3, true), (2, false), (1, false)], "newest first, the deletion included");
+        assert_eq!(hist[0].entry.device.as_deref(), Some("laptop"));
+
+        let back = restore(&c, Some("pc"), &p("f"), v1, None).unwrap();
+        assert_eq!(back[0].hash, Some(ContentHash::of(b"one")));
+        assert!(back[0].version > 3, "a restore is a new change");
+        let copy = restore(&c, None, &p("f"), v2, Some(&p("old/f-v2"))).unwrap();
+        assert_eq!(copy.last().unwrap().path.as_str(), "old/f-v2");
+        assert!(
+            matches!(restore(&c, None, &p("f"), 3, None), Err(TreeError::Blocked { .. })),
+            "a deletion has no content"
+        );
+        assert!(matches!(restore(&c, None, &p("f"), 99, None), Err(TreeError::NotFound(_))));
+    }
+
+    #[test]
+    fn rename_tombstones_say_where_entries_went() {
+        let c = conn();
+        file(&c, "d/x", 0, b"x").unwrap();
+        let d = entries::get(&c, &p("d")).unwrap().unwrap();
+        rename(&c, None, &p("d"), &p("e"), d.version, 0).unwrap();
+        let t = entries::get(&c, &p("d/x")).unwrap().unwrap();
+        assert!(t.deleted);
+        assert_eq!(t.moved_to.unwrap().as_str(), "e/x");
+    }
+
+    #[test]
+    fn a_folder_comes_back_as_it_was() {
+        let c = conn();
+        file(&c, "docs/a.txt", 0, b"a1").unwrap();
+        file(&c, "docs/sub/b.txt", 0, b"b").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let t = now_ns();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // After t: an edit, a new file, then everything deleted (rm -rf).
+        let a = entries::get(&c, &p("docs/a.txt")).unwrap().unwrap();
+        file(&c, "docs/a.txt", a.version, b"a2").unwrap();
+        file(&c, "docs/new.txt", 0, b"later").unwrap();
+        for path in ["docs/sub/b.txt", "docs/sub", "docs/new.txt", "docs/a.txt", "docs"] {
+            let e = entries::get(&c, &p(path)).unwrap().unwrap();
+            delete(&c, None, &p(path), e.version).unwrap();
+        }
+        assert!(entries::all_live(&c).unwrap().is_empty());
+        restore_tree(&c, Some("pc"), &p("docs"), t).unwrap();
+        let live: Vec<_> = entries::all_live(&c)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.path.to_string(), e.hash.map(|h| h == ContentHash::of(b"a1"))))
+            .collect();
+        assert_eq!(
+            live,
+            vec![
+                ("docs".into(), None),
+                ("docs/a.txt".into(), Some(true)),
+                ("docs/sub".into(), None),
+                ("docs/sub/b.txt".into(), Some(false)),
+            ]
+        );
+        assert!(matches!(restore_tree(&c, None, &p("nothing"), t), Err(TreeError::NotFound(_))));
     }
 }

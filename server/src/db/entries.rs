@@ -1,28 +1,41 @@
-//! Row access for `entries` and `sequence`. Callers hold a transaction; this
-//! module only reads and writes rows, the rules live in `tree.rs`.
+//! Row access for `entries`, `versions` and `sequence`. Callers hold a
+//! transaction; this module only reads and writes rows, the rules live in
+//! `tree.rs`. Every entry written is also appended to `versions`, here and
+//! only here, so history can never miss a change.
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use ssync_common::api::{Entry, EntryKind};
+use ssync_common::api::{Entry, EntryKind, VersionInfo};
 use ssync_common::RelPath;
 
-const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns";
+const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to";
+
+fn bad(i: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
+}
+
+fn parse_path(i: usize, s: String) -> rusqlite::Result<RelPath> {
+    RelPath::parse(&s).map_err(|_| bad(i, "stored path is invalid"))
+}
+
+/// Decodes the `COLUMNS` starting at column `o`.
+fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
+    let kind: String = r.get(o + 1)?;
+    let hash: Option<String> = r.get(o + 4)?;
+    Ok(Entry {
+        path: parse_path(o, r.get(o)?)?,
+        kind: if kind == "dir" { EntryKind::Dir } else { EntryKind::File },
+        version: r.get::<_, i64>(o + 2)? as u64,
+        deleted: r.get::<_, i64>(o + 3)? != 0,
+        hash: hash.map(|h| h.parse().map_err(|_| bad(o + 4, "stored hash is invalid"))).transpose()?,
+        size: r.get::<_, i64>(o + 5)? as u64,
+        mode: r.get::<_, i64>(o + 6)? as u32,
+        mtime_ns: r.get(o + 7)?,
+        device: r.get(o + 8)?,
+        moved_to: r.get::<_, Option<String>>(o + 9)?.map(|p| parse_path(o + 9, p)).transpose()?,
+    })
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
-    let path: String = r.get(0)?;
-    let kind: String = r.get(1)?;
-    let hash: Option<String> = r.get(4)?;
-    let bad = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
-    };
-    Ok(Entry {
-        path: RelPath::parse(&path).map_err(|_| bad(0, "stored path is invalid"))?,
-        kind: if kind == "dir" { EntryKind::Dir } else { EntryKind::File },
-        version: r.get::<_, i64>(2)? as u64,
-        deleted: r.get::<_, i64>(3)? != 0,
-        hash: hash.map(|h| h.parse().map_err(|_| bad(4, "stored hash is invalid"))).transpose()?,
-        size: r.get::<_, i64>(5)? as u64,
-        mode: r.get::<_, i64>(6)? as u32,
-        mtime_ns: r.get(7)?,
-    })
+    from_row_at(r, 0)
 }
 
 pub fn get(conn: &Connection, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
@@ -39,32 +52,55 @@ pub fn last_seq(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row("SELECT last FROM sequence WHERE id = 1", [], |r| r.get::<_, i64>(0)).map(|v| v as u64)
 }
 
-/// Inserts or replaces the row for `e.path`.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// Inserts or replaces the row for `e.path`, and records it in the history.
 pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!("INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-        params![
-            e.path.as_str(),
-            match e.kind {
-                EntryKind::File => "file",
-                EntryKind::Dir => "dir",
-            },
-            e.version as i64,
-            e.deleted as i64,
-            e.hash.map(|h| h.to_hex()),
-            e.size as i64,
-            e.mode as i64,
-            e.mtime_ns
-        ],
-    )?;
+    let kind = match e.kind {
+        EntryKind::File => "file",
+        EntryKind::Dir => "dir",
+    };
+    let values = params![
+        e.path.as_str(),
+        kind,
+        e.version as i64,
+        e.deleted as i64,
+        e.hash.map(|h| h.to_hex()),
+        e.size as i64,
+        e.mode as i64,
+        e.mtime_ns,
+        e.device,
+        e.moved_to.as_ref().map(|p| p.as_str()),
+    ];
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(values)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO versions ({COLUMNS}, at_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))?
+    .execute(params![
+        e.path.as_str(),
+        kind,
+        e.version as i64,
+        e.deleted as i64,
+        e.hash.map(|h| h.to_hex()),
+        e.size as i64,
+        e.mode as i64,
+        e.mtime_ns,
+        e.device,
+        e.moved_to.as_ref().map(|p| p.as_str()),
+        now_ns()
+    ])?;
     Ok(())
 }
 
 /// Live entries strictly below `dir`, in path order (parents before children).
 pub fn live_descendants(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Vec<Entry>> {
     // '/' is 0x2F and '0' is 0x30: the range covers exactly "dir/...".
-    let lo = format!("{dir}/");
-    let hi = format!("{dir}0");
+    let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM entries WHERE path >= ?1 AND path < ?2 AND deleted = 0 ORDER BY path"
     ))?;
@@ -73,8 +109,7 @@ pub fn live_descendants(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Ve
 }
 
 pub fn has_live_children(conn: &Connection, dir: &RelPath) -> rusqlite::Result<bool> {
-    let lo = format!("{dir}/");
-    let hi = format!("{dir}0");
+    let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
     conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM entries WHERE path >= ?1 AND path < ?2 AND deleted = 0)",
         [lo, hi],
@@ -93,5 +128,46 @@ pub fn changed_since(conn: &Connection, since: u64, limit: u32) -> rusqlite::Res
 pub fn all_live(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
     let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE deleted = 0 ORDER BY path"))?;
     let rows = st.query_map([], from_row)?;
+    rows.collect()
+}
+
+/// The kept versions of `path`, newest first.
+pub fn versions_of(conn: &Connection, path: &RelPath) -> rusqlite::Result<Vec<VersionInfo>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, at_ns FROM versions WHERE path = ?1 ORDER BY version DESC, id DESC"
+    ))?;
+    let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(10)? }))?;
+    rows.collect()
+}
+
+pub fn version_of(conn: &Connection, path: &RelPath, version: u64) -> rusqlite::Result<Option<Entry>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM versions WHERE path = ?1 AND version = ?2 ORDER BY id DESC LIMIT 1"),
+        params![path.as_str(), version as i64],
+        from_row,
+    )
+    .optional()
+}
+
+/// For `dir` and every path below it: its newest state committed at or before `at_ns`.
+pub fn tree_at(conn: &Connection, dir: &RelPath, at_ns: i64) -> rusqlite::Result<Vec<Entry>> {
+    let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM versions v
+         WHERE (path = ?1 OR (path >= ?2 AND path < ?3)) AND at_ns <= ?4
+           AND id = (SELECT MAX(id) FROM versions w WHERE w.path = v.path AND w.at_ns <= ?4)
+         ORDER BY path"
+    ))?;
+    let rows = st.query_map(params![dir.as_str(), lo, hi, at_ns], from_row)?;
+    rows.collect()
+}
+
+/// Every path `dir` or below it that has an entry now (live or not).
+pub fn entries_within(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Vec<Entry>> {
+    let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path"
+    ))?;
+    let rows = st.query_map(params![dir.as_str(), lo, hi], from_row)?;
     rows.collect()
 }

@@ -18,6 +18,25 @@ const STEPS: &[&str] = &[
      -- the one monotonically increasing change sequence
      CREATE TABLE sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL) STRICT;
      INSERT INTO sequence (id, last) VALUES (1, 0);",
+    // 2: who made each change, where renamed entries went, and the history of every path.
+    "ALTER TABLE entries ADD COLUMN device TEXT;
+     ALTER TABLE entries ADD COLUMN moved_to TEXT;   -- on a tombstone left by a rename
+     CREATE TABLE versions (                          -- every state each path has had
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL,
+        version INTEGER NOT NULL,                     -- the change that produced this state
+        kind TEXT NOT NULL,
+        deleted INTEGER NOT NULL,
+        hash TEXT,
+        size INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        device TEXT,
+        moved_to TEXT,
+        at_ns INTEGER NOT NULL                        -- when the hub committed it
+     ) STRICT;
+     CREATE INDEX versions_by_path ON versions (path, version);
+     CREATE INDEX versions_by_time ON versions (at_ns);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

@@ -1,6 +1,6 @@
 //! File bytes: streamed uploads that commit a file version, and downloads by hash.
 use crate::error::ApiError;
-use crate::extract::AppQuery;
+use crate::extract::{AppQuery, Device};
 use crate::state::AppState;
 use crate::tree::{self, FileCommit};
 use axum::body::Body;
@@ -16,12 +16,13 @@ use tokio_util::io::ReaderStream;
 /// fsync, rename), then the version is committed if `base` is still current.
 pub async fn upload(
     State(state): State<AppState>,
+    Device(d): Device,
     AppQuery(q): AppQuery<UploadQuery>,
     body: Body,
 ) -> Result<Json<MutationResponse>, ApiError> {
     let (hash, size) = state.store.write_stream(body.into_data_stream()).await?;
     let commit = FileCommit { path: q.path, base: q.base, hash, size, mode: q.mode, mtime_ns: q.mtime_ns };
-    let entries = state.mutate(move |c| tree::commit_file(c, commit)).await?;
+    let entries = state.mutate(move |c| tree::commit_file(c, d.as_deref(), commit)).await?;
     Ok(Json(MutationResponse { entries }))
 }
 

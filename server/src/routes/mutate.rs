@@ -1,6 +1,6 @@
 //! Metadata-only mutations: mkdir, delete, rename, chmod/utimens.
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, Device};
 use crate::state::AppState;
 use crate::tree;
 use axum::extract::State;
@@ -13,18 +13,22 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
     Ok(Json(MutationResponse { entries }))
 }
 
-pub async fn mkdir(State(state): State<AppState>, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::mkdir(c, &r.path, r.base, r.mode, r.mtime_ns)).await?)
+pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
+    ok(state.mutate(move |c| tree::mkdir(c, d.as_deref(), &r.path, r.base, r.mode, r.mtime_ns)).await?)
 }
 
-pub async fn delete(State(state): State<AppState>, AppJson(r): AppJson<DeleteRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::delete(c, &r.path, r.base)).await?)
+pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<DeleteRequest>) -> Mutated {
+    ok(state.mutate(move |c| tree::delete(c, d.as_deref(), &r.path, r.base)).await?)
 }
 
-pub async fn rename(State(state): State<AppState>, AppJson(r): AppJson<RenameRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::rename(c, &r.from, &r.to, r.base, r.to_base)).await?)
+pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
+    ok(state.mutate(move |c| tree::rename(c, d.as_deref(), &r.from, &r.to, r.base, r.to_base)).await?)
 }
 
-pub async fn set_attr(State(state): State<AppState>, AppJson(r): AppJson<SetAttrRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::set_attr(c, &r.path, r.base, r.mode, r.mtime_ns)).await?)
+pub async fn set_attr(
+    State(state): State<AppState>,
+    Device(d): Device,
+    AppJson(r): AppJson<SetAttrRequest>,
+) -> Mutated {
+    ok(state.mutate(move |c| tree::set_attr(c, d.as_deref(), &r.path, r.base, r.mode, r.mtime_ns)).await?)
 }

@@ -1,0 +1,46 @@
+//! One entry, the kept versions of a path, and restores.
+use crate::db::entries;
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppQuery, Device};
+use crate::state::AppState;
+use crate::tree;
+use axum::extract::State;
+use axum::Json;
+use ssync_common::api::{Entry, MutationResponse, PathQuery, RestoreRequest, RestoreTreeRequest, VersionsResponse};
+
+/// `GET /v1/entry?path=`: the entry as the hub has it now, tombstones included.
+pub async fn entry(State(state): State<AppState>, AppQuery(q): AppQuery<PathQuery>) -> Result<Json<Entry>, ApiError> {
+    let path = q.path.clone();
+    let e = state.db.call(move |c| Ok::<_, ApiError>(entries::get(c, &path)?)).await?;
+    e.map(Json).ok_or_else(|| ApiError::NotFound(format!("'{}' has never existed on the hub", q.path)))
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<PathQuery>,
+) -> Result<Json<VersionsResponse>, ApiError> {
+    let path = q.path.clone();
+    let versions = state.db.call(move |c| Ok::<_, ApiError>(entries::versions_of(c, &path)?)).await?;
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!("'{}' has no versions on the hub", q.path)));
+    }
+    Ok(Json(VersionsResponse { versions }))
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    Device(d): Device,
+    AppJson(r): AppJson<RestoreRequest>,
+) -> Result<Json<MutationResponse>, ApiError> {
+    let entries = state.mutate(move |c| tree::restore(c, d.as_deref(), &r.path, r.version, r.as_path.as_ref())).await?;
+    Ok(Json(MutationResponse { entries }))
+}
+
+pub async fn restore_tree(
+    State(state): State<AppState>,
+    Device(d): Device,
+    AppJson(r): AppJson<RestoreTreeRequest>,
+) -> Result<Json<MutationResponse>, ApiError> {
+    let entries = state.mutate(move |c| tree::restore_tree(c, d.as_deref(), &r.path, r.at_ns)).await?;
+    Ok(Json(MutationResponse { entries }))
+}
