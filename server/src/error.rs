@@ -20,9 +20,9 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    Conflict { message: String, current: Option<Entry> },
+    Conflict { message: String, current: Option<Box<Entry>> },
     #[error("{message}")]
-    Blocked { message: String, current: Option<Entry> },
+    Blocked { message: String, current: Option<Box<Entry>> },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,7 +54,7 @@ impl IntoResponse for ApiError {
         };
         let logged = LoggedError(self.to_string());
         let current = match self {
-            ApiError::Conflict { current, .. } | ApiError::Blocked { current, .. } => current,
+            ApiError::Conflict { current, .. } | ApiError::Blocked { current, .. } => current.map(|b| *b),
             _ => None,
         };
         let mut resp = (status, Json(ErrorBody { code: code.to_string(), message, current })).into_response();
@@ -69,9 +69,9 @@ impl From<TreeError> for ApiError {
             TreeError::Conflict { .. } => {
                 let message = e.to_string();
                 let TreeError::Conflict { current, .. } = e else { unreachable!() };
-                ApiError::Conflict { message, current }
+                ApiError::Conflict { message, current: current.map(Box::new) }
             }
-            TreeError::Blocked { message, current } => ApiError::Blocked { message, current },
+            TreeError::Blocked { message, current } => ApiError::Blocked { message, current: current.map(Box::new) },
             TreeError::NotFound(m) => ApiError::NotFound(m),
             TreeError::Db(e) => ApiError::Internal(e.to_string()),
         }
