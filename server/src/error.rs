@@ -69,9 +69,9 @@ impl From<TreeError> for ApiError {
             TreeError::Conflict { .. } => {
                 let message = e.to_string();
                 let TreeError::Conflict { current, .. } = e else { unreachable!() };
-                ApiError::Conflict { message, current: current.map(Box::new) }
+                ApiError::Conflict { message, current }
             }
-            TreeError::Blocked { message, current } => ApiError::Blocked { message, current: current.map(Box::new) },
+            TreeError::Blocked { message, current } => ApiError::Blocked { message, current },
             TreeError::NotFound(m) => ApiError::NotFound(m),
             TreeError::Db(e) => ApiError::Internal(e.to_string()),
         }

@@ -10,9 +10,9 @@ use ssync_common::{ContentHash, RelPath};
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     #[error("'{path}' changed on the hub since version {base}")]
-    Conflict { path: RelPath, base: u64, current: Option<Entry> },
+    Conflict { path: RelPath, base: u64, current: Option<Box<Entry>> },
     #[error("{message}")]
-    Blocked { message: String, current: Option<Entry> },
+    Blocked { message: String, current: Option<Box<Entry>> },
     #[error("{0}")]
     NotFound(String),
     #[error("database: {0}")]
@@ -38,12 +38,12 @@ fn check_base(path: &RelPath, current: &Option<Entry>, base: u64) -> Result<(), 
     if expected == base {
         Ok(())
     } else {
-        Err(TreeError::Conflict { path: path.clone(), base, current: current.clone() })
+        Err(TreeError::Conflict { path: path.clone(), base, current: current.clone().map(Box::new) })
     }
 }
 
 fn blocked(message: String, current: Option<Entry>) -> TreeError {
-    TreeError::Blocked { message, current }
+    TreeError::Blocked { message, current: current.map(Box::new) }
 }
 
 /// Creates any missing ancestor folders (mkdir -p), so a write inside a folder
@@ -171,7 +171,7 @@ pub fn rename(conn: &Connection, dev: Dev, from: &RelPath, to: &RelPath, base: u
     }
     let current = entries::get(conn, from)?;
     let Some(src) = live(current.clone()) else {
-        return Err(TreeError::Conflict { path: from.clone(), base, current });
+        return Err(TreeError::Conflict { path: from.clone(), base, current: current.map(Box::new) });
     };
     check_base(from, &current, base)?;
     let target = entries::get(conn, to)?;
@@ -216,7 +216,7 @@ pub fn set_attr(
 ) -> TreeResult {
     let current = entries::get(conn, path)?;
     let Some(e) = live(current.clone()) else {
-        return Err(TreeError::Conflict { path: path.clone(), base, current });
+        return Err(TreeError::Conflict { path: path.clone(), base, current: current.map(Box::new) });
     };
     check_base(path, &current, base)?;
     let e = Entry {
