@@ -7,9 +7,10 @@ use futures_util::StreamExt;
 use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
-    DeleteRequest, EntriesPage, ErrorBody, Health, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest,
-    UploadQuery,
+    DeleteRequest, EntriesPage, Entry, ErrorBody, Health, MkdirRequest, MutationResponse, RenameRequest,
+    RestoreRequest, RestoreTreeRequest, SetAttrRequest, UploadQuery, VersionsResponse, DEVICE_HEADER,
 };
+use ssync_common::RelPath;
 use ssync_common::{ContentHash, ContentHasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,14 @@ impl ApiError {
     pub fn code(&self) -> Option<&str> {
         match self {
             ApiError::Rejected { body, .. } => Some(&body.code),
+            _ => None,
+        }
+    }
+
+    /// With a refusal: the entry as the hub has it now.
+    pub fn current(&self) -> Option<&Entry> {
+        match self {
+            ApiError::Rejected { body, .. } => body.current.as_ref(),
             _ => None,
         }
     }
@@ -82,8 +91,18 @@ pub struct Remote {
 pub const FEED_WAIT: Duration = Duration::from_secs(25);
 
 impl Remote {
-    pub fn new(base_url: &str) -> Remote {
+    /// A client for the hub at `base_url`; every request names `device`.
+    pub fn new(base_url: &str, device: &str) -> Remote {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let device: String =
+            device.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(64).collect();
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&device) {
+            if !device.is_empty() {
+                headers.insert(DEVICE_HEADER, v);
+            }
+        }
         let http = Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(FEED_WAIT + Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -201,6 +220,30 @@ impl Remote {
 
     pub async fn set_attr(&self, r: &SetAttrRequest) -> Result<MutationResponse, ApiError> {
         self.post("setattr", r).await
+    }
+
+    /// The hub's entry for `path` (tombstones included); `None` if it never existed.
+    pub async fn entry(&self, path: &RelPath) -> Result<Option<Entry>, ApiError> {
+        let resp =
+            self.http.get(self.url("entry")).query(&[("path", path.as_str())]).send().await.map_err(transport)?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Self::decode(resp).await.map(Some)
+    }
+
+    pub async fn versions(&self, path: &RelPath) -> Result<VersionsResponse, ApiError> {
+        let resp =
+            self.http.get(self.url("versions")).query(&[("path", path.as_str())]).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    pub async fn restore(&self, r: &RestoreRequest) -> Result<MutationResponse, ApiError> {
+        self.post("restore", r).await
+    }
+
+    pub async fn restore_tree(&self, r: &RestoreTreeRequest) -> Result<MutationResponse, ApiError> {
+        self.post("restore-tree", r).await
     }
 }
 

@@ -17,6 +17,7 @@ mod invalidate;
 pub mod local_db;
 pub mod mount;
 pub mod queue;
+mod resolve;
 mod state;
 pub mod tree;
 mod upload;

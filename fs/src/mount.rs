@@ -101,7 +101,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let remote = Remote::new(&cfg.server);
+    let remote = Remote::new(&cfg.server, &cfg.device_name);
     match rt.block_on(remote.health()) {
         Ok(h) => tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable"),
         Err(e) if !synced_before => bail!(

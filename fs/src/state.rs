@@ -110,6 +110,7 @@ pub struct Status {
     /// Set when the hub is not the one this cache synced with: stop all syncing.
     pub halted: AtomicBool,
     pub uploads_done: AtomicU64,
+    pub recent_conflicts: Mutex<Vec<String>>,
     pub downloads_done: AtomicU64,
 }
 
@@ -126,6 +127,14 @@ impl Status {
     }
     pub fn is_online(&self) -> bool {
         self.online.load(Ordering::Acquire)
+    }
+
+    pub fn note_conflict(&self, name: &str) {
+        tracing::warn!(copy = name, "conflict: the local version was kept as a conflict copy");
+        let mut recent = self.recent_conflicts.lock();
+        recent.push(name.to_string());
+        let excess = recent.len().saturating_sub(20);
+        recent.drain(..excess);
     }
 }
 

@@ -7,19 +7,16 @@
 //! (or, for a refused rename, is re-sent as new files) and the hub's version is
 //! pulled in by a reconcile.
 use crate::client::{ApiError, Remote};
-use crate::conflict::conflict_name;
-use crate::fs::now_ns;
-use crate::invalidate::Inval;
 use crate::queue::{Op, OpKind};
+use crate::resolve;
 use crate::state::{Shared, State};
-use crate::tree::Kind;
 use ssync_common::api::{
     codes, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest, UploadQuery,
 };
 use ssync_common::ContentHash;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 enum Request {
@@ -72,8 +69,12 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             next_job(&mut st, &shared)
         };
         let Some((op, request)) = job else {
-            let has_deferred = !shared.state.lock().deferred.is_empty();
-            if has_deferred {
+            // Queue drained: held-back remote changes, or a reconcile, can go now.
+            let watcher_has_work = {
+                let st = shared.state.lock();
+                !st.deferred.is_empty() || st.needs_reconcile
+            };
+            if watcher_has_work {
                 shared.wake_watcher.notify_one();
             }
             tokio::select! {
@@ -101,9 +102,8 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             Err(e) if e.is_retryable() => {
                 shared.status.set_online(false, &e);
                 shared.state.lock().pending.in_flight = None;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.step()) => {}
-                    _ = cancel.cancelled() => return,
+                if sleep_or_cancel(&cancel, backoff.step()).await {
+                    return;
                 }
             }
             Err(e) => {
@@ -115,10 +115,33 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     Some(current) => {
                         finish(&shared, &op, Some(&MutationResponse { entries: vec![current] }), sent, gen)
                     }
-                    None => resolve_refusal(&shared, &op, &e),
+                    None => match resolve::decide(&shared, &remote, &op, &e).await {
+                        Ok(decision) => {
+                            if resolve::apply(&shared, &op, &e, decision) {
+                                finish(&shared, &op, None, None, 0);
+                            } else {
+                                shared.state.lock().pending.in_flight = None;
+                            }
+                            shared.wake_watcher.notify_one();
+                        }
+                        Err(lookup) => {
+                            shared.status.set_online(false, &lookup);
+                            shared.state.lock().pending.in_flight = None;
+                            if sleep_or_cancel(&cancel, backoff.step()).await {
+                                return;
+                            }
+                        }
+                    },
                 }
             }
         }
+    }
+}
+
+async fn sleep_or_cancel(cancel: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
     }
 }
 
@@ -205,7 +228,7 @@ fn identical_on_hub(err: &ApiError, sent: Option<ContentHash>) -> Option<Entry> 
 }
 
 /// Records what the hub accepted and takes the op off the queue.
-fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
+pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
     let mut st = shared.state.lock();
     let mut touched = vec![op.ino];
     if let Some(resp) = resp {
@@ -230,8 +253,13 @@ fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Optio
                 for e in resp.entries.iter().filter(|e| !e.deleted && e.path.is_within(to)) {
                     let suffix = &e.path.as_str()[to.as_str().len()..];
                     if let Some(ino) = st.tree.resolve_below(op.ino, suffix) {
-                        if let Some(n) = st.tree.get_mut(ino) {
+                        let n = st.tree.get_mut(ino).expect("resolved nodes exist");
+                        // A rename redone on a version edited elsewhere moves bytes
+                        // this mount does not have yet: fetch them, don't claim them.
+                        if n.is_dir() || n.hash == e.hash {
                             n.base_version = e.version;
+                        } else {
+                            st.needs_reconcile = true;
                         }
                         touched.push(ino);
                     }
@@ -267,91 +295,17 @@ fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Optio
     }
 }
 
-/// Folders the hub created on its own (mkdir -p for a write) get their version.
+/// Folders the hub created or re-created on its own (mkdir -p for a write)
+/// get the version it gave them.
 fn adopt_created_parents(st: &mut State, entries: &[Entry], touched: &mut Vec<u64>) {
-    for e in entries.iter().filter(|e| !e.deleted) {
+    for e in entries.iter().filter(|e| !e.deleted && e.kind == ssync_common::api::EntryKind::Dir) {
         if let Some(ino) = st.tree.resolve(&e.path) {
-            if let Some(n) = st.tree.get_mut(ino).filter(|n| n.is_dir() && n.base_version == 0) {
+            if let Some(n) = st.tree.get_mut(ino).filter(|n| n.is_dir() && n.base_version < e.version) {
                 n.base_version = e.version;
                 touched.push(ino);
             }
         }
     }
-}
-
-fn resolve_refusal(shared: &Shared, op: &Op, err: &ApiError) {
-    let mut st = shared.state.lock();
-    st.needs_reconcile = true;
-    let result = match op.kind {
-        OpKind::Upload | OpKind::Mkdir if !is_conflict_copy(&op.path) => {
-            tracing::warn!(path = %op.path, "the hub refused this change ({err}); keeping the local version as a conflict copy");
-            keep_as_conflict_copy(&mut st, shared, op.ino)
-        }
-        OpKind::Rename => {
-            tracing::warn!(from = %op.path, "the hub refused a rename ({err}); sending the moved files again as new files");
-            resend_subtree(&mut st, op.ino)
-        }
-        _ => {
-            tracing::warn!(path = %op.path, op = op.kind.as_str(), "the hub refused this change ({err}); taking the hub's version");
-            Ok(())
-        }
-    };
-    if let Err(e) = result {
-        tracing::error!("cannot record the resolution of a refused change: {e}");
-    }
-    drop(st);
-    finish(shared, op, None, None, 0);
-    shared.wake_uploader.notify_one();
-    shared.wake_watcher.notify_one();
-}
-
-fn is_conflict_copy(path: &ssync_common::RelPath) -> bool {
-    path.file_name().contains(".conflict-")
-}
-
-/// Moves the local node to a conflict name beside it and queues it as new.
-fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate::error::FsResult<()> {
-    let Some(n) = st.tree.live(ino) else { return Ok(()) };
-    let (parent, old_name) = (n.parent, n.name.clone());
-    let mut name = conflict_name(&old_name, &shared.device, SystemTime::now());
-    let mut i = 2;
-    while st.tree.child(parent, &name).is_some() {
-        name = conflict_name(&format!("{old_name}-{i}"), &shared.device, SystemTime::now());
-        i += 1;
-    }
-    st.tree.detach(ino);
-    st.tree.attach(ino, parent, &name);
-    shared.invalidate(vec![
-        Inval::Entry { parent, name: old_name },
-        Inval::Entry { parent, name: name.clone() },
-        Inval::Inode(parent),
-    ]);
-    resend_subtree(st, ino)
-}
-
-/// Forgets the hub versions of `ino`'s subtree and queues all of it as new.
-fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
-    let inos = st.tree.subtree(ino);
-    let mut ops = Vec::new();
-    for i in &inos {
-        for id in st.pending.ids_for_ino(*i) {
-            if st.pending.in_flight != Some(id) {
-                st.db.delete_op(id)?;
-                st.pending.remove(id);
-            }
-        }
-        let Some(path) = st.tree.path_of(*i) else { continue };
-        let n = st.tree.get_mut(*i).expect("subtree lists existing nodes");
-        n.base_version = 0;
-        n.hash = None;
-        let kind = if n.kind == Kind::Dir { OpKind::Mkdir } else { OpKind::Upload };
-        if kind == OpKind::Upload {
-            n.dirty = true;
-            n.mtime_ns = n.mtime_ns.max(now_ns() - 1);
-        }
-        ops.push(State::op(kind, *i, path));
-    }
-    st.persist(&inos, ops)
 }
 
 #[cfg(test)]

@@ -317,7 +317,7 @@ fn update_meta(st: &mut State, ino: u64, e: &Entry, invals: &mut Vec<Inval>) -> 
 }
 
 /// The parent folder of `path`, created locally (mkdir -p) if missing.
-fn ensure_parent(st: &mut State, path: &RelPath) -> crate::error::FsResult<u64> {
+pub(crate) fn ensure_parent(st: &mut State, path: &RelPath) -> crate::error::FsResult<u64> {
     let mut cur = crate::tree::ROOT;
     for name in path.parent().iter().flat_map(|p| p.components().map(str::to_string).collect::<Vec<_>>()) {
         cur = match st.tree.child(cur, &name) {
@@ -396,7 +396,12 @@ fn install(
 }
 
 /// Removes `ino` and its subtree from the local tree and cache.
-fn remove_local(st: &mut State, shared: &Shared, ino: u64, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+pub(crate) fn remove_local(
+    st: &mut State,
+    shared: &Shared,
+    ino: u64,
+    invals: &mut Vec<Inval>,
+) -> crate::error::FsResult<()> {
     let Some(n) = st.tree.get(ino) else { return Ok(()) };
     let (parent, name) = (n.parent, n.name.clone());
     let mut all = st.tree.subtree(ino);

@@ -357,3 +357,92 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Every entry below `dir`: relative path -> file bytes (`None` for folders).
+/// Conflict-copy timestamps are replaced by `T` so trees can be compared exactly.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = normalize_conflict_names(&p.strip_prefix(dir).unwrap_or(&p).to_string_lossy());
+            if p.is_dir() {
+                out.insert(rel, None);
+                stack.push(p);
+            } else if let Ok(data) = std::fs::read(&p) {
+                out.insert(rel, Some(data));
+            }
+        }
+    }
+    out
+}
+
+/// `x.conflict-DEV-20261122-100509.txt` -> `x.conflict-DEV-T.txt`.
+pub fn normalize_conflict_names(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(i) = rest.find(".conflict-") {
+        let (head, tail) = rest.split_at(i + ".conflict-".len());
+        out.push_str(head);
+        // DEVICE-YYYYMMDD-HHMMSS: keep the device, fold the stamp.
+        let parts: Vec<&str> = tail.splitn(3, '-').collect();
+        if parts.len() == 3
+            && parts[1].len() == 8
+            && parts[2].len() >= 6
+            && parts[1].bytes().all(|b| b.is_ascii_digit())
+        {
+            out.push_str(parts[0]);
+            out.push_str("-T");
+            rest = &parts[2][6..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Builds an expected tree from (path, content) pairs; `None` content = folder.
+pub fn tree(items: &[(&str, Option<&str>)]) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    items.iter().map(|(p, c)| (p.to_string(), c.map(|c| c.as_bytes().to_vec()))).collect()
+}
+
+/// Waits until every mount shows exactly `want`; panics with the trees it saw.
+pub fn wait_for_tree(mounts: &[&Mount], want: &std::collections::BTreeMap<String, Option<Vec<u8>>>, timeout: Duration) {
+    let ok = wait_until(timeout, || mounts.iter().all(|m| &snapshot(&m.path) == want));
+    if !ok {
+        let seen: Vec<String> = mounts
+            .iter()
+            .map(|m| {
+                let t: Vec<String> = snapshot(&m.path)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        format!("{k}={}", v.map_or("<dir>".into(), |b| String::from_utf8_lossy(&b).into_owned()))
+                    })
+                    .collect();
+                format!("{}: {t:?}", m.path.display())
+            })
+            .collect();
+        let want: Vec<String> = want
+            .iter()
+            .map(|(k, v)| {
+                format!("{k}={}", v.as_ref().map_or("<dir>".into(), |b| String::from_utf8_lossy(b).into_owned()))
+            })
+            .collect();
+        panic!("mounts did not converge on {want:?} within {timeout:?}:\n{}", seen.join("\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_names_are_normalised() {
+        assert_eq!(normalize_conflict_names("d/f.conflict-b-20261122-100509.txt"), "d/f.conflict-b-T.txt");
+        assert_eq!(normalize_conflict_names("n.conflict-b-20261122-100509"), "n.conflict-b-T");
+        assert_eq!(normalize_conflict_names("plain.txt"), "plain.txt");
+    }
+}

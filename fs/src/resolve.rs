@@ -1,0 +1,194 @@
+//! What to do when the hub refuses a queued change (409): nothing closed is
+//! lost, and each pair of concurrent changes ends in one documented state.
+//!
+//! | ours      | the hub already has               | outcome |
+//! |-----------|-----------------------------------|---------|
+//! | edit      | another edit (or a new file)      | hub's version keeps the name; ours becomes `NAME.conflict-DEVICE-TIME.EXT` |
+//! | edit      | a delete                          | the edit wins: the file comes back at its path with our content |
+//! | edit      | a rename to NEW                   | the edit follows: NEW gets our content (a conflict copy beside NEW if NEW changed too) |
+//! | delete    | an edit                           | the edit wins: our delete is dropped, the file comes back |
+//! | delete    | a delete                          | nothing to do (the hub accepts it as done) |
+//! | rename    | an edit of the source             | the rename is redone on the edited file (if we also edited it, ours becomes a conflict copy) |
+//! | rename    | another rename of the same source | the first rename wins; our copy moves to that name |
+//! | rename    | a delete of the source            | the rename wins: the moved files are sent again as new files |
+//! | write in a folder | the folder deleted        | the hub re-creates the folders (mkdir -p): the file and its parents survive |
+//! | file/folder | a folder/file of the same name  | the first keeps the name; the other becomes a conflict copy |
+//!
+//! Decisions that need the hub (where did a renamed entry go?) are made
+//! without locks; applying them takes the state lock once.
+use crate::client::{ApiError, Remote};
+use crate::conflict::conflict_name;
+use crate::fs::now_ns;
+use crate::invalidate::Inval;
+use crate::queue::{Op, OpKind};
+use crate::state::{Shared, State};
+use crate::tree::Kind;
+use ssync_common::api::{codes, Entry};
+use ssync_common::RelPath;
+use std::time::SystemTime;
+
+#[derive(Debug)]
+pub enum Decision {
+    /// The hub deleted it: our edit re-creates it at the same path.
+    Recreate,
+    /// The hub renamed it: our edit follows to where it lives now.
+    FollowTo(Entry),
+    /// The hub changed the rename's source: redo the rename on that version.
+    RetryRename(u64),
+    /// Keep ours beside the hub's version under a conflict name.
+    ConflictCopy,
+    /// Send the moved subtree again as new files.
+    ResendSubtree,
+    /// Drop ours; a reconcile brings the hub's state.
+    TakeHubs,
+}
+
+fn is_conflict_copy(path: &RelPath) -> bool {
+    path.file_name().contains(".conflict-")
+}
+
+/// Decides what a refusal means; may ask the hub where a renamed entry went.
+/// An error means the hub could not be asked: try the op again later.
+pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -> Result<Decision, ApiError> {
+    let conflict = err.code() == Some(codes::CONFLICT);
+    let current = err.current().cloned();
+    let node_dirty = shared.state.lock().tree.get(op.ino).is_some_and(|n| n.dirty);
+    Ok(match op.kind {
+        OpKind::Upload if conflict => match current {
+            Some(c) if c.deleted && c.moved_to.is_some() => match follow_moves(remote, c).await? {
+                Some(live) => Decision::FollowTo(live),
+                None => Decision::Recreate,
+            },
+            None => Decision::Recreate,
+            Some(c) if c.deleted => Decision::Recreate,
+            Some(_) => Decision::ConflictCopy,
+        },
+        OpKind::Upload | OpKind::Mkdir if is_conflict_copy(&op.path) => Decision::TakeHubs,
+        OpKind::Upload | OpKind::Mkdir => Decision::ConflictCopy,
+        OpKind::Rename => match current {
+            Some(c) if c.path == op.path && !c.deleted && !node_dirty => Decision::RetryRename(c.version),
+            Some(c) if c.path == op.path && c.deleted && c.moved_to.is_some() && !node_dirty => Decision::TakeHubs,
+            _ => Decision::ResendSubtree,
+        },
+        OpKind::Delete | OpKind::SetAttr => Decision::TakeHubs,
+    })
+}
+
+/// Follows `moved_to` links (a few hops at most) to the live entry.
+async fn follow_moves(remote: &Remote, mut tomb: Entry) -> Result<Option<Entry>, ApiError> {
+    for _ in 0..8 {
+        let Some(next) = tomb.moved_to.clone() else { return Ok(None) };
+        match remote.entry(&next).await? {
+            Some(e) if !e.deleted => return Ok(Some(e)),
+            Some(e) => tomb = e,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Applies `d`; returns true when the op is done, false to send it again.
+pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
+    let mut st = shared.state.lock();
+    tracing::warn!(path = %op.path, op = op.kind.as_str(), decision = ?d, "the hub refused a change: {err}");
+    let (done, result) = match d {
+        Decision::Recreate => (false, set_base(&mut st, op.ino, 0)),
+        Decision::RetryRename(v) => (false, set_base(&mut st, op.ino, v)),
+        Decision::FollowTo(live) => (true, follow_to(&mut st, shared, op.ino, &live)),
+        Decision::ConflictCopy => (true, keep_as_conflict_copy(&mut st, shared, op.ino)),
+        Decision::ResendSubtree => (true, resend_subtree(&mut st, op.ino)),
+        Decision::TakeHubs => (true, Ok(())),
+    };
+    if done {
+        st.needs_reconcile = true;
+    }
+    if let Err(e) = result {
+        tracing::error!("cannot record how a refused change was resolved: {e}");
+    }
+    drop(st);
+    shared.wake_uploader.notify_one();
+    done
+}
+
+fn set_base(st: &mut State, ino: u64, base: u64) -> crate::error::FsResult<()> {
+    if let Some(n) = st.tree.get_mut(ino) {
+        n.base_version = base;
+    }
+    st.persist(&[ino], vec![])
+}
+
+/// Moves our node to where the hub's renamed entry lives and queues our
+/// content there: on top of it if it still holds what we started from,
+/// else as a new file (which then becomes a conflict copy beside it).
+fn follow_to(st: &mut State, shared: &Shared, ino: u64, live: &Entry) -> crate::error::FsResult<()> {
+    let Some(n) = st.tree.live(ino) else { return Ok(()) };
+    let (old_parent, old_name, started_from) = (n.parent, n.name.clone(), n.hash);
+    let mut invals = vec![Inval::Entry { parent: old_parent, name: old_name }, Inval::Inode(old_parent)];
+    if let Some(there) = st.tree.resolve(&live.path).filter(|t| *t != ino) {
+        if st.is_busy(there) {
+            return keep_as_conflict_copy(st, shared, ino);
+        }
+        crate::watch::remove_local(st, shared, there, &mut invals)?;
+    }
+    let parent = crate::watch::ensure_parent(st, &live.path)?;
+    st.tree.detach(ino);
+    st.tree.attach(ino, parent, live.path.file_name());
+    let n = st.tree.get_mut(ino).expect("attached above");
+    n.base_version = if started_from.is_some() && started_from == live.hash { live.version } else { 0 };
+    invals.push(Inval::Entry { parent, name: live.path.file_name().to_string() });
+    invals.push(Inval::Inode(parent));
+    shared.invalidate(invals);
+    drop_ops_of(st, ino)?;
+    st.persist(&[ino], vec![State::op(OpKind::Upload, ino, live.path.clone())])
+}
+
+fn drop_ops_of(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
+    for id in st.pending.ids_for_ino(ino) {
+        if st.pending.in_flight != Some(id) {
+            st.db.delete_op(id)?;
+            st.pending.remove(id);
+        }
+    }
+    Ok(())
+}
+
+/// Moves the local node to a conflict name beside it and queues it as new.
+pub fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate::error::FsResult<()> {
+    let Some(n) = st.tree.live(ino) else { return Ok(()) };
+    let (parent, old_name) = (n.parent, n.name.clone());
+    let mut name = conflict_name(&old_name, &shared.device, SystemTime::now());
+    let mut i = 2;
+    while st.tree.child(parent, &name).is_some() {
+        name = conflict_name(&format!("{old_name}-{i}"), &shared.device, SystemTime::now());
+        i += 1;
+    }
+    st.tree.detach(ino);
+    st.tree.attach(ino, parent, &name);
+    shared.invalidate(vec![
+        Inval::Entry { parent, name: old_name },
+        Inval::Entry { parent, name: name.clone() },
+        Inval::Inode(parent),
+    ]);
+    shared.status.note_conflict(&name);
+    resend_subtree(st, ino)
+}
+
+/// Forgets the hub versions of `ino`'s subtree and queues all of it as new.
+pub fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
+    let inos = st.tree.subtree(ino);
+    let mut ops = Vec::new();
+    for i in &inos {
+        drop_ops_of(st, *i)?;
+        let Some(path) = st.tree.path_of(*i) else { continue };
+        let n = st.tree.get_mut(*i).expect("subtree lists existing nodes");
+        n.base_version = 0;
+        n.hash = None;
+        let kind = if n.kind == Kind::Dir { OpKind::Mkdir } else { OpKind::Upload };
+        if kind == OpKind::Upload {
+            n.dirty = true;
+            n.mtime_ns = n.mtime_ns.max(now_ns() - 1);
+        }
+        ops.push(State::op(kind, *i, path));
+    }
+    st.persist(&inos, ops)
+}
