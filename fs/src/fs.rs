@@ -149,7 +149,11 @@ impl SyncFs {
             if kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
-            let handle = fh.and_then(|fh| self.shared.handles.lock().get(fh)).filter(|h| h.writable);
+            // Without a handle, any writer of this file will upload on close.
+            let handle = {
+                let handles = self.shared.handles.lock();
+                fh.and_then(|fh| handles.get(fh)).or_else(|| handles.any_for(ino)).filter(|h| h.writable)
+            };
             match &handle {
                 Some(h) => {
                     h.file.set_len(size)?;

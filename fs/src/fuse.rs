@@ -138,6 +138,8 @@ impl Filesystem for SsyncFuse {
         let _ = config.set_max_readahead(1024 * 1024);
         // `ls -l` gets names and attributes in one round trip instead of a lookup per entry.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        // O_TRUNC arrives with open instead of as a separate truncate.
+        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
         Ok(())
     }
 

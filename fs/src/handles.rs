@@ -68,7 +68,10 @@ impl Handles {
     pub fn remove(&mut self, fh: u64) -> Option<Arc<Handle>> {
         self.map.remove(&fh)
     }
+    /// An open handle of `ino`, a writable one if there is one.
     pub fn any_for(&self, ino: u64) -> Option<Arc<Handle>> {
-        self.map.values().find(|h| h.ino == ino).cloned()
+        let mut of_ino = self.map.values().filter(|h| h.ino == ino);
+        let first = of_ino.next()?;
+        Some(if first.writable { first } else { of_ino.find(|h| h.writable).unwrap_or(first) }.clone())
     }
 }

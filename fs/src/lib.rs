@@ -19,8 +19,10 @@ pub mod mount;
 pub mod queue;
 mod resolve;
 mod state;
+pub mod status_file;
 pub mod tree;
 mod upload;
+pub mod user_cli;
 mod watch;
 
 pub use cli::cli_main;

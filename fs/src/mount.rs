@@ -10,6 +10,7 @@ use crate::handles::Handles;
 use crate::local_db::LocalDb;
 use crate::queue::{OpKind, Pending};
 use crate::state::{CacheDirs, Shared, State, Status};
+use crate::status_file::{self, MountStatus};
 use crate::tree::{Kind, Tree, ROOT};
 use crate::{invalidate, upload, watch};
 use anyhow::{bail, Context};
@@ -158,6 +159,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     rt.spawn(watch::run(shared.clone(), remote.clone(), cancel.clone()));
     rt.spawn(upload::run(shared.clone(), remote.clone(), cancel.clone()));
+    rt.spawn(publish_status(shared.clone(), cfg.clone(), cancel.clone()));
     println!(
         "ssync-mount: {} is mounted from {} ({} queued changes; cache in {}). Ctrl-C unmounts.",
         cfg.mountpoint.display(),
@@ -192,7 +194,46 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         }
     }
     rt.shutdown_timeout(Duration::from_secs(2));
+    status_file::remove(&cfg.mountpoint);
     Ok(())
+}
+
+fn current_status(shared: &Shared, cfg: &MountConfig) -> MountStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &shared.status;
+    MountStatus {
+        mountpoint: cfg.mountpoint.clone(),
+        server: cfg.server.clone(),
+        cache_dir: cfg.cache_dir.clone(),
+        device: cfg.device_name.clone(),
+        pid: std::process::id(),
+        online: s.is_online(),
+        since_ns: s.since_ns.load(Relaxed),
+        queued: shared.state.lock().pending.len(),
+        last_error: s.last_error.lock().clone(),
+        recent_conflicts: s.recent_conflicts.lock().clone(),
+        uploads: s.uploads_done.load(Relaxed),
+        downloads: s.downloads_done.load(Relaxed),
+        halted: s.halted.load(Relaxed),
+        updated_ns: crate::fs::now_ns(),
+    }
+}
+
+/// Keeps the status file that `ssync status` reads up to date.
+async fn publish_status(shared: Arc<Shared>, cfg: MountConfig, cancel: CancellationToken) {
+    let mut warned = false;
+    loop {
+        if let Err(e) = status_file::write(&current_status(&shared, &cfg)) {
+            if !warned {
+                tracing::warn!("cannot write the status file for `ssync status`: {e}");
+                warned = true;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
 }
 
 /// Waits until the queue is empty or the timeout passes; while the hub is

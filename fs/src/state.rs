@@ -14,7 +14,7 @@ use ssync_common::api::Entry;
 use ssync_common::RelPath;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 pub struct State {
     pub tree: Tree,
@@ -107,6 +107,9 @@ impl CacheDirs {
 #[derive(Debug, Default)]
 pub struct Status {
     online: AtomicBool,
+    /// When `online` last changed (Unix ns).
+    pub since_ns: AtomicI64,
+    pub last_error: Mutex<Option<String>>,
     /// Set when the hub is not the one this cache synced with: stop all syncing.
     pub halted: AtomicBool,
     pub uploads_done: AtomicU64,
@@ -118,6 +121,10 @@ impl Status {
     /// Records the hub as reachable or not; logs only on a change.
     pub fn set_online(&self, online: bool, why: &dyn std::fmt::Display) {
         if self.online.swap(online, Ordering::AcqRel) != online {
+            self.since_ns.store(crate::fs::now_ns(), Ordering::Release);
+            if !online {
+                *self.last_error.lock() = Some(why.to_string());
+            }
             if online {
                 tracing::info!("connected to the hub");
             } else {

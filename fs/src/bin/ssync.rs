@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    ssync_fs::user_cli::main()
+}

@@ -1,0 +1,120 @@
+//! Version history and restores through the `ssync` command, as a user runs it.
+use ssync_tests::{
+    bin, run_bounded, snapshot, wait_for_absence, wait_for_content, wait_for_tree, wait_until, Cluster, SYNC_TIMEOUT,
+};
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `ssync ARGS`; returns (exit code, stdout + stderr).
+fn ssync(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(bin("e2e-ssync")).args(args).output().expect("run e2e-ssync");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+fn ok(args: &[&std::ffi::OsStr]) -> String {
+    let (code, text) = ssync(args);
+    assert_eq!(code, Some(0), "ssync {args:?} failed:\n{text}");
+    text
+}
+
+fn s(x: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(x)
+}
+
+#[test]
+fn versions_and_restore_of_a_file() {
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    for body in ["one", "two", "three"] {
+        fs::write(a.p("f.txt"), body).unwrap();
+        wait_for_content(&b.p("f.txt"), body.as_bytes(), SYNC_TIMEOUT);
+    }
+    let list = ok(&[s("versions"), a.p("f.txt").as_os_str()]);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{list}");
+    assert!(rows[0].contains("current") && rows[0].contains(" a "), "newest first, made by device a:\n{list}");
+
+    // Default: the version before the current one.
+    ok(&[s("restore"), a.p("f.txt").as_os_str()]);
+    wait_for_content(&b.p("f.txt"), b"two", SYNC_TIMEOUT);
+    wait_for_content(&a.p("f.txt"), b"two", SYNC_TIMEOUT);
+
+    // A chosen version, to another name.
+    let first: String = rows[2].split_whitespace().next().unwrap().to_string();
+    let (code, err) =
+        ssync(&[s("restore"), a.p("f.txt").as_os_str(), s("--version"), s(&first), s("--as"), b.p("x").as_os_str()]);
+    assert_eq!(code, Some(1), "--as in another mount must be refused: {err}");
+    ok(&[s("restore"), b.p("f.txt").as_os_str(), s("--version"), s(&first), s("--as"), b.p("f-first.txt").as_os_str()]);
+    wait_for_content(&a.p("f-first.txt"), b"one", SYNC_TIMEOUT);
+
+    // A deleted file comes back with its last content.
+    fs::remove_file(b.p("f.txt")).unwrap();
+    wait_for_absence(&a.p("f.txt"), SYNC_TIMEOUT);
+    assert!(ok(&[s("versions"), a.p("f.txt").as_os_str()]).lines().nth(1).unwrap().contains("deleted"));
+    ok(&[s("restore"), a.p("f.txt").as_os_str()]);
+    wait_for_content(&b.p("f.txt"), b"two", SYNC_TIMEOUT);
+}
+
+#[test]
+fn rm_rf_of_a_folder_is_undone_with_restore_at() {
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    fs::create_dir_all(a.p("work/src/deep")).unwrap();
+    fs::create_dir_all(a.p("work/empty")).unwrap();
+    fs::write(a.p("work/README"), "readme").unwrap();
+    fs::write(a.p("work/src/main.rs"), "fn main() {}").unwrap();
+    fs::write(a.p("work/src/deep/data.bin"), ssync_tests::pseudo_random(300_000, 9)).unwrap();
+    fs::write(a.p("outside.txt"), "not in the folder").unwrap();
+    wait_for_content(&b.p("work/src/deep/data.bin"), &ssync_tests::pseudo_random(300_000, 9), SYNC_TIMEOUT);
+    assert!(wait_until(SYNC_TIMEOUT, || b.p("work/empty").is_dir() && b.p("outside.txt").exists()));
+    let before = snapshot(&a.path);
+    std::thread::sleep(Duration::from_millis(50));
+    let at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    std::thread::sleep(Duration::from_millis(50));
+
+    // The mistake, made on the other machine, and a later edit outside the folder.
+    fs::remove_dir_all(b.p("work")).unwrap();
+    fs::write(b.p("outside.txt"), "edited later").unwrap();
+    wait_for_absence(&a.p("work"), SYNC_TIMEOUT);
+
+    ok(&[s("restore"), a.p("work").as_os_str(), s("--at"), s(&at)]);
+    let mut want = before;
+    want.insert("outside.txt".into(), Some(b"edited later".to_vec()));
+    wait_for_tree(&[a, b], &want, SYNC_TIMEOUT);
+}
+
+#[test]
+fn status_reports_connection_and_queue() {
+    let mut c = Cluster::new(1);
+    let mp = c.mounts[0].path.clone();
+    let online = wait_until(SYNC_TIMEOUT, || ssync(&[s("status"), mp.as_os_str()]).1.contains("connected since"));
+    assert!(online, "{}", ssync(&[s("status"), mp.as_os_str()]).1);
+    let all = ok(&[s("status")]);
+    assert!(all.contains(&mp.display().to_string()), "{all}");
+
+    c.hub.stop();
+    fs::write(c.mounts[0].p("queued.txt"), "waits for the hub").unwrap();
+    let offline = wait_until(SYNC_TIMEOUT, || {
+        let t = ssync(&[s("status"), mp.as_os_str()]).1;
+        t.contains("OFFLINE") && t.contains("changes queued: 1")
+    });
+    assert!(offline, "{}", ssync(&[s("status"), mp.as_os_str()]).1);
+    c.hub.restart();
+    let back = wait_until(SYNC_TIMEOUT, || {
+        let t = ssync(&[s("status"), mp.as_os_str()]).1;
+        t.contains("connected since") && t.contains("changes queued: 0")
+    });
+    assert!(back, "{}", ssync(&[s("status"), mp.as_os_str()]).1);
+}
+
+#[test]
+fn paths_outside_a_mount_get_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = run_bounded(Command::new(bin("e2e-ssync")).arg("versions").arg(dir.path()), LIMIT);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("is not inside an ssync mount"), "{text}");
+}
