@@ -1,5 +1,5 @@
 //! The `ssync-server` command line.
-use crate::{serve, AppState, Limits};
+use crate::{serve, AppState, Limits, Retention};
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
@@ -22,6 +22,15 @@ pub struct ServerArgs {
     /// Longest time, in seconds, a change-feed request is held open.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub max_wait: u64,
+    /// Keep earlier versions (deleted files included) for this many days.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub keep_days: u64,
+    /// Keep at most this many versions of each path.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub keep_versions: u32,
+    /// Seconds between prunes of old versions and deletions of unreferenced contents.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub gc_interval: u64,
 }
 
 pub fn cli_main() -> anyhow::Result<()> {
@@ -38,7 +47,12 @@ pub fn cli_main() -> anyhow::Result<()> {
 
 async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let limits = Limits { max_wait: Duration::from_secs(args.max_wait), ..Limits::default() };
-    let state = AppState::open(&args.data, limits)
+    let retention = Retention {
+        keep: Duration::from_secs(args.keep_days.saturating_mul(86_400)),
+        keep_versions: args.keep_versions.max(1),
+        gc_interval: Duration::from_secs(args.gc_interval.max(1)),
+    };
+    let state = AppState::open_with(&args.data, limits, retention)
         .await
         .with_context(|| format!("opening the data dir {}", args.data.display()))?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| {

@@ -8,12 +8,13 @@ pub mod db;
 pub mod error;
 mod extract;
 pub mod feed;
+pub mod gc;
 mod routes;
 pub mod state;
 pub mod store;
 pub mod tree;
 
-pub use state::{AppState, Limits};
+pub use state::{AppState, Limits, Retention};
 
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let token = state.shutdown.clone();
+    tokio::spawn(gc::run(state.clone(), token.clone()));
     // Small request/response pairs must not wait for delayed ACKs (Nagle).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

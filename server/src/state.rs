@@ -19,6 +19,23 @@ pub struct Limits {
     pub max_page: u32,
 }
 
+/// How much history the hub keeps (see `gc.rs`).
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Versions older than this are dropped (the newest of each path is always kept).
+    pub keep: Duration,
+    /// At most this many versions per path.
+    pub keep_versions: u32,
+    /// How often old versions are pruned and unreferenced contents deleted.
+    pub gc_interval: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { keep: Duration::from_secs(30 * 86_400), keep_versions: 100, gc_interval: Duration::from_secs(600) }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_wait: Duration::from_secs(60), max_page: 10_000 }
@@ -32,11 +49,16 @@ pub struct AppState {
     pub feed: ChangeFeed,
     pub shutdown: CancellationToken,
     pub limits: Arc<Limits>,
+    pub retention: Arc<Retention>,
 }
 
 impl AppState {
     /// Opens (or creates) the hub's data dir: `meta.db` and the content store.
     pub async fn open(data_dir: &Path, limits: Limits) -> Result<AppState, DbError> {
+        Self::open_with(data_dir, limits, Retention::default()).await
+    }
+
+    pub async fn open_with(data_dir: &Path, limits: Limits, retention: Retention) -> Result<AppState, DbError> {
         std::fs::create_dir_all(data_dir).map_err(|e| DbError::Join(format!("create {}: {e}", data_dir.display())))?;
         let db = Db::open(&data_dir.join("meta.db"))?;
         let store = ContentStore::open(data_dir).map_err(|e| DbError::Join(e.to_string()))?;
@@ -47,6 +69,7 @@ impl AppState {
             feed: ChangeFeed::new(last),
             shutdown: CancellationToken::new(),
             limits: Arc::new(limits),
+            retention: Arc::new(retention),
         })
     }
 

@@ -25,7 +25,14 @@ pub enum StoreError {
 pub struct ContentStore {
     objects: PathBuf,
     tmp: PathBuf,
+    /// Uploads hold it shared from "object in place" until their commit; GC
+    /// holds it exclusively, so it never deletes an object a commit is about
+    /// to name (even one that was "already stored").
+    pub gc_lock: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
+
+/// Keeps an uploaded object safe from GC until the commit that names it is done.
+pub type ObjectGuard = tokio::sync::OwnedRwLockReadGuard<()>;
 
 impl ContentStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -37,7 +44,7 @@ impl ContentStore {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
-        Ok(ContentStore { objects, tmp })
+        Ok(ContentStore { objects, tmp, gc_lock: Default::default() })
     }
 
     pub fn object_path(&self, hash: &ContentHash) -> PathBuf {
@@ -46,7 +53,7 @@ impl ContentStore {
     }
 
     /// Streams `body` to a temp file, hashing as it goes, and moves it into place.
-    pub async fn write_stream<S, E>(&self, mut body: S) -> Result<(ContentHash, u64), StoreError>
+    pub async fn write_stream<S, E>(&self, mut body: S) -> Result<(ContentHash, u64, ObjectGuard), StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -63,6 +70,7 @@ impl ContentStore {
         file.sync_all().await?;
         drop(file);
         let hash = hasher.finish();
+        let guard = self.gc_lock.clone().read_owned().await;
         let dest = self.object_path(&hash);
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             if dest.exists() {
@@ -76,7 +84,34 @@ impl ContentStore {
         })
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        Ok((hash, hasher.len()))
+        Ok((hash, hasher.len(), guard))
+    }
+
+    /// Every stored object: (hash, size). Skips anything that is not one.
+    pub fn list_objects(&self) -> std::io::Result<Vec<(ContentHash, u64)>> {
+        let mut out = Vec::new();
+        for dir in std::fs::read_dir(&self.objects)? {
+            let dir = dir?;
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(dir.path())? {
+                let f = f?;
+                let name = format!("{prefix}{}", f.file_name().to_string_lossy());
+                if let Ok(h) = name.parse::<ContentHash>() {
+                    out.push((h, f.metadata()?.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn remove_object(&self, hash: &ContentHash) -> std::io::Result<()> {
+        match std::fs::remove_file(self.object_path(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     pub async fn open_object(&self, hash: &ContentHash) -> Result<(tokio::fs::File, u64), StoreError> {
@@ -100,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
         let chunks = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))];
-        let (h, n) = store.write_stream(futures_util::stream::iter(chunks)).await.unwrap();
+        let (h, n, _guard) = store.write_stream(futures_util::stream::iter(chunks)).await.unwrap();
         assert_eq!((h, n), (ContentHash::of(b"hello world"), 11));
         assert_eq!(std::fs::read(store.object_path(&h)).unwrap(), b"hello world");
         let again = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"hello world"))];

@@ -171,3 +171,29 @@ pub fn entries_within(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Vec<
     let rows = st.query_map(params![dir.as_str(), lo, hi], from_row)?;
     rows.collect()
 }
+
+/// Drops history rows beyond the newest `keep_versions` of each path and rows
+/// committed before `cutoff_ns`; the newest row of a path always stays.
+pub fn prune_versions(conn: &Connection, keep_versions: u32, cutoff_ns: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM versions WHERE id IN (
+            SELECT id FROM (
+                SELECT id, at_ns, ROW_NUMBER() OVER (PARTITION BY path ORDER BY version DESC, id DESC) AS rn
+                FROM versions)
+            WHERE rn > 1 AND (rn > ?1 OR at_ns < ?2))",
+        params![keep_versions.max(1) as i64, cutoff_ns],
+    )
+}
+
+/// Every content hash a live entry or a kept version names.
+pub fn referenced_hashes(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<ssync_common::ContentHash>> {
+    let mut st = conn.prepare(
+        "SELECT hash FROM entries WHERE hash IS NOT NULL UNION SELECT hash FROM versions WHERE hash IS NOT NULL",
+    )?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = std::collections::HashSet::new();
+    for h in rows {
+        out.insert(h?.parse().map_err(|_| bad(0, "stored hash is invalid"))?);
+    }
+    Ok(out)
+}

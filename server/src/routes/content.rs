@@ -20,9 +20,10 @@ pub async fn upload(
     AppQuery(q): AppQuery<UploadQuery>,
     body: Body,
 ) -> Result<Json<MutationResponse>, ApiError> {
-    let (hash, size) = state.store.write_stream(body.into_data_stream()).await?;
+    let (hash, size, guard) = state.store.write_stream(body.into_data_stream()).await?;
     let commit = FileCommit { path: q.path, base: q.base, hash, size, mode: q.mode, mtime_ns: q.mtime_ns };
     let entries = state.mutate(move |c| tree::commit_file(c, d.as_deref(), commit)).await?;
+    drop(guard); // the commit names the object now: GC may run
     Ok(Json(MutationResponse { entries }))
 }
 

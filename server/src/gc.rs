@@ -1,0 +1,88 @@
+//! Retention and garbage collection, in the background: prune versions past
+//! the retention (`--keep-days`, `--keep-versions`), then delete content
+//! objects that no entry and no kept version names.
+//!
+//! Safe against a concurrent upload of the same object: uploads hold the
+//! store's `gc_lock` shared from "object in place" until their commit, and a
+//! collection holds it exclusively while it decides and deletes.
+use crate::db::{entries, DbError};
+use crate::state::AppState;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub pruned_versions: usize,
+    pub deleted_objects: usize,
+    pub freed_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("content store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for GcError {
+    fn from(e: rusqlite::Error) -> Self {
+        GcError::Db(DbError::Sqlite(e))
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+pub async fn collect(state: &AppState) -> Result<GcReport, GcError> {
+    let _exclusive = state.store.gc_lock.write().await;
+    let keep_versions = state.retention.keep_versions;
+    let cutoff = now_ns().saturating_sub(state.retention.keep.as_nanos() as i64);
+    let (pruned_versions, referenced) = state
+        .db
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let pruned = entries::prune_versions(&tx, keep_versions, cutoff)?;
+            let referenced = entries::referenced_hashes(&tx)?;
+            tx.commit()?;
+            Ok::<_, GcError>((pruned, referenced))
+        })
+        .await?;
+    let store = state.store.clone();
+    let (deleted_objects, freed_bytes) = tokio::task::spawn_blocking(move || -> Result<(usize, u64), GcError> {
+        let (mut n, mut bytes) = (0, 0);
+        for (hash, size) in store.list_objects()? {
+            if !referenced.contains(&hash) {
+                store.remove_object(&hash)?;
+                n += 1;
+                bytes += size;
+            }
+        }
+        Ok((n, bytes))
+    })
+    .await
+    .map_err(|e| GcError::Io(std::io::Error::other(e)))??;
+    Ok(GcReport { pruned_versions, deleted_objects, freed_bytes })
+}
+
+/// Collects every `retention.gc_interval` until `cancel`.
+pub async fn run(state: AppState, cancel: CancellationToken) {
+    let interval = state.retention.gc_interval.max(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = cancel.cancelled() => return,
+        }
+        match collect(&state).await {
+            Ok(r) if r != GcReport::default() => tracing::info!(
+                pruned_versions = r.pruned_versions,
+                deleted_objects = r.deleted_objects,
+                freed_bytes = r.freed_bytes,
+                "history pruned and unreferenced contents deleted"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!("garbage collection failed: {e}"),
+        }
+    }
+}
