@@ -149,6 +149,7 @@ impl SyncFs {
             if kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
+            st.freeze_pending_upload(&self.shared.cache, ino, false)?;
             // Without a handle, any writer of this file will upload on close.
             let handle = {
                 let handles = self.shared.handles.lock();
@@ -283,6 +284,10 @@ impl SyncFs {
         if node.is_dir() {
             return Err(FsError::IsDir);
         }
+        if writable {
+            // What the last close queued must be sent as it was, not as it becomes.
+            st.freeze_pending_upload(&self.shared.cache, ino, false)?;
+        }
         let file = OpenOptions::new().read(true).write(writable).open(self.shared.cache.file(ino))?;
         let truncate = writable && flags & libc::O_TRUNC != 0;
         let n = st.tree.get_mut(ino).expect("checked above");
@@ -408,6 +413,11 @@ impl SyncFs {
         let kind = node.kind;
         let path = st.tree.path_of(ino).ok_or(FsError::NotFound)?;
         let keep = node.base_version > 0 || st.pending.touches_ino(ino);
+        if kind == Kind::File {
+            // Content closed but not sent yet is sent before the delete.
+            st.freeze_pending_upload(&self.shared.cache, ino, true)?;
+        }
+        let keep = keep || st.pending.touches_ino(ino);
         st.tree.detach(ino);
         if kind == Kind::File {
             match std::fs::remove_file(self.shared.cache.file(ino)) {
@@ -493,7 +503,7 @@ impl SyncFs {
         st.tree.detach(src);
         st.tree.attach(src, newparent, newname);
         let to = st.tree.path_of(src).ok_or(FsError::NotFound)?;
-        let op = Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) };
+        let op = Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to), snapshot: false };
         st.persist(&keep, vec![op])?;
         drop(st);
         self.shared.wake_uploader.notify_one();

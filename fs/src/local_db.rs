@@ -18,7 +18,8 @@ pub enum LocalDbError {
     Corrupt(String),
 }
 
-const STEPS: &[&str] = &["CREATE TABLE nodes (
+const STEPS: &[&str] = &[
+    "CREATE TABLE nodes (
         ino INTEGER PRIMARY KEY AUTOINCREMENT, -- the inode number; never reused
         parent INTEGER NOT NULL,               -- 0: unlinked, kept while queued ops need it
         name TEXT NOT NULL,
@@ -40,7 +41,10 @@ const STEPS: &[&str] = &["CREATE TABLE nodes (
         path TEXT NOT NULL,
         path2 TEXT
      ) STRICT;
-     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"];
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    // 2: uploads that send a frozen copy of closed content (snaps/<id>)
+    "ALTER TABLE ops ADD COLUMN snapshot INTEGER NOT NULL DEFAULT 0;",
+];
 
 pub struct LocalDb {
     conn: Connection,
@@ -154,16 +158,22 @@ impl LocalDb {
     /// Appends `op` (its `id` is ignored) and returns it with the id it got.
     pub fn push_op(&self, mut op: Op) -> Result<Op, LocalDbError> {
         self.conn
-            .prepare_cached("INSERT INTO ops (kind, ino, ino2, path, path2) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .prepare_cached("INSERT INTO ops (kind, ino, ino2, path, path2, snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![
                 op.kind.as_str(),
                 op.ino as i64,
                 op.ino2 as i64,
                 op.path.as_str(),
-                op.path2.as_ref().map(|p| p.as_str())
+                op.path2.as_ref().map(|p| p.as_str()),
+                op.snapshot as i64
             ])?;
         op.id = self.conn.last_insert_rowid() as u64;
         Ok(op)
+    }
+
+    pub fn mark_snapshot(&self, id: u64) -> Result<(), LocalDbError> {
+        self.conn.prepare_cached("UPDATE ops SET snapshot = 1 WHERE id = ?1")?.execute([id as i64])?;
+        Ok(())
     }
 
     pub fn delete_op(&self, id: u64) -> Result<(), LocalDbError> {
@@ -172,7 +182,7 @@ impl LocalDb {
     }
 
     pub fn load_ops(&self) -> Result<Vec<Op>, LocalDbError> {
-        let mut st = self.conn.prepare("SELECT id, kind, ino, ino2, path, path2 FROM ops ORDER BY id")?;
+        let mut st = self.conn.prepare("SELECT id, kind, ino, ino2, path, path2, snapshot FROM ops ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -181,11 +191,12 @@ impl LocalDb {
                 r.get::<_, i64>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, Option<String>>(5)?,
+                r.get::<_, i64>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, kind, ino, ino2, path, path2) = row?;
+            let (id, kind, ino, ino2, path, path2, snapshot) = row?;
             let corrupt = || LocalDbError::Corrupt(format!("queued operation {id}"));
             out.push(Op {
                 id: id as u64,
@@ -194,6 +205,7 @@ impl LocalDb {
                 ino2: ino2 as u64,
                 path: RelPath::parse(&path).map_err(|_| corrupt())?,
                 path2: path2.map(|p| RelPath::parse(&p)).transpose().map_err(|_| corrupt())?,
+                snapshot: snapshot != 0,
             });
         }
         Ok(out)

@@ -48,6 +48,10 @@ pub struct Op {
     pub ino2: u64,
     pub path: RelPath,
     pub path2: Option<RelPath>,
+    /// An upload that sends a frozen copy of the content as it was closed
+    /// (`CacheDirs::snapshot(id)`), taken because the file changed or went
+    /// away before the upload could read it.
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +139,18 @@ impl Pending {
     /// An upload of `ino` that has not started yet will read the newest bytes,
     /// so another one would be redundant.
     pub fn has_waiting_upload(&self, ino: u64) -> bool {
-        self.ops.iter().any(|o| o.kind == OpKind::Upload && o.ino == ino && Some(o.id) != self.in_flight)
+        self.live_upload(ino).is_some_and(|o| Some(o.id) != self.in_flight)
+    }
+
+    /// The queued upload of `ino` that reads the live cache file (no snapshot).
+    pub fn live_upload(&self, ino: u64) -> Option<&Op> {
+        self.ops.iter().find(|o| o.kind == OpKind::Upload && o.ino == ino && !o.snapshot)
+    }
+
+    pub fn mark_snapshot(&mut self, id: u64) {
+        if let Some(o) = self.ops.iter_mut().find(|o| o.id == id) {
+            o.snapshot = true;
+        }
     }
 
     pub fn ids_for_ino(&self, ino: u64) -> Vec<u64> {

@@ -37,6 +37,8 @@ pub enum Decision {
     RetryRename(u64),
     /// Keep ours beside the hub's version under a conflict name.
     ConflictCopy,
+    /// The same, for frozen content (a snapshot upload): a new file is made from it.
+    SnapshotConflictCopy,
     /// Send the moved subtree again as new files.
     ResendSubtree,
     /// Drop ours; a reconcile brings the hub's state.
@@ -53,6 +55,12 @@ pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -
     let conflict = err.code() == Some(codes::CONFLICT);
     let current = err.current().cloned();
     let node_dirty = shared.state.lock().tree.get(op.ino).is_some_and(|n| n.dirty);
+    if op.snapshot && conflict && current.as_ref().is_some_and(|c| c.deleted && c.moved_to.is_none()) {
+        return Ok(Decision::Recreate);
+    }
+    if op.snapshot {
+        return Ok(Decision::SnapshotConflictCopy);
+    }
     Ok(match op.kind {
         OpKind::Upload if conflict => match current {
             Some(c) if c.deleted && c.moved_to.is_some() => match follow_moves(remote, c).await? {
@@ -96,6 +104,7 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
         Decision::RetryRename(v) => (false, set_base(&mut st, op.ino, v)),
         Decision::FollowTo(live) => (true, follow_to(&mut st, shared, op.ino, &live)),
         Decision::ConflictCopy => (true, keep_as_conflict_copy(&mut st, shared, op.ino)),
+        Decision::SnapshotConflictCopy => (true, snapshot_as_conflict_copy(&mut st, shared, op)),
         Decision::ResendSubtree => (true, resend_subtree(&mut st, op.ino)),
         Decision::TakeHubs => (true, Ok(())),
     };
@@ -171,6 +180,34 @@ pub fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate
     ]);
     shared.status.note_conflict(&name);
     resend_subtree(st, ino)
+}
+
+/// Makes a new file beside the original from a refused snapshot's bytes.
+fn snapshot_as_conflict_copy(st: &mut State, shared: &Shared, op: &Op) -> crate::error::FsResult<()> {
+    let (parent, mode) = match st.tree.live(op.ino) {
+        Some(n) => (n.parent, n.mode),
+        None => (crate::watch::ensure_parent(st, &op.path)?, 0o644),
+    };
+    let original = op.path.file_name();
+    let mut name = conflict_name(original, &shared.device, SystemTime::now());
+    let mut i = 2;
+    while st.tree.child(parent, &name).is_some() {
+        name = conflict_name(&format!("{original}-{i}"), &shared.device, SystemTime::now());
+        i += 1;
+    }
+    let mut node = crate::tree::Node::new(Kind::File, parent, &name, mode, now_ns());
+    node.dirty = true;
+    node.ino = st.db.insert_node(&node)?;
+    let ino = node.ino;
+    if let Err(e) = std::fs::rename(shared.cache.snapshot(op.id), shared.cache.file(ino)) {
+        st.db.delete_node(ino)?;
+        return Err(e.into());
+    }
+    node.size = std::fs::metadata(shared.cache.file(ino)).map(|m| m.len()).unwrap_or(0);
+    st.tree.insert(node);
+    shared.invalidate(vec![Inval::Entry { parent, name: name.clone() }, Inval::Inode(parent)]);
+    shared.status.note_conflict(&name);
+    st.queue_upload(ino).map(|_| ())
 }
 
 /// Forgets the hub versions of `ino`'s subtree and queues all of it as new.

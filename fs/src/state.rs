@@ -44,7 +44,7 @@ impl State {
     }
 
     pub fn op(kind: OpKind, ino: u64, path: RelPath) -> Op {
-        Op { id: 0, kind, ino, ino2: 0, path, path2: None }
+        Op { id: 0, kind, ino, ino2: 0, path, path2: None, snapshot: false }
     }
 
     /// Queues an upload of `ino` unless one that has not started yet exists.
@@ -56,6 +56,36 @@ impl State {
         }
         self.persist(&[ino], vec![Self::op(OpKind::Upload, ino, path)])?;
         Ok(true)
+    }
+
+    /// The cache file of `ino` is about to change or go away: freeze the
+    /// content a queued upload still has to send. A waiting upload gets the
+    /// copy; an upload in flight (which may read torn bytes) is followed by
+    /// one that sends the copy. `moved`: the cache file is being removed, so
+    /// it is renamed into place instead of copied.
+    pub fn freeze_pending_upload(&mut self, cache: &CacheDirs, ino: u64, moved: bool) -> FsResult<()> {
+        let in_flight = self.pending.in_flight;
+        let live: Vec<Op> =
+            self.pending.ops().filter(|o| o.kind == OpKind::Upload && o.ino == ino && !o.snapshot).cloned().collect();
+        // A waiting upload was queued by the latest close: freeze exactly that.
+        if let Some(waiting) = live.iter().find(|o| Some(o.id) != in_flight) {
+            self.db.mark_snapshot(waiting.id)?;
+            self.pending.mark_snapshot(waiting.id);
+            let (src, dst) = (cache.file(ino), cache.snapshot(waiting.id));
+            if moved {
+                std::fs::rename(&src, &dst)?;
+            } else {
+                std::fs::copy(&src, &dst)?;
+            }
+            return Ok(());
+        }
+        // Only one in flight, reading the file as it changes: send a copy after it.
+        if let Some(flying) = live.into_iter().next() {
+            let pushed = self.db.push_op(Op { id: 0, snapshot: true, ..flying })?;
+            std::fs::copy(cache.file(ino), cache.snapshot(pushed.id))?;
+            self.pending.push(pushed);
+        }
+        Ok(())
     }
 
     /// Local writes or queued ops make a path off-limits to remote updates.
@@ -85,12 +115,20 @@ pub struct CacheDirs {
     pub root: PathBuf,
     pub files: PathBuf,
     pub tmp: PathBuf,
+    /// Frozen copies of closed content that queued uploads still have to send.
+    pub snaps: PathBuf,
 }
 
 impl CacheDirs {
     pub fn create(root: &Path) -> std::io::Result<CacheDirs> {
-        let dirs = CacheDirs { root: root.to_path_buf(), files: root.join("files"), tmp: root.join("tmp") };
+        let dirs = CacheDirs {
+            root: root.to_path_buf(),
+            files: root.join("files"),
+            tmp: root.join("tmp"),
+            snaps: root.join("snaps"),
+        };
         std::fs::create_dir_all(&dirs.files)?;
+        std::fs::create_dir_all(&dirs.snaps)?;
         if dirs.tmp.exists() {
             std::fs::remove_dir_all(&dirs.tmp)?; // leftovers of transfers a crash cut short
         }
@@ -100,6 +138,10 @@ impl CacheDirs {
 
     pub fn file(&self, ino: u64) -> PathBuf {
         self.files.join(ino.to_string())
+    }
+
+    pub fn snapshot(&self, op_id: u64) -> PathBuf {
+        self.snaps.join(op_id.to_string())
     }
 }
 

@@ -153,9 +153,9 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     let node = st.tree.get(op.ino).cloned();
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     let req = match (op.kind, node) {
-        (OpKind::Upload, Some(n)) if !unlinked => Some(Request::Upload {
+        (OpKind::Upload, Some(n)) if !unlinked || op.snapshot => Some(Request::Upload {
             query: UploadQuery { path: op.path.clone(), base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
-            file: shared.cache.file(n.ino),
+            file: if op.snapshot { shared.cache.snapshot(op.id) } else { shared.cache.file(n.ino) },
             gen: n.write_gen,
         }),
         (OpKind::Mkdir, Some(n)) if !unlinked => Some(Request::Mkdir(MkdirRequest {
@@ -236,9 +236,12 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
             OpKind::Upload => {
                 if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
                     n.base_version = e.version;
-                    n.hash = e.hash;
-                    if n.write_gen == gen && n.open_writers == 0 && sent == e.hash {
-                        n.dirty = false;
+                    // A frozen copy is older than the cache file: it says nothing of its state.
+                    if !op.snapshot {
+                        n.hash = e.hash;
+                        if n.write_gen == gen && n.open_writers == 0 && sent == e.hash {
+                            n.dirty = false;
+                        }
                     }
                 }
                 shared.status.uploads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -288,6 +291,9 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
         tracing::error!("cannot record a finished upload in the local database: {e}");
     }
     st.pending.remove(id);
+    if op.snapshot {
+        let _ = std::fs::remove_file(shared.cache.snapshot(id));
+    }
     for ino in [op.ino, op.ino2] {
         if let Err(e) = st.drop_if_orphan(ino) {
             tracing::error!("cannot forget unlinked node {ino}: {e}");

@@ -118,3 +118,34 @@ fn paths_outside_a_mount_get_a_clear_error() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("is not inside an ssync mount"), "{text}");
 }
+
+#[test]
+fn every_close_made_offline_reaches_the_history() {
+    let mut c = Cluster::new(1);
+    c.hub.stop();
+    let a = &c.mounts[0];
+    for body in ["v1", "v22", "v333"] {
+        fs::write(a.p("f.txt"), body).unwrap();
+    }
+    fs::write(a.p("gone.txt"), "closed then deleted").unwrap();
+    fs::remove_file(a.p("gone.txt")).unwrap();
+    c.hub.restart();
+    let url = c.hub.url();
+    let sizes = |path: &str| -> Vec<(u64, bool)> {
+        reqwest::blocking::get(format!("{url}/v1/versions?path={path}"))
+            .and_then(|r| r.json::<serde_json::Value>())
+            .ok()
+            .and_then(|v| {
+                v["versions"].as_array().map(|vs| {
+                    vs.iter()
+                        .map(|v| (v["entry"]["size"].as_u64().unwrap_or(0), v["entry"]["deleted"] == true))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    };
+    let all_in = wait_until(SYNC_TIMEOUT, || sizes("f.txt") == vec![(4, false), (3, false), (2, false)]);
+    assert!(all_in, "history of f.txt: {:?}", sizes("f.txt"));
+    let deleted = wait_until(SYNC_TIMEOUT, || sizes("gone.txt") == vec![(0, true), (19, false)]);
+    assert!(deleted, "history of gone.txt: {:?}", sizes("gone.txt"));
+}
