@@ -270,6 +270,7 @@ mod tests {
                     ino2: 0,
                     path: RelPath::parse("f.txt").unwrap(),
                     path2: None,
+                    snapshot: true,
                 })?;
                 Ok::<_, LocalDbError>(())
             })
@@ -281,7 +282,7 @@ mod tests {
         let f = nodes.iter().find(|n| n.name == "f.txt").unwrap();
         assert!(f.dirty && f.base_version == 9 && f.hash.is_some());
         let ops = db.load_ops().unwrap();
-        assert_eq!((ops.len(), ops[0].kind, ops[0].ino), (1, OpKind::Upload, 2));
+        assert_eq!((ops.len(), ops[0].kind, ops[0].ino, ops[0].snapshot), (1, OpKind::Upload, 2, true));
         assert_eq!(db.setting("cursor").unwrap().as_deref(), Some("42"));
         db.delete_node(2).unwrap();
         let n = Node::new(Kind::Dir, ROOT, "again", 0o755, 0);

@@ -170,6 +170,7 @@ mod tests {
             ino2: 0,
             path: RelPath::parse(path).unwrap(),
             path2: path2.map(|p| RelPath::parse(p).unwrap()),
+            snapshot: false,
         }
     }
 
