@@ -27,6 +27,43 @@ pub fn conflict_name(name: &str, device: &str, at: SystemTime) -> String {
     format!("{}{suffix}", &stem[..cut])
 }
 
+/// The name a conflict copy was made from (`a.conflict-pc-20261122-100509-2.txt` -> `a.txt`).
+pub fn original_name(name: &str) -> &str {
+    match name.find(".conflict-") {
+        Some(i) if i > 0 => &name[..i],
+        _ => name,
+    }
+}
+
+/// Extension of the original (kept last in every copy's name).
+pub fn original_ext(name: &str) -> &str {
+    let Some(i) = name.find(".conflict-") else { return "" };
+    let marker = &name[i + ".conflict-".len()..];
+    // DEVICE-YYYYMMDD-HHMMSS[-N] then the extension, if any.
+    marker.find('.').map_or("", |j| &marker[j..])
+}
+
+/// The `n`th conflict name for `name` (n = 1 is the plain one, then `-2`, `-3`...).
+pub fn numbered_conflict_name(name: &str, device: &str, at: SystemTime, n: u32) -> String {
+    let base = format!("{}{}", original_name(name), original_ext(name));
+    let plain = conflict_name(&base, device, at);
+    if n <= 1 {
+        return plain;
+    }
+    // Insert -N after the timestamp, before the extension.
+    let ext_len = original_ext(&base).len().min(plain.len());
+    let ext_len = if original_ext(&base).is_empty() {
+        match base.rfind('.') {
+            Some(i) if i > 0 && base.len() - i <= 32 => base.len() - i,
+            _ => 0,
+        }
+    } else {
+        ext_len
+    };
+    let (head, ext) = plain.split_at(plain.len() - ext_len);
+    format!("{head}-{n}{ext}")
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -57,6 +94,16 @@ mod tests {
         assert_eq!(conflict_name("Makefile", "pc", t), "Makefile.conflict-pc-20261122-100509");
         assert_eq!(conflict_name(".bashrc", "pc", t), ".bashrc.conflict-pc-20261122-100509");
         assert_eq!(conflict_name("a.tar.gz", "pc", t), "a.tar.conflict-pc-20261122-100509.gz");
+    }
+
+    #[test]
+    fn copies_of_copies_do_not_nest() {
+        let t = at(1_795_341_909);
+        let first = numbered_conflict_name("report.pdf", "pc", t, 1);
+        assert_eq!(first, "report.conflict-pc-20261122-100509.pdf");
+        assert_eq!(numbered_conflict_name("report.pdf", "pc", t, 3), "report.conflict-pc-20261122-100509-3.pdf");
+        assert_eq!(numbered_conflict_name(&first, "pc", t, 2), "report.conflict-pc-20261122-100509-2.pdf");
+        assert_eq!(numbered_conflict_name("Makefile", "pc", t, 2), "Makefile.conflict-pc-20261122-100509-2");
     }
 
     #[test]

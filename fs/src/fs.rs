@@ -280,6 +280,7 @@ impl SyncFs {
     pub fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let mut st = self.shared.state.lock();
+        tracing::trace!(ino, path = ?st.tree.path_of(ino), writable, trunc = flags & libc::O_TRUNC != 0, "open");
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
         if node.is_dir() {
             return Err(FsError::IsDir);
@@ -392,12 +393,13 @@ impl SyncFs {
         }
         let wrote = self.upload_if_written(&mut st, &h)?;
         let ino = h.ino;
-        if h.writable && !wrote && !st.pending.touches_ino(ino) {
-            // Opened for writing but never written: back in step with the hub.
-            if let Some(n) = st.tree.get_mut(ino).filter(|n| n.open_writers == 0 && n.dirty) {
-                n.dirty = false;
-                st.persist(&[ino], vec![])?;
-            }
+        let has_upload = st.pending.ops().any(|o| o.kind == OpKind::Upload && o.ino == ino);
+        let still_dirty = st.tree.get(ino).is_some_and(|n| n.open_writers == 0 && n.dirty);
+        if h.writable && !wrote && still_dirty && !has_upload {
+            // Marked dirty at open and no upload will clear it: send the bytes
+            // (the hub makes no new version if they are what it has).
+            st.queue_upload(ino)?;
+            self.shared.wake_uploader.notify_one();
         }
         let idle = st.tree.get(ino).is_none_or(|n| n.open_handles == 0);
         if idle && !st.deferred.is_empty() {

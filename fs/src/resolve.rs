@@ -17,14 +17,13 @@
 //! Decisions that need the hub (where did a renamed entry go?) are made
 //! without locks; applying them takes the state lock once.
 use crate::client::{ApiError, Remote};
-use crate::conflict::conflict_name;
+use crate::conflict::numbered_conflict_name;
 use crate::fs::now_ns;
 use crate::invalidate::Inval;
 use crate::queue::{Op, OpKind};
 use crate::state::{Shared, State};
 use crate::tree::Kind;
 use ssync_common::api::{codes, Entry};
-use ssync_common::RelPath;
 use std::time::SystemTime;
 
 #[derive(Debug)]
@@ -43,10 +42,6 @@ pub enum Decision {
     ResendSubtree,
     /// Drop ours; a reconcile brings the hub's state.
     TakeHubs,
-}
-
-fn is_conflict_copy(path: &RelPath) -> bool {
-    path.file_name().contains(".conflict-")
 }
 
 /// Decides what a refusal means; may ask the hub where a renamed entry went.
@@ -71,7 +66,8 @@ pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -
             Some(c) if c.deleted => Decision::Recreate,
             Some(_) => Decision::ConflictCopy,
         },
-        OpKind::Upload | OpKind::Mkdir if is_conflict_copy(&op.path) => Decision::TakeHubs,
+        // A conflict copy whose name the hub already has (made elsewhere the
+        // same second) takes the next free name; nothing is ever dropped.
         OpKind::Upload | OpKind::Mkdir => Decision::ConflictCopy,
         OpKind::Rename => match current {
             Some(c) if c.path == op.path && !c.deleted && !node_dirty => Decision::RetryRename(c.version),
@@ -151,9 +147,12 @@ fn follow_to(st: &mut State, shared: &Shared, ino: u64, live: &Entry) -> crate::
     st.persist(&[ino], vec![State::op(OpKind::Upload, ino, live.path.clone())])
 }
 
+/// Drops `ino`'s queued ops, except the one in flight and snapshot uploads:
+/// those carry closed content of their own, which must still reach the hub.
 fn drop_ops_of(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
+    let frozen: std::collections::HashSet<u64> = st.pending.ops().filter(|o| o.snapshot).map(|o| o.id).collect();
     for id in st.pending.ids_for_ino(ino) {
-        if st.pending.in_flight != Some(id) {
+        if st.pending.in_flight != Some(id) && !frozen.contains(&id) {
             st.db.delete_op(id)?;
             st.pending.remove(id);
         }
@@ -161,16 +160,21 @@ fn drop_ops_of(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
     Ok(())
 }
 
+/// The first conflict name for `name` not taken in `parent` (its own current
+/// name counts as taken: the hub just refused it).
+fn free_conflict_name(st: &State, parent: u64, name: &str, device: &str) -> String {
+    let now = SystemTime::now();
+    (1..)
+        .map(|n| numbered_conflict_name(name, device, now, n))
+        .find(|c| st.tree.child(parent, c).is_none() && c != name)
+        .expect("an unbounded range always yields a free name")
+}
+
 /// Moves the local node to a conflict name beside it and queues it as new.
 pub fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate::error::FsResult<()> {
     let Some(n) = st.tree.live(ino) else { return Ok(()) };
     let (parent, old_name) = (n.parent, n.name.clone());
-    let mut name = conflict_name(&old_name, &shared.device, SystemTime::now());
-    let mut i = 2;
-    while st.tree.child(parent, &name).is_some() {
-        name = conflict_name(&format!("{old_name}-{i}"), &shared.device, SystemTime::now());
-        i += 1;
-    }
+    let name = free_conflict_name(st, parent, &old_name, &shared.device);
     st.tree.detach(ino);
     st.tree.attach(ino, parent, &name);
     shared.invalidate(vec![
@@ -188,13 +192,7 @@ fn snapshot_as_conflict_copy(st: &mut State, shared: &Shared, op: &Op) -> crate:
         Some(n) => (n.parent, n.mode),
         None => (crate::watch::ensure_parent(st, &op.path)?, 0o644),
     };
-    let original = op.path.file_name();
-    let mut name = conflict_name(original, &shared.device, SystemTime::now());
-    let mut i = 2;
-    while st.tree.child(parent, &name).is_some() {
-        name = conflict_name(&format!("{original}-{i}"), &shared.device, SystemTime::now());
-        i += 1;
-    }
+    let name = free_conflict_name(st, parent, op.path.file_name(), &shared.device);
     let mut node = crate::tree::Node::new(Kind::File, parent, &name, mode, now_ns());
     node.dirty = true;
     node.ino = st.db.insert_node(&node)?;

@@ -51,9 +51,11 @@ impl State {
     pub fn queue_upload(&mut self, ino: u64) -> FsResult<bool> {
         let Some(path) = self.tree.path_of(ino) else { return Ok(false) };
         if self.pending.has_waiting_upload(ino) {
+            tracing::debug!(%path, ino, "upload already waiting; it will read the new bytes");
             self.persist(&[ino], vec![])?;
             return Ok(false);
         }
+        tracing::debug!(%path, ino, "upload queued");
         self.persist(&[ino], vec![Self::op(OpKind::Upload, ino, path)])?;
         Ok(true)
     }
@@ -68,6 +70,7 @@ impl State {
         let live: Vec<Op> =
             self.pending.ops().filter(|o| o.kind == OpKind::Upload && o.ino == ino && !o.snapshot).cloned().collect();
         // A waiting upload was queued by the latest close: freeze exactly that.
+        tracing::debug!(ino, ops = ?live.iter().map(|o| (o.id, o.path.as_str())).collect::<Vec<_>>(), ?in_flight, moved, "freezing queued upload content");
         if let Some(waiting) = live.iter().find(|o| Some(o.id) != in_flight) {
             self.db.mark_snapshot(waiting.id)?;
             self.pending.mark_snapshot(waiting.id);

@@ -85,6 +85,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             continue;
         };
         let Some(request) = request else {
+            tracing::debug!(op = op.kind.as_str(), path = %op.path, ino = op.ino, snapshot = op.snapshot, "nothing to send for this op");
             finish(&shared, &op, None, None, 0);
             continue;
         };
@@ -234,6 +235,7 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
     if let Some(resp) = resp {
         match op.kind {
             OpKind::Upload => {
+                tracing::debug!(path = %op.path, ino = op.ino, snapshot = op.snapshot, sent = ?sent, version = ?resp.live_at(&op.path).map(|e| e.version), "upload accepted");
                 if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
                     n.base_version = e.version;
                     // A frozen copy is older than the cache file: it says nothing of its state.

@@ -148,9 +148,10 @@ fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
 /// Brings the local tree in line with the hub's snapshot; returns its cursor,
 /// or `None` when the hub is behind this cache and must not be followed.
 async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Option<u64>, ApiError> {
-    let page = remote.tree().await?;
-    // The cursor can lag what the queue already recorded: count node versions too.
+    // The cursor can lag what the queue already recorded: count node versions
+    // too, read before asking, since uploads may finish while the tree is on its way.
     let known = shared.state.lock().tree.nodes().map(|n| n.base_version).max().unwrap_or(0).max(known);
+    let page = remote.tree().await?;
     if page.cursor < known {
         refuse_hub_behind(shared, known, page.cursor);
         return Ok(None);

@@ -89,6 +89,9 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         return Err(blocked(format!("'{}' is a folder", c.path), Some(e)));
     }
     check_base(&c.path, &current, c.base)?;
+    if let Some(cur) = live(current).filter(|e| e.hash == Some(c.hash) && e.mode == c.mode & 0o7777) {
+        return Ok(vec![cur]); // the same bytes again: no new version
+    }
     let mut out = Vec::new();
     ensure_parents(conn, dev, &c.path, &mut out)?;
     let e = Entry {
@@ -395,6 +398,15 @@ mod tests {
         let now = entries::get(&c, &p("b")).unwrap().unwrap();
         assert_eq!(now.hash, Some(ContentHash::of(b"new")));
         assert!(entries::get(&c, &p("a")).unwrap().unwrap().deleted);
+    }
+
+    #[test]
+    fn committing_the_same_bytes_again_makes_no_version() {
+        let c = conn();
+        let v = file(&c, "f", 0, b"same").unwrap()[0].version;
+        let again = file(&c, "f", v, b"same").unwrap();
+        assert_eq!(again[0].version, v);
+        assert_eq!(entries::last_seq(&c).unwrap(), v, "no sequence number taken");
     }
 
     #[test]

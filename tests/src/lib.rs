@@ -361,13 +361,18 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 /// Every entry below `dir`: relative path -> file bytes (`None` for folders).
 /// Conflict-copy timestamps are replaced by `T` so trees can be compared exactly.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    snapshot_raw(dir).into_iter().map(|(k, v)| (normalize_conflict_names(&k), v)).collect()
+}
+
+/// Like `snapshot`, names as they are.
+pub fn snapshot_raw(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let p = e.path();
-            let rel = normalize_conflict_names(&p.strip_prefix(dir).unwrap_or(&p).to_string_lossy());
+            let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
             if p.is_dir() {
                 out.insert(rel, None);
                 stack.push(p);
