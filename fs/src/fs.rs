@@ -375,6 +375,15 @@ impl SyncFs {
         Ok(true)
     }
 
+    /// close(2) waits for flush, not for release (which the kernel sends
+    /// later): a close queues its upload here, so a following open, truncate
+    /// or unlink already finds it queued and freezes it.
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        self.upload_if_written(&mut self.shared.state.lock(), &h)?;
+        Ok(())
+    }
+
     pub fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         h.file.sync_all()?;
@@ -393,6 +402,7 @@ impl SyncFs {
         }
         let wrote = self.upload_if_written(&mut st, &h)?;
         let ino = h.ino;
+        tracing::trace!(ino, writable = h.writable, wrote, path = ?st.tree.path_of(ino), "release");
         let has_upload = st.pending.ops().any(|o| o.kind == OpKind::Upload && o.ino == ino);
         let still_dirty = st.tree.get(ino).is_some_and(|n| n.open_writers == 0 && n.dirty);
         if h.writable && !wrote && still_dirty && !has_upload {

@@ -49,7 +49,10 @@ impl State {
 
     /// Queues an upload of `ino` unless one that has not started yet exists.
     pub fn queue_upload(&mut self, ino: u64) -> FsResult<bool> {
-        let Some(path) = self.tree.path_of(ino) else { return Ok(false) };
+        let Some(path) = self.tree.path_of(ino) else {
+            tracing::debug!(ino, parent = ?self.tree.get(ino).map(|n| n.parent), "upload not queued: the node has no path");
+            return Ok(false);
+        };
         if self.pending.has_waiting_upload(ino) {
             tracing::debug!(%path, ino, "upload already waiting; it will read the new bytes");
             self.persist(&[ino], vec![])?;

@@ -440,6 +440,25 @@ pub fn wait_for_tree(mounts: &[&Mount], want: &std::collections::BTreeMap<String
     }
 }
 
+/// The hub's live tree: path -> content hash hex (`None` for folders).
+pub fn hub_tree(url: &str) -> Option<std::collections::BTreeMap<String, Option<String>>> {
+    let t: serde_json::Value = reqwest::blocking::get(format!("{url}/v1/tree")).ok()?.json().ok()?;
+    Some(
+        t["entries"]
+            .as_array()?
+            .iter()
+            .map(|e| (e["path"].as_str().unwrap_or("").to_string(), e["hash"].as_str().map(String::from)))
+            .collect(),
+    )
+}
+
+/// A mount snapshot in the hub's terms: path -> content hash hex (`None` for folders).
+pub fn as_hashes(
+    snap: &std::collections::BTreeMap<String, Option<Vec<u8>>>,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    snap.iter().map(|(p, c)| (p.clone(), c.as_ref().map(|b| ssync_common::ContentHash::of(b).to_hex()))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@
 //! SSYNC_RANDOM_SECS (default 6; run 120+ before resolving) and
 //! SSYNC_RANDOM_SEED (default 20261122) select the run; both are printed.
 use ssync_common::ContentHash;
-use ssync_tests::{snapshot_raw as snapshot, wait_until, Cluster};
-use std::collections::{BTreeMap, HashSet};
+use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Cluster};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
@@ -96,22 +96,6 @@ fn act(rng: &mut Rng, root: &Path, tag: &str) -> Option<(String, Vec<u8>)> {
             None
         }
     }
-}
-
-fn hub_tree(url: &str) -> Option<BTreeMap<String, Option<String>>> {
-    let t: serde_json::Value = reqwest::blocking::get(format!("{url}/v1/tree")).ok()?.json().ok()?;
-    Some(
-        t["entries"]
-            .as_array()?
-            .iter()
-            .map(|e| (e["path"].as_str().unwrap_or("").to_string(), e["hash"].as_str().map(String::from)))
-            .collect(),
-    )
-}
-
-/// A mount snapshot in the hub's terms: path -> content hash (None = folder).
-fn as_hashes(snap: &BTreeMap<String, Option<Vec<u8>>>) -> BTreeMap<String, Option<String>> {
-    snap.iter().map(|(p, c)| (p.clone(), c.as_ref().map(|b| ContentHash::of(b).to_hex()))).collect()
 }
 
 fn integrity(db: &Path) -> String {
@@ -201,6 +185,13 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
                 std::iter::once(short(hub.get(p))).chain(trees.iter().map(|t| short(t.get(p)))).collect();
             if row.iter().any(|r| r != &row[0]) {
                 eprintln!("differs: {p}: hub={} a={} b={} c={}", row[0], row[1], row[2], row[3]);
+                for m in &c.mounts {
+                    let log = m.log();
+                    let about: Vec<&str> = log.lines().filter(|l| l.contains(p.as_str())).collect();
+                    for l in about.iter().rev().take(10).rev() {
+                        eprintln!("  {}: {}", m.path.display(), l.chars().take(300).collect::<String>());
+                    }
+                }
             }
         }
         for m in &c.mounts {
@@ -228,8 +219,8 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
         for (i, (tag, body)) in closed.iter().enumerate().filter(|(_, (t, _))| lost.contains(&t)) {
             let short = format!("{:?}", ContentHash::of(body));
             let at = closed_at[i];
-            let from = humantime::format_rfc3339_micros(at - Duration::from_millis(300)).to_string();
-            let to = humantime::format_rfc3339_micros(at + Duration::from_millis(1500)).to_string();
+            let from = humantime::format_rfc3339_micros(at - Duration::from_millis(60)).to_string();
+            let to = humantime::format_rfc3339_micros(at + Duration::from_millis(40)).to_string();
             let name = tag.split(' ').nth(2).unwrap_or("");
             eprintln!("lost {tag}: {short}, closed at {}", humantime::format_rfc3339_micros(at));
             let m = &c.mounts[tag
@@ -244,7 +235,12 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
                     l.chars().filter(|c| !c.is_control()).skip_while(|c| !c.is_ascii_digit()).take(27).collect();
                 if ts.as_str() >= from.as_str()
                     && ts.as_str() <= to.as_str()
-                    && (l.contains(name) || l.contains("stopping") || l.contains("WARN") || l.contains("freezing"))
+                    && (l.contains(name)
+                        || l.contains("stopping")
+                        || l.contains("WARN")
+                        || l.contains("freezing")
+                        || l.contains("no path")
+                        || l.contains("release"))
                 {
                     eprintln!("  {}", l.chars().take(330).collect::<String>());
                 }
