@@ -167,8 +167,10 @@ pub struct Status {
 
 impl Status {
     /// Records the hub as reachable or not; logs only on a change.
-    pub fn set_online(&self, online: bool, why: &dyn std::fmt::Display) {
-        if self.online.swap(online, Ordering::AcqRel) != online {
+    /// Returns true when the hub just came back (offline -> online).
+    pub fn set_online(&self, online: bool, why: &dyn std::fmt::Display) -> bool {
+        let changed = self.online.swap(online, Ordering::AcqRel) != online;
+        if changed {
             self.since_ns.store(crate::fs::now_ns(), Ordering::Release);
             if !online {
                 *self.last_error.lock() = Some(why.to_string());
@@ -179,6 +181,7 @@ impl Status {
                 tracing::warn!("hub unreachable, working offline; changes are queued: {why}");
             }
         }
+        changed && online
     }
     pub fn is_online(&self) -> bool {
         self.online.load(Ordering::Acquire)
@@ -206,6 +209,15 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Records a successful exchange with the hub; when it ends an outage, the
+    /// other task stops waiting out its backoff.
+    pub fn hub_answered(&self) {
+        if self.status.set_online(true, &"") {
+            self.wake_uploader.notify_one();
+            self.wake_watcher.notify_one();
+        }
+    }
+
     pub fn invalidate(&self, invals: Vec<Inval>) {
         for i in invals {
             let _ = self.inval.send(i);

@@ -33,7 +33,9 @@ pub struct Backoff {
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(2);
+    /// A returning hub is noticed within a second; retries against a hub that
+    /// refuses connections cost next to nothing.
+    const MAX: Duration = Duration::from_secs(1);
     pub fn new() -> Self {
         Backoff { next: Self::FIRST }
     }
@@ -97,19 +99,19 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
         match result {
             Ok(resp) => {
                 backoff.reset();
-                shared.status.set_online(true, &"");
+                shared.hub_answered();
                 finish(&shared, &op, Some(&resp), sent, gen);
             }
             Err(e) if e.is_retryable() => {
-                shared.status.set_online(false, &e);
+                let _ = shared.status.set_online(false, &e);
                 shared.state.lock().pending.in_flight = None;
-                if sleep_or_cancel(&cancel, backoff.step()).await {
+                if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                     return;
                 }
             }
             Err(e) => {
                 backoff.reset();
-                shared.status.set_online(true, &"");
+                shared.hub_answered();
                 match identical_on_hub(&e, sent) {
                     // The same bytes are already there (a retried request, or both
                     // sides wrote the same): adopt the hub's version, make no copy.
@@ -126,9 +128,9 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                             shared.wake_watcher.notify_one();
                         }
                         Err(lookup) => {
-                            shared.status.set_online(false, &lookup);
+                            let _ = shared.status.set_online(false, &lookup);
                             shared.state.lock().pending.in_flight = None;
-                            if sleep_or_cancel(&cancel, backoff.step()).await {
+                            if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                                 return;
                             }
                         }
@@ -139,9 +141,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
     }
 }
 
-async fn sleep_or_cancel(cancel: &CancellationToken, d: Duration) -> bool {
+/// Waits `d` (a backoff step), less if woken; true when cancelled.
+async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
+        _ = shared.wake_uploader.notified() => false,
         _ = cancel.cancelled() => true,
     }
 }
@@ -321,10 +325,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_to_two_seconds() {
+    fn backoff_doubles_to_one_second() {
         let mut b = Backoff::new();
-        let steps: Vec<_> = (0..7).map(|_| b.step().as_millis()).collect();
-        assert_eq!(steps, vec![100, 200, 400, 800, 1600, 2000, 2000]);
+        let steps: Vec<_> = (0..6).map(|_| b.step().as_millis()).collect();
+        assert_eq!(steps, vec![100, 200, 400, 800, 1000, 1000]);
         b.reset();
         assert_eq!(b.step().as_millis(), 100);
     }

@@ -48,12 +48,12 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     cursor = c;
                     need_full = false;
                     save_cursor(&shared, cursor);
-                    shared.status.set_online(true, &"");
+                    shared.hub_answered();
                     backoff.reset();
                 }
                 Err(e) => {
-                    shared.status.set_online(false, &e);
-                    if sleep_or_cancel(&cancel, backoff.step()).await {
+                    let _ = shared.status.set_online(false, &e);
+                    if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                         return;
                     }
                     continue;
@@ -70,7 +70,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     return;
                 }
                 Ok(page) => {
-                    shared.status.set_online(true, &"");
+                    shared.hub_answered();
                     backoff.reset();
                     match apply_all(&shared, &remote, page.entries).await {
                         Ok(()) => {
@@ -78,14 +78,14 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                             save_cursor(&shared, cursor);
                         }
                         Err(e) => {
-                            shared.status.set_online(false, &e);
-                            if sleep_or_cancel(&cancel, backoff.step()).await { return; }
+                            let _ = shared.status.set_online(false, &e);
+                            if sleep_or_cancel(&shared, &cancel, backoff.step()).await { return; }
                         }
                     }
                 }
                 Err(e) => {
-                    shared.status.set_online(false, &e);
-                    if sleep_or_cancel(&cancel, backoff.step()).await { return; }
+                    let _ = shared.status.set_online(false, &e);
+                    if sleep_or_cancel(&shared, &cancel, backoff.step()).await { return; }
                 }
             },
             _ = shared.wake_watcher.notified() => {
@@ -98,9 +98,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
     }
 }
 
-async fn sleep_or_cancel(cancel: &CancellationToken, d: std::time::Duration) -> bool {
+/// Waits `d` (a backoff step), less if woken; true when cancelled.
+async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: std::time::Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
+        _ = shared.wake_watcher.notified() => false,
         _ = cancel.cancelled() => true,
     }
 }
