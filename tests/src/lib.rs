@@ -459,6 +459,20 @@ pub fn as_hashes(
     snap.iter().map(|(p, c)| (p.clone(), c.as_ref().map(|b| ssync_common::ContentHash::of(b).to_hex()))).collect()
 }
 
+/// Waits until the hub's live tree is exactly `want` (names normalised as in
+/// `snapshot`, contents compared by hash).
+pub fn wait_for_hub_tree(hub: &Hub, want: &std::collections::BTreeMap<String, Option<Vec<u8>>>, timeout: Duration) {
+    let want = as_hashes(want);
+    let url = hub.url();
+    let normalised = || {
+        hub_tree(&url).map(|t| {
+            t.into_iter().map(|(k, v)| (normalize_conflict_names(&k), v)).collect::<std::collections::BTreeMap<_, _>>()
+        })
+    };
+    let ok = wait_until(timeout, || normalised().as_ref() == Some(&want));
+    assert!(ok, "the hub's tree is {:?}, expected {want:?}", normalised());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

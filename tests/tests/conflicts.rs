@@ -2,7 +2,7 @@
 //! state (fs/src/resolve.rs has the table). The order is made deterministic:
 //! with the hub down both mounts queue their change; B stops; the hub comes
 //! back and takes A's change; then B starts and its change arrives second.
-use ssync_tests::{tree, wait_for_content, wait_for_tree, wait_until, Cluster, SYNC_TIMEOUT};
+use ssync_tests::{tree, wait_for_content, wait_for_hub_tree, wait_for_tree, wait_until, Cluster, SYNC_TIMEOUT};
 use std::fs;
 
 /// Runs `a_change` on mount A and `b_change` on mount B as concurrent edits
@@ -72,7 +72,9 @@ fn create_vs_create_same_path() {
         |b| fs::write(b.join("new.md"), "BB").unwrap(),
         |t| hub_has(t, "new.md", 1),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("new.md", Some("A")), ("new.conflict-b-T.md", Some("BB"))]), SYNC_TIMEOUT);
+    let want = tree(&[("new.md", Some("A")), ("new.conflict-b-T.md", Some("BB"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
@@ -85,7 +87,9 @@ fn identical_writes_make_no_conflict_copy() {
         |b| fs::write(b.join("same.txt"), "equal").unwrap(),
         |t| hub_has(t, "same.txt", 5),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("same.txt", Some("equal"))]), SYNC_TIMEOUT);
+    let want = tree(&[("same.txt", Some("equal"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
@@ -99,7 +103,9 @@ fn edit_vs_delete_the_edit_wins_whoever_is_first() {
         |b| fs::write(b.join("f.txt"), "edited").unwrap(),
         |t| hub_lacks(t, "f.txt"),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("f.txt", Some("edited"))]), SYNC_TIMEOUT);
+    let want = tree(&[("f.txt", Some("edited"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
     drop(c);
     // The edit reaches the hub first: the delete is dropped.
     let mut c = Cluster::new(2);
@@ -110,7 +116,9 @@ fn edit_vs_delete_the_edit_wins_whoever_is_first() {
         |b| fs::remove_file(b.join("f.txt")).unwrap(),
         |t| hub_has(t, "f.txt", 6),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("f.txt", Some("edited"))]), SYNC_TIMEOUT);
+    let want = tree(&[("f.txt", Some("edited"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
@@ -124,7 +132,9 @@ fn delete_vs_delete() {
         |b| fs::remove_file(b.join("f.txt")).unwrap(),
         |t| hub_lacks(t, "f.txt"),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("keep.txt", Some("k"))]), SYNC_TIMEOUT);
+    let want = tree(&[("keep.txt", Some("k"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
@@ -138,7 +148,9 @@ fn rename_vs_edit_the_edit_follows_the_file() {
         |b| fs::write(b.join("f.txt"), "edited").unwrap(),
         |t| hub_lacks(t, "f.txt"),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("g.txt", Some("edited"))]), SYNC_TIMEOUT);
+    let want = tree(&[("g.txt", Some("edited"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
     drop(c);
     // The edit reaches the hub first.
     let mut c = Cluster::new(2);
@@ -149,7 +161,9 @@ fn rename_vs_edit_the_edit_follows_the_file() {
         |b| fs::rename(b.join("f.txt"), b.join("g.txt")).unwrap(),
         |t| hub_has(t, "f.txt", 6),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("g.txt", Some("edited"))]), SYNC_TIMEOUT);
+    let want = tree(&[("g.txt", Some("edited"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
@@ -162,7 +176,9 @@ fn rename_vs_rename_the_first_name_wins() {
         |b| fs::rename(b.join("f.txt"), b.join("by-b.txt")).unwrap(),
         |t| hub_lacks(t, "f.txt"),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("by-a.txt", Some("base"))]), SYNC_TIMEOUT);
+    let want = tree(&[("by-a.txt", Some("base"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
@@ -176,7 +192,9 @@ fn folder_deleted_while_a_file_is_written_inside() {
         |b| fs::write(b.join("d/sub/new.txt"), "new").unwrap(),
         |t| hub_lacks(t, "d"),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("d", None), ("d/sub", None), ("d/sub/new.txt", Some("new"))]), SYNC_TIMEOUT);
+    let want = tree(&[("d", None), ("d/sub", None), ("d/sub/new.txt", Some("new"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
     drop(c);
     // The write reaches the hub first: the folder cannot be deleted, and comes back.
     let mut c = Cluster::new(2);
@@ -188,7 +206,9 @@ fn folder_deleted_while_a_file_is_written_inside() {
         |b| fs::remove_dir_all(b.join("d")).unwrap(),
         |t| hub_has(t, "d/sub/new.txt", 3),
     );
-    wait_for_tree(&mounts(&c), &tree(&[("d", None), ("d/sub", None), ("d/sub/new.txt", Some("new"))]), SYNC_TIMEOUT);
+    let want = tree(&[("d", None), ("d/sub", None), ("d/sub/new.txt", Some("new"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }
 
 #[test]
