@@ -78,22 +78,11 @@ pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
         "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?
     .execute(values)?;
+    // The history row is a copy of the row just written, stamped with the time.
     conn.prepare_cached(&format!(
-        "INSERT INTO versions ({COLUMNS}, at_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO versions ({COLUMNS}, at_ns) SELECT {COLUMNS}, ?2 FROM entries WHERE path = ?1"
     ))?
-    .execute(params![
-        e.path.as_str(),
-        kind,
-        e.version as i64,
-        e.deleted as i64,
-        e.hash.map(|h| h.to_hex()),
-        e.size as i64,
-        e.mode as i64,
-        e.mtime_ns,
-        e.device,
-        e.moved_to.as_ref().map(|p| p.as_str()),
-        now_ns()
-    ])?;
+    .execute(params![e.path.as_str(), now_ns()])?;
     Ok(())
 }
 
