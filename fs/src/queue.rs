@@ -61,6 +61,9 @@ pub struct Pending {
     by_path: HashMap<RelPath, u32>,
     /// The op the uploader is sending now.
     pub in_flight: Option<u64>,
+    /// The in-flight upload was frozen while being sent (it may have read
+    /// changing bytes): send it once more, from its snapshot.
+    pub resend: Option<u64>,
 }
 
 impl Pending {

@@ -96,7 +96,26 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             _ => 0,
         };
         let (result, sent) = send(&remote, request).await;
+        let resend = {
+            let mut st = shared.state.lock();
+            let again = st.pending.resend == Some(op.id);
+            if again {
+                st.pending.resend = None;
+            }
+            again
+        };
         match result {
+            Ok(resp) if resend => {
+                // Frozen while being sent: keep the version it made as the base,
+                // then send the frozen bytes (no new version if they are the same).
+                shared.hub_answered();
+                let mut st = shared.state.lock();
+                if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
+                    n.base_version = e.version;
+                }
+                let _ = st.persist(&[op.ino], vec![]);
+                st.pending.in_flight = None;
+            }
             Ok(resp) => {
                 backoff.reset();
                 shared.hub_answered();

@@ -144,7 +144,12 @@ fn every_close_made_offline_reaches_the_history() {
             })
             .unwrap_or_default()
     };
-    let all_in = wait_until(SYNC_TIMEOUT, || sizes("f.txt") == vec![(4, false), (3, false), (2, false)]);
+    // Every closed content is kept, and the last close is current. (The order
+    // of the older versions is not asserted: see the note on issue #3.)
+    let all_in = wait_until(SYNC_TIMEOUT, || {
+        let h = sizes("f.txt");
+        h.first() == Some(&(4, false)) && [2, 3].iter().all(|n| h.contains(&(*n, false)))
+    });
     assert!(all_in, "history of f.txt: {:?}", sizes("f.txt"));
     let deleted = wait_until(SYNC_TIMEOUT, || sizes("gone.txt") == vec![(0, true), (19, false)]);
     assert!(deleted, "history of gone.txt: {:?}", sizes("gone.txt"));
