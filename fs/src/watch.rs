@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 const CURSOR_KEY: &str = "cursor";
 
+/// How often an idle mount compares its whole tree with the hub's.
+const ANTI_ENTROPY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Copy a large file from a local node with the same content instead of downloading it.
 const LOCAL_COPY_MIN: u64 = 1024 * 1024;
 
@@ -30,9 +33,21 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
         shared.state.lock().db.setting(CURSOR_KEY).ok().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut need_full = true;
     let mut backoff = Backoff::new();
+    let mut last_full = tokio::time::Instant::now();
     loop {
-        if std::mem::take(&mut shared.state.lock().needs_reconcile) {
-            need_full = true;
+        {
+            let mut st = shared.state.lock();
+            if std::mem::take(&mut st.needs_reconcile) {
+                need_full = true;
+            }
+            // Anti-entropy: while idle, compare with the hub's tree now and then,
+            // so any divergence heals (and is logged) instead of lasting.
+            if st.pending.is_empty() && last_full.elapsed() >= ANTI_ENTROPY {
+                need_full = true;
+            }
+        }
+        if need_full {
+            last_full = tokio::time::Instant::now();
         }
         if need_full {
             let done = tokio::select! {
@@ -171,13 +186,33 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
         .collect();
     gone.sort();
     let mut invals = Vec::new();
+    let mut corrected = 0;
     for (path, ino) in gone {
         if st.tree.live(ino).is_none() || st.is_busy(ino) || st.pending.touches_path(&path) {
             continue;
         }
+        corrected += 1;
         if let Err(e) = remove_local(&mut st, shared, ino, &mut invals) {
             tracing::error!(%path, "cannot remove a file deleted on the hub: {e}");
         }
+    }
+    // Local files the hub has never had and nothing will send: send them.
+    let orphans: Vec<u64> = st
+        .tree
+        .nodes()
+        .filter(|n| n.kind == Kind::File && n.parent != 0 && n.base_version == 0 && n.open_handles == 0)
+        .map(|n| n.ino)
+        .filter(|ino| !st.pending.touches_ino(*ino))
+        .collect();
+    for ino in orphans {
+        corrected += 1;
+        if let Err(e) = st.queue_upload(ino) {
+            tracing::error!(ino, "cannot queue a local-only file: {e}");
+        }
+    }
+    if corrected > 0 {
+        tracing::warn!(corrected, "reconcile found local entries out of step with the hub and corrected them");
+        shared.wake_uploader.notify_one();
     }
     drop(st);
     shared.invalidate(invals);
