@@ -105,6 +105,8 @@ pub struct Hub {
     pub data: PathBuf,
     pub addr: String,
     log: PathBuf,
+    /// Extra command-line flags, kept across restarts.
+    args: Vec<String>,
 }
 
 impl Hub {
@@ -114,11 +116,17 @@ impl Hub {
     }
 
     pub fn start_on(data: &Path, listen: &str) -> Hub {
+        Self::start_with(data, listen, &[])
+    }
+
+    /// Starts a hub with extra flags (for example `--gc-interval 1`).
+    pub fn start_with(data: &Path, listen: &str, extra: &[&str]) -> Hub {
         let log = data.with_extension("log");
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("hub log file");
         let mut child = Command::new(bin("e2e-server"))
             .args(["--listen", listen, "--data"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", std::env::var("SSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(logf)
@@ -140,7 +148,13 @@ impl Hub {
             }
         };
         let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
-        Hub { child: Some(child), data: data.to_path_buf(), addr, log }
+        Hub {
+            child: Some(child),
+            data: data.to_path_buf(),
+            addr,
+            log,
+            args: extra.iter().map(|a| a.to_string()).collect(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -154,7 +168,8 @@ impl Hub {
     /// Same data dir and port, new process.
     pub fn restart(&mut self) {
         self.stop();
-        let again = Hub::start_on(&self.data, &self.addr);
+        let extra: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let again = Hub::start_with(&self.data, &self.addr, &extra);
         *self = again;
     }
 
@@ -324,8 +339,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(n: usize) -> Cluster {
+        Self::with_hub_flags(n, &[])
+    }
+
+    /// A cluster whose hub runs with extra flags.
+    pub fn with_hub_flags(n: usize, flags: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new().prefix("ssync-e2e-").tempdir().expect("temp dir");
-        let hub = Hub::start(dir.path());
+        let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", flags);
         let mounts = (0..n).map(|i| Mount::start(dir.path(), &((b'a' + i as u8) as char).to_string(), &hub)).collect();
         Cluster { mounts, hub, dir }
     }

@@ -3,7 +3,8 @@
 //! points. Then, once quiet: every mount and the hub hold the identical tree,
 //! every content that was ever closed is current somewhere (a conflict copy
 //! counts) or in the hub's history, and every SQLite file passes
-//! `PRAGMA integrity_check`.
+//! `PRAGMA integrity_check`. The hub collects garbage every second, so kills
+//! land mid-upload, mid-commit and mid-GC.
 //!
 //! SSYNC_RANDOM_SECS (default 6; run 120+ before resolving) and
 //! SSYNC_RANDOM_SEED (default 20261122) select the run; both are printed.
@@ -108,7 +109,8 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
     let secs = env_u64("SSYNC_RANDOM_SECS", 6);
     let seed = env_u64("SSYNC_RANDOM_SEED", 20261122).max(1);
     eprintln!("random_ops: seed={seed} secs={secs}");
-    let mut c = Cluster::new(3);
+    // GC every second, so the hub's kill -9s also land in the middle of collections.
+    let mut c = Cluster::with_hub_flags(3, &["--gc-interval", "1"]);
     let mut rng = Rng(seed);
     let mut closed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut closed_at: Vec<std::time::SystemTime> = Vec::new();
@@ -248,6 +250,9 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
         }
     }
     assert!(lost.is_empty(), "seed {seed}: {} of {} closed contents were lost: {lost:?}", lost.len(), closed.len());
+
+    let collections = c.hub.log().matches("unreferenced contents deleted").count();
+    eprintln!("random_ops: the hub's GC deleted unreferenced contents {collections} times during the run");
 
     // Both kinds of database survived the kills intact.
     let caches: Vec<_> = c.mounts.iter().map(|m| m.cache.join("state.db")).collect();
