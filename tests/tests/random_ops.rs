@@ -109,8 +109,10 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
     let secs = env_u64("SSYNC_RANDOM_SECS", 6);
     let seed = env_u64("SSYNC_RANDOM_SEED", 20261122).max(1);
     eprintln!("random_ops: seed={seed} secs={secs}");
-    // GC every second, so the hub's kill -9s also land in the middle of collections.
-    let mut c = Cluster::with_hub_flags(3, &["--gc-interval", "1"]);
+    // GC every second, so the hub's kill -9s also land in the middle of
+    // collections; retention keeps every version, since this test looks every
+    // closed content up in the history (gc_crash.rs covers pruning).
+    let mut c = Cluster::with_hub_flags(3, &["--gc-interval", "1", "--keep-versions", "4000000000"]);
     let mut rng = Rng(seed);
     let mut closed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut closed_at: Vec<std::time::SystemTime> = Vec::new();
