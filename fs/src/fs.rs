@@ -251,7 +251,14 @@ impl SyncFs {
         let fh = match open {
             Some(writable) => {
                 let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
-                let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(true), stamp };
+                let h = Handle {
+                    ino,
+                    file,
+                    writable,
+                    needs_upload: AtomicBool::new(false),
+                    emptied_at_open: AtomicBool::new(true),
+                    stamp,
+                };
                 Some(self.shared.handles.lock().insert(h))
             }
             None => {
@@ -312,7 +319,14 @@ impl SyncFs {
             st.persist(&[ino], vec![])?;
         }
         let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
-        let h = Handle { ino, file, writable, needs_upload: AtomicBool::new(truncate), stamp };
+        let h = Handle {
+            ino,
+            file,
+            writable,
+            needs_upload: AtomicBool::new(false),
+            emptied_at_open: AtomicBool::new(truncate),
+            stamp,
+        };
         Ok(self.shared.handles.lock().insert(h))
     }
 
@@ -364,6 +378,12 @@ impl SyncFs {
         if !h.take_written() {
             return Ok(false);
         }
+        self.queue_written(st, h)?;
+        Ok(true)
+    }
+
+    /// Records the cache file's new size and mtime and queues its upload.
+    fn queue_written(&self, st: &mut State, h: &Handle) -> FsResult<()> {
         if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), FileStamp::of(&h.file)) {
             n.size = stamp.len;
             n.mtime_ns = stamp.mtime_ns;
@@ -372,7 +392,7 @@ impl SyncFs {
         }
         st.queue_upload(h.ino)?;
         self.shared.wake_uploader.notify_one();
-        Ok(true)
+        Ok(())
     }
 
     /// close(2) waits for flush, not for release (which the kernel sends
@@ -380,7 +400,11 @@ impl SyncFs {
     /// or unlink already finds it queued and freezes it.
     pub fn flush(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
-        self.upload_if_written(&mut self.shared.state.lock(), &h)?;
+        if h.take_written_since_open() {
+            // The written bytes cover the open's truncation too.
+            h.emptied_at_open.store(false, std::sync::atomic::Ordering::Release);
+            self.queue_written(&mut self.shared.state.lock(), &h)?;
+        }
         Ok(())
     }
 

@@ -30,6 +30,10 @@ pub struct Handle {
     pub writable: bool,
     /// Set by writes and truncates; release or fsync then queues an upload.
     pub needs_upload: AtomicBool,
+    /// Created, or truncated by O_TRUNC, at open: the empty file must reach the
+    /// hub if nothing is written, but a flush alone (a shell's `>` dup2s and
+    /// closes the first descriptor before writing) must not send it.
+    pub emptied_at_open: AtomicBool,
     /// The cache file as of open (or the last fsync), for writable handles.
     pub stamp: Mutex<Option<FileStamp>>,
 }
@@ -41,6 +45,12 @@ impl Handle {
     /// True once per change: writes seen by the daemon, or (passthrough) a
     /// cache file whose size or mtime moved since open or the last check.
     pub fn take_written(&self) -> bool {
+        let emptied = self.emptied_at_open.swap(false, Ordering::AcqRel);
+        self.take_written_since_open() || emptied
+    }
+
+    /// Like `take_written`, but an open's own truncation does not count.
+    pub fn take_written_since_open(&self) -> bool {
         let seen = self.needs_upload.swap(false, Ordering::AcqRel);
         let mut stamp = self.stamp.lock();
         let Some(before) = *stamp else { return seen };

@@ -72,24 +72,22 @@ impl State {
         let in_flight = self.pending.in_flight;
         let live: Vec<Op> =
             self.pending.ops().filter(|o| o.kind == OpKind::Upload && o.ino == ino && !o.snapshot).cloned().collect();
-        // A waiting upload was queued by the latest close: freeze exactly that.
-        tracing::debug!(ino, ops = ?live.iter().map(|o| (o.id, o.path.as_str())).collect::<Vec<_>>(), ?in_flight, moved, "freezing queued upload content");
-        if let Some(waiting) = live.iter().find(|o| Some(o.id) != in_flight) {
-            self.db.mark_snapshot(waiting.id)?;
-            self.pending.mark_snapshot(waiting.id);
-            let (src, dst) = (cache.file(ino), cache.snapshot(waiting.id));
-            if moved {
-                std::fs::rename(&src, &dst)?;
-            } else {
-                std::fs::copy(&src, &dst)?;
-            }
-            return Ok(());
+        // The latest close's upload (waiting, or else the one in flight) gets
+        // the bytes as they are now. Copy or rename first, then record it, so
+        // a crash in between never leaves a snapshot op without its file.
+        let waiting = live.iter().find(|o| Some(o.id) != in_flight);
+        let Some(op) = waiting.or(live.first()) else { return Ok(()) };
+        let (src, dst) = (cache.file(ino), cache.snapshot(op.id));
+        if moved && Some(op.id) != in_flight {
+            std::fs::rename(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
         }
-        // Only one in flight, reading the file as it changes: send a copy after it.
-        if let Some(flying) = live.into_iter().next() {
-            let pushed = self.db.push_op(Op { id: 0, snapshot: true, ..flying })?;
-            std::fs::copy(cache.file(ino), cache.snapshot(pushed.id))?;
-            self.pending.push(pushed);
+        self.db.mark_snapshot(op.id)?;
+        self.pending.mark_snapshot(op.id);
+        if Some(op.id) == in_flight {
+            // It may be reading the file as it changes: send it again from the copy.
+            self.pending.resend = Some(op.id);
         }
         Ok(())
     }

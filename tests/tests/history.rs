@@ -154,3 +154,27 @@ fn every_close_made_offline_reaches_the_history() {
     let deleted = wait_until(SYNC_TIMEOUT, || sizes("gone.txt") == vec![(0, true), (19, false)]);
     assert!(deleted, "history of gone.txt: {:?}", sizes("gone.txt"));
 }
+
+#[test]
+fn shell_redirects_make_one_version_per_write() {
+    // `echo x > f` dup2s the new descriptor and closes the first one before
+    // writing: that early close must not send the truncated, empty file.
+    let c = Cluster::new(1);
+    let f = c.mounts[0].p("notes.txt");
+    for body in ["draft 1", "draft 22", "final"] {
+        let status = Command::new("sh").arg("-c").arg(format!("echo '{body}' > '{}'", f.display())).status().unwrap();
+        assert!(status.success());
+    }
+    let url = c.hub.url();
+    let sizes = || -> Vec<u64> {
+        reqwest::blocking::get(format!("{url}/v1/versions?path=notes.txt"))
+            .and_then(|r| r.json::<serde_json::Value>())
+            .ok()
+            .and_then(|v| {
+                v["versions"].as_array().map(|vs| vs.iter().map(|v| v["entry"]["size"].as_u64().unwrap_or(0)).collect())
+            })
+            .unwrap_or_default()
+    };
+    assert!(wait_until(SYNC_TIMEOUT, || sizes().first() == Some(&6)), "history: {:?}", sizes());
+    assert_eq!(sizes(), vec![6, 9, 8], "one version per write, none empty");
+}
