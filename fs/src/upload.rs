@@ -96,13 +96,15 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             _ => 0,
         };
         let (result, sent) = send(&remote, request).await;
-        let resend = {
+        let (resend, op) = {
             let mut st = shared.state.lock();
             let again = st.pending.resend == Some(op.id);
             if again {
                 st.pending.resend = None;
             }
-            again
+            // It may have been frozen (made a snapshot op) while it was sent.
+            let now = st.pending.ops().find(|o| o.id == op.id).cloned().unwrap_or(op);
+            (again, now)
         };
         match result {
             Ok(resp) if resend => {
