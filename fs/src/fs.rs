@@ -7,13 +7,11 @@ use crate::handles::{FileStamp, Handle};
 use crate::queue::{Op, OpKind};
 use crate::state::{Shared, State};
 use crate::tree::{Kind, Node};
-use parking_lot::Mutex;
 use ssync_common::path::validate_name;
 use ssync_common::RelPath;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -250,15 +248,7 @@ impl SyncFs {
         st.tree.insert(node);
         let fh = match open {
             Some(writable) => {
-                let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
-                let h = Handle {
-                    ino,
-                    file,
-                    writable,
-                    needs_upload: AtomicBool::new(false),
-                    emptied_at_open: AtomicBool::new(true),
-                    stamp,
-                };
+                let h = Handle::new(ino, file, writable, true)?;
                 Some(self.shared.handles.lock().insert(h))
             }
             None => {
@@ -318,15 +308,7 @@ impl SyncFs {
         if persist {
             st.persist(&[ino], vec![])?;
         }
-        let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
-        let h = Handle {
-            ino,
-            file,
-            writable,
-            needs_upload: AtomicBool::new(false),
-            emptied_at_open: AtomicBool::new(truncate),
-            stamp,
-        };
+        let h = Handle::new(ino, file, writable, truncate)?;
         Ok(self.shared.handles.lock().insert(h))
     }
 

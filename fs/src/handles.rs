@@ -39,6 +39,20 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// A handle on `file` (the inode's cache file); `emptied` when the open
+    /// created or truncated it.
+    pub fn new(ino: u64, file: File, writable: bool, emptied: bool) -> std::io::Result<Handle> {
+        let stamp = Mutex::new(if writable { Some(FileStamp::of(&file)?) } else { None });
+        Ok(Handle {
+            ino,
+            file,
+            writable,
+            needs_upload: AtomicBool::new(false),
+            emptied_at_open: AtomicBool::new(emptied),
+            stamp,
+        })
+    }
+
     pub fn mark_written(&self) {
         self.needs_upload.store(true, Ordering::Release);
     }
