@@ -196,11 +196,12 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
             tracing::error!(%path, "cannot remove a file deleted on the hub: {e}");
         }
     }
-    // Local files the hub has never had and nothing will send: send them.
+    // Local files holding bytes the hub may not have (never sent, or marked
+    // dirty) that no queued op will send: send them, as a restart would.
     let orphans: Vec<u64> = st
         .tree
         .nodes()
-        .filter(|n| n.kind == Kind::File && n.parent != 0 && n.base_version == 0 && n.open_handles == 0)
+        .filter(|n| n.kind == Kind::File && n.parent != 0 && (n.base_version == 0 || n.dirty) && n.open_handles == 0)
         .map(|n| n.ino)
         .filter(|ino| !st.pending.touches_ino(*ino))
         .collect();
@@ -288,8 +289,10 @@ fn plan_or_apply(
     let local = st.tree.resolve(&e.path);
     if let Some(ino) = local {
         let n = st.tree.get(ino).expect("resolved nodes exist");
-        if n.base_version >= e.version {
-            return Plan::Done; // our own change coming back, or older news
+        // Our own change coming back, or older news. At the same version a
+        // clean node must also hold the same bytes; if not, fetch them again.
+        if n.base_version > e.version || (n.base_version == e.version && (n.hash == e.hash || n.dirty)) {
+            return Plan::Done;
         }
         if st.is_busy(ino) {
             defer(st, e);
