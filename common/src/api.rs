@@ -3,7 +3,10 @@
 //! Every mutating request names the `base` version the client last saw for the
 //! path (0: "I believe it does not exist"). A stale base gets 409 with the
 //! current entry and changes nothing.
+use crate::chunks::{ChunkList, ListDelta};
 use crate::{ContentHash, RelPath};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// One entry of the tree as the hub stores it. `version` is the hub-wide
@@ -59,12 +62,132 @@ pub struct ChangesQuery {
 }
 
 /// Query of `PUT /v1/file`; the body is the file's bytes.
+/// Chunk hashes, 32 bytes each, concatenated and base64-encoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HashList(pub String);
+
+impl HashList {
+    pub fn encode(hashes: &[ContentHash]) -> Self {
+        let mut raw = Vec::with_capacity(hashes.len() * 32);
+        for h in hashes {
+            raw.extend_from_slice(h.as_bytes());
+        }
+        HashList(B64.encode(raw))
+    }
+
+    pub fn decode(&self) -> Result<Vec<ContentHash>, WireError> {
+        let raw = B64.decode(&self.0).map_err(|e| WireError(format!("hash list is not base64: {e}")))?;
+        if raw.len() % 32 != 0 {
+            return Err(WireError(format!("hash list of {} bytes is not a multiple of 32", raw.len())));
+        }
+        Ok(raw.chunks_exact(32).map(|c| ContentHash::from_bytes(c.try_into().expect("32 bytes"))).collect())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct WireError(pub String);
+
+/// A chunk list on the wire: whole (`from` absent), or as the difference
+/// from the list of file `from` (keep `prefix` and `suffix` chunks of it,
+/// `chunks` in between). Chunks: the binary list encoding, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireList {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ContentHash>,
+    #[serde(default)]
+    pub prefix: u32,
+    #[serde(default)]
+    pub suffix: u32,
+    pub chunks: String,
+}
+
+impl WireList {
+    pub fn whole(list: &ChunkList) -> Self {
+        WireList { from: None, prefix: 0, suffix: 0, chunks: B64.encode(list.to_bytes()) }
+    }
+
+    pub fn delta(from: ContentHash, d: &ListDelta) -> Self {
+        WireList { from: Some(from), prefix: d.prefix, suffix: d.suffix, chunks: B64.encode(d.middle.to_bytes()) }
+    }
+
+    /// The list itself; `base` gives the list of `from` when there is one.
+    pub fn resolve(&self, base: Option<&ChunkList>) -> Result<ChunkList, WireError> {
+        let raw = B64.decode(&self.chunks).map_err(|e| WireError(format!("chunk list is not base64: {e}")))?;
+        let middle = ChunkList::from_bytes(&raw).map_err(|e| WireError(e.to_string()))?;
+        match (self.from, base) {
+            (None, _) => Ok(middle),
+            (Some(_), Some(base)) => {
+                let d = ListDelta { prefix: self.prefix, suffix: self.suffix, middle };
+                ChunkList::apply_delta(base, &d).map_err(|e| WireError(e.to_string()))
+            }
+            (Some(from), None) => Err(WireError(format!("the list of {from} is not known here"))),
+        }
+    }
+}
+
+/// `POST /v1/chunks/missing`: which of these chunks does the hub lack?
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UploadQuery {
+pub struct ChunksRequest {
+    pub chunks: HashList,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MissingResponse {
+    pub missing: HashList,
+}
+
+/// `POST /v1/chunks/fetch`: these chunks as a frame stream (see `frames`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchRequest {
+    pub chunks: HashList,
+    /// The client decodes zstd frames; the hub compresses chunks when it pays.
+    #[serde(default)]
+    pub zstd: bool,
+}
+
+/// `POST /v1/chunks` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub received: u64,
+    pub stored: u64,
+}
+
+/// `POST /v1/commit`: make `id` (whose chunks the hub already has) the new
+/// content of `path`, if `base` is still its version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitRequest {
     pub path: RelPath,
     pub base: u64,
+    pub id: ContentHash,
+    pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    pub list: WireList,
+}
+
+/// `GET /v1/manifest/{id}?have=OTHER`: a file's chunk list, as a delta from
+/// OTHER's list when the hub knows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ManifestQuery {
+    #[serde(default)]
+    pub have: Option<ContentHash>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestResponse {
+    pub id: ContentHash,
+    pub size: u64,
+    pub list: WireList,
+}
+
+/// `GET /v1/stats`: what the hub has moved since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub requests: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,4 +306,7 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     pub const INTERNAL: &str = "internal";
     pub const UNAVAILABLE: &str = "unavailable";
+    /// A commit names chunks (or a base list) the hub does not have: send them, then commit again.
+    pub const MISSING_CHUNKS: &str = "missing_chunks";
+    pub const TOO_LARGE: &str = "too_large";
 }

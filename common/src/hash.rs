@@ -18,6 +18,12 @@ impl ContentHash {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+    pub fn from_bytes(b: [u8; 32]) -> Self {
+        ContentHash(b)
+    }
 }
 
 impl FromStr for ContentHash {

@@ -3,8 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod chunks;
+pub mod frames;
 pub mod hash;
 pub mod path;
 
+pub use chunks::{ChunkList, ChunkRef};
 pub use hash::{ContentHash, ContentHasher};
 pub use path::{PathError, RelPath};

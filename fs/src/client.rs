@@ -7,15 +7,16 @@ use futures_util::StreamExt;
 use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
-    DeleteRequest, EntriesPage, Entry, ErrorBody, Health, MkdirRequest, MutationResponse, RenameRequest,
-    RestoreRequest, RestoreTreeRequest, SetAttrRequest, UploadQuery, VersionsResponse, DEVICE_HEADER,
+    ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody, FetchRequest, HashList, Health,
+    ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest, RestoreRequest,
+    RestoreTreeRequest, SetAttrRequest, Stats, StoredResponse, VersionsResponse, DEVICE_HEADER,
 };
-use ssync_common::RelPath;
-use ssync_common::{ContentHash, ContentHasher};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use ssync_common::frames::{Chunk, FrameReader};
+use ssync_common::{ContentHash, RelPath};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+
+/// Most hashes the hub takes in one request.
+const MAX_HASHES: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,11 +46,14 @@ impl ApiError {
         }
     }
 
-    /// Worth trying again later: the hub was unreachable or failed on its side.
+    /// Worth trying again later: the hub was unreachable or failed on its side,
+    /// or it lost chunks a commit named (the next try sends them again).
     pub fn is_retryable(&self) -> bool {
         match self {
             ApiError::Transport(_) | ApiError::Local(_) => true,
-            ApiError::Rejected { status, .. } => *status >= 500,
+            ApiError::Rejected { status, body } => {
+                *status >= 500 || body.code == ssync_common::api::codes::MISSING_CHUNKS
+            }
             ApiError::Protocol(_) => true,
         }
     }
@@ -160,50 +164,64 @@ impl Remote {
         Self::decode(resp).await
     }
 
-    /// Streams `file` as the new content of `q.path`. Returns the hub's answer
-    /// and the hash of the bytes sent (also on refusal, to spot identical content).
-    pub async fn upload(
-        &self,
-        q: &UploadQuery,
-        file: tokio::fs::File,
-    ) -> (Result<MutationResponse, ApiError>, ContentHash) {
-        let hasher = Arc::new(Mutex::new(ContentHasher::new()));
-        let tap = hasher.clone();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
-            if let Ok(bytes) = &chunk {
-                tap.lock().unwrap_or_else(|p| p.into_inner()).update(bytes);
-            }
-            chunk
-        });
-        let sent = self.http.put(self.url("file")).query(q).body(reqwest::Body::wrap_stream(stream)).send().await;
-        let result = match sent {
-            Ok(resp) => Self::decode(resp).await,
-            Err(e) => Err(transport(e)),
-        };
-        let hash = hasher.lock().unwrap_or_else(|p| p.into_inner()).finish();
-        (result, hash)
+    /// Of `hashes`, the chunks the hub lacks.
+    pub async fn missing(&self, hashes: &[ContentHash]) -> Result<Vec<ContentHash>, ApiError> {
+        let mut out = Vec::new();
+        for part in hashes.chunks(MAX_HASHES) {
+            let req = ChunksRequest { chunks: HashList::encode(part) };
+            let resp = self.http.post(self.url("chunks/missing")).json(&req).send().await.map_err(transport)?;
+            let m: MissingResponse = Self::decode(resp).await?;
+            out.extend(m.missing.decode().map_err(|e| ApiError::Protocol(e.0))?);
+        }
+        Ok(out)
     }
 
-    /// Downloads object `hash` into `dest` (a temp file), checks the hash and fsyncs.
-    pub async fn download_to(&self, hash: &ContentHash, dest: &Path) -> Result<u64, ApiError> {
-        let resp = self.http.get(self.url(&format!("content/{hash}"))).send().await.map_err(transport)?;
+    /// Sends encoded chunk frames (see `ssync_common::frames`).
+    pub async fn send_chunks(&self, frames: Vec<u8>) -> Result<StoredResponse, ApiError> {
+        let resp = self.http.post(self.url("chunks")).body(frames).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    /// The chunks named, checked against their hashes, in order.
+    pub async fn fetch_chunks(&self, hashes: &[ContentHash]) -> Result<Vec<Chunk>, ApiError> {
+        let req = FetchRequest { chunks: HashList::encode(hashes), zstd: true };
+        let resp = self.http.post(self.url("chunks/fetch")).json(&req).send().await.map_err(transport)?;
         if resp.status() != StatusCode::OK {
             return Err(Self::decode::<()>(resp).await.err().unwrap_or(ApiError::Protocol("empty error".into())));
         }
-        let mut file = tokio::fs::File::create(dest).await?;
-        let mut hasher = ContentHasher::new();
+        let mut reader = FrameReader::default();
+        let mut out = Vec::with_capacity(hashes.len());
         let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(transport)?;
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
+        while let Some(piece) = body.next().await {
+            reader.push(&piece.map_err(transport)?);
+            while let Some(c) = reader.next_chunk().map_err(|e| ApiError::Protocol(e.to_string()))? {
+                out.push(c);
+            }
         }
-        file.flush().await?;
-        file.sync_all().await?;
-        if hasher.finish() != *hash {
-            return Err(ApiError::Protocol(format!("content {hash} arrived with a different hash")));
+        reader.finish().map_err(|e| ApiError::Protocol(e.to_string()))?;
+        if out.iter().map(|c| c.hash).ne(hashes.iter().copied()) {
+            return Err(ApiError::Protocol("the hub sent other chunks than asked".into()));
         }
-        Ok(hasher.len())
+        Ok(out)
+    }
+
+    /// Makes the chunk list in `req` the new content of its path.
+    pub async fn commit(&self, req: &CommitRequest) -> Result<MutationResponse, ApiError> {
+        self.post("commit", req).await
+    }
+
+    /// File `id`'s chunk list, as a delta from `have`'s when the hub knows it.
+    pub async fn manifest(&self, id: &ContentHash, have: Option<&ContentHash>) -> Result<ManifestResponse, ApiError> {
+        let mut req = self.http.get(self.url(&format!("manifest/{id}")));
+        if let Some(h) = have {
+            req = req.query(&[("have", h.to_hex())]);
+        }
+        Self::decode(req.send().await.map_err(transport)?).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, ApiError> {
+        let resp = self.http.get(self.url("stats")).send().await.map_err(transport)?;
+        Self::decode(resp).await
     }
 
     pub async fn mkdir(&self, r: &MkdirRequest) -> Result<MutationResponse, ApiError> {

@@ -3,8 +3,12 @@
 //!
 //! Layout: `fuse` (kernel adapter) -> `fs` (core, local state only) over
 //! `tree` (inodes), `handles`, `local_db` (persisted state); background tasks
-//! `upload` and `watch` talk to the hub through `client`; `invalidate` owns the
-//! kernel notifier.
+//! `upload` and `watch` talk to the hub through `client`, moving contents as
+//! chunks (`chunk_upload`, `chunk_download`, `chunk_index`); `invalidate` owns
+//! the kernel notifier.
+mod chunk_download;
+mod chunk_index;
+mod chunk_upload;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -44,6 +44,20 @@ const STEPS: &[&str] = &[
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
     // 2: uploads that send a frozen copy of closed content (snaps/<id>)
     "ALTER TABLE ops ADD COLUMN snapshot INTEGER NOT NULL DEFAULT 0;",
+    // 3: the chunks of cached files (see chunk_index.rs), so downloads reuse local bytes
+    "CREATE TABLE file_chunks (
+        ino INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,           -- the file id these chunks make up
+        chunks BLOB NOT NULL        -- the encoded chunk list
+     ) STRICT;
+     CREATE TABLE chunk_at (
+        hash BLOB NOT NULL,
+        ino INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        len INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX chunk_at_hash ON chunk_at (hash);
+     CREATE INDEX chunk_at_ino ON chunk_at (ino);",
 ];
 
 pub struct LocalDb {

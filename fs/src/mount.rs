@@ -114,12 +114,14 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     }
 
     let state = load_state(db)?;
+    let chunks = crate::chunk_index::ChunkIndex::open(&cfg.cache_dir.join("state.db"))?;
     let queued = state.pending.len();
     let (inval_tx, inval_rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         handles: Mutex::new(Handles::default()),
         cache,
+        chunks,
         wake_uploader: tokio::sync::Notify::new(),
         wake_watcher: tokio::sync::Notify::new(),
         inval: inval_tx,

@@ -121,6 +121,9 @@ pub struct CacheDirs {
     pub tmp: PathBuf,
     /// Frozen copies of closed content that queued uploads still have to send.
     pub snaps: PathBuf,
+    /// Downloads being assembled, named by file id: kept across restarts so a
+    /// cut-off download resumes from the chunks it already has.
+    pub partial: PathBuf,
 }
 
 impl CacheDirs {
@@ -130,8 +133,11 @@ impl CacheDirs {
             files: root.join("files"),
             tmp: root.join("tmp"),
             snaps: root.join("snaps"),
+            partial: root.join("partial"),
         };
         std::fs::create_dir_all(&dirs.files)?;
+        std::fs::create_dir_all(&dirs.partial)?;
+        remove_older_than(&dirs.partial, std::time::Duration::from_secs(86_400));
         std::fs::create_dir_all(&dirs.snaps)?;
         if dirs.tmp.exists() {
             std::fs::remove_dir_all(&dirs.tmp)?; // leftovers of transfers a crash cut short
@@ -146,6 +152,22 @@ impl CacheDirs {
 
     pub fn snapshot(&self, op_id: u64) -> PathBuf {
         self.snaps.join(op_id.to_string())
+    }
+
+    pub fn partial(&self, id: &ssync_common::ContentHash) -> PathBuf {
+        self.partial.join(id.to_hex())
+    }
+}
+
+/// Best effort: a download nobody resumed for a day is not worth its space.
+fn remove_older_than(dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let old =
+            e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|a| a > age);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -198,6 +220,7 @@ pub struct Shared {
     pub state: Mutex<State>,
     pub handles: Mutex<Handles>,
     pub cache: CacheDirs,
+    pub chunks: crate::chunk_index::ChunkIndex,
     pub wake_uploader: tokio::sync::Notify,
     pub wake_watcher: tokio::sync::Notify,
     pub inval: crossbeam_channel::Sender<Inval>,

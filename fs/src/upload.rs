@@ -6,21 +6,20 @@
 //! resolved without losing bytes: the local version becomes a conflict copy
 //! (or, for a refused rename, is re-sent as new files) and the hub's version is
 //! pulled in by a reconcile.
+use crate::chunk_upload::{self, FileMeta};
 use crate::client::{ApiError, Remote};
 use crate::queue::{Op, OpKind};
 use crate::resolve;
 use crate::state::{Shared, State};
-use ssync_common::api::{
-    codes, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest, UploadQuery,
-};
-use ssync_common::ContentHash;
+use ssync_common::api::{codes, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest};
+use ssync_common::{ChunkList, ContentHash};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 enum Request {
-    Upload { query: UploadQuery, file: PathBuf, gen: u64 },
+    Upload { meta: FileMeta, file: PathBuf, gen: u64, ino: u64, base_id: Option<ContentHash> },
     Mkdir(MkdirRequest),
     Delete(DeleteRequest),
     Rename(RenameRequest),
@@ -95,7 +94,8 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             Request::Upload { gen, .. } => *gen,
             _ => 0,
         };
-        let (result, sent) = send(&remote, request).await;
+        let (result, sent_list) = send(&shared, &remote, request).await;
+        let sent = sent_list.as_ref().map(|l| l.id());
         let (resend, op) = {
             let mut st = shared.state.lock();
             let again = st.pending.resend == Some(op.id);
@@ -122,6 +122,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 backoff.reset();
                 shared.hub_answered();
                 finish(&shared, &op, Some(&resp), sent, gen);
+                remember_chunks(&shared, &op, sent_list);
             }
             Err(e) if e.is_retryable() => {
                 let _ = shared.status.set_online(false, &e);
@@ -180,9 +181,11 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     let req = match (op.kind, node) {
         (OpKind::Upload, Some(n)) if !unlinked || op.snapshot => Some(Request::Upload {
-            query: UploadQuery { path: op.path.clone(), base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
+            meta: FileMeta { path: op.path.clone(), base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
             file: if op.snapshot { shared.cache.snapshot(op.id) } else { shared.cache.file(n.ino) },
             gen: n.write_gen,
+            ino: n.ino,
+            base_id: n.hash.filter(|_| n.base_version > 0),
         }),
         (OpKind::Mkdir, Some(n)) if !unlinked => Some(Request::Mkdir(MkdirRequest {
             path: op.path.clone(),
@@ -222,19 +225,20 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     Some((op, req))
 }
 
-async fn send(remote: &Remote, req: Request) -> (Result<MutationResponse, ApiError>, Option<ContentHash>) {
+/// Sends one request; for an upload, also returns the chunk list it sent.
+async fn send(
+    shared: &Shared,
+    remote: &Remote,
+    req: Request,
+) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
     let result = match req {
-        Request::Upload { query, file, .. } => {
-            let f = match tokio::fs::File::open(&file).await {
-                Ok(f) => f,
+        Request::Upload { meta, file, ino, base_id, .. } => {
+            if !file.exists() {
                 // Removed since it was queued: an empty answer finishes the op.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return (Ok(MutationResponse { entries: vec![] }), None)
-                }
-                Err(e) => return (Err(e.into()), None),
-            };
-            let (result, hash) = remote.upload(&query, f).await;
-            return (result, Some(hash));
+                return (Ok(MutationResponse { entries: vec![] }), None);
+            }
+            let base = base_id.and_then(|id| shared.chunks.list_of(ino, &id).ok().flatten().map(|l| (id, l)));
+            return chunk_upload::upload_file(remote, file, &meta, base).await;
         }
         Request::Mkdir(r) => remote.mkdir(&r).await,
         Request::Delete(r) => remote.delete(&r).await,
@@ -324,6 +328,18 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
     for ino in [op.ino, op.ino2] {
         if let Err(e) = st.drop_if_orphan(ino) {
             tracing::error!("cannot forget unlinked node {ino}: {e}");
+        }
+    }
+}
+
+/// A clean cache file now holds exactly the list just sent: index it, so the
+/// next upload sends a delta and downloads can reuse its chunks.
+fn remember_chunks(shared: &Shared, op: &Op, list: Option<ChunkList>) {
+    let Some(list) = list.filter(|_| !op.snapshot) else { return };
+    let clean = shared.state.lock().tree.get(op.ino).is_some_and(|n| !n.dirty && n.hash == Some(list.id()));
+    if clean {
+        if let Err(e) = shared.chunks.record(op.ino, &list) {
+            tracing::warn!(path = %op.path, "cannot index the chunks of an uploaded file: {e}");
         }
     }
 }

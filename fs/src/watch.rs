@@ -25,9 +25,6 @@ const CURSOR_KEY: &str = "cursor";
 /// How often an idle mount compares its whole tree with the hub's.
 const ANTI_ENTROPY: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Copy a large file from a local node with the same content instead of downloading it.
-const LOCAL_COPY_MIN: u64 = 1024 * 1024;
-
 pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken) {
     let mut cursor: u64 =
         shared.state.lock().db.setting(CURSOR_KEY).ok().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -223,7 +220,10 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
 
 enum Plan {
     Done,
-    Fetch { local_copy: Option<PathBuf> },
+    /// Download it; `have`: (cache file, id) of the version held now, to reuse its chunks.
+    Fetch {
+        have: Option<(u64, ssync_common::ContentHash)>,
+    },
 }
 
 /// Applies one remote entry: metadata changes at once, content after a download.
@@ -236,40 +236,35 @@ async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiErro
         shared.invalidate(invals);
         plan
     };
-    let Plan::Fetch { local_copy } = plan else { return Ok(()) };
-    let hash = e.hash.expect("live file entries carry a hash");
-    let tmp = tempfile::Builder::new().prefix("dl-").tempfile_in(&shared.cache.tmp)?.into_temp_path();
-    match local_copy {
-        Some(src) => {
-            let dst = tmp.to_path_buf();
-            let copied = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::copy(&src, &dst)?;
-                std::fs::File::open(&dst)?.sync_all()
-            })
-            .await
-            .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
-            if copied.is_err() {
-                remote.download_to(&hash, &tmp).await?;
-            }
+    let Plan::Fetch { have } = plan else { return Ok(()) };
+    let id = e.hash.expect("live file entries carry a hash");
+    let partial = shared.cache.partial(&id);
+    let fetched =
+        crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial.clone(), id, have).await;
+    let list = match fetched {
+        Ok((_, list)) => list,
+        Err(err) if err.is_retryable() => return Err(err),
+        Err(err) => {
+            // Retrying cannot help; skip it rather than stall the whole feed.
+            tracing::error!(path = %e.path, "cannot download this file from the hub: {err}");
+            let _ = std::fs::remove_file(&partial);
+            return Ok(());
         }
-        None => match remote.download_to(&hash, &tmp).await {
-            Ok(_) => {}
-            Err(err) if err.is_retryable() => return Err(err),
-            Err(err) => {
-                // Retrying cannot help; skip it rather than stall the whole feed.
-                tracing::error!(path = %e.path, "cannot download this file from the hub: {err}");
-                return Ok(());
-            }
-        },
-    }
+    };
     shared.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut st = shared.state.lock();
     let mut invals = Vec::new();
-    plan_or_apply(&mut st, shared, &e, Some(tmp.to_path_buf()), &mut invals);
+    plan_or_apply(&mut st, shared, &e, Some(partial.clone()), &mut invals);
+    let installed = st.tree.resolve(&e.path).filter(|i| st.tree.get(*i).is_some_and(|n| n.hash == e.hash && !n.dirty));
     drop(st);
     shared.invalidate(invals);
-    // If the plan changed meanwhile the temp file is unused; dropping `tmp` removes it.
-    drop(tmp);
+    // If the plan changed meanwhile the assembled file is unused.
+    let _ = std::fs::remove_file(&partial);
+    if let Some(ino) = installed {
+        if let Err(err) = shared.chunks.record(ino, &list) {
+            tracing::warn!(path = %e.path, "cannot index the chunks of a downloaded file: {err}");
+        }
+    }
     Ok(())
 }
 
@@ -319,7 +314,12 @@ fn plan_or_apply(
             create_local(st, shared, e, None, invals).map(|_| Plan::Done)
         }
         (false, EntryKind::File, _) => match fetched {
-            None => Ok(Plan::Fetch { local_copy: local_source(st, shared, e) }),
+            None => Ok(Plan::Fetch {
+                have: local
+                    .and_then(|i| st.tree.get(i))
+                    .filter(|n| n.kind == Kind::File)
+                    .and_then(|n| Some((n.ino, n.hash?))),
+            }),
             Some(tmp) => install(st, shared, e, local, tmp, invals).map(|_| Plan::Done),
         },
     };
@@ -335,16 +335,6 @@ fn defer(st: &mut State, e: &Entry) {
     if newer {
         st.deferred.insert(e.path.clone(), e.clone());
     }
-}
-
-fn local_source(st: &State, shared: &Shared, e: &Entry) -> Option<PathBuf> {
-    if e.size < LOCAL_COPY_MIN {
-        return None;
-    }
-    st.tree
-        .nodes()
-        .find(|n| n.kind == Kind::File && !n.dirty && n.hash == e.hash && n.size == e.size)
-        .map(|n| shared.cache.file(n.ino))
 }
 
 fn update_meta(st: &mut State, ino: u64, e: &Entry, invals: &mut Vec<Inval>) -> crate::error::FsResult<Plan> {

@@ -31,6 +31,10 @@ pub struct ServerArgs {
     /// Seconds between prunes of old versions and deletions of unreferenced contents.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub gc_interval: u64,
+    /// Seconds an uploaded chunk no version names yet is kept: an upload cut
+    /// off (network loss, kill -9) resumes within this time without re-sending it.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub gc_grace: u64,
 }
 
 pub fn cli_main() -> anyhow::Result<()> {
@@ -51,6 +55,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         keep: Duration::from_secs(args.keep_days.saturating_mul(86_400)),
         keep_versions: args.keep_versions.max(1),
         gc_interval: Duration::from_secs(args.gc_interval.max(1)),
+        grace: Duration::from_secs(args.gc_grace),
     };
     let state = AppState::open_with(&args.data, limits, retention)
         .await

@@ -4,6 +4,7 @@
 //! serialiser of changes); every call runs on tokio's blocking pool so the async
 //! threads never wait on SQLite.
 pub mod entries;
+pub mod manifests;
 mod migrations;
 
 use rusqlite::Connection;

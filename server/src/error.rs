@@ -23,6 +23,10 @@ pub enum ApiError {
     Conflict { message: String, current: Option<Box<Entry>> },
     #[error("{message}")]
     Blocked { message: String, current: Option<Box<Entry>> },
+    #[error("{0}")]
+    MissingChunks(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -40,6 +44,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
             ApiError::Blocked { .. } => (StatusCode::CONFLICT, codes::PATH_BLOCKED),
+            ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::MISSING_CHUNKS),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }
@@ -93,9 +99,25 @@ impl From<rusqlite::Error> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Body(_) => ApiError::BadRequest(e.to_string()),
             StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Io(_) => ApiError::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<ssync_common::frames::FrameError> for ApiError {
+    fn from(e: ssync_common::frames::FrameError) -> Self {
+        use ssync_common::frames::FrameError;
+        match e {
+            FrameError::HashMismatch { .. } => ApiError::BadHash(e.to_string()),
+            FrameError::TooLarge(_) => ApiError::TooLarge(e.to_string()),
+            _ => ApiError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<ssync_common::api::WireError> for ApiError {
+    fn from(e: ssync_common::api::WireError) -> Self {
+        ApiError::BadRequest(e.0)
     }
 }

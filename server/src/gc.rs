@@ -2,10 +2,11 @@
 //! the retention (`--keep-days`, `--keep-versions`), then delete content
 //! objects that no entry and no kept version names.
 //!
-//! Safe against a concurrent upload of the same object: uploads hold the
-//! store's `gc_lock` shared from "object in place" until their commit, and a
-//! collection holds it exclusively while it decides and deletes.
-use crate::db::{entries, DbError};
+//! Safe against concurrent uploads: chunks younger than the grace period
+//! (`--gc-grace`) are never deleted, a "have it" answer refreshes a chunk's
+//! age, and both that answer and a commit's existence check hold the store's
+//! `gc_lock` shared while a collection holds it exclusively.
+use crate::db::{entries, manifests, DbError};
 use crate::state::AppState;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -44,16 +45,21 @@ pub async fn collect(state: &AppState) -> Result<GcReport, GcError> {
         .call(move |c| {
             let tx = c.transaction()?;
             let pruned = entries::prune_versions(&tx, keep_versions, cutoff)?;
-            let referenced = entries::referenced_hashes(&tx)?;
+            manifests::prune_unreferenced(&tx)?;
+            let referenced = manifests::referenced_chunks(&tx)?;
             tx.commit()?;
             Ok::<_, GcError>((pruned, referenced))
         })
         .await?;
     let store = state.store.clone();
+    let grace = state.retention.grace;
     let (deleted_objects, freed_bytes) = tokio::task::spawn_blocking(move || -> Result<(usize, u64), GcError> {
         let (mut n, mut bytes) = (0, 0);
-        for (hash, size) in store.list_objects()? {
-            if !referenced.contains(&hash) {
+        let now = std::time::SystemTime::now();
+        for (hash, size, modified) in store.list_objects()? {
+            // Young unnamed chunks may belong to an upload whose commit is still to come.
+            let young = now.duration_since(modified).map(|age| age < grace).unwrap_or(true);
+            if !referenced.contains(&hash) && !young {
                 store.remove_object(&hash)?;
                 n += 1;
                 bytes += size;

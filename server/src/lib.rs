@@ -12,7 +12,9 @@ pub mod gc;
 mod routes;
 pub mod state;
 pub mod store;
+pub mod traffic;
 pub mod tree;
+mod upgrade;
 
 pub use state::{AppState, Limits, Retention};
 
@@ -32,6 +34,7 @@ pub async fn serve(
     use axum::serve::ListenerExt;
     let token = state.shutdown.clone();
     tokio::spawn(gc::run(state.clone(), token.clone()));
+    tokio::spawn(traffic::log_periodically(state.traffic.clone(), token.clone()));
     // Small request/response pairs must not wait for delayed ACKs (Nagle).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

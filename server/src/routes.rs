@@ -1,6 +1,6 @@
 //! The route table: every endpoint of the hub in one place, with its layers.
 mod changes;
-mod content;
+mod chunks;
 mod health;
 mod history;
 mod mutate;
@@ -10,20 +10,25 @@ use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-/// Small JSON requests only; file bodies are streamed and not subject to it.
-const JSON_BODY_LIMIT: usize = 1024 * 1024;
+/// JSON requests (hash lists included); chunk uploads are streamed and capped on their own.
+const JSON_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/tree", get(changes::tree))
         .route("/v1/changes", get(changes::changes))
-        .route("/v1/content/{hash}", get(content::download))
-        .route("/v1/file", put(content::upload))
+        .route("/v1/stats", get(health::stats))
+        .route("/v1/content/{id}", get(chunks::download))
+        .route("/v1/manifest/{id}", get(chunks::manifest))
+        .route("/v1/chunks", post(chunks::upload))
+        .route("/v1/chunks/missing", post(chunks::missing))
+        .route("/v1/chunks/fetch", post(chunks::fetch))
+        .route("/v1/commit", post(chunks::commit))
         .route("/v1/mkdir", post(mutate::mkdir))
         .route("/v1/delete", post(mutate::delete))
         .route("/v1/rename", post(mutate::rename))
@@ -37,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(state.traffic.clone(), crate::traffic::count))
         .with_state(state)
 }
 

@@ -28,11 +28,18 @@ pub struct Retention {
     pub keep_versions: u32,
     /// How often old versions are pruned and unreferenced contents deleted.
     pub gc_interval: Duration,
+    /// Unreferenced chunks younger than this are kept: an upload may commit them soon.
+    pub grace: Duration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { keep: Duration::from_secs(30 * 86_400), keep_versions: 100, gc_interval: Duration::from_secs(600) }
+        Retention {
+            keep: Duration::from_secs(30 * 86_400),
+            keep_versions: 100,
+            gc_interval: Duration::from_secs(600),
+            grace: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -50,6 +57,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub limits: Arc<Limits>,
     pub retention: Arc<Retention>,
+    pub traffic: Arc<crate::traffic::Traffic>,
 }
 
 impl AppState {
@@ -62,6 +70,7 @@ impl AppState {
         std::fs::create_dir_all(data_dir).map_err(|e| DbError::Join(format!("create {}: {e}", data_dir.display())))?;
         let db = Db::open(&data_dir.join("meta.db"))?;
         let store = ContentStore::open(data_dir).map_err(|e| DbError::Join(e.to_string()))?;
+        crate::upgrade::convert_whole_objects(&db, &store).await?;
         let last = db.call(|c| Ok::<_, DbError>(entries::last_seq(c)?)).await?;
         Ok(AppState {
             db,
@@ -70,6 +79,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             limits: Arc::new(limits),
             retention: Arc::new(retention),
+            traffic: Default::default(),
         })
     }
 

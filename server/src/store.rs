@@ -1,23 +1,27 @@
-//! The content store: one file per object under `objects/ab/cdef…`, named by
-//! the BLAKE3 hash of its bytes.
+//! The chunk store: one file per chunk under `objects/ab/cdef…`, named by the
+//! BLAKE3 hash of its bytes, so equal chunks of any file, version or client
+//! are stored once.
 //!
-//! Invariant: a file under `objects/` is always complete. Uploads stream into
-//! `tmp/` while hashing, are fsynced, then renamed into place and the folder is
-//! fsynced; only then may a database row name the hash. A crash leaves at most
-//! an orphan temp file (removed at start), never a partial object.
+//! Invariant: a file under `objects/` is always complete. A batch of chunks is
+//! written to temp files in `tmp/`, made durable with one `syncfs`, then
+//! renamed into place; a commit that names chunks first makes the renames
+//! durable (`sync_names`). A crash leaves at most orphan temp files (removed
+//! at start), never a partial chunk.
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use ssync_common::{ContentHash, ContentHasher};
+use ssync_common::frames::Chunk;
+use ssync_common::ContentHash;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tempfile::TempPath;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("content store i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("upload was cut off: {0}")]
-    Body(String),
-    #[error("object {0} not found")]
+    #[error("chunk {0} not found")]
     NotFound(ContentHash),
 }
 
@@ -25,26 +29,42 @@ pub enum StoreError {
 pub struct ContentStore {
     objects: PathBuf,
     tmp: PathBuf,
-    /// Uploads hold it shared from "object in place" until their commit; GC
-    /// holds it exclusively, so it never deletes an object a commit is about
-    /// to name (even one that was "already stored").
-    pub gc_lock: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// Requests that rely on chunks being present (a "have it" answer, a
+    /// commit) hold it shared; GC holds it exclusively while it decides and deletes.
+    pub gc_lock: Arc<tokio::sync::RwLock<()>>,
+    renamed: Arc<AtomicU64>,
+    synced: Arc<AtomicU64>,
 }
 
-/// Keeps an uploaded object safe from GC until the commit that names it is done.
-pub type ObjectGuard = tokio::sync::OwnedRwLockReadGuard<()>;
+fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> BlockingIo<T> {
+    BlockingIo(tokio::task::spawn_blocking(f))
+}
+
+struct BlockingIo<T>(tokio::task::JoinHandle<std::io::Result<T>>);
+
+impl<T> BlockingIo<T> {
+    async fn wait(self) -> Result<T, StoreError> {
+        Ok(self.0.await.map_err(std::io::Error::other)??)
+    }
+}
 
 impl ContentStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&objects)?;
-        // Anything left in tmp/ is an upload a crash cut short.
+        // Anything left in tmp/ is a batch a crash cut short.
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
-        Ok(ContentStore { objects, tmp, gc_lock: Default::default() })
+        Ok(ContentStore {
+            objects,
+            tmp,
+            gc_lock: Default::default(),
+            renamed: Default::default(),
+            synced: Default::default(),
+        })
     }
 
     pub fn object_path(&self, hash: &ContentHash) -> PathBuf {
@@ -52,43 +72,67 @@ impl ContentStore {
         self.objects.join(&hex[..2]).join(&hex[2..])
     }
 
-    /// Streams `body` to a temp file, hashing as it goes, and moves it into place.
-    pub async fn write_stream<S, E>(&self, mut body: S) -> Result<(ContentHash, u64, ObjectGuard), StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let (file, temp_path) = tempfile::Builder::new().suffix(".part").tempfile_in(&self.tmp)?.into_parts();
-        let mut file = tokio::fs::File::from_std(file);
-        let mut hasher = ContentHasher::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StoreError::Body(e.to_string()))?;
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-        let hash = hasher.finish();
-        let guard = self.gc_lock.clone().read_owned().await;
-        let dest = self.object_path(&hash);
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            if dest.exists() {
-                return Ok(()); // same bytes already stored; temp_path's drop removes ours
+    /// The chunks of `hashes` the store lacks. Present ones older than `fresh`
+    /// get a new mtime, so a collection running after this answer spares them
+    /// for its grace period. Call with `gc_lock` held shared.
+    pub async fn missing(&self, hashes: Vec<ContentHash>, fresh: Duration) -> Result<Vec<ContentHash>, StoreError> {
+        let store = self.clone();
+        blocking(move || {
+            let now = SystemTime::now();
+            let mut missing = Vec::new();
+            for h in hashes {
+                let path = store.object_path(&h);
+                match std::fs::metadata(&path) {
+                    Ok(m) => {
+                        let age = m.modified().ok().and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+                        if age > fresh {
+                            std::fs::File::options().write(true).open(&path)?.set_modified(now)?;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(h),
+                    Err(e) => return Err(e),
+                }
             }
-            let dir = dest.parent().expect("object path has a parent");
-            std::fs::create_dir_all(dir)?;
-            temp_path.persist(&dest).map_err(|e| e.error)?;
-            std::fs::File::open(dir)?.sync_all()?;
-            Ok(())
+            Ok(missing)
         })
+        .wait()
         .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        Ok((hash, hasher.len(), guard))
     }
 
-    /// Every stored object: (hash, size). Skips anything that is not one.
-    pub fn list_objects(&self) -> std::io::Result<Vec<(ContentHash, u64)>> {
+    pub fn batch(&self) -> ChunkBatch {
+        ChunkBatch { store: self.clone(), temps: Vec::new(), bytes: 0 }
+    }
+
+    /// Makes every chunk renamed into place so far durable, before a commit names it.
+    pub async fn sync_names(&self) -> Result<(), StoreError> {
+        let target = self.renamed.load(Ordering::SeqCst);
+        if self.synced.load(Ordering::SeqCst) >= target {
+            return Ok(());
+        }
+        let (objects, synced) = (self.objects.clone(), self.synced.clone());
+        blocking(move || {
+            nix::unistd::syncfs(std::fs::File::open(&objects)?).map_err(std::io::Error::from)?;
+            synced.fetch_max(target, Ordering::SeqCst);
+            Ok(())
+        })
+        .wait()
+        .await
+    }
+
+    pub async fn read_chunk(&self, hash: &ContentHash) -> Result<Bytes, StoreError> {
+        match tokio::fs::read(self.object_path(hash)).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(*hash)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn has_chunk(&self, hash: &ContentHash) -> bool {
+        self.object_path(hash).exists()
+    }
+
+    /// Every stored chunk: (hash, size, last modified). Skips anything that is not one.
+    pub fn list_objects(&self) -> std::io::Result<Vec<(ContentHash, u64, SystemTime)>> {
         let mut out = Vec::new();
         for dir in std::fs::read_dir(&self.objects)? {
             let dir = dir?;
@@ -100,7 +144,8 @@ impl ContentStore {
                 let f = f?;
                 let name = format!("{prefix}{}", f.file_name().to_string_lossy());
                 if let Ok(h) = name.parse::<ContentHash>() {
-                    out.push((h, f.metadata()?.len()));
+                    let m = f.metadata()?;
+                    out.push((h, m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
                 }
             }
         }
@@ -113,16 +158,58 @@ impl ContentStore {
             _ => Ok(()),
         }
     }
+}
 
-    pub async fn open_object(&self, hash: &ContentHash) -> Result<(tokio::fs::File, u64), StoreError> {
-        match tokio::fs::File::open(self.object_path(hash)).await {
-            Ok(f) => {
-                let len = f.metadata().await?.len();
-                Ok((f, len))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(*hash)),
-            Err(e) => Err(e.into()),
+/// Chunks of one upload request, in temp files until `finish`.
+pub struct ChunkBatch {
+    store: ContentStore,
+    temps: Vec<(ContentHash, TempPath)>,
+    bytes: u64,
+}
+
+impl ChunkBatch {
+    /// Writes a verified chunk to a temp file (no fsync yet: `finish` syncs the batch at once).
+    pub async fn add(&mut self, chunk: Chunk) -> Result<(), StoreError> {
+        if self.store.has_chunk(&chunk.hash) || self.temps.iter().any(|(h, _)| *h == chunk.hash) {
+            return Ok(());
         }
+        self.bytes += chunk.data.len() as u64;
+        let tmp = self.store.tmp.clone();
+        let path = blocking(move || {
+            let mut f = tempfile::Builder::new().suffix(".part").tempfile_in(&tmp)?;
+            f.write_all(&chunk.data)?;
+            Ok(f.into_temp_path())
+        })
+        .wait()
+        .await?;
+        self.temps.push((chunk.hash, path));
+        Ok(())
+    }
+
+    /// Makes the batch durable and moves it into place; returns (chunks, bytes) stored.
+    pub async fn finish(self) -> Result<(u64, u64), StoreError> {
+        if self.temps.is_empty() {
+            return Ok((0, 0));
+        }
+        let ChunkBatch { store, temps, bytes } = self;
+        let count = temps.len() as u64;
+        let s = store.clone();
+        blocking(move || {
+            nix::unistd::syncfs(std::fs::File::open(&s.tmp)?).map_err(std::io::Error::from)?;
+            for (hash, temp) in temps {
+                let dest = s.object_path(&hash);
+                if dest.exists() {
+                    continue; // stored meanwhile by another request; our temp goes
+                }
+                std::fs::create_dir_all(dest.parent().expect("object path has a parent"))?;
+                temp.persist(&dest).map_err(|e| e.error)?;
+            }
+            s.renamed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .wait()
+        .await?;
+        Ok((count, bytes))
     }
 }
 
@@ -130,26 +217,40 @@ impl ContentStore {
 mod tests {
     use super::*;
 
+    fn chunk(data: &'static [u8]) -> Chunk {
+        Chunk { hash: ContentHash::of(data), data: Bytes::from_static(data) }
+    }
+
     #[tokio::test]
-    async fn stores_by_hash_and_dedupes() {
+    async fn batches_store_by_hash_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
-        let chunks = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))];
-        let (h, n, _guard) = store.write_stream(futures_util::stream::iter(chunks)).await.unwrap();
-        assert_eq!((h, n), (ContentHash::of(b"hello world"), 11));
-        assert_eq!(std::fs::read(store.object_path(&h)).unwrap(), b"hello world");
-        let again = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"hello world"))];
-        assert_eq!(store.write_stream(futures_util::stream::iter(again)).await.unwrap().0, h);
+        let (a, b) = (chunk(b"hello"), chunk(b"world"));
+        let (ha, hb) = (a.hash, b.hash);
+        assert_eq!(store.missing(vec![ha, hb], Duration::ZERO).await.unwrap(), vec![ha, hb]);
+        let mut batch = store.batch();
+        batch.add(a).await.unwrap();
+        batch.add(b).await.unwrap();
+        batch.add(chunk(b"hello")).await.unwrap();
+        assert_eq!(batch.finish().await.unwrap(), (2, 10));
+        store.sync_names().await.unwrap();
+        assert_eq!(store.read_chunk(&ha).await.unwrap(), Bytes::from_static(b"hello"));
+        assert!(store.missing(vec![ha, hb], Duration::ZERO).await.unwrap().is_empty());
+        let mut again = store.batch();
+        again.add(chunk(b"world")).await.unwrap();
+        assert_eq!(again.finish().await.unwrap(), (0, 0), "already stored");
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
     }
 
     #[tokio::test]
-    async fn a_cut_off_upload_leaves_no_object() {
+    async fn an_unfinished_batch_leaves_no_chunk() {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
-        let chunks = vec![Ok(Bytes::from_static(b"partial")), Err("connection reset")];
-        assert!(matches!(store.write_stream(futures_util::stream::iter(chunks)).await, Err(StoreError::Body(_))));
+        let mut batch = store.batch();
+        batch.add(chunk(b"partial")).await.unwrap();
+        drop(batch);
         assert_eq!(std::fs::read_dir(dir.path().join("objects")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert!(matches!(store.read_chunk(&ContentHash::of(b"partial")).await, Err(StoreError::NotFound(_))));
     }
 }

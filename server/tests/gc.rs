@@ -1,18 +1,34 @@
 //! Retention and garbage collection on a real data dir.
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use ssync_common::api::WireList;
+use ssync_common::chunks::list_of;
 use ssync_common::ContentHash;
 use ssync_server::{app, gc, AppState, Limits, Retention};
 use std::time::Duration;
 use tower::ServiceExt;
 
-async fn put(state: &AppState, path: &str, base: u64, body: &'static str) -> u64 {
-    let req =
-        Request::put(format!("/v1/file?path={path}&base={base}&mode=420&mtime_ns=0")).body(Body::from(body)).unwrap();
+async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, serde_json::Value) {
     let resp = app(state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let status = resp.status();
     let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// Sends `body`'s chunks and commits them as `path`, as a mount does.
+async fn put(state: &AppState, path: &str, base: u64, body: &'static str) -> u64 {
+    let list = list_of(body.as_bytes());
+    let mut frames = Vec::new();
+    for c in &list.0 {
+        ssync_common::frames::encode(&mut frames, &c.hash, body.as_bytes(), false);
+    }
+    let (status, _) = call(state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let commit = serde_json::json!({"path": path, "base": base, "id": list.id(), "size": list.size(),
+        "mode": 420, "mtime_ns": 0, "list": WireList::whole(&list)});
+    let req = Request::post("/v1/commit").header("content-type", "application/json").body(Body::from(commit.to_string()));
+    let (status, v) = call(state, req.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
     v["entries"].as_array().unwrap().last().unwrap()["version"].as_u64().unwrap()
 }
 
@@ -20,10 +36,14 @@ fn stored(state: &AppState, body: &str) -> bool {
     state.store.object_path(&ContentHash::of(body.as_bytes())).exists()
 }
 
+fn no_grace() -> Retention {
+    Retention { grace: Duration::ZERO, ..Retention::default() }
+}
+
 #[tokio::test]
 async fn keeps_n_versions_and_deletes_what_nothing_names() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention { keep_versions: 2, ..Retention::default() };
+    let retention = Retention { keep_versions: 2, ..no_grace() };
     let state = AppState::open_with(dir.path(), Limits::default(), retention).await.unwrap();
     let v1 = put(&state, "f", 0, "first").await;
     let v2 = put(&state, "f", v1, "second").await;
@@ -40,7 +60,7 @@ async fn keeps_n_versions_and_deletes_what_nothing_names() {
 #[tokio::test]
 async fn old_versions_expire_but_current_content_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention { keep: Duration::ZERO, ..Retention::default() };
+    let retention = Retention { keep: Duration::ZERO, ..no_grace() };
     let state = AppState::open_with(dir.path(), Limits::default(), retention).await.unwrap();
     let v1 = put(&state, "f", 0, "old").await;
     put(&state, "f", v1, "current").await;
@@ -50,17 +70,31 @@ async fn old_versions_expire_but_current_content_stays() {
 }
 
 #[tokio::test]
-async fn collection_waits_for_an_upload_between_store_and_commit() {
+async fn collection_waits_for_a_commit_checking_its_chunks() {
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::open(dir.path(), Limits::default()).await.unwrap();
-    // An upload that has put its object in place and not committed yet.
-    let uploading = state.store.gc_lock.clone().read_owned().await;
+    let state = AppState::open_with(dir.path(), Limits::default(), no_grace()).await.unwrap();
+    // A commit (or a "have it" answer) between checking chunks and recording them.
+    let committing = state.store.gc_lock.clone().read_owned().await;
     let pending = tokio::spawn({
         let state = state.clone();
         async move { gc::collect(&state).await.unwrap() }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!pending.is_finished(), "GC must not decide while an upload is between store and commit");
-    drop(uploading);
+    assert!(!pending.is_finished(), "GC must not decide while a commit relies on its chunks");
+    drop(committing);
     tokio::time::timeout(Duration::from_secs(5), pending).await.expect("GC proceeds after the commit").unwrap();
+}
+
+#[tokio::test]
+async fn unnamed_chunks_are_kept_for_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::open(dir.path(), Limits::default()).await.unwrap();
+    let v1 = put(&state, "f", 0, "uploaded earlier").await;
+    put(&state, "f", v1, "now").await;
+    let mut frames = Vec::new();
+    ssync_common::frames::encode(&mut frames, &ContentHash::of(b"not committed yet"), b"not committed yet", false);
+    call(&state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
+    let report = gc::collect(&state).await.unwrap();
+    assert_eq!(report.deleted_objects, 0, "young chunks stay: {report:?}");
+    assert!(stored(&state, "not committed yet") && stored(&state, "uploaded earlier"));
 }

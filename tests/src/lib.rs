@@ -476,7 +476,7 @@ pub fn hub_tree(url: &str) -> Option<std::collections::BTreeMap<String, Option<S
 pub fn as_hashes(
     snap: &std::collections::BTreeMap<String, Option<Vec<u8>>>,
 ) -> std::collections::BTreeMap<String, Option<String>> {
-    snap.iter().map(|(p, c)| (p.clone(), c.as_ref().map(|b| ssync_common::ContentHash::of(b).to_hex()))).collect()
+    snap.iter().map(|(p, c)| (p.clone(), c.as_ref().map(|b| ssync_common::chunks::file_id(b).to_hex()))).collect()
 }
 
 /// Waits until the hub's live tree is exactly `want` (names normalised as in
@@ -503,4 +503,36 @@ mod tests {
         assert_eq!(normalize_conflict_names("n.conflict-b-20261122-100509"), "n.conflict-b-T");
         assert_eq!(normalize_conflict_names("plain.txt"), "plain.txt");
     }
+}
+
+/// Uploads `body` as `path` through the hub's chunk API, as a mount would:
+/// send the chunks, then commit the whole list. Returns the commit's response.
+pub fn api_upload(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    path: &str,
+    base: u64,
+    body: &[u8],
+) -> reqwest::blocking::Response {
+    use ssync_common::api::WireList;
+    let list = ssync_common::chunks::list_of(body);
+    let mut frames = Vec::new();
+    for (off, c) in list.with_offsets() {
+        let data = &body[off as usize..off as usize + c.len as usize];
+        ssync_common::frames::encode(&mut frames, &c.hash, data, false);
+    }
+    let sent = http.post(format!("{url}/v1/chunks")).body(frames).send().expect("hub reachable");
+    assert_eq!(sent.status().as_u16(), 200, "chunks refused: {}", sent.text().unwrap_or_default());
+    let commit = serde_json::json!({
+        "path": path, "base": base, "id": list.id(), "size": list.size(), "mode": 420, "mtime_ns": 1,
+        "list": WireList::whole(&list),
+    });
+    http.post(format!("{url}/v1/commit")).json(&commit).send().expect("hub reachable")
+}
+
+/// The hub's traffic counters: (bytes received, bytes sent).
+pub fn hub_traffic(url: &str) -> (u64, u64) {
+    let s: ssync_common::api::Stats =
+        reqwest::blocking::get(format!("{url}/v1/stats")).and_then(|r| r.json()).expect("hub answers /v1/stats");
+    (s.bytes_received, s.bytes_sent)
 }

@@ -1,6 +1,6 @@
 //! Hostile or malformed requests get 400 with a JSON error naming the problem,
 //! and change nothing; names the hub cannot store are refused by the mount.
-use ssync_tests::{Cluster, Hub};
+use ssync_tests::{api_upload, Cluster, Hub};
 use std::fs;
 
 fn json_error(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
@@ -34,13 +34,10 @@ fn bad_paths_and_bodies_are_400_and_write_nothing() {
         ("a//b", "empty component"),
     ];
     for (path, needle) in &cases {
-        let upload = http
-            .put(format!("{url}/v1/file"))
-            .query(&[("path", *path), ("base", "0"), ("mode", "420"), ("mtime_ns", "0")])
-            .body("must not be stored")
-            .send()
-            .unwrap();
-        assert_bad(upload, needle);
+        let list = ssync_common::api::WireList::whole(&ssync_common::ChunkList::default());
+        let commit = serde_json::json!({"path": path, "base": 0, "id": ssync_common::ChunkList::default().id(),
+            "size": 0, "mode": 420, "mtime_ns": 0, "list": list});
+        assert_bad(http.post(format!("{url}/v1/commit")).json(&commit).send().unwrap(), needle);
         for (ep, body) in [
             ("mkdir", serde_json::json!({"path": path, "base": 0, "mode": 493, "mtime_ns": 0})),
             ("delete", serde_json::json!({"path": path, "base": 1})),
@@ -82,13 +79,7 @@ fn stale_base_version_is_409_with_current_entry() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
     let http = reqwest::blocking::Client::new();
-    let put = |base: &str, body: &'static str| {
-        http.put(format!("{}/v1/file", hub.url()))
-            .query(&[("path", "f.txt"), ("base", base), ("mode", "420"), ("mtime_ns", "1")])
-            .body(body)
-            .send()
-            .unwrap()
-    };
+    let put = |base: &str, body: &'static str| api_upload(&http, &hub.url(), "f.txt", base.parse().unwrap(), body.as_bytes());
     let first: serde_json::Value = put("0", "one").json().unwrap();
     let v1 = first["entries"][0]["version"].as_u64().unwrap();
     assert_eq!(put(&v1.to_string(), "two").status().as_u16(), 200);
@@ -115,4 +106,40 @@ fn names_the_hub_cannot_store_are_refused_by_the_mount() {
     fs::write(a.p("d/f"), b"x").unwrap();
     assert_eq!(fs::remove_dir(a.p("d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
     assert!(a.p("d/f").exists());
+}
+
+#[test]
+fn chunks_are_checked_and_commits_need_every_chunk() {
+    use ssync_common::{chunks::list_of, frames, ContentHash};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let http = reqwest::blocking::Client::new();
+    let url = hub.url();
+    let objects = || fs::read_dir(hub.data.join("objects")).unwrap().count();
+    // A chunk whose bytes do not match its name: 400, and nothing of the request is stored.
+    let mut body = Vec::new();
+    frames::encode(&mut body, &ContentHash::of(b"good"), b"good", false);
+    frames::encode(&mut body, &ContentHash::of(b"claimed"), b"forged", false);
+    assert_bad(http.post(format!("{url}/v1/chunks")).body(body.clone()).send().unwrap(), "different bytes");
+    assert_eq!(objects(), 0, "a request with a forged chunk stores nothing");
+    // A stream cut inside a frame.
+    assert_bad(http.post(format!("{url}/v1/chunks")).body(body[..20].to_vec()).send().unwrap(), "ends inside");
+    // A commit naming chunks the hub never got: 422, and no version.
+    let data = ssync_tests::pseudo_random(200_000, 4);
+    let list = list_of(&data);
+    let commit = serde_json::json!({"path": "f", "base": 0, "id": list.id(), "size": list.size(), "mode": 420,
+        "mtime_ns": 0, "list": ssync_common::api::WireList::whole(&list)});
+    let (status, err) = json_error(http.post(format!("{url}/v1/commit")).json(&commit).send().unwrap());
+    assert_eq!((status, err["code"].as_str()), (422, Some("missing_chunks")), "{err}");
+    // An id that is not the list's hash.
+    let mut wrong = commit.clone();
+    wrong["id"] = serde_json::json!(ContentHash::of(b"x"));
+    assert_bad(http.post(format!("{url}/v1/commit")).json(&wrong).send().unwrap(), "does not hash");
+    let tree: serde_json::Value = http.get(format!("{url}/v1/tree")).send().unwrap().json().unwrap();
+    assert_eq!(tree["cursor"], 0, "{tree}");
+    // Once the chunks are there, the same commit goes through and the content reads back.
+    assert_eq!(api_upload(&http, &url, "f", 0, &data).status().as_u16(), 200);
+    let back = http.get(format!("{url}/v1/content/{}", list.id())).send().unwrap().bytes().unwrap();
+    assert!(back[..] == data[..], "the file reads back from its chunks");
+    assert!(!hub.log().contains("panicked"), "{}", hub.log());
 }

@@ -8,7 +8,7 @@
 //!
 //! SSYNC_RANDOM_SECS (default 6; run 120+ before resolving) and
 //! SSYNC_RANDOM_SEED (default 20261122) select the run; both are printed.
-use ssync_common::ContentHash;
+use ssync_common::chunks::file_id;
 use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Cluster};
 use std::collections::HashSet;
 use std::fs;
@@ -211,17 +211,17 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
 
     // Nothing closed was lost: current, a conflict copy, or in the history.
     let mut available: HashSet<String> =
-        snapshot(&c.mounts[0].path).values().flatten().map(|b| ContentHash::of(b).to_hex()).collect();
+        snapshot(&c.mounts[0].path).values().flatten().map(|b| file_id(b).to_hex()).collect();
     {
         let hub_db = rusqlite::Connection::open(c.hub.data.join("meta.db")).unwrap();
         let mut st = hub_db.prepare("SELECT hash FROM versions WHERE hash IS NOT NULL").unwrap();
         available.extend(st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap));
     }
     let lost: Vec<&String> =
-        closed.iter().filter(|(_, b)| !available.contains(&ContentHash::of(b).to_hex())).map(|(t, _)| t).collect();
+        closed.iter().filter(|(_, b)| !available.contains(&file_id(b).to_hex())).map(|(t, _)| t).collect();
     if !lost.is_empty() {
         for (i, (tag, body)) in closed.iter().enumerate().filter(|(_, (t, _))| lost.contains(&t)) {
-            let short = format!("{:?}", ContentHash::of(body));
+            let short = format!("{:?}", file_id(body));
             let at = closed_at[i];
             let from = humantime::format_rfc3339_micros(at - Duration::from_millis(60)).to_string();
             let to = humantime::format_rfc3339_micros(at + Duration::from_millis(40)).to_string();

@@ -37,6 +37,13 @@ const STEPS: &[&str] = &[
      ) STRICT;
      CREATE INDEX versions_by_path ON versions (path, version);
      CREATE INDEX versions_by_time ON versions (at_ns);",
+    // 3: files as chunk lists; `entries.hash` becomes the id of a list (see
+    // ssync_common::chunks). Older data is converted at start (`upgrade.rs`).
+    "CREATE TABLE manifests (
+        id TEXT PRIMARY KEY,          -- BLAKE3 hex of the encoded list
+        size INTEGER NOT NULL,
+        chunks BLOB NOT NULL          -- 36 bytes per chunk: hash, then length u32 LE
+     ) STRICT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

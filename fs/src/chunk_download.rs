@@ -1,0 +1,123 @@
+//! Fetches one file version the chunked way: get its chunk list (as a delta
+//! from the version this cache has, when there is one), take every chunk it
+//! can from local files (checked by hash), fetch the rest from the hub (a few
+//! requests in flight), and assemble it all in `partial/<id>`, fsynced before
+//! the caller renames it into place. A download cut off (network loss, kill -9)
+//! leaves `partial/<id>`; the next attempt keeps the chunks it already holds.
+use crate::chunk_index::ChunkIndex;
+use crate::client::{ApiError, Remote};
+use futures_util::StreamExt;
+use ssync_common::{ChunkList, ChunkRef, ContentHash};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Chunk bytes asked for per request, and requests in flight.
+const BATCH_BYTES: u64 = 4 << 20;
+const IN_FLIGHT: usize = 3;
+
+/// Where a chunk's bytes may already be on this machine.
+struct Wanted {
+    offset: u64,
+    chunk: ChunkRef,
+    local: Vec<(PathBuf, u64)>,
+}
+
+/// Downloads file `id`; `have` is (cache file, id) of the version this cache
+/// holds for the path, if any. Returns the assembled file and its chunk list.
+pub async fn fetch_file(
+    remote: &Remote,
+    index: &ChunkIndex,
+    files_dir: &Path,
+    partial: PathBuf,
+    id: ContentHash,
+    have: Option<(u64, ContentHash)>,
+) -> Result<(PathBuf, ChunkList), ApiError> {
+    let base = have.and_then(|(ino, h)| index.list_of(ino, &h).ok().flatten().map(|l| (h, l)));
+    let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h)).await?;
+    let base_list = base.as_ref().filter(|(h, _)| Some(*h) == m.list.from).map(|(_, l)| l);
+    let list = m.list.resolve(base_list).map_err(|e| ApiError::Protocol(e.0))?;
+    if list.id() != id {
+        return Err(ApiError::Protocol(format!("the chunk list the hub sent is not file {id}")));
+    }
+    let wanted: Vec<Wanted> = list
+        .with_offsets()
+        .map(|(offset, chunk)| Wanted {
+            offset,
+            chunk,
+            local: index
+                .locate(&chunk.hash)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(ino, off)| (files_dir.join(ino.to_string()), off))
+                .collect(),
+        })
+        .collect();
+    let part = partial.clone();
+    let needed = tokio::task::spawn_blocking(move || fill_locally(&part, wanted))
+        .await
+        .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+    let mut batches: Vec<Vec<(u64, ChunkRef)>> = Vec::new();
+    let mut bytes = 0;
+    for (off, c) in needed {
+        if batches.is_empty() || bytes + c.len as u64 > BATCH_BYTES {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += c.len as u64;
+        batches.last_mut().expect("pushed above").push((off, c));
+    }
+    let mut fetched = futures_util::stream::iter(batches)
+        .map(|batch| async move {
+            let hashes: Vec<ContentHash> = batch.iter().map(|(_, c)| c.hash).collect();
+            remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
+        })
+        .buffer_unordered(IN_FLIGHT);
+    let file = std::fs::OpenOptions::new().write(true).open(&partial)?;
+    while let Some(done) = fetched.next().await {
+        let (batch, chunks) = done?;
+        let f = file.try_clone()?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for ((off, _), c) in batch.iter().zip(chunks) {
+                f.write_all_at(&c.data, *off)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+    }
+    let size = list.size();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        file.set_len(size)?;
+        file.sync_all()
+    })
+    .await
+    .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+    Ok((partial, list))
+}
+
+/// Reads `len` bytes at `off` of `path` if they hash to `hash`.
+fn read_verified(path: &Path, off: u64, c: &ChunkRef) -> Option<Vec<u8>> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0; c.len as usize];
+    f.read_exact_at(&mut buf, off).ok()?;
+    (ContentHash::of(&buf) == c.hash).then_some(buf)
+}
+
+/// Keeps chunks `partial` already holds, copies those found in cache files;
+/// returns what must come from the hub.
+fn fill_locally(partial: &Path, wanted: Vec<Wanted>) -> std::io::Result<Vec<(u64, ChunkRef)>> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(partial)?;
+    let have_len = file.metadata()?.len();
+    let mut needed = Vec::new();
+    for w in wanted {
+        if w.offset + w.chunk.len as u64 <= have_len && read_verified(partial, w.offset, &w.chunk).is_some() {
+            continue;
+        }
+        let local = w.local.iter().find_map(|(path, off)| read_verified(path, *off, &w.chunk));
+        match local {
+            Some(bytes) => file.write_all_at(&bytes, w.offset)?,
+            None => needed.push((w.offset, w.chunk)),
+        }
+    }
+    Ok(needed)
+}

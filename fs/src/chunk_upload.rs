@@ -1,0 +1,127 @@
+//! Sends one file's content the chunked way: cut it into chunks as it is read
+//! (on the blocking pool, never in a FUSE callback), ask the hub which chunks
+//! it lacks, send only those (a few requests in flight), then commit the
+//! chunk list with the base version, as a delta from the base version's list
+//! when this cache knows it. Chunks the hub already holds, from an upload cut
+//! off earlier or from any other file, are not sent again.
+use crate::client::{ApiError, Remote};
+use ssync_common::api::{codes, CommitRequest, MutationResponse, WireList};
+use ssync_common::chunks::Chunker;
+use ssync_common::{frames, ChunkList, ChunkRef, ContentHash, RelPath};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Chunk bytes read ahead and sent per request.
+const BATCH_BYTES: usize = 4 << 20;
+/// Chunk requests in flight at once.
+const IN_FLIGHT: usize = 2;
+
+pub struct FileMeta {
+    pub path: RelPath,
+    pub base: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+}
+
+/// Uploads `file` as the content of `meta.path`. `base` is the id and chunk
+/// list of the version the node is based on, if known. Returns the hub's
+/// answer and the chunk list that was sent (also on refusal).
+pub async fn upload_file(
+    remote: &Remote,
+    file: PathBuf,
+    meta: &FileMeta,
+    base: Option<(ContentHash, ChunkList)>,
+) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
+    let mut base = base;
+    loop {
+        let known: HashSet<ContentHash> =
+            base.as_ref().map(|(_, l)| l.0.iter().map(|c| c.hash).collect()).unwrap_or_default();
+        let list = match send_new_chunks(remote, file.clone(), known).await {
+            Ok(l) => l,
+            Err(e) => return (Err(e), None),
+        };
+        let wire = match &base {
+            Some((id, old)) => WireList::delta(*id, &list.delta_from(old)),
+            None => WireList::whole(&list),
+        };
+        let req = CommitRequest {
+            path: meta.path.clone(),
+            base: meta.base,
+            id: list.id(),
+            size: list.size(),
+            mode: meta.mode,
+            mtime_ns: meta.mtime_ns,
+            list: wire,
+        };
+        let result = remote.commit(&req).await;
+        if base.is_some() && result.as_ref().err().and_then(|e| e.code()) == Some(codes::MISSING_CHUNKS) {
+            // The hub no longer has the base version's chunks (collected): ask about every chunk.
+            tracing::info!(path = %meta.path, "the hub lacks chunks of the base version; sending the whole list");
+            base = None;
+            continue;
+        }
+        return (result, Some(list));
+    }
+}
+
+/// Reads and chunks `file`, sending every chunk the hub lacks; returns the list.
+async fn send_new_chunks(remote: &Remote, file: PathBuf, known: HashSet<ContentHash>) -> Result<ChunkList, ApiError> {
+    type Batch = std::io::Result<Vec<(ChunkRef, Vec<u8>)>>;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    // Dropping `rx` (an error below) makes the reader stop at its next send.
+    let reader = tokio::task::spawn_blocking(move || {
+        let f = match std::fs::File::open(&file) {
+            Ok(f) => f,
+            Err(e) => return drop(tx.blocking_send(Err(e))),
+        };
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        for c in Chunker::new(f) {
+            match c {
+                Ok(c) => {
+                    bytes += c.1.len();
+                    batch.push(c);
+                    if bytes >= BATCH_BYTES {
+                        bytes = 0;
+                        if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => return drop(tx.blocking_send(Err(e))),
+            }
+        }
+        let _ = tx.blocking_send(Ok(batch));
+    });
+    let mut list = Vec::new();
+    let mut asked = known;
+    let mut sends = tokio::task::JoinSet::new();
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        list.extend(batch.iter().map(|(r, _)| *r));
+        let fresh: Vec<(ChunkRef, Vec<u8>)> = batch.into_iter().filter(|(r, _)| asked.insert(r.hash)).collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        let hashes: Vec<ContentHash> = fresh.iter().map(|(r, _)| r.hash).collect();
+        let missing: HashSet<ContentHash> = remote.missing(&hashes).await?.into_iter().collect();
+        let mut body = Vec::new();
+        for (r, data) in fresh.iter().filter(|(r, _)| missing.contains(&r.hash)) {
+            frames::encode(&mut body, &r.hash, data, true);
+        }
+        if body.is_empty() {
+            continue;
+        }
+        while sends.len() >= IN_FLIGHT {
+            if let Some(done) = sends.join_next().await {
+                done.map_err(|e| ApiError::Protocol(e.to_string()))??;
+            }
+        }
+        let remote = remote.clone();
+        sends.spawn(async move { remote.send_chunks(body).await });
+    }
+    while let Some(done) = sends.join_next().await {
+        done.map_err(|e| ApiError::Protocol(e.to_string()))??;
+    }
+    let _ = reader.await;
+    Ok(ChunkList(list))
+}

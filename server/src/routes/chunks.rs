@@ -1,0 +1,190 @@
+//! File contents as chunks: ask which chunks the hub lacks, send them, commit
+//! a chunk list as a file version; read lists and chunks back.
+use crate::db::manifests;
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppQuery, Device};
+use crate::state::AppState;
+use crate::tree::{self, FileCommit};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use ssync_common::api::{
+    ChunksRequest, CommitRequest, FetchRequest, HashList, ManifestQuery, ManifestResponse, MissingResponse,
+    MutationResponse, StoredResponse, WireList,
+};
+use ssync_common::frames::{self, FrameReader};
+use ssync_common::{ChunkList, ContentHash};
+
+/// Most hashes one "missing" or "fetch" request may name.
+pub const MAX_HASHES: usize = 16_384;
+/// Most bytes one chunk upload request may carry.
+pub const MAX_UPLOAD: u64 = 64 * 1024 * 1024;
+
+fn parse_hash(s: &str) -> Result<ContentHash, ApiError> {
+    s.parse().map_err(|e| ApiError::BadHash(format!("{e}: '{s}'")))
+}
+
+fn hashes(list: &HashList) -> Result<Vec<ContentHash>, ApiError> {
+    let v = list.decode()?;
+    if v.len() > MAX_HASHES {
+        return Err(ApiError::TooLarge(format!("{} hashes in one request; at most {MAX_HASHES}", v.len())));
+    }
+    Ok(v)
+}
+
+/// `POST /v1/chunks/missing`: the named chunks the hub does not have.
+pub async fn missing(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<ChunksRequest>,
+) -> Result<Json<MissingResponse>, ApiError> {
+    let wanted = hashes(&req.chunks)?;
+    let _no_gc = state.store.gc_lock.read().await;
+    let missing = state.store.missing(wanted, state.retention.grace / 2).await?;
+    Ok(Json(MissingResponse { missing: HashList::encode(&missing) }))
+}
+
+/// `POST /v1/chunks`: a stream of chunk frames. Every chunk is checked against
+/// its hash as it arrives; one mismatch stores nothing of the request.
+pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<StoredResponse>, ApiError> {
+    let mut reader = FrameReader::default();
+    let mut batch = state.store.batch();
+    let (mut bytes, mut received) = (0u64, 0u64);
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| ApiError::BadRequest(format!("the chunk stream was cut off: {e}")))?;
+        bytes += piece.len() as u64;
+        if bytes > MAX_UPLOAD {
+            return Err(ApiError::TooLarge(format!("a chunk upload carries at most {MAX_UPLOAD} bytes")));
+        }
+        reader.push(&piece);
+        while let Some(chunk) = reader.next_chunk()? {
+            received += 1;
+            batch.add(chunk).await?;
+        }
+    }
+    reader.finish()?;
+    let (stored, _) = batch.finish().await?;
+    Ok(Json(StoredResponse { received, stored }))
+}
+
+/// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
+pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
+    let wanted = hashes(&req.chunks)?;
+    if let Some(h) = wanted.iter().find(|h| !state.store.has_chunk(h)) {
+        return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
+    }
+    let zstd = req.zstd;
+    let store = state.store.clone();
+    let frames = futures_util::stream::iter(wanted).then(move |h| {
+        let store = store.clone();
+        async move {
+            let data = store.read_chunk(&h).await.map_err(std::io::Error::other)?;
+            let mut out = Vec::with_capacity(data.len() + frames::HEADER);
+            frames::encode(&mut out, &h, &data, zstd);
+            Ok::<_, std::io::Error>(bytes::Bytes::from(out))
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(frames)).into_response())
+}
+
+/// `GET /v1/manifest/{id}?have=OTHER`: a file's chunk list, as a delta from
+/// OTHER's when the hub knows that one.
+pub async fn manifest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(q): AppQuery<ManifestQuery>,
+) -> Result<Json<ManifestResponse>, ApiError> {
+    let id = parse_hash(&id)?;
+    let (list, have) = state
+        .db
+        .call(move |c| {
+            let list = manifests::get(c, &id)?;
+            let have = match q.have {
+                Some(h) => manifests::get(c, &h)?.map(|l| (h, l)),
+                None => None,
+            };
+            Ok::<_, ApiError>((list, have))
+        })
+        .await?;
+    let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
+    let wire = match have {
+        Some((h, base)) => WireList::delta(h, &list.delta_from(&base)),
+        None => WireList::whole(&list),
+    };
+    Ok(Json(ManifestResponse { id, size: list.size(), list: wire }))
+}
+
+/// `POST /v1/commit`: makes a chunk list the new content of a path, if the
+/// base version is current and every chunk is on the hub.
+pub async fn commit(
+    State(state): State<AppState>,
+    Device(d): Device,
+    AppJson(req): AppJson<CommitRequest>,
+) -> Result<Json<MutationResponse>, ApiError> {
+    let from = req.list.from;
+    let base = match from {
+        Some(f) => Some(state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &f)?)).await?.ok_or_else(|| {
+            ApiError::MissingChunks(format!("the base list {f} is not on the hub; send the whole list"))
+        })?),
+        None => None,
+    };
+    let list = req.list.resolve(base.as_ref())?;
+    if list.id() != req.id {
+        return Err(ApiError::BadHash(format!("the chunk list does not hash to id {}", req.id)));
+    }
+    if list.size() != req.size {
+        return Err(ApiError::BadRequest(format!("the chunks add up to {} bytes, not {}", list.size(), req.size)));
+    }
+    let _no_gc = state.store.gc_lock.read().await;
+    let absent = absent_chunks(&state, &list).await?;
+    if absent > 0 {
+        return Err(ApiError::MissingChunks(format!(
+            "{absent} chunks of this list are not on the hub; send them first"
+        )));
+    }
+    state.store.sync_names().await?;
+    let commit = FileCommit {
+        path: req.path,
+        base: req.base,
+        hash: req.id,
+        size: req.size,
+        mode: req.mode,
+        mtime_ns: req.mtime_ns,
+    };
+    let entries = state
+        .mutate(move |c| {
+            manifests::put(c, &list)?;
+            tree::commit_file(c, d.as_deref(), commit)
+        })
+        .await?;
+    Ok(Json(MutationResponse { entries }))
+}
+
+async fn absent_chunks(state: &AppState, list: &ChunkList) -> Result<usize, ApiError> {
+    let store = state.store.clone();
+    let hashes: Vec<ContentHash> = list.0.iter().map(|c| c.hash).collect();
+    tokio::task::spawn_blocking(move || hashes.iter().filter(|h| !store.has_chunk(h)).count())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `GET /v1/content/{id}`: a whole file, its chunks streamed in order.
+pub async fn download(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_hash(&id)?;
+    let list = state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &id)?)).await?;
+    let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
+    let size = list.size();
+    let store = state.store.clone();
+    let body = futures_util::stream::iter(list.0).then(move |c| {
+        let store = store.clone();
+        async move { store.read_chunk(&c.hash).await.map_err(std::io::Error::other) }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, size.to_string())],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
