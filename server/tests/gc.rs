@@ -26,7 +26,8 @@ async fn put(state: &AppState, path: &str, base: u64, body: &'static str) -> u64
     assert_eq!(status, StatusCode::OK);
     let commit = serde_json::json!({"path": path, "base": base, "id": list.id(), "size": list.size(),
         "mode": 420, "mtime_ns": 0, "list": WireList::whole(&list)});
-    let req = Request::post("/v1/commit").header("content-type", "application/json").body(Body::from(commit.to_string()));
+    let req =
+        Request::post("/v1/commit").header("content-type", "application/json").body(Body::from(commit.to_string()));
     let (status, v) = call(state, req.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v["entries"].as_array().unwrap().last().unwrap()["version"].as_u64().unwrap()

@@ -79,7 +79,8 @@ fn stale_base_version_is_409_with_current_entry() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
     let http = reqwest::blocking::Client::new();
-    let put = |base: &str, body: &'static str| api_upload(&http, &hub.url(), "f.txt", base.parse().unwrap(), body.as_bytes());
+    let put =
+        |base: &str, body: &'static str| api_upload(&http, &hub.url(), "f.txt", base.parse().unwrap(), body.as_bytes());
     let first: serde_json::Value = put("0", "one").json().unwrap();
     let v1 = first["entries"][0]["version"].as_u64().unwrap();
     assert_eq!(put(&v1.to_string(), "two").status().as_u16(), 200);

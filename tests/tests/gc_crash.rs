@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn killing_the_hub_during_gc_leaves_no_dangling_content() {
-    let mut c = Cluster::with_hub_flags(1, &["--gc-interval", "1", "--keep-versions", "1"]);
+    let mut c = Cluster::with_hub_flags(1, &["--gc-interval", "1", "--gc-grace", "0", "--keep-versions", "1"]);
     let start = Instant::now();
     let mut next_kill = start + Duration::from_millis(900);
     let mut i = 0u64;

@@ -112,7 +112,7 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
     // GC every second, so the hub's kill -9s also land in the middle of
     // collections; retention keeps every version, since this test looks every
     // closed content up in the history (gc_crash.rs covers pruning).
-    let mut c = Cluster::with_hub_flags(3, &["--gc-interval", "1", "--keep-versions", "4000000000"]);
+    let mut c = Cluster::with_hub_flags(3, &["--gc-interval", "1", "--gc-grace", "0", "--keep-versions", "4000000000"]);
     let mut rng = Rng(seed);
     let mut closed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut closed_at: Vec<std::time::SystemTime> = Vec::new();

@@ -1,0 +1,156 @@
+//! ssync-transfer-bench: how many bytes cross the wire for edits of large
+//! files, how fast a fresh large file travels, and whether a cut-off upload
+//! resumes. A hub and two mounts on 127.0.0.1; bytes are the hub's own
+//! counters (`GET /v1/stats`: bodies plus request and header lines, both
+//! directions, every mount), read before the change and once B has it.
+//!
+//! Run with `bench/transfer.sh` (release build). Knobs (env): EDIT_MB (size
+//! of the edited file, 256), BIG_MB (fresh file, 1024).
+use ssync_common::ContentHasher;
+use ssync_tests::{hub_traffic, peak_rss_kib, pseudo_random, wait_until, Cluster};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn hash_file(p: &Path) -> Option<ssync_common::ContentHash> {
+    let mut f = fs::File::open(p).ok()?;
+    let mut h = ContentHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            return Some(h.finish());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Writes `mb` MiB of pseudo-random data to `p`; returns its hash.
+fn write_random(p: &Path, mb: u64, seed: u64) -> ssync_common::ContentHash {
+    let mut f = fs::File::create(p).unwrap();
+    let mut h = ContentHasher::new();
+    for i in 0..mb {
+        let block = pseudo_random(MIB as usize, seed * 100_000 + i + 1);
+        h.update(&block);
+        f.write_all(&block).unwrap();
+    }
+    h.finish()
+}
+
+/// Waits until `p` on B has the content hashing to `want`; returns how long it took.
+fn wait_for(p: &Path, size: u64, want: ssync_common::ContentHash) -> Duration {
+    let t = Instant::now();
+    let ok = wait_until(Duration::from_secs(600), || {
+        fs::metadata(p).is_ok_and(|m| m.len() == size) && hash_file(p) == Some(want)
+    });
+    assert!(ok, "{} did not arrive", p.display());
+    t.elapsed()
+}
+
+fn kib(n: u64) -> String {
+    format!("{:.1} KiB", n as f64 / 1024.0)
+}
+
+fn main() {
+    let edit_mb = env("EDIT_MB", 256);
+    let big_mb = env("BIG_MB", 1024);
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    let url = c.hub.url();
+    println!("# ssync-transfer-bench\n\nhub and two mounts on 127.0.0.1; bytes from the hub's counters.\n");
+
+    let size = edit_mb * MIB;
+    let want = write_random(&a.p("edit.bin"), edit_mb, 1);
+    wait_for(&b.p("edit.bin"), size, want);
+    println!("## Edits of a synced {edit_mb} MiB file of random data\n");
+    println!("| change | on the wire (in + out) | limit | time until B has it |\n| --- | --- | --- | --- |");
+    let measure = |label: &str, limit: u64, change: &dyn Fn() -> (std::path::PathBuf, u64)| {
+        let (r0, s0) = hub_traffic(&url);
+        let t = Instant::now();
+        let (path_on_b, new_size) = change();
+        let rel = path_on_b.strip_prefix(&b.path).unwrap().to_path_buf();
+        let want = hash_file(&a.path.join(&rel)).unwrap();
+        wait_for(&path_on_b, new_size, want);
+        let took = t.elapsed();
+        // Let the long-polls and acknowledgements of this change finish.
+        std::thread::sleep(Duration::from_millis(300));
+        let (r1, s1) = hub_traffic(&url);
+        let wire = (r1 - r0) + (s1 - s0);
+        let verdict = if wire <= limit { "ok" } else { "OVER" };
+        println!(
+            "| {label} | {} (in {}, out {}) | {} {verdict} | {} ms |",
+            kib(wire),
+            kib(r1 - r0),
+            kib(s1 - s0),
+            kib(limit),
+            took.as_millis()
+        );
+    };
+    measure("1 byte changed in the middle", 256 * 1024, &|| {
+        let mut f = fs::OpenOptions::new().read(true).write(true).open(a.p("edit.bin")).unwrap();
+        f.seek(SeekFrom::Start(size / 2)).unwrap();
+        let mut one = [0u8; 1];
+        f.read_exact(&mut one).unwrap();
+        f.seek(SeekFrom::Start(size / 2)).unwrap();
+        f.write_all(&[one[0] ^ 0xff]).unwrap();
+        drop(f);
+        (b.p("edit.bin"), size)
+    });
+    measure("copied to a new name (cp)", MIB, &|| {
+        fs::copy(a.p("edit.bin"), a.p("copy.bin")).unwrap();
+        (b.p("copy.bin"), size)
+    });
+    measure("64 bytes appended", 256 * 1024, &|| {
+        let mut f = fs::OpenOptions::new().append(true).open(a.p("edit.bin")).unwrap();
+        f.write_all(&[7u8; 64]).unwrap();
+        drop(f);
+        (b.p("edit.bin"), size + 64)
+    });
+
+    println!("\n## A fresh {big_mb} MiB file of random data, A to B\n");
+    let t0 = Instant::now();
+    let want = write_random(&a.p("big.bin"), big_mb, 2);
+    let written = t0.elapsed();
+    let after_close = wait_for(&b.p("big.bin"), big_mb * MIB, want);
+    let total = t0.elapsed();
+    let rate = |d: Duration| big_mb as f64 * MIB as f64 / 1e6 / d.as_secs_f64();
+    println!("| step | time | rate |\n| --- | --- | --- |");
+    println!("| write on A (into its cache) | {} ms | {:.0} MB/s |", written.as_millis(), rate(written));
+    println!("| close on A until B has it | {} ms | {:.0} MB/s |", after_close.as_millis(), rate(after_close));
+    println!("| end to end: first write on A until B has it | {} ms | {:.0} MB/s |", total.as_millis(), rate(total));
+    println!("\n| process | peak RSS (VmHWM) |\n| --- | --- |");
+    for (name, pid) in [("ssync-server (hub)", c.hub.pid()), ("ssync-mount A", a.pid()), ("ssync-mount B", b.pid())] {
+        println!("| {name} | {:.1} MiB |", pid.and_then(peak_rss_kib).unwrap_or(0) as f64 / 1024.0);
+    }
+    drop(c);
+    resume(big_mb);
+}
+
+/// A's mount is killed (-9) halfway through uploading a fresh file, then
+/// started again on the same cache: it must send only what the hub lacks.
+fn resume(big_mb: u64) {
+    let mut c = Cluster::new(2);
+    let url = c.hub.url();
+    let size = big_mb * MIB;
+    let want = write_random(&c.mounts[0].p("resume.bin"), big_mb, 3);
+    let (r0, _) = hub_traffic(&url);
+    let halfway = wait_until(Duration::from_secs(300), || hub_traffic(&url).0 - r0 >= size / 2);
+    assert!(halfway, "the upload never got halfway");
+    c.mounts[0].kill9();
+    let (r1, _) = hub_traffic(&url);
+    c.mounts[0].start_again();
+    wait_for(&c.mounts[1].p("resume.bin"), size, want);
+    let (r2, _) = hub_traffic(&url);
+    println!("\n## Upload of a fresh {big_mb} MiB file, mount killed with -9 halfway, then restarted\n");
+    println!("| phase | received by the hub |\n| --- | --- |");
+    println!("| before the kill | {:.1} MiB |", (r1 - r0) as f64 / MIB as f64);
+    println!("| after the restart, until B has the file | {:.1} MiB |", (r2 - r1) as f64 / MIB as f64);
+    println!("| total / file size | {:.2} (1.00 = nothing sent twice) |", (r2 - r0) as f64 / size as f64);
+}
