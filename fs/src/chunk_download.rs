@@ -32,6 +32,7 @@ pub async fn fetch_file(
     id: ContentHash,
     have: Option<(u64, ContentHash)>,
 ) -> Result<(PathBuf, ChunkList), ApiError> {
+    let started = std::time::Instant::now();
     let base = have.and_then(|(ino, h)| index.list_of(ino, &h).ok().flatten().map(|l| (h, l)));
     let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h)).await?;
     let base_list = base.as_ref().filter(|(h, _)| Some(*h) == m.list.from).map(|(_, l)| l);
@@ -56,6 +57,7 @@ pub async fn fetch_file(
     let needed = tokio::task::spawn_blocking(move || fill_locally(&part, wanted))
         .await
         .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+    let local_done = started.elapsed();
     let mut batches: Vec<Vec<(u64, ChunkRef)>> = Vec::new();
     let mut bytes = 0;
     for (off, c) in needed {
@@ -80,7 +82,8 @@ pub async fn fetch_file(
             for ((off, _), c) in batch.iter().zip(chunks) {
                 f.write_all_at(&c.data, *off)?;
             }
-            Ok(())
+            // Flush as we go, so the final fsync has little left to write.
+            f.sync_data()
         })
         .await
         .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
@@ -92,6 +95,7 @@ pub async fn fetch_file(
     })
     .await
     .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+    tracing::debug!(%id, chunks = list.len(), size, ?local_done, total = ?started.elapsed(), "download assembled");
     Ok((partial, list))
 }
 

@@ -33,6 +33,7 @@ pub async fn upload_file(
     base: Option<(ContentHash, ChunkList)>,
 ) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
     let mut base = base;
+    let started = std::time::Instant::now();
     loop {
         let known: HashSet<ContentHash> =
             base.as_ref().map(|(_, l)| l.0.iter().map(|c| c.hash).collect()).unwrap_or_default();
@@ -53,7 +54,9 @@ pub async fn upload_file(
             mtime_ns: meta.mtime_ns,
             list: wire,
         };
+        let chunked = started.elapsed();
         let result = remote.commit(&req).await;
+        tracing::debug!(path = %meta.path, chunks = list.len(), size = list.size(), ?chunked, total = ?started.elapsed(), "upload sent");
         if base.is_some() && result.as_ref().err().and_then(|e| e.code()) == Some(codes::MISSING_CHUNKS) {
             // The hub no longer has the base version's chunks (collected): ask about every chunk.
             tracing::info!(path = %meta.path, "the hub lacks chunks of the base version; sending the whole list");
@@ -67,7 +70,7 @@ pub async fn upload_file(
 /// Reads and chunks `file`, sending every chunk the hub lacks; returns the list.
 async fn send_new_chunks(remote: &Remote, file: PathBuf, known: HashSet<ContentHash>) -> Result<ChunkList, ApiError> {
     type Batch = std::io::Result<Vec<(ChunkRef, Vec<u8>)>>;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(1);
     // Dropping `rx` (an error below) makes the reader stop at its next send.
     let reader = tokio::task::spawn_blocking(move || {
         let f = match std::fs::File::open(&file) {
@@ -104,7 +107,11 @@ async fn send_new_chunks(remote: &Remote, file: PathBuf, known: HashSet<ContentH
         }
         let hashes: Vec<ContentHash> = fresh.iter().map(|(r, _)| r.hash).collect();
         let missing: HashSet<ContentHash> = remote.missing(&hashes).await?.into_iter().collect();
-        let mut body = Vec::new();
+        // One allocation per request body: growing it by doubling left the
+        // allocator holding tens of MiB after a large upload.
+        let wire: usize =
+            fresh.iter().filter(|(r, _)| missing.contains(&r.hash)).map(|(_, d)| d.len() + frames::HEADER).sum();
+        let mut body = Vec::with_capacity(wire);
         for (r, data) in fresh.iter().filter(|(r, _)| missing.contains(&r.hash)) {
             frames::encode(&mut body, &r.hash, data, true);
         }

@@ -258,8 +258,8 @@ async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiErro
     let installed = st.tree.resolve(&e.path).filter(|i| st.tree.get(*i).is_some_and(|n| n.hash == e.hash && !n.dirty));
     drop(st);
     shared.invalidate(invals);
-    // If the plan changed meanwhile the assembled file is unused.
-    let _ = std::fs::remove_file(&partial);
+    // If the file was busy the assembled copy stays in partial/ for the next
+    // attempt, which then needs no network (unclaimed ones go after a day).
     if let Some(ino) = installed {
         if let Err(err) = shared.chunks.record(ino, &list) {
             tracing::warn!(path = %e.path, "cannot index the chunks of a downloaded file: {err}");

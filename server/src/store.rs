@@ -2,11 +2,11 @@
 //! BLAKE3 hash of its bytes, so equal chunks of any file, version or client
 //! are stored once.
 //!
-//! Invariant: a file under `objects/` is always complete. A batch of chunks is
-//! written to temp files in `tmp/`, made durable with one `syncfs`, then
-//! renamed into place; a commit that names chunks first makes the renames
-//! durable (`sync_names`). A crash leaves at most orphan temp files (removed
-//! at start), never a partial chunk.
+//! Invariant: a file under `objects/` is always complete. Each chunk is
+//! written to a temp file in `tmp/` and fdatasynced (several at once), and the
+//! request's chunks are renamed into place together; a commit that names
+//! chunks first fsyncs the folders that got new names (`sync_names`). A crash
+//! leaves at most orphan temp files (removed at start), never a partial chunk.
 use bytes::Bytes;
 use ssync_common::frames::Chunk;
 use ssync_common::ContentHash;
@@ -34,6 +34,7 @@ pub struct ContentStore {
     pub gc_lock: Arc<tokio::sync::RwLock<()>>,
     renamed: Arc<AtomicU64>,
     synced: Arc<AtomicU64>,
+    unsynced_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> BlockingIo<T> {
@@ -64,6 +65,7 @@ impl ContentStore {
             gc_lock: Default::default(),
             renamed: Default::default(),
             synced: Default::default(),
+            unsynced_dirs: Default::default(),
         })
     }
 
@@ -100,19 +102,27 @@ impl ContentStore {
     }
 
     pub fn batch(&self) -> ChunkBatch {
-        ChunkBatch { store: self.clone(), temps: Vec::new(), bytes: 0 }
+        ChunkBatch { store: self.clone(), writing: Default::default(), done: Vec::new(), bytes: 0 }
     }
 
-    /// Makes every chunk renamed into place so far durable, before a commit names it.
+    /// Makes every chunk renamed into place so far durable (fsyncs the folders
+    /// that got new names), before a commit names it.
     pub async fn sync_names(&self) -> Result<(), StoreError> {
         let target = self.renamed.load(Ordering::SeqCst);
         if self.synced.load(Ordering::SeqCst) >= target {
             return Ok(());
         }
-        let (objects, synced) = (self.objects.clone(), self.synced.clone());
+        let s = self.clone();
         blocking(move || {
-            nix::unistd::syncfs(std::fs::File::open(&objects)?).map_err(std::io::Error::from)?;
-            synced.fetch_max(target, Ordering::SeqCst);
+            let dirs: Vec<PathBuf> = s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+            for dir in &dirs {
+                if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                    // Not synced: try again at the next commit.
+                    s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()).extend(dirs.iter().cloned());
+                    return Err(e);
+                }
+            }
+            s.synced.fetch_max(target, Ordering::SeqCst);
             Ok(())
         })
         .wait()
@@ -160,50 +170,75 @@ impl ContentStore {
     }
 }
 
-/// Chunks of one upload request, in temp files until `finish`.
+/// Chunks of one upload request, in fsynced temp files until `finish` moves
+/// them into place, so a request refused halfway stores nothing.
 pub struct ChunkBatch {
     store: ContentStore,
-    temps: Vec<(ContentHash, TempPath)>,
+    writing: tokio::task::JoinSet<std::io::Result<(ContentHash, TempPath, u64)>>,
+    done: Vec<(ContentHash, TempPath)>,
     bytes: u64,
 }
 
+/// Chunk writes (write + fdatasync) in flight per request: concurrent syncs
+/// share the filesystem's journal commits.
+const PARALLEL_WRITES: usize = 8;
+
 impl ChunkBatch {
-    /// Writes a verified chunk to a temp file (no fsync yet: `finish` syncs the batch at once).
+    /// Writes a verified chunk to a temp file and syncs it, a few at a time.
     pub async fn add(&mut self, chunk: Chunk) -> Result<(), StoreError> {
-        if self.store.has_chunk(&chunk.hash) || self.temps.iter().any(|(h, _)| *h == chunk.hash) {
+        let queued = |h: &ContentHash| self.done.iter().any(|(d, _)| d == h);
+        if self.store.has_chunk(&chunk.hash) || queued(&chunk.hash) {
             return Ok(());
         }
-        self.bytes += chunk.data.len() as u64;
+        while self.writing.len() >= PARALLEL_WRITES {
+            self.reap_one().await?;
+        }
         let tmp = self.store.tmp.clone();
-        let path = blocking(move || {
+        self.writing.spawn_blocking(move || {
             let mut f = tempfile::Builder::new().suffix(".part").tempfile_in(&tmp)?;
             f.write_all(&chunk.data)?;
-            Ok(f.into_temp_path())
-        })
-        .wait()
-        .await?;
-        self.temps.push((chunk.hash, path));
+            f.as_file().sync_data()?;
+            Ok((chunk.hash, f.into_temp_path(), chunk.data.len() as u64))
+        });
         Ok(())
     }
 
-    /// Makes the batch durable and moves it into place; returns (chunks, bytes) stored.
-    pub async fn finish(self) -> Result<(u64, u64), StoreError> {
-        if self.temps.is_empty() {
+    async fn reap_one(&mut self) -> Result<(), StoreError> {
+        if let Some(r) = self.writing.join_next().await {
+            let (hash, path, len) = r.map_err(std::io::Error::other)??;
+            if !self.done.iter().any(|(d, _)| *d == hash) {
+                self.bytes += len;
+                self.done.push((hash, path));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the batch into place; returns (chunks, bytes) stored. The folder
+    /// entries become durable at the next `sync_names` (before any commit).
+    pub async fn finish(mut self) -> Result<(u64, u64), StoreError> {
+        while !self.writing.is_empty() {
+            self.reap_one().await?;
+        }
+        let ChunkBatch { store, done, bytes, .. } = self;
+        if done.is_empty() {
             return Ok((0, 0));
         }
-        let ChunkBatch { store, temps, bytes } = self;
-        let count = temps.len() as u64;
+        let count = done.len() as u64;
         let s = store.clone();
         blocking(move || {
-            nix::unistd::syncfs(std::fs::File::open(&s.tmp)?).map_err(std::io::Error::from)?;
-            for (hash, temp) in temps {
+            let mut dirs = std::collections::HashSet::new();
+            for (hash, temp) in done {
                 let dest = s.object_path(&hash);
                 if dest.exists() {
                     continue; // stored meanwhile by another request; our temp goes
                 }
-                std::fs::create_dir_all(dest.parent().expect("object path has a parent"))?;
+                let dir = dest.parent().expect("object path has a parent").to_path_buf();
+                std::fs::create_dir_all(&dir)?;
                 temp.persist(&dest).map_err(|e| e.error)?;
+                dirs.insert(dir);
             }
+            s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()).extend(dirs);
             s.renamed.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })

@@ -493,18 +493,6 @@ pub fn wait_for_hub_tree(hub: &Hub, want: &std::collections::BTreeMap<String, Op
     assert!(ok, "the hub's tree is {:?}, expected {want:?}", normalised());
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conflict_names_are_normalised() {
-        assert_eq!(normalize_conflict_names("d/f.conflict-b-20261122-100509.txt"), "d/f.conflict-b-T.txt");
-        assert_eq!(normalize_conflict_names("n.conflict-b-20261122-100509"), "n.conflict-b-T");
-        assert_eq!(normalize_conflict_names("plain.txt"), "plain.txt");
-    }
-}
-
 /// Uploads `body` as `path` through the hub's chunk API, as a mount would:
 /// send the chunks, then commit the whole list. Returns the commit's response.
 pub fn api_upload(
@@ -535,4 +523,16 @@ pub fn hub_traffic(url: &str) -> (u64, u64) {
     let s: ssync_common::api::Stats =
         reqwest::blocking::get(format!("{url}/v1/stats")).and_then(|r| r.json()).expect("hub answers /v1/stats");
     (s.bytes_received, s.bytes_sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_names_are_normalised() {
+        assert_eq!(normalize_conflict_names("d/f.conflict-b-20261122-100509.txt"), "d/f.conflict-b-T.txt");
+        assert_eq!(normalize_conflict_names("n.conflict-b-20261122-100509"), "n.conflict-b-T");
+        assert_eq!(normalize_conflict_names("plain.txt"), "plain.txt");
+    }
 }

@@ -1,0 +1,80 @@
+//! Only changed bytes cross the network: copies and edits of synced files send
+//! only the chunks the hub lacks, the hub stores each chunk once, and an upload
+//! continues from the chunks an earlier, cut-off attempt left on the hub.
+//! Bytes are the hub's own counters (`GET /v1/stats`).
+use ssync_common::chunks::list_of;
+use ssync_tests::{hub_traffic, pseudo_random, wait_for_content, Cluster};
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+const WAIT: Duration = Duration::from_secs(30);
+
+fn count_files(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
+        .unwrap_or(0)
+}
+
+/// Bytes in and out of the hub while `f` runs.
+fn traffic_of(url: &str, f: impl FnOnce()) -> u64 {
+    let (r0, s0) = hub_traffic(url);
+    f();
+    std::thread::sleep(Duration::from_millis(200)); // acknowledgements of the last change
+    let (r1, s1) = hub_traffic(url);
+    (r1 - r0) + (s1 - s0)
+}
+
+#[test]
+fn copies_and_edits_send_only_new_chunks() {
+    let c = Cluster::new(2);
+    let (a, b, url) = (&c.mounts[0], &c.mounts[1], c.hub.url());
+    let data = pseudo_random(8 * MIB as usize, 11);
+    fs::write(a.p("f.bin"), &data).unwrap();
+    wait_for_content(&b.p("f.bin"), &data, WAIT);
+    let objects = count_files(&c.hub.data.join("objects"));
+    assert_eq!(objects, list_of(&data).len(), "one stored object per chunk");
+
+    let copy = traffic_of(&url, || {
+        fs::copy(a.p("f.bin"), a.p("copy.bin")).unwrap();
+        wait_for_content(&b.p("copy.bin"), &data, WAIT);
+    });
+    assert!(copy < MIB / 2, "copying an 8 MiB file moved {copy} bytes");
+    assert_eq!(count_files(&c.hub.data.join("objects")), objects, "the copy's chunks are stored once");
+
+    let mut edited = data.clone();
+    edited[4 * MIB as usize] ^= 0xff;
+    let edit = traffic_of(&url, || {
+        fs::write(a.p("f.bin"), &edited).unwrap();
+        wait_for_content(&b.p("f.bin"), &edited, WAIT);
+    });
+    // At most two chunks (256 KiB each at most) change, each sent up once and down once.
+    assert!(edit < 5 * MIB / 4, "a one-byte edit of an 8 MiB file moved {edit} bytes");
+    assert!(!a.log().contains("ERROR") && !b.log().contains("ERROR"), "{}\n{}", a.log(), b.log());
+}
+
+#[test]
+fn an_upload_continues_from_chunks_the_hub_already_has() {
+    let c = Cluster::new(2);
+    let (a, b, url) = (&c.mounts[0], &c.mounts[1], c.hub.url());
+    let data = pseudo_random(8 * MIB as usize, 12);
+    // An earlier attempt that was cut off after sending the first half of the chunks.
+    let list = list_of(&data);
+    let mut frames = Vec::new();
+    let mut sent = 0;
+    for (off, ch) in list.with_offsets().take_while(|(off, _)| *off < 4 * MIB) {
+        ssync_common::frames::encode(&mut frames, &ch.hash, &data[off as usize..(off + ch.len as u64) as usize], false);
+        sent += ch.len as u64;
+    }
+    let http = reqwest::blocking::Client::new();
+    assert_eq!(http.post(format!("{url}/v1/chunks")).body(frames).send().unwrap().status().as_u16(), 200);
+
+    let (r0, _) = hub_traffic(&url);
+    fs::write(a.p("big.bin"), &data).unwrap();
+    wait_for_content(&b.p("big.bin"), &data, WAIT);
+    let (r1, _) = hub_traffic(&url);
+    let received = r1 - r0;
+    let rest = data.len() as u64 - sent;
+    assert!(received < rest + MIB / 4, "the hub received {received} bytes; only {rest} were new");
+}
