@@ -78,3 +78,28 @@ fn an_upload_continues_from_chunks_the_hub_already_has() {
     let rest = data.len() as u64 - sent;
     assert!(received < rest + MIB / 4, "the hub received {received} bytes; only {rest} were new");
 }
+
+#[test]
+fn a_download_continues_from_the_chunks_it_already_assembled() {
+    let mut c = Cluster::new(2);
+    let url = c.hub.url();
+    let data = pseudo_random(8 * MIB as usize, 13);
+    c.mounts[1].stop();
+    fs::write(c.mounts[0].p("big.bin"), &data).unwrap();
+    let list = list_of(&data);
+    let http = reqwest::blocking::Client::new();
+    let on_hub = ssync_tests::wait_until(WAIT, || {
+        http.get(format!("{url}/v1/content/{}", list.id())).send().is_ok_and(|r| r.status().is_success())
+    });
+    assert!(on_hub, "A's upload did not reach the hub");
+    // What a download cut off halfway (kill -9, network loss) leaves in B's cache.
+    let half = (4 * MIB) as usize;
+    fs::write(c.mounts[1].cache.join("partial").join(list.id().to_hex()), &data[..half]).unwrap();
+    let (_, s0) = hub_traffic(&url);
+    c.mounts[1].start_again();
+    wait_for_content(&c.mounts[1].p("big.bin"), &data, WAIT);
+    let (_, s1) = hub_traffic(&url);
+    let sent = s1 - s0;
+    assert!(sent < (data.len() - half) as u64 + MIB / 2, "the hub sent {sent} bytes; B already had half");
+    assert!(!c.mounts[1].cache.join("partial").join(list.id().to_hex()).exists(), "the partial file was installed");
+}
