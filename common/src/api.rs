@@ -165,7 +165,14 @@ pub struct CommitRequest {
     pub mode: u32,
     pub mtime_ns: i64,
     pub list: WireList,
+    /// Small files: their new chunks as base64 frames, stored before the
+    /// commit, so one request does what would take three.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
 }
+
+/// Files up to this size travel with their chunks inline (commit, manifest).
+pub const INLINE_MAX: u64 = 256 * 1024;
 
 /// `GET /v1/manifest/{id}?have=OTHER`: a file's chunk list, as a delta from
 /// OTHER's list when the hub knows it.
@@ -173,6 +180,9 @@ pub struct CommitRequest {
 pub struct ManifestQuery {
     #[serde(default)]
     pub have: Option<ContentHash>,
+    /// Include the chunks (base64 frames) if the file is at most `INLINE_MAX` bytes.
+    #[serde(default)]
+    pub inline: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +190,17 @@ pub struct ManifestResponse {
     pub id: ContentHash,
     pub size: u64,
     pub list: WireList,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+}
+
+/// Encodes chunk frames for a JSON field.
+pub fn inline_encode(frames: &[u8]) -> String {
+    B64.encode(frames)
+}
+
+pub fn inline_decode(s: &str) -> Result<Vec<u8>, WireError> {
+    B64.decode(s).map_err(|e| WireError(format!("inline chunks are not base64: {e}")))
 }
 
 /// `GET /v1/stats`: what the hub has moved since it started.

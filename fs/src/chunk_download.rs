@@ -7,6 +7,8 @@
 use crate::chunk_index::ChunkIndex;
 use crate::client::{ApiError, Remote};
 use futures_util::StreamExt;
+use ssync_common::api::inline_decode;
+use ssync_common::frames::FrameReader;
 use ssync_common::{ChunkList, ChunkRef, ContentHash};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -34,11 +36,20 @@ pub async fn fetch_file(
 ) -> Result<(PathBuf, ChunkList), ApiError> {
     let started = std::time::Instant::now();
     let base = have.and_then(|(ino, h)| index.list_of(ino, &h).ok().flatten().map(|l| (h, l)));
-    let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h)).await?;
+    let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h), true).await?;
     let base_list = base.as_ref().filter(|(h, _)| Some(*h) == m.list.from).map(|(_, l)| l);
     let list = m.list.resolve(base_list).map_err(|e| ApiError::Protocol(e.0))?;
     if list.id() != id {
         return Err(ApiError::Protocol(format!("the chunk list the hub sent is not file {id}")));
+    }
+    if let Some(inline) = &m.inline {
+        let frames = inline_decode(inline).map_err(|e| ApiError::Protocol(e.0))?;
+        let l = list.clone();
+        let part = partial.clone();
+        tokio::task::spawn_blocking(move || write_inline(&part, &l, &frames))
+            .await
+            .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+        return Ok((partial, list));
     }
     let wanted: Vec<Wanted> = list
         .with_offsets()
@@ -97,6 +108,25 @@ pub async fn fetch_file(
     .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     tracing::debug!(%id, chunks = list.len(), size, ?local_done, total = ?started.elapsed(), "download assembled");
     Ok((partial, list))
+}
+
+/// Writes a small file whose chunks came inline, checked, and fsyncs it.
+fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> Result<(), ApiError> {
+    let mut reader = FrameReader::default();
+    reader.push(frames);
+    let mut chunks = std::collections::HashMap::new();
+    while let Some(c) = reader.next_chunk().map_err(|e| ApiError::Protocol(e.to_string()))? {
+        chunks.insert(c.hash, c.data);
+    }
+    let mut out = Vec::with_capacity(list.size() as usize);
+    for c in &list.0 {
+        let data = chunks.get(&c.hash).ok_or_else(|| ApiError::Protocol(format!("chunk {} missing inline", c.hash)))?;
+        out.extend_from_slice(data);
+    }
+    let mut f = std::fs::File::create(partial)?;
+    std::io::Write::write_all(&mut f, &out)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Reads `len` bytes at `off` of `path` if they hash to `hash`.

@@ -5,7 +5,7 @@
 //! when this cache knows it. Chunks the hub already holds, from an upload cut
 //! off earlier or from any other file, are not sent again.
 use crate::client::{ApiError, Remote};
-use ssync_common::api::{codes, CommitRequest, MutationResponse, WireList};
+use ssync_common::api::{codes, inline_encode, CommitRequest, MutationResponse, WireList, INLINE_MAX};
 use ssync_common::chunks::Chunker;
 use ssync_common::{frames, ChunkList, ChunkRef, ContentHash, RelPath};
 use std::collections::HashSet;
@@ -37,7 +37,12 @@ pub async fn upload_file(
     loop {
         let known: HashSet<ContentHash> =
             base.as_ref().map(|(_, l)| l.0.iter().map(|c| c.hash).collect()).unwrap_or_default();
-        let list = match send_new_chunks(remote, file.clone(), known).await {
+        let small = std::fs::metadata(&file).is_ok_and(|m| m.len() <= INLINE_MAX);
+        let sent = match small {
+            true => small_file_frames(file.clone(), known).await,
+            false => send_new_chunks(remote, file.clone(), known).await.map(|l| (l, None)),
+        };
+        let (list, inline) = match sent {
             Ok(l) => l,
             Err(e) => return (Err(e), None),
         };
@@ -53,6 +58,7 @@ pub async fn upload_file(
             mode: meta.mode,
             mtime_ns: meta.mtime_ns,
             list: wire,
+            inline,
         };
         let chunked = started.elapsed();
         let result = remote.commit(&req).await;
@@ -65,6 +71,25 @@ pub async fn upload_file(
         }
         return (result, Some(list));
     }
+}
+
+/// A small file in one piece: its list, and the frames of its chunks not in
+/// `known`, to travel inside the commit.
+async fn small_file_frames(
+    file: PathBuf,
+    known: HashSet<ContentHash>,
+) -> Result<(ChunkList, Option<String>), ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let data = std::fs::read(&file)?;
+        let list = ssync_common::chunks::list_of(&data);
+        let mut out = Vec::new();
+        for (off, c) in list.with_offsets().filter(|(_, c)| !known.contains(&c.hash)) {
+            frames::encode(&mut out, &c.hash, &data[off as usize..(off + c.len as u64) as usize], true);
+        }
+        Ok((list, (!out.is_empty()).then(|| inline_encode(&out))))
+    })
+    .await
+    .map_err(|e| ApiError::Local(std::io::Error::other(e)))?
 }
 
 /// Reads and chunks `file`, sending every chunk the hub lacks; returns the list.

@@ -211,8 +211,17 @@ impl Remote {
     }
 
     /// File `id`'s chunk list, as a delta from `have`'s when the hub knows it.
-    pub async fn manifest(&self, id: &ContentHash, have: Option<&ContentHash>) -> Result<ManifestResponse, ApiError> {
+    /// With `inline`, a small file's chunks come along (`ManifestResponse::inline`).
+    pub async fn manifest(
+        &self,
+        id: &ContentHash,
+        have: Option<&ContentHash>,
+        inline: bool,
+    ) -> Result<ManifestResponse, ApiError> {
         let mut req = self.http.get(self.url(&format!("manifest/{id}")));
+        if inline {
+            req = req.query(&[("inline", "true")]);
+        }
         if let Some(h) = have {
             req = req.query(&[("have", h.to_hex())]);
         }

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use ssync_common::api::{
-    ChunksRequest, CommitRequest, FetchRequest, HashList, ManifestQuery, ManifestResponse, MissingResponse,
-    MutationResponse, StoredResponse, WireList,
+    inline_decode, inline_encode, ChunksRequest, CommitRequest, FetchRequest, HashList, ManifestQuery,
+    ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
 };
 use ssync_common::frames::{self, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
@@ -70,6 +70,33 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<St
     Ok(Json(StoredResponse { received, stored }))
 }
 
+/// Stores the frames of an `inline` field (small files), all or nothing.
+async fn store_inline(state: &AppState, inline: &str) -> Result<(), ApiError> {
+    let frames = inline_decode(inline)?;
+    if frames.len() as u64 > INLINE_MAX * 2 {
+        return Err(ApiError::TooLarge(format!("inline chunks carry at most {INLINE_MAX} bytes")));
+    }
+    let mut reader = FrameReader::default();
+    reader.push(&frames);
+    let mut batch = state.store.batch();
+    while let Some(chunk) = reader.next_chunk()? {
+        batch.add(chunk).await?;
+    }
+    reader.finish()?;
+    batch.finish().await?;
+    Ok(())
+}
+
+/// Frames for every chunk of `list`, read from the store.
+async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    for c in &list.0 {
+        let data = state.store.read_chunk(&c.hash).await?;
+        frames::encode(&mut out, &c.hash, &data, zstd);
+    }
+    Ok(out)
+}
+
 /// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
 pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
     let wanted = hashes(&req.chunks)?;
@@ -110,11 +137,15 @@ pub async fn manifest(
         })
         .await?;
     let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
+    let inline = match q.inline && list.size() <= INLINE_MAX {
+        true => Some(inline_encode(&frames_of(&state, &list, true).await?)),
+        false => None,
+    };
     let wire = match have {
         Some((h, base)) => WireList::delta(h, &list.delta_from(&base)),
         None => WireList::whole(&list),
     };
-    Ok(Json(ManifestResponse { id, size: list.size(), list: wire }))
+    Ok(Json(ManifestResponse { id, size: list.size(), list: wire, inline }))
 }
 
 /// `POST /v1/commit`: makes a chunk list the new content of a path, if the
@@ -139,6 +170,9 @@ pub async fn commit(
         return Err(ApiError::BadRequest(format!("the chunks add up to {} bytes, not {}", list.size(), req.size)));
     }
     let _no_gc = state.store.gc_lock.read().await;
+    if let Some(inline) = &req.inline {
+        store_inline(&state, inline).await?;
+    }
     let absent = absent_chunks(&state, &list).await?;
     if absent > 0 {
         return Err(ApiError::MissingChunks(format!(
