@@ -111,16 +111,17 @@ pub async fn fetch_file(
 }
 
 /// Writes a small file whose chunks came inline, checked, and fsyncs it.
-fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> Result<(), ApiError> {
+fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> std::io::Result<()> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let mut reader = FrameReader::default();
     reader.push(frames);
     let mut chunks = std::collections::HashMap::new();
-    while let Some(c) = reader.next_chunk().map_err(|e| ApiError::Protocol(e.to_string()))? {
+    while let Some(c) = reader.next_chunk().map_err(|e| bad(e.to_string()))? {
         chunks.insert(c.hash, c.data);
     }
     let mut out = Vec::with_capacity(list.size() as usize);
     for c in &list.0 {
-        let data = chunks.get(&c.hash).ok_or_else(|| ApiError::Protocol(format!("chunk {} missing inline", c.hash)))?;
+        let data = chunks.get(&c.hash).ok_or_else(|| bad(format!("chunk {} missing inline", c.hash)))?;
         out.extend_from_slice(data);
     }
     let mut f = std::fs::File::create(partial)?;

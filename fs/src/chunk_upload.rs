@@ -79,7 +79,7 @@ async fn small_file_frames(
     file: PathBuf,
     known: HashSet<ContentHash>,
 ) -> Result<(ChunkList, Option<String>), ApiError> {
-    tokio::task::spawn_blocking(move || {
+    let built = tokio::task::spawn_blocking(move || -> std::io::Result<(ChunkList, Option<String>)> {
         let data = std::fs::read(&file)?;
         let list = ssync_common::chunks::list_of(&data);
         let mut out = Vec::new();
@@ -89,7 +89,8 @@ async fn small_file_frames(
         Ok((list, (!out.is_empty()).then(|| inline_encode(&out))))
     })
     .await
-    .map_err(|e| ApiError::Local(std::io::Error::other(e)))?
+    .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
+    Ok(built?)
 }
 
 /// Reads and chunks `file`, sending every chunk the hub lacks; returns the list.
