@@ -105,15 +105,18 @@ pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchReq
     }
     let zstd = req.zstd;
     let store = state.store.clone();
-    let frames = futures_util::stream::iter(wanted).then(move |h| {
-        let store = store.clone();
-        async move {
-            let data = store.read_chunk(&h).await.map_err(std::io::Error::other)?;
-            let mut out = Vec::with_capacity(data.len() + frames::HEADER);
-            frames::encode(&mut out, &h, &data, zstd);
-            Ok::<_, std::io::Error>(bytes::Bytes::from(out))
-        }
-    });
+    // A few chunk reads ahead, in order.
+    let frames = futures_util::stream::iter(wanted)
+        .map(move |h| {
+            let store = store.clone();
+            async move {
+                let data = store.read_chunk(&h).await.map_err(std::io::Error::other)?;
+                let mut out = Vec::with_capacity(data.len() + frames::HEADER);
+                frames::encode(&mut out, &h, &data, zstd);
+                Ok::<_, std::io::Error>(bytes::Bytes::from(out))
+            }
+        })
+        .buffered(4);
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(frames)).into_response())
 }
 
