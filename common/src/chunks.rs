@@ -152,9 +152,16 @@ impl<R: Read> Iterator for Chunker<R> {
     }
 }
 
-/// The chunk list of in-memory bytes.
+/// The chunk list of in-memory bytes (the same cut points as `Chunker`).
 pub fn list_of(data: &[u8]) -> ChunkList {
-    ChunkList(Chunker::new(data).map(|c| c.expect("reading memory cannot fail").0).collect())
+    let cdc = fastcdc::v2020::FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
+    ChunkList(
+        cdc.map(|c| ChunkRef {
+            hash: ContentHash::of(&data[c.offset..c.offset + c.length]),
+            len: c.length as u32,
+        })
+        .collect(),
+    )
 }
 
 /// The file id of in-memory bytes (what `Entry::hash` holds for them).
@@ -217,6 +224,13 @@ mod tests {
         }
         let bad = ListDelta { prefix: base.len() as u32, suffix: 1, middle: ChunkList::default() };
         assert!(ChunkList::apply_delta(&base, &bad).is_err());
+    }
+
+    #[test]
+    fn streaming_and_in_memory_chunking_agree() {
+        let data = pseudo_random(2 << 20, 21);
+        let streamed: Vec<ChunkRef> = Chunker::new(&data[..]).map(|c| c.unwrap().0).collect();
+        assert_eq!(ChunkList(streamed), list_of(&data));
     }
 
     #[test]
