@@ -156,11 +156,8 @@ impl<R: Read> Iterator for Chunker<R> {
 pub fn list_of(data: &[u8]) -> ChunkList {
     let cdc = fastcdc::v2020::FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
     ChunkList(
-        cdc.map(|c| ChunkRef {
-            hash: ContentHash::of(&data[c.offset..c.offset + c.length]),
-            len: c.length as u32,
-        })
-        .collect(),
+        cdc.map(|c| ChunkRef { hash: ContentHash::of(&data[c.offset..c.offset + c.length]), len: c.length as u32 })
+            .collect(),
     )
 }
 

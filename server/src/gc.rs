@@ -6,7 +6,7 @@
 //! (`--gc-grace`) are never deleted, a "have it" answer refreshes a chunk's
 //! age, and both that answer and a commit's existence check hold the store's
 //! `gc_lock` shared while a collection holds it exclusively.
-use crate::db::{entries, manifests, DbError};
+use crate::db::{entries, manifests, small_chunks, DbError};
 use crate::state::AppState;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -40,21 +40,22 @@ pub async fn collect(state: &AppState) -> Result<GcReport, GcError> {
     let _exclusive = state.store.gc_lock.write().await;
     let keep_versions = state.retention.keep_versions;
     let cutoff = now_ns().saturating_sub(state.retention.keep.as_nanos() as i64);
-    let (pruned_versions, referenced) = state
+    let (pruned_versions, referenced, small) = state
         .db
         .call(move |c| {
             let tx = c.transaction()?;
             let pruned = entries::prune_versions(&tx, keep_versions, cutoff)?;
             manifests::prune_unreferenced(&tx)?;
             let referenced = manifests::referenced_chunks(&tx)?;
+            let small = small_chunks::delete_unreferenced(&tx, &referenced)?;
             tx.commit()?;
-            Ok::<_, GcError>((pruned, referenced))
+            Ok::<_, GcError>((pruned, referenced, small))
         })
         .await?;
     let store = state.store.clone();
     let grace = state.retention.grace;
     let (deleted_objects, freed_bytes) = tokio::task::spawn_blocking(move || -> Result<(usize, u64), GcError> {
-        let (mut n, mut bytes) = (0, 0);
+        let (mut n, mut bytes) = small;
         let now = std::time::SystemTime::now();
         for (hash, size, modified) in store.list_objects()? {
             // Young unnamed chunks may belong to an upload whose commit is still to come.

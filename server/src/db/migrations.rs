@@ -44,6 +44,11 @@ const STEPS: &[&str] = &[
         size INTEGER NOT NULL,
         chunks BLOB NOT NULL          -- 36 bytes per chunk: hash, then length u32 LE
      ) STRICT;",
+    // 4: chunks of small files, committed with the version that names them
+    "CREATE TABLE small_chunks (
+        hash TEXT PRIMARY KEY,        -- BLAKE3 hex of data
+        data BLOB NOT NULL
+     ) STRICT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

@@ -1,9 +1,10 @@
 //! File contents as chunks: ask which chunks the hub lacks, send them, commit
 //! a chunk list as a file version; read lists and chunks back.
-use crate::db::manifests;
+use crate::db::{manifests, small_chunks};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, Device};
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::tree::{self, FileCommit};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,7 +16,7 @@ use ssync_common::api::{
     inline_decode, inline_encode, ChunksRequest, CommitRequest, FetchRequest, HashList, ManifestQuery,
     ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
 };
-use ssync_common::frames::{self, FrameReader};
+use ssync_common::frames::{self, Chunk, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
 
 /// Most hashes one "missing" or "fetch" request may name.
@@ -70,28 +71,57 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<St
     Ok(Json(StoredResponse { received, stored }))
 }
 
-/// Stores the frames of an `inline` field (small files), all or nothing.
-async fn store_inline(state: &AppState, inline: &str) -> Result<(), ApiError> {
+/// Decodes and checks the chunks of an `inline` field (small files).
+fn decode_inline(inline: &str) -> Result<Vec<Chunk>, ApiError> {
     let frames = inline_decode(inline)?;
     if frames.len() as u64 > INLINE_MAX * 2 {
         return Err(ApiError::TooLarge(format!("inline chunks carry at most {INLINE_MAX} bytes")));
     }
     let mut reader = FrameReader::default();
     reader.push(&frames);
-    let mut batch = state.store.batch();
+    let mut out = Vec::new();
     while let Some(chunk) = reader.next_chunk()? {
-        batch.add(chunk).await?;
+        out.push(chunk);
     }
     reader.finish()?;
-    batch.finish().await?;
-    Ok(())
+    Ok(out)
+}
+
+/// A chunk's bytes, from the chunk store or, for small files, the database.
+async fn read_chunk(state: &AppState, hash: ContentHash) -> Result<bytes::Bytes, ApiError> {
+    match state.store.read_chunk(&hash).await {
+        Err(StoreError::NotFound(_)) => {
+            let small = state.db.call(move |c| Ok::<_, ApiError>(small_chunks::get(c, &hash)?)).await?;
+            small.map(bytes::Bytes::from).ok_or_else(|| ApiError::NotFound(format!("chunk {hash} is not on the hub")))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Of `hashes`, the chunks neither the chunk store nor the database holds.
+async fn absent(state: &AppState, hashes: Vec<ContentHash>) -> Result<Vec<ContentHash>, ApiError> {
+    let store = state.store.clone();
+    let not_files: Vec<ContentHash> =
+        tokio::task::spawn_blocking(move || hashes.into_iter().filter(|h| !store.has_chunk(h)).collect())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if not_files.is_empty() {
+        return Ok(not_files);
+    }
+    state
+        .db
+        .call(move |c| {
+            let small = small_chunks::present(c, &not_files)?;
+            Ok::<_, ApiError>(not_files.into_iter().filter(|h| !small.contains(h)).collect())
+        })
+        .await
 }
 
 /// Frames for every chunk of `list`, read from the store.
 async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     for c in &list.0 {
-        let data = state.store.read_chunk(&c.hash).await?;
+        let data = read_chunk(state, c.hash).await?;
         frames::encode(&mut out, &c.hash, &data, zstd);
     }
     Ok(out)
@@ -100,17 +130,16 @@ async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec
 /// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
 pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
     let wanted = hashes(&req.chunks)?;
-    if let Some(h) = wanted.iter().find(|h| !state.store.has_chunk(h)) {
+    if let Some(h) = absent(&state, wanted.clone()).await?.first() {
         return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
     }
     let zstd = req.zstd;
-    let store = state.store.clone();
     // A few chunk reads ahead, in order.
     let frames = futures_util::stream::iter(wanted)
         .map(move |h| {
-            let store = store.clone();
+            let state = state.clone();
             async move {
-                let data = store.read_chunk(&h).await.map_err(std::io::Error::other)?;
+                let data = read_chunk(&state, h).await.map_err(std::io::Error::other)?;
                 let mut out = Vec::with_capacity(data.len() + frames::HEADER);
                 frames::encode(&mut out, &h, &data, zstd);
                 Ok::<_, std::io::Error>(bytes::Bytes::from(out))
@@ -172,14 +201,14 @@ pub async fn commit(
     if list.size() != req.size {
         return Err(ApiError::BadRequest(format!("the chunks add up to {} bytes, not {}", list.size(), req.size)));
     }
+    let inline = req.inline.as_deref().map(decode_inline).transpose()?.unwrap_or_default();
     let _no_gc = state.store.gc_lock.read().await;
-    if let Some(inline) = &req.inline {
-        store_inline(&state, inline).await?;
-    }
-    let absent = absent_chunks(&state, &list).await?;
-    if absent > 0 {
+    let named: Vec<ContentHash> =
+        list.0.iter().map(|c| c.hash).filter(|h| !inline.iter().any(|i| i.hash == *h)).collect();
+    let missing = absent(&state, named).await?.len();
+    if missing > 0 {
         return Err(ApiError::MissingChunks(format!(
-            "{absent} chunks of this list are not on the hub; send them first"
+            "{missing} chunks of this list are not on the hub; send them first"
         )));
     }
     state.store.sync_names().await?;
@@ -193,19 +222,15 @@ pub async fn commit(
     };
     let entries = state
         .mutate(move |c| {
+            // Inline chunks commit with the version: durable with the same fsync.
+            for chunk in &inline {
+                small_chunks::put(c, &chunk.hash, &chunk.data)?;
+            }
             manifests::put(c, &list)?;
             tree::commit_file(c, d.as_deref(), commit)
         })
         .await?;
     Ok(Json(MutationResponse { entries }))
-}
-
-async fn absent_chunks(state: &AppState, list: &ChunkList) -> Result<usize, ApiError> {
-    let store = state.store.clone();
-    let hashes: Vec<ContentHash> = list.0.iter().map(|c| c.hash).collect();
-    tokio::task::spawn_blocking(move || hashes.iter().filter(|h| !store.has_chunk(h)).count())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// `GET /v1/content/{id}`: a whole file, its chunks streamed in order.
@@ -214,11 +239,12 @@ pub async fn download(State(state): State<AppState>, Path(id): Path<String>) -> 
     let list = state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &id)?)).await?;
     let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
     let size = list.size();
-    let store = state.store.clone();
-    let body = futures_util::stream::iter(list.0).then(move |c| {
-        let store = store.clone();
-        async move { store.read_chunk(&c.hash).await.map_err(std::io::Error::other) }
-    });
+    let body = futures_util::stream::iter(list.0)
+        .map(move |c| {
+            let state = state.clone();
+            async move { read_chunk(&state, c.hash).await.map_err(std::io::Error::other) }
+        })
+        .buffered(4);
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, size.to_string())],
         Body::from_stream(body),
