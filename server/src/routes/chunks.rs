@@ -50,6 +50,7 @@ pub async fn missing(
 /// `POST /v1/chunks`: a stream of chunk frames. Every chunk is checked against
 /// its hash as it arrives; one mismatch stores nothing of the request.
 pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<StoredResponse>, ApiError> {
+    let started = std::time::Instant::now();
     let mut reader = FrameReader::default();
     let mut batch = state.store.batch();
     let (mut bytes, mut received) = (0u64, 0u64);
@@ -67,7 +68,9 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<St
         }
     }
     reader.finish()?;
+    let streamed = started.elapsed();
     let (stored, _) = batch.finish().await?;
+    tracing::debug!(received, stored, bytes, ?streamed, total = ?started.elapsed(), "chunks stored");
     Ok(Json(StoredResponse { received, stored }))
 }
 
