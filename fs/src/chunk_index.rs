@@ -99,5 +99,10 @@ mod tests {
         assert!(idx.locate(&c.hash).unwrap().is_empty(), "re-recording replaces the old chunks");
         idx.forget(7).unwrap();
         assert_eq!(idx.list_of(7, &list_of(b"small").id()).unwrap(), None);
+        // Deleting a node in the local database drops its rows too.
+        idx.record(8, &list).unwrap();
+        crate::local_db::LocalDb::open(&path).unwrap().delete_node(8).unwrap();
+        assert_eq!(idx.list_of(8, &list.id()).unwrap(), None);
+        assert!(idx.locate(&c.hash).unwrap().is_empty());
     }
 }

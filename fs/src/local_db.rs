@@ -164,8 +164,15 @@ impl LocalDb {
         Ok(())
     }
 
+    /// Forgets a node, and the chunk index rows of its cache file.
     pub fn delete_node(&self, ino: u64) -> Result<(), LocalDbError> {
-        self.conn.prepare_cached("DELETE FROM nodes WHERE ino = ?1")?.execute([ino as i64])?;
+        for sql in [
+            "DELETE FROM nodes WHERE ino = ?1",
+            "DELETE FROM chunk_at WHERE ino = ?1",
+            "DELETE FROM file_chunks WHERE ino = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([ino as i64])?;
+        }
         Ok(())
     }
 
