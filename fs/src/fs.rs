@@ -286,7 +286,14 @@ impl SyncFs {
             // What the last close queued must be sent as it was, not as it becomes.
             st.freeze_pending_upload(&self.shared.cache, ino, false)?;
         }
-        let file = OpenOptions::new().read(true).write(writable).open(self.shared.cache.file(ino))?;
+        let file = match OpenOptions::new().read(true).write(writable).open(self.shared.cache.file(ino)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                st.cache_file_lost(&self.shared.cache, ino);
+                self.shared.wake_watcher.notify_one();
+                return Err(e.into());
+            }
+            other => other?,
+        };
         let truncate = writable && flags & libc::O_TRUNC != 0;
         let n = st.tree.get_mut(ino).expect("checked above");
         if truncate {

@@ -45,7 +45,7 @@ fn check_mountpoint(cfg: &MountConfig) -> anyhow::Result<()> {
 }
 
 /// Loads the persisted tree and queue, and queues anything a crash left unsent.
-fn load_state(db: LocalDb) -> anyhow::Result<State> {
+fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     let mut tree = Tree::from_nodes(db.load_nodes()?);
     if let Some(root) = tree.get_mut(ROOT).filter(|r| r.mtime_ns == 0) {
         root.mtime_ns = crate::fs::now_ns(); // the hub has no entry for the root itself
@@ -54,6 +54,15 @@ fn load_state(db: LocalDb) -> anyhow::Result<State> {
     let mut st = State { tree, db, pending, deferred: HashMap::new(), needs_reconcile: false };
     let mut repair: Vec<(u64, OpKind)> = Vec::new();
     let mut orphans = Vec::new();
+    let lost: Vec<u64> = st
+        .tree
+        .nodes()
+        .filter(|n| n.kind == Kind::File && n.parent != 0 && !cache.file(n.ino).exists())
+        .map(|n| n.ino)
+        .collect();
+    for ino in lost {
+        st.cache_file_lost(cache, ino);
+    }
     for n in st.tree.nodes() {
         if n.ino == ROOT || st.pending.touches_ino(n.ino) {
             continue;
@@ -113,7 +122,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server),
     }
 
-    let state = load_state(db)?;
+    let state = load_state(db, &cache)?;
     let chunks = crate::chunk_index::ChunkIndex::open(&cfg.cache_dir.join("state.db"))?;
     let queued = state.pending.len();
     let (inval_tx, inval_rx) = crossbeam_channel::unbounded();

@@ -86,6 +86,11 @@ impl Pending {
         self.ops.push_back(op);
     }
 
+    /// The id of the op queued last.
+    pub fn last_id(&self) -> Option<u64> {
+        self.ops.back().map(|o| o.id)
+    }
+
     pub fn remove(&mut self, id: u64) -> Option<Op> {
         let pos = self.ops.iter().position(|o| o.id == id)?;
         let op = self.ops.remove(pos)?;

@@ -94,6 +94,12 @@ async fn follow_moves(remote: &Remote, mut tomb: Entry) -> Result<Option<Entry>,
 /// Applies `d`; returns true when the op is done, false to send it again.
 pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     let mut st = shared.state.lock();
+    if frozen_since(&st, op) {
+        // Frozen while the hub was asked: the decision was for other bytes.
+        tracing::debug!(path = %op.path, "op frozen while its refusal was resolved; sending it again");
+        st.pending.resend = None;
+        return false;
+    }
     tracing::warn!(path = %op.path, op = op.kind.as_str(), decision = ?d, "the hub refused a change: {err}");
     let (done, result) = match d {
         Decision::Recreate => (false, set_base(&mut st, op.ino, 0)),
@@ -113,6 +119,11 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     drop(st);
     shared.wake_uploader.notify_one();
     done
+}
+
+/// True when `op` (our copy) was frozen into a snapshot op since it was read.
+pub fn frozen_since(st: &State, op: &Op) -> bool {
+    st.pending.resend == Some(op.id) || st.pending.ops().any(|o| o.id == op.id && o.snapshot && !op.snapshot)
 }
 
 fn set_base(st: &mut State, ino: u64, base: u64) -> crate::error::FsResult<()> {
@@ -195,12 +206,13 @@ fn snapshot_as_conflict_copy(st: &mut State, shared: &Shared, op: &Op) -> crate:
     let name = free_conflict_name(st, parent, op.path.file_name(), &shared.device);
     let mut node = crate::tree::Node::new(Kind::File, parent, &name, mode, now_ns());
     node.dirty = true;
-    node.ino = st.db.insert_node(&node)?;
+    // Recorded only once the bytes are in place (see watch::create_local).
+    node.ino = st.db.atomically(|db| -> crate::error::FsResult<u64> {
+        let ino = db.insert_node(&node)?;
+        std::fs::rename(shared.cache.snapshot(op.id), shared.cache.file(ino))?;
+        Ok(ino)
+    })?;
     let ino = node.ino;
-    if let Err(e) = std::fs::rename(shared.cache.snapshot(op.id), shared.cache.file(ino)) {
-        st.db.delete_node(ino)?;
-        return Err(e.into());
-    }
     node.size = std::fs::metadata(shared.cache.file(ino)).map(|m| m.len()).unwrap_or(0);
     st.tree.insert(node);
     shared.invalidate(vec![Inval::Entry { parent, name: name.clone() }, Inval::Inode(parent)]);

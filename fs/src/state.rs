@@ -58,8 +58,9 @@ impl State {
             self.persist(&[ino], vec![])?;
             return Ok(false);
         }
-        tracing::debug!(%path, ino, "upload queued");
-        self.persist(&[ino], vec![Self::op(OpKind::Upload, ino, path)])?;
+        let op = Self::op(OpKind::Upload, ino, path.clone());
+        self.persist(&[ino], vec![op])?;
+        tracing::debug!(%path, ino, op = ?self.pending.last_id(), "upload queued");
         Ok(true)
     }
 
@@ -85,11 +86,32 @@ impl State {
         }
         self.db.mark_snapshot(op.id)?;
         self.pending.mark_snapshot(op.id);
+        tracing::debug!(ino, op = op.id, in_flight = Some(op.id) == in_flight, moved, "upload frozen into a snapshot");
         if Some(op.id) == in_flight {
             // It may be reading the file as it changes: send it again from the copy.
             self.pending.resend = Some(op.id);
         }
         Ok(())
+    }
+
+    /// A node whose cache file is gone (a crash between recording a node and
+    /// moving its content into place): if the hub has its version, forget the
+    /// hash so the next reconcile fetches it again; an empty file stands in
+    /// meanwhile. Returns whether it will be fetched.
+    pub fn cache_file_lost(&mut self, cache: &CacheDirs, ino: u64) -> bool {
+        let Some(n) = self.tree.get_mut(ino).filter(|n| n.kind == crate::tree::Kind::File) else { return false };
+        let refetch = n.base_version > 0 && !n.dirty;
+        tracing::warn!(ino, base_version = n.base_version, refetch, "a cached file's content is missing");
+        if refetch {
+            n.hash = None;
+            n.size = 0;
+        }
+        let _ = std::fs::File::create(cache.file(ino));
+        self.needs_reconcile |= refetch;
+        if let Err(e) = self.persist(&[ino], vec![]) {
+            tracing::error!(ino, "cannot record a missing cache file: {e}");
+        }
+        refetch
     }
 
     /// Local writes or queued ops make a path off-limits to remote updates.

@@ -94,6 +94,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             Request::Upload { gen, .. } => *gen,
             _ => 0,
         };
+        tracing::trace!(op = op.id, path = %op.path, snapshot = op.snapshot, "sending");
         let (result, sent_list) = send(&shared, &remote, request).await;
         let sent = sent_list.as_ref().map(|l| l.id());
         let (resend, op) = {
@@ -260,11 +261,19 @@ fn identical_on_hub(err: &ApiError, sent: Option<ContentHash>) -> Option<Entry> 
 /// Records what the hub accepted and takes the op off the queue.
 pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
     let mut st = shared.state.lock();
+    if resp.is_none() && resolve::frozen_since(&st, op) {
+        // Frozen after a refusal was resolved: its bytes must still be sent.
+        st.pending.resend = None;
+        st.pending.in_flight = None;
+        drop(st);
+        shared.wake_uploader.notify_one();
+        return;
+    }
     let mut touched = vec![op.ino];
     if let Some(resp) = resp {
         match op.kind {
             OpKind::Upload => {
-                tracing::debug!(path = %op.path, ino = op.ino, snapshot = op.snapshot, sent = ?sent, version = ?resp.live_at(&op.path).map(|e| e.version), "upload accepted");
+                tracing::debug!(path = %op.path, ino = op.ino, op = op.id, snapshot = op.snapshot, sent = ?sent, version = ?resp.live_at(&op.path).map(|e| e.version), "upload accepted");
                 if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
                     n.base_version = e.version;
                     // A frozen copy is older than the cache file: it says nothing of its state.

@@ -381,13 +381,15 @@ fn create_local(
     n.base_version = e.version;
     n.size = e.size;
     n.hash = e.hash;
-    n.ino = st.db.insert_node(&n)?;
-    if let Some(tmp) = content {
-        if let Err(err) = std::fs::rename(&tmp, shared.cache.file(n.ino)) {
-            st.db.delete_node(n.ino)?;
-            return Err(err.into());
+    // The node is recorded only once its content is in place: a crash in
+    // between leaves an unused file, never a node without content.
+    n.ino = st.db.atomically(|db| -> crate::error::FsResult<u64> {
+        let ino = db.insert_node(&n)?;
+        if let Some(tmp) = &content {
+            std::fs::rename(tmp, shared.cache.file(ino))?;
         }
-    }
+        Ok(ino)
+    })?;
     let name = n.name.clone();
     st.tree.insert(n);
     invals.push(Inval::Entry { parent, name });
