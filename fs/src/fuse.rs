@@ -309,8 +309,11 @@ impl Filesystem for SsyncFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let result = self.core.release(fh.0);
+        // Drop the backing file first: once the core counts the file as closed,
+        // a remote update may replace the cache file, and a new open must then
+        // register the new file, not reuse this one.
         self.backing.lock().by_fh.remove(&fh.0);
+        let result = self.core.release(fh.0);
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply_err!("release", reply, e),
