@@ -36,7 +36,7 @@ pub async fn fetch_file(
 ) -> Result<(PathBuf, ChunkList), ApiError> {
     let started = std::time::Instant::now();
     let base = have.and_then(|(ino, h)| index.list_of(ino, &h).ok().flatten().map(|l| (h, l)));
-    let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h), true).await?;
+    let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h)).await?;
     let base_list = base.as_ref().filter(|(h, _)| Some(*h) == m.list.from).map(|(_, l)| l);
     let list = m.list.resolve(base_list).map_err(|e| ApiError::Protocol(e.0))?;
     if list.id() != id {

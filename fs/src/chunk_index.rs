@@ -23,7 +23,12 @@ impl ChunkIndex {
     }
 
     /// Records that the cache file of `ino` holds `list` (file id `list.id()`).
+    /// Small files travel inline and gain nothing from the index: they are not
+    /// recorded, which keeps its writes off the path of many small files.
     pub fn record(&self, ino: u64, list: &ChunkList) -> rusqlite::Result<()> {
+        if list.size() <= ssync_common::api::INLINE_MAX {
+            return Ok(());
+        }
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM chunk_at WHERE ino = ?1", params![ino as i64])?;
@@ -38,13 +43,6 @@ impl ChunkIndex {
             }
         }
         tx.commit()
-    }
-
-    pub fn forget(&self, ino: u64) -> rusqlite::Result<()> {
-        let conn = self.conn.lock();
-        conn.execute("DELETE FROM chunk_at WHERE ino = ?1", params![ino as i64])?;
-        conn.execute("DELETE FROM file_chunks WHERE ino = ?1", params![ino as i64])?;
-        Ok(())
     }
 
     /// The chunk list of `ino`'s cache file, if it was recorded as file `id`.
@@ -75,34 +73,30 @@ mod tests {
     use ssync_common::chunks::list_of;
 
     #[test]
-    fn records_locates_and_forgets() {
+    fn records_locates_and_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         drop(crate::local_db::LocalDb::open(&path).unwrap());
         let idx = ChunkIndex::open(&path).unwrap();
-        let mut x = 88172645463325252u64;
-        let data: Vec<u8> = (0..400_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut data = vec![0u8; 600_000];
+        blake3::Hasher::new().update(b"chunk index").finalize_xof().fill(&mut data);
         let list = list_of(&data);
         idx.record(7, &list).unwrap();
         assert_eq!(idx.list_of(7, &list.id()).unwrap(), Some(list.clone()));
         assert_eq!(idx.list_of(7, &ContentHash::of(b"other")).unwrap(), None);
         let (off, c) = list.with_offsets().nth(1).unwrap();
         assert_eq!(idx.locate(&c.hash).unwrap(), vec![(7, off)]);
-        idx.record(7, &list_of(b"small")).unwrap();
-        assert!(idx.locate(&c.hash).unwrap().is_empty(), "re-recording replaces the old chunks");
-        idx.forget(7).unwrap();
-        assert_eq!(idx.list_of(7, &list_of(b"small").id()).unwrap(), None);
-        // Deleting a node in the local database drops its rows too.
+        let other = list_of(&data[..400_000]);
+        idx.record(7, &other).unwrap();
+        assert_eq!(idx.list_of(7, &list.id()).unwrap(), None, "re-recording replaces the old list");
+        assert_eq!(idx.list_of(7, &other.id()).unwrap(), Some(other.clone()));
+        assert_eq!(idx.locate(&c.hash).unwrap(), vec![(7, off)], "rows are replaced, not added");
+        idx.record(9, &list_of(b"small")).unwrap();
+        assert_eq!(idx.list_of(9, &list_of(b"small").id()).unwrap(), None, "small files are not indexed");
+        // Deleting a node in the local database drops its rows.
         idx.record(8, &list).unwrap();
         crate::local_db::LocalDb::open(&path).unwrap().delete_node(8).unwrap();
         assert_eq!(idx.list_of(8, &list.id()).unwrap(), None);
-        assert!(idx.locate(&c.hash).unwrap().is_empty());
+        assert_eq!(idx.locate(&c.hash).unwrap(), vec![(7, off)], "node 8's rows are gone");
     }
 }

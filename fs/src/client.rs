@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use ssync_common::api::{
     ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody, FetchRequest, HashList, Health,
     ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest, RestoreRequest,
-    RestoreTreeRequest, SetAttrRequest, Stats, StoredResponse, VersionsResponse, DEVICE_HEADER,
+    RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
@@ -211,26 +211,13 @@ impl Remote {
     }
 
     /// File `id`'s chunk list, as a delta from `have`'s when the hub knows it.
-    /// With `inline`, a small file's chunks come along (`ManifestResponse::inline`).
-    pub async fn manifest(
-        &self,
-        id: &ContentHash,
-        have: Option<&ContentHash>,
-        inline: bool,
-    ) -> Result<ManifestResponse, ApiError> {
-        let mut req = self.http.get(self.url(&format!("manifest/{id}")));
-        if inline {
-            req = req.query(&[("inline", "true")]);
-        }
+    /// A small file's chunks come along (`ManifestResponse::inline`).
+    pub async fn manifest(&self, id: &ContentHash, have: Option<&ContentHash>) -> Result<ManifestResponse, ApiError> {
+        let mut req = self.http.get(self.url(&format!("manifest/{id}"))).query(&[("inline", "true")]);
         if let Some(h) = have {
             req = req.query(&[("have", h.to_hex())]);
         }
         Self::decode(req.send().await.map_err(transport)?).await
-    }
-
-    pub async fn stats(&self) -> Result<Stats, ApiError> {
-        let resp = self.http.get(self.url("stats")).send().await.map_err(transport)?;
-        Self::decode(resp).await
     }
 
     pub async fn mkdir(&self, r: &MkdirRequest) -> Result<MutationResponse, ApiError> {

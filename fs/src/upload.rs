@@ -344,9 +344,7 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
 /// A clean cache file now holds exactly the list just sent: index it, so the
 /// next upload sends a delta and downloads can reuse its chunks.
 fn remember_chunks(shared: &Shared, op: &Op, list: Option<ChunkList>) {
-    // Small files travel inline and gain nothing from the index; skipping them
-    // keeps the index's writes away from the hot path of many small files.
-    let Some(list) = list.filter(|l| !op.snapshot && l.size() > ssync_common::api::INLINE_MAX) else { return };
+    let Some(list) = list.filter(|_| !op.snapshot) else { return };
     let clean = shared.state.lock().tree.get(op.ino).is_some_and(|n| !n.dirty && n.hash == Some(list.id()));
     if clean {
         if let Err(e) = shared.chunks.record(op.ino, &list) {

@@ -260,7 +260,7 @@ async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiErro
     shared.invalidate(invals);
     // If the file was busy the assembled copy stays in partial/ for the next
     // attempt, which then needs no network (unclaimed ones go after a day).
-    if let Some(ino) = installed.filter(|_| list.size() > ssync_common::api::INLINE_MAX) {
+    if let Some(ino) = installed {
         if let Err(err) = shared.chunks.record(ino, &list) {
             tracing::warn!(path = %e.path, "cannot index the chunks of a downloaded file: {err}");
         }

@@ -12,7 +12,6 @@ use ssync_common::frames::Chunk;
 use ssync_common::ContentHash;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tempfile::TempPath;
@@ -32,8 +31,7 @@ pub struct ContentStore {
     /// Requests that rely on chunks being present (a "have it" answer, a
     /// commit) hold it shared; GC holds it exclusively while it decides and deletes.
     pub gc_lock: Arc<tokio::sync::RwLock<()>>,
-    renamed: Arc<AtomicU64>,
-    synced: Arc<AtomicU64>,
+    /// Folders that got new names since their last fsync.
     unsynced_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
@@ -59,14 +57,7 @@ impl ContentStore {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
-        Ok(ContentStore {
-            objects,
-            tmp,
-            gc_lock: Default::default(),
-            renamed: Default::default(),
-            synced: Default::default(),
-            unsynced_dirs: Default::default(),
-        })
+        Ok(ContentStore { objects, tmp, gc_lock: Default::default(), unsynced_dirs: Default::default() })
     }
 
     pub fn object_path(&self, hash: &ContentHash) -> PathBuf {
@@ -108,21 +99,15 @@ impl ContentStore {
     /// Makes every chunk renamed into place so far durable (fsyncs the folders
     /// that got new names), before a commit names it.
     pub async fn sync_names(&self) -> Result<(), StoreError> {
-        let target = self.renamed.load(Ordering::SeqCst);
-        if self.synced.load(Ordering::SeqCst) >= target {
-            return Ok(());
-        }
         let s = self.clone();
         blocking(move || {
-            let dirs: Vec<PathBuf> = s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
-            for dir in &dirs {
-                if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-                    // Not synced: try again at the next commit.
-                    s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()).extend(dirs.iter().cloned());
-                    return Err(e);
-                }
+            // Held while syncing: a concurrent commit waits until the folders
+            // it relies on are synced, instead of finding the set already empty.
+            let mut dirs = s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner());
+            for dir in dirs.iter() {
+                std::fs::File::open(dir)?.sync_all()?;
             }
-            s.synced.fetch_max(target, Ordering::SeqCst);
+            dirs.clear();
             Ok(())
         })
         .wait()
@@ -239,7 +224,6 @@ impl ChunkBatch {
                 dirs.insert(dir);
             }
             s.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()).extend(dirs);
-            s.renamed.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
         .wait()
