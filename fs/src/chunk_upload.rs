@@ -131,30 +131,38 @@ async fn send_new_chunks(remote: &Remote, file: PathBuf, known: HashSet<ContentH
         if fresh.is_empty() {
             continue;
         }
-        let hashes: Vec<ContentHash> = fresh.iter().map(|(r, _)| r.hash).collect();
-        let missing: HashSet<ContentHash> = remote.missing(&hashes).await?.into_iter().collect();
-        // One allocation per request body: growing it by doubling left the
-        // allocator holding tens of MiB after a large upload.
-        let wire: usize =
-            fresh.iter().filter(|(r, _)| missing.contains(&r.hash)).map(|(_, d)| d.len() + frames::HEADER).sum();
-        let mut body = Vec::with_capacity(wire);
-        for (r, data) in fresh.iter().filter(|(r, _)| missing.contains(&r.hash)) {
-            frames::encode(&mut body, &r.hash, data, true);
-        }
-        if body.is_empty() {
-            continue;
-        }
         while sends.len() >= IN_FLIGHT {
             if let Some(done) = sends.join_next().await {
                 done.map_err(|e| ApiError::Protocol(e.to_string()))??;
             }
         }
         let remote = remote.clone();
-        sends.spawn(async move { remote.send_chunks(body).await });
+        // The question and the send travel together, so the next batch is
+        // read and asked about while this one is on the wire.
+        sends.spawn(async move { send_missing(&remote, fresh).await });
     }
     while let Some(done) = sends.join_next().await {
         done.map_err(|e| ApiError::Protocol(e.to_string()))??;
     }
     let _ = reader.await;
     Ok(ChunkList(list))
+}
+
+/// Asks which of `fresh` the hub lacks and sends those.
+async fn send_missing(remote: &Remote, fresh: Vec<(ChunkRef, Vec<u8>)>) -> Result<(), ApiError> {
+    let hashes: Vec<ContentHash> = fresh.iter().map(|(r, _)| r.hash).collect();
+    let missing: HashSet<ContentHash> = remote.missing(&hashes).await?.into_iter().collect();
+    // One allocation per request body: growing it by doubling left the
+    // allocator holding tens of MiB after a large upload.
+    let wire: usize =
+        fresh.iter().filter(|(r, _)| missing.contains(&r.hash)).map(|(_, d)| d.len() + frames::HEADER).sum();
+    if wire == 0 {
+        return Ok(());
+    }
+    let mut body = Vec::with_capacity(wire);
+    for (r, data) in fresh.iter().filter(|(r, _)| missing.contains(&r.hash)) {
+        frames::encode(&mut body, &r.hash, data, true);
+    }
+    drop(fresh);
+    remote.send_chunks(body).await.map(drop)
 }

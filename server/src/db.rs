@@ -6,6 +6,7 @@
 pub mod entries;
 pub mod manifests;
 mod migrations;
+pub mod packs;
 pub mod small_chunks;
 
 use rusqlite::Connection;

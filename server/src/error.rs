@@ -101,6 +101,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Io(_) => ApiError::Internal(e.to_string()),
+            StoreError::Db(d) => d.into(),
         }
     }
 }

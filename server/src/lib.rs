@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 pub mod feed;
 pub mod gc;
+mod pack;
 mod routes;
 pub mod state;
 pub mod store;

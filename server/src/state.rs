@@ -69,8 +69,8 @@ impl AppState {
     pub async fn open_with(data_dir: &Path, limits: Limits, retention: Retention) -> Result<AppState, DbError> {
         std::fs::create_dir_all(data_dir).map_err(|e| DbError::Join(format!("create {}: {e}", data_dir.display())))?;
         let db = Db::open(&data_dir.join("meta.db"))?;
-        let store = ContentStore::open(data_dir).map_err(|e| DbError::Join(e.to_string()))?;
-        crate::upgrade::convert_whole_objects(&db, &store).await?;
+        let store = ContentStore::open(data_dir, db.clone()).map_err(|e| DbError::Join(e.to_string()))?;
+        crate::upgrade::convert_old_objects(data_dir, &db, &store).await.map_err(|e| DbError::Join(e.to_string()))?;
         let last = db.call(|c| Ok::<_, DbError>(entries::last_seq(c)?)).await?;
         Ok(AppState {
             db,

@@ -33,8 +33,8 @@ async fn put(state: &AppState, path: &str, base: u64, body: &'static str) -> u64
     v["entries"].as_array().unwrap().last().unwrap()["version"].as_u64().unwrap()
 }
 
-fn stored(state: &AppState, body: &str) -> bool {
-    state.store.object_path(&ContentHash::of(body.as_bytes())).exists()
+async fn stored(state: &AppState, body: &str) -> bool {
+    state.store.read_chunk(&ContentHash::of(body.as_bytes())).await.is_ok_and(|b| b == body.as_bytes())
 }
 
 fn no_grace() -> Retention {
@@ -53,7 +53,7 @@ async fn keeps_n_versions_and_deletes_what_nothing_names() {
     assert_eq!(report.pruned_versions, 1, "{report:?}");
     assert_eq!(report.deleted_objects, 1);
     assert_eq!(report.freed_bytes, 5);
-    assert!(!stored(&state, "first") && stored(&state, "second") && stored(&state, "third"));
+    assert!(!stored(&state, "first").await && stored(&state, "second").await && stored(&state, "third").await);
     // Nothing more to do the second time.
     assert_eq!(gc::collect(&state).await.unwrap(), gc::GcReport::default());
 }
@@ -67,7 +67,7 @@ async fn old_versions_expire_but_current_content_stays() {
     put(&state, "f", v1, "current").await;
     let report = gc::collect(&state).await.unwrap();
     assert_eq!((report.pruned_versions, report.deleted_objects), (1, 1), "{report:?}");
-    assert!(stored(&state, "current"), "the live entry's content is never collected");
+    assert!(stored(&state, "current").await, "the live entry's content is never collected");
 }
 
 #[tokio::test]
@@ -97,5 +97,29 @@ async fn unnamed_chunks_are_kept_for_the_grace_period() {
     call(&state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
     let report = gc::collect(&state).await.unwrap();
     assert_eq!(report.deleted_objects, 0, "young chunks stay: {report:?}");
-    assert!(stored(&state, "not committed yet") && stored(&state, "uploaded earlier"));
+    assert!(stored(&state, "not committed yet").await && stored(&state, "uploaded earlier").await);
+}
+
+#[tokio::test]
+async fn a_mostly_unused_pack_is_rewritten_with_what_is_still_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::open_with(dir.path(), Limits::default(), no_grace()).await.unwrap();
+    // One upload request, one pack: a named chunk between two that nothing names.
+    let mut frames = Vec::new();
+    for body in ["an abandoned upload, long enough to outweigh the rest", "kept", "another abandoned upload"] {
+        ssync_common::frames::encode(&mut frames, &ContentHash::of(body.as_bytes()), body.as_bytes(), false);
+    }
+    let (status, _) = call(&state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    put(&state, "f", 0, "kept").await;
+    let packs_before = state.store.list_packs().unwrap();
+    assert_eq!(packs_before.len(), 1, "the commit found its chunk stored: {packs_before:?}");
+    let report = gc::collect(&state).await.unwrap();
+    assert_eq!(report.deleted_objects, 2, "{report:?}");
+    let packs_after = state.store.list_packs().unwrap();
+    assert_eq!(packs_after.len(), 1);
+    assert_ne!(packs_after[0].0, packs_before[0].0, "rewritten as a new pack");
+    assert_eq!(packs_after[0].1, 4, "holding only the named chunk");
+    assert_eq!(report.freed_bytes, packs_before[0].1 - 4);
+    assert!(stored(&state, "kept").await && !stored(&state, "another abandoned upload").await);
 }

@@ -525,6 +525,18 @@ pub fn hub_traffic(url: &str) -> (u64, u64) {
     (s.bytes_received, s.bytes_sent)
 }
 
+/// Chunks the hub holds in pack files, from its own database, and the pack
+/// files there are: (chunks, pack files).
+pub fn hub_packed_chunks(data_dir: &Path) -> (u64, usize) {
+    let db =
+        rusqlite::Connection::open_with_flags(data_dir.join("meta.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("the hub's database opens");
+    let chunks: i64 =
+        db.query_row("SELECT count(*) FROM pack_chunks", [], |r| r.get(0)).expect("pack_chunks is readable");
+    let packs = std::fs::read_dir(data_dir.join("packs")).map(|d| d.count()).unwrap_or(0);
+    (chunks as u64, packs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

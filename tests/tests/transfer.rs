@@ -3,19 +3,12 @@
 //! continues from the chunks an earlier, cut-off attempt left on the hub.
 //! Bytes are the hub's own counters (`GET /v1/stats`).
 use ssync_common::chunks::list_of;
-use ssync_tests::{hub_traffic, pseudo_random, wait_for_content, Cluster};
+use ssync_tests::{hub_packed_chunks, hub_traffic, pseudo_random, wait_for_content, Cluster};
 use std::fs;
-use std::path::Path;
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
 const WAIT: Duration = Duration::from_secs(30);
-
-fn count_files(dir: &Path) -> usize {
-    fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
-        .unwrap_or(0)
-}
 
 /// Bytes in and out of the hub while `f` runs.
 fn traffic_of(url: &str, f: impl FnOnce()) -> u64 {
@@ -33,15 +26,15 @@ fn copies_and_edits_send_only_new_chunks() {
     let data = pseudo_random(8 * MIB as usize, 11);
     fs::write(a.p("f.bin"), &data).unwrap();
     wait_for_content(&b.p("f.bin"), &data, WAIT);
-    let objects = count_files(&c.hub.data.join("objects"));
-    assert_eq!(objects, list_of(&data).len(), "one stored object per chunk");
+    let stored = hub_packed_chunks(&c.hub.data);
+    assert_eq!(stored.0, list_of(&data).len() as u64, "each chunk is stored once");
 
     let copy = traffic_of(&url, || {
         fs::copy(a.p("f.bin"), a.p("copy.bin")).unwrap();
         wait_for_content(&b.p("copy.bin"), &data, WAIT);
     });
     assert!(copy < MIB / 2, "copying an 8 MiB file moved {copy} bytes");
-    assert_eq!(count_files(&c.hub.data.join("objects")), objects, "the copy's chunks are stored once");
+    assert_eq!(hub_packed_chunks(&c.hub.data), stored, "the copy stores no chunk and no pack");
 
     let mut edited = data.clone();
     edited[4 * MIB as usize] ^= 0xff;

@@ -49,6 +49,16 @@ const STEPS: &[&str] = &[
         hash TEXT PRIMARY KEY,        -- BLAKE3 hex of data
         data BLOB NOT NULL
      ) STRICT;",
+    // 5: larger files' chunks in pack files, one per upload request (see
+    // store.rs); chunk files under objects/ are moved into packs at start.
+    "CREATE TABLE pack_chunks (
+        hash BLOB PRIMARY KEY,        -- BLAKE3 of the chunk's bytes, 32 bytes
+        pack INTEGER NOT NULL,        -- packs/<pack as 16 hex digits>.pack
+        offset INTEGER NOT NULL,
+        len INTEGER NOT NULL,
+        touched INTEGER NOT NULL      -- unix seconds: stored, or last reported present
+     ) STRICT;
+     CREATE INDEX pack_chunks_by_pack ON pack_chunks (pack);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

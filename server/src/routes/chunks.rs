@@ -101,23 +101,9 @@ async fn read_chunk(state: &AppState, hash: ContentHash) -> Result<bytes::Bytes,
     }
 }
 
-/// Of `hashes`, the chunks neither the chunk store nor the database holds.
+/// Of `hashes`, the chunks neither the packs nor the small-chunk table hold.
 async fn absent(state: &AppState, hashes: Vec<ContentHash>) -> Result<Vec<ContentHash>, ApiError> {
-    let store = state.store.clone();
-    let not_files: Vec<ContentHash> =
-        tokio::task::spawn_blocking(move || hashes.into_iter().filter(|h| !store.has_chunk(h)).collect())
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if not_files.is_empty() {
-        return Ok(not_files);
-    }
-    state
-        .db
-        .call(move |c| {
-            let small = small_chunks::present(c, &not_files)?;
-            Ok::<_, ApiError>(not_files.into_iter().filter(|h| !small.contains(h)).collect())
-        })
-        .await
+    Ok(state.store.missing(hashes, state.retention.grace / 2).await?)
 }
 
 /// Frames for every chunk of `list`, read from the store.
@@ -137,12 +123,17 @@ pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchReq
         return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
     }
     let zstd = req.zstd;
+    let places = state.store.places(wanted.clone()).await?;
     // A few chunk reads ahead, in order.
-    let frames = futures_util::stream::iter(wanted)
-        .map(move |h| {
+    let frames = futures_util::stream::iter(wanted.into_iter().zip(places))
+        .map(move |(h, place)| {
             let state = state.clone();
             async move {
-                let data = read_chunk(&state, h).await.map_err(std::io::Error::other)?;
+                let data = match place {
+                    Some(p) => state.store.read_at(h, p).await.map_err(ApiError::from),
+                    None => read_chunk(&state, h).await,
+                };
+                let data = data.map_err(std::io::Error::other)?;
                 let mut out = Vec::with_capacity(data.len() + frames::HEADER);
                 frames::encode(&mut out, &h, &data, zstd);
                 Ok::<_, std::io::Error>(bytes::Bytes::from(out))
@@ -214,7 +205,6 @@ pub async fn commit(
             "{missing} chunks of this list are not on the hub; send them first"
         )));
     }
-    state.store.sync_names().await?;
     let commit = FileCommit {
         path: req.path,
         base: req.base,

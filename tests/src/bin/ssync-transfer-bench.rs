@@ -5,7 +5,9 @@
 //! directions, every mount), read before the change and once B has it.
 //!
 //! Run with `bench/transfer.sh` (release build). Knobs (env): EDIT_MB (size
-//! of the edited file, 256), BIG_MB (fresh file, 1024).
+//! of the edited file, 256), BIG_MB (fresh file, 1024). With
+//! SSYNC_BENCH_PHASES=1 SSYNC_TEST_LOG=info,ssync_fs=debug it also prints how
+//! long A's upload and B's download of each file took.
 use ssync_common::ContentHasher;
 use ssync_tests::{hub_traffic, peak_rss_kib, pseudo_random, wait_until, Cluster};
 use std::fs;
@@ -158,6 +160,14 @@ fn main() {
     let written = t0.elapsed();
     let after_close = wait_for(&b.p("big.bin"), big_mb * MIB, want);
     let total = written + after_close;
+    if std::env::var("SSYNC_BENCH_PHASES").is_ok() {
+        // Where the time went: A's upload and B's download, from their debug logs.
+        for (n, m) in [("A", a), ("B", b)] {
+            let log = m.log();
+            let phases = log.lines().filter(|l| l.contains("upload sent") || l.contains("download assembled"));
+            phases.for_each(|l| eprintln!("{n}: {l}"));
+        }
+    }
 
     let rate = |d: Duration| big_mb as f64 * MIB as f64 / 1e6 / d.as_secs_f64();
     println!("| step | time | rate |\n| --- | --- | --- |");
