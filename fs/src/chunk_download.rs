@@ -8,7 +8,7 @@ use crate::chunk_index::ChunkIndex;
 use crate::client::{ApiError, Remote};
 use futures_util::StreamExt;
 use ssync_common::api::inline_decode;
-use ssync_common::frames::FrameReader;
+use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ChunkList, ChunkRef, ContentHash};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 /// Chunk bytes asked for per request, and requests in flight.
 const BATCH_BYTES: u64 = 4 << 20;
 const IN_FLIGHT: usize = 3;
+/// Fetched batches waiting for the writer thread.
+const WRITES_QUEUED: usize = 2;
 
 /// Where a chunk's bytes may already be on this machine.
 struct Wanted {
@@ -85,20 +87,32 @@ pub async fn fetch_file(
             remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
         })
         .buffer_unordered(IN_FLIGHT);
+    // A writer thread puts batches in place while the next ones arrive.
     let file = std::fs::OpenOptions::new().write(true).open(&partial)?;
-    while let Some(done) = fetched.next().await {
-        let (batch, chunks) = done?;
-        let f = file.try_clone()?;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<(u64, ChunkRef)>, Vec<Chunk>)>(WRITES_QUEUED);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        for (batch, chunks) in rx {
             for ((off, _), c) in batch.iter().zip(chunks) {
-                f.write_all_at(&c.data, *off)?;
+                file.write_all_at(&c.data, *off)?;
             }
             // Flush as we go, so the final fsync has little left to write.
-            f.sync_data()
-        })
-        .await
-        .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+            file.sync_data()?;
+        }
+        Ok(file)
+    });
+    while let Some(done) = fetched.next().await {
+        let (batch, chunks) = done?;
+        let tx = tx.clone();
+        // Waits only while the writer is WRITES_QUEUED batches behind.
+        let sent = tokio::task::spawn_blocking(move || tx.send((batch, chunks)).is_ok())
+            .await
+            .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
+        if !sent {
+            break; // the writer stopped on an error, returned below
+        }
     }
+    drop(tx);
+    let file = writer.await.map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     let size = list.size();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         file.set_len(size)?;

@@ -16,7 +16,7 @@ pub struct ServerArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:7878", value_name = "ADDR")]
     pub listen: String,
-    /// Folder for the metadata database (meta.db) and file contents (objects/).
+    /// Folder for the metadata database (meta.db) and file contents (packs/).
     #[arg(long, default_value = "./ssync-data", value_name = "DIR")]
     pub data: PathBuf,
     /// Longest time, in seconds, a change-feed request is held open.

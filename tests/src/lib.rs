@@ -351,8 +351,27 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// With SSYNC_KEEP_LOGS=DIR, a failing test leaves every process's log in
+    /// DIR/<test name>/ for study (the cluster's own folder goes with it).
+    fn keep_logs(&self) {
+        let Some(dir) = std::env::var_os("SSYNC_KEEP_LOGS").map(PathBuf::from) else { return };
+        let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
+        let dir = dir.join(test);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join("hub.log"), self.hub.log());
+        for (i, m) in self.mounts.iter().enumerate() {
+            let _ = std::fs::write(dir.join(format!("m{i}.log")), m.log());
+        }
+        eprintln!("logs kept in {}", dir.display());
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.keep_logs();
+        }
         // Mounts first (they may drain to the hub), then the hub, then the dir.
         self.mounts.clear();
     }

@@ -48,17 +48,6 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// SSYNC_KEEP_LOGS=DIR keeps every log of a failing run for study.
-fn keep_logs(c: &Cluster) {
-    if let Some(dir) = std::env::var_os("SSYNC_KEEP_LOGS").map(std::path::PathBuf::from) {
-        let _ = fs::create_dir_all(&dir);
-        let _ = fs::write(dir.join("hub.log"), c.hub.log());
-        for (i, m) in c.mounts.iter().enumerate() {
-            let _ = fs::write(dir.join(format!("m{i}.log")), m.log());
-        }
-    }
-}
-
 /// Reads the whole file through the handle that wrote it, before closing:
 /// exactly the content that close will hand to ssync.
 fn content_at_close(f: &mut fs::File) -> std::io::Result<Vec<u8>> {
@@ -217,7 +206,6 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
                 eprintln!("{}", l.chars().take(400).collect::<String>());
             }
         }
-        keep_logs(&c);
         panic!("seed {seed}: mounts and hub did not converge within 45 s");
     }
 
@@ -232,7 +220,6 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
     let lost: Vec<&String> =
         closed.iter().filter(|(_, b)| !available.contains(&file_id(b).to_hex())).map(|(t, _)| t).collect();
     if !lost.is_empty() {
-        keep_logs(&c);
         for (i, (tag, body)) in closed.iter().enumerate().filter(|(_, (t, _))| lost.contains(&t)) {
             let short = format!("{:?}", file_id(body));
             let at = closed_at[i];

@@ -34,16 +34,24 @@ fn hash_file(p: &Path) -> Option<ssync_common::ContentHash> {
     }
 }
 
+/// `mb` MiB of pseudo-random data, in 1 MiB blocks, and its hash.
+fn random_blocks(mb: u64, seed: u64) -> (Vec<Vec<u8>>, ssync_common::ContentHash) {
+    let mut h = ContentHasher::new();
+    let blocks: Vec<Vec<u8>> = (0..mb).map(|i| pseudo_random(MIB as usize, seed * 100_000 + i + 1)).collect();
+    blocks.iter().for_each(|b| h.update(b));
+    (blocks, h.finish())
+}
+
+fn write_blocks(p: &Path, blocks: &[Vec<u8>]) {
+    let mut f = fs::File::create(p).unwrap();
+    blocks.iter().for_each(|b| f.write_all(b).unwrap());
+}
+
 /// Writes `mb` MiB of pseudo-random data to `p`; returns its hash.
 fn write_random(p: &Path, mb: u64, seed: u64) -> ssync_common::ContentHash {
-    let mut f = fs::File::create(p).unwrap();
-    let mut h = ContentHasher::new();
-    for i in 0..mb {
-        let block = pseudo_random(MIB as usize, seed * 100_000 + i + 1);
-        h.update(&block);
-        f.write_all(&block).unwrap();
-    }
-    h.finish()
+    let (blocks, hash) = random_blocks(mb, seed);
+    write_blocks(p, &blocks);
+    hash
 }
 
 /// Waits until `p` on B has the content hashing to `want`; returns how long it
@@ -145,19 +153,26 @@ fn main() {
     });
 
     println!("\n## A fresh {big_mb} MiB file of random data, A to B\n");
+    // The edits above leave dirty pages; write them back now, so neither the
+    // baseline nor the transfer pays for an earlier phase.
+    unsafe { libc::sync() };
     // Baseline, same disk, same run: a plain write of the same size with fdatasync.
     let plain = c.dir.path().join("plain.bin");
+    // The data is made before the clocks start: they time writing it, not making it.
+    let (blocks, want) = random_blocks(big_mb, 2);
     let t = Instant::now();
-    write_random(&plain, big_mb, 2);
+    write_blocks(&plain, &blocks);
     fs::File::open(&plain).unwrap().sync_data().unwrap();
     let disk = big_mb as f64 * MIB as f64 / 1e6 / t.elapsed().as_secs_f64();
     fs::remove_file(&plain).unwrap();
+    unsafe { libc::sync() };
     // Hub and B must each make a durable copy; A's cache copy is written back too:
     // three copies share this one disk (on real machines, each has its own).
     println!("plain write + fdatasync on this disk: {disk:.0} MB/s; three copies share it, so the disk alone caps\nend to end at {:.0} MB/s here.\n", disk / 3.0);
     let t0 = Instant::now();
-    let want = write_random(&a.p("big.bin"), big_mb, 2);
+    write_blocks(&a.p("big.bin"), &blocks);
     let written = t0.elapsed();
+    drop(blocks);
     let after_close = wait_for(&b.p("big.bin"), big_mb * MIB, want);
     let total = written + after_close;
     if std::env::var("SSYNC_BENCH_PHASES").is_ok() {
@@ -188,8 +203,11 @@ fn resume(big_mb: u64) {
     let mut c = Cluster::new(2);
     let url = c.hub.url();
     let size = big_mb * MIB;
-    let want = write_random(&c.mounts[0].p("resume.bin"), big_mb, 3);
+    let (blocks, want) = random_blocks(big_mb, 3);
+    // Counted from before the write: the upload starts at its close.
     let (r0, _) = hub_traffic(&url);
+    write_blocks(&c.mounts[0].p("resume.bin"), &blocks);
+    drop(blocks);
     let halfway = wait_until(Duration::from_secs(300), || hub_traffic(&url).0 - r0 >= size / 2);
     assert!(halfway, "the upload never got halfway");
     c.mounts[0].kill9();
