@@ -1,8 +1,11 @@
 //! `RelPath`: a path inside the synced tree, validated once and trusted after.
 //!
 //! Invariants: relative, `/`-separated, at least one component, no `.`/`..`/empty
-//! components, no NUL or backslash, each component at most 255 bytes, the whole
-//! at most 4096 bytes. Both the hub and the mount parse every path through here,
+//! components, no NUL or backslash, no control or bidirectional-override
+//! characters, no component that Unicode compatibility normalisation (NFKC)
+//! would turn into `.`, `..` or something holding a separator (full-width dots,
+//! fraction slashes: tools that normalise names would walk out of the tree),
+//! each component at most 255 bytes, the whole at most 4096 bytes. Both the hub and the mount parse every path through here,
 //! so a path that reaches storage or the local tree can never escape it.
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -24,6 +27,10 @@ pub enum PathError {
     Nul,
     #[error("path contains a backslash")]
     Backslash,
+    #[error("path contains a control character")]
+    Control,
+    #[error("path component '{0}' reads as '.', '..' or a separator once Unicode is normalised")]
+    Lookalike(String),
     #[error("path component is {0} bytes long; the limit is 255")]
     ComponentTooLong(usize),
     #[error("path is {0} bytes long; the limit is 4096")]
@@ -39,8 +46,22 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
         _ if name.contains('\\') => Err(PathError::Backslash),
         _ if name.contains('/') => Err(PathError::EmptyComponent),
         _ if name.len() > MAX_COMPONENT_BYTES => Err(PathError::ComponentTooLong(name.len())),
+        _ if name.chars().any(is_control) => Err(PathError::Control),
+        _ if !name.is_ascii() && is_lookalike(name) => Err(PathError::Lookalike(name.to_string())),
         _ => Ok(()),
     }
+}
+
+/// C0/C1 controls and the bidirectional overrides that make a name display
+/// as something else.
+fn is_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+}
+
+fn is_lookalike(name: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = name.nfkc().collect();
+    folded == "." || folded == ".." || folded.contains(['/', '\\', '\0'])
 }
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -171,6 +192,11 @@ mod tests {
         let long = "x".repeat(256);
         assert_eq!(RelPath::parse(&long), Err(PathError::ComponentTooLong(256)));
         assert!(RelPath::parse(&"x".repeat(255)).is_ok());
+        assert_eq!(RelPath::parse("a\nb"), Err(PathError::Control));
+        assert_eq!(RelPath::parse("evil\u{202e}txt.exe"), Err(PathError::Control));
+        assert_eq!(RelPath::parse("\u{ff0e}\u{ff0e}/x"), Err(PathError::Lookalike("\u{ff0e}\u{ff0e}".into())));
+        assert_eq!(RelPath::parse("a\u{ff0f}b"), Err(PathError::Lookalike("a\u{ff0f}b".into())));
+        assert!(RelPath::parse("caf\u{e9}/na\u{ef}ve \u{2014} \u{65e5}\u{672c}").is_ok(), "ordinary Unicode is fine");
         let deep = vec!["abcdefgh"; 600].join("/");
         assert_eq!(RelPath::parse(&deep), Err(PathError::TooLong(deep.len())));
     }

@@ -23,6 +23,12 @@ pub struct AppQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // The query decoder would turn bytes that are not UTF-8 into U+FFFD
+        // and carry on; a path made of them is refused instead.
+        let raw = parts.uri.query().unwrap_or_default().replace('+', " ");
+        if percent_encoding::percent_decode_str(&raw).decode_utf8().is_err() {
+            return Err(ApiError::BadRequest("the query string is not valid UTF-8 once percent-decoded".into()));
+        }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(AppQuery(v)),
             Err(rej) => Err(ApiError::BadRequest(rej.body_text())),
