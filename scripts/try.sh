@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Builds ssync and runs it on this machine on defaults: a hub (ssync-server,
 # listening on 0.0.0.0:7878, data in ./ssync-data) and two mounts of it,
-# ./mnt/shared and ./mnt/other, so you can watch changes travel.
+# ./mnt/shared and ./mnt/other, so you can watch changes travel. The mounts
+# use a token made for them, kept in ./ssync-data.token.
 # Ctrl-C stops everything (queued changes are sent first, mounts are unmounted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bins -q
 BIN=$PWD/target/release
 mkdir -p mnt/shared mnt/other
+
+# A token for the two mounts, made once and kept private (chmod 600).
+TOKEN_FILE=ssync-data.token
+if [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077 && "$BIN/ssync-server" token add "try-$(date +%s)" > "$TOKEN_FILE")
+fi
 
 "$BIN/ssync-server" &
 HUB=$!
@@ -26,8 +33,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-"$BIN/ssync-mount" mnt/shared --server 127.0.0.1:7878 & MOUNTS+=($!)
-"$BIN/ssync-mount" mnt/other --server 127.0.0.1:7878 --device-name other & MOUNTS+=($!)
+"$BIN/ssync-mount" mnt/shared --server 127.0.0.1:7878 --token-file "$TOKEN_FILE" & MOUNTS+=($!)
+"$BIN/ssync-mount" mnt/other --server 127.0.0.1:7878 --token-file "$TOKEN_FILE" --device-name other & MOUNTS+=($!)
 sleep 1
 cat <<TXT
 

@@ -330,4 +330,6 @@ pub mod codes {
     /// A commit names chunks (or a base list) the hub does not have: send them, then commit again.
     pub const MISSING_CHUNKS: &str = "missing_chunks";
     pub const TOO_LARGE: &str = "too_large";
+    /// No token, or one the hub does not know (mistyped or revoked).
+    pub const UNAUTHORIZED: &str = "unauthorized";
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 #[command(
     name = "ssync-mount",
     version,
-    after_help = "Example:\n  mkdir -p /mnt/shared && ssync-mount /mnt/shared --server hub.lan:7878\n\nLogs go to stderr; set RUST_LOG=debug for more."
+    after_help = "Example:\n  mkdir -p /mnt/shared && ssync-mount /mnt/shared --server hub.lan:7878 --token-file ~/.config/ssync/token\n\nLogs go to stderr; set RUST_LOG=debug for more."
 )]
 pub struct MountArgs {
     /// An existing, empty folder to mount on.
@@ -31,6 +31,10 @@ pub struct MountArgs {
     /// Seconds to wait on exit for queued changes to reach the hub (the rest is kept for next time).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub drain_timeout: u64,
+    /// File holding the hub's access token, private to you (chmod 600)
+    /// [default: $SSYNC_TOKEN, else $XDG_CONFIG_HOME/ssync/token].
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Let other users access the mount (root, or user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
@@ -45,7 +49,9 @@ impl MountArgs {
         let server = parse_server(&self.server)?;
         let mountpoint = std::path::absolute(&self.mountpoint)
             .with_context(|| format!("cannot resolve mountpoint {}", self.mountpoint.display()))?;
-        let mut cfg = MountConfig::new(mountpoint, server);
+        let token = crate::token::load(self.token_file.as_deref())?;
+        let token_file = self.token_file.clone().map(std::path::absolute).transpose()?;
+        let mut cfg = MountConfig::new(mountpoint, server, token);
         if let Some(dir) = self.cache_dir {
             cfg.cache_dir = std::path::absolute(dir)?;
         }
@@ -55,6 +61,7 @@ impl MountArgs {
         cfg.drain_timeout = Duration::from_secs(self.drain_timeout);
         cfg.allow_other = self.allow_other;
         cfg.passthrough = !self.no_passthrough;
+        cfg.token_file = token_file;
         Ok(cfg)
     }
 }

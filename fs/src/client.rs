@@ -30,7 +30,20 @@ pub enum ApiError {
     Local(#[from] std::io::Error),
 }
 
+/// What a mount says when the hub refuses its token.
+pub fn refused_token_message(e: &ApiError) -> String {
+    format!(
+        "the hub refused this mount's token ({e}): syncing stopped, local changes stay queued. \
+         Put a valid token in the token file (or SSYNC_TOKEN) and restart ssync-mount"
+    )
+}
+
 impl ApiError {
+    /// The hub does not accept this mount's token (missing, wrong or revoked).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ApiError::Rejected { status: 401, .. })
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             ApiError::Rejected { body, .. } => Some(&body.code),
@@ -96,8 +109,12 @@ pub const FEED_WAIT: Duration = Duration::from_secs(25);
 
 impl Remote {
     /// A client for the hub at `base_url`; every request names `device`.
-    pub fn new(base_url: &str, device: &str) -> Remote {
+    pub fn new(base_url: &str, device: &str, token: &crate::token::Token) -> Remote {
         let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.as_str())) {
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let device: String =
             device.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(64).collect();
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&device) {

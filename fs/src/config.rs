@@ -16,10 +16,13 @@ pub struct MountConfig {
     pub fuse_threads: usize,
     /// Let the kernel read and write cache files directly (needs root and Linux 6.9+).
     pub passthrough: bool,
+    /// The hub's access token, and the file it came from (None: the environment).
+    pub token: crate::token::Token,
+    pub token_file: Option<PathBuf>,
 }
 
 impl MountConfig {
-    pub fn new(mountpoint: PathBuf, server: String) -> MountConfig {
+    pub fn new(mountpoint: PathBuf, server: String, token: crate::token::Token) -> MountConfig {
         let cache_dir = default_cache_dir(&server, &mountpoint);
         MountConfig {
             mountpoint,
@@ -30,6 +33,8 @@ impl MountConfig {
             allow_other: false,
             fuse_threads: 4,
             passthrough: true,
+            token,
+            token_file: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod queue;
 mod resolve;
 mod state;
 pub mod status_file;
+pub mod token;
 pub mod tree;
 mod upload;
 pub mod user_cli;

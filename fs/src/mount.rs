@@ -111,7 +111,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let remote = Remote::new(&cfg.server, &cfg.device_name);
+    let remote = Remote::new(&cfg.server, &cfg.device_name, &cfg.token);
     match rt.block_on(remote.health()) {
         Ok(h) => tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable"),
         Err(e) if !synced_before => bail!(
@@ -226,6 +226,8 @@ fn current_status(shared: &Shared, cfg: &MountConfig) -> MountStatus {
         uploads: s.uploads_done.load(Relaxed),
         downloads: s.downloads_done.load(Relaxed),
         halted: s.halted.load(Relaxed),
+        halt_reason: s.halt_reason.lock().clone(),
+        token_file: cfg.token_file.clone(),
         updated_ns: crate::fs::now_ns(),
     }
 }

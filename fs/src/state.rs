@@ -200,14 +200,23 @@ pub struct Status {
     /// When `online` last changed (Unix ns).
     pub since_ns: AtomicI64,
     pub last_error: Mutex<Option<String>>,
-    /// Set when the hub is not the one this cache synced with: stop all syncing.
+    /// Set when syncing must stop (a hub that lost its history, a refused
+    /// token); `halt_reason` says why. Queued changes stay queued.
     pub halted: AtomicBool,
+    pub halt_reason: Mutex<Option<String>>,
     pub uploads_done: AtomicU64,
     pub recent_conflicts: Mutex<Vec<String>>,
     pub downloads_done: AtomicU64,
 }
 
 impl Status {
+    /// Stops all syncing, saying why in the log and `ssync status`.
+    pub fn halt(&self, why: &str) {
+        *self.halt_reason.lock() = Some(why.to_string());
+        self.halted.store(true, Ordering::Release);
+        tracing::error!("{why}");
+    }
+
     /// Records the hub as reachable or not; logs only on a change.
     /// Returns true when the hub just came back (offline -> online).
     pub fn set_online(&self, online: bool, why: &dyn std::fmt::Display) -> bool {

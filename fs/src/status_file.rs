@@ -19,8 +19,14 @@ pub struct MountStatus {
     pub recent_conflicts: Vec<String>,
     pub uploads: u64,
     pub downloads: u64,
-    /// Set when the hub is not the one this cache synced with.
+    /// Set when syncing stopped (the hub is not the one this cache synced
+    /// with, or it refused the token); `halt_reason` says which.
     pub halted: bool,
+    #[serde(default)]
+    pub halt_reason: Option<String>,
+    /// The token file the mount was started with, for the `ssync` command.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     pub updated_ns: i64,
 }
 

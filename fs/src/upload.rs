@@ -7,7 +7,7 @@
 //! (or, for a refused rename, is re-sent as new files) and the hub's version is
 //! pulled in by a reconcile.
 use crate::chunk_upload::{self, FileMeta};
-use crate::client::{ApiError, Remote};
+use crate::client::{refused_token_message, ApiError, Remote};
 use crate::queue::{Op, OpKind};
 use crate::resolve;
 use crate::state::{Shared, State};
@@ -61,7 +61,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             return;
         }
         if shared.status.halted.load(std::sync::atomic::Ordering::Acquire) {
-            tracing::warn!("not sending queued changes: this hub is not the one the cache synced with");
+            tracing::warn!(queued = shared.state.lock().pending.len(), "syncing stopped; queued changes are kept");
             cancel.cancelled().await;
             return;
         }
@@ -131,6 +131,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                     return;
                 }
+            }
+            Err(e) if e.is_unauthorized() => {
+                shared.state.lock().pending.in_flight = None;
+                shared.status.halt(&refused_token_message(&e));
+                shared.wake_watcher.notify_one();
             }
             Err(e) => {
                 backoff.reset();

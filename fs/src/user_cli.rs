@@ -130,9 +130,14 @@ fn locate(path: &Path) -> anyhow::Result<Located> {
     Ok(Located { mountpoint, server, rel })
 }
 
-fn remote_for(loc: &Located) -> Remote {
-    let device = status_file::read(&loc.mountpoint).map_or_else(crate::config::default_device_name, |s| s.device);
-    Remote::new(&loc.server, &device)
+/// A client for the hub `loc` is mounted from, with the token that mount
+/// uses (its token file, else `SSYNC_TOKEN` or the default file).
+fn remote_for(loc: &Located) -> anyhow::Result<Remote> {
+    let status = status_file::read(&loc.mountpoint);
+    let token_file = status.as_ref().and_then(|s| s.token_file.clone());
+    let token = crate::token::load(token_file.as_deref())?;
+    let device = status.map_or_else(crate::config::default_device_name, |s| s.device);
+    Ok(Remote::new(&loc.server, &device, &token))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -164,7 +169,8 @@ fn print_status(s: &MountStatus) {
         return;
     }
     let state = if s.halted {
-        "STOPPED SYNCING: the hub is not the one this cache synced with (see the mount's log)".to_string()
+        let why = s.halt_reason.as_deref().unwrap_or("the hub is not the one this cache synced with");
+        format!("STOPPED SYNCING: {why} (see the mount's log)")
     } else if s.online {
         format!("connected since {} ({} ago)", when(s.since_ns), ago(s.since_ns))
     } else {
@@ -223,7 +229,7 @@ fn versions(path: &Path) -> anyhow::Result<()> {
     let loc = locate(path)?;
     let rel = need_rel(&loc, path)?;
     let rt = runtime()?;
-    let list = fetch_versions(&rt, &remote_for(&loc), &rel)?;
+    let list = fetch_versions(&rt, &remote_for(&loc)?, &rel)?;
     println!("{:>8}  {:<23}  {:>10}  {:<16}  ", "VERSION", "WHEN", "SIZE", "DEVICE");
     for (i, v) in list.iter().enumerate() {
         let e = &v.entry;
@@ -269,7 +275,7 @@ pub fn parse_time(s: &str) -> anyhow::Result<i64> {
 fn restore(path: &Path, version: Option<u64>, as_path: Option<&Path>, at: Option<&str>) -> anyhow::Result<()> {
     let loc = locate(path)?;
     let rel = need_rel(&loc, path)?;
-    let remote = remote_for(&loc);
+    let remote = remote_for(&loc)?;
     let rt = runtime()?;
     if let Some(at) = at {
         let at_ns = parse_time(at)?;

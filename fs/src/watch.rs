@@ -8,7 +8,7 @@
 //! then the kernel's caches are invalidated. Paths with queued local changes
 //! are left alone (deferred) until the queue drains: local work is never
 //! overwritten by a remote update.
-use crate::client::{ApiError, Remote, FEED_WAIT};
+use crate::client::{refused_token_message, ApiError, Remote, FEED_WAIT};
 use crate::invalidate::Inval;
 use crate::state::{Shared, State};
 use crate::tree::{Kind, Node};
@@ -64,6 +64,9 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     backoff.reset();
                 }
                 Err(e) => {
+                    if stop_if_refused(&shared, &e, &cancel).await {
+                        return;
+                    }
                     let _ = shared.status.set_online(false, &e);
                     if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                         return;
@@ -90,12 +93,14 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                             save_cursor(&shared, cursor);
                         }
                         Err(e) => {
+                            if stop_if_refused(&shared, &e, &cancel).await { return; }
                             let _ = shared.status.set_online(false, &e);
                             if sleep_or_cancel(&shared, &cancel, backoff.step()).await { return; }
                         }
                     }
                 }
                 Err(e) => {
+                    if stop_if_refused(&shared, &e, &cancel).await { return; }
                     let _ = shared.status.set_online(false, &e);
                     if sleep_or_cancel(&shared, &cancel, backoff.step()).await { return; }
                 }
@@ -145,18 +150,27 @@ async fn apply_deferred(shared: &Shared, remote: &Remote) -> Result<(), ApiError
     apply_all(shared, remote, ready).await
 }
 
+/// A refused token stops the watcher (and, through `halted`, the uploader);
+/// queued changes stay for a restart with a valid token.
+async fn stop_if_refused(shared: &Shared, e: &ApiError, cancel: &CancellationToken) -> bool {
+    if !e.is_unauthorized() {
+        return false;
+    }
+    shared.status.halt(&refused_token_message(e));
+    shared.wake_uploader.notify_one();
+    cancel.cancelled().await;
+    true
+}
+
 // Reconciling with a hub that lost its history would delete local files it no
 // longer has: a mount stops following such a hub instead.
 fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
-    shared.status.halted.store(true, std::sync::atomic::Ordering::Release);
-    shared.wake_uploader.notify_one();
-    tracing::error!(
-        ours,
-        hubs,
-        "the hub's change sequence is behind this cache: it is a different, wiped or restored hub. \
-         Not applying its changes, so no local file is deleted; local changes stay queued. \
+    shared.status.halt(&format!(
+        "the hub's change sequence ({hubs}) is behind this cache ({ours}): it is a different, wiped or \
+         restored hub. Not applying its changes, so no local file is deleted; local changes stay queued. \
          To start over, stop this mount and start it with a new --cache-dir."
-    );
+    ));
+    shared.wake_uploader.notify_one();
 }
 
 /// Brings the local tree in line with the hub's snapshot; returns its cursor,

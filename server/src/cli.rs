@@ -10,14 +10,16 @@ use std::time::Duration;
 #[command(
     name = "ssync-server",
     version,
-    after_help = "Mount the hub's tree on any machine with:\n  ssync-mount /mnt/shared --server HOST:7878\nLogs go to stderr; set RUST_LOG=debug for more."
+    after_help = "On first start the hub makes an admin token and prints it once, with the\nssync-mount line to use. More tokens, one per device:\n  ssync-server token add laptop --data DIR\nLogs go to stderr; set RUST_LOG=debug for more."
 )]
 pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:7878", value_name = "ADDR")]
     pub listen: String,
     /// Folder for the metadata database (meta.db) and file contents (packs/).
-    #[arg(long, default_value = "./ssync-data", value_name = "DIR")]
+    #[arg(long, default_value = "./ssync-data", value_name = "DIR", global = true)]
     pub data: PathBuf,
     /// Longest time, in seconds, a change-feed request is held open.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -37,8 +39,18 @@ pub struct ServerArgs {
     pub gc_grace: u64,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Manage access tokens (also while the hub runs).
+    #[command(subcommand)]
+    Token(crate::token_cli::TokenCommand),
+}
+
 pub fn cli_main() -> anyhow::Result<()> {
-    let args = ServerArgs::parse();
+    let mut args = ServerArgs::parse();
+    if let Some(Command::Token(cmd)) = args.command.take() {
+        return crate::token_cli::run(&args.data, cmd);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
@@ -66,6 +78,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Plain stdout line: scripts and tests read the bound port from it.
     println!("ssync-server listening on http://{addr} (data in {})", args.data.display());
+    print_admin_token_if_new(&state, addr, &args.data).await?;
     tracing::info!(%addr, data = %args.data.display(), "hub started");
     serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("hub stopped");
@@ -80,4 +93,38 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// On first start (no token yet) makes the admin token and prints it, once,
+/// with the lines that mount the hub.
+async fn print_admin_token_if_new(
+    state: &AppState,
+    addr: std::net::SocketAddr,
+    data: &std::path::Path,
+) -> anyhow::Result<()> {
+    let db = state.db.clone();
+    let token = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<String>> {
+        if db.with_conn(crate::db::tokens::count)? > 0 {
+            return Ok(None);
+        }
+        crate::token_cli::add(&db, "admin").map(Some)
+    })
+    .await??;
+    let Some(token) = token else { return Ok(()) };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => {
+            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "THIS-HOST".into())
+        }
+        ip => ip.to_string(),
+    };
+    println!(
+        "Created the admin token. It is shown only now; only its hash is kept.\n\
+         On each machine, store it and mount:\n  \
+         mkdir -p ~/.config/ssync && (umask 077 && echo {token} > ~/.config/ssync/token)\n  \
+         ssync-mount /mnt/shared --server {host}:{port} --token-file ~/.config/ssync/token\n\
+         Better, one token per device: ssync-server token add NAME --data {data}",
+        port = addr.port(),
+        data = data.display(),
+    );
+    Ok(())
 }

@@ -8,6 +8,7 @@ pub mod manifests;
 mod migrations;
 pub mod packs;
 pub mod small_chunks;
+pub mod tokens;
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -48,6 +49,12 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)?;
         Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on this thread (command-line tools).
+    pub fn with_conn<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, DbError> {
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&guard)?)
     }
 
     /// Runs `f` with the connection on the blocking pool.

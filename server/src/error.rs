@@ -27,6 +27,8 @@ pub enum ApiError {
     MissingChunks(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::Blocked { .. } => (StatusCode::CONFLICT, codes::PATH_BLOCKED),
             ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::MISSING_CHUNKS),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }

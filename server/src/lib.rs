@@ -3,6 +3,7 @@
 //!
 //! Entry points: `app` builds the router, `serve` runs it on a listener until a
 //! shutdown future resolves, `cli_main` is the binary.
+pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod error;
@@ -13,6 +14,7 @@ mod pack;
 mod routes;
 pub mod state;
 pub mod store;
+pub mod token_cli;
 pub mod traffic;
 pub mod tree;
 mod upgrade;

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
         .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn_with_state(state.traffic.clone(), crate::traffic::count))

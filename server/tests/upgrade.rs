@@ -25,9 +25,17 @@ fn write_object(data_dir: &std::path::Path, hash: &ContentHash, data: &[u8]) {
     std::fs::write(dir.join(&hex[2..]), data).unwrap();
 }
 
+/// Makes a token on the hub and puts it on `req`, as a mount would.
+fn authorized(state: &AppState, mut req: Request<Body>) -> Request<Body> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!("test-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let token = ssync_server::token_cli::add(&state.db, &name).unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
 async fn read_content(state: &AppState, id: ContentHash) -> Vec<u8> {
     let req = Request::get(format!("/v1/content/{id}")).body(Body::empty()).unwrap();
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let resp = app(state.clone()).oneshot(authorized(state, req)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes().to_vec()
 }

@@ -102,6 +102,9 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (Option<i32>, String
 
 pub struct Hub {
     child: Option<Child>,
+    /// The token tests and mounts use, and a private file holding it.
+    pub token: String,
+    pub token_file: PathBuf,
     pub data: PathBuf,
     pub addr: String,
     log: PathBuf,
@@ -122,6 +125,7 @@ impl Hub {
     /// Starts a hub with extra flags (for example `--gc-interval 1`).
     pub fn start_with(data: &Path, listen: &str, extra: &[&str]) -> Hub {
         let log = data.with_extension("log");
+        let (token, token_file) = harness_token(data);
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("hub log file");
         let mut child = Command::new(bin("e2e-server"))
             .args(["--listen", listen, "--data"])
@@ -150,6 +154,8 @@ impl Hub {
         let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
         Hub {
             child: Some(child),
+            token,
+            token_file,
             data: data.to_path_buf(),
             addr,
             log,
@@ -159,6 +165,11 @@ impl Hub {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// An HTTP client that sends this hub's token with every request.
+    pub fn http(&self) -> reqwest::blocking::Client {
+        authed_client(&self.token)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -205,6 +216,7 @@ pub struct Mount {
     pub path: PathBuf,
     pub cache: PathBuf,
     server: String,
+    token_file: PathBuf,
     log: PathBuf,
     name: String,
 }
@@ -220,6 +232,7 @@ impl Mount {
             log: dir.join(format!("{name}.log")),
             path,
             server: hub.addr.clone(),
+            token_file: hub.token_file.clone(),
             name: name.to_string(),
         };
         m.spawn();
@@ -232,6 +245,8 @@ impl Mount {
             .arg(&self.path)
             .args(["--server", &self.server, "--device-name", &self.name, "--cache-dir"])
             .arg(&self.cache)
+            .arg("--token-file")
+            .arg(&self.token_file)
             .env("RUST_LOG", std::env::var("SSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(logf)
@@ -480,8 +495,8 @@ pub fn wait_for_tree(mounts: &[&Mount], want: &std::collections::BTreeMap<String
 }
 
 /// The hub's live tree: path -> content hash hex (`None` for folders).
-pub fn hub_tree(url: &str) -> Option<std::collections::BTreeMap<String, Option<String>>> {
-    let t: serde_json::Value = reqwest::blocking::get(format!("{url}/v1/tree")).ok()?.json().ok()?;
+pub fn hub_tree(hub: &Hub) -> Option<std::collections::BTreeMap<String, Option<String>>> {
+    let t: serde_json::Value = hub.http().get(format!("{}/v1/tree", hub.url())).send().ok()?.json().ok()?;
     Some(
         t["entries"]
             .as_array()?
@@ -502,9 +517,8 @@ pub fn as_hashes(
 /// `snapshot`, contents compared by hash).
 pub fn wait_for_hub_tree(hub: &Hub, want: &std::collections::BTreeMap<String, Option<Vec<u8>>>, timeout: Duration) {
     let want = as_hashes(want);
-    let url = hub.url();
     let normalised = || {
-        hub_tree(&url).map(|t| {
+        hub_tree(hub).map(|t| {
             t.into_iter().map(|(k, v)| (normalize_conflict_names(&k), v)).collect::<std::collections::BTreeMap<_, _>>()
         })
     };
@@ -538,10 +552,39 @@ pub fn api_upload(
 }
 
 /// The hub's traffic counters: (bytes received, bytes sent).
-pub fn hub_traffic(url: &str) -> (u64, u64) {
+pub fn hub_traffic(hub: &Hub) -> (u64, u64) {
     let s: ssync_common::api::Stats =
-        reqwest::blocking::get(format!("{url}/v1/stats")).and_then(|r| r.json()).expect("hub answers /v1/stats");
+        hub.http().get(format!("{}/v1/stats", hub.url())).send().and_then(|r| r.json()).expect("hub answers /v1/stats");
     (s.bytes_received, s.bytes_sent)
+}
+
+/// A client sending `token` as `Authorization: Bearer`.
+pub fn authed_client(token: &str) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().expect("a token is a valid header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::blocking::Client::builder().default_headers(headers).build().expect("HTTP client")
+}
+
+/// The test token of the hub in `data` (made with `token add` before its first
+/// start, kept across restarts), and the 0600 file holding it.
+fn harness_token(data: &Path) -> (String, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = data.with_extension("token");
+    // A wiped data dir lost its tokens: a new one goes in the same file.
+    if data.join("meta.db").exists() {
+        if let Ok(t) = std::fs::read_to_string(&file) {
+            return (t.trim().to_string(), file);
+        }
+    }
+    let mut cmd = Command::new(bin("e2e-server"));
+    cmd.args(["token", "add", "harness", "--data"]).arg(data);
+    let out = cmd.output().expect("run ssync-server token add");
+    assert!(out.status.success(), "token add failed: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).expect("token is text").trim().to_string();
+    std::fs::write(&file, &token).expect("write token file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod token file");
+    (token, file)
 }
 
 /// Chunks the hub holds in pack files, from its own database, and the pack

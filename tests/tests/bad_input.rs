@@ -21,7 +21,7 @@ fn assert_bad(resp: reqwest::blocking::Response, needle: &str) {
 fn bad_paths_and_bodies_are_400_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let http = reqwest::blocking::Client::new();
+    let http = hub.http();
     let url = hub.url();
     let long = "x".repeat(300);
     let cases: Vec<(&str, &str)> = vec![
@@ -77,7 +77,7 @@ fn bad_paths_and_bodies_are_400_and_write_nothing() {
 fn stale_base_version_is_409_with_current_entry() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let http = reqwest::blocking::Client::new();
+    let http = hub.http();
     let put =
         |base: &str, body: &'static str| api_upload(&http, &hub.url(), "f.txt", base.parse().unwrap(), body.as_bytes());
     let first: serde_json::Value = put("0", "one").json().unwrap();
@@ -113,7 +113,7 @@ fn chunks_are_checked_and_commits_need_every_chunk() {
     use ssync_common::{chunks::list_of, frames, ContentHash};
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let http = reqwest::blocking::Client::new();
+    let http = hub.http();
     let url = hub.url();
     // A chunk whose bytes do not match its name: 400, and nothing of the request is stored.
     let mut body = Vec::new();

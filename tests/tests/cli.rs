@@ -5,10 +5,35 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// These mounts fail before they would use their token.
 fn mount_cmd(mountpoint: &std::path::Path, server: &str, cache: &std::path::Path) -> Command {
     let mut c = Command::new(bin("e2e-mount"));
-    c.arg(mountpoint).args(["--server", server, "--cache-dir"]).arg(cache);
+    c.arg(mountpoint).args(["--server", server, "--cache-dir"]).arg(cache).env("SSYNC_TOKEN", "unused");
     c
+}
+
+#[test]
+fn a_missing_or_exposed_token_is_refused_before_mounting() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mp = dir.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mut cmd = mount_cmd(&mp, &hub.addr, &dir.path().join("c"));
+    cmd.env_remove("SSYNC_TOKEN").env("XDG_CONFIG_HOME", dir.path().join("empty-config"));
+    let (code, err) = run_bounded(&mut cmd, LIMIT);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no access token") && err.contains("--token-file"), "{err}");
+
+    let exposed = dir.path().join("token");
+    std::fs::copy(&hub.token_file, &exposed).unwrap();
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = mount_cmd(&mp, &hub.addr, &dir.path().join("c"));
+    cmd.env_remove("SSYNC_TOKEN").arg("--token-file").arg(&exposed);
+    let (code, err) = run_bounded(&mut cmd, LIMIT);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!ssync_tests::is_mounted(&mp));
 }
 
 #[test]

@@ -18,9 +18,10 @@ fn race(
     b_change(&c.mounts[1].path);
     assert_eq!(c.mounts[1].stop(), Some(0));
     c.hub.restart();
-    let url = c.hub.url();
+    let (url, http) = (c.hub.url(), c.hub.http());
     let landed = wait_until(SYNC_TIMEOUT, || {
-        reqwest::blocking::get(format!("{url}/v1/tree"))
+        http.get(format!("{url}/v1/tree"))
+            .send()
             .and_then(|r| r.json::<serde_json::Value>())
             .map(|t| a_landed(&t))
             .unwrap_or(false)

@@ -83,7 +83,7 @@ fn every_traversal_form_on_every_path_endpoint_is_400_and_touches_nothing() {
     std::fs::write(dir.path().join("escape"), b"outside").unwrap();
     let hub = Hub::start(dir.path());
     let before = outside_data(dir.path(), &hub.data);
-    let http = reqwest::blocking::Client::new();
+    let http = hub.http();
     let url = hub.url();
     let empty = ssync_common::ChunkList::default();
     let mut sent = 0;

@@ -25,14 +25,14 @@ fn killing_the_hub_during_gc_leaves_no_dangling_content() {
     }
     let url = c.hub.url();
     let synced =
-        wait_until(Duration::from_secs(45), || hub_tree(&url) == Some(as_hashes(&snapshot_raw(&c.mounts[0].path))));
-    assert!(synced, "mount and hub did not converge: {:?}", hub_tree(&url));
+        wait_until(Duration::from_secs(45), || hub_tree(&c.hub) == Some(as_hashes(&snapshot_raw(&c.mounts[0].path))));
+    assert!(synced, "mount and hub did not converge: {:?}", hub_tree(&c.hub));
     let collected = wait_until(Duration::from_secs(15), || c.hub.log().contains("unreferenced contents deleted"));
     assert!(collected, "GC never deleted anything, so the test exercised nothing");
 
     // Every content the hub names downloads, with the right hash.
-    let http = reqwest::blocking::Client::new();
-    for (path, hash) in hub_tree(&url).unwrap() {
+    let http = c.hub.http();
+    for (path, hash) in hub_tree(&c.hub).unwrap() {
         let Some(hash) = hash else { continue };
         let body = http.get(format!("{url}/v1/content/{hash}")).send().unwrap();
         assert_eq!(body.status().as_u16(), 200, "content of {path} is gone");

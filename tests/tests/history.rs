@@ -130,9 +130,10 @@ fn every_close_made_offline_reaches_the_history() {
     fs::write(a.p("gone.txt"), "closed then deleted").unwrap();
     fs::remove_file(a.p("gone.txt")).unwrap();
     c.hub.restart();
-    let url = c.hub.url();
+    let (url, http) = (c.hub.url(), c.hub.http());
     let sizes = |path: &str| -> Vec<(u64, bool)> {
-        reqwest::blocking::get(format!("{url}/v1/versions?path={path}"))
+        http.get(format!("{url}/v1/versions?path={path}"))
+            .send()
             .and_then(|r| r.json::<serde_json::Value>())
             .ok()
             .and_then(|v| {
@@ -165,9 +166,10 @@ fn shell_redirects_make_one_version_per_write() {
         let status = Command::new("sh").arg("-c").arg(format!("echo '{body}' > '{}'", f.display())).status().unwrap();
         assert!(status.success());
     }
-    let url = c.hub.url();
+    let (url, http) = (c.hub.url(), c.hub.http());
     let sizes = || -> Vec<u64> {
-        reqwest::blocking::get(format!("{url}/v1/versions?path=notes.txt"))
+        http.get(format!("{url}/v1/versions?path=notes.txt"))
+            .send()
             .and_then(|r| r.json::<serde_json::Value>())
             .ok()
             .and_then(|v| {

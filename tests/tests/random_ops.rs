@@ -168,13 +168,12 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
     );
 
     // Once quiet: one tree everywhere, the hub's included.
-    let url = c.hub.url();
     let converged = wait_until(Duration::from_secs(45), || {
         let a = snapshot(&c.mounts[0].path);
-        c.mounts[1..].iter().all(|m| snapshot(&m.path) == a) && hub_tree(&url) == Some(as_hashes(&a))
+        c.mounts[1..].iter().all(|m| snapshot(&m.path) == a) && hub_tree(&c.hub) == Some(as_hashes(&a))
     });
     if !converged {
-        let hub = hub_tree(&url).unwrap_or_default();
+        let hub = hub_tree(&c.hub).unwrap_or_default();
         let trees: Vec<_> = c.mounts.iter().map(|m| as_hashes(&snapshot(&m.path))).collect();
         let mut paths: Vec<&String> = hub.keys().chain(trees.iter().flat_map(|t| t.keys())).collect();
         paths.sort();

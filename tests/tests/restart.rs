@@ -66,9 +66,8 @@ fn kill_9_of_a_mount_loses_nothing_that_was_closed() {
 fn a_wiped_hub_does_not_make_mounts_delete_their_files() {
     let mut c = Cluster::new(1);
     fs::write(c.mounts[0].p("precious.txt"), b"only copy after the hub is wiped").unwrap();
-    let url = c.hub.url();
     let synced = ssync_tests::wait_until(SYNC_TIMEOUT, || {
-        ssync_tests::hub_tree(&url).is_some_and(|t| t.contains_key("precious.txt"))
+        ssync_tests::hub_tree(&c.hub).is_some_and(|t| t.contains_key("precious.txt"))
     });
     assert!(synced, "the file never reached the hub");
     assert_eq!(c.mounts[0].stop(), Some(0));

@@ -59,6 +59,12 @@ const STEPS: &[&str] = &[
         touched INTEGER NOT NULL      -- unix seconds: stored, or last reported present
      ) STRICT;
      CREATE INDEX pack_chunks_by_pack ON pack_chunks (pack);",
+    // 6: who may use the hub: one token per device, only its hash kept.
+    "CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,    -- BLAKE3 of the token
+        created_ns INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

@@ -1,15 +1,19 @@
 //! The tree snapshot and the long-poll change feed.
+use crate::auth::{still_valid, Caller};
 use crate::db::entries;
 use crate::error::ApiError;
 use crate::extract::AppQuery;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use ssync_common::api::{ChangesQuery, EntriesPage};
 use std::time::Duration;
 use tokio::time::Instant;
 
 const DEFAULT_PAGE: u32 = 1000;
+/// How often a held long-poll checks that its token was not revoked.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
 pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, ApiError> {
     let page = state
@@ -27,6 +31,7 @@ pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, Ap
 /// request until a commit wakes the feed, `wait` runs out, or the hub stops.
 pub async fn changes(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     AppQuery(q): AppQuery<ChangesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, state.limits.max_page);
@@ -50,9 +55,18 @@ pub async fn changes(
         if !page.entries.is_empty() {
             return Ok(Json(page));
         }
+        // Wait in slices, so a token revoked meanwhile ends the wait.
+        let slice = deadline.min(Instant::now() + REVOCATION_CHECK);
         tokio::select! {
             changed = woken.changed() => if changed.is_err() { return Ok(Json(page)) },
-            _ = tokio::time::sleep_until(deadline) => return Ok(Json(page)),
+            _ = tokio::time::sleep_until(slice) => {
+                if slice >= deadline {
+                    return Ok(Json(page));
+                }
+                if !still_valid(&state, &caller).await? {
+                    return Err(ApiError::Unauthorized("the token was revoked".into()));
+                }
+            }
             _ = state.shutdown.cancelled() => return Ok(Json(page)),
         }
     }

@@ -10,7 +10,6 @@ fn main() {
     let down: u64 = std::env::var("DOWN_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let mut c = Cluster::new(2);
     fs::write(c.mounts[0].p("shared.txt"), "before the outage").unwrap();
-    let url = c.hub.url();
     assert!(wait_until(Duration::from_secs(30), || fs::read(c.mounts[1].p("shared.txt")).is_ok()));
     c.hub.stop();
     let start = Instant::now();
@@ -32,7 +31,7 @@ fn main() {
     let back = Instant::now();
     let converged = wait_until(Duration::from_secs(120), || {
         let a = snapshot_raw(&c.mounts[0].path);
-        snapshot_raw(&c.mounts[1].path) == a && hub_tree(&url) == Some(as_hashes(&a))
+        snapshot_raw(&c.mounts[1].path) == a && hub_tree(&c.hub) == Some(as_hashes(&a))
     });
     let took = back.elapsed();
     let tree = snapshot_raw(&c.mounts[0].path);

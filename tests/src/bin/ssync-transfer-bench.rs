@@ -85,7 +85,6 @@ fn main() {
     let big_mb = env("BIG_MB", 1024);
     let c = Cluster::new(2);
     let (a, b) = (&c.mounts[0], &c.mounts[1]);
-    let url = c.hub.url();
     println!("# ssync-transfer-bench\n\nhub and two mounts on 127.0.0.1; bytes from the hub's counters.\n");
 
     let size = edit_mb * MIB;
@@ -94,7 +93,7 @@ fn main() {
     println!("## Edits of a synced {edit_mb} MiB file of random data\n");
     println!("| change | on the wire (in + out) | limit | time until B has it |\n| --- | --- | --- | --- |");
     let measure = |label: &str, limit: u64, change: &dyn Fn() -> (std::path::PathBuf, u64)| {
-        let (r0, s0) = hub_traffic(&url);
+        let (r0, s0) = hub_traffic(&c.hub);
         let t = Instant::now();
         let (path_on_b, new_size) = change();
         let rel = path_on_b.strip_prefix(&b.path).unwrap().to_path_buf();
@@ -103,7 +102,7 @@ fn main() {
         let took = t.elapsed();
         // Let the long-polls and acknowledgements of this change finish.
         std::thread::sleep(Duration::from_millis(300));
-        let (r1, s1) = hub_traffic(&url);
+        let (r1, s1) = hub_traffic(&c.hub);
         let wire = (r1 - r0) + (s1 - s0);
         let verdict = if wire <= limit { "ok" } else { "OVER" };
         println!(
@@ -201,20 +200,19 @@ fn main() {
 /// started again on the same cache: it must send only what the hub lacks.
 fn resume(big_mb: u64) {
     let mut c = Cluster::new(2);
-    let url = c.hub.url();
     let size = big_mb * MIB;
     let (blocks, want) = random_blocks(big_mb, 3);
     // Counted from before the write: the upload starts at its close.
-    let (r0, _) = hub_traffic(&url);
+    let (r0, _) = hub_traffic(&c.hub);
     write_blocks(&c.mounts[0].p("resume.bin"), &blocks);
     drop(blocks);
-    let halfway = wait_until(Duration::from_secs(300), || hub_traffic(&url).0 - r0 >= size / 2);
+    let halfway = wait_until(Duration::from_secs(300), || hub_traffic(&c.hub).0 - r0 >= size / 2);
     assert!(halfway, "the upload never got halfway");
     c.mounts[0].kill9();
-    let (r1, _) = hub_traffic(&url);
+    let (r1, _) = hub_traffic(&c.hub);
     c.mounts[0].start_again();
     wait_for(&c.mounts[1].p("resume.bin"), size, want);
-    let (r2, _) = hub_traffic(&url);
+    let (r2, _) = hub_traffic(&c.hub);
     println!("\n## Upload of a fresh {big_mb} MiB file, mount killed with -9 halfway, then restarted\n");
     println!("| phase | received by the hub |\n| --- | --- |");
     println!("| before the kill | {:.1} MiB |", (r1 - r0) as f64 / MIB as f64);

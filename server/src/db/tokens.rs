@@ -1,0 +1,59 @@
+//! Access tokens: a name per device and the BLAKE3 hash of its secret. The
+//! secret itself is never stored.
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A token's name and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub name: String,
+    pub created_ns: i64,
+}
+
+/// Adds a token; false if the name is taken.
+pub fn add(conn: &Connection, name: &str, hash: &blake3::Hash, created_ns: i64) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO tokens (name, hash, created_ns) VALUES (?1, ?2, ?3)",
+        params![name, hash.as_bytes().as_slice(), created_ns],
+    )?;
+    Ok(n == 1)
+}
+
+/// Removes a token; false if there was none of that name.
+pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM tokens WHERE name = ?1", params![name])? == 1)
+}
+
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
+    let mut st = conn.prepare("SELECT name, created_ns FROM tokens ORDER BY name")?;
+    let rows = st.query_map([], |r| Ok(TokenInfo { name: r.get(0)?, created_ns: r.get(1)? }))?;
+    rows.collect()
+}
+
+pub fn count(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+}
+
+/// The name of the token whose hash is `hash`. Every stored hash is compared
+/// (blake3's comparison takes the same time whatever the bytes), so the
+/// answer's timing says nothing about how close a guess was.
+pub fn find(conn: &Connection, hash: &blake3::Hash) -> rusqlite::Result<Option<String>> {
+    let mut st = conn.prepare_cached("SELECT name, hash FROM tokens")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut found = None;
+    for row in rows {
+        let (name, raw) = row?;
+        let stored = <[u8; 32]>::try_from(raw.as_slice()).map(blake3::Hash::from_bytes).ok();
+        if stored.is_some_and(|s| s == *hash) {
+            found = Some(name);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a token of this name still exists (checked during long-polls).
+pub fn exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM tokens WHERE name = ?1")?
+        .query_row(params![name], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+}
