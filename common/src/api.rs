@@ -332,4 +332,8 @@ pub mod codes {
     pub const TOO_LARGE: &str = "too_large";
     /// No token, or one the hub does not know (mistyped or revoked).
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// A request body stalled past the hub's idle limit.
+    pub const TIMEOUT: &str = "timeout";
+    /// Too many requests of a kind held open at once for one token.
+    pub const TOO_MANY: &str = "too_many";
 }

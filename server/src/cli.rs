@@ -37,6 +37,21 @@ pub struct ServerArgs {
     /// off (network loss, kill -9) resumes within this time without re-sending it.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub gc_grace: u64,
+    /// Largest JSON request body, in MiB.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub max_body_mib: u64,
+    /// Largest chunk upload request, in MiB (mounts send 4 MiB).
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub max_upload_mib: u64,
+    /// Most chunk hashes one request may name.
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    pub max_hashes: usize,
+    /// Seconds a request body may stall before the request is ended (408).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub body_idle_timeout: u64,
+    /// Change-feed requests one token may hold open at once (more get 429).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_polls_per_token: usize,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -62,7 +77,15 @@ pub fn cli_main() -> anyhow::Result<()> {
 }
 
 async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let limits = Limits { max_wait: Duration::from_secs(args.max_wait), ..Limits::default() };
+    let limits = Limits {
+        max_wait: Duration::from_secs(args.max_wait),
+        max_json_bytes: (args.max_body_mib.max(1) << 20) as usize,
+        max_upload_bytes: args.max_upload_mib.max(1) << 20,
+        max_hashes: args.max_hashes.max(1),
+        body_idle: Duration::from_secs(args.body_idle_timeout.max(1)),
+        max_polls_per_token: args.max_polls_per_token.max(1),
+        ..Limits::default()
+    };
     let retention = Retention {
         keep: Duration::from_secs(args.keep_days.saturating_mul(86_400)),
         keep_versions: args.keep_versions.max(1),

@@ -29,6 +29,10 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    TooMany(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -49,6 +53,8 @@ impl ApiError {
             ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::MISSING_CHUNKS),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, codes::TIMEOUT),
+            ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }

@@ -13,6 +13,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(AppJson(v)),
+            Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(format!("{} (--max-body-mib)", rej.body_text())))
+            }
             Err(rej) => Err(ApiError::BadRequest(rej.body_text())),
         }
     }

@@ -14,9 +14,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-/// JSON requests (hash lists included); chunk uploads are streamed and capped on their own.
-const JSON_BODY_LIMIT: usize = 32 * 1024 * 1024;
-
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
@@ -39,7 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/restore-tree", post(history::restore_tree))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        // JSON requests (hash lists included); chunk uploads are streamed and capped on their own.
+        .layer(DefaultBodyLimit::max(state.limits.max_json_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
         .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())

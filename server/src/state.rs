@@ -17,6 +17,16 @@ pub struct Limits {
     pub max_wait: Duration,
     /// Most entries one change-feed page returns.
     pub max_page: u32,
+    /// Largest JSON request body (hash lists and chunk lists included).
+    pub max_json_bytes: usize,
+    /// Largest chunk upload request.
+    pub max_upload_bytes: u64,
+    /// Most chunk hashes one request may name.
+    pub max_hashes: usize,
+    /// Longest a request body may stall between two pieces.
+    pub body_idle: Duration,
+    /// Most change-feed requests held open at once per token.
+    pub max_polls_per_token: usize,
 }
 
 /// How much history the hub keeps (see `gc.rs`).
@@ -45,7 +55,15 @@ impl Default for Retention {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_wait: Duration::from_secs(60), max_page: 10_000 }
+        Limits {
+            max_wait: Duration::from_secs(60),
+            max_page: 10_000,
+            max_json_bytes: 32 << 20,
+            max_upload_bytes: 64 << 20,
+            max_hashes: 16_384,
+            body_idle: Duration::from_secs(30),
+            max_polls_per_token: 16,
+        }
     }
 }
 
@@ -58,6 +76,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub retention: Arc<Retention>,
     pub traffic: Arc<crate::traffic::Traffic>,
+    /// Change-feed requests held open, per token name.
+    pub polls: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl AppState {
@@ -80,6 +100,7 @@ impl AppState {
             limits: Arc::new(limits),
             retention: Arc::new(retention),
             traffic: Default::default(),
+            polls: Default::default(),
         })
     }
 

@@ -37,6 +37,7 @@ pub async fn changes(
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, state.limits.max_page);
     let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
     let mut woken = state.feed.subscribe();
+    let mut slot = None;
     loop {
         woken.borrow_and_update();
         let since = q.since;
@@ -55,6 +56,9 @@ pub async fn changes(
         if !page.entries.is_empty() {
             return Ok(Json(page));
         }
+        if slot.is_none() {
+            slot = Some(PollSlot::take(&state, &caller)?);
+        }
         // Wait in slices, so a token revoked meanwhile ends the wait.
         let slice = deadline.min(Instant::now() + REVOCATION_CHECK);
         tokio::select! {
@@ -68,6 +72,40 @@ pub async fn changes(
                 }
             }
             _ = state.shutdown.cancelled() => return Ok(Json(page)),
+        }
+    }
+}
+
+/// A held change-feed request, counted against its token's cap while it lives.
+struct PollSlot {
+    polls: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    name: String,
+}
+
+impl PollSlot {
+    fn take(state: &AppState, caller: &Caller) -> Result<PollSlot, ApiError> {
+        let max = state.limits.max_polls_per_token;
+        let mut polls = state.polls.lock().unwrap_or_else(|p| p.into_inner());
+        let held = polls.entry(caller.0.clone()).or_default();
+        if *held >= max {
+            return Err(ApiError::TooMany(format!(
+                "{max} change-feed requests are already held open for token '{}' (--max-polls-per-token)",
+                caller.0
+            )));
+        }
+        *held += 1;
+        Ok(PollSlot { polls: state.polls.clone(), name: caller.0.clone() })
+    }
+}
+
+impl Drop for PollSlot {
+    fn drop(&mut self) {
+        let mut polls = self.polls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = polls.get_mut(&self.name) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                polls.remove(&self.name);
+            }
         }
     }
 }

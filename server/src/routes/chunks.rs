@@ -19,19 +19,15 @@ use ssync_common::api::{
 use ssync_common::frames::{self, Chunk, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
 
-/// Most hashes one "missing" or "fetch" request may name.
-pub const MAX_HASHES: usize = 16_384;
-/// Most bytes one chunk upload request may carry.
-pub const MAX_UPLOAD: u64 = 64 * 1024 * 1024;
-
 fn parse_hash(s: &str) -> Result<ContentHash, ApiError> {
     s.parse().map_err(|e| ApiError::BadHash(format!("{e}: '{s}'")))
 }
 
-fn hashes(list: &HashList) -> Result<Vec<ContentHash>, ApiError> {
+fn hashes(state: &AppState, list: &HashList) -> Result<Vec<ContentHash>, ApiError> {
     let v = list.decode()?;
-    if v.len() > MAX_HASHES {
-        return Err(ApiError::TooLarge(format!("{} hashes in one request; at most {MAX_HASHES}", v.len())));
+    let max = state.limits.max_hashes;
+    if v.len() > max {
+        return Err(ApiError::TooLarge(format!("{} hashes in one request; at most {max} (--max-hashes)", v.len())));
     }
     Ok(v)
 }
@@ -41,7 +37,7 @@ pub async fn missing(
     State(state): State<AppState>,
     AppJson(req): AppJson<ChunksRequest>,
 ) -> Result<Json<MissingResponse>, ApiError> {
-    let wanted = hashes(&req.chunks)?;
+    let wanted = hashes(&state, &req.chunks)?;
     let _no_gc = state.store.gc_lock.read().await;
     let missing = state.store.missing(wanted, state.retention.grace / 2).await?;
     Ok(Json(MissingResponse { missing: HashList::encode(&missing) }))
@@ -49,17 +45,33 @@ pub async fn missing(
 
 /// `POST /v1/chunks`: a stream of chunk frames. Every chunk is checked against
 /// its hash as it arrives; one mismatch stores nothing of the request.
-pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<StoredResponse>, ApiError> {
+pub async fn upload(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Json<StoredResponse>, ApiError> {
+    let max = state.limits.max_upload_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::TooLarge(format!("a chunk upload carries at most {max} bytes (--max-upload-mib)")));
+    }
     let started = std::time::Instant::now();
     let mut reader = FrameReader::default();
     let mut batch = state.store.batch();
     let (mut bytes, mut received) = (0u64, 0u64);
     let mut stream = body.into_data_stream();
-    while let Some(piece) = stream.next().await {
+    let idle = state.limits.body_idle;
+    loop {
+        // A client that stops sending mid-body does not hold the request for ever.
+        let piece = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(_) => return Err(ApiError::Timeout(format!("the chunk stream stalled for {idle:?}"))),
+        };
         let piece = piece.map_err(|e| ApiError::BadRequest(format!("the chunk stream was cut off: {e}")))?;
         bytes += piece.len() as u64;
-        if bytes > MAX_UPLOAD {
-            return Err(ApiError::TooLarge(format!("a chunk upload carries at most {MAX_UPLOAD} bytes")));
+        if bytes > max {
+            return Err(ApiError::TooLarge(format!("a chunk upload carries at most {max} bytes (--max-upload-mib)")));
         }
         reader.push(&piece);
         while let Some(chunk) = reader.next_chunk()? {
@@ -118,7 +130,7 @@ async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec
 
 /// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
 pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
-    let wanted = hashes(&req.chunks)?;
+    let wanted = hashes(&state, &req.chunks)?;
     if let Some(h) = absent(&state, wanted.clone()).await?.first() {
         return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
     }

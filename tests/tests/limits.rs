@@ -1,0 +1,86 @@
+//! The hub's limits, each set by a flag: crossing one is a 4xx with a JSON
+//! error, and a stalled or greedy client cannot hold the hub's resources.
+use ssync_tests::{authed_client, Hub};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn json_error(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().expect("error bodies are JSON"))
+}
+
+#[test]
+fn a_token_may_hold_only_so_many_long_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &["--max-polls-per-token", "2"]);
+    let url = hub.url();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, url) = (hub.http(), url.clone());
+            std::thread::spawn(move || http.get(format!("{url}/v1/changes?since=0&wait=5")).send().unwrap().status())
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = json_error(hub.http().get(format!("{url}/v1/changes?since=0&wait=5")).send().unwrap());
+    assert_eq!((status, body["code"].as_str()), (429, Some("too_many")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("--max-polls-per-token"), "{body}");
+    // Other requests of the same token, and other tokens' polls, are not held back.
+    assert_eq!(hub.http().get(format!("{url}/v1/tree")).send().unwrap().status().as_u16(), 200);
+    let out = std::process::Command::new(ssync_tests::bin("e2e-server"))
+        .args(["token", "add", "other", "--data"])
+        .arg(&hub.data)
+        .output()
+        .unwrap();
+    let other = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let resp = authed_client(&other).get(format!("{url}/v1/changes?since=0&wait=0")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    for h in held {
+        assert_eq!(h.join().unwrap().as_u16(), 200, "the held polls end normally");
+    }
+    // Their slots are free again.
+    let resp = hub.http().get(format!("{url}/v1/changes?since=0&wait=0")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[test]
+fn a_stalled_upload_body_is_ended_with_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &["--body-idle-timeout", "1"]);
+    let mut tcp = std::net::TcpStream::connect(&hub.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/chunks HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: 100000\r\n\r\n",
+        hub.addr, hub.token
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(&[0u8; 10]).unwrap(); // then nothing more
+    let started = Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = tcp.read(&mut answer).expect("the hub answers instead of waiting for ever");
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+}
+
+#[test]
+fn uploads_and_hash_lists_past_their_limits_are_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(
+        &dir.path().join("hub"),
+        "127.0.0.1:0",
+        &["--max-upload-mib", "1", "--max-hashes", "2", "--max-body-mib", "1"],
+    );
+    let url = hub.url();
+    let resp = hub.http().post(format!("{url}/v1/chunks")).body(vec![0u8; 2 << 20]).send().unwrap();
+    let (status, body) = json_error(resp);
+    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "{body}");
+    let three: Vec<_> = (0..3u8).map(|i| ssync_common::ContentHash::of(&[i])).collect();
+    let req = serde_json::json!({ "chunks": ssync_common::api::HashList::encode(&three) });
+    let (status, body) = json_error(hub.http().post(format!("{url}/v1/chunks/missing")).json(&req).send().unwrap());
+    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("at most 2"), "{body}");
+    let big = serde_json::json!({ "path": "x".repeat(2 << 20), "base": 0, "mode": 493, "mtime_ns": 0 });
+    let (status, body) = json_error(hub.http().post(format!("{url}/v1/mkdir")).json(&big).send().unwrap());
+    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "a JSON body past --max-body-mib: {body}");
+}
