@@ -9,6 +9,22 @@ fn json_error(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
     (status, resp.json().expect("error bodies are JSON"))
 }
 
+/// Sends a chunk upload's head declaring `len` bytes and then only `body`
+/// over a raw socket; returns the hub's answer.
+fn upload_head_only(hub: &Hub, len: usize, body: &[u8]) -> String {
+    let mut tcp = std::net::TcpStream::connect(&hub.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/chunks HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: {len}\r\n\r\n",
+        hub.addr, hub.token
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tcp.read(&mut answer).expect("the hub answers instead of waiting for ever");
+    String::from_utf8_lossy(&answer[..n]).to_string()
+}
+
 #[test]
 fn a_token_may_hold_only_so_many_long_polls() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,18 +62,8 @@ fn a_token_may_hold_only_so_many_long_polls() {
 fn a_stalled_upload_body_is_ended_with_408() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &["--body-idle-timeout", "1"]);
-    let mut tcp = std::net::TcpStream::connect(&hub.addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST /v1/chunks HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: 100000\r\n\r\n",
-        hub.addr, hub.token
-    );
-    tcp.write_all(head.as_bytes()).unwrap();
-    tcp.write_all(&[0u8; 10]).unwrap(); // then nothing more
     let started = Instant::now();
-    let mut answer = vec![0u8; 4096];
-    let n = tcp.read(&mut answer).expect("the hub answers instead of waiting for ever");
-    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    let answer = upload_head_only(&hub, 100_000, &[0u8; 10]); // then nothing more
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
@@ -72,9 +78,9 @@ fn uploads_and_hash_lists_past_their_limits_are_413() {
         &["--max-upload-mib", "1", "--max-hashes", "2", "--max-body-mib", "1"],
     );
     let url = hub.url();
-    let resp = hub.http().post(format!("{url}/v1/chunks")).body(vec![0u8; 2 << 20]).send().unwrap();
-    let (status, body) = json_error(resp);
-    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "{body}");
+    // Refused from its Content-Length, before the hub reads the body.
+    let answer = upload_head_only(&hub, 2 << 20, &[]);
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("\"code\":\"too_large\""), "{answer}");
     let three: Vec<_> = (0..3u8).map(|i| ssync_common::ContentHash::of(&[i])).collect();
     let req = serde_json::json!({ "chunks": ssync_common::api::HashList::encode(&three) });
     let (status, body) = json_error(hub.http().post(format!("{url}/v1/chunks/missing")).json(&req).send().unwrap());
