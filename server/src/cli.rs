@@ -103,6 +103,13 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
     println!("ssync-server listening on http://{addr} (data in {})", args.data.display());
     print_admin_token_if_new(&state, addr, &args.data).await?;
     tracing::info!(%addr, data = %args.data.display(), "hub started");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plain HTTP beyond this machine: tokens and file contents cross the network unencrypted; \
+             listen on 127.0.0.1 behind a TLS proxy, or only on a network you trust"
+        );
+    }
     serve(listener, state, shutdown_signal()).await.context("serving")?;
     tracing::info!("hub stopped");
     Ok(())
