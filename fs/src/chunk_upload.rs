@@ -24,13 +24,16 @@ pub struct FileMeta {
 }
 
 /// Uploads `file` as the content of `meta.path`. `base` is the id and chunk
-/// list of the version the node is based on, if known. Returns the hub's
-/// answer and the chunk list that was sent (also on refusal).
+/// list of the version the node is based on, if known. `still_current` is
+/// asked just before the commit: false means the file was replaced while it
+/// was read, and nothing is committed (`ApiError::Superseded`). Returns the
+/// hub's answer and the chunk list that was sent (also on refusal).
 pub async fn upload_file(
     remote: &Remote,
     file: PathBuf,
     meta: &FileMeta,
     base: Option<(ContentHash, ChunkList)>,
+    still_current: &(dyn Fn() -> bool + Send + Sync),
 ) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
     let mut base = base;
     let started = std::time::Instant::now();
@@ -61,6 +64,9 @@ pub async fn upload_file(
             inline,
         };
         let chunked = started.elapsed();
+        if !still_current() {
+            return (Err(ApiError::Superseded), Some(list));
+        }
         let result = remote.commit(&req).await;
         tracing::debug!(path = %meta.path, chunks = list.len(), size = list.size(), ?chunked, total = ?started.elapsed(), "upload sent");
         if base.is_some() && result.as_ref().err().and_then(|e| e.code()) == Some(codes::MISSING_CHUNKS) {

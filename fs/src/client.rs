@@ -28,6 +28,10 @@ pub enum ApiError {
     Protocol(String),
     #[error("local i/o during transfer: {0}")]
     Local(#[from] std::io::Error),
+    /// The file was frozen into a snapshot (reopened to be rewritten) while
+    /// it was read: what was read may be torn, so it is not committed.
+    #[error("the file changed while it was read; its snapshot is sent instead")]
+    Superseded,
 }
 
 /// What a mount says when the hub refuses its token.
@@ -68,6 +72,7 @@ impl ApiError {
                 *status >= 500 || body.code == ssync_common::api::codes::MISSING_CHUNKS
             }
             ApiError::Protocol(_) => true,
+            ApiError::Superseded => false,
         }
     }
 }

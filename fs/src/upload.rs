@@ -95,7 +95,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             _ => 0,
         };
         tracing::trace!(op = op.id, path = %op.path, snapshot = op.snapshot, "sending");
-        let (result, sent_list) = send(&shared, &remote, request).await;
+        let (result, sent_list) = send(&shared, &remote, request, op.id).await;
         let sent = sent_list.as_ref().map(|l| l.id());
         let (resend, op) = {
             let mut st = shared.state.lock();
@@ -108,6 +108,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             (again, now)
         };
         match result {
+            Err(ApiError::Superseded) => {
+                // Nothing was committed; the snapshot op (same id) goes next.
+                tracing::debug!(op = op.id, path = %op.path, "file replaced while read; sending its snapshot");
+                shared.state.lock().pending.in_flight = None;
+            }
             Ok(resp) if resend => {
                 // Frozen while being sent: keep the version it made as the base,
                 // then send the frozen bytes (no new version if they are the same).
@@ -236,6 +241,7 @@ async fn send(
     shared: &Shared,
     remote: &Remote,
     req: Request,
+    op_id: u64,
 ) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
     let result = match req {
         Request::Upload { meta, file, ino, base_id, .. } => {
@@ -244,7 +250,9 @@ async fn send(
                 return (Ok(MutationResponse { entries: vec![] }), None);
             }
             let base = base_id.and_then(|id| shared.chunks.list_of(ino, &id).ok().flatten().map(|l| (id, l)));
-            return chunk_upload::upload_file(remote, file, &meta, base).await;
+            // Frozen while in flight: the live file was reopened to be rewritten.
+            let still_current = || shared.state.lock().pending.resend != Some(op_id);
+            return chunk_upload::upload_file(remote, file, &meta, base, &still_current).await;
         }
         Request::Mkdir(r) => remote.mkdir(&r).await,
         Request::Delete(r) => remote.delete(&r).await,
