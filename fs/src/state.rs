@@ -210,13 +210,6 @@ pub struct Status {
 }
 
 impl Status {
-    /// Stops all syncing, saying why in the log and `ssync status`.
-    pub fn halt(&self, why: &str) {
-        *self.halt_reason.lock() = Some(why.to_string());
-        self.halted.store(true, Ordering::Release);
-        tracing::error!("{why}");
-    }
-
     /// Records the hub as reachable or not; logs only on a change.
     /// Returns true when the hub just came back (offline -> online).
     pub fn set_online(&self, online: bool, why: &dyn std::fmt::Display) -> bool {
@@ -268,6 +261,16 @@ impl Shared {
             self.wake_uploader.notify_one();
             self.wake_watcher.notify_one();
         }
+    }
+
+    /// Stops all syncing, saying why in the log and `ssync status`; both
+    /// tasks are woken to notice. Queued changes stay queued.
+    pub fn halt(&self, why: &str) {
+        *self.status.halt_reason.lock() = Some(why.to_string());
+        self.status.halted.store(true, Ordering::Release);
+        tracing::error!("{why}");
+        self.wake_uploader.notify_one();
+        self.wake_watcher.notify_one();
     }
 
     pub fn invalidate(&self, invals: Vec<Inval>) {

@@ -139,8 +139,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             }
             Err(e) if e.is_unauthorized() => {
                 shared.state.lock().pending.in_flight = None;
-                shared.status.halt(&refused_token_message(&e));
-                shared.wake_watcher.notify_one();
+                shared.halt(&refused_token_message(&e));
             }
             Err(e) => {
                 backoff.reset();

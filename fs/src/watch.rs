@@ -64,11 +64,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     backoff.reset();
                 }
                 Err(e) => {
-                    if stop_if_refused(&shared, &e, &cancel).await {
-                        return;
-                    }
-                    let _ = shared.status.set_online(false, &e);
-                    if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
+                    if failed(&shared, &e, &cancel, &mut backoff).await {
                         return;
                     }
                     continue;
@@ -92,18 +88,10 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                             cursor = page.cursor;
                             save_cursor(&shared, cursor);
                         }
-                        Err(e) => {
-                            if stop_if_refused(&shared, &e, &cancel).await { return; }
-                            let _ = shared.status.set_online(false, &e);
-                            if sleep_or_cancel(&shared, &cancel, backoff.step()).await { return; }
-                        }
+                        Err(e) => if failed(&shared, &e, &cancel, &mut backoff).await { return; },
                     }
                 }
-                Err(e) => {
-                    if stop_if_refused(&shared, &e, &cancel).await { return; }
-                    let _ = shared.status.set_online(false, &e);
-                    if sleep_or_cancel(&shared, &cancel, backoff.step()).await { return; }
-                }
+                Err(e) => if failed(&shared, &e, &cancel, &mut backoff).await { return; },
             },
             _ = shared.wake_watcher.notified() => {
                 if let Err(e) = apply_deferred(&shared, &remote).await {
@@ -150,27 +138,28 @@ async fn apply_deferred(shared: &Shared, remote: &Remote) -> Result<(), ApiError
     apply_all(shared, remote, ready).await
 }
 
-/// A refused token stops the watcher (and, through `halted`, the uploader);
-/// queued changes stay for a restart with a valid token.
-async fn stop_if_refused(shared: &Shared, e: &ApiError, cancel: &CancellationToken) -> bool {
-    if !e.is_unauthorized() {
-        return false;
+/// After a failed exchange with the hub: a refused token halts syncing and
+/// waits for the end (queued changes stay for a restart with a valid token);
+/// anything else marks the hub offline and waits out the backoff. True when
+/// the watcher must stop.
+async fn failed(shared: &Shared, e: &ApiError, cancel: &CancellationToken, backoff: &mut Backoff) -> bool {
+    if e.is_unauthorized() {
+        shared.halt(&refused_token_message(e));
+        cancel.cancelled().await;
+        return true;
     }
-    shared.status.halt(&refused_token_message(e));
-    shared.wake_uploader.notify_one();
-    cancel.cancelled().await;
-    true
+    let _ = shared.status.set_online(false, e);
+    sleep_or_cancel(shared, cancel, backoff.step()).await
 }
 
 // Reconciling with a hub that lost its history would delete local files it no
 // longer has: a mount stops following such a hub instead.
 fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
-    shared.status.halt(&format!(
+    shared.halt(&format!(
         "the hub's change sequence ({hubs}) is behind this cache ({ours}): it is a different, wiped or \
          restored hub. Not applying its changes, so no local file is deleted; local changes stay queued. \
          To start over, stop this mount and start it with a new --cache-dir."
     ));
-    shared.wake_uploader.notify_one();
 }
 
 /// Brings the local tree in line with the hub's snapshot; returns its cursor,

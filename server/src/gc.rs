@@ -120,7 +120,11 @@ async fn repack(state: &AppState, pack: u64, size: u64) -> Result<u64, GcError> 
         tracing::error!(pack, chunks = corrupt.len(), "chunks in a pack do not match their hashes; forgetting them");
     }
     let new_len = writer.len();
-    let installed = state.store.install(writer).await?;
+    // Written, then recorded with the move, in one transaction.
+    let installed = match writer.is_empty() {
+        true => None,
+        false => Some(state.store.write_pack(writer).await?),
+    };
     state
         .db
         .call(move |c| {

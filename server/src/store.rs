@@ -155,14 +155,19 @@ impl ContentStore {
         PackWriter::create(&self.tmp)
     }
 
+    /// Makes `w` a durable pack file, not yet recorded; returns its id and index.
+    pub async fn write_pack(&self, w: PackWriter) -> Result<(u64, PackIndex), StoreError> {
+        let packs = self.packs.clone();
+        blocking(move || w.install(&packs)).await
+    }
+
     /// Makes `w` durable and records its chunks; returns the new pack's id
     /// and index (None for an empty writer).
     pub async fn install(&self, w: PackWriter) -> Result<Option<(u64, PackIndex)>, StoreError> {
         if w.is_empty() {
             return Ok(None);
         }
-        let packs = self.packs.clone();
-        let (id, index) = blocking(move || w.install(&packs)).await?;
+        let (id, index) = self.write_pack(w).await?;
         let rows = index.clone();
         self.db
             .call(move |c| {

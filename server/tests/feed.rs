@@ -1,29 +1,21 @@
 //! The change feed over the real router: answers at once when something is
 //! newer than the cursor, holds the request until a commit otherwise, and
 //! reports deletes and renames as entries above the cursor.
+mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ssync_common::api::EntriesPage;
-use ssync_server::{app, AppState, Limits};
+use ssync_server::{AppState, Limits};
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 
-/// Makes a token on the hub and puts it on `req`, as a mount would.
-fn authorized(state: &AppState, mut req: Request<Body>) -> Request<Body> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = format!("test-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let token = ssync_server::token_cli::add(&state.db, &name).unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 async fn state() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     (AppState::open(dir.path(), Limits::default()).await.unwrap(), dir)
 }
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Vec<u8>) {
-    let resp = app(state.clone()).oneshot(authorized(state, req)).await.unwrap();
+    let resp = support::send(state, req).await;
     let status = resp.status();
     (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
 }

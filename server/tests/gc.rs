@@ -1,23 +1,15 @@
 //! Retention and garbage collection on a real data dir.
+mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ssync_common::api::WireList;
 use ssync_common::chunks::list_of;
 use ssync_common::ContentHash;
-use ssync_server::{app, gc, AppState, Limits, Retention};
+use ssync_server::{gc, AppState, Limits, Retention};
 use std::time::Duration;
-use tower::ServiceExt;
 
-/// Makes a token on the hub and puts it on `req`, as a mount would.
-fn authorized(state: &AppState, mut req: Request<Body>) -> Request<Body> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = format!("test-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let token = ssync_server::token_cli::add(&state.db, &name).unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let resp = app(state.clone()).oneshot(authorized(state, req)).await.unwrap();
+    let resp = support::send(state, req).await;
     let status = resp.status();
     let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap())

@@ -2,14 +2,14 @@
 //! stored as one object) is converted when the hub starts: each content is cut
 //! into chunks, its versions take the new id, and it reads back unchanged.
 //! One written before packs (a file per chunk) has its chunks moved into a pack.
+mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::chunks::{file_id, list_of};
 use ssync_common::{ContentHash, RelPath};
 use ssync_server::db::{entries, manifests, DbError};
-use ssync_server::{app, AppState, Limits};
-use tower::ServiceExt;
+use ssync_server::{AppState, Limits};
 
 fn pseudo_random(n: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
@@ -25,17 +25,9 @@ fn write_object(data_dir: &std::path::Path, hash: &ContentHash, data: &[u8]) {
     std::fs::write(dir.join(&hex[2..]), data).unwrap();
 }
 
-/// Makes a token on the hub and puts it on `req`, as a mount would.
-fn authorized(state: &AppState, mut req: Request<Body>) -> Request<Body> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = format!("test-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let token = ssync_server::token_cli::add(&state.db, &name).unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 async fn read_content(state: &AppState, id: ContentHash) -> Vec<u8> {
     let req = Request::get(format!("/v1/content/{id}")).body(Body::empty()).unwrap();
-    let resp = app(state.clone()).oneshot(authorized(state, req)).await.unwrap();
+    let resp = support::send(state, req).await;
     assert_eq!(resp.status(), StatusCode::OK);
     http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes().to_vec()
 }

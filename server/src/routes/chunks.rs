@@ -113,11 +113,6 @@ async fn read_chunk(state: &AppState, hash: ContentHash) -> Result<bytes::Bytes,
     }
 }
 
-/// Of `hashes`, the chunks neither the packs nor the small-chunk table hold.
-async fn absent(state: &AppState, hashes: Vec<ContentHash>) -> Result<Vec<ContentHash>, ApiError> {
-    Ok(state.store.missing(hashes, state.retention.grace / 2).await?)
-}
-
 /// Frames for every chunk of `list`, read from the store.
 async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
@@ -131,11 +126,18 @@ async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec
 /// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
 pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
     let wanted = hashes(&state, &req.chunks)?;
-    if let Some(h) = absent(&state, wanted.clone()).await?.first() {
-        return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
+    let places = state.store.places(wanted.clone()).await?;
+    // Chunks in no pack may be small files' chunks; anything else is a 404
+    // now, before the stream starts.
+    let unpacked: Vec<ContentHash> = wanted.iter().zip(&places).filter(|(_, p)| p.is_none()).map(|(h, _)| *h).collect();
+    if !unpacked.is_empty() {
+        let small = state.db.call(move |c| Ok::<_, ApiError>(small_chunks::present(c, &unpacked)?)).await?;
+        let absent = wanted.iter().zip(&places).find(|(h, p)| p.is_none() && !small.contains(h));
+        if let Some((h, _)) = absent {
+            return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
+        }
     }
     let zstd = req.zstd;
-    let places = state.store.places(wanted.clone()).await?;
     // A few chunk reads ahead, in order.
     let frames = futures_util::stream::iter(wanted.into_iter().zip(places))
         .map(move |(h, place)| {
@@ -211,7 +213,7 @@ pub async fn commit(
     let _no_gc = state.store.gc_lock.read().await;
     let named: Vec<ContentHash> =
         list.0.iter().map(|c| c.hash).filter(|h| !inline.iter().any(|i| i.hash == *h)).collect();
-    let missing = absent(&state, named).await?.len();
+    let missing = state.store.missing(named, state.retention.grace / 2).await?.len();
     if missing > 0 {
         return Err(ApiError::MissingChunks(format!(
             "{missing} chunks of this list are not on the hub; send them first"
