@@ -30,7 +30,7 @@ pub enum FrameError {
 /// Appends one frame for `data` (named `hash`) to `out`, compressed if asked and worth it.
 pub fn encode(out: &mut Vec<u8>, hash: &ContentHash, data: &[u8], try_zstd: bool) {
     let compressed = if try_zstd && worth_compressing(data) {
-        zstd::bulk::compress(data, 1).ok().filter(|c| c.len() + data.len() / MIN_SAVING < data.len())
+        compress(data).filter(|c| c.len() + data.len() / MIN_SAVING < data.len())
     } else {
         None
     };
@@ -49,7 +49,21 @@ pub fn encode(out: &mut Vec<u8>, hash: &ContentHash, data: &[u8], try_zstd: bool
 fn worth_compressing(data: &[u8]) -> bool {
     let sample = &data[..data.len().min(4096)];
     sample.len() >= 64
-        && zstd::bulk::compress(sample, 1).is_ok_and(|c| c.len() + sample.len() / MIN_SAVING < sample.len())
+        && compress(sample).is_some_and(|c| c.len() + sample.len() / MIN_SAVING < sample.len())
+}
+
+thread_local! {
+    // A zstd context costs an allocation and a memset to make; one per thread
+    // is reused for every chunk instead of one per call.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Compressor::new(1).ok());
+}
+
+fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|c| match c.borrow_mut().as_mut() {
+        Some(c) => c.compress(data).ok(),
+        None => zstd::bulk::compress(data, 1).ok(),
+    })
 }
 
 /// A decoded, verified chunk.

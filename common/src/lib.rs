@@ -1,12 +1,13 @@
 //! What the ssync hub and mount share: the HTTP API's wire types, the validated
 //! relative path both sides use, and BLAKE3 content hashes.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod chunks;
 pub mod frames;
 pub mod hash;
 pub mod path;
+pub mod writeback;
 
 pub use chunks::{ChunkList, ChunkRef};
 pub use hash::{ContentHash, ContentHasher};

@@ -95,8 +95,11 @@ pub async fn fetch_file(
             for ((off, _), c) in batch.iter().zip(chunks) {
                 file.write_all_at(&c.data, *off)?;
             }
-            // Flush as we go, so the final fsync has little left to write.
-            file.sync_data()?;
+            // Start writing back as we go (without waiting), so the disk works
+            // while the next batch is copied and the final fsync has little left.
+            if let (Some((first, _)), Some((last, c))) = (batch.first(), batch.last()) {
+                ssync_common::writeback::start(&file, *first, last + c.len as u64 - first)?;
+            }
         }
         Ok(file)
     });

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// Chunk bytes read ahead and sent per request.
 const BATCH_BYTES: usize = 4 << 20;
 /// Chunk requests in flight at once.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 3;
 
 pub struct FileMeta {
     pub path: RelPath,

@@ -32,6 +32,9 @@ impl PackWriter {
 
     pub fn add(&mut self, hash: ContentHash, data: &[u8]) -> std::io::Result<()> {
         self.file.write_all(data)?;
+        // The disk starts on this chunk while the next arrive; `install`'s
+        // fsync then waits for little.
+        ssync_common::writeback::start(self.file.as_file(), self.len, data.len() as u64)?;
         self.index.push((hash, self.len, data.len() as u32));
         self.len += data.len() as u64;
         Ok(())
