@@ -48,8 +48,7 @@ pub fn encode(out: &mut Vec<u8>, hash: &ContentHash, data: &[u8], try_zstd: bool
 /// Compresses a 4 KiB sample first, so random data costs almost nothing.
 fn worth_compressing(data: &[u8]) -> bool {
     let sample = &data[..data.len().min(4096)];
-    sample.len() >= 64
-        && compress(sample).is_some_and(|c| c.len() + sample.len() / MIN_SAVING < sample.len())
+    sample.len() >= 64 && compress(sample).is_some_and(|c| c.len() + sample.len() / MIN_SAVING < sample.len())
 }
 
 thread_local! {

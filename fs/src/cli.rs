@@ -19,9 +19,13 @@ use std::time::Duration;
 pub struct MountArgs {
     /// An existing, empty folder to mount on.
     pub mountpoint: PathBuf,
-    /// The hub: HOST:PORT or http://HOST:PORT.
+    /// The hub: HOST:PORT, http://HOST:PORT or https://HOST:PORT.
     #[arg(long, env = "SSYNC_SERVER", value_name = "HOST:PORT")]
     pub server: String,
+    /// Trust only this CA (PEM) for an https:// hub, for a hub with its own
+    /// certificate authority [default: the system's trusted roots].
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Where cached contents and the local state live [default: $XDG_CACHE_HOME/ssync/..., one per hub and mountpoint].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -52,6 +56,14 @@ impl MountArgs {
         let token = crate::token::load(self.token_file.as_deref())?;
         let token_file = self.token_file.clone().map(std::path::absolute).transpose()?;
         let mut cfg = MountConfig::new(mountpoint, server, token);
+        if let Some(ca) = self.ca_cert {
+            let ca = std::path::absolute(ca)?;
+            if !cfg.server.starts_with("https://") {
+                anyhow::bail!("--ca-cert is for an https:// hub; give --server https://HOST:PORT");
+            }
+            cfg.ca_certs = Some(crate::client::load_ca_cert(&ca)?);
+            cfg.ca_cert = Some(ca);
+        }
         if let Some(dir) = self.cache_dir {
             cfg.cache_dir = std::path::absolute(dir)?;
         }

@@ -13,6 +13,7 @@ use ssync_common::api::{
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Most hashes the hub takes in one request.
@@ -90,8 +91,27 @@ fn transport(e: reqwest::Error) -> ApiError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("--server '{0}' is not a hub address; give HOST:PORT or http://HOST:PORT")]
+#[error("--server '{0}' is not a hub address; give HOST:PORT, http://HOST:PORT or https://HOST:PORT")]
 pub struct BadServerAddress(String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaCertError {
+    #[error("cannot read the CA certificate {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----): {reason}", path.display())]
+    NotPem { path: PathBuf, reason: String },
+}
+
+/// The certificates in a PEM file (a CA, or a bundle of them).
+pub fn load_ca_cert(path: &Path) -> Result<Vec<reqwest::Certificate>, CaCertError> {
+    let pem = std::fs::read(path).map_err(|source| CaCertError::Read { path: path.into(), source })?;
+    let not_pem = |reason: String| CaCertError::NotPem { path: path.into(), reason };
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(not_pem("no certificate in it".into()));
+    }
+    Ok(certs)
+}
 
 /// Accepts `host:port` or a URL (`http://host:port`), returns the base URL.
 pub fn parse_server(s: &str) -> Result<String, BadServerAddress> {
@@ -113,8 +133,15 @@ pub struct Remote {
 pub const FEED_WAIT: Duration = Duration::from_secs(25);
 
 impl Remote {
-    /// A client for the hub at `base_url`; every request names `device`.
-    pub fn new(base_url: &str, device: &str, token: &crate::token::Token) -> Remote {
+    /// A client for the hub at `base_url`; every request names `device`. An
+    /// `https://` hub is verified against the system's roots, or only against
+    /// `ca` when given (a hub with its own CA).
+    pub fn new(
+        base_url: &str,
+        device: &str,
+        token: &crate::token::Token,
+        ca: Option<&[reqwest::Certificate]>,
+    ) -> Remote {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.as_str())) {
             v.set_sensitive(true);
@@ -127,14 +154,19 @@ impl Remote {
                 headers.insert(DEVICE_HEADER, v);
             }
         }
-        let http = Client::builder()
+        let mut http = Client::builder();
+        if let Some(ca) = ca {
+            http = ca.iter().fold(http.tls_built_in_root_certs(false), |b, c| b.add_root_certificate(c.clone()));
+        }
+        let http = http
+            .https_only(base_url.starts_with("https://"))
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(FEED_WAIT + Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .expect("the HTTP client builds with static settings");
+            .expect("the HTTP client builds with checked settings");
         Remote { http, base: base_url.to_string() }
     }
 

@@ -111,7 +111,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let remote = Remote::new(&cfg.server, &cfg.device_name, &cfg.token);
+    let remote = Remote::new(&cfg.server, &cfg.device_name, &cfg.token, cfg.ca_certs.as_deref());
     match rt.block_on(remote.health()) {
         Ok(h) => tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable"),
         Err(e) if !synced_before => bail!(
@@ -228,6 +228,7 @@ fn current_status(shared: &Shared, cfg: &MountConfig) -> MountStatus {
         halted: s.halted.load(Relaxed),
         halt_reason: s.halt_reason.lock().clone(),
         token_file: cfg.token_file.clone(),
+        ca_cert: cfg.ca_cert.clone(),
         updated_ns: crate::fs::now_ns(),
     }
 }

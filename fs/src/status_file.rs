@@ -27,6 +27,9 @@ pub struct MountStatus {
     /// The token file the mount was started with, for the `ssync` command.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The CA certificate the mount checks an https:// hub against.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
     pub updated_ns: i64,
 }
 

@@ -52,6 +52,16 @@ pub struct ServerArgs {
     /// Change-feed requests one token may hold open at once (more get 429).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_polls_per_token: usize,
+    /// Seconds a client may take to send a request's headers, or to finish a
+    /// TLS handshake, before its connection is closed.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout: u64,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -84,6 +94,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_hashes: args.max_hashes.max(1),
         body_idle: Duration::from_secs(args.body_idle_timeout.max(1)),
         max_polls_per_token: args.max_polls_per_token.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         ..Limits::default()
     };
     let retention = Retention {
@@ -92,6 +103,12 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         gc_interval: Duration::from_secs(args.gc_interval.max(1)),
         grace: Duration::from_secs(args.gc_grace),
     };
+    // A bad certificate or key is found before anything else starts.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::listen::load_tls(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let state = AppState::open_with(&args.data, limits, retention)
         .await
         .with_context(|| format!("opening the data dir {}", args.data.display()))?;
@@ -100,17 +117,17 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
     })?;
     let addr = listener.local_addr()?;
     // Plain stdout line: scripts and tests read the bound port from it.
-    println!("ssync-server listening on http://{addr} (data in {})", args.data.display());
-    print_admin_token_if_new(&state, addr, &args.data).await?;
-    tracing::info!(%addr, data = %args.data.display(), "hub started");
-    if !addr.ip().is_loopback() {
+    println!("ssync-server listening on {scheme}://{addr} (data in {})", args.data.display());
+    print_admin_token_if_new(&state, addr, scheme, &args.data).await?;
+    tracing::info!(%addr, data = %args.data.display(), tls = tls.is_some(), "hub started");
+    if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
             "serving plain HTTP beyond this machine: tokens and file contents cross the network unencrypted; \
-             listen on 127.0.0.1 behind a TLS proxy, or only on a network you trust"
+             give --tls-cert and --tls-key, or listen on 127.0.0.1"
         );
     }
-    serve(listener, state, shutdown_signal()).await.context("serving")?;
+    serve(listener, state, tls, shutdown_signal()).await.context("serving")?;
     tracing::info!("hub stopped");
     Ok(())
 }
@@ -130,6 +147,7 @@ async fn shutdown_signal() {
 async fn print_admin_token_if_new(
     state: &AppState,
     addr: std::net::SocketAddr,
+    scheme: &str,
     data: &std::path::Path,
 ) -> anyhow::Result<()> {
     let db = state.db.clone();
@@ -151,7 +169,7 @@ async fn print_admin_token_if_new(
         "Created the admin token. It is shown only now; only its hash is kept.\n\
          On each machine, store it and mount:\n  \
          mkdir -p ~/.config/ssync && (umask 077 && echo {token} > ~/.config/ssync/token)\n  \
-         ssync-mount /mnt/shared --server {host}:{port} --token-file ~/.config/ssync/token\n\
+         ssync-mount /mnt/shared --server {scheme}://{host}:{port} --token-file ~/.config/ssync/token\n\
          Better, one token per device: ssync-server token add NAME --data {data}",
         port = addr.port(),
         data = data.display(),

@@ -10,6 +10,7 @@ pub mod error;
 mod extract;
 pub mod feed;
 pub mod gc;
+pub mod listen;
 mod pack;
 mod routes;
 pub mod state;
@@ -29,27 +30,23 @@ pub fn app(state: AppState) -> axum::Router {
 }
 
 /// Serves until `shutdown` resolves; open long-polls are answered at once then.
+/// With `tls`, every connection is HTTPS.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let token = state.shutdown.clone();
     tokio::spawn(gc::run(state.clone(), token.clone()));
     tokio::spawn(traffic::log_periodically(state.traffic.clone(), token.clone()));
-    // Small request/response pairs must not wait for delayed ACKs (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
     });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await
+    let header_timeout = state.limits.header_timeout;
+    listen::serve_on(listener, app(state), tls, header_timeout, token).await
 }
 
 pub use cli::cli_main;

@@ -27,6 +27,8 @@ pub struct Limits {
     pub body_idle: Duration,
     /// Most change-feed requests held open at once per token.
     pub max_polls_per_token: usize,
+    /// Longest a client may take to send a request's headers (and a TLS handshake).
+    pub header_timeout: Duration,
 }
 
 /// How much history the hub keeps (see `gc.rs`).
@@ -63,6 +65,7 @@ impl Default for Limits {
             max_hashes: 16_384,
             body_idle: Duration::from_secs(30),
             max_polls_per_token: 16,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -107,6 +107,10 @@ pub struct Hub {
     pub token_file: PathBuf,
     pub data: PathBuf,
     pub addr: String,
+    /// "http", or "https" for a hub started with --tls-cert.
+    pub scheme: String,
+    /// The CA mounts check an https hub against (set by TLS tests).
+    pub ca_cert: Option<PathBuf>,
     log: PathBuf,
     /// Extra command-line flags, kept across restarts.
     args: Vec<String>,
@@ -144,27 +148,30 @@ impl Hub {
             let _ = tx.send(line);
         });
         let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) if l.contains("listening on http://") => l,
+            Ok(l) if l.contains("listening on http") => l,
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!("hub did not start: {other:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
             }
         };
-        let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
+        let url = line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next()).expect("address");
+        let (scheme, addr) = url.split_once("://").expect("a URL");
         Hub {
+            scheme: scheme.to_string(),
+            addr: addr.to_string(),
+            ca_cert: None,
             child: Some(child),
             token,
             token_file,
             data: data.to_path_buf(),
-            addr,
             log,
             args: extra.iter().map(|a| a.to_string()).collect(),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// An HTTP client that sends this hub's token with every request.
@@ -180,7 +187,8 @@ impl Hub {
     pub fn restart(&mut self) {
         self.stop();
         let extra: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let again = Hub::start_with(&self.data, &self.addr, &extra);
+        let mut again = Hub::start_with(&self.data, &self.addr, &extra);
+        again.ca_cert = self.ca_cert.take();
         *self = again;
     }
 
@@ -216,6 +224,7 @@ pub struct Mount {
     pub path: PathBuf,
     pub cache: PathBuf,
     server: String,
+    ca_cert: Option<PathBuf>,
     token_file: PathBuf,
     log: PathBuf,
     name: String,
@@ -231,7 +240,8 @@ impl Mount {
             cache: dir.join(format!("{name}.cache")),
             log: dir.join(format!("{name}.log")),
             path,
-            server: hub.addr.clone(),
+            server: hub.url(),
+            ca_cert: hub.ca_cert.clone(),
             token_file: hub.token_file.clone(),
             name: name.to_string(),
         };
@@ -241,12 +251,16 @@ impl Mount {
 
     fn spawn(&mut self) {
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("mount log file");
-        let child = Command::new(bin("e2e-mount"))
-            .arg(&self.path)
+        let mut cmd = Command::new(bin("e2e-mount"));
+        cmd.arg(&self.path)
             .args(["--server", &self.server, "--device-name", &self.name, "--cache-dir"])
             .arg(&self.cache)
             .arg("--token-file")
-            .arg(&self.token_file)
+            .arg(&self.token_file);
+        if let Some(ca) = &self.ca_cert {
+            cmd.arg("--ca-cert").arg(ca);
+        }
+        let child = cmd
             .env("RUST_LOG", std::env::var("SSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(logf)

@@ -90,3 +90,37 @@ fn uploads_and_hash_lists_past_their_limits_are_413() {
     let (status, body) = json_error(hub.http().post(format!("{url}/v1/mkdir")).json(&big).send().unwrap());
     assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "a JSON body past --max-body-mib: {body}");
 }
+
+/// Reads from `tcp` until the hub closes it; what it sent, or None if it
+/// still held the connection after `limit`.
+fn read_until_closed(tcp: &mut std::net::TcpStream, limit: Duration) -> Option<String> {
+    tcp.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&got).to_string()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&got).to_string())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &["--header-timeout", "1"]);
+    let mut slow = std::net::TcpStream::connect(&hub.addr).unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap(); // and never the blank line
+    let closed = read_until_closed(&mut slow, Duration::from_secs(15));
+    assert!(closed.is_some(), "the hub held a connection whose headers never ended");
+    assert!(!closed.unwrap().contains("200 OK"), "an unfinished request must not be served");
+    // A silent connection (not a byte sent) is cut the same way.
+    let mut silent = std::net::TcpStream::connect(&hub.addr).unwrap();
+    assert!(read_until_closed(&mut silent, Duration::from_secs(15)).is_some(), "a silent connection was held");
+    // Clients that send whole requests are served as before.
+    assert_eq!(hub.http().get(format!("{}/v1/health", hub.url())).send().unwrap().status().as_u16(), 200);
+}
