@@ -163,7 +163,9 @@ impl Remote {
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(FEED_WAIT + Duration::from_secs(15))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Before the hub closes idle connections (its --header-timeout,
+            // 30 s by default), so a request never races that close.
+            .pool_idle_timeout(Duration::from_secs(20))
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client builds with checked settings");

@@ -53,8 +53,9 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_polls_per_token: usize,
     /// Seconds a client may take to send a request's headers, or to finish a
-    /// TLS handshake, before its connection is closed.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    /// TLS handshake, before its connection is closed. A kept-alive connection
+    /// idle this long is closed too (mounts drop theirs after 20 s idle).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub header_timeout: u64,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]

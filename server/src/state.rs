@@ -65,7 +65,7 @@ impl Default for Limits {
             max_hashes: 16_384,
             body_idle: Duration::from_secs(30),
             max_polls_per_token: 16,
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
         }
     }
 }

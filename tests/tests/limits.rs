@@ -121,6 +121,11 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
     // A silent connection (not a byte sent) is cut the same way.
     let mut silent = std::net::TcpStream::connect(&hub.addr).unwrap();
     assert!(read_until_closed(&mut silent, Duration::from_secs(15)).is_some(), "a silent connection was held");
-    // Clients that send whole requests are served as before.
+    // Clients that send whole requests are served as before; a kept-alive
+    // connection left idle is closed after the same time.
+    let mut idle = std::net::TcpStream::connect(&hub.addr).unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut idle, Duration::from_secs(15)).expect("an idle connection was held");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(hub.http().get(format!("{}/v1/health", hub.url())).send().unwrap().status().as_u16(), 200);
 }
