@@ -98,30 +98,26 @@ fn clients_that_do_not_trust_the_ca_or_speak_plain_http_get_nothing() {
     // start (it has no cache to work from) and says why.
     let mountpoint = dir.path().join("m");
     fs::create_dir(&mountpoint).unwrap();
-    let (code, out) = run_bounded(
-        Command::new(bin("e2e-mount"))
-            .arg(&mountpoint)
-            .args(["--server", &hub.url(), "--token-file"])
-            .arg(&hub.token_file)
-            .arg("--cache-dir")
-            .arg(dir.path().join("m.cache")),
-        Duration::from_secs(30),
-    );
-    assert_ne!(code, Some(0), "the mount must not start: {out}");
+    // Runs a mount of `hub` with `extra` flags; it must exit, not mount.
+    let mount_fails = |extra: &[&std::ffi::OsStr]| {
+        let (code, out) = run_bounded(
+            Command::new(bin("e2e-mount"))
+                .arg(&mountpoint)
+                .args(["--server", &hub.url(), "--token-file"])
+                .arg(&hub.token_file)
+                .args(extra),
+            Duration::from_secs(30),
+        );
+        assert_ne!(code, Some(0), "the mount must not start: {out}");
+        assert!(!ssync_tests::is_mounted(&mountpoint));
+        out
+    };
+    let cache = dir.path().join("m.cache");
+    let out = mount_fails(&["--cache-dir".as_ref(), cache.as_os_str()]);
     assert!(out.contains("cannot reach the hub") && out.to_lowercase().contains("certificate"), "{out}");
-    assert!(!ssync_tests::is_mounted(&mountpoint));
 
     // --ca-cert with a file that is not a certificate is refused up front.
-    let (code, out) = run_bounded(
-        Command::new(bin("e2e-mount"))
-            .arg(&mountpoint)
-            .args(["--server", &hub.url(), "--token-file"])
-            .arg(&hub.token_file)
-            .arg("--ca-cert")
-            .arg(&hub.token_file),
-        Duration::from_secs(30),
-    );
-    assert_ne!(code, Some(0), "{out}");
+    let out = mount_fails(&["--ca-cert".as_ref(), hub.token_file.as_os_str()]);
     assert!(out.contains("holds no PEM certificate"), "{out}");
 }
 
