@@ -61,7 +61,6 @@ impl MountArgs {
             if !cfg.server.starts_with("https://") {
                 anyhow::bail!("--ca-cert is for an https:// hub; give --server https://HOST:PORT");
             }
-            cfg.ca_certs = Some(crate::client::load_ca_cert(&ca)?);
             cfg.ca_cert = Some(ca);
         }
         if let Some(dir) = self.cache_dir {

@@ -103,7 +103,7 @@ pub enum CaCertError {
 }
 
 /// The certificates in a PEM file (a CA, or a bundle of them).
-pub fn load_ca_cert(path: &Path) -> Result<Vec<reqwest::Certificate>, CaCertError> {
+fn load_ca_cert(path: &Path) -> Result<Vec<reqwest::Certificate>, CaCertError> {
     let pem = std::fs::read(path).map_err(|source| CaCertError::Read { path: path.into(), source })?;
     let not_pem = |reason: String| CaCertError::NotPem { path: path.into(), reason };
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
@@ -135,13 +135,13 @@ pub const FEED_WAIT: Duration = Duration::from_secs(25);
 impl Remote {
     /// A client for the hub at `base_url`; every request names `device`. An
     /// `https://` hub is verified against the system's roots, or only against
-    /// `ca` when given (a hub with its own CA).
+    /// the CA in the PEM file `ca` when given (a hub with its own CA).
     pub fn new(
         base_url: &str,
         device: &str,
         token: &crate::token::Token,
-        ca: Option<&[reqwest::Certificate]>,
-    ) -> Remote {
+        ca: Option<&Path>,
+    ) -> Result<Remote, CaCertError> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.as_str())) {
             v.set_sensitive(true);
@@ -156,7 +156,9 @@ impl Remote {
         }
         let mut http = Client::builder();
         if let Some(ca) = ca {
-            http = ca.iter().fold(http.tls_built_in_root_certs(false), |b, c| b.add_root_certificate(c.clone()));
+            http = load_ca_cert(ca)?
+                .iter()
+                .fold(http.tls_built_in_root_certs(false), |b, c| b.add_root_certificate(c.clone()));
         }
         let http = http
             .https_only(base_url.starts_with("https://"))
@@ -169,7 +171,7 @@ impl Remote {
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client builds with checked settings");
-        Remote { http, base: base_url.to_string() }
+        Ok(Remote { http, base: base_url.to_string() })
     }
 
     pub fn base_url(&self) -> &str {

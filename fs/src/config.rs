@@ -19,9 +19,8 @@ pub struct MountConfig {
     /// The hub's access token, and the file it came from (None: the environment).
     pub token: crate::token::Token,
     pub token_file: Option<PathBuf>,
-    /// The CA an https:// hub is checked against (None: the system's roots), and its certificates.
+    /// The CA (PEM file) an https:// hub is checked against (None: the system's roots).
     pub ca_cert: Option<PathBuf>,
-    pub ca_certs: Option<Vec<reqwest::Certificate>>,
 }
 
 impl MountConfig {
@@ -39,7 +38,6 @@ impl MountConfig {
             token,
             token_file: None,
             ca_cert: None,
-            ca_certs: None,
         }
     }
 }

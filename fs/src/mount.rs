@@ -91,6 +91,8 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
 
 pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     check_mountpoint(&cfg)?;
+    // A bad --ca-cert is refused before a cache dir is made.
+    let remote = Remote::new(&cfg.server, &cfg.device_name, &cfg.token, cfg.ca_cert.as_deref())?;
     let cache = CacheDirs::create(&cfg.cache_dir).with_context(|| {
         format!("cannot create the cache dir {}; pick another with --cache-dir", cfg.cache_dir.display())
     })?;
@@ -111,7 +113,6 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let remote = Remote::new(&cfg.server, &cfg.device_name, &cfg.token, cfg.ca_certs.as_deref());
     match rt.block_on(remote.health()) {
         Ok(h) => tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable"),
         Err(e) if !synced_before => bail!(

@@ -136,9 +136,9 @@ fn remote_for(loc: &Located) -> anyhow::Result<Remote> {
     let status = status_file::read(&loc.mountpoint);
     let token_file = status.as_ref().and_then(|s| s.token_file.clone());
     let token = crate::token::load(token_file.as_deref())?;
-    let ca = status.as_ref().and_then(|s| s.ca_cert.as_deref()).map(crate::client::load_ca_cert).transpose()?;
+    let ca = status.as_ref().and_then(|s| s.ca_cert.clone());
     let device = status.map_or_else(crate::config::default_device_name, |s| s.device);
-    Ok(Remote::new(&loc.server, &device, &token, ca.as_deref()))
+    Ok(Remote::new(&loc.server, &device, &token, ca.as_deref())?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
