@@ -8,11 +8,12 @@ use crate::{ContentHash, RelPath};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// One entry of the tree as the hub stores it. `version` is the hub-wide
 /// sequence number of the change that last touched it; deleted entries stay as
 /// tombstones so the change feed can report them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Entry {
     pub path: RelPath,
     pub kind: EntryKind,
@@ -36,7 +37,7 @@ pub struct Entry {
 /// Header naming the device a request comes from; recorded with each change.
 pub const DEVICE_HEADER: &str = "x-ssync-device";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
@@ -45,13 +46,14 @@ pub enum EntryKind {
 
 /// `GET /v1/tree`: every live entry, and the cursor to follow the feed from.
 /// `GET /v1/changes`: entries whose version is above `since`, oldest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EntriesPage {
     pub cursor: u64,
     pub entries: Vec<Entry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     pub since: u64,
     /// Seconds to hold the request open when nothing is newer than `since`.
@@ -61,7 +63,6 @@ pub struct ChangesQuery {
     pub limit: Option<u32>,
 }
 
-/// Query of `PUT /v1/file`; the body is the file's bytes.
 /// Chunk hashes, 32 bytes each, concatenated and base64-encoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -92,7 +93,7 @@ pub struct WireError(pub String);
 /// A chunk list on the wire: whole (`from` absent), or as the difference
 /// from the list of file `from` (keep `prefix` and `suffix` chunks of it,
 /// `chunks` in between). Chunks: the binary list encoding, base64.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WireList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<ContentHash>,
@@ -128,18 +129,18 @@ impl WireList {
 }
 
 /// `POST /v1/chunks/missing`: which of these chunks does the hub lack?
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChunksRequest {
     pub chunks: HashList,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MissingResponse {
     pub missing: HashList,
 }
 
 /// `POST /v1/chunks/fetch`: these chunks as a frame stream (see `frames`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FetchRequest {
     pub chunks: HashList,
     /// The client decodes zstd frames; the hub compresses chunks when it pays.
@@ -148,7 +149,7 @@ pub struct FetchRequest {
 }
 
 /// `POST /v1/chunks` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StoredResponse {
     pub received: u64,
     pub stored: u64,
@@ -156,7 +157,7 @@ pub struct StoredResponse {
 
 /// `POST /v1/commit`: make `id` (whose chunks the hub already has) the new
 /// content of `path`, if `base` is still its version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CommitRequest {
     pub path: RelPath,
     pub base: u64,
@@ -176,7 +177,8 @@ pub const INLINE_MAX: u64 = 256 * 1024;
 
 /// `GET /v1/manifest/{id}?have=OTHER`: a file's chunk list, as a delta from
 /// OTHER's list when the hub knows it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ManifestQuery {
     #[serde(default)]
     pub have: Option<ContentHash>,
@@ -185,7 +187,7 @@ pub struct ManifestQuery {
     pub inline: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ManifestResponse {
     pub id: ContentHash,
     pub size: u64,
@@ -204,14 +206,14 @@ pub fn inline_decode(s: &str) -> Result<Vec<u8>, WireError> {
 }
 
 /// `GET /v1/stats`: what the hub has moved since it started.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub requests: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MkdirRequest {
     pub path: RelPath,
     pub base: u64,
@@ -219,7 +221,7 @@ pub struct MkdirRequest {
     pub mtime_ns: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeleteRequest {
     pub path: RelPath,
     pub base: u64,
@@ -227,7 +229,7 @@ pub struct DeleteRequest {
 
 /// Moves `from` (at version `base`) to `to`. When `to` exists it must be at
 /// `to_base` and is replaced (an empty folder or a file of the same kind).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RenameRequest {
     pub from: RelPath,
     pub to: RelPath,
@@ -236,7 +238,7 @@ pub struct RenameRequest {
     pub to_base: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SetAttrRequest {
     pub path: RelPath,
     pub base: u64,
@@ -248,7 +250,7 @@ pub struct SetAttrRequest {
 
 /// What a mutation changed, in sequence order: created parent folders, moved
 /// entries and tombstones included. Empty when nothing needed to change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MutationResponse {
     pub entries: Vec<Entry>,
 }
@@ -260,28 +262,29 @@ impl MutationResponse {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
     pub path: RelPath,
 }
 
 /// One kept version of a path: the entry as it was after change `version`,
 /// committed by the hub at `at_ns` (Unix time, nanoseconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VersionInfo {
     pub entry: Entry,
     pub at_ns: i64,
 }
 
 /// `GET /v1/versions?path=`: newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VersionsResponse {
     pub versions: Vec<VersionInfo>,
 }
 
 /// `POST /v1/restore`: makes version `version` of `path` current again, at
 /// `as` if given; a new change every mount receives.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RestoreRequest {
     pub path: RelPath,
     pub version: u64,
@@ -292,13 +295,13 @@ pub struct RestoreRequest {
 /// `POST /v1/restore-tree`: brings folder `path` (and all below it) back to
 /// how it was at `at_ns`: files and folders that existed then come back with
 /// their content of then; what was created later is deleted (and kept in history).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RestoreTreeRequest {
     pub path: RelPath,
     pub at_ns: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
     pub version: String,
@@ -306,7 +309,7 @@ pub struct Health {
 }
 
 /// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
@@ -336,4 +339,6 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// Too many requests of a kind held open at once for one token.
     pub const TOO_MANY: &str = "too_many";
+    /// The endpoint exists but not for this method (the `Allow` header lists those it takes).
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 }

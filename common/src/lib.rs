@@ -7,6 +7,7 @@ pub mod chunks;
 pub mod frames;
 pub mod hash;
 pub mod path;
+mod schema;
 pub mod writeback;
 
 pub use chunks::{ChunkList, ChunkRef};

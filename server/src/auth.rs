@@ -1,4 +1,4 @@
-//! Who may use the hub: every request but `/v1/health` carries
+//! Who may use the hub: every request but `/v1/health` and the API document carries
 //! `Authorization: Bearer TOKEN`, a token made by `ssync-server token add`
 //! (or the admin token made at first start). Only tokens' hashes are stored;
 //! a revoked token fails its next request, and a long-poll held open for it
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 const PREFIX: &str = "ssync_";
 /// Endpoints open to anyone: liveness checks carry no data.
-const OPEN: &[&str] = &["/v1/health"];
+const OPEN: &[&str] = &["/v1/health", crate::openapi::DOCUMENT_PATH];
 
 /// The name of the token a request came with.
 #[derive(Debug, Clone)]

@@ -33,6 +33,8 @@ pub enum ApiError {
     Timeout(String),
     #[error("{0}")]
     TooMany(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, codes::TIMEOUT),
             ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
     }

@@ -11,6 +11,7 @@ mod extract;
 pub mod feed;
 pub mod gc;
 pub mod listen;
+pub mod openapi;
 mod pack;
 mod routes;
 pub mod state;

@@ -6,34 +6,41 @@ mod history;
 mod mutate;
 
 use crate::error::{ApiError, LoggedError};
+use crate::openapi::{self, ApiDoc, Document};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/health", get(health::health))
-        .route("/v1/tree", get(changes::tree))
-        .route("/v1/changes", get(changes::changes))
-        .route("/v1/stats", get(health::stats))
-        .route("/v1/content/{id}", get(chunks::download))
-        .route("/v1/manifest/{id}", get(chunks::manifest))
-        .route("/v1/chunks", post(chunks::upload))
-        .route("/v1/chunks/missing", post(chunks::missing))
-        .route("/v1/chunks/fetch", post(chunks::fetch))
-        .route("/v1/commit", post(chunks::commit))
-        .route("/v1/mkdir", post(mutate::mkdir))
-        .route("/v1/delete", post(mutate::delete))
-        .route("/v1/rename", post(mutate::rename))
-        .route("/v1/setattr", post(mutate::set_attr))
-        .route("/v1/entry", get(history::entry))
-        .route("/v1/versions", get(history::versions))
-        .route("/v1/restore", post(history::restore))
-        .route("/v1/restore-tree", post(history::restore_tree))
+    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(openapi::document))
+        .routes(routes!(changes::tree))
+        .routes(routes!(changes::changes))
+        .routes(routes!(health::stats))
+        .routes(routes!(chunks::download))
+        .routes(routes!(chunks::manifest))
+        .routes(routes!(chunks::upload))
+        .routes(routes!(chunks::missing))
+        .routes(routes!(chunks::fetch))
+        .routes(routes!(chunks::commit))
+        .routes(routes!(mutate::mkdir))
+        .routes(routes!(mutate::delete))
+        .routes(routes!(mutate::rename))
+        .routes(routes!(mutate::set_attr))
+        .routes(routes!(history::entry))
+        .routes(routes!(history::versions))
+        .routes(routes!(history::restore))
+        .routes(routes!(history::restore_tree))
+        .split_for_parts();
+    routes
+        .layer(Extension(Document::from_routes(api)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // JSON requests (hash lists included); chunk uploads are streamed and capped on their own.
@@ -50,7 +57,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::BadRequest("method not allowed on this endpoint".into())
+    // axum adds the `Allow` header naming the methods the endpoint takes.
+    ApiError::MethodNotAllowed("this endpoint does not take that method; see the Allow header".into())
 }
 
 /// Logs each failed request once, at a level that fits its status.

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::Extension;
 use axum::Json;
-use ssync_common::api::{ChangesQuery, EntriesPage};
+use ssync_common::api::{ChangesQuery, EntriesPage, ErrorBody};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -15,6 +15,8 @@ const DEFAULT_PAGE: u32 = 1000;
 /// How often a held long-poll checks that its token was not revoked.
 const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
+#[utoipa::path(get, path = "/v1/tree", tag = "feed",
+    responses((status = 200, description = "Every live entry, and the cursor to follow the feed from", body = EntriesPage)))]
 pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, ApiError> {
     let page = state
         .db
@@ -29,11 +31,19 @@ pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, Ap
 
 /// Answers at once when anything is newer than `since`; otherwise holds the
 /// request until a commit wakes the feed, `wait` runs out, or the hub stops.
+#[utoipa::path(get, path = "/v1/changes", tag = "feed", params(ChangesQuery),
+    responses(
+        (status = 200, description = "Entries changed after `since`, oldest first; empty if `wait` ran out", body = EntriesPage),
+        (status = 429, description = "Too many change-feed requests held open for this token", body = ErrorBody),
+    ))]
 pub async fn changes(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     AppQuery(q): AppQuery<ChangesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
+    if i64::try_from(q.since).is_err() {
+        return Err(ApiError::BadRequest(format!("since={} is above the largest change number", q.since)));
+    }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, state.limits.max_page);
     let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
     let mut woken = state.feed.subscribe();

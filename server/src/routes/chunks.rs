@@ -3,6 +3,7 @@
 use crate::db::{manifests, small_chunks};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, Device};
+use crate::openapi::{Binary, DeviceHeader, MutationAnswers};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::tree::{self, FileCommit};
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use ssync_common::api::{
-    inline_decode, inline_encode, ChunksRequest, CommitRequest, FetchRequest, HashList, ManifestQuery,
+    inline_decode, inline_encode, ChunksRequest, CommitRequest, ErrorBody, FetchRequest, HashList, ManifestQuery,
     ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
 };
 use ssync_common::frames::{self, Chunk, FrameReader};
@@ -33,6 +34,11 @@ fn hashes(state: &AppState, list: &HashList) -> Result<Vec<ContentHash>, ApiErro
 }
 
 /// `POST /v1/chunks/missing`: the named chunks the hub does not have.
+#[utoipa::path(post, path = "/v1/chunks/missing", tag = "content", request_body = ChunksRequest,
+    responses(
+        (status = 200, description = "The chunks the hub lacks, in request order", body = MissingResponse),
+        (status = 413, description = "Too many hashes, or too large a body", body = ErrorBody),
+    ))]
 pub async fn missing(
     State(state): State<AppState>,
     AppJson(req): AppJson<ChunksRequest>,
@@ -45,6 +51,13 @@ pub async fn missing(
 
 /// `POST /v1/chunks`: a stream of chunk frames. Every chunk is checked against
 /// its hash as it arrives; one mismatch stores nothing of the request.
+#[utoipa::path(post, path = "/v1/chunks", tag = "content",
+    request_body(content = Binary, content_type = "application/octet-stream", description = "Chunk frames"),
+    responses(
+        (status = 200, description = "Chunks received, and how many were new", body = StoredResponse),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "More bytes than the upload limit", body = ErrorBody),
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -124,6 +137,12 @@ async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec
 }
 
 /// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
+#[utoipa::path(post, path = "/v1/chunks/fetch", tag = "content", request_body = FetchRequest,
+    responses(
+        (status = 200, description = "The chunks as frames, in request order", body = Binary, content_type = "application/octet-stream"),
+        (status = 404, description = "A chunk is not on the hub", body = ErrorBody),
+        (status = 413, description = "Too many hashes, or too large a body", body = ErrorBody),
+    ))]
 pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
     let wanted = hashes(&state, &req.chunks)?;
     let places = state.store.places(wanted.clone()).await?;
@@ -159,6 +178,12 @@ pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchReq
 
 /// `GET /v1/manifest/{id}?have=OTHER`: a file's chunk list, as a delta from
 /// OTHER's when the hub knows that one.
+#[utoipa::path(get, path = "/v1/manifest/{id}", tag = "content",
+    params(("id" = ContentHash, Path, description = "The file content's id"), ManifestQuery),
+    responses(
+        (status = 200, description = "The content's chunk list, as a delta from `have`'s when the hub knows it", body = ManifestResponse),
+        (status = 404, description = "No such content", body = ErrorBody),
+    ))]
 pub async fn manifest(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -190,6 +215,11 @@ pub async fn manifest(
 
 /// `POST /v1/commit`: makes a chunk list the new content of a path, if the
 /// base version is current and every chunk is on the hub.
+#[utoipa::path(post, path = "/v1/commit", tag = "content", request_body = CommitRequest, params(DeviceHeader),
+    responses(
+        MutationAnswers,
+        (status = 422, description = "Chunks or the base list are not on the hub: send them, then commit again", body = ErrorBody),
+    ))]
 pub async fn commit(
     State(state): State<AppState>,
     Device(d): Device,
@@ -241,6 +271,12 @@ pub async fn commit(
 }
 
 /// `GET /v1/content/{id}`: a whole file, its chunks streamed in order.
+#[utoipa::path(get, path = "/v1/content/{id}", tag = "content",
+    params(("id" = ContentHash, Path, description = "The file content's id")),
+    responses(
+        (status = 200, description = "The whole file", body = Binary, content_type = "application/octet-stream"),
+        (status = 404, description = "No such content", body = ErrorBody),
+    ))]
 pub async fn download(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_hash(&id)?;
     let list = state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &id)?)).await?;

@@ -2,19 +2,32 @@
 use crate::db::entries;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, Device};
+use crate::openapi::{DeviceHeader, MutationAnswers};
 use crate::state::AppState;
 use crate::tree;
 use axum::extract::State;
 use axum::Json;
-use ssync_common::api::{Entry, MutationResponse, PathQuery, RestoreRequest, RestoreTreeRequest, VersionsResponse};
+use ssync_common::api::{
+    Entry, ErrorBody, MutationResponse, PathQuery, RestoreRequest, RestoreTreeRequest, VersionsResponse,
+};
 
 /// `GET /v1/entry?path=`: the entry as the hub has it now, tombstones included.
+#[utoipa::path(get, path = "/v1/entry", tag = "history", params(PathQuery),
+    responses(
+        (status = 200, description = "The entry now, tombstones included", body = Entry),
+        (status = 404, description = "The path never existed", body = ErrorBody),
+    ))]
 pub async fn entry(State(state): State<AppState>, AppQuery(q): AppQuery<PathQuery>) -> Result<Json<Entry>, ApiError> {
     let path = q.path.clone();
     let e = state.db.call(move |c| Ok::<_, ApiError>(entries::get(c, &path)?)).await?;
     e.map(Json).ok_or_else(|| ApiError::NotFound(format!("'{}' has never existed on the hub", q.path)))
 }
 
+#[utoipa::path(get, path = "/v1/versions", tag = "history", params(PathQuery),
+    responses(
+        (status = 200, description = "The kept versions of the path, newest first", body = VersionsResponse),
+        (status = 404, description = "The path has no versions", body = ErrorBody),
+    ))]
 pub async fn versions(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<PathQuery>,
@@ -27,6 +40,8 @@ pub async fn versions(
     Ok(Json(VersionsResponse { versions }))
 }
 
+#[utoipa::path(post, path = "/v1/restore", tag = "history", request_body = RestoreRequest, params(DeviceHeader),
+    responses(MutationAnswers, (status = 404, description = "The path has no such version", body = ErrorBody)))]
 pub async fn restore(
     State(state): State<AppState>,
     Device(d): Device,
@@ -36,6 +51,8 @@ pub async fn restore(
     Ok(Json(MutationResponse { entries }))
 }
 
+#[utoipa::path(post, path = "/v1/restore-tree", tag = "history", request_body = RestoreTreeRequest, params(DeviceHeader),
+    responses(MutationAnswers, (status = 404, description = "The folder did not exist at that time", body = ErrorBody)))]
 pub async fn restore_tree(
     State(state): State<AppState>,
     Device(d): Device,

@@ -1,6 +1,7 @@
 //! Metadata-only mutations: mkdir, delete, rename, chmod/utimens.
 use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
+use crate::openapi::{DeviceHeader, MutationAnswers};
 use crate::state::AppState;
 use crate::tree;
 use axum::extract::State;
@@ -13,18 +14,26 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
     Ok(Json(MutationResponse { entries }))
 }
 
+#[utoipa::path(post, path = "/v1/mkdir", tag = "tree", request_body = MkdirRequest, params(DeviceHeader),
+    responses(MutationAnswers))]
 pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
     ok(state.mutate(move |c| tree::mkdir(c, d.as_deref(), &r.path, r.base, r.mode, r.mtime_ns)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/delete", tag = "tree", request_body = DeleteRequest, params(DeviceHeader),
+    responses(MutationAnswers))]
 pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<DeleteRequest>) -> Mutated {
     ok(state.mutate(move |c| tree::delete(c, d.as_deref(), &r.path, r.base)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/rename", tag = "tree", request_body = RenameRequest, params(DeviceHeader),
+    responses(MutationAnswers))]
 pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
     ok(state.mutate(move |c| tree::rename(c, d.as_deref(), &r.from, &r.to, r.base, r.to_base)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/setattr", tag = "tree", request_body = SetAttrRequest, params(DeviceHeader),
+    responses(MutationAnswers))]
 pub async fn set_attr(
     State(state): State<AppState>,
     Device(d): Device,
