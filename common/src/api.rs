@@ -3,6 +3,7 @@
 //! Every mutating request names the `base` version the client last saw for the
 //! path (0: "I believe it does not exist"). A stale base gets 409 with the
 //! current entry and changes nothing.
+use crate::bounded;
 use crate::chunks::{ChunkList, ListDelta};
 use crate::{ContentHash, RelPath};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -55,6 +56,7 @@ pub struct EntriesPage {
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
+    #[serde(deserialize_with = "bounded::u63")]
     pub since: u64,
     /// Seconds to hold the request open when nothing is newer than `since`.
     #[serde(default)]
@@ -160,9 +162,13 @@ pub struct StoredResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CommitRequest {
     pub path: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
     pub id: ContentHash,
+    #[serde(deserialize_with = "bounded::u63")]
     pub size: u64,
+    #[serde(deserialize_with = "bounded::mode")]
+    #[schema(maximum = 0o7777)]
     pub mode: u32,
     pub mtime_ns: i64,
     pub list: WireList,
@@ -216,7 +222,10 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MkdirRequest {
     pub path: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
+    #[serde(deserialize_with = "bounded::mode")]
+    #[schema(maximum = 0o7777)]
     pub mode: u32,
     pub mtime_ns: i64,
 }
@@ -224,6 +233,7 @@ pub struct MkdirRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeleteRequest {
     pub path: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
 }
 
@@ -233,16 +243,19 @@ pub struct DeleteRequest {
 pub struct RenameRequest {
     pub from: RelPath,
     pub to: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
-    #[serde(default)]
+    #[serde(deserialize_with = "bounded::u63", default)]
     pub to_base: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SetAttrRequest {
     pub path: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
-    #[serde(default)]
+    #[serde(deserialize_with = "bounded::optional_mode", default)]
+    #[schema(maximum = 0o7777)]
     pub mode: Option<u32>,
     #[serde(default)]
     pub mtime_ns: Option<i64>,
@@ -287,6 +300,7 @@ pub struct VersionsResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RestoreRequest {
     pub path: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
     pub version: u64,
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub as_path: Option<RelPath>,

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+mod bounded;
 pub mod chunks;
 pub mod frames;
 pub mod hash;

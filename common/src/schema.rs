@@ -11,12 +11,13 @@ use utoipa::{PartialSchema, ToSchema};
 /// bidirectional marks `path::validate_name` refuses (ECMA-262 syntax).
 const FORBIDDEN: &str = r"/\\\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069";
 
-/// A pattern for `RelPath`: components that are neither `.` nor `..` and
-/// hold no forbidden character, joined by single `/`s. Byte lengths per name
-/// and Unicode lookalikes are beyond a pattern; the parser checks those.
+/// A pattern for `RelPath`: names that are neither `.` nor `..`, hold no
+/// forbidden character and are at most 255 characters, joined by single `/`s.
+/// Names of more bytes than characters, and Unicode lookalikes, are beyond a
+/// pattern; the parser checks those.
 fn path_pattern() -> String {
     let x = FORBIDDEN;
-    let name = format!(r"(?:[^.{x}][^{x}]*|\.[^.{x}][^{x}]*|\.\.[^{x}]+)");
+    let name = format!(r"(?:[^.{x}][^{x}]{{0,254}}|\.[^.{x}][^{x}]{{0,253}}|\.\.[^{x}]{{1,253}})");
     format!("^{name}(?:/{name})*$")
 }
 
@@ -50,9 +51,16 @@ impl PartialSchema for ContentHash {
 }
 impl ToSchema for ContentHash {}
 
+/// Canonical base64 of a whole number of 32-byte hashes: 96 bytes (three
+/// hashes) make 128 characters; one or two left over end in `=` or `==`, with
+/// the unused low bits of the last character zero.
+const HASH_LIST_PATTERN: &str =
+    r"^(?:[A-Za-z0-9+/]{128})*(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/]{85}[AQgw]==)?$";
+
 impl PartialSchema for HashList {
     fn schema() -> RefOr<Schema> {
         string("Chunk hashes, 32 bytes each, concatenated and base64-encoded.".into())
+            .pattern(Some(HASH_LIST_PATTERN))
             .format(Some(SchemaFormat::Custom("byte".into())))
             .content_encoding("base64")
             .into()
@@ -75,9 +83,11 @@ mod tests {
         assert_eq!(serde_json::to_value(HashList::schema()).unwrap()["contentEncoding"], "base64");
     }
 
-    fn pattern() -> regex::Regex {
+    fn pattern() -> &'static regex::Regex {
         // The ECMA `\uXXXX` escapes read the same in the regex crate.
-        regex::Regex::new(&path_pattern()).unwrap()
+        static RE: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(&path_pattern()).unwrap());
+        &RE
     }
 
     #[test]
@@ -91,7 +101,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn encoded_hash_lists_match_their_pattern() {
+        let re = regex::Regex::new(HASH_LIST_PATTERN).unwrap();
+        for n in 0..7u8 {
+            let hashes: Vec<ContentHash> = (0..n).map(|i| ContentHash::of(&[i])).collect();
+            let list = HashList::encode(&hashes);
+            assert!(re.is_match(&list.0), "{n} hashes: {}", list.0);
+        }
+        assert!(!re.is_match("MA=="), "one byte is no hash");
+    }
+
     proptest::proptest! {
+        /// Whatever the pattern admits decodes to whole hashes (without the
+        /// anchors, which proptest does not take: it makes whole strings anyway).
+        #[test]
+        fn hash_lists_the_pattern_admits_decode(s in &HASH_LIST_PATTERN[1..HASH_LIST_PATTERN.len() - 1]) {
+            let hashes = HashList(s.clone()).decode();
+            proptest::prop_assert!(hashes.is_ok(), "{:?}: {:?}", s, hashes);
+        }
+
         /// Over an alphabet of the characters that matter (and no lookalikes or
         /// long names, which only the parser sees), pattern and parser agree.
         #[test]

@@ -1,5 +1,5 @@
-//! Nobody without a token gets in: every endpoint but health answers 401 (a
-//! JSON error) to a missing, wrong or revoked token; revoking ends a held
+//! Nobody without a token gets in: every endpoint of the API document but
+//! health and the document itself answers 401 (a JSON error) to a missing, wrong or revoked token; revoking ends a held
 //! long-poll; a mount whose token is refused stops syncing, says so, and
 //! keeps its queued changes for a restart with a valid token.
 use ssync_tests::{authed_client, bin, hub_tree, wait_until, Cluster, Hub};
@@ -15,42 +15,40 @@ fn token_cli(hub: &Hub, args: &[&str]) -> String {
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One request to every endpoint, with `auth` as the Authorization header.
+/// Every operation of the hub's own API document (fetched without a token):
+/// (method, path with `{id}` filled in, whether it is open to all).
+fn documented_endpoints(url: &str) -> Vec<(String, String, bool)> {
+    let resp = reqwest::blocking::get(format!("{url}/v1/openapi.json")).unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the API document needs no token");
+    let doc: serde_json::Value = resp.json().unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let open = op["security"] == serde_json::json!([{}]);
+            out.push((method.to_uppercase(), path.replace("{id}", ZERO), open));
+        }
+    }
+    out
+}
+
+/// One request to every endpoint that needs a token, with `auth` as the
+/// Authorization header.
 fn every_endpoint(url: &str, auth: Option<&str>) -> Vec<(String, reqwest::blocking::Response)> {
     let http = reqwest::blocking::Client::new();
-    let json = serde_json::json!({});
-    let gets = [
-        "tree".to_string(),
-        "changes?since=0&wait=0".into(),
-        "stats".into(),
-        format!("content/{ZERO}"),
-        format!("manifest/{ZERO}"),
-        "entry?path=a".into(),
-        "versions?path=a".into(),
-    ];
-    let posts = [
-        "chunks",
-        "chunks/missing",
-        "chunks/fetch",
-        "commit",
-        "mkdir",
-        "delete",
-        "rename",
-        "setattr",
-        "restore",
-        "restore-tree",
-    ];
-    let with_auth = |r: reqwest::blocking::RequestBuilder| match auth {
-        Some(a) => r.header("authorization", a),
-        None => r,
-    };
     let mut out = Vec::new();
-    for g in gets {
-        out.push((format!("GET /v1/{g}"), with_auth(http.get(format!("{url}/v1/{g}"))).send().unwrap()));
+    for (method, path, _) in documented_endpoints(url).into_iter().filter(|(_, _, open)| !open) {
+        let req = match method.as_str() {
+            "GET" => http.get(format!("{url}{path}")),
+            "POST" => http.post(format!("{url}{path}")).json(&serde_json::json!({})),
+            other => panic!("no test request for method {other}"),
+        };
+        let req = match auth {
+            Some(a) => req.header("authorization", a),
+            None => req,
+        };
+        out.push((format!("{method} {path}"), req.send().unwrap()));
     }
-    for p in posts {
-        out.push((format!("POST /v1/{p}"), with_auth(http.post(format!("{url}/v1/{p}")).json(&json)).send().unwrap()));
-    }
+    assert_eq!(out.len(), 17, "endpoints that need a token");
     out
 }
 
@@ -65,7 +63,7 @@ fn assert_all_401(url: &str, auth: Option<&str>) {
 }
 
 #[test]
-fn every_endpoint_but_health_needs_a_valid_token() {
+fn every_endpoint_but_health_and_the_document_needs_a_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
     let url = hub.url();
@@ -82,6 +80,8 @@ fn every_endpoint_but_health_needs_a_valid_token() {
     assert_all_401(&url, Some(&format!("Bearer {victim}")));
     assert!(!token_cli(&hub, &["list"]).contains("victim"));
 
+    let open: Vec<String> = documented_endpoints(&url).into_iter().filter(|e| e.2).map(|e| e.1).collect();
+    assert_eq!(open, ["/v1/health", "/v1/openapi.json"], "only liveness and the document are open");
     let health = reqwest::blocking::get(format!("{url}/v1/health")).unwrap();
     assert_eq!(health.status().as_u16(), 200, "health needs no token");
     let fine = hub.http().get(format!("{url}/v1/tree")).send().unwrap();

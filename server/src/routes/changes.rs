@@ -41,9 +41,6 @@ pub async fn changes(
     Extension(caller): Extension<Caller>,
     AppQuery(q): AppQuery<ChangesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
-    if i64::try_from(q.since).is_err() {
-        return Err(ApiError::BadRequest(format!("since={} is above the largest change number", q.since)));
-    }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, state.limits.max_page);
     let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
     let mut woken = state.feed.subscribe();

@@ -52,7 +52,7 @@ pub async fn missing(
 /// `POST /v1/chunks`: a stream of chunk frames. Every chunk is checked against
 /// its hash as it arrives; one mismatch stores nothing of the request.
 #[utoipa::path(post, path = "/v1/chunks", tag = "content",
-    request_body(content = Binary, content_type = "application/octet-stream", description = "Chunk frames"),
+    request_body(content = Option<Binary>, content_type = "application/octet-stream", description = "Chunk frames; none is an empty stream"),
     responses(
         (status = 200, description = "Chunks received, and how many were new", body = StoredResponse),
         (status = 408, description = "The body stalled", body = ErrorBody),
