@@ -356,3 +356,35 @@ pub mod codes {
     /// The endpoint exists but not for this method (the `Allow` header lists those it takes).
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 }
+
+/// The paths a request names: the hub checks each against its length limits
+/// (`--max-path-bytes`, `--max-name-bytes`) where the request is read.
+pub trait RequestPaths {
+    fn paths(&self) -> Vec<&RelPath>;
+}
+
+macro_rules! request_paths {
+    ($($t:ty => |$r:ident| $paths:expr;)*) => {
+        $(impl RequestPaths for $t {
+            fn paths(&self) -> Vec<&RelPath> {
+                let $r = self;
+                $paths
+            }
+        })*
+    };
+}
+
+request_paths! {
+    ChangesQuery => |_r| vec![];
+    ManifestQuery => |_r| vec![];
+    ChunksRequest => |_r| vec![];
+    FetchRequest => |_r| vec![];
+    PathQuery => |r| vec![&r.path];
+    CommitRequest => |r| vec![&r.path];
+    MkdirRequest => |r| vec![&r.path];
+    DeleteRequest => |r| vec![&r.path];
+    SetAttrRequest => |r| vec![&r.path];
+    RestoreTreeRequest => |r| vec![&r.path];
+    RenameRequest => |r| vec![&r.from, &r.to];
+    RestoreRequest => |r| std::iter::once(&r.path).chain(&r.as_path).collect();
+}

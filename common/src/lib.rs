@@ -13,4 +13,4 @@ pub mod writeback;
 
 pub use chunks::{ChunkList, ChunkRef};
 pub use hash::{ContentHash, ContentHasher};
-pub use path::{PathError, RelPath};
+pub use path::{PathError, PathLimits, RelPath};

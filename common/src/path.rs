@@ -31,10 +31,39 @@ pub enum PathError {
     Control,
     #[error("path component '{0}' reads as '.', '..' or a separator once Unicode is normalised")]
     Lookalike(String),
-    #[error("path component is {0} bytes long; the limit is 255")]
-    ComponentTooLong(usize),
-    #[error("path is {0} bytes long; the limit is 4096")]
-    TooLong(usize),
+    #[error("path component is {len} bytes long; the limit is {max}")]
+    ComponentTooLong { len: usize, max: usize },
+    #[error("path is {len} bytes long; the limit is {max}")]
+    TooLong { len: usize, max: usize },
+}
+
+/// Length limits at or below the parser's: a hub may be run with narrower
+/// ones (`--max-path-bytes`, `--max-name-bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathLimits {
+    pub max_path_bytes: usize,
+    pub max_name_bytes: usize,
+}
+
+impl Default for PathLimits {
+    fn default() -> Self {
+        PathLimits { max_path_bytes: MAX_PATH_BYTES, max_name_bytes: MAX_COMPONENT_BYTES }
+    }
+}
+
+impl PathLimits {
+    pub fn check(&self, path: &RelPath) -> Result<(), PathError> {
+        let len = path.as_str().len();
+        if len > self.max_path_bytes {
+            return Err(PathError::TooLong { len, max: self.max_path_bytes });
+        }
+        match path.components().map(str::len).max() {
+            Some(len) if len > self.max_name_bytes => {
+                Err(PathError::ComponentTooLong { len, max: self.max_name_bytes })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Checks one file name (a single path component).
@@ -45,7 +74,9 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
         _ if name.contains('\0') => Err(PathError::Nul),
         _ if name.contains('\\') => Err(PathError::Backslash),
         _ if name.contains('/') => Err(PathError::EmptyComponent),
-        _ if name.len() > MAX_COMPONENT_BYTES => Err(PathError::ComponentTooLong(name.len())),
+        _ if name.len() > MAX_COMPONENT_BYTES => {
+            Err(PathError::ComponentTooLong { len: name.len(), max: MAX_COMPONENT_BYTES })
+        }
         _ if name.chars().any(is_control) => Err(PathError::Control),
         _ if !name.is_ascii() && is_lookalike(name) => Err(PathError::Lookalike(name.to_string())),
         _ => Ok(()),
@@ -77,7 +108,7 @@ impl RelPath {
             return Err(PathError::Nul);
         }
         if s.len() > MAX_PATH_BYTES {
-            return Err(PathError::TooLong(s.len()));
+            return Err(PathError::TooLong { len: s.len(), max: MAX_PATH_BYTES });
         }
         if s.starts_with('/') {
             return Err(PathError::Absolute);
@@ -131,13 +162,15 @@ impl RelPath {
         self.0 == other.0 || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
     }
 
-    /// Re-roots `self` from under `from` to under `to` (for folder renames).
-    pub fn rebase(&self, from: &RelPath, to: &RelPath) -> Option<RelPath> {
+    /// Re-roots `self` from under `from` to under `to` (for folder renames):
+    /// `None` when `self` is not within `from`, an error when the new path
+    /// breaks a rule (it may grow past the length limit).
+    pub fn rebase(&self, from: &RelPath, to: &RelPath) -> Option<Result<RelPath, PathError>> {
         if !self.is_within(from) {
             return None;
         }
         let rest = &self.0[from.0.len()..];
-        RelPath::parse(&format!("{}{}", to.0, rest)).ok()
+        Some(RelPath::parse(&format!("{}{}", to.0, rest)))
     }
 }
 
@@ -190,7 +223,7 @@ mod tests {
         assert_eq!(RelPath::parse("a\0b"), Err(PathError::Nul));
         assert_eq!(RelPath::parse("a\\..\\b"), Err(PathError::Backslash));
         let long = "x".repeat(256);
-        assert_eq!(RelPath::parse(&long), Err(PathError::ComponentTooLong(256)));
+        assert_eq!(RelPath::parse(&long), Err(PathError::ComponentTooLong { len: 256, max: 255 }));
         assert!(RelPath::parse(&"x".repeat(255)).is_ok());
         assert_eq!(RelPath::parse("a\nb"), Err(PathError::Control));
         assert_eq!(RelPath::parse("evil\u{202e}txt.exe"), Err(PathError::Control));
@@ -198,7 +231,7 @@ mod tests {
         assert_eq!(RelPath::parse("a\u{ff0f}b"), Err(PathError::Lookalike("a\u{ff0f}b".into())));
         assert!(RelPath::parse("caf\u{e9}/na\u{ef}ve \u{2014} \u{65e5}\u{672c}").is_ok(), "ordinary Unicode is fine");
         let deep = vec!["abcdefgh"; 600].join("/");
-        assert_eq!(RelPath::parse(&deep), Err(PathError::TooLong(deep.len())));
+        assert_eq!(RelPath::parse(&deep), Err(PathError::TooLong { len: deep.len(), max: 4096 }));
     }
 
     #[test]
@@ -218,7 +251,23 @@ mod tests {
         assert!(d.is_within(&d));
         assert!(!RelPath::parse("dir2/x").unwrap().is_within(&d));
         let moved = RelPath::parse("dir/x/y").unwrap().rebase(&d, &RelPath::parse("new").unwrap());
-        assert_eq!(moved.unwrap().as_str(), "new/x/y");
+        assert_eq!(moved.unwrap().unwrap().as_str(), "new/x/y");
+        assert!(RelPath::parse("other").unwrap().rebase(&d, &d).is_none());
+        let deep = RelPath::parse(&format!("dir/{}", vec!["x".repeat(200); 20].join("/"))).unwrap();
+        let longer = RelPath::parse(&"y".repeat(200)).unwrap();
+        assert!(matches!(deep.rebase(&d, &longer), Some(Err(PathError::TooLong { .. }))));
+    }
+
+    #[test]
+    fn narrower_limits_name_themselves() {
+        let limits = PathLimits { max_path_bytes: 10, max_name_bytes: 4 };
+        assert_eq!(limits.check(&RelPath::parse("abcd/efgh").unwrap()), Ok(()));
+        let e = limits.check(&RelPath::parse("abcd/efghi").unwrap()).unwrap_err();
+        assert_eq!(e, PathError::ComponentTooLong { len: 5, max: 4 });
+        assert_eq!(e.to_string(), "path component is 5 bytes long; the limit is 4");
+        let e = limits.check(&RelPath::parse("abc/def/ghi").unwrap()).unwrap_err();
+        assert_eq!(e, PathError::TooLong { len: 11, max: 10 });
+        assert_eq!(PathLimits::default().check(&RelPath::parse(&"x".repeat(255)).unwrap()), Ok(()));
     }
 
     #[test]

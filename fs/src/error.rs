@@ -40,7 +40,7 @@ impl FsError {
             FsError::NotDir => libc::ENOTDIR,
             FsError::IsDir => libc::EISDIR,
             FsError::NotEmpty => libc::ENOTEMPTY,
-            FsError::InvalidName(PathError::ComponentTooLong(_) | PathError::TooLong(_)) => libc::ENAMETOOLONG,
+            FsError::InvalidName(PathError::ComponentTooLong { .. } | PathError::TooLong { .. }) => libc::ENAMETOOLONG,
             FsError::InvalidName(_) => libc::EINVAL,
             FsError::NonUtf8Name => libc::EILSEQ,
             FsError::MoveIntoSelf => libc::EINVAL,
@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn errno_mapping() {
         assert_eq!(FsError::NotFound.errno(), libc::ENOENT);
-        assert_eq!(FsError::InvalidName(PathError::ComponentTooLong(300)).errno(), libc::ENAMETOOLONG);
+        assert_eq!(
+            FsError::InvalidName(PathError::ComponentTooLong { len: 300, max: 255 }).errno(),
+            libc::ENAMETOOLONG
+        );
         assert_eq!(FsError::InvalidName(PathError::Backslash).errno(), libc::EINVAL);
         assert_eq!(FsError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)).errno(), libc::ENOSPC);
         assert_eq!(FsError::Io(std::io::Error::other("x")).errno(), libc::EIO);

@@ -2,6 +2,7 @@
 use crate::{serve, AppState, Limits, Retention};
 use anyhow::Context;
 use clap::Parser;
+use ssync_common::PathLimits;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +44,14 @@ pub struct ServerArgs {
     /// Largest chunk upload request, in MiB (mounts send 4 MiB).
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub max_upload_mib: u64,
+    /// Longest path a request may name, in bytes (at most 4096, Linux's PATH_MAX).
+    #[arg(long, default_value_t = 4096, value_name = "BYTES",
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_path_bytes: u16,
+    /// Longest file or folder name, in bytes (at most 255, Linux's NAME_MAX).
+    #[arg(long, default_value_t = 255, value_name = "BYTES",
+          value_parser = clap::value_parser!(u16).range(1..=255))]
+    pub max_name_bytes: u16,
     /// Most chunk hashes one request may name.
     #[arg(long, default_value_t = 16_384, value_name = "N")]
     pub max_hashes: usize,
@@ -96,6 +105,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         body_idle: Duration::from_secs(args.body_idle_timeout.max(1)),
         max_polls_per_token: args.max_polls_per_token.max(1),
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        paths: PathLimits { max_path_bytes: args.max_path_bytes.into(), max_name_bytes: args.max_name_bytes.into() },
         ..Limits::default()
     };
     let retention = Retention {

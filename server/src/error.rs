@@ -90,6 +90,7 @@ impl From<TreeError> for ApiError {
                 ApiError::Conflict { message, current }
             }
             TreeError::Blocked { message, current } => ApiError::Blocked { message, current },
+            TreeError::BadPath(e) => ApiError::BadPath(e),
             TreeError::NotFound(m) => ApiError::NotFound(m),
             TreeError::Db(e) => ApiError::Internal(e.to_string()),
         }

@@ -1,18 +1,33 @@
 //! Extractors whose rejections are `ApiError`s, so malformed JSON or query
-//! strings get the same JSON error body as every other failure.
+//! strings get the same JSON error body as every other failure. Every path a
+//! request names is held to the hub's length limits here.
 use crate::error::ApiError;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::Json;
 use serde::de::DeserializeOwned;
+use ssync_common::api::RequestPaths;
+use ssync_common::PathLimits;
+
+fn within_limits<S, T: RequestPaths>(state: &S, v: T) -> Result<T, ApiError>
+where
+    PathLimits: FromRef<S>,
+{
+    let limits = PathLimits::from_ref(state);
+    v.paths().into_iter().try_for_each(|p| limits.check(p))?;
+    Ok(v)
+}
 
 pub struct AppJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned + RequestPaths> FromRequest<S> for AppJson<T>
+where
+    PathLimits: FromRef<S>,
+{
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(AppJson(v)),
+            Ok(Json(v)) => Ok(AppJson(within_limits(state, v)?)),
             Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::TooLarge(format!("{} (--max-body-mib)", rej.body_text())))
             }
@@ -23,7 +38,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
 
 pub struct AppQuery<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
+impl<S: Send + Sync, T: DeserializeOwned + RequestPaths> FromRequestParts<S> for AppQuery<T>
+where
+    PathLimits: FromRef<S>,
+{
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         // The query decoder would turn bytes that are not UTF-8 into U+FFFD
@@ -33,7 +51,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
             return Err(ApiError::BadRequest("the query string is not valid UTF-8 once percent-decoded".into()));
         }
         match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(v)) => Ok(AppQuery(v)),
+            Ok(Query(v)) => Ok(AppQuery(within_limits(state, v)?)),
             Err(rej) => Err(ApiError::BadRequest(rej.body_text())),
         }
     }

@@ -6,6 +6,7 @@ use crate::store::ContentStore;
 use crate::tree::TreeError;
 use rusqlite::{Connection, TransactionBehavior};
 use ssync_common::api::Entry;
+use ssync_common::PathLimits;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct Limits {
     pub max_polls_per_token: usize,
     /// Longest a client may take to send a request's headers (and a TLS handshake).
     pub header_timeout: Duration,
+    /// Longest path and name a request may name (or a folder rename make).
+    pub paths: PathLimits,
 }
 
 /// How much history the hub keeps (see `gc.rs`).
@@ -66,7 +69,14 @@ impl Default for Limits {
             body_idle: Duration::from_secs(30),
             max_polls_per_token: 16,
             header_timeout: Duration::from_secs(30),
+            paths: PathLimits::default(),
         }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for PathLimits {
+    fn from_ref(state: &AppState) -> PathLimits {
+        state.limits.paths
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::db::entries;
 use rusqlite::Connection;
 use ssync_common::api::{Entry, EntryKind};
-use ssync_common::{ContentHash, RelPath};
+use ssync_common::{ContentHash, PathError, PathLimits, RelPath};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
@@ -15,6 +15,8 @@ pub enum TreeError {
     Blocked { message: String, current: Option<Box<Entry>> },
     #[error("{0}")]
     NotFound(String),
+    #[error("invalid path: {0}")]
+    BadPath(#[from] PathError),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
 }
@@ -165,7 +167,15 @@ pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeRes
     Ok(vec![tombstone(conn, dev, &e, None)?])
 }
 
-pub fn rename(conn: &Connection, dev: Dev, from: &RelPath, to: &RelPath, base: u64, to_base: u64) -> TreeResult {
+pub fn rename(
+    conn: &Connection,
+    dev: Dev,
+    from: &RelPath,
+    to: &RelPath,
+    base: u64,
+    to_base: u64,
+    limits: PathLimits,
+) -> TreeResult {
     if from == to {
         return Ok(vec![]);
     }
@@ -192,9 +202,19 @@ pub fn rename(conn: &Connection, dev: Dev, from: &RelPath, to: &RelPath, base: u
     let descendants = if src.kind == EntryKind::Dir { entries::live_descendants(conn, from)? } else { vec![] };
     // New rows first, parents before children, then tombstones children first:
     // a feed reader applying changes in order never sees an orphan.
-    for e in std::iter::once(&src).chain(&descendants) {
+    // Every new path is checked before anything is written: a deep folder
+    // moved under a longer name could outgrow the limits.
+    let moved_paths = std::iter::once(&src)
+        .chain(&descendants)
+        .map(|e| {
+            let moved = e.path.rebase(from, to).expect("descendant lies within the moved folder")?;
+            limits.check(&moved)?;
+            Ok(moved)
+        })
+        .collect::<Result<Vec<RelPath>, PathError>>()?;
+    for (e, moved_path) in std::iter::once(&src).chain(&descendants).zip(&moved_paths) {
         let moved = Entry {
-            path: e.path.rebase(from, to).expect("descendant lies within the moved folder"),
+            path: moved_path.clone(),
             version: entries::next_seq(conn)?,
             device: dev.map(String::from),
             ..e.clone()
@@ -202,9 +222,9 @@ pub fn rename(conn: &Connection, dev: Dev, from: &RelPath, to: &RelPath, base: u
         entries::put(conn, &moved)?;
         out.push(moved);
     }
-    for e in descendants.iter().rev().chain(std::iter::once(&src)) {
-        let went = e.path.rebase(from, to);
-        out.push(tombstone(conn, dev, e, went)?);
+    let sources = std::iter::once(&src).chain(&descendants).zip(moved_paths);
+    for (e, went) in sources.collect::<Vec<_>>().into_iter().rev() {
+        out.push(tombstone(conn, dev, e, Some(went))?);
     }
     Ok(out)
 }
@@ -380,12 +400,15 @@ mod tests {
         file(&c, "d/x/1", 0, b"1").unwrap();
         file(&c, "d/2", 0, b"2").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        let out = rename(&c, None, &p("d"), &p("e"), d.version, 0).unwrap();
+        let out = rename(&c, None, &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
         let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
         assert_eq!(order, vec!["+e", "+e/2", "+e/x", "+e/x/1", "-d/x/1", "-d/x", "-d/2", "-d"]);
         let live: Vec<_> = entries::all_live(&c).unwrap().into_iter().map(|e| e.path.to_string()).collect();
         assert_eq!(live, vec!["e", "e/2", "e/x", "e/x/1"]);
-        assert!(matches!(rename(&c, None, &p("e"), &p("e/x/in"), 0, 0), Err(TreeError::Blocked { .. })));
+        assert!(matches!(
+            rename(&c, None, &p("e"), &p("e/x/in"), 0, 0, PathLimits::default()),
+            Err(TreeError::Blocked { .. })
+        ));
     }
 
     #[test]
@@ -393,8 +416,11 @@ mod tests {
         let c = conn();
         let a = file(&c, "a", 0, b"new").unwrap()[0].clone();
         let b = file(&c, "b", 0, b"old").unwrap()[0].clone();
-        assert!(matches!(rename(&c, None, &p("a"), &p("b"), a.version, 0), Err(TreeError::Conflict { .. })));
-        rename(&c, None, &p("a"), &p("b"), a.version, b.version).unwrap();
+        assert!(matches!(
+            rename(&c, None, &p("a"), &p("b"), a.version, 0, PathLimits::default()),
+            Err(TreeError::Conflict { .. })
+        ));
+        rename(&c, None, &p("a"), &p("b"), a.version, b.version, PathLimits::default()).unwrap();
         let now = entries::get(&c, &p("b")).unwrap().unwrap();
         assert_eq!(now.hash, Some(ContentHash::of(b"new")));
         assert!(entries::get(&c, &p("a")).unwrap().unwrap().deleted);
@@ -458,7 +484,7 @@ mod tests {
         let c = conn();
         file(&c, "d/x", 0, b"x").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        rename(&c, None, &p("d"), &p("e"), d.version, 0).unwrap();
+        rename(&c, None, &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
         let t = entries::get(&c, &p("d/x")).unwrap().unwrap();
         assert!(t.deleted);
         assert_eq!(t.moved_to.unwrap().as_str(), "e/x");

@@ -29,7 +29,8 @@ pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r)
 #[utoipa::path(post, path = "/v1/rename", tag = "tree", request_body = RenameRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::rename(c, d.as_deref(), &r.from, &r.to, r.base, r.to_base)).await?)
+    let limits = state.limits.paths;
+    ok(state.mutate(move |c| tree::rename(c, d.as_deref(), &r.from, &r.to, r.base, r.to_base, limits)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/setattr", tag = "tree", request_body = SetAttrRequest, params(DeviceHeader),
