@@ -26,6 +26,9 @@ pub enum FsError {
     NotWritable,
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    /// What POSIX says a filesystem without that kind of file answers (EPERM).
+    #[error("not permitted: {0}")]
+    NotPermitted(&'static str),
     #[error("cache i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -47,6 +50,7 @@ impl FsError {
             FsError::BadHandle => libc::EBADF,
             FsError::NotWritable => libc::EBADF,
             FsError::Unsupported(_) => libc::EOPNOTSUPP,
+            FsError::NotPermitted(_) => libc::EPERM,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             FsError::LocalDb(_) => libc::EIO,
         }

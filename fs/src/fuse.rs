@@ -14,6 +14,7 @@ use fuser::{
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -355,6 +356,18 @@ impl Filesystem for SsyncFuse {
             }
         }
         reply.ok();
+    }
+
+    // Only regular files and folders are synced: symlink(2) and link(2) say
+    // EPERM for a filesystem that does not support their kind of file.
+    fn symlink(&self, _req: &Request, _parent: INodeNo, name: &OsStr, _target: &Path, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("symlink", ?name).entered();
+        reply_err!("symlink", reply, FsError::NotPermitted("symbolic links are not synced; copy the file instead"));
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("link", ?name).entered();
+        reply_err!("link", reply, FsError::NotPermitted("hard links are not synced; copy the file instead"));
     }
 
     // Extended attributes are not synced. ENOSYS makes the kernel stop asking

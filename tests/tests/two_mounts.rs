@@ -1,6 +1,6 @@
 //! What one mount does, the other shows: every operation a user makes with
 //! plain file calls, checked on a second mount of the same hub.
-use ssync_tests::{pseudo_random, wait_for_absence, wait_for_content, wait_until, Cluster, SYNC_TIMEOUT};
+use ssync_tests::{hub_tree, pseudo_random, wait_for_absence, wait_for_content, wait_until, Cluster, SYNC_TIMEOUT};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -124,6 +124,28 @@ fn chmod_unlink_and_rmdir() {
     fs::remove_file(a.p("run.sh")).unwrap();
     wait_for_absence(&b.p("gone"), SYNC_TIMEOUT);
     wait_for_absence(&b.p("run.sh"), SYNC_TIMEOUT);
+}
+
+/// Only regular files and folders sync: a symlink or hard link on a mount is
+/// refused with EPERM (what symlink(2) and link(2) say when a filesystem
+/// lacks them) and nothing of it reaches the hub or the other mount.
+#[test]
+fn symlinks_and_hard_links_are_refused() {
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    fs::write(a.p("target.txt"), b"data").unwrap();
+    wait_for_content(&b.p("target.txt"), b"data", SYNC_TIMEOUT);
+    let sym = std::os::unix::fs::symlink("target.txt", a.p("link"));
+    assert_eq!(sym.map_err(|e| e.raw_os_error()), Err(Some(libc::EPERM)), "symlink");
+    let hard = fs::hard_link(a.p("target.txt"), a.p("hard"));
+    assert_eq!(hard.map_err(|e| e.raw_os_error()), Err(Some(libc::EPERM)), "hard link");
+    assert!(fs::symlink_metadata(a.p("link")).is_err() && fs::symlink_metadata(a.p("hard")).is_err());
+    // A later change syncs, so anything sent before it would have arrived too.
+    fs::write(a.p("after.txt"), b"after").unwrap();
+    wait_for_content(&b.p("after.txt"), b"after", SYNC_TIMEOUT);
+    let hub = hub_tree(&c.hub).expect("the hub answers");
+    assert!(!hub.contains_key("link") && !hub.contains_key("hard"), "{hub:?}");
+    assert!(a.log().contains("symbolic links are not synced"), "the mount's log says why");
 }
 
 #[test]
