@@ -43,7 +43,36 @@ pub const DEVICE_HEADER: &str = "x-ssync-device";
 pub enum EntryKind {
     File,
     Dir,
+    /// A symbolic link, kept as data: its content is the target path's bytes.
+    /// Neither the hub nor a mount ever resolves it; the kernel of the machine
+    /// reading it does, as with any symlink.
+    Symlink,
 }
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntryKind> {
+        [EntryKind::File, EntryKind::Dir, EntryKind::Symlink].into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn is_dir(self) -> bool {
+        self == EntryKind::Dir
+    }
+
+    fn file() -> EntryKind {
+        EntryKind::File
+    }
+}
+
+/// The longest symlink target, in bytes (Linux's PATH_MAX less the NUL).
+pub const MAX_SYMLINK_TARGET: u64 = 4095;
 
 /// `GET /v1/tree`: every live entry, and the cursor to follow the feed from.
 /// `GET /v1/changes`: entries whose version is above `since`, oldest first.
@@ -162,6 +191,10 @@ pub struct StoredResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CommitRequest {
     pub path: RelPath,
+    /// `file`, or `symlink` (whose content is its target, at most
+    /// `MAX_SYMLINK_TARGET` bytes). Absent: `file`.
+    #[serde(default = "EntryKind::file")]
+    pub kind: EntryKind,
     #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
     pub id: ContentHash,

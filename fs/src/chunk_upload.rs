@@ -18,6 +18,8 @@ const IN_FLIGHT: usize = 3;
 
 pub struct FileMeta {
     pub path: RelPath,
+    /// `File` or `Symlink`.
+    pub kind: ssync_common::api::EntryKind,
     pub base: u64,
     pub mode: u32,
     pub mtime_ns: i64,
@@ -54,6 +56,7 @@ pub async fn upload_file(
             None => WireList::whole(&list),
         };
         let req = CommitRequest {
+            kind: meta.kind,
             path: meta.path.clone(),
             base: meta.base,
             id: list.id(),

@@ -29,6 +29,10 @@ pub enum FsError {
     /// What POSIX says a filesystem without that kind of file answers (EPERM).
     #[error("not permitted: {0}")]
     NotPermitted(&'static str),
+    #[error("not a symlink")]
+    NotSymlink,
+    #[error("a symlink target of {0} bytes; the limit is {max}", max = ssync_common::api::MAX_SYMLINK_TARGET)]
+    TargetTooLong(usize),
     #[error("cache i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -51,6 +55,8 @@ impl FsError {
             FsError::NotWritable => libc::EBADF,
             FsError::Unsupported(_) => libc::EOPNOTSUPP,
             FsError::NotPermitted(_) => libc::EPERM,
+            FsError::NotSymlink => libc::EINVAL,
+            FsError::TargetTooLong(_) => libc::ENAMETOOLONG,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             FsError::LocalDb(_) => libc::EIO,
         }

@@ -7,11 +7,14 @@ use crate::handles::{FileStamp, Handle};
 use crate::queue::{Op, OpKind};
 use crate::state::{Shared, State};
 use crate::tree::{Kind, Node};
+use ssync_common::api::MAX_SYMLINK_TARGET;
 use ssync_common::path::validate_name;
 use ssync_common::RelPath;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -212,7 +215,7 @@ impl SyncFs {
         }
         let path = Self::child_path(st, parent, name)?;
         let mut node = Node::new(kind, parent, name, mode & 0o7777, now_ns());
-        node.dirty = kind == Kind::File;
+        node.dirty = kind != Kind::Dir;
         node.ino = st.db.insert_node(&node)?;
         Ok((node, path))
     }
@@ -265,6 +268,44 @@ impl SyncFs {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let (attr, fh) = self.new_file(parent, name, mode & !umask, Some(writable))?;
         Ok((attr, fh.expect("new_file opens when asked to")))
+    }
+
+    /// A symlink is kept as data: its target, as given, is its content. Nothing
+    /// here resolves it; the kernel of each machine does when a path uses it.
+    pub fn symlink(&self, parent: u64, name: &OsStr, target: &Path) -> FsResult<NodeAttr> {
+        let name = new_name(name)?;
+        let target = target.as_os_str().as_bytes();
+        if target.len() as u64 > MAX_SYMLINK_TARGET {
+            return Err(FsError::TargetTooLong(target.len()));
+        }
+        let mut st = self.shared.state.lock();
+        let (mut node, _path) = self.create_node(&mut st, parent, name, Kind::Symlink, 0o777)?;
+        let ino = node.ino;
+        // Not yet in the tree, so nobody reads the file while it is written.
+        std::fs::write(self.shared.cache.file(ino), target)?;
+        node.size = target.len() as u64;
+        let attr = NodeAttr::from(&node);
+        st.tree.insert(node);
+        st.queue_upload(ino)?;
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok(attr)
+    }
+
+    pub fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let mut st = self.shared.state.lock();
+        let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
+        if node.kind != Kind::Symlink {
+            return Err(FsError::NotSymlink);
+        }
+        match std::fs::read(self.shared.cache.file(ino)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                st.cache_file_lost(&self.shared.cache, ino);
+                self.shared.wake_watcher.notify_one();
+                Err(e.into())
+            }
+            other => Ok(other?),
+        }
     }
 
     pub fn mknod(&self, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<NodeAttr> {
@@ -435,16 +476,16 @@ impl SyncFs {
     /// Takes `ino` out of the tree; keeps it (unlinked) while the hub must hear of it.
     fn remove_node(&self, st: &mut State, ino: u64) -> FsResult<Option<Op>> {
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
-        let kind = node.kind;
         let path = st.tree.path_of(ino).ok_or(FsError::NotFound)?;
         let keep = node.base_version > 0 || st.pending.touches_ino(ino);
-        if kind == Kind::File {
+        let has_content = node.has_content();
+        if has_content {
             // Content closed but not sent yet is sent before the delete.
             st.freeze_pending_upload(&self.shared.cache, ino, true)?;
         }
         let keep = keep || st.pending.touches_ino(ino);
         st.tree.detach(ino);
-        if kind == Kind::File {
+        if has_content {
             match std::fs::remove_file(self.shared.cache.file(ino)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
@@ -459,6 +500,7 @@ impl SyncFs {
         }
     }
 
+    /// Removes a file or a symlink.
     pub fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.remove_entry(parent, name, Kind::File)
     }
@@ -474,9 +516,10 @@ impl SyncFs {
         let ino = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
         match (want, node.kind) {
-            (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
-            (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
             (Kind::Dir, Kind::Dir) if !node.children.is_empty() => return Err(FsError::NotEmpty),
+            (Kind::Dir, Kind::Dir) => {}
+            (Kind::Dir, _) => return Err(FsError::NotDir),
+            (_, Kind::Dir) => return Err(FsError::IsDir),
             _ => {}
         }
         let op = self.remove_node(&mut st, ino)?;
@@ -512,10 +555,12 @@ impl SyncFs {
                 return Err(FsError::Exists);
             }
             let tn = st.tree.get(t).ok_or(FsError::NotFound)?;
+            // A file or symlink may replace either; a folder only an empty folder.
             match (src_kind, tn.kind) {
-                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
-                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
                 (Kind::Dir, Kind::Dir) if !tn.children.is_empty() => return Err(FsError::NotEmpty),
+                (Kind::Dir, Kind::Dir) => {}
+                (Kind::Dir, _) => return Err(FsError::NotDir),
+                (_, Kind::Dir) => return Err(FsError::IsDir),
                 _ => {}
             }
             // The hub replaces the target as part of the rename: no delete op.

@@ -107,6 +107,7 @@ fn file_type(k: Kind) -> FileType {
     match k {
         Kind::File => FileType::RegularFile,
         Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
     }
 }
 
@@ -358,13 +359,22 @@ impl Filesystem for SsyncFuse {
         reply.ok();
     }
 
-    // Only regular files and folders are synced: symlink(2) and link(2) say
-    // EPERM for a filesystem that does not support their kind of file.
-    fn symlink(&self, _req: &Request, _parent: INodeNo, name: &OsStr, _target: &Path, reply: ReplyEntry) {
-        let _s = tracing::debug_span!("symlink", ?name).entered();
-        reply_err!("symlink", reply, FsError::NotPermitted("symbolic links are not synced; copy the file instead"));
+    fn symlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("symlink", parent = parent.0, ?name).entered();
+        match self.core.symlink(parent.0, name, target) {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => reply_err!("symlink", reply, e),
+        }
     }
 
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.core.readlink(ino.0) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply_err!("readlink", reply, e),
+        }
+    }
+
+    // Hard links are not synced: link(2) says EPERM for a filesystem without them.
     fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _s = tracing::debug_span!("link", ?name).entered();
         reply_err!("link", reply, FsError::NotPermitted("hard links are not synced; copy the file instead"));

@@ -58,6 +58,27 @@ const STEPS: &[&str] = &[
      ) STRICT;
      CREATE INDEX chunk_at_hash ON chunk_at (hash);
      CREATE INDEX chunk_at_ino ON chunk_at (ino);",
+    // 4: symlinks (content: the target). SQLite cannot widen a CHECK in place:
+    // the table is rebuilt, keeping AUTOINCREMENT's high-water mark so inode
+    // numbers are still never reused.
+    "CREATE TABLE nodes_v4 (
+        ino INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        size INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        base_version INTEGER NOT NULL,
+        hash TEXT,
+        dirty INTEGER NOT NULL DEFAULT 0
+     ) STRICT;
+     INSERT INTO nodes_v4 (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty)
+        SELECT ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty FROM nodes;
+     UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'nodes')
+        WHERE name = 'nodes_v4';
+     DROP TABLE nodes;
+     ALTER TABLE nodes_v4 RENAME TO nodes;",
 ];
 
 pub struct LocalDb {
@@ -105,7 +126,8 @@ impl LocalDb {
         let mut out = Vec::new();
         for row in rows {
             let (ino, parent, name, kind, size, mode, mtime_ns, base, hash, dirty) = row?;
-            let kind = if kind == "dir" { Kind::Dir } else { Kind::File };
+            let kind =
+                Kind::parse(&kind).ok_or_else(|| LocalDbError::Corrupt(format!("kind '{kind}' of node {ino}")))?;
             let hash = match hash {
                 Some(h) => Some(h.parse().map_err(|_| LocalDbError::Corrupt(format!("hash of node {ino}")))?),
                 None => None,
@@ -132,7 +154,7 @@ impl LocalDb {
             .execute(params![
                 n.parent as i64,
                 n.name,
-                kind_str(n.kind),
+                n.kind.as_str(),
                 n.size as i64,
                 n.mode as i64,
                 n.mtime_ns,
@@ -153,7 +175,7 @@ impl LocalDb {
                 n.ino as i64,
                 if n.ino == ROOT { 0 } else { n.parent as i64 },
                 n.name,
-                kind_str(n.kind),
+                n.kind.as_str(),
                 n.size as i64,
                 n.mode as i64,
                 n.mtime_ns,
@@ -259,13 +281,6 @@ impl LocalDb {
     }
 }
 
-fn kind_str(k: Kind) -> &'static str {
-    match k {
-        Kind::File => "file",
-        Kind::Dir => "dir",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +323,37 @@ mod tests {
         db.delete_node(2).unwrap();
         let n = Node::new(Kind::Dir, ROOT, "again", 0o755, 0);
         assert_eq!(db.insert_node(&n).unwrap(), 3, "inode numbers are never reused");
+    }
+
+    #[test]
+    fn the_symlink_step_keeps_nodes_and_never_reuses_inode_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &STEPS[..3] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO nodes (parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty)
+                 VALUES (1, 'keep', 'file', 3, 420, 7, 5, NULL, 1), (1, 'gone', 'dir', 0, 493, 0, 0, NULL, 0);
+                 DELETE FROM nodes WHERE name = 'gone';",
+            )
+            .unwrap();
+            let refused = conn.execute_batch(
+                "INSERT INTO nodes (parent, name, kind, size, mode, mtime_ns, base_version) VALUES (1, 'l', 'symlink', 1, 511, 0, 0)",
+            );
+            assert!(refused.is_err(), "before the step, the kind is refused");
+        }
+        let db = LocalDb::open(&path).unwrap();
+        let nodes = db.load_nodes().unwrap();
+        let keep = nodes.iter().find(|n| n.name == "keep").unwrap();
+        assert_eq!((keep.ino, keep.kind, keep.size, keep.base_version, keep.dirty), (2, Kind::File, 3, 5, true));
+        assert_eq!(nodes.len(), 2, "the root and 'keep'");
+        let link = Node::new(Kind::Symlink, ROOT, "l", 0o777, 0);
+        assert_eq!(db.insert_node(&link).unwrap(), 4, "3 was used before the step; it is not used again");
+        assert!(db.load_nodes().unwrap().iter().any(|n| n.name == "l" && n.kind == Kind::Symlink));
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     let lost: Vec<u64> = st
         .tree
         .nodes()
-        .filter(|n| n.kind == Kind::File && n.parent != 0 && !cache.file(n.ino).exists())
+        .filter(|n| n.has_content() && n.parent != 0 && !cache.file(n.ino).exists())
         .map(|n| n.ino)
         .collect();
     for ino in lost {
@@ -69,7 +69,7 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
         }
         if n.parent == 0 {
             orphans.push(n.ino);
-        } else if n.kind == Kind::File && (n.dirty || n.base_version == 0) {
+        } else if n.has_content() && (n.dirty || n.base_version == 0) {
             repair.push((n.ino, OpKind::Upload));
         } else if n.kind == Kind::Dir && n.base_version == 0 {
             repair.push((n.ino, OpKind::Mkdir));

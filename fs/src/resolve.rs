@@ -203,8 +203,10 @@ fn snapshot_as_conflict_copy(st: &mut State, shared: &Shared, op: &Op) -> crate:
         Some(n) => (n.parent, n.mode),
         None => (crate::watch::ensure_parent(st, &op.path)?, 0o644),
     };
+    // The snapshot of a symlink is its target: the copy is a symlink too.
+    let kind = st.tree.get(op.ino).map_or(Kind::File, |n| n.kind);
     let name = free_conflict_name(st, parent, op.path.file_name(), &shared.device);
-    let mut node = crate::tree::Node::new(Kind::File, parent, &name, mode, now_ns());
+    let mut node = crate::tree::Node::new(kind, parent, &name, mode, now_ns());
     node.dirty = true;
     // Recorded only once the bytes are in place (see watch::create_local).
     node.ino = st.db.atomically(|db| -> crate::error::FsResult<u64> {

@@ -99,7 +99,7 @@ impl State {
     /// hash so the next reconcile fetches it again; an empty file stands in
     /// meanwhile. Returns whether it will be fetched.
     pub fn cache_file_lost(&mut self, cache: &CacheDirs, ino: u64) -> bool {
-        let Some(n) = self.tree.get_mut(ino).filter(|n| n.kind == crate::tree::Kind::File) else { return false };
+        let Some(n) = self.tree.get_mut(ino).filter(|n| n.has_content()) else { return false };
         let refetch = n.base_version > 0 && !n.dirty;
         tracing::warn!(ino, base_version = n.base_version, refetch, "a cached file's content is missing");
         if refetch {

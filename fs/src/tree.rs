@@ -9,11 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 pub const ROOT: u64 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Dir,
-}
+/// A node is what the hub's entries are: a file, a folder or a symlink.
+pub use ssync_common::api::EntryKind as Kind;
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -64,6 +61,11 @@ impl Node {
 
     pub fn is_dir(&self) -> bool {
         self.kind == Kind::Dir
+    }
+
+    /// Files and symlinks keep their content (a symlink's: its target) in a cache file.
+    pub fn has_content(&self) -> bool {
+        self.kind != Kind::Dir
     }
 }
 

@@ -191,7 +191,13 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     let req = match (op.kind, node) {
         (OpKind::Upload, Some(n)) if !unlinked || op.snapshot => Some(Request::Upload {
-            meta: FileMeta { path: op.path.clone(), base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
+            meta: FileMeta {
+                path: op.path.clone(),
+                kind: n.kind,
+                base: n.base_version,
+                mode: n.mode,
+                mtime_ns: n.mtime_ns,
+            },
             file: if op.snapshot { shared.cache.snapshot(op.id) } else { shared.cache.file(n.ino) },
             gen: n.write_gen,
             ino: n.ino,

@@ -238,6 +238,7 @@ fn versions(path: &Path) -> anyhow::Result<()> {
             (true, Some(to), _) => format!("moved to {to}"),
             (true, None, _) => "deleted".into(),
             (false, _, ssync_common::api::EntryKind::Dir) => "folder".into(),
+            (false, _, ssync_common::api::EntryKind::Symlink) => "symlink".into(),
             _ => size(e.size),
         };
         let mark = if i == 0 { "current" } else { "" };

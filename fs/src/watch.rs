@@ -201,7 +201,7 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
     let orphans: Vec<u64> = st
         .tree
         .nodes()
-        .filter(|n| n.kind == Kind::File && n.parent != 0 && (n.base_version == 0 || n.dirty) && n.open_handles == 0)
+        .filter(|n| n.has_content() && n.parent != 0 && (n.base_version == 0 || n.dirty) && n.open_handles == 0)
         .map(|n| n.ino)
         .filter(|ino| !st.pending.touches_ino(*ino))
         .collect();
@@ -302,8 +302,9 @@ fn plan_or_apply(
         (true, _, None) => Ok(Plan::Done),
         (true, _, Some(_)) => remove_local(st, shared, local.expect("kind implies node"), invals).map(|_| Plan::Done),
         (false, EntryKind::Dir, Some(Kind::Dir)) => update_meta(st, local.expect("kind implies node"), e, invals),
-        (false, EntryKind::File, Some(Kind::File))
-            if st.tree.get(local.expect("kind implies node")).is_some_and(|n| n.hash == e.hash) =>
+        (false, kind, Some(local_kind))
+            if kind == local_kind
+                && st.tree.get(local.expect("kind implies node")).is_some_and(|n| n.hash == e.hash) =>
         {
             update_meta(st, local.expect("kind implies node"), e, invals)
         }
@@ -316,11 +317,11 @@ fn plan_or_apply(
             }
             create_local(st, shared, e, None, invals).map(|_| Plan::Done)
         }
-        (false, EntryKind::File, _) => match fetched {
+        (false, EntryKind::File | EntryKind::Symlink, _) => match fetched {
             None => Ok(Plan::Fetch {
                 have: local
                     .and_then(|i| st.tree.get(i))
-                    .filter(|n| n.kind == Kind::File)
+                    .filter(|n| n.has_content())
                     .and_then(|n| Some((n.ino, n.hash?))),
             }),
             Some(tmp) => install(st, shared, e, local, tmp, invals).map(|_| Plan::Done),
@@ -379,8 +380,7 @@ fn create_local(
     invals: &mut Vec<Inval>,
 ) -> crate::error::FsResult<()> {
     let parent = ensure_parent(st, &e.path)?;
-    let kind = if e.kind == EntryKind::Dir { Kind::Dir } else { Kind::File };
-    let mut n = Node::new(kind, parent, e.path.file_name(), e.mode, e.mtime_ns);
+    let mut n = Node::new(e.kind, parent, e.path.file_name(), e.mode, e.mtime_ns);
     n.base_version = e.version;
     n.size = e.size;
     n.hash = e.hash;
@@ -409,7 +409,9 @@ fn install(
     invals: &mut Vec<Inval>,
 ) -> crate::error::FsResult<()> {
     match local.and_then(|i| st.tree.get(i)).map(|n| n.kind) {
-        Some(Kind::File) => {
+        // Same kind: new content in place. A kind that changes gets a new
+        // inode: the kernel does not let an inode change its type.
+        Some(kind) if kind == e.kind => {
             let ino = local.expect("kind implies node");
             std::fs::rename(&tmp, shared.cache.file(ino))?;
             let n = st.tree.get_mut(ino).expect("resolved above");
@@ -423,7 +425,7 @@ fn install(
             invals.push(Inval::Inode(ino));
             Ok(())
         }
-        Some(Kind::Dir) => {
+        Some(_) => {
             remove_local(st, shared, local.expect("kind implies node"), invals)?;
             create_local(st, shared, e, Some(tmp), invals)
         }
@@ -443,7 +445,7 @@ pub(crate) fn remove_local(
     let mut all = st.tree.subtree(ino);
     all.reverse();
     for i in all {
-        if st.tree.get(i).is_some_and(|n| n.kind == Kind::File) {
+        if st.tree.get(i).is_some_and(Node::has_content) {
             let _ = std::fs::remove_file(shared.cache.file(i));
         }
         st.tree.remove(i);

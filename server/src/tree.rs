@@ -78,6 +78,8 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
 
 pub struct FileCommit {
     pub path: RelPath,
+    /// `File` or `Symlink`: both are content; a commit may turn one into the other.
+    pub kind: EntryKind,
     pub base: u64,
     pub hash: ContentHash,
     pub size: u64,
@@ -91,14 +93,15 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         return Err(blocked(format!("'{}' is a folder", c.path), Some(e)));
     }
     check_base(&c.path, &current, c.base)?;
-    if let Some(cur) = live(current).filter(|e| e.hash == Some(c.hash) && e.mode == c.mode & 0o7777) {
+    let same = |e: &Entry| e.kind == c.kind && e.hash == Some(c.hash) && e.mode == c.mode & 0o7777;
+    if let Some(cur) = live(current).filter(same) {
         return Ok(vec![cur]); // the same bytes again: no new version
     }
     let mut out = Vec::new();
     ensure_parents(conn, dev, &c.path, &mut out)?;
     let e = Entry {
         path: c.path,
-        kind: EntryKind::File,
+        kind: c.kind,
         version: entries::next_seq(conn)?,
         deleted: false,
         hash: Some(c.hash),
@@ -190,7 +193,8 @@ pub fn rename(
     let target = entries::get(conn, to)?;
     if let Some(t) = live(target.clone()) {
         check_base(to, &target, to_base)?;
-        if t.kind != src.kind {
+        // A file or symlink may replace either; a folder only a folder.
+        if t.kind.is_dir() != src.kind.is_dir() {
             return Err(blocked(format!("'{to}' exists and is not of the same kind as '{from}'"), Some(t)));
         }
         if t.kind == EntryKind::Dir && entries::has_live_children(conn, to)? {
@@ -283,11 +287,11 @@ pub fn restore(conn: &Connection, dev: Dev, path: &RelPath, version: u64, as_pat
     let target = as_path.unwrap_or(path);
     let current = live(entries::get(conn, target)?);
     match &current {
-        Some(c) if c.kind != old.kind => {
+        Some(c) if c.kind.is_dir() != old.kind.is_dir() => {
             return Err(blocked(format!("'{target}' is now a {:?}, the version is a {:?}", c.kind, old.kind), current))
         }
         Some(c) if c.kind == EntryKind::Dir => return Ok(vec![]),
-        Some(c) if c.hash == old.hash && c.mode == old.mode => return Ok(vec![]),
+        Some(c) if c.kind == old.kind && c.hash == old.hash && c.mode == old.mode => return Ok(vec![]),
         _ => {}
     }
     let mut out = Vec::new();
@@ -339,11 +343,16 @@ mod tests {
     }
 
     fn file(c: &Connection, path: &str, base: u64, data: &[u8]) -> TreeResult {
+        content(c, path, base, data, EntryKind::File)
+    }
+
+    fn content(c: &Connection, path: &str, base: u64, data: &[u8], kind: EntryKind) -> TreeResult {
         commit_file(
             c,
             None,
             FileCommit {
                 path: p(path),
+                kind,
                 base,
                 hash: ContentHash::of(data),
                 size: data.len() as u64,
@@ -351,6 +360,23 @@ mod tests {
                 mtime_ns: 1,
             },
         )
+    }
+
+    #[test]
+    fn symlinks_are_content_that_may_replace_files_and_be_replaced() {
+        let c = conn();
+        let link = content(&c, "l", 0, b"../target", EntryKind::Symlink).unwrap().pop().unwrap();
+        assert_eq!(link.kind, EntryKind::Symlink);
+        assert_eq!(entries::get(&c, &p("l")).unwrap().unwrap().kind, EntryKind::Symlink, "stored as a symlink");
+        // The same bytes as a file are a new version: the kind changed.
+        let f = file(&c, "l", link.version, b"../target").unwrap().pop().unwrap();
+        assert_eq!((f.kind, f.version > link.version), (EntryKind::File, true));
+        let other = content(&c, "m", 0, b"/etc/passwd", EntryKind::Symlink).unwrap().pop().unwrap();
+        let out = rename(&c, None, &p("m"), &p("l"), other.version, f.version, PathLimits::default()).unwrap();
+        assert_eq!(out[0].kind, EntryKind::Symlink, "a symlink renamed over a file");
+        let d = mkdir(&c, None, &p("d"), 0, 0o755, 0).unwrap().pop().unwrap();
+        let blocked = rename(&c, None, &p("l"), &p("d"), out[0].version, d.version, PathLimits::default());
+        assert!(matches!(blocked, Err(TreeError::Blocked { .. })), "not over a folder");
     }
 
     #[test]

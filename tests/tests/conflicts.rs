@@ -234,3 +234,32 @@ fn file_and_folder_with_the_same_name() {
         SYNC_TIMEOUT,
     );
 }
+
+/// The symlinks in `dir`, by normalized name, with their targets.
+fn links(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let Ok(rd) = fs::read_dir(dir) else { return Default::default() };
+    rd.flatten()
+        .filter_map(|e| {
+            let target = fs::read_link(e.path()).ok()?;
+            let name = ssync_tests::normalize_conflict_names(&e.file_name().to_string_lossy());
+            Some((name, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn symlink_vs_symlink_keeps_both_as_symlinks() {
+    let mut c = Cluster::new(2);
+    race(
+        &mut c,
+        |a| std::os::unix::fs::symlink("a-target", a.join("l")).unwrap(),
+        |b| std::os::unix::fs::symlink("bb-target", b.join("l")).unwrap(),
+        |t| hub_has(t, "l", 8),
+    );
+    let want: std::collections::BTreeMap<String, String> =
+        [("l", "a-target"), ("l.conflict-b-T", "bb-target")].map(|(n, t)| (n.to_string(), t.to_string())).into();
+    for m in mounts(&c) {
+        let same = wait_until(SYNC_TIMEOUT, || links(&m.path) == want);
+        assert!(same, "{}: {:?}, want {want:?}", m.path.display(), links(&m.path));
+    }
+}

@@ -126,26 +126,82 @@ fn chmod_unlink_and_rmdir() {
     wait_for_absence(&b.p("run.sh"), SYNC_TIMEOUT);
 }
 
-/// Only regular files and folders sync: a symlink or hard link on a mount is
-/// refused with EPERM (what symlink(2) and link(2) say when a filesystem
-/// lacks them) and nothing of it reaches the hub or the other mount.
+/// Symlinks sync as data: the target, byte for byte, wherever it points
+/// (relative, absolute, dangling, out of the tree). The hub keeps it as the
+/// entry's content and never resolves it; each machine's kernel follows it as
+/// usual. Renames, replacements and deletes sync as for files; hard links are
+/// refused with EPERM (what link(2) says on a filesystem without them).
 #[test]
-fn symlinks_and_hard_links_are_refused() {
-    let c = Cluster::new(2);
-    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+fn symlinks_sync_as_data_and_hard_links_are_refused() {
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    let mut c = Cluster::new(2);
+    let a = &c.mounts[0];
     fs::write(a.p("target.txt"), b"data").unwrap();
-    wait_for_content(&b.p("target.txt"), b"data", SYNC_TIMEOUT);
-    let sym = std::os::unix::fs::symlink("target.txt", a.p("link"));
-    assert_eq!(sym.map_err(|e| e.raw_os_error()), Err(Some(libc::EPERM)), "symlink");
+    fs::create_dir(a.p("dir")).unwrap();
+    let links = [
+        ("rel", "target.txt"),
+        ("dir/up", "../target.txt"),
+        ("abs", "/etc/passwd"),
+        ("dangling", "no/such/file"),
+        ("escape", "../../../../../../../etc/shadow"),
+    ];
+    for (name, target) in links {
+        symlink(target, a.p(name)).unwrap();
+        assert_eq!(fs::read_link(a.p(name)).unwrap(), Path::new(target), "{name} where it was made");
+    }
+    let b = &c.mounts[1];
+    for (name, target) in links {
+        let arrived = || fs::read_link(b.p(name)).ok().is_some_and(|t| t == Path::new(target));
+        assert!(wait_until(SYNC_TIMEOUT, arrived), "{name} on b: {:?}", fs::read_link(b.p(name)));
+        assert!(fs::symlink_metadata(b.p(name)).unwrap().file_type().is_symlink(), "{name}");
+    }
+    assert_eq!(fs::read(b.p("rel")).unwrap(), b"data", "the kernel follows it");
+    assert_eq!(fs::read(b.p("dir/up")).unwrap(), b"data");
+
+    let url = c.hub.url();
+    let entry: serde_json::Value = c.hub.http().get(format!("{url}/v1/entry?path=abs")).send().unwrap().json().unwrap();
+    assert_eq!((entry["kind"].as_str(), entry["size"].as_u64()), (Some("symlink"), Some(11)), "{entry}");
+    let id = entry["hash"].as_str().unwrap();
+    let content = c.hub.http().get(format!("{url}/v1/content/{id}")).send().unwrap().bytes().unwrap();
+    assert_eq!(&content[..], b"/etc/passwd", "the hub keeps the target as content");
+    let mut dirs = vec![c.hub.data.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = fs::symlink_metadata(e.path()).unwrap().file_type();
+            assert!(!t.is_symlink(), "the hub made a symlink on its disk: {:?}", e.path());
+            if t.is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+
+    fs::rename(a.p("rel"), a.p("rel2")).unwrap();
+    symlink("target.txt", a.p("tmp")).unwrap();
+    fs::rename(a.p("tmp"), a.p("dangling")).unwrap();
+    fs::write(a.p("plain"), b"now a file").unwrap();
+    fs::rename(a.p("plain"), a.p("abs")).unwrap();
+    fs::remove_file(a.p("escape")).unwrap();
+    wait_for_absence(&b.p("escape"), SYNC_TIMEOUT);
+    wait_for_absence(&b.p("rel"), SYNC_TIMEOUT);
+    wait_for_content(&b.p("abs"), b"now a file", SYNC_TIMEOUT);
+    assert!(fs::symlink_metadata(b.p("abs")).unwrap().file_type().is_file(), "a file replaced the symlink");
+    let retargeted = || fs::read_link(b.p("dangling")).ok().is_some_and(|t| t == Path::new("target.txt"));
+    assert!(wait_until(SYNC_TIMEOUT, retargeted), "dangling on b: {:?}", fs::read_link(b.p("dangling")));
+    assert_eq!(fs::read_link(b.p("rel2")).unwrap(), Path::new("target.txt"));
+
     let hard = fs::hard_link(a.p("target.txt"), a.p("hard"));
     assert_eq!(hard.map_err(|e| e.raw_os_error()), Err(Some(libc::EPERM)), "hard link");
-    assert!(fs::symlink_metadata(a.p("link")).is_err() && fs::symlink_metadata(a.p("hard")).is_err());
-    // A later change syncs, so anything sent before it would have arrived too.
-    fs::write(a.p("after.txt"), b"after").unwrap();
-    wait_for_content(&b.p("after.txt"), b"after", SYNC_TIMEOUT);
-    let hub = hub_tree(&c.hub).expect("the hub answers");
-    assert!(!hub.contains_key("link") && !hub.contains_key("hard"), "{hub:?}");
-    assert!(a.log().contains("symbolic links are not synced"), "the mount's log says why");
+    assert!(fs::symlink_metadata(a.p("hard")).is_err());
+    assert!(a.log().contains("hard links are not synced"), "the mount's log says why");
+
+    // The local database keeps them across a restart.
+    c.mounts[1].restart();
+    let b = &c.mounts[1];
+    assert_eq!(fs::read_link(b.p("rel2")).unwrap(), Path::new("target.txt"));
+    assert_eq!(fs::read_link(b.p("dir/up")).unwrap(), Path::new("../target.txt"));
+    assert!(!hub_tree(&c.hub).expect("the hub answers").contains_key("hard"));
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
     let hash: Option<String> = r.get(o + 4)?;
     Ok(Entry {
         path: parse_path(o, r.get(o)?)?,
-        kind: if kind == "dir" { EntryKind::Dir } else { EntryKind::File },
+        kind: EntryKind::parse(&kind).ok_or_else(|| bad(o + 1, "stored kind is unknown"))?,
         version: r.get::<_, i64>(o + 2)? as u64,
         deleted: r.get::<_, i64>(o + 3)? != 0,
         hash: hash.map(|h| h.parse().map_err(|_| bad(o + 4, "stored hash is invalid"))).transpose()?,
@@ -58,10 +58,7 @@ fn now_ns() -> i64 {
 
 /// Inserts or replaces the row for `e.path`, and records it in the history.
 pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
-    let kind = match e.kind {
-        EntryKind::File => "file",
-        EntryKind::Dir => "dir",
-    };
+    let kind = e.kind.as_str();
     let values = params![
         e.path.as_str(),
         kind,

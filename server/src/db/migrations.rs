@@ -65,6 +65,24 @@ const STEPS: &[&str] = &[
         hash BLOB NOT NULL UNIQUE,    -- BLAKE3 of the token
         created_ns INTEGER NOT NULL
      ) STRICT;",
+    // 7: symlinks, kept as data (their content is the target). SQLite cannot
+    // widen a CHECK in place, so the table is rebuilt with the same rows.
+    "CREATE TABLE entries_v7 (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        version INTEGER NOT NULL UNIQUE,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,                       -- the content's id (files and symlinks)
+        size INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        device TEXT,
+        moved_to TEXT
+     ) STRICT;
+     INSERT INTO entries_v7 (path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to)
+        SELECT path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to FROM entries;
+     DROP TABLE entries;
+     ALTER TABLE entries_v7 RENAME TO entries;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
@@ -96,5 +114,43 @@ mod tests {
         assert_eq!(v, STEPS.len() as i64);
         conn.pragma_update(None, "user_version", 99).unwrap();
         assert!(matches!(migrate(&mut conn), Err(DbError::TooNew { found: 99, .. })));
+    }
+
+    #[test]
+    fn the_symlink_step_keeps_every_entry() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &STEPS[..6] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO entries (path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to)
+             VALUES ('d', 'dir', 1, 0, NULL, 0, 493, 5, 'laptop', NULL),
+                    ('d/f', 'file', 2, 1, 'ab', 3, 420, 6, NULL, 'g')",
+        )
+        .unwrap();
+        let bad = conn.execute(
+            "INSERT INTO entries (path, kind, version, mode, mtime_ns) VALUES ('l', 'symlink', 3, 511, 0)",
+            [],
+        );
+        assert!(bad.is_err(), "before the step, the kind is refused");
+        migrate(&mut conn).unwrap();
+        let row = "path || ' ' || kind || ' ' || version || ' ' || deleted || ' ' || ifnull(device, '-') || ' ' || ifnull(moved_to, '-')";
+        let rows: Vec<String> = conn
+            .prepare(&format!("SELECT {row} FROM entries ORDER BY path"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, ["d dir 1 0 laptop -", "d/f file 2 1 - g"]);
+        conn.execute(
+            "INSERT INTO entries (path, kind, version, mode, mtime_ns) VALUES ('l', 'symlink', 3, 511, 0)",
+            [],
+        )
+        .unwrap();
+        let dup = conn
+            .execute("INSERT INTO entries (path, kind, version, mode, mtime_ns) VALUES ('m', 'file', 3, 420, 0)", []);
+        assert!(dup.is_err(), "versions stay unique");
     }
 }

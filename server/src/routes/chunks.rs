@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use ssync_common::api::{
-    inline_decode, inline_encode, ChunksRequest, CommitRequest, ErrorBody, FetchRequest, HashList, ManifestQuery,
-    ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
+    inline_decode, inline_encode, ChunksRequest, CommitRequest, EntryKind, ErrorBody, FetchRequest, HashList,
+    ManifestQuery, ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
+    MAX_SYMLINK_TARGET,
 };
 use ssync_common::frames::{self, Chunk, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
@@ -249,8 +250,18 @@ pub async fn commit(
             "{missing} chunks of this list are not on the hub; send them first"
         )));
     }
+    if req.kind.is_dir() {
+        return Err(ApiError::BadRequest("a commit makes a file or a symlink; folders come from /v1/mkdir".into()));
+    }
+    if req.kind == EntryKind::Symlink && req.size > MAX_SYMLINK_TARGET {
+        return Err(ApiError::BadRequest(format!(
+            "a symlink's target is at most {MAX_SYMLINK_TARGET} bytes, not {}",
+            req.size
+        )));
+    }
     let commit = FileCommit {
         path: req.path,
+        kind: req.kind,
         base: req.base,
         hash: req.id,
         size: req.size,
