@@ -12,6 +12,7 @@ use ssync_common::path::validate_name;
 use ssync_common::RelPath;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -208,7 +209,8 @@ impl SyncFs {
             .collect())
     }
 
-    fn create_node(&self, st: &mut State, parent: u64, name: &str, kind: Kind, mode: u32) -> FsResult<(Node, RelPath)> {
+    /// A node for a new entry `name` in `parent`, not recorded yet.
+    fn new_node(st: &State, parent: u64, name: &str, kind: Kind, mode: u32) -> FsResult<(Node, RelPath)> {
         Self::dir_of(st, parent)?;
         if st.tree.child(parent, name).is_some() {
             return Err(FsError::Exists);
@@ -216,6 +218,11 @@ impl SyncFs {
         let path = Self::child_path(st, parent, name)?;
         let mut node = Node::new(kind, parent, name, mode & 0o7777, now_ns());
         node.dirty = kind != Kind::Dir;
+        Ok((node, path))
+    }
+
+    fn create_node(&self, st: &mut State, parent: u64, name: &str, kind: Kind, mode: u32) -> FsResult<(Node, RelPath)> {
+        let (mut node, path) = Self::new_node(st, parent, name, kind, mode)?;
         node.ino = st.db.insert_node(&node)?;
         Ok((node, path))
     }
@@ -278,12 +285,20 @@ impl SyncFs {
         if target.len() as u64 > MAX_SYMLINK_TARGET {
             return Err(FsError::TargetTooLong(target.len()));
         }
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.shared.cache.tmp)?;
+        tmp.write_all(target)?;
         let mut st = self.shared.state.lock();
-        let (mut node, _path) = self.create_node(&mut st, parent, name, Kind::Symlink, 0o777)?;
-        let ino = node.ino;
-        // Not yet in the tree, so nobody reads the file while it is written.
-        std::fs::write(self.shared.cache.file(ino), target)?;
+        let (mut node, _path) = Self::new_node(&st, parent, name, Kind::Symlink, 0o777)?;
         node.size = target.len() as u64;
+        // Recorded only once its target is in place: a crash in between leaves
+        // an unused temp file, never a symlink without a target.
+        let cache = &self.shared.cache;
+        node.ino = st.db.atomically(|db| -> FsResult<u64> {
+            let ino = db.insert_node(&node)?;
+            tmp.persist(cache.file(ino)).map_err(|e| FsError::Io(e.error))?;
+            Ok(ino)
+        })?;
+        let ino = node.ino;
         let attr = NodeAttr::from(&node);
         st.tree.insert(node);
         st.queue_upload(ino)?;

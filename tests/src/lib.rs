@@ -426,7 +426,8 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Every entry below `dir`: relative path -> file bytes (`None` for folders).
+/// Every entry below `dir`: relative path -> file bytes (`None` for folders; a
+/// symlink's target, unfollowed, as on the hub).
 /// Conflict-copy timestamps are replaced by `T` so trees can be compared exactly.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
     snapshot_raw(dir).into_iter().map(|(k, v)| (normalize_conflict_names(&k), v)).collect()
@@ -441,7 +442,12 @@ pub fn snapshot_raw(dir: &Path) -> std::collections::BTreeMap<String, Option<Vec
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
-            if p.is_dir() {
+            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            if meta.file_type().is_symlink() {
+                if let Ok(target) = std::fs::read_link(&p) {
+                    out.insert(rel, Some(std::os::unix::ffi::OsStringExt::into_vec(target.into_os_string())));
+                }
+            } else if meta.is_dir() {
                 out.insert(rel, None);
                 stack.push(p);
             } else if let Ok(data) = std::fs::read(&p) {

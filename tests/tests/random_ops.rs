@@ -40,6 +40,12 @@ fn env_u64(name: &str, default: u64) -> u64 {
 const DIRS: &[&str] = &["", "d0", "d1", "d0/e"];
 const FILES: &[&str] = &["f0", "f1", "f2.txt", "f3.txt"];
 
+/// The paths of the symlinks among `DIRS` x `FILES` below `root`.
+fn symlinks(root: &Path) -> std::collections::BTreeSet<String> {
+    let names = DIRS.iter().flat_map(|d| FILES.iter().map(move |f| join(d, f)));
+    names.filter(|rel| fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.file_type().is_symlink())).collect()
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()
@@ -61,7 +67,7 @@ fn content_at_close(f: &mut fs::File) -> std::io::Result<Vec<u8>> {
 fn act(rng: &mut Rng, root: &Path, tag: &str) -> Option<(String, Vec<u8>)> {
     let rel = join(rng.pick(DIRS), rng.pick(FILES));
     let path = root.join(&rel);
-    match rng.below(12) {
+    match rng.below(13) {
         0..=4 => {
             let body = format!("{tag} {:x}\n", rng.next()).into_bytes();
             fs::write(&path, &body).ok().map(|_| (format!("write {rel}"), body))
@@ -88,6 +94,14 @@ fn act(rng: &mut Rng, root: &Path, tag: &str) -> Option<(String, Vec<u8>)> {
         10 => {
             let _ = fs::create_dir_all(root.join(rng.pick(DIRS)));
             None
+        }
+        // Its target is its content. Writes through it land wherever it
+        // points (or fail: dangling, a loop); all of that must sync.
+        11 => {
+            let target = rng.pick(FILES);
+            std::os::unix::fs::symlink(target, &path)
+                .ok()
+                .map(|_| (format!("symlink {rel}"), target.as_bytes().to_vec()))
         }
         _ => {
             let d = rng.pick(DIRS);
@@ -167,10 +181,12 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
         closed.len()
     );
 
-    // Once quiet: one tree everywhere, the hub's included.
+    // Once quiet: one tree everywhere, the hub's included, symlinks where symlinks are.
     let converged = wait_until(Duration::from_secs(45), || {
         let a = snapshot(&c.mounts[0].path);
-        c.mounts[1..].iter().all(|m| snapshot(&m.path) == a) && hub_tree(&c.hub) == Some(as_hashes(&a))
+        let links = symlinks(&c.mounts[0].path);
+        c.mounts[1..].iter().all(|m| snapshot(&m.path) == a && symlinks(&m.path) == links)
+            && hub_tree(&c.hub) == Some(as_hashes(&a))
     });
     if !converged {
         let hub = hub_tree(&c.hub).unwrap_or_default();
