@@ -5,7 +5,6 @@
 mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use ssync_common::PathLimits;
 use ssync_server::{AppState, Limits};
@@ -15,12 +14,7 @@ async fn state(paths: PathLimits) -> (AppState, tempfile::TempDir) {
     (AppState::open(dir.path(), Limits { paths, ..Limits::default() }).await.unwrap(), dir)
 }
 
-async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = support::send(state, req).await;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
+use support::call_json as call;
 
 async fn post(state: &AppState, endpoint: &str, body: Value) -> (StatusCode, Value) {
     let req = Request::post(endpoint).header("content-type", "application/json").body(Body::from(body.to_string()));

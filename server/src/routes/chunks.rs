@@ -226,6 +226,15 @@ pub async fn commit(
     Device(d): Device,
     AppJson(req): AppJson<CommitRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
+    if req.kind.is_dir() {
+        return Err(ApiError::BadRequest("a commit makes a file or a symlink; folders come from /v1/mkdir".into()));
+    }
+    if req.kind == EntryKind::Symlink && req.size > MAX_SYMLINK_TARGET {
+        return Err(ApiError::BadRequest(format!(
+            "a symlink's target is at most {MAX_SYMLINK_TARGET} bytes, not {}",
+            req.size
+        )));
+    }
     let from = req.list.from;
     let base = match from {
         Some(f) => Some(state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &f)?)).await?.ok_or_else(|| {
@@ -248,15 +257,6 @@ pub async fn commit(
     if missing > 0 {
         return Err(ApiError::MissingChunks(format!(
             "{missing} chunks of this list are not on the hub; send them first"
-        )));
-    }
-    if req.kind.is_dir() {
-        return Err(ApiError::BadRequest("a commit makes a file or a symlink; folders come from /v1/mkdir".into()));
-    }
-    if req.kind == EntryKind::Symlink && req.size > MAX_SYMLINK_TARGET {
-        return Err(ApiError::BadRequest(format!(
-            "a symlink's target is at most {MAX_SYMLINK_TARGET} bytes, not {}",
-            req.size
         )));
     }
     let commit = FileCommit {

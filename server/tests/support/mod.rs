@@ -13,3 +13,12 @@ pub async fn send(state: &AppState, mut req: Request<Body>) -> Response {
     req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     app(state.clone()).oneshot(req).await.unwrap()
 }
+
+/// `send`, and the answer's status and JSON body (`Null` when it is not JSON).
+#[allow(dead_code)] // not every test file uses it
+pub async fn call_json(state: &AppState, req: Request<Body>) -> (axum::http::StatusCode, serde_json::Value) {
+    let resp = send(state, req).await;
+    let status = resp.status();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
