@@ -65,9 +65,23 @@ impl EntryKind {
     pub fn is_dir(self) -> bool {
         self == EntryKind::Dir
     }
+}
 
-    fn file() -> EntryKind {
-        EntryKind::File
+/// What a commit makes: an entry with content (folders come from mkdir).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentKind {
+    #[default]
+    File,
+    Symlink,
+}
+
+impl From<ContentKind> for EntryKind {
+    fn from(k: ContentKind) -> EntryKind {
+        match k {
+            ContentKind::File => EntryKind::File,
+            ContentKind::Symlink => EntryKind::Symlink,
+        }
     }
 }
 
@@ -193,8 +207,8 @@ pub struct CommitRequest {
     pub path: RelPath,
     /// `file`, or `symlink` (whose content is its target, at most
     /// `MAX_SYMLINK_TARGET` bytes). Absent: `file`.
-    #[serde(default = "EntryKind::file")]
-    pub kind: EntryKind,
+    #[serde(default)]
+    pub kind: ContentKind,
     #[serde(deserialize_with = "bounded::u63")]
     pub base: u64,
     pub id: ContentHash,

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use ssync_common::api::{
-    inline_decode, inline_encode, ChunksRequest, CommitRequest, EntryKind, ErrorBody, FetchRequest, HashList,
+    inline_decode, inline_encode, ChunksRequest, CommitRequest, ContentKind, ErrorBody, FetchRequest, HashList,
     ManifestQuery, ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
     MAX_SYMLINK_TARGET,
 };
@@ -226,10 +226,7 @@ pub async fn commit(
     Device(d): Device,
     AppJson(req): AppJson<CommitRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
-    if req.kind.is_dir() {
-        return Err(ApiError::BadRequest("a commit makes a file or a symlink; folders come from /v1/mkdir".into()));
-    }
-    if req.kind == EntryKind::Symlink && req.size > MAX_SYMLINK_TARGET {
+    if req.kind == ContentKind::Symlink && req.size > MAX_SYMLINK_TARGET {
         return Err(ApiError::BadRequest(format!(
             "a symlink's target is at most {MAX_SYMLINK_TARGET} bytes, not {}",
             req.size
@@ -261,7 +258,7 @@ pub async fn commit(
     }
     let commit = FileCommit {
         path: req.path,
-        kind: req.kind,
+        kind: req.kind.into(),
         base: req.base,
         hash: req.id,
         size: req.size,
