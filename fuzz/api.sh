@@ -19,8 +19,9 @@ for _ in $(seq 50); do grep -q 'ssync_' "$work/hub.out" 2>/dev/null && break; sl
 token=$(grep -o 'ssync_[0-9a-f]*' "$work/hub.out" | head -1)
 [ -n "$token" ] || { echo "the hub did not start; its log: $work/hub.log" >&2; exit 1; }
 set +e
-schemathesis run "http://127.0.0.1:$port/v1/openapi.json" -H "Authorization: Bearer $token" \
-    --checks all --max-time "$secs" --workers 2 | tee "$work/schemathesis.log"
+# From the work dir: schemathesis keeps its cache (.schemathesis/) where it runs.
+(cd "$work" && schemathesis run "http://127.0.0.1:$port/v1/openapi.json" -H "Authorization: Bearer $token" \
+    --checks all --max-time "$secs" --workers 2) | tee "$work/schemathesis.log"
 set -e
 alive=$(kill -0 $hub 2>/dev/null && echo yes || echo no)
 # The hub logs every 5xx at ERROR, and a panic on stderr.
