@@ -76,6 +76,17 @@ pub enum ContentKind {
     Symlink,
 }
 
+impl ContentKind {
+    /// The kind a commit of an entry of `kind` makes; `None` for a folder.
+    pub fn of(kind: EntryKind) -> Option<ContentKind> {
+        match kind {
+            EntryKind::File => Some(ContentKind::File),
+            EntryKind::Symlink => Some(ContentKind::Symlink),
+            EntryKind::Dir => None,
+        }
+    }
+}
+
 impl From<ContentKind> for EntryKind {
     fn from(k: ContentKind) -> EntryKind {
         match k {

@@ -5,9 +5,7 @@
 //! when this cache knows it. Chunks the hub already holds, from an upload cut
 //! off earlier or from any other file, are not sent again.
 use crate::client::{ApiError, Remote};
-use ssync_common::api::{
-    codes, inline_encode, CommitRequest, ContentKind, EntryKind, MutationResponse, WireList, INLINE_MAX,
-};
+use ssync_common::api::{codes, inline_encode, CommitRequest, ContentKind, MutationResponse, WireList, INLINE_MAX};
 use ssync_common::chunks::Chunker;
 use ssync_common::{frames, ChunkList, ChunkRef, ContentHash, RelPath};
 use std::collections::HashSet;
@@ -20,8 +18,7 @@ const IN_FLIGHT: usize = 3;
 
 pub struct FileMeta {
     pub path: RelPath,
-    /// `File` or `Symlink`.
-    pub kind: EntryKind,
+    pub kind: ContentKind,
     pub base: u64,
     pub mode: u32,
     pub mtime_ns: i64,
@@ -58,7 +55,7 @@ pub async fn upload_file(
             None => WireList::whole(&list),
         };
         let req = CommitRequest {
-            kind: if meta.kind == EntryKind::Symlink { ContentKind::Symlink } else { ContentKind::File },
+            kind: meta.kind,
             path: meta.path.clone(),
             base: meta.base,
             id: list.id(),

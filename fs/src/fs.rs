@@ -77,6 +77,19 @@ fn utf8(name: &OsStr) -> FsResult<&str> {
     name.to_str().ok_or(FsError::NonUtf8Name)
 }
 
+/// Whether an operation on a `kind` may remove or replace `existing` (rmdir,
+/// unlink, rename over it): a folder only an empty folder; a file or a
+/// symlink either of those.
+fn may_replace(kind: Kind, existing: &Node) -> FsResult<()> {
+    match (kind, existing.kind) {
+        (Kind::Dir, Kind::Dir) if !existing.children.is_empty() => Err(FsError::NotEmpty),
+        (Kind::Dir, Kind::Dir) => Ok(()),
+        (Kind::Dir, _) => Err(FsError::NotDir),
+        (_, Kind::Dir) => Err(FsError::IsDir),
+        _ => Ok(()),
+    }
+}
+
 fn new_name(name: &OsStr) -> FsResult<&str> {
     let name = utf8(name)?;
     validate_name(name)?;
@@ -308,14 +321,16 @@ impl SyncFs {
     }
 
     pub fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
-        let mut st = self.shared.state.lock();
-        let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
-        if node.kind != Kind::Symlink {
-            return Err(FsError::NotSymlink);
+        match self.shared.state.lock().tree.get(ino) {
+            None => return Err(FsError::NotFound),
+            Some(n) if n.kind != Kind::Symlink => return Err(FsError::NotSymlink),
+            Some(_) => {}
         }
+        // Read without holding the state lock; a symlink's cache file is only
+        // ever replaced whole (renamed into place).
         match std::fs::read(self.shared.cache.file(ino)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                st.cache_file_lost(&self.shared.cache, ino);
+                self.shared.state.lock().cache_file_lost(&self.shared.cache, ino);
                 self.shared.wake_watcher.notify_one();
                 Err(e.into())
             }
@@ -530,13 +545,7 @@ impl SyncFs {
         Self::dir_of(&st, parent)?;
         let ino = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
-        match (want, node.kind) {
-            (Kind::Dir, Kind::Dir) if !node.children.is_empty() => return Err(FsError::NotEmpty),
-            (Kind::Dir, Kind::Dir) => {}
-            (Kind::Dir, _) => return Err(FsError::NotDir),
-            (_, Kind::Dir) => return Err(FsError::IsDir),
-            _ => {}
-        }
+        may_replace(want, node)?;
         let op = self.remove_node(&mut st, ino)?;
         let keep: Vec<u64> = if op.is_some() { vec![ino] } else { vec![] };
         st.persist(&keep, op.into_iter().collect())?;
@@ -569,15 +578,7 @@ impl SyncFs {
             if flags & libc::RENAME_NOREPLACE != 0 {
                 return Err(FsError::Exists);
             }
-            let tn = st.tree.get(t).ok_or(FsError::NotFound)?;
-            // A file or symlink may replace either; a folder only an empty folder.
-            match (src_kind, tn.kind) {
-                (Kind::Dir, Kind::Dir) if !tn.children.is_empty() => return Err(FsError::NotEmpty),
-                (Kind::Dir, Kind::Dir) => {}
-                (Kind::Dir, _) => return Err(FsError::NotDir),
-                (_, Kind::Dir) => return Err(FsError::IsDir),
-                _ => {}
-            }
+            may_replace(src_kind, st.tree.get(t).ok_or(FsError::NotFound)?)?;
             // The hub replaces the target as part of the rename: no delete op.
             if self.remove_node(&mut st, t)?.is_some() {
                 ino2 = t;

@@ -11,7 +11,9 @@ use crate::client::{refused_token_message, ApiError, Remote};
 use crate::queue::{Op, OpKind};
 use crate::resolve;
 use crate::state::{Shared, State};
-use ssync_common::api::{codes, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest};
+use ssync_common::api::{
+    codes, ContentKind, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest,
+};
 use ssync_common::{ChunkList, ContentHash};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -190,14 +192,9 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     let node = st.tree.get(op.ino).cloned();
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     let req = match (op.kind, node) {
-        (OpKind::Upload, Some(n)) if !unlinked || op.snapshot => Some(Request::Upload {
-            meta: FileMeta {
-                path: op.path.clone(),
-                kind: n.kind,
-                base: n.base_version,
-                mode: n.mode,
-                mtime_ns: n.mtime_ns,
-            },
+        // A folder has no content to upload (`of` is None): nothing to do.
+        (OpKind::Upload, Some(n)) if !unlinked || op.snapshot => ContentKind::of(n.kind).map(|kind| Request::Upload {
+            meta: FileMeta { path: op.path.clone(), kind, base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
             file: if op.snapshot { shared.cache.snapshot(op.id) } else { shared.cache.file(n.ino) },
             gen: n.write_gen,
             ino: n.ino,

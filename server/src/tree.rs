@@ -201,33 +201,32 @@ pub fn rename(
             return Err(blocked(format!("folder '{to}' is not empty"), Some(t)));
         }
     }
-    let mut out = Vec::new();
-    ensure_parents(conn, dev, to, &mut out)?;
     let descendants = if src.kind == EntryKind::Dir { entries::live_descendants(conn, from)? } else { vec![] };
-    // New rows first, parents before children, then tombstones children first:
-    // a feed reader applying changes in order never sees an orphan.
     // Every new path is checked before anything is written: a deep folder
     // moved under a longer name could outgrow the limits.
-    let moved_paths = std::iter::once(&src)
+    let moving = std::iter::once(&src)
         .chain(&descendants)
         .map(|e| {
             let moved = e.path.rebase(from, to).expect("descendant lies within the moved folder")?;
             limits.check(&moved)?;
-            Ok(moved)
+            Ok((e, moved))
         })
-        .collect::<Result<Vec<RelPath>, PathError>>()?;
-    for (e, moved_path) in std::iter::once(&src).chain(&descendants).zip(&moved_paths) {
+        .collect::<Result<Vec<(&Entry, RelPath)>, PathError>>()?;
+    let mut out = Vec::new();
+    ensure_parents(conn, dev, to, &mut out)?;
+    // New rows first, parents before children, then tombstones children first:
+    // a feed reader applying changes in order never sees an orphan.
+    for (e, path) in &moving {
         let moved = Entry {
-            path: moved_path.clone(),
+            path: path.clone(),
             version: entries::next_seq(conn)?,
             device: dev.map(String::from),
-            ..e.clone()
+            ..(*e).clone()
         };
         entries::put(conn, &moved)?;
         out.push(moved);
     }
-    let sources = std::iter::once(&src).chain(&descendants).zip(moved_paths);
-    for (e, went) in sources.collect::<Vec<_>>().into_iter().rev() {
+    for (e, went) in moving.into_iter().rev() {
         out.push(tombstone(conn, dev, e, Some(went))?);
     }
     Ok(out)

@@ -8,12 +8,7 @@ use ssync_common::ContentHash;
 use ssync_server::{gc, AppState, Limits, Retention};
 use std::time::Duration;
 
-async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let resp = support::send(state, req).await;
-    let status = resp.status();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
+use support::call_json as call;
 
 /// Sends `body`'s chunks and commits them as `path`, as a mount does.
 async fn put(state: &AppState, path: &str, base: u64, body: &'static str) -> u64 {
