@@ -33,10 +33,18 @@ pub struct Entry {
     /// On a tombstone a rename left behind: where the entry went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_to: Option<RelPath>,
+    /// The mount that made this change (from the `X-Ssync-Mount` header): a
+    /// mount recognizes its own changes coming back through the feed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Header naming the device a request comes from; recorded with each change.
 pub const DEVICE_HEADER: &str = "x-ssync-device";
+
+/// Header naming the mount a request comes from (random, one per cache dir):
+/// two mounts on one machine share a device name but never a mount id.
+pub const MOUNT_HEADER: &str = "x-ssync-mount";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -26,8 +26,8 @@ pub struct FileMeta {
 
 /// Uploads `file` as the content of `meta.path`. `base` is the id and chunk
 /// list of the version the node is based on, if known. `still_current` is
-/// asked just before the commit: false means the file was replaced while it
-/// was read, and nothing is committed (`ApiError::Superseded`). Returns the
+/// asked just before the commit: false means the file was written while it
+/// was read, and nothing is committed (`ApiError::ChangedWhileRead`). Returns the
 /// hub's answer and the chunk list that was sent (also on refusal).
 pub async fn upload_file(
     remote: &Remote,
@@ -67,7 +67,7 @@ pub async fn upload_file(
         };
         let chunked = started.elapsed();
         if !still_current() {
-            return (Err(ApiError::Superseded), Some(list));
+            return (Err(ApiError::ChangedWhileRead), Some(list));
         }
         let result = remote.commit(&req).await;
         tracing::debug!(path = %meta.path, chunks = list.len(), size = list.size(), ?chunked, total = ?started.elapsed(), "upload sent");

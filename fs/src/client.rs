@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use ssync_common::api::{
     ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody, FetchRequest, HashList, Health,
     ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest, RestoreRequest,
-    RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER,
+    RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
@@ -29,10 +29,10 @@ pub enum ApiError {
     Protocol(String),
     #[error("local i/o during transfer: {0}")]
     Local(#[from] std::io::Error),
-    /// The file was frozen into a snapshot (reopened to be rewritten) while
-    /// it was read: what was read may be torn, so it is not committed.
-    #[error("the file changed while it was read; its snapshot is sent instead")]
-    Superseded,
+    /// The file was written while it was read: what was read may be torn,
+    /// so it is not committed (it is read again).
+    #[error("the file changed while it was read")]
+    ChangedWhileRead,
 }
 
 /// What a mount says when the hub refuses its token.
@@ -73,7 +73,7 @@ impl ApiError {
                 *status >= 500 || body.code == ssync_common::api::codes::MISSING_CHUNKS
             }
             ApiError::Protocol(_) => true,
-            ApiError::Superseded => false,
+            ApiError::ChangedWhileRead => false,
         }
     }
 }
@@ -126,6 +126,9 @@ pub fn parse_server(s: &str) -> Result<String, BadServerAddress> {
 #[derive(Clone)]
 pub struct Remote {
     http: Client,
+    /// `X-Ssync-Mount`, sent with every change (not by the `ssync` command:
+    /// its restores are news to the mount).
+    mount_id: Option<reqwest::header::HeaderValue>,
     base: String,
 }
 
@@ -171,7 +174,14 @@ impl Remote {
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client builds with checked settings");
-        Ok(Remote { http, base: base_url.to_string() })
+        Ok(Remote { http, base: base_url.to_string(), mount_id: None })
+    }
+
+    /// The same client, naming this mount on every change it sends, so the
+    /// hub records it and the mount knows its own changes in the feed.
+    pub fn for_mount(mut self, mount_id: &str) -> Remote {
+        self.mount_id = reqwest::header::HeaderValue::from_str(mount_id).ok();
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -197,7 +207,11 @@ impl Remote {
     }
 
     async fn post<B: serde::Serialize>(&self, path: &str, body: &B) -> Result<MutationResponse, ApiError> {
-        let resp = self.http.post(self.url(path)).json(body).send().await.map_err(transport)?;
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(id) = &self.mount_id {
+            req = req.header(MOUNT_HEADER, id.clone());
+        }
+        let resp = req.send().await.map_err(transport)?;
         Self::decode(resp).await
     }
 

@@ -164,7 +164,6 @@ impl SyncFs {
             if kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
-            st.freeze_pending_upload(&self.shared.cache, ino, false)?;
             // Without a handle, any writer of this file will upload on close.
             let handle = {
                 let handles = self.shared.handles.lock();
@@ -198,9 +197,11 @@ impl SyncFs {
             };
         }
         let attr = NodeAttr::from(&*n);
+        // A waiting upload or setattr reads mode and mtime when it is sent.
+        let covered = st.pending.has_waiting_upload(ino) || st.pending.waiting_of(ino, OpKind::SetAttr);
         if upload {
             st.queue_upload(ino)?;
-        } else if meta_changed {
+        } else if meta_changed && !covered {
             if let Some(path) = st.tree.path_of(ino) {
                 ops.push(State::op(OpKind::SetAttr, ino, path));
             }
@@ -353,10 +354,6 @@ impl SyncFs {
         if node.is_dir() {
             return Err(FsError::IsDir);
         }
-        if writable {
-            // What the last close queued must be sent as it was, not as it becomes.
-            st.freeze_pending_upload(&self.shared.cache, ino, false)?;
-        }
         let file = match OpenOptions::new().read(true).write(writable).open(self.shared.cache.file(ino)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 st.cache_file_lost(&self.shared.cache, ino);
@@ -378,6 +375,8 @@ impl SyncFs {
         let mut persist = truncate;
         if writable {
             n.open_writers += 1;
+            // An upload reading the file now may see these writes: it must not commit.
+            n.write_gen += 1;
             // Passthrough writes bypass the daemon: record "may differ from the
             // hub" before any byte is written, so a crash cannot hide a change.
             persist |= !n.dirty;
@@ -456,8 +455,8 @@ impl SyncFs {
     }
 
     /// close(2) waits for flush, not for release (which the kernel sends
-    /// later): a close queues its upload here, so a following open, truncate
-    /// or unlink already finds it queued and freezes it.
+    /// later): a close queues its upload here, so it is on its way (and
+    /// durable in the queue) by the time close returns.
     pub fn flush(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         if h.take_written_since_open() {
@@ -507,13 +506,14 @@ impl SyncFs {
     fn remove_node(&self, st: &mut State, ino: u64) -> FsResult<Option<Op>> {
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
         let path = st.tree.path_of(ino).ok_or(FsError::NotFound)?;
-        let keep = node.base_version > 0 || st.pending.touches_ino(ino);
         let has_content = node.has_content();
-        if has_content {
-            // Content closed but not sent yet is sent before the delete.
-            st.freeze_pending_upload(&self.shared.cache, ino, true)?;
+        // Never on the hub: its queued ops (create, writes, chmod) go with it,
+        // so a temp file made and removed between two sends costs nothing.
+        let on_hub = st.may_be_on_hub(ino);
+        if !on_hub {
+            st.drop_ops_of(ino)?;
         }
-        let keep = keep || st.pending.touches_ino(ino);
+        let keep = on_hub || st.pending.touches_ino(ino);
         st.tree.detach(ino);
         if has_content {
             match std::fs::remove_file(self.shared.cache.file(ino)) {
@@ -589,7 +589,7 @@ impl SyncFs {
         st.tree.detach(src);
         st.tree.attach(src, newparent, newname);
         let to = st.tree.path_of(src).ok_or(FsError::NotFound)?;
-        let op = Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to), snapshot: false };
+        let op = Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) };
         st.persist(&keep, vec![op])?;
         drop(st);
         self.shared.wake_uploader.notify_one();

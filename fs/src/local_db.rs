@@ -79,6 +79,11 @@ const STEPS: &[&str] = &[
         WHERE name = 'nodes_v4';
      DROP TABLE nodes;
      ALTER TABLE nodes_v4 RENAME TO nodes;",
+    // 5: the queue sends each file's latest state; frozen copies of earlier
+    // closes (snapshot uploads) are gone. Such ops left by an older version
+    // were superseded by the file's later state (or its deletion).
+    "DELETE FROM ops WHERE snapshot = 1;
+     ALTER TABLE ops DROP COLUMN snapshot;",
 ];
 
 pub struct LocalDb {
@@ -201,22 +206,16 @@ impl LocalDb {
     /// Appends `op` (its `id` is ignored) and returns it with the id it got.
     pub fn push_op(&self, mut op: Op) -> Result<Op, LocalDbError> {
         self.conn
-            .prepare_cached("INSERT INTO ops (kind, ino, ino2, path, path2, snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached("INSERT INTO ops (kind, ino, ino2, path, path2) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(params![
                 op.kind.as_str(),
                 op.ino as i64,
                 op.ino2 as i64,
                 op.path.as_str(),
                 op.path2.as_ref().map(|p| p.as_str()),
-                op.snapshot as i64
             ])?;
         op.id = self.conn.last_insert_rowid() as u64;
         Ok(op)
-    }
-
-    pub fn mark_snapshot(&self, id: u64) -> Result<(), LocalDbError> {
-        self.conn.prepare_cached("UPDATE ops SET snapshot = 1 WHERE id = ?1")?.execute([id as i64])?;
-        Ok(())
     }
 
     pub fn delete_op(&self, id: u64) -> Result<(), LocalDbError> {
@@ -225,7 +224,7 @@ impl LocalDb {
     }
 
     pub fn load_ops(&self) -> Result<Vec<Op>, LocalDbError> {
-        let mut st = self.conn.prepare("SELECT id, kind, ino, ino2, path, path2, snapshot FROM ops ORDER BY id")?;
+        let mut st = self.conn.prepare("SELECT id, kind, ino, ino2, path, path2 FROM ops ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -234,12 +233,11 @@ impl LocalDb {
                 r.get::<_, i64>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, Option<String>>(5)?,
-                r.get::<_, i64>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, kind, ino, ino2, path, path2, snapshot) = row?;
+            let (id, kind, ino, ino2, path, path2) = row?;
             let corrupt = || LocalDbError::Corrupt(format!("queued operation {id}"));
             out.push(Op {
                 id: id as u64,
@@ -248,7 +246,6 @@ impl LocalDb {
                 ino2: ino2 as u64,
                 path: RelPath::parse(&path).map_err(|_| corrupt())?,
                 path2: path2.map(|p| RelPath::parse(&p)).transpose().map_err(|_| corrupt())?,
-                snapshot: snapshot != 0,
             });
         }
         Ok(out)
@@ -306,7 +303,6 @@ mod tests {
                     ino2: 0,
                     path: RelPath::parse("f.txt").unwrap(),
                     path2: None,
-                    snapshot: true,
                 })?;
                 Ok::<_, LocalDbError>(())
             })
@@ -318,7 +314,7 @@ mod tests {
         let f = nodes.iter().find(|n| n.name == "f.txt").unwrap();
         assert!(f.dirty && f.base_version == 9 && f.hash.is_some());
         let ops = db.load_ops().unwrap();
-        assert_eq!((ops.len(), ops[0].kind, ops[0].ino, ops[0].snapshot), (1, OpKind::Upload, 2, true));
+        assert_eq!((ops.len(), ops[0].kind, ops[0].ino), (1, OpKind::Upload, 2));
         assert_eq!(db.setting("cursor").unwrap().as_deref(), Some("42"));
         db.delete_node(2).unwrap();
         let n = Node::new(Kind::Dir, ROOT, "again", 0o755, 0);
@@ -354,6 +350,32 @@ mod tests {
         let link = Node::new(Kind::Symlink, ROOT, "l", 0o777, 0);
         assert_eq!(db.insert_node(&link).unwrap(), 4, "3 was used before the step; it is not used again");
         assert!(db.load_nodes().unwrap().iter().any(|n| n.name == "l" && n.kind == Kind::Symlink));
+    }
+
+    #[test]
+    fn the_latest_state_step_drops_snapshot_uploads_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &STEPS[..4] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO ops (kind, ino, path, snapshot) VALUES ('upload', 2, 'f', 1), ('upload', 2, 'f', 0),
+                 ('mkdir', 3, 'd', 0);",
+            )
+            .unwrap();
+        }
+        let db = LocalDb::open(&path).unwrap();
+        let ops = db.load_ops().unwrap();
+        let kept: Vec<(u64, OpKind)> = ops.iter().map(|o| (o.id, o.kind)).collect();
+        assert_eq!(
+            kept,
+            vec![(2, OpKind::Upload), (3, OpKind::Mkdir)],
+            "the frozen upload is gone, in order otherwise"
+        );
     }
 
     #[test]

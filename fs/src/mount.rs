@@ -89,6 +89,19 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     Ok(st)
 }
 
+/// This cache dir's mount id, made on first use: random, so two mounts on
+/// one machine (which share a device name) never share it.
+fn mount_id(db: &LocalDb) -> anyhow::Result<String> {
+    if let Some(id) = db.setting("mount_id")? {
+        return Ok(id);
+    }
+    let mut raw = [0u8; 16];
+    getrandom::getrandom(&mut raw).map_err(|e| anyhow::anyhow!("reading random bytes for this mount's id: {e}"))?;
+    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    db.set_setting("mount_id", &id)?;
+    Ok(id)
+}
+
 pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     check_mountpoint(&cfg)?;
     // A bad --ca-cert is refused before a cache dir is made.
@@ -107,6 +120,8 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         None => db.set_setting("server", &cfg.server)?,
     }
     let synced_before = db.setting("cursor")?.is_some();
+    let mount_id = mount_id(&db)?;
+    let remote = remote.for_mount(&mount_id);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("ssync-io")
@@ -137,6 +152,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         inval: inval_tx,
         owner: (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
         device: cfg.device_name.clone(),
+        mount_id,
         status: Status::default(),
     });
 

@@ -4,6 +4,11 @@
 //!
 //! Paths are captured when an operation is queued; base versions are read from
 //! the node when it is sent, so each operation builds on the one before.
+//!
+//! The rule for contents: per inode, the queue sends the latest local state.
+//! An upload reads the cache file as it is when sent, so a close that a later
+//! close superseded before it was sent is coalesced into it, and an entry
+//! made and removed before anything of it was sent sends nothing.
 use ssync_common::RelPath;
 use std::collections::{HashMap, VecDeque};
 
@@ -48,10 +53,6 @@ pub struct Op {
     pub ino2: u64,
     pub path: RelPath,
     pub path2: Option<RelPath>,
-    /// An upload that sends a frozen copy of the content as it was closed
-    /// (`CacheDirs::snapshot(id)`), taken because the file changed or went
-    /// away before the upload could read it.
-    pub snapshot: bool,
 }
 
 #[derive(Debug, Default)]
@@ -61,9 +62,11 @@ pub struct Pending {
     by_path: HashMap<RelPath, u32>,
     /// The op the uploader is sending now.
     pub in_flight: Option<u64>,
-    /// The in-flight upload was frozen while being sent (it may have read
-    /// changing bytes): send it once more, from its snapshot.
-    pub resend: Option<u64>,
+    /// Ops sent at least once (by this process): the hub may have applied
+    /// them even if no answer came back, so they are never dropped unsent.
+    attempted: std::collections::HashSet<u64>,
+    /// Ops taken off the queue so far (by this process).
+    finished: u64,
 }
 
 impl Pending {
@@ -114,6 +117,8 @@ impl Pending {
         if self.in_flight == Some(id) {
             self.in_flight = None;
         }
+        self.attempted.remove(&id);
+        self.finished += 1;
         Some(op)
     }
 
@@ -144,21 +149,32 @@ impl Pending {
             || self.by_path.keys().any(|p| p.is_within(path))
     }
 
-    /// An upload of `ino` that has not started yet will read the newest bytes,
-    /// so another one would be redundant.
+    /// An upload of `ino` that has not started yet will read the newest bytes
+    /// (and send mode and mtime too), so another upload or setattr would be
+    /// redundant.
     pub fn has_waiting_upload(&self, ino: u64) -> bool {
-        self.live_upload(ino).is_some_and(|o| Some(o.id) != self.in_flight)
+        self.waiting_of(ino, OpKind::Upload)
     }
 
-    /// The queued upload of `ino` that reads the live cache file (no snapshot).
-    pub fn live_upload(&self, ino: u64) -> Option<&Op> {
-        self.ops.iter().find(|o| o.kind == OpKind::Upload && o.ino == ino && !o.snapshot)
+    /// A queued op of `kind` on `ino` that has not started yet.
+    pub fn waiting_of(&self, ino: u64, kind: OpKind) -> bool {
+        self.ops.iter().any(|o| o.kind == kind && o.ino == ino && Some(o.id) != self.in_flight)
     }
 
-    pub fn mark_snapshot(&mut self, id: u64) {
-        if let Some(o) = self.ops.iter_mut().find(|o| o.id == id) {
-            o.snapshot = true;
-        }
+    /// How many ops were taken off the queue so far.
+    pub fn finished(&self) -> u64 {
+        self.finished
+    }
+
+    /// Marks `id` as being sent now.
+    pub fn begin(&mut self, id: u64) {
+        self.in_flight = Some(id);
+        self.attempted.insert(id);
+    }
+
+    /// Whether an op on `ino` was sent (or is being sent): the hub may have it.
+    pub fn was_attempted_for(&self, ino: u64) -> bool {
+        self.ops.iter().any(|o| o.ino == ino && self.attempted.contains(&o.id))
     }
 
     pub fn ids_for_ino(&self, ino: u64) -> Vec<u64> {
@@ -178,7 +194,6 @@ mod tests {
             ino2: 0,
             path: RelPath::parse(path).unwrap(),
             path2: path2.map(|p| RelPath::parse(p).unwrap()),
-            snapshot: false,
         }
     }
 
@@ -192,8 +207,10 @@ mod tests {
         assert!(p.touches_path(&RelPath::parse("b/g/x").unwrap()), "so does a folder above the path");
         assert!(!p.touches_path(&RelPath::parse("c").unwrap()));
         assert!(p.has_waiting_upload(5));
-        p.in_flight = Some(1);
+        assert!(!p.was_attempted_for(5));
+        p.begin(1);
         assert!(!p.has_waiting_upload(5), "the upload in flight may have read old bytes");
+        assert!(p.was_attempted_for(5));
         p.remove(1);
         p.remove(2);
         assert!(p.is_empty() && !p.touches_ino(5) && !p.touches_path(&RelPath::parse("a/f").unwrap()));

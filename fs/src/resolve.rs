@@ -36,8 +36,6 @@ pub enum Decision {
     RetryRename(u64),
     /// Keep ours beside the hub's version under a conflict name.
     ConflictCopy,
-    /// The same, for frozen content (a snapshot upload): a new file is made from it.
-    SnapshotConflictCopy,
     /// Send the moved subtree again as new files.
     ResendSubtree,
     /// Drop ours; a reconcile brings the hub's state.
@@ -50,12 +48,6 @@ pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -
     let conflict = err.code() == Some(codes::CONFLICT);
     let current = err.current().cloned();
     let node_dirty = shared.state.lock().tree.get(op.ino).is_some_and(|n| n.dirty);
-    if op.snapshot && conflict && current.as_ref().is_some_and(|c| c.deleted && c.moved_to.is_none()) {
-        return Ok(Decision::Recreate);
-    }
-    if op.snapshot {
-        return Ok(Decision::SnapshotConflictCopy);
-    }
     Ok(match op.kind {
         OpKind::Upload if conflict => match current {
             Some(c) if c.deleted && c.moved_to.is_some() => match follow_moves(remote, c).await? {
@@ -94,19 +86,12 @@ async fn follow_moves(remote: &Remote, mut tomb: Entry) -> Result<Option<Entry>,
 /// Applies `d`; returns true when the op is done, false to send it again.
 pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     let mut st = shared.state.lock();
-    if frozen_since(&st, op) {
-        // Frozen while the hub was asked: the decision was for other bytes.
-        tracing::debug!(path = %op.path, "op frozen while its refusal was resolved; sending it again");
-        st.pending.resend = None;
-        return false;
-    }
     tracing::warn!(path = %op.path, op = op.kind.as_str(), decision = ?d, "the hub refused a change: {err}");
     let (done, result) = match d {
         Decision::Recreate => (false, set_base(&mut st, op.ino, 0)),
         Decision::RetryRename(v) => (false, set_base(&mut st, op.ino, v)),
         Decision::FollowTo(live) => (true, follow_to(&mut st, shared, op.ino, &live)),
         Decision::ConflictCopy => (true, keep_as_conflict_copy(&mut st, shared, op.ino)),
-        Decision::SnapshotConflictCopy => (true, snapshot_as_conflict_copy(&mut st, shared, op)),
         Decision::ResendSubtree => (true, resend_subtree(&mut st, op.ino)),
         Decision::TakeHubs => (true, Ok(())),
     };
@@ -119,11 +104,6 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     drop(st);
     shared.wake_uploader.notify_one();
     done
-}
-
-/// True when `op` (our copy) was frozen into a snapshot op since it was read.
-pub fn frozen_since(st: &State, op: &Op) -> bool {
-    st.pending.resend == Some(op.id) || st.pending.ops().any(|o| o.id == op.id && o.snapshot && !op.snapshot)
 }
 
 fn set_base(st: &mut State, ino: u64, base: u64) -> crate::error::FsResult<()> {
@@ -154,21 +134,8 @@ fn follow_to(st: &mut State, shared: &Shared, ino: u64, live: &Entry) -> crate::
     invals.push(Inval::Entry { parent, name: live.path.file_name().to_string() });
     invals.push(Inval::Inode(parent));
     shared.invalidate(invals);
-    drop_ops_of(st, ino)?;
+    st.drop_ops_of(ino)?;
     st.persist(&[ino], vec![State::op(OpKind::Upload, ino, live.path.clone())])
-}
-
-/// Drops `ino`'s queued ops, except the one in flight and snapshot uploads:
-/// those carry closed content of their own, which must still reach the hub.
-fn drop_ops_of(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
-    let frozen: std::collections::HashSet<u64> = st.pending.ops().filter(|o| o.snapshot).map(|o| o.id).collect();
-    for id in st.pending.ids_for_ino(ino) {
-        if st.pending.in_flight != Some(id) && !frozen.contains(&id) {
-            st.db.delete_op(id)?;
-            st.pending.remove(id);
-        }
-    }
-    Ok(())
 }
 
 /// The first conflict name for `name` not taken in `parent` (its own current
@@ -197,37 +164,12 @@ pub fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate
     resend_subtree(st, ino)
 }
 
-/// Makes a new file beside the original from a refused snapshot's bytes.
-fn snapshot_as_conflict_copy(st: &mut State, shared: &Shared, op: &Op) -> crate::error::FsResult<()> {
-    let (parent, mode) = match st.tree.live(op.ino) {
-        Some(n) => (n.parent, n.mode),
-        None => (crate::watch::ensure_parent(st, &op.path)?, 0o644),
-    };
-    // The snapshot of a symlink is its target: the copy is a symlink too.
-    let kind = st.tree.get(op.ino).map_or(Kind::File, |n| n.kind);
-    let name = free_conflict_name(st, parent, op.path.file_name(), &shared.device);
-    let mut node = crate::tree::Node::new(kind, parent, &name, mode, now_ns());
-    node.dirty = true;
-    // Recorded only once the bytes are in place (see watch::create_local).
-    node.ino = st.db.atomically(|db| -> crate::error::FsResult<u64> {
-        let ino = db.insert_node(&node)?;
-        std::fs::rename(shared.cache.snapshot(op.id), shared.cache.file(ino))?;
-        Ok(ino)
-    })?;
-    let ino = node.ino;
-    node.size = std::fs::metadata(shared.cache.file(ino)).map(|m| m.len()).unwrap_or(0);
-    st.tree.insert(node);
-    shared.invalidate(vec![Inval::Entry { parent, name: name.clone() }, Inval::Inode(parent)]);
-    shared.status.note_conflict(&name);
-    st.queue_upload(ino).map(|_| ())
-}
-
 /// Forgets the hub versions of `ino`'s subtree and queues all of it as new.
 pub fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
     let inos = st.tree.subtree(ino);
     let mut ops = Vec::new();
     for i in &inos {
-        drop_ops_of(st, *i)?;
+        st.drop_ops_of(*i)?;
         let Some(path) = st.tree.path_of(*i) else { continue };
         let n = st.tree.get_mut(*i).expect("subtree lists existing nodes");
         n.base_version = 0;

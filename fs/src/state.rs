@@ -44,7 +44,7 @@ impl State {
     }
 
     pub fn op(kind: OpKind, ino: u64, path: RelPath) -> Op {
-        Op { id: 0, kind, ino, ino2: 0, path, path2: None, snapshot: false }
+        Op { id: 0, kind, ino, ino2: 0, path, path2: None }
     }
 
     /// Queues an upload of `ino` unless one that has not started yet exists.
@@ -64,32 +64,19 @@ impl State {
         Ok(true)
     }
 
-    /// The cache file of `ino` is about to change or go away: freeze the
-    /// content a queued upload still has to send. A waiting upload gets the
-    /// copy; an upload in flight (which may read torn bytes) is followed by
-    /// one that sends the copy. `moved`: the cache file is being removed, so
-    /// it is renamed into place instead of copied.
-    pub fn freeze_pending_upload(&mut self, cache: &CacheDirs, ino: u64, moved: bool) -> FsResult<()> {
-        let in_flight = self.pending.in_flight;
-        let live: Vec<Op> =
-            self.pending.ops().filter(|o| o.kind == OpKind::Upload && o.ino == ino && !o.snapshot).cloned().collect();
-        // The latest close's upload (waiting, or else the one in flight) gets
-        // the bytes as they are now. Copy or rename first, then record it, so
-        // a crash in between never leaves a snapshot op without its file.
-        let waiting = live.iter().find(|o| Some(o.id) != in_flight);
-        let Some(op) = waiting.or(live.first()) else { return Ok(()) };
-        let (src, dst) = (cache.file(ino), cache.snapshot(op.id));
-        if moved && Some(op.id) != in_flight {
-            std::fs::rename(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)?;
-        }
-        self.db.mark_snapshot(op.id)?;
-        self.pending.mark_snapshot(op.id);
-        tracing::debug!(ino, op = op.id, in_flight = Some(op.id) == in_flight, moved, "upload frozen into a snapshot");
-        if Some(op.id) == in_flight {
-            // It may be reading the file as it changes: send it again from the copy.
-            self.pending.resend = Some(op.id);
+    /// Whether the hub may know `ino`: it has a hub version, or an op of it
+    /// was sent (an answer that never came may still have been applied).
+    pub fn may_be_on_hub(&self, ino: u64) -> bool {
+        self.tree.get(ino).is_some_and(|n| n.base_version > 0) || self.pending.was_attempted_for(ino)
+    }
+
+    /// Drops `ino`'s queued ops, except the one being sent now.
+    pub fn drop_ops_of(&mut self, ino: u64) -> FsResult<()> {
+        for id in self.pending.ids_for_ino(ino) {
+            if self.pending.in_flight != Some(id) {
+                self.db.delete_op(id)?;
+                self.pending.remove(id);
+            }
         }
         Ok(())
     }
@@ -141,8 +128,6 @@ pub struct CacheDirs {
     pub root: PathBuf,
     pub files: PathBuf,
     pub tmp: PathBuf,
-    /// Frozen copies of closed content that queued uploads still have to send.
-    pub snaps: PathBuf,
     /// Downloads being assembled, named by file id: kept across restarts so a
     /// cut-off download resumes from the chunks it already has.
     pub partial: PathBuf,
@@ -154,13 +139,14 @@ impl CacheDirs {
             root: root.to_path_buf(),
             files: root.join("files"),
             tmp: root.join("tmp"),
-            snaps: root.join("snaps"),
             partial: root.join("partial"),
         };
         std::fs::create_dir_all(&dirs.files)?;
         std::fs::create_dir_all(&dirs.partial)?;
         remove_older_than(&dirs.partial, std::time::Duration::from_secs(86_400));
-        std::fs::create_dir_all(&dirs.snaps)?;
+        // Frozen copies of earlier closes, which older versions sent; the
+        // queue now sends each file's latest state (see queue.rs).
+        let _ = std::fs::remove_dir_all(root.join("snaps"));
         if dirs.tmp.exists() {
             std::fs::remove_dir_all(&dirs.tmp)?; // leftovers of transfers a crash cut short
         }
@@ -170,10 +156,6 @@ impl CacheDirs {
 
     pub fn file(&self, ino: u64) -> PathBuf {
         self.files.join(ino.to_string())
-    }
-
-    pub fn snapshot(&self, op_id: u64) -> PathBuf {
-        self.snaps.join(op_id.to_string())
     }
 
     pub fn partial(&self, id: &ssync_common::ContentHash) -> PathBuf {
@@ -250,6 +232,9 @@ pub struct Shared {
     pub inval: crossbeam_channel::Sender<Inval>,
     pub owner: (u32, u32),
     pub device: String,
+    /// This mount's id (random, kept in the cache dir): the hub records it
+    /// with each change this mount makes.
+    pub mount_id: String,
     pub status: Status,
 }
 
@@ -271,6 +256,11 @@ impl Shared {
         tracing::error!("{why}");
         self.wake_uploader.notify_one();
         self.wake_watcher.notify_one();
+    }
+
+    /// Whether `e` is a change this mount made (see `Entry::origin`).
+    pub fn is_own(&self, e: &Entry) -> bool {
+        e.origin.as_deref() == Some(self.mount_id.as_str())
     }
 
     pub fn invalidate(&self, invals: Vec<Inval>) {

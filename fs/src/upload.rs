@@ -8,6 +8,7 @@
 //! pulled in by a reconcile.
 use crate::chunk_upload::{self, FileMeta};
 use crate::client::{refused_token_message, ApiError, Remote};
+use crate::handles::FileStamp;
 use crate::queue::{Op, OpKind};
 use crate::resolve;
 use crate::state::{Shared, State};
@@ -88,7 +89,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             continue;
         };
         let Some(request) = request else {
-            tracing::debug!(op = op.kind.as_str(), path = %op.path, ino = op.ino, snapshot = op.snapshot, "nothing to send for this op");
+            tracing::debug!(op = op.kind.as_str(), path = %op.path, ino = op.ino, "nothing to send for this op");
             finish(&shared, &op, None, None, 0);
             continue;
         };
@@ -96,41 +97,24 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             Request::Upload { gen, .. } => *gen,
             _ => 0,
         };
-        tracing::trace!(op = op.id, path = %op.path, snapshot = op.snapshot, "sending");
-        let (result, sent_list) = send(&shared, &remote, request, op.id).await;
+        tracing::trace!(op = op.id, path = %op.path, "sending");
+        let (result, sent_list) = send(&shared, &remote, request).await;
         let sent = sent_list.as_ref().map(|l| l.id());
-        let (resend, op) = {
-            let mut st = shared.state.lock();
-            let again = st.pending.resend == Some(op.id);
-            if again {
-                st.pending.resend = None;
-            }
-            // It may have been frozen (made a snapshot op) while it was sent.
-            let now = st.pending.ops().find(|o| o.id == op.id).cloned().unwrap_or(op);
-            (again, now)
-        };
         match result {
-            Err(ApiError::Superseded) => {
-                // Nothing was committed; the snapshot op (same id) goes next.
-                tracing::debug!(op = op.id, path = %op.path, "file replaced while read; sending its snapshot");
-                shared.state.lock().pending.in_flight = None;
-            }
-            Ok(resp) if resend => {
-                // Frozen while being sent: keep the version it made as the base,
-                // then send the frozen bytes (no new version if they are the same).
-                shared.hub_answered();
-                let mut st = shared.state.lock();
-                if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
-                    n.base_version = e.version;
-                }
-                let _ = st.persist(&[op.ino], vec![]);
-                st.pending.in_flight = None;
-            }
             Ok(resp) => {
                 backoff.reset();
                 shared.hub_answered();
                 finish(&shared, &op, Some(&resp), sent, gen);
                 remember_chunks(&shared, &op, sent_list);
+            }
+            Err(ApiError::ChangedWhileRead) => {
+                // What was read may be torn: read it again once the writes pause
+                // (a close wakes this task at once).
+                tracing::debug!(op = op.id, path = %op.path, "written while read; reading it again");
+                shared.state.lock().pending.in_flight = None;
+                if sleep_or_cancel(&shared, &cancel, Duration::from_millis(20)).await {
+                    return;
+                }
             }
             Err(e) if e.is_retryable() => {
                 let _ = shared.status.set_online(false, &e);
@@ -146,6 +130,10 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             Err(e) => {
                 backoff.reset();
                 shared.hub_answered();
+                if rebase_on_own_change(&shared, &op, &e) {
+                    shared.state.lock().pending.in_flight = None;
+                    continue;
+                }
                 match identical_on_hub(&e, sent) {
                     // The same bytes are already there (a retried request, or both
                     // sides wrote the same): adopt the hub's version, make no copy.
@@ -175,6 +163,36 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
     }
 }
 
+/// A refusal caused by this mount's own earlier change is no conflict: an
+/// answer that never arrived (the hub applied the change, the mount did not
+/// hear), or its echo still on the way. The hub's state is then one this
+/// mount made, and the local state descends from it, so the op is rebased on
+/// it and sent again. Returns false for a real refusal (another mount's
+/// change, or no progress to make).
+fn rebase_on_own_change(shared: &Shared, op: &Op, e: &ApiError) -> bool {
+    if e.code() != Some(codes::CONFLICT) {
+        return false;
+    }
+    let Some(cur) = e.current().filter(|c| c.origin.as_deref() == Some(shared.mount_id.as_str())) else {
+        return false;
+    };
+    let ino = match () {
+        _ if cur.path == op.path => op.ino,
+        _ if op.path2.as_ref() == Some(&cur.path) && op.ino2 != 0 => op.ino2,
+        _ => return false,
+    };
+    let mut st = shared.state.lock();
+    let base = if cur.deleted { 0 } else { cur.version };
+    let Some(n) = st.tree.get_mut(ino).filter(|n| n.base_version != base) else { return false };
+    tracing::info!(path = %cur.path, op = op.kind.as_str(), from = n.base_version, to = base, "refused because of this mount's own earlier change; rebased on it");
+    n.base_version = base;
+    n.hash = if cur.deleted { None } else { cur.hash };
+    if let Err(err) = st.persist(&[ino], vec![]) {
+        tracing::error!("cannot record a rebased node: {err}");
+    }
+    true
+}
+
 /// Waits `d` (a backoff step), less if woken; true when cancelled.
 async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
@@ -188,14 +206,14 @@ async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: Duratio
 /// request means the op has nothing left to do.
 fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     let op = st.pending.front()?.clone();
-    st.pending.in_flight = Some(op.id);
+    st.pending.begin(op.id);
     let node = st.tree.get(op.ino).cloned();
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     let req = match (op.kind, node) {
         // A folder has no content to upload (`of` is None): nothing to do.
-        (OpKind::Upload, Some(n)) if !unlinked || op.snapshot => ContentKind::of(n.kind).map(|kind| Request::Upload {
+        (OpKind::Upload, Some(n)) if !unlinked => ContentKind::of(n.kind).map(|kind| Request::Upload {
             meta: FileMeta { path: op.path.clone(), kind, base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
-            file: if op.snapshot { shared.cache.snapshot(op.id) } else { shared.cache.file(n.ino) },
+            file: shared.cache.file(n.ino),
             gen: n.write_gen,
             ino: n.ino,
             base_id: n.hash.filter(|_| n.base_version > 0),
@@ -243,18 +261,22 @@ async fn send(
     shared: &Shared,
     remote: &Remote,
     req: Request,
-    op_id: u64,
 ) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
     let result = match req {
-        Request::Upload { meta, file, ino, base_id, .. } => {
-            if !file.exists() {
+        Request::Upload { meta, file, ino, base_id, gen } => {
+            let stamp = |f: &std::path::Path| std::fs::File::open(f).and_then(|f| FileStamp::of(&f)).ok();
+            let Some(before) = stamp(&file) else {
                 // Removed since it was queued: an empty answer finishes the op.
                 return (Ok(MutationResponse { entries: vec![] }), None);
-            }
+            };
             let base = base_id.and_then(|id| shared.chunks.list_of(ino, &id).ok().flatten().map(|l| (id, l)));
-            // Frozen while in flight: the live file was reopened to be rewritten.
-            let still_current = || shared.state.lock().pending.resend != Some(op_id);
-            return chunk_upload::upload_file(remote, file, &meta, base, &still_current).await;
+            // Unchanged while read: no write through the daemon (the generation),
+            // none through kernel passthrough (size and mtime; the stat above
+            // makes the next write's mtime a fine-grained one).
+            let still_current = || {
+                shared.state.lock().tree.get(ino).is_some_and(|n| n.write_gen == gen) && stamp(&file) == Some(before)
+            };
+            return chunk_upload::upload_file(remote, file.clone(), &meta, base, &still_current).await;
         }
         Request::Mkdir(r) => remote.mkdir(&r).await,
         Request::Delete(r) => remote.delete(&r).await,
@@ -276,27 +298,16 @@ fn identical_on_hub(err: &ApiError, sent: Option<ContentHash>) -> Option<Entry> 
 /// Records what the hub accepted and takes the op off the queue.
 pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
     let mut st = shared.state.lock();
-    if resp.is_none() && resolve::frozen_since(&st, op) {
-        // Frozen after a refusal was resolved: its bytes must still be sent.
-        st.pending.resend = None;
-        st.pending.in_flight = None;
-        drop(st);
-        shared.wake_uploader.notify_one();
-        return;
-    }
     let mut touched = vec![op.ino];
     if let Some(resp) = resp {
         match op.kind {
             OpKind::Upload => {
-                tracing::debug!(path = %op.path, ino = op.ino, op = op.id, snapshot = op.snapshot, sent = ?sent, version = ?resp.live_at(&op.path).map(|e| e.version), "upload accepted");
+                tracing::debug!(path = %op.path, ino = op.ino, op = op.id, sent = ?sent, version = ?resp.live_at(&op.path).map(|e| e.version), "upload accepted");
                 if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
                     n.base_version = e.version;
-                    // A frozen copy is older than the cache file: it says nothing of its state.
-                    if !op.snapshot {
-                        n.hash = e.hash;
-                        if n.write_gen == gen && n.open_writers == 0 && sent == e.hash {
-                            n.dirty = false;
-                        }
+                    n.hash = e.hash;
+                    if n.write_gen == gen && n.open_writers == 0 && sent == e.hash {
+                        n.dirty = false;
                     }
                 }
                 shared.status.uploads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -346,9 +357,6 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
         tracing::error!("cannot record a finished upload in the local database: {e}");
     }
     st.pending.remove(id);
-    if op.snapshot {
-        let _ = std::fs::remove_file(shared.cache.snapshot(id));
-    }
     for ino in [op.ino, op.ino2] {
         if let Err(e) = st.drop_if_orphan(ino) {
             tracing::error!("cannot forget unlinked node {ino}: {e}");
@@ -359,7 +367,7 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
 /// A clean cache file now holds exactly the list just sent: index it, so the
 /// next upload sends a delta and downloads can reuse its chunks.
 fn remember_chunks(shared: &Shared, op: &Op, list: Option<ChunkList>) {
-    let Some(list) = list.filter(|_| !op.snapshot) else { return };
+    let Some(list) = list else { return };
     let clean = shared.state.lock().tree.get(op.ino).is_some_and(|n| !n.dirty && n.hash == Some(list.id()));
     if clean {
         if let Err(e) = shared.chunks.record(op.ino, &list) {

@@ -338,6 +338,7 @@ mod tests {
                 mtime_ns: 0,
                 device: None,
                 moved_to: None,
+                origin: None,
             },
             at_ns: version as i64,
         }

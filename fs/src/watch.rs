@@ -83,7 +83,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 Ok(page) => {
                     shared.hub_answered();
                     backoff.reset();
-                    match apply_all(&shared, &remote, page.entries).await {
+                    // This mount's own changes coming back: the local state already
+                    // holds them, or something newer (applying them would bring
+                    // back a lock file renamed away since, say).
+                    let news = page.entries.into_iter().filter(|e| !shared.is_own(e)).collect();
+                    match apply_all(&shared, &remote, news).await {
                         Ok(()) => {
                             cursor = page.cursor;
                             save_cursor(&shared, cursor);
@@ -174,19 +178,36 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
         return Ok(None);
     }
     let live: HashSet<RelPath> = page.entries.iter().map(|e| e.path.clone()).collect();
-    apply_all(shared, remote, page.entries).await?;
+    let finished_before = shared.state.lock().pending.finished();
+    let (own_missing, entries) = split_own_missing(shared, page.entries);
+    apply_all(shared, remote, entries).await?;
     let mut st = shared.state.lock();
+    // Entries this mount made that it no longer has: its later state (a
+    // delete or rename whose op finished while the tree was on its way, or
+    // one whose answer never arrived) wins.
+    let raced = st.pending.finished() != finished_before;
+    let mut corrected = 0;
+    for e in own_missing {
+        if raced || st.pending.touches_path(&e.path) || st.tree.resolve(&e.path).is_some() {
+            continue;
+        }
+        corrected += 1;
+        tracing::warn!(path = %e.path, version = e.version, "the hub has an entry this mount made and no longer has; sending its delete");
+        if let Err(err) = queue_delete_of(&mut st, &e) {
+            tracing::error!(path = %e.path, "cannot queue a delete: {err}");
+        }
+    }
     // Local entries the hub no longer has, which hold nothing unsent: deleted remotely.
     let mut gone: Vec<(RelPath, u64)> = st
         .tree
         .nodes()
-        .filter(|n| n.base_version > 0 && n.parent != 0)
+        // A node at a version newer than the page was sent after it was read.
+        .filter(|n| n.base_version > 0 && n.base_version <= page.cursor && n.parent != 0)
         .filter_map(|n| st.tree.path_of(n.ino).map(|p| (p, n.ino)))
         .filter(|(p, _)| !live.contains(p))
         .collect();
     gone.sort();
     let mut invals = Vec::new();
-    let mut corrected = 0;
     for (path, ino) in gone {
         if st.tree.live(ino).is_none() || st.is_busy(ino) || st.pending.touches_path(&path) {
             continue;
@@ -196,19 +217,30 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
             tracing::error!(%path, "cannot remove a file deleted on the hub: {e}");
         }
     }
-    // Local files holding bytes the hub may not have (never sent, or marked
+    // Local entries the hub may not have (never sent, or a file marked
     // dirty) that no queued op will send: send them, as a restart would.
-    let orphans: Vec<u64> = st
+    // Folders first, parents before children.
+    let mut orphans: Vec<(usize, u64, bool)> = st
         .tree
         .nodes()
-        .filter(|n| n.has_content() && n.parent != 0 && (n.base_version == 0 || n.dirty) && n.open_handles == 0)
-        .map(|n| n.ino)
-        .filter(|ino| !st.pending.touches_ino(*ino))
+        .filter(|n| n.parent != 0 && n.open_handles == 0)
+        .filter(|n| if n.is_dir() { n.base_version == 0 } else { n.base_version == 0 || n.dirty })
+        .filter(|n| !st.pending.touches_ino(n.ino))
+        .filter_map(|n| Some((st.tree.path_of(n.ino)?.components().count(), n.ino, n.is_dir())))
         .collect();
-    for ino in orphans {
+    orphans.sort_by_key(|(depth, _, is_dir)| (!*is_dir, *depth));
+    for (_, ino, is_dir) in orphans {
         corrected += 1;
-        if let Err(e) = st.queue_upload(ino) {
-            tracing::error!(ino, "cannot queue a local-only file: {e}");
+        let queued = match (is_dir, st.tree.path_of(ino)) {
+            (true, Some(path)) => {
+                st.persist(&[], vec![State::op(crate::queue::OpKind::Mkdir, ino, path)]).map(|_| true)
+            }
+            (true, None) => Ok(false),
+            (false, _) => st.queue_upload(ino),
+        };
+        match queued {
+            Ok(_) => tracing::warn!(ino, "a local entry the hub lacks was not queued; queued it"),
+            Err(e) => tracing::error!(ino, "cannot queue a local-only entry: {e}"),
         }
     }
     if corrected > 0 {
@@ -280,8 +312,12 @@ fn plan_or_apply(
     fetched: Option<PathBuf>,
     invals: &mut Vec<Inval>,
 ) -> Plan {
+    // Local changes come first; a held-back entry is applied once they are
+    // sent, unless it is this mount's own (the local state is newer).
     if st.pending.touches_path(&e.path) {
-        defer(st, e);
+        if !shared.is_own(e) {
+            defer(st, e);
+        }
         return Plan::Done;
     }
     let local = st.tree.resolve(&e.path);
@@ -293,7 +329,9 @@ fn plan_or_apply(
             return Plan::Done;
         }
         if st.is_busy(ino) {
-            defer(st, e);
+            if !shared.is_own(e) {
+                defer(st, e);
+            }
             return Plan::Done;
         }
     }
@@ -332,6 +370,26 @@ fn plan_or_apply(
         st.needs_reconcile = true;
         Plan::Done
     })
+}
+
+/// From a tree page, this mount's own entries that have no local node (set
+/// apart: see `reconcile`), and the rest.
+fn split_own_missing(shared: &Shared, entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
+    let st = shared.state.lock();
+    entries.into_iter().partition(|e| shared.is_own(e) && !e.deleted && st.tree.resolve(&e.path).is_none())
+}
+
+/// Queues the delete of an entry this mount made on the hub and no longer
+/// has: a node kept unlinked (forgotten once the delete is sent) carries the
+/// hub's version for it.
+fn queue_delete_of(st: &mut State, e: &Entry) -> crate::error::FsResult<()> {
+    let mut n = Node::new(e.kind, 0, e.path.file_name(), e.mode, e.mtime_ns);
+    n.base_version = e.version;
+    n.hash = e.hash;
+    n.ino = st.db.insert_node(&n)?;
+    let ino = n.ino;
+    st.tree.insert(n);
+    st.persist(&[], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())])
 }
 
 fn defer(st: &mut State, e: &Entry) {

@@ -57,21 +57,29 @@ where
     }
 }
 
-/// The `X-Ssync-Device` header: a short name recorded with each change.
-pub struct Device(pub Option<String>);
+/// Who a request comes from: the `X-Ssync-Device` header (a short name
+/// recorded with each change) and the `X-Ssync-Mount` header (the mount's id).
+pub struct Device(pub crate::tree::Author);
+
+fn header_value(parts: &Parts, name: &str, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(v) = parts.headers.get(name) else { return Ok(None) };
+    let ok = |s: &str| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    match v.to_str() {
+        Ok(s) if ok(s) => Ok(Some(s.to_string())),
+        _ => {
+            Err(ApiError::BadRequest(format!("{name} must be 1 to {max} characters of A-Z, a-z, 0-9, '.', '_' or '-'")))
+        }
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Device {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(v) = parts.headers.get(ssync_common::api::DEVICE_HEADER) else { return Ok(Device(None)) };
-        let ok = |s: &str| {
-            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        };
-        match v.to_str() {
-            Ok(s) if ok(s) => Ok(Device(Some(s.to_string()))),
-            _ => Err(ApiError::BadRequest(
-                "x-ssync-device must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into(),
-            )),
-        }
+        Ok(Device(crate::tree::Author {
+            device: header_value(parts, ssync_common::api::DEVICE_HEADER, 64)?,
+            origin: header_value(parts, ssync_common::api::MOUNT_HEADER, 64)?,
+        }))
     }
 }

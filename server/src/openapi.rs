@@ -118,6 +118,10 @@ pub struct DeviceHeader {
     /// The device making the change, recorded with it: 1 to 64 of A-Z a-z 0-9 . _ -
     #[param(rename = "x-ssync-device", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     device: Option<String>,
+    /// The mount making the change (its random id), recorded with it, so the
+    /// mount knows its own changes in the feed: 1 to 64 of A-Z a-z 0-9 . _ -
+    #[param(rename = "x-ssync-mount", pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    mount: Option<String>,
 }
 
 /// The answers of every mutation.

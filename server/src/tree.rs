@@ -23,8 +23,16 @@ pub enum TreeError {
 
 type TreeResult = Result<Vec<Entry>, TreeError>;
 
-/// The device making the change (recorded on every entry it writes).
-pub type Dev<'a> = Option<&'a str>;
+/// Who makes a change: recorded on every entry it writes.
+#[derive(Debug, Clone, Default)]
+pub struct Author {
+    /// The device's name (`X-Ssync-Device`), shown in history.
+    pub device: Option<String>,
+    /// The mount's id (`X-Ssync-Mount`), by which it knows its own changes.
+    pub origin: Option<String>,
+}
+
+pub type Dev<'a> = &'a Author;
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
@@ -65,7 +73,8 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
                     size: 0,
                     mode: 0o755,
                     mtime_ns: now_ns(),
-                    device: dev.map(String::from),
+                    device: dev.device.clone(),
+                    origin: dev.origin.clone(),
                     moved_to: None,
                 };
                 entries::put(conn, &e)?;
@@ -108,7 +117,8 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         size: c.size,
         mode: c.mode & 0o7777,
         mtime_ns: c.mtime_ns,
-        device: dev.map(String::from),
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
         moved_to: None,
     };
     entries::put(conn, &e)?;
@@ -135,7 +145,8 @@ pub fn mkdir(conn: &Connection, dev: Dev, path: &RelPath, base: u64, mode: u32, 
         size: 0,
         mode: mode & 0o7777,
         mtime_ns,
-        device: dev.map(String::from),
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
         moved_to: None,
     };
     entries::put(conn, &e)?;
@@ -149,7 +160,8 @@ fn tombstone(conn: &Connection, dev: Dev, e: &Entry, moved_to: Option<RelPath>) 
         deleted: true,
         hash: None,
         size: 0,
-        device: dev.map(String::from),
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
         moved_to,
         ..e.clone()
     };
@@ -220,7 +232,8 @@ pub fn rename(
         let moved = Entry {
             path: path.clone(),
             version: entries::next_seq(conn)?,
-            device: dev.map(String::from),
+            device: dev.device.clone(),
+            origin: dev.origin.clone(),
             ..(*e).clone()
         };
         entries::put(conn, &moved)?;
@@ -249,7 +262,8 @@ pub fn set_attr(
         version: entries::next_seq(conn)?,
         mode: mode.map_or(e.mode, |m| m & 0o7777),
         mtime_ns: mtime_ns.unwrap_or(e.mtime_ns),
-        device: dev.map(String::from),
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
         ..e
     };
     entries::put(conn, &e)?;
@@ -262,7 +276,8 @@ fn revive(conn: &Connection, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> R
     let e = Entry {
         version: entries::next_seq(conn)?,
         deleted: false,
-        device: dev.map(String::from),
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
         moved_to: None,
         ..state.clone()
     };
@@ -348,7 +363,7 @@ mod tests {
     fn content(c: &Connection, path: &str, base: u64, data: &[u8], kind: EntryKind) -> TreeResult {
         commit_file(
             c,
-            None,
+            &Author::default(),
             FileCommit {
                 path: p(path),
                 kind,
@@ -371,10 +386,12 @@ mod tests {
         let f = file(&c, "l", link.version, b"../target").unwrap().pop().unwrap();
         assert_eq!((f.kind, f.version > link.version), (EntryKind::File, true));
         let other = content(&c, "m", 0, b"/etc/passwd", EntryKind::Symlink).unwrap().pop().unwrap();
-        let out = rename(&c, None, &p("m"), &p("l"), other.version, f.version, PathLimits::default()).unwrap();
+        let out =
+            rename(&c, &Author::default(), &p("m"), &p("l"), other.version, f.version, PathLimits::default()).unwrap();
         assert_eq!(out[0].kind, EntryKind::Symlink, "a symlink renamed over a file");
-        let d = mkdir(&c, None, &p("d"), 0, 0o755, 0).unwrap().pop().unwrap();
-        let blocked = rename(&c, None, &p("l"), &p("d"), out[0].version, d.version, PathLimits::default());
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0).unwrap().pop().unwrap();
+        let blocked =
+            rename(&c, &Author::default(), &p("l"), &p("d"), out[0].version, d.version, PathLimits::default());
         assert!(matches!(blocked, Err(TreeError::Blocked { .. })), "not over a folder");
     }
 
@@ -408,12 +425,12 @@ mod tests {
         let c = conn();
         let out = file(&c, "d/f", 0, b"x").unwrap();
         let (d, f) = (&out[0], &out[1]);
-        assert!(matches!(delete(&c, None, &p("d"), d.version).unwrap_err(), TreeError::Blocked { .. }));
-        let t = delete(&c, None, &p("f").clone(), 0).unwrap();
+        assert!(matches!(delete(&c, &Author::default(), &p("d"), d.version).unwrap_err(), TreeError::Blocked { .. }));
+        let t = delete(&c, &Author::default(), &p("f").clone(), 0).unwrap();
         assert!(t.is_empty(), "deleting a missing path is a no-op");
-        let t = delete(&c, None, &p("d/f"), f.version).unwrap();
+        let t = delete(&c, &Author::default(), &p("d/f"), f.version).unwrap();
         assert!(t[0].deleted);
-        delete(&c, None, &p("d"), d.version).unwrap();
+        delete(&c, &Author::default(), &p("d"), d.version).unwrap();
         assert!(entries::all_live(&c).unwrap().is_empty());
         // A new file may take the place of a tombstone with base 0.
         file(&c, "d/f", 0, b"again").unwrap();
@@ -425,13 +442,13 @@ mod tests {
         file(&c, "d/x/1", 0, b"1").unwrap();
         file(&c, "d/2", 0, b"2").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        let out = rename(&c, None, &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
+        let out = rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
         let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
         assert_eq!(order, vec!["+e", "+e/2", "+e/x", "+e/x/1", "-d/x/1", "-d/x", "-d/2", "-d"]);
         let live: Vec<_> = entries::all_live(&c).unwrap().into_iter().map(|e| e.path.to_string()).collect();
         assert_eq!(live, vec!["e", "e/2", "e/x", "e/x/1"]);
         assert!(matches!(
-            rename(&c, None, &p("e"), &p("e/x/in"), 0, 0, PathLimits::default()),
+            rename(&c, &Author::default(), &p("e"), &p("e/x/in"), 0, 0, PathLimits::default()),
             Err(TreeError::Blocked { .. })
         ));
     }
@@ -442,10 +459,10 @@ mod tests {
         let a = file(&c, "a", 0, b"new").unwrap()[0].clone();
         let b = file(&c, "b", 0, b"old").unwrap()[0].clone();
         assert!(matches!(
-            rename(&c, None, &p("a"), &p("b"), a.version, 0, PathLimits::default()),
+            rename(&c, &Author::default(), &p("a"), &p("b"), a.version, 0, PathLimits::default()),
             Err(TreeError::Conflict { .. })
         ));
-        rename(&c, None, &p("a"), &p("b"), a.version, b.version, PathLimits::default()).unwrap();
+        rename(&c, &Author::default(), &p("a"), &p("b"), a.version, b.version, PathLimits::default()).unwrap();
         let now = entries::get(&c, &p("b")).unwrap().unwrap();
         assert_eq!(now.hash, Some(ContentHash::of(b"new")));
         assert!(entries::get(&c, &p("a")).unwrap().unwrap().deleted);
@@ -464,10 +481,10 @@ mod tests {
     fn kinds_cannot_be_mixed() {
         let c = conn();
         file(&c, "f", 0, b"x").unwrap();
-        assert!(matches!(mkdir(&c, None, &p("f"), 0, 0o755, 0), Err(TreeError::Blocked { .. })));
+        assert!(matches!(mkdir(&c, &Author::default(), &p("f"), 0, 0o755, 0), Err(TreeError::Blocked { .. })));
         assert!(matches!(file(&c, "f/under", 0, b"y"), Err(TreeError::Blocked { .. })));
-        let d = mkdir(&c, None, &p("d"), 0, 0o755, 0).unwrap();
-        assert_eq!(mkdir(&c, None, &p("d"), 0, 0o700, 0).unwrap(), d, "mkdir is idempotent");
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0).unwrap();
+        assert_eq!(mkdir(&c, &Author::default(), &p("d"), 0, 0o700, 0).unwrap(), d, "mkdir is idempotent");
         assert!(matches!(file(&c, "d", 0, b"z"), Err(TreeError::Blocked { .. })));
     }
 
@@ -475,7 +492,7 @@ mod tests {
     fn set_attr_bumps_version_and_keeps_content() {
         let c = conn();
         let f = file(&c, "f", 0, b"x").unwrap()[0].clone();
-        let g = set_attr(&c, None, &p("f"), f.version, Some(0o100755), None).unwrap()[0].clone();
+        let g = set_attr(&c, &Author::default(), &p("f"), f.version, Some(0o100755), None).unwrap()[0].clone();
         assert_eq!(g.mode, 0o755);
         assert_eq!(g.hash, f.hash);
         assert!(g.version > f.version);
@@ -486,22 +503,22 @@ mod tests {
         let c = conn();
         let v1 = file(&c, "f", 0, b"one").unwrap()[0].version;
         let v2 = file(&c, "f", v1, b"two").unwrap()[0].version;
-        delete(&c, Some("laptop"), &p("f"), v2).unwrap();
+        delete(&c, &Author { device: Some("laptop".into()), origin: None }, &p("f"), v2).unwrap();
         let hist = entries::versions_of(&c, &p("f")).unwrap();
         let states: Vec<_> = hist.iter().map(|v| (v.entry.version, v.entry.deleted)).collect();
         assert_eq!(states, vec![(3, true), (2, false), (1, false)], "newest first, the deletion included");
         assert_eq!(hist[0].entry.device.as_deref(), Some("laptop"));
 
-        let back = restore(&c, Some("pc"), &p("f"), v1, None).unwrap();
+        let back = restore(&c, &Author { device: Some("pc".into()), origin: None }, &p("f"), v1, None).unwrap();
         assert_eq!(back[0].hash, Some(ContentHash::of(b"one")));
         assert!(back[0].version > 3, "a restore is a new change");
-        let copy = restore(&c, None, &p("f"), v2, Some(&p("old/f-v2"))).unwrap();
+        let copy = restore(&c, &Author::default(), &p("f"), v2, Some(&p("old/f-v2"))).unwrap();
         assert_eq!(copy.last().unwrap().path.as_str(), "old/f-v2");
         assert!(
-            matches!(restore(&c, None, &p("f"), 3, None), Err(TreeError::Blocked { .. })),
+            matches!(restore(&c, &Author::default(), &p("f"), 3, None), Err(TreeError::Blocked { .. })),
             "a deletion has no content"
         );
-        assert!(matches!(restore(&c, None, &p("f"), 99, None), Err(TreeError::NotFound(_))));
+        assert!(matches!(restore(&c, &Author::default(), &p("f"), 99, None), Err(TreeError::NotFound(_))));
     }
 
     #[test]
@@ -509,7 +526,7 @@ mod tests {
         let c = conn();
         file(&c, "d/x", 0, b"x").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        rename(&c, None, &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
+        rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
         let t = entries::get(&c, &p("d/x")).unwrap().unwrap();
         assert!(t.deleted);
         assert_eq!(t.moved_to.unwrap().as_str(), "e/x");
@@ -529,10 +546,10 @@ mod tests {
         file(&c, "docs/new.txt", 0, b"later").unwrap();
         for path in ["docs/sub/b.txt", "docs/sub", "docs/new.txt", "docs/a.txt", "docs"] {
             let e = entries::get(&c, &p(path)).unwrap().unwrap();
-            delete(&c, None, &p(path), e.version).unwrap();
+            delete(&c, &Author::default(), &p(path), e.version).unwrap();
         }
         assert!(entries::all_live(&c).unwrap().is_empty());
-        restore_tree(&c, Some("pc"), &p("docs"), t).unwrap();
+        restore_tree(&c, &Author { device: Some("pc".into()), origin: None }, &p("docs"), t).unwrap();
         let live: Vec<_> = entries::all_live(&c)
             .unwrap()
             .into_iter()
@@ -547,6 +564,6 @@ mod tests {
                 ("docs/sub/b.txt".into(), Some(false)),
             ]
         );
-        assert!(matches!(restore_tree(&c, None, &p("nothing"), t), Err(TreeError::NotFound(_))));
+        assert!(matches!(restore_tree(&c, &Author::default(), &p("nothing"), t), Err(TreeError::NotFound(_))));
     }
 }

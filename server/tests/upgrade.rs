@@ -72,6 +72,7 @@ async fn whole_content_objects_become_chunk_lists() {
             mtime_ns: 1,
             device: None,
             moved_to: None,
+            origin: None,
         };
         state
             .db

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use ssync_common::api::{Entry, EntryKind, VersionInfo};
 use ssync_common::RelPath;
 
-const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to";
+const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin";
 
 fn bad(i: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
@@ -31,6 +31,7 @@ fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
         mtime_ns: r.get(o + 7)?,
         device: r.get(o + 8)?,
         moved_to: r.get::<_, Option<String>>(o + 9)?.map(|p| parse_path(o + 9, p)).transpose()?,
+        origin: r.get(o + 10)?,
     })
 }
 
@@ -70,9 +71,10 @@ pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
         e.mtime_ns,
         e.device,
         e.moved_to.as_ref().map(|p| p.as_str()),
+        e.origin,
     ];
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     ))?
     .execute(values)?;
     // The history row is a copy of the row just written, stamped with the time.
@@ -122,7 +124,7 @@ pub fn versions_of(conn: &Connection, path: &RelPath) -> rusqlite::Result<Vec<Ve
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS}, at_ns FROM versions WHERE path = ?1 ORDER BY version DESC, id DESC"
     ))?;
-    let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(10)? }))?;
+    let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(11)? }))?;
     rows.collect()
 }
 

@@ -83,6 +83,10 @@ const STEPS: &[&str] = &[
         SELECT path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to FROM entries;
      DROP TABLE entries;
      ALTER TABLE entries_v7 RENAME TO entries;",
+    // 8: which mount made each change (its random id), so a mount can tell
+    // its own changes from others' when they come back through the feed.
+    "ALTER TABLE entries ADD COLUMN origin TEXT;
+     ALTER TABLE versions ADD COLUMN origin TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

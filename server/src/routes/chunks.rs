@@ -272,7 +272,7 @@ pub async fn commit(
                 small_chunks::put(c, &chunk.hash, &chunk.data)?;
             }
             manifests::put(c, &list)?;
-            tree::commit_file(c, d.as_deref(), commit)
+            tree::commit_file(c, &d, commit)
         })
         .await?;
     Ok(Json(MutationResponse { entries }))

@@ -47,7 +47,7 @@ pub async fn restore(
     Device(d): Device,
     AppJson(r): AppJson<RestoreRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
-    let entries = state.mutate(move |c| tree::restore(c, d.as_deref(), &r.path, r.version, r.as_path.as_ref())).await?;
+    let entries = state.mutate(move |c| tree::restore(c, &d, &r.path, r.version, r.as_path.as_ref())).await?;
     Ok(Json(MutationResponse { entries }))
 }
 
@@ -58,6 +58,6 @@ pub async fn restore_tree(
     Device(d): Device,
     AppJson(r): AppJson<RestoreTreeRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
-    let entries = state.mutate(move |c| tree::restore_tree(c, d.as_deref(), &r.path, r.at_ns)).await?;
+    let entries = state.mutate(move |c| tree::restore_tree(c, &d, &r.path, r.at_ns)).await?;
     Ok(Json(MutationResponse { entries }))
 }

@@ -17,20 +17,20 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
 #[utoipa::path(post, path = "/v1/mkdir", tag = "tree", request_body = MkdirRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::mkdir(c, d.as_deref(), &r.path, r.base, r.mode, r.mtime_ns)).await?)
+    ok(state.mutate(move |c| tree::mkdir(c, &d, &r.path, r.base, r.mode, r.mtime_ns)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/delete", tag = "tree", request_body = DeleteRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<DeleteRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::delete(c, d.as_deref(), &r.path, r.base)).await?)
+    ok(state.mutate(move |c| tree::delete(c, &d, &r.path, r.base)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/rename", tag = "tree", request_body = RenameRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
     let limits = state.limits.paths;
-    ok(state.mutate(move |c| tree::rename(c, d.as_deref(), &r.from, &r.to, r.base, r.to_base, limits)).await?)
+    ok(state.mutate(move |c| tree::rename(c, &d, &r.from, &r.to, r.base, r.to_base, limits)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/setattr", tag = "tree", request_body = SetAttrRequest, params(DeviceHeader),
@@ -40,5 +40,5 @@ pub async fn set_attr(
     Device(d): Device,
     AppJson(r): AppJson<SetAttrRequest>,
 ) -> Mutated {
-    ok(state.mutate(move |c| tree::set_attr(c, d.as_deref(), &r.path, r.base, r.mode, r.mtime_ns)).await?)
+    ok(state.mutate(move |c| tree::set_attr(c, &d, &r.path, r.base, r.mode, r.mtime_ns)).await?)
 }
