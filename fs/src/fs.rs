@@ -572,27 +572,58 @@ impl SyncFs {
         if target == Some(src) {
             return Ok(());
         }
+        // Nothing of the source reached the hub yet: the rename stays local,
+        // and the source is sent as new at its new path. A rename op is only
+        // ever queued for an entry the hub knows.
+        let local_only = st.tree.subtree(src).iter().all(|i| !st.may_be_on_hub(*i));
         let mut keep = vec![src];
+        let mut ops = Vec::new();
         let mut ino2 = 0;
         if let Some(t) = target {
             if flags & libc::RENAME_NOREPLACE != 0 {
                 return Err(FsError::Exists);
             }
             may_replace(src_kind, st.tree.get(t).ok_or(FsError::NotFound)?)?;
-            // The hub replaces the target as part of the rename: no delete op.
-            if self.remove_node(&mut st, t)?.is_some() {
-                ino2 = t;
+            if let Some(delete) = self.remove_node(&mut st, t)? {
                 keep.push(t);
+                if local_only {
+                    ops.push(delete);
+                } else {
+                    // The hub replaces the target as part of the rename.
+                    ino2 = t;
+                }
             }
         }
         let from = st.tree.path_of(src).ok_or(FsError::NotFound)?;
         st.tree.detach(src);
         st.tree.attach(src, newparent, newname);
         let to = st.tree.path_of(src).ok_or(FsError::NotFound)?;
-        let op = Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) };
-        st.persist(&keep, vec![op])?;
+        tracing::debug!(%from, %to, ino = src, ino2, replaced = ?target, local_only, "renamed");
+        if local_only {
+            st.persist(&keep, ops)?;
+            Self::queue_as_new(&mut st, src)?;
+        } else {
+            ops.push(Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) });
+            st.persist(&keep, ops)?;
+        }
         drop(st);
         self.shared.wake_uploader.notify_one();
+        Ok(())
+    }
+
+    /// Queues `ino` and what is below it as new entries at their paths now,
+    /// parents first, in place of whatever they had queued. A file still open
+    /// for writing is queued by its close.
+    fn queue_as_new(st: &mut State, ino: u64) -> FsResult<()> {
+        for i in st.tree.subtree(ino) {
+            st.drop_ops_of(i)?;
+            let (Some(n), Some(path)) = (st.tree.get(i), st.tree.path_of(i)) else { continue };
+            match n.kind {
+                Kind::Dir => st.persist(&[], vec![State::op(OpKind::Mkdir, i, path)])?,
+                _ if n.open_writers > 0 => {}
+                _ => drop(st.queue_upload(i)?),
+            }
+        }
         Ok(())
     }
 

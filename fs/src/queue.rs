@@ -177,8 +177,9 @@ impl Pending {
         self.ops.iter().any(|o| o.ino == ino && self.attempted.contains(&o.id))
     }
 
-    pub fn ids_for_ino(&self, ino: u64) -> Vec<u64> {
-        self.ops.iter().filter(|o| o.ino == ino || o.ino2 == ino).map(|o| o.id).collect()
+    /// The ops of `ino` itself.
+    pub fn ids_of(&self, ino: u64) -> Vec<u64> {
+        self.ops.iter().filter(|o| o.ino == ino).map(|o| o.id).collect()
     }
 }
 

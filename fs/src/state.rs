@@ -70,9 +70,10 @@ impl State {
         self.tree.get(ino).is_some_and(|n| n.base_version > 0) || self.pending.was_attempted_for(ino)
     }
 
-    /// Drops `ino`'s queued ops, except the one being sent now.
+    /// Drops the queued ops of `ino` (not those of others that name it as
+    /// the node they replace), except the one being sent now.
     pub fn drop_ops_of(&mut self, ino: u64) -> FsResult<()> {
-        for id in self.pending.ids_for_ino(ino) {
+        for id in self.pending.ids_of(ino) {
             if self.pending.in_flight != Some(id) {
                 self.db.delete_op(id)?;
                 self.pending.remove(id);

@@ -297,6 +297,8 @@ fn identical_on_hub(err: &ApiError, sent: Option<ContentHash>) -> Option<Entry> 
 
 /// Records what the hub accepted and takes the op off the queue.
 pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
+    tracing::debug!(op = op.id, kind = op.kind.as_str(), path = %op.path, to = ?op.path2, ino = op.ino, ino2 = op.ino2,
+        versions = ?resp.map(|r| r.entries.iter().map(|e| (e.path.as_str(), e.version, e.deleted)).collect::<Vec<_>>()), "op done");
     let mut st = shared.state.lock();
     let mut touched = vec![op.ino];
     if let Some(resp) = resp {
