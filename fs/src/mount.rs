@@ -226,9 +226,14 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn current_status(shared: &Shared, cfg: &MountConfig) -> MountStatus {
+fn current_status(shared: &Shared, cfg: &MountConfig, rate: &mut SendRate) -> MountStatus {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &shared.status;
+    let (queued, finished) = {
+        let st = shared.state.lock();
+        (st.pending.len(), st.pending.finished())
+    };
+    let total = s.sync_total.load(Relaxed);
     MountStatus {
         mountpoint: cfg.mountpoint.clone(),
         server: cfg.server.clone(),
@@ -237,7 +242,9 @@ fn current_status(shared: &Shared, cfg: &MountConfig) -> MountStatus {
         pid: std::process::id(),
         online: s.is_online(),
         since_ns: s.since_ns.load(Relaxed),
-        queued: shared.state.lock().pending.len(),
+        queued,
+        sent_per_sec: rate.sample(finished),
+        syncing: (total > 0).then(|| (s.sync_done.load(Relaxed).min(total), total)),
         last_error: s.last_error.lock().clone(),
         recent_conflicts: s.recent_conflicts.lock().clone(),
         uploads: s.uploads_done.load(Relaxed),
@@ -250,11 +257,35 @@ fn current_status(shared: &Shared, cfg: &MountConfig) -> MountStatus {
     }
 }
 
+/// How fast the queue drains: ops finished per second over the last ~5 s.
+#[derive(Default)]
+struct SendRate {
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl SendRate {
+    fn sample(&mut self, finished: u64) -> f64 {
+        let now = Instant::now();
+        self.samples.push_back((now, finished));
+        while self.samples.len() > 2 && now - self.samples[0].0 > Duration::from_secs(5) {
+            self.samples.pop_front();
+        }
+        let (t0, n0) = self.samples[0];
+        let secs = (now - t0).as_secs_f64();
+        if secs > 0.0 {
+            (finished - n0) as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Keeps the status file that `ssync status` reads up to date.
 async fn publish_status(shared: Arc<Shared>, cfg: MountConfig, cancel: CancellationToken) {
     let mut warned = false;
+    let mut rate = SendRate::default();
     loop {
-        if let Err(e) = status_file::write(&current_status(&shared, &cfg)) {
+        if let Err(e) = status_file::write(&current_status(&shared, &cfg, &mut rate)) {
             if !warned {
                 tracing::warn!("cannot write the status file for `ssync status`: {e}");
                 warned = true;

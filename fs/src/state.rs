@@ -190,6 +190,9 @@ pub struct Status {
     pub uploads_done: AtomicU64,
     pub recent_conflicts: Mutex<Vec<String>>,
     pub downloads_done: AtomicU64,
+    /// Entries of the hub's tree being brought in (done, total); total 0: none.
+    pub sync_done: AtomicU64,
+    pub sync_total: AtomicU64,
 }
 
 impl Status {

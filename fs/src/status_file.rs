@@ -15,6 +15,13 @@ pub struct MountStatus {
     /// When `online` last changed (Unix ns).
     pub since_ns: i64,
     pub queued: usize,
+    /// Queued changes sent per second, over the last few seconds.
+    #[serde(default)]
+    pub sent_per_sec: f64,
+    /// While the mount brings its tree in line with the hub's (its first
+    /// sync, or a reconcile with work to do): entries done and in all.
+    #[serde(default)]
+    pub syncing: Option<(u64, u64)>,
     pub last_error: Option<String>,
     pub recent_conflicts: Vec<String>,
     pub uploads: u64,

@@ -172,8 +172,12 @@ fn print_status(s: &MountStatus) {
     let state = if s.halted {
         let why = s.halt_reason.as_deref().unwrap_or("the hub is not the one this cache synced with");
         format!("STOPPED SYNCING: {why} (see the mount's log)")
+    } else if let Some((done, total)) = s.syncing {
+        format!("syncing {done} of {total} entries with the hub")
     } else if s.online {
         format!("connected since {} ({} ago)", when(s.since_ns), ago(s.since_ns))
+    } else if s.since_ns == 0 {
+        "connecting to the hub (not reached yet); changes are queued".to_string()
     } else {
         format!(
             "OFFLINE since {} ({} ago); changes are queued and sent when the hub is back",
@@ -182,7 +186,11 @@ fn print_status(s: &MountStatus) {
         )
     };
     println!("  {state}");
-    println!("  changes queued: {}", s.queued);
+    if s.sent_per_sec > 0.0 {
+        println!("  changes queued: {} (sending {:.0}/s)", s.queued, s.sent_per_sec);
+    } else {
+        println!("  changes queued: {}", s.queued);
+    }
     println!("  sent: {} uploads; received: {} downloads", s.uploads, s.downloads);
     println!("  last error: {}", s.last_error.as_deref().unwrap_or("none"));
     if s.recent_conflicts.is_empty() {

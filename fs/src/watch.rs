@@ -2,7 +2,7 @@
 //! and brings each change into the local tree and cache.
 //!
 //! At start (and whenever something went out of step) it reconciles with the
-//! hub's snapshot. Then it long-polls `changes?since=cursor`. Content is
+//! hub's tree. Then it long-polls `changes?since=cursor`. Content is
 //! downloaded to a temp file (hash checked, fsynced) and renamed over the cache
 //! file, so open handles keep the old copy and no reader sees a partial file;
 //! then the kernel's caches are invalidated. Paths with queued local changes
@@ -129,6 +129,24 @@ async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Res
     Ok(())
 }
 
+/// Applies a tree page's entries, counting them for `ssync status`.
+async fn apply_counted(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &shared.status;
+    s.sync_done.store(0, Relaxed);
+    s.sync_total.store(entries.len() as u64, Relaxed);
+    let mut result = Ok(());
+    for e in entries {
+        result = apply(shared, remote, e).await;
+        if result.is_err() {
+            break;
+        }
+        s.sync_done.fetch_add(1, Relaxed);
+    }
+    s.sync_total.store(0, Relaxed);
+    result
+}
+
 /// Re-applies held-back entries once no queued op touches them, oldest first.
 async fn apply_deferred(shared: &Shared, remote: &Remote) -> Result<(), ApiError> {
     let mut ready: Vec<Entry> = {
@@ -166,7 +184,7 @@ fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
     ));
 }
 
-/// Brings the local tree in line with the hub's snapshot; returns its cursor,
+/// Brings the local tree in line with the hub's tree; returns its cursor,
 /// or `None` when the hub is behind this cache and must not be followed.
 async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Option<u64>, ApiError> {
     // The cursor can lag what the queue already recorded: count node versions
@@ -180,7 +198,7 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
     let live: HashSet<RelPath> = page.entries.iter().map(|e| e.path.clone()).collect();
     let finished_before = shared.state.lock().pending.finished();
     let (own_missing, entries) = split_own_missing(shared, page.entries);
-    apply_all(shared, remote, entries).await?;
+    apply_counted(shared, remote, entries).await?;
     let mut st = shared.state.lock();
     // Entries this mount made that it no longer has: its later state (a
     // delete or rename whose op finished while the tree was on its way, or

@@ -228,11 +228,18 @@ pub struct Mount {
     token_file: PathBuf,
     log: PathBuf,
     name: String,
+    /// Extra `ssync-mount` flags (such as `--no-passthrough`).
+    args: Vec<String>,
 }
 
 impl Mount {
     /// Mounts the hub at `dir/NAME` with its cache in `dir/NAME.cache`.
     pub fn start(dir: &Path, name: &str, hub: &Hub) -> Mount {
+        Self::start_with(dir, name, hub, &[])
+    }
+
+    /// Like `start`, with extra `ssync-mount` flags.
+    pub fn start_with(dir: &Path, name: &str, hub: &Hub, args: &[&str]) -> Mount {
         let path = dir.join(name);
         std::fs::create_dir_all(&path).expect("create mountpoint");
         let mut m = Mount {
@@ -244,6 +251,7 @@ impl Mount {
             ca_cert: hub.ca_cert.clone(),
             token_file: hub.token_file.clone(),
             name: name.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         m.spawn();
         m
@@ -260,6 +268,7 @@ impl Mount {
         if let Some(ca) = &self.ca_cert {
             cmd.arg("--ca-cert").arg(ca);
         }
+        cmd.args(&self.args);
         let child = cmd
             .env("RUST_LOG", std::env::var("SSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())

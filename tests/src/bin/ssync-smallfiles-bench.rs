@@ -1,0 +1,176 @@
+//! ssync-smallfiles-bench: small-file work on a mount against a plain local
+//! folder measured in the same run, as a root user gets it (FUSE passthrough)
+//! and as every other user does (`--no-passthrough`). Prints Markdown.
+//!
+//! Each workload runs in REPS alternating pairs (plain folder, then mount),
+//! each after a `sync`; the table gives the medians and the ratio of the
+//! medians (1.0 = as fast as the local disk). Also: how long after the last
+//! close a second mount holds all the files, and the hub's rate for
+//! metadata changes sent straight to it.
+//!
+//! Run with `bench/smallfiles.sh` (release build). Knobs (env): FILES (5000),
+//! DIRS (50), REPS (3), HUB_OPS (4000).
+use ssync_tests::{api_upload, wait_until, Hub, Mount};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn sync_disks() {
+    let _ = Command::new("sync").status();
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Creates `files` files of 4 KiB in `dirs` folders below `root`.
+fn create_files(root: &Path, files: usize, dirs: usize) -> Duration {
+    let body = vec![b'x'; 4096];
+    let t = Instant::now();
+    for d in 0..dirs {
+        fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
+    }
+    for i in 0..files {
+        fs::write(root.join(format!("d{}/f{i}", i % dirs)), &body).unwrap();
+    }
+    t.elapsed()
+}
+
+fn run(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let st = cmd.status().expect("run a command");
+    assert!(st.success(), "{cmd:?} failed");
+    t.elapsed()
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            Ok(t) if t.is_file() && e.metadata().is_ok_and(|m| m.len() == 4096) => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+struct Row {
+    name: &'static str,
+    plain: Vec<Duration>,
+    mount: Vec<Duration>,
+}
+
+impl Row {
+    fn print(&self, mode: &str, files: usize) {
+        let (p, m) = (median(self.plain.clone()), median(self.mount.clone()));
+        println!(
+            "| {mode} | {} | {:.0} µs/file | {:.0} µs/file | **{:.2}** |",
+            self.name,
+            p.as_secs_f64() * 1e6 / files as f64,
+            m.as_secs_f64() * 1e6 / files as f64,
+            p.as_secs_f64() / m.as_secs_f64()
+        );
+    }
+}
+
+fn main() {
+    let files = env("FILES", 5000);
+    let dirs = env("DIRS", 50);
+    let reps = env("REPS", 3).max(1);
+    let hub_ops = env("HUB_OPS", 4000);
+    let dir = tempfile::Builder::new().prefix("ssync-smallfiles-").tempdir_in("/var/tmp").expect("temp dir");
+    let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
+    let observer = Mount::start(dir.path(), "observer", &hub);
+    let plain = dir.path().join("plain");
+    fs::create_dir_all(&plain).unwrap();
+    // The tree `tar x` unpacks, made on the local disk.
+    let src = dir.path().join("tar-src");
+    create_files(&src, files, dirs);
+    let archive = dir.path().join("tree.tar");
+    run(Command::new("tar").arg("cf").arg(&archive).arg("-C").arg(&src).arg("."));
+
+    println!("# Small files: mount vs a plain folder on the same disk\n");
+    println!("{files} files of 4 KiB in {dirs} folders; median of {reps} alternating pairs, `sync` before each.\n");
+    println!("| mode | workload | plain folder | ssync mount | ratio |\n| --- | --- | --- | --- | --- |");
+    let mut arrivals = Vec::new();
+    for (mode, flags) in [("root (passthrough)", &[][..]), ("--no-passthrough", &["--no-passthrough"][..])] {
+        let name = if flags.is_empty() { "pt" } else { "nopt" };
+        let m = Mount::start_with(dir.path(), name, &hub, flags);
+        let mut rows = [
+            ("create", Row { name: "create", plain: vec![], mount: vec![] }),
+            ("tar", Row { name: "tar x", plain: vec![], mount: vec![] }),
+            ("rm", Row { name: "rm -rf", plain: vec![], mount: vec![] }),
+        ];
+        for rep in 0..reps {
+            for (is_mount, root) in [(false, plain.clone()), (true, m.path.clone())] {
+                let work = root.join(format!("{name}-create-{rep}"));
+                sync_disks();
+                let t = create_files(&work, files, dirs);
+                let closed = Instant::now();
+                if is_mount && rep == 0 {
+                    let there = observer.path.join(format!("{name}-create-{rep}"));
+                    let ok = wait_until(Duration::from_secs(600), || count_files(&there) == files);
+                    assert!(ok, "the other mount never held all {files} files");
+                    arrivals.push((mode, closed.elapsed()));
+                }
+                let target = root.join(format!("{name}-tar-{rep}"));
+                fs::create_dir_all(&target).unwrap();
+                sync_disks();
+                let x = run(Command::new("tar").arg("xf").arg(&archive).arg("-C").arg(&target));
+                sync_disks();
+                let rm = run(Command::new("rm").arg("-rf").arg(&target));
+                for (row, d) in rows.iter_mut().zip([t, x, rm]) {
+                    if is_mount {
+                        row.1.mount.push(d)
+                    } else {
+                        row.1.plain.push(d)
+                    }
+                }
+            }
+        }
+        rows.iter().for_each(|(_, r)| r.print(mode, files));
+        drop(m);
+    }
+    println!("\n## Close on one mount until another holds all {files} files\n");
+    println!("| mode | after the last close |\n| --- | --- |");
+    for (mode, d) in arrivals {
+        println!("| {mode} | {:.2} s |", d.as_secs_f64());
+    }
+
+    // The hub alone: metadata changes sent as fast as one client can.
+    let http = hub.http();
+    let url = hub.url();
+    let t = Instant::now();
+    let post = |what: &str, body: serde_json::Value| {
+        let r = http.post(format!("{url}/v1/{what}")).json(&body).send().expect("hub reachable");
+        assert!(r.status().is_success(), "{what}: {}", r.text().unwrap_or_default());
+        let v: serde_json::Value = r.json().expect("JSON answer");
+        v["entries"].as_array().and_then(|es| es.last()).and_then(|e| e["version"].as_u64()).unwrap_or(0)
+    };
+    let per_kind = hub_ops / 4;
+    let mut changes = 0;
+    for i in 0..per_kind {
+        post("mkdir", serde_json::json!({"path": format!("hub-bench/d{i}"), "base": 0, "mode": 493, "mtime_ns": 1}));
+        let r = api_upload(&http, &url, &format!("hub-bench/d{i}/f"), 0, format!("small {i}").as_bytes());
+        let v: serde_json::Value = r.json().expect("JSON answer");
+        let fv = v["entries"].as_array().and_then(|es| es.last()).and_then(|e| e["version"].as_u64()).unwrap();
+        let rv = post(
+            "rename",
+            serde_json::json!({"from": format!("hub-bench/d{i}/f"), "to": format!("hub-bench/d{i}/g"), "base": fv, "to_base": 0}),
+        );
+        post("delete", serde_json::json!({"path": format!("hub-bench/d{i}/g"), "base": rv}));
+        changes += 4;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("\n## The hub's rate for metadata changes (one client, one change per request)\n");
+    println!(
+        "{changes} changes (mkdir, small create, rename, delete) in {secs:.2} s: **{:.0} changes/s**",
+        changes as f64 / secs
+    );
+}
