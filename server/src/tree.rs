@@ -503,11 +503,15 @@ mod tests {
         let c = conn();
         let v1 = file(&c, "f", 0, b"one").unwrap()[0].version;
         let v2 = file(&c, "f", v1, b"two").unwrap()[0].version;
-        delete(&c, &Author { device: Some("laptop".into()), origin: None }, &p("f"), v2).unwrap();
+        let laptop = Author { device: Some("laptop".into()), origin: Some("mount-1".into()) };
+        let gone = delete(&c, &laptop, &p("f"), v2).unwrap();
+        assert_eq!(gone[0].origin.as_deref(), Some("mount-1"), "the answer names the mount that made it");
+        assert_eq!(entries::get(&c, &p("f")).unwrap().unwrap().origin.as_deref(), Some("mount-1"));
         let hist = entries::versions_of(&c, &p("f")).unwrap();
         let states: Vec<_> = hist.iter().map(|v| (v.entry.version, v.entry.deleted)).collect();
         assert_eq!(states, vec![(3, true), (2, false), (1, false)], "newest first, the deletion included");
         assert_eq!(hist[0].entry.device.as_deref(), Some("laptop"));
+        assert_eq!((hist[0].entry.origin.as_deref(), hist[1].entry.origin.as_deref()), (Some("mount-1"), None));
 
         let back = restore(&c, &Author { device: Some("pc".into()), origin: None }, &p("f"), v1, None).unwrap();
         assert_eq!(back[0].hash, Some(ContentHash::of(b"one")));

@@ -13,7 +13,7 @@
 //! model can follow it exactly while different names change concurrently.
 //! SSYNC_SOLO_SECS (default 8; run 120+ for the long mode) and
 //! SSYNC_SOLO_SEED select the run.
-use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Cluster};
+use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Cluster, Rng};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -31,26 +31,13 @@ enum Node {
     Link(Vec<u8>),
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn path(&mut self) -> String {
-        let d = DIRS[self.below(DIRS.len() as u64) as usize];
-        let n = NAMES[self.below(NAMES.len() as u64) as usize];
-        if d.is_empty() {
-            n.to_string()
-        } else {
-            format!("{d}/{n}")
-        }
+/// A random name among `DIRS` x `NAMES`.
+fn random_path(rng: &mut Rng) -> String {
+    let (d, n) = (rng.pick(DIRS), rng.pick(NAMES));
+    if d.is_empty() {
+        n.to_string()
+    } else {
+        format!("{d}/{n}")
     }
 }
 
@@ -116,11 +103,11 @@ fn known_file(m: &BTreeMap<String, Node>, p: &str, root: &Path) -> Vec<u8> {
 
 /// One random action by thread `t`; the model follows what the kernel answered.
 fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
-    let p = rng.path();
+    let p = random_path(rng);
     let at = |rel: &str| root.join(rel);
     match rng.below(16) {
         0..=3 => w.with(&[&p], |m| {
-            let body = format!("{tag} {:x}\n", rng.next()).into_bytes();
+            let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
             let ok =
                 no_follow().write(true).create(true).truncate(true).open(at(&p)).and_then(|mut f| f.write_all(&body));
             if ok.is_ok() {
@@ -145,7 +132,7 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
         }),
         // rename, or rename over an existing name
         6 | 7 => {
-            let q = rng.path();
+            let q = random_path(rng);
             w.with(&[&p, &q], |m| {
                 if fs::rename(at(&p), at(&q)).is_ok() && p != q {
                     let moved = m.remove(&p).expect("renamed a name the model knows");
@@ -160,7 +147,7 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
                 return;
             }
             w.with(&[&p, &lock], |m| {
-                let body = format!("{tag} locked {:x}\n", rng.next()).into_bytes();
+                let body = format!("{tag} locked {:x}\n", rng.next_u64()).into_bytes();
                 let made =
                     no_follow().write(true).create_new(true).open(at(&lock)).and_then(|mut f| f.write_all(&body));
                 if made.is_err() {
@@ -192,7 +179,7 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
         }),
         13 => {
             // Hard links are refused for now (EPERM); if one is made, it goes again.
-            let q = rng.path();
+            let q = random_path(rng);
             w.with(&[&p, &q], |_| {
                 if fs::hard_link(at(&p), at(&q)).is_ok() {
                     fs::remove_file(at(&q)).expect("remove the link just made");

@@ -11,29 +11,12 @@
 //! SSYNC_RANDOM_SECS (default 6; run 120+ before resolving) and
 //! SSYNC_RANDOM_SEED (default 20261122) select the run; both are printed.
 use ssync_common::chunks::file_id;
-use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Cluster};
+use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Cluster, Rng};
 use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -83,7 +66,7 @@ fn act(rng: &mut Rng, root: &Path, tag: &str) -> Effect {
     let closed = |what: &str, body: Vec<u8>| Effect::Closed(format!("{what} {rel}"), rel.clone(), body);
     match rng.below(13) {
         0..=4 => {
-            let body = format!("{tag} {:x}\n", rng.next()).into_bytes();
+            let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
             let link = through_link();
             match fs::write(&path, &body) {
                 Ok(()) if !link => closed("write", body),
