@@ -601,29 +601,13 @@ impl SyncFs {
         tracing::debug!(%from, %to, ino = src, ino2, replaced = ?target, local_only, "renamed");
         if local_only {
             st.persist(&keep, ops)?;
-            Self::queue_as_new(&mut st, src)?;
+            st.queue_subtree_as_new(src)?;
         } else {
             ops.push(Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) });
             st.persist(&keep, ops)?;
         }
         drop(st);
         self.shared.wake_uploader.notify_one();
-        Ok(())
-    }
-
-    /// Queues `ino` and what is below it as new entries at their paths now,
-    /// parents first, in place of whatever they had queued. A file still open
-    /// for writing is queued by its close.
-    fn queue_as_new(st: &mut State, ino: u64) -> FsResult<()> {
-        for i in st.tree.subtree(ino) {
-            st.drop_ops_of(i)?;
-            let (Some(n), Some(path)) = (st.tree.get(i), st.tree.path_of(i)) else { continue };
-            match n.kind {
-                Kind::Dir => st.persist(&[], vec![State::op(OpKind::Mkdir, i, path)])?,
-                _ if n.open_writers > 0 => {}
-                _ => drop(st.queue_upload(i)?),
-            }
-        }
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 //! close superseded before it was sent is coalesced into it, and an entry
 //! made and removed before anything of it was sent sends nothing.
 use ssync_common::RelPath;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -57,14 +57,17 @@ pub struct Op {
 
 #[derive(Debug, Default)]
 pub struct Pending {
-    ops: VecDeque<Op>,
-    by_ino: HashMap<u64, u32>,
+    /// By id, which is queue order: lookups and removals stay cheap when
+    /// thousands of ops wait (FUSE callbacks consult the queue).
+    ops: BTreeMap<u64, Op>,
+    /// The ids of the ops that name each inode (as `ino` or `ino2`).
+    by_ino: HashMap<u64, Vec<u64>>,
     by_path: HashMap<RelPath, u32>,
     /// The op the uploader is sending now.
     pub in_flight: Option<u64>,
     /// Ops sent at least once (by this process): the hub may have applied
     /// them even if no answer came back, so they are never dropped unsent.
-    attempted: std::collections::HashSet<u64>,
+    attempted: HashSet<u64>,
     /// Ops taken off the queue so far (by this process).
     finished: u64,
 }
@@ -84,24 +87,23 @@ impl Pending {
 
     pub fn push(&mut self, op: Op) {
         let (inos, paths) = Self::keys(&op);
-        inos.into_iter().for_each(|i| *self.by_ino.entry(i).or_default() += 1);
+        inos.into_iter().for_each(|i| self.by_ino.entry(i).or_default().push(op.id));
         paths.into_iter().for_each(|p| *self.by_path.entry(p).or_default() += 1);
-        self.ops.push_back(op);
+        self.ops.insert(op.id, op);
     }
 
     /// The id of the op queued last.
     pub fn last_id(&self) -> Option<u64> {
-        self.ops.back().map(|o| o.id)
+        self.ops.last_key_value().map(|(id, _)| *id)
     }
 
     pub fn remove(&mut self, id: u64) -> Option<Op> {
-        let pos = self.ops.iter().position(|o| o.id == id)?;
-        let op = self.ops.remove(pos)?;
+        let op = self.ops.remove(&id)?;
         let (inos, paths) = Self::keys(&op);
         for i in inos {
-            if let Some(c) = self.by_ino.get_mut(&i) {
-                *c -= 1;
-                if *c == 0 {
+            if let Some(ids) = self.by_ino.get_mut(&i) {
+                ids.retain(|x| *x != id);
+                if ids.is_empty() {
                     self.by_ino.remove(&i);
                 }
             }
@@ -123,7 +125,7 @@ impl Pending {
     }
 
     pub fn front(&self) -> Option<&Op> {
-        self.ops.front()
+        self.ops.values().next()
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +137,13 @@ impl Pending {
     }
 
     pub fn ops(&self) -> impl Iterator<Item = &Op> {
-        self.ops.iter()
+        self.ops.values()
+    }
+
+    /// The queued ops of `ino` itself (not those naming it as replaced).
+    fn own_ops(&self, ino: u64) -> impl Iterator<Item = &Op> {
+        let ids = self.by_ino.get(&ino).map(Vec::as_slice).unwrap_or_default();
+        ids.iter().filter_map(|id| self.ops.get(id)).filter(move |o| o.ino == ino)
     }
 
     pub fn touches_ino(&self, ino: u64) -> bool {
@@ -158,7 +166,7 @@ impl Pending {
 
     /// A queued op of `kind` on `ino` that has not started yet.
     pub fn waiting_of(&self, ino: u64, kind: OpKind) -> bool {
-        self.ops.iter().any(|o| o.kind == kind && o.ino == ino && Some(o.id) != self.in_flight)
+        self.own_ops(ino).any(|o| o.kind == kind && Some(o.id) != self.in_flight)
     }
 
     /// How many ops were taken off the queue so far.
@@ -174,12 +182,12 @@ impl Pending {
 
     /// Whether an op on `ino` was sent (or is being sent): the hub may have it.
     pub fn was_attempted_for(&self, ino: u64) -> bool {
-        self.ops.iter().any(|o| o.ino == ino && self.attempted.contains(&o.id))
+        self.own_ops(ino).any(|o| self.attempted.contains(&o.id))
     }
 
     /// The ops of `ino` itself.
     pub fn ids_of(&self, ino: u64) -> Vec<u64> {
-        self.ops.iter().filter(|o| o.ino == ino).map(|o| o.id).collect()
+        self.own_ops(ino).map(|o| o.id).collect()
     }
 }
 
@@ -212,6 +220,11 @@ mod tests {
         p.begin(1);
         assert!(!p.has_waiting_upload(5), "the upload in flight may have read old bytes");
         assert!(p.was_attempted_for(5));
+        assert_eq!(p.ids_of(5), vec![1, 2]);
+        p.push(Op { ino2: 5, ..op(3, OpKind::Rename, 6, "c", Some("a/f")) });
+        assert_eq!(p.ids_of(5), vec![1, 2], "a rename that replaces 5 is not one of its own ops");
+        assert!(p.touches_ino(5) && !p.waiting_of(6, OpKind::Upload) && p.waiting_of(6, OpKind::Rename));
+        p.remove(3);
         p.remove(1);
         p.remove(2);
         assert!(p.is_empty() && !p.touches_ino(5) && !p.touches_path(&RelPath::parse("a/f").unwrap()));

@@ -22,7 +22,6 @@ use crate::fs::now_ns;
 use crate::invalidate::Inval;
 use crate::queue::{Op, OpKind};
 use crate::state::{Shared, State};
-use crate::tree::Kind;
 use ssync_common::api::{codes, Entry};
 use std::time::SystemTime;
 
@@ -166,20 +165,14 @@ pub fn keep_as_conflict_copy(st: &mut State, shared: &Shared, ino: u64) -> crate
 
 /// Forgets the hub versions of `ino`'s subtree and queues all of it as new.
 pub fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
-    let inos = st.tree.subtree(ino);
-    let mut ops = Vec::new();
-    for i in &inos {
-        st.drop_ops_of(*i)?;
-        let Some(path) = st.tree.path_of(*i) else { continue };
-        let n = st.tree.get_mut(*i).expect("subtree lists existing nodes");
+    for i in st.tree.subtree(ino) {
+        let n = st.tree.get_mut(i).expect("subtree lists existing nodes");
         n.base_version = 0;
         n.hash = None;
-        let kind = if n.kind == Kind::Dir { OpKind::Mkdir } else { OpKind::Upload };
-        if kind == OpKind::Upload {
+        if n.has_content() {
             n.dirty = true;
             n.mtime_ns = n.mtime_ns.max(now_ns() - 1);
         }
-        ops.push(State::op(kind, *i, path));
     }
-    st.persist(&inos, ops)
+    st.queue_subtree_as_new(ino)
 }

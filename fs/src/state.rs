@@ -82,6 +82,24 @@ impl State {
         Ok(())
     }
 
+    /// Queues `ino` and what is below it as new entries at their paths now,
+    /// parents first, in place of whatever they had queued. A file still open
+    /// for writing is queued by its close.
+    pub fn queue_subtree_as_new(&mut self, ino: u64) -> FsResult<()> {
+        let inos = self.tree.subtree(ino);
+        let mut ops = Vec::new();
+        for &i in &inos {
+            self.drop_ops_of(i)?;
+            let (Some(n), Some(path)) = (self.tree.get(i), self.tree.path_of(i)) else { continue };
+            match n.kind {
+                crate::tree::Kind::Dir => ops.push(Self::op(OpKind::Mkdir, i, path)),
+                _ if n.open_writers > 0 => {}
+                _ => ops.push(Self::op(OpKind::Upload, i, path)),
+            }
+        }
+        self.persist(&inos, ops)
+    }
+
     /// A node whose cache file is gone (a crash between recording a node and
     /// moving its content into place): if the hub has its version, forget the
     /// hash so the next reconcile fetches it again; an empty file stands in

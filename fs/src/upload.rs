@@ -173,9 +173,7 @@ fn rebase_on_own_change(shared: &Shared, op: &Op, e: &ApiError) -> bool {
     if e.code() != Some(codes::CONFLICT) {
         return false;
     }
-    let Some(cur) = e.current().filter(|c| c.origin.as_deref() == Some(shared.mount_id.as_str())) else {
-        return false;
-    };
+    let Some(cur) = e.current().filter(|c| shared.is_own(c)) else { return false };
     let ino = match () {
         _ if cur.path == op.path => op.ino,
         _ if op.path2.as_ref() == Some(&cur.path) && op.ino2 != 0 => op.ino2,
@@ -243,8 +241,9 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
             }))
         }
         (OpKind::Rename, Some(_)) => {
-            // Never reached the hub: a later upload creates it at the new
-            // name. If it replaced a file the hub has, that upload replaces it.
+            // Rename ops are queued only for entries the hub may know, so this
+            // is one whose sends never took (none left queued): a later upload
+            // creates it at the new name, replacing what the rename replaced.
             let inherited = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
             if let Some(n) = st.tree.get_mut(op.ino) {
                 n.base_version = inherited;
@@ -297,14 +296,13 @@ fn identical_on_hub(err: &ApiError, sent: Option<ContentHash>) -> Option<Entry> 
 
 /// Records what the hub accepted and takes the op off the queue.
 pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, sent: Option<ContentHash>, gen: u64) {
-    tracing::debug!(op = op.id, kind = op.kind.as_str(), path = %op.path, to = ?op.path2, ino = op.ino, ino2 = op.ino2,
+    tracing::debug!(op = op.id, kind = op.kind.as_str(), path = %op.path, to = ?op.path2, ino = op.ino, ino2 = op.ino2, sent = ?sent,
         versions = ?resp.map(|r| r.entries.iter().map(|e| (e.path.as_str(), e.version, e.deleted)).collect::<Vec<_>>()), "op done");
     let mut st = shared.state.lock();
     let mut touched = vec![op.ino];
     if let Some(resp) = resp {
         match op.kind {
             OpKind::Upload => {
-                tracing::debug!(path = %op.path, ino = op.ino, op = op.id, sent = ?sent, version = ?resp.live_at(&op.path).map(|e| e.version), "upload accepted");
                 if let (Some(e), Some(n)) = (resp.live_at(&op.path), st.tree.get_mut(op.ino)) {
                     n.base_version = e.version;
                     n.hash = e.hash;

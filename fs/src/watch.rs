@@ -333,9 +333,7 @@ fn plan_or_apply(
     // Local changes come first; a held-back entry is applied once they are
     // sent, unless it is this mount's own (the local state is newer).
     if st.pending.touches_path(&e.path) {
-        if !shared.is_own(e) {
-            defer(st, e);
-        }
+        defer(st, shared, e);
         return Plan::Done;
     }
     let local = st.tree.resolve(&e.path);
@@ -347,9 +345,7 @@ fn plan_or_apply(
             return Plan::Done;
         }
         if st.is_busy(ino) {
-            if !shared.is_own(e) {
-                defer(st, e);
-            }
+            defer(st, shared, e);
             return Plan::Done;
         }
     }
@@ -410,7 +406,12 @@ fn queue_delete_of(st: &mut State, e: &Entry) -> crate::error::FsResult<()> {
     st.persist(&[], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())])
 }
 
-fn defer(st: &mut State, e: &Entry) {
+/// Holds `e` back until local changes are sent; this mount's own entries
+/// are dropped instead (the local state is newer).
+fn defer(st: &mut State, shared: &Shared, e: &Entry) {
+    if shared.is_own(e) {
+        return;
+    }
     let newer = st.deferred.get(&e.path).is_none_or(|d| d.version < e.version);
     if newer {
         st.deferred.insert(e.path.clone(), e.clone());
