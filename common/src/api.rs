@@ -115,6 +115,46 @@ pub struct EntriesPage {
     pub entries: Vec<Entry>,
 }
 
+/// One change of a batch: what its own endpoint takes, tagged with `op`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Change {
+    Commit(CommitRequest),
+    Mkdir(MkdirRequest),
+    Delete(DeleteRequest),
+    Rename(RenameRequest),
+    Setattr(SetAttrRequest),
+}
+
+/// Most changes one batch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+/// `POST /v1/batch`: changes applied in order, in one transaction (one
+/// fsync), each checked as its own endpoint would.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    #[schema(max_items = 1000)]
+    pub changes: Vec<Change>,
+}
+
+/// Why a change of a batch was refused: the status and body its own
+/// endpoint would have answered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Refusal {
+    pub status: u16,
+    pub error: ErrorBody,
+}
+
+/// The answer to a batch: what each applied change changed, in order. If a
+/// change was refused, `refused` says why, and the changes after it were not
+/// applied (the ones before it were).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    pub done: Vec<MutationResponse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
@@ -453,4 +493,17 @@ request_paths! {
     RestoreTreeRequest => |r| vec![&r.path];
     RenameRequest => |r| vec![&r.from, &r.to];
     RestoreRequest => |r| std::iter::once(&r.path).chain(&r.as_path).collect();
+    BatchRequest => |r| r.changes.iter().flat_map(Change::paths).collect();
+}
+
+impl Change {
+    fn paths(&self) -> Vec<&RelPath> {
+        match self {
+            Change::Commit(r) => r.paths(),
+            Change::Mkdir(r) => r.paths(),
+            Change::Delete(r) => r.paths(),
+            Change::Rename(r) => r.paths(),
+            Change::Setattr(r) => r.paths(),
+        }
+    }
 }

@@ -24,6 +24,23 @@ pub struct FileMeta {
     pub mtime_ns: i64,
 }
 
+impl FileMeta {
+    /// The commit that makes `list` (sent as `wire`) this path's content.
+    pub fn commit(&self, list: &ChunkList, wire: WireList, inline: Option<String>) -> CommitRequest {
+        CommitRequest {
+            kind: self.kind,
+            path: self.path.clone(),
+            base: self.base,
+            id: list.id(),
+            size: list.size(),
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            list: wire,
+            inline,
+        }
+    }
+}
+
 /// Uploads `file` as the content of `meta.path`. `base` is the id and chunk
 /// list of the version the node is based on, if known. `still_current` is
 /// asked just before the commit: false means the file was written while it
@@ -54,17 +71,7 @@ pub async fn upload_file(
             Some((id, old)) => WireList::delta(*id, &list.delta_from(old)),
             None => WireList::whole(&list),
         };
-        let req = CommitRequest {
-            kind: meta.kind,
-            path: meta.path.clone(),
-            base: meta.base,
-            id: list.id(),
-            size: list.size(),
-            mode: meta.mode,
-            mtime_ns: meta.mtime_ns,
-            list: wire,
-            inline,
-        };
+        let req = meta.commit(&list, wire, inline);
         let chunked = started.elapsed();
         if !still_current() {
             return (Err(ApiError::ChangedWhileRead), Some(list));
@@ -83,7 +90,7 @@ pub async fn upload_file(
 
 /// A small file in one piece: its list, and the frames of its chunks not in
 /// `known`, to travel inside the commit.
-async fn small_file_frames(
+pub(crate) async fn small_file_frames(
     file: PathBuf,
     known: HashSet<ContentHash>,
 ) -> Result<(ChunkList, Option<String>), ApiError> {

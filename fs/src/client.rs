@@ -7,9 +7,9 @@ use futures_util::StreamExt;
 use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
-    ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody, FetchRequest, HashList, Health,
-    ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest, RestoreRequest,
-    RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
+    BatchRequest, BatchResponse, ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody,
+    FetchRequest, HashList, Health, ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest,
+    RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
@@ -206,7 +206,7 @@ impl Remote {
         Err(ApiError::Rejected { status: status.as_u16(), body })
     }
 
-    async fn post<B: serde::Serialize>(&self, path: &str, body: &B) -> Result<MutationResponse, ApiError> {
+    async fn post<B: serde::Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ApiError> {
         let mut req = self.http.post(self.url(path)).json(body);
         if let Some(id) = &self.mount_id {
             req = req.header(MOUNT_HEADER, id.clone());
@@ -280,6 +280,11 @@ impl Remote {
     /// Makes the chunk list in `req` the new content of its path.
     pub async fn commit(&self, req: &CommitRequest) -> Result<MutationResponse, ApiError> {
         self.post("commit", req).await
+    }
+
+    /// Many changes in one request and one transaction on the hub.
+    pub async fn batch(&self, req: &BatchRequest) -> Result<BatchResponse, ApiError> {
+        self.post("batch", req).await
     }
 
     /// File `id`'s chunk list, as a delta from `have`'s when the hub knows it.

@@ -63,8 +63,8 @@ pub struct Pending {
     /// The ids of the ops that name each inode (as `ino` or `ino2`).
     by_ino: HashMap<u64, Vec<u64>>,
     by_path: HashMap<RelPath, u32>,
-    /// The op the uploader is sending now.
-    pub in_flight: Option<u64>,
+    /// The ops the uploader is sending now (one, or a batch).
+    in_flight: HashSet<u64>,
     /// Ops sent at least once (by this process): the hub may have applied
     /// them even if no answer came back, so they are never dropped unsent.
     attempted: HashSet<u64>,
@@ -116,9 +116,7 @@ impl Pending {
                 }
             }
         }
-        if self.in_flight == Some(id) {
-            self.in_flight = None;
-        }
+        self.in_flight.remove(&id);
         self.attempted.remove(&id);
         self.finished += 1;
         Some(op)
@@ -166,7 +164,7 @@ impl Pending {
 
     /// A queued op of `kind` on `ino` that has not started yet.
     pub fn waiting_of(&self, ino: u64, kind: OpKind) -> bool {
-        self.own_ops(ino).any(|o| o.kind == kind && Some(o.id) != self.in_flight)
+        self.own_ops(ino).any(|o| o.kind == kind && !self.in_flight.contains(&o.id))
     }
 
     /// How many ops were taken off the queue so far.
@@ -176,8 +174,23 @@ impl Pending {
 
     /// Marks `id` as being sent now.
     pub fn begin(&mut self, id: u64) {
-        self.in_flight = Some(id);
+        self.in_flight.insert(id);
         self.attempted.insert(id);
+    }
+
+    pub fn is_in_flight(&self, id: u64) -> bool {
+        self.in_flight.contains(&id)
+    }
+
+    /// `id` was taken for sending but is not sent after all.
+    pub fn put_back(&mut self, id: u64) {
+        self.in_flight.remove(&id);
+        self.attempted.remove(&id);
+    }
+
+    /// Nothing is being sent any more (what was, stays queued).
+    pub fn end_sending(&mut self) {
+        self.in_flight.clear();
     }
 
     /// Whether an op on `ino` was sent (or is being sent): the hub may have it.
@@ -228,6 +241,6 @@ mod tests {
         p.remove(1);
         p.remove(2);
         assert!(p.is_empty() && !p.touches_ino(5) && !p.touches_path(&RelPath::parse("a/f").unwrap()));
-        assert_eq!(p.in_flight, None);
+        assert!(!p.is_in_flight(1));
     }
 }

@@ -74,7 +74,7 @@ impl State {
     /// the node they replace), except the one being sent now.
     pub fn drop_ops_of(&mut self, ino: u64) -> FsResult<()> {
         for id in self.pending.ids_of(ino) {
-            if self.pending.in_flight != Some(id) {
+            if !self.pending.is_in_flight(id) {
                 self.db.delete_op(id)?;
                 self.pending.remove(id);
             }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-enum Request {
+pub(crate) enum Request {
     Upload { meta: FileMeta, file: PathBuf, gen: u64, ino: u64, base_id: Option<ContentHash> },
     Mkdir(MkdirRequest),
     Delete(DeleteRequest),
@@ -93,45 +93,37 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             finish(&shared, &op, None, None, 0);
             continue;
         };
-        let gen = match &request {
-            Request::Upload { gen, .. } => *gen,
-            _ => 0,
+        let sent = if crate::batch::takes(&request) {
+            crate::batch::send(&shared, &remote, op, request).await
+        } else {
+            send_one(&shared, &remote, op, request).await
         };
-        tracing::trace!(op = op.id, path = %op.path, "sending");
-        let (result, sent_list) = send(&shared, &remote, request).await;
-        let sent = sent_list.as_ref().map(|l| l.id());
-        match result {
-            Ok(resp) => {
-                backoff.reset();
-                shared.hub_answered();
-                finish(&shared, &op, Some(&resp), sent, gen);
-                remember_chunks(&shared, &op, sent_list);
-            }
-            Err(ApiError::ChangedWhileRead) => {
+        shared.state.lock().pending.end_sending();
+        let Err(Failed { op, err, sent, gen }) = sent else {
+            backoff.reset();
+            shared.hub_answered();
+            continue;
+        };
+        match err {
+            ApiError::ChangedWhileRead => {
                 // What was read may be torn: read it again once the writes pause
                 // (a close wakes this task at once).
                 tracing::debug!(op = op.id, path = %op.path, "written while read; reading it again");
-                shared.state.lock().pending.in_flight = None;
                 if sleep_or_cancel(&shared, &cancel, Duration::from_millis(20)).await {
                     return;
                 }
             }
-            Err(e) if e.is_retryable() => {
+            e if e.is_retryable() => {
                 let _ = shared.status.set_online(false, &e);
-                shared.state.lock().pending.in_flight = None;
                 if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                     return;
                 }
             }
-            Err(e) if e.is_unauthorized() => {
-                shared.state.lock().pending.in_flight = None;
-                shared.halt(&refused_token_message(&e));
-            }
-            Err(e) => {
+            e if e.is_unauthorized() => shared.halt(&refused_token_message(&e)),
+            e => {
                 backoff.reset();
                 shared.hub_answered();
                 if rebase_on_own_change(&shared, &op, &e) {
-                    shared.state.lock().pending.in_flight = None;
                     continue;
                 }
                 match identical_on_hub(&e, sent) {
@@ -144,14 +136,11 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                         Ok(decision) => {
                             if resolve::apply(&shared, &op, &e, decision) {
                                 finish(&shared, &op, None, None, 0);
-                            } else {
-                                shared.state.lock().pending.in_flight = None;
                             }
                             shared.wake_watcher.notify_one();
                         }
                         Err(lookup) => {
                             let _ = shared.status.set_online(false, &lookup);
-                            shared.state.lock().pending.in_flight = None;
                             if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
                                 return;
                             }
@@ -160,6 +149,34 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 }
             }
         }
+    }
+}
+
+/// An op the hub did not take: why, and what it sent (an upload's content
+/// id and the write generation it read).
+pub(crate) struct Failed {
+    pub op: Op,
+    pub err: ApiError,
+    pub sent: Option<ContentHash>,
+    pub gen: u64,
+}
+
+/// Sends one op on its own, and records what the hub took.
+async fn send_one(shared: &Shared, remote: &Remote, op: Op, request: Request) -> Result<(), Failed> {
+    let gen = match &request {
+        Request::Upload { gen, .. } => *gen,
+        _ => 0,
+    };
+    tracing::trace!(op = op.id, path = %op.path, "sending");
+    let (result, sent_list) = send(shared, remote, request).await;
+    let sent = sent_list.as_ref().map(|l| l.id());
+    match result {
+        Ok(resp) => {
+            finish(shared, &op, Some(&resp), sent, gen);
+            remember_chunks(shared, &op, sent_list);
+            Ok(())
+        }
+        Err(err) => Err(Failed { op, err, sent, gen }),
     }
 }
 
@@ -200,14 +217,31 @@ async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: Duratio
     }
 }
 
-/// Builds the request for the op at the head of the queue; `None` as the
-/// request means the op has nothing left to do.
+/// Takes the op at the head of the queue and builds its request; `None` as
+/// the request means the op has nothing left to do.
 fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
     let op = st.pending.front()?.clone();
     st.pending.begin(op.id);
+    let req = request_for(st, shared, &op);
+    let base0 = st.tree.get(op.ino).is_some_and(|n| n.base_version == 0);
+    if req.is_none() && op.kind == OpKind::Rename && base0 {
+        // Rename ops are queued only for entries the hub may know, so this
+        // is one whose sends never took (none left queued): a later upload
+        // creates it at the new name, replacing what the rename replaced.
+        let inherited = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
+        if let Some(n) = st.tree.get_mut(op.ino) {
+            n.base_version = inherited;
+        }
+    }
+    Some((op, req))
+}
+
+/// The request that sends `op` as the local state is now; `None` when the
+/// op has nothing to send.
+pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Request> {
     let node = st.tree.get(op.ino).cloned();
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
-    let req = match (op.kind, node) {
+    match (op.kind, node) {
         // A folder has no content to upload (`of` is None): nothing to do.
         (OpKind::Upload, Some(n)) if !unlinked => ContentKind::of(n.kind).map(|kind| Request::Upload {
             meta: FileMeta { path: op.path.clone(), kind, base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
@@ -231,28 +265,14 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
         (OpKind::Delete, Some(n)) if n.base_version > 0 => {
             Some(Request::Delete(DeleteRequest { path: op.path.clone(), base: n.base_version }))
         }
-        (OpKind::Rename, Some(n)) if n.base_version > 0 => {
-            let to_base = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
-            Some(Request::Rename(RenameRequest {
-                from: op.path.clone(),
-                to: op.path2.clone().expect("a rename op has a target"),
-                base: n.base_version,
-                to_base,
-            }))
-        }
-        (OpKind::Rename, Some(_)) => {
-            // Rename ops are queued only for entries the hub may know, so this
-            // is one whose sends never took (none left queued): a later upload
-            // creates it at the new name, replacing what the rename replaced.
-            let inherited = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
-            if let Some(n) = st.tree.get_mut(op.ino) {
-                n.base_version = inherited;
-            }
-            None
-        }
+        (OpKind::Rename, Some(n)) if n.base_version > 0 => Some(Request::Rename(RenameRequest {
+            from: op.path.clone(),
+            to: op.path2.clone().expect("a rename op has a target"),
+            base: n.base_version,
+            to_base: st.tree.get(op.ino2).map_or(0, |t| t.base_version),
+        })),
         _ => None,
-    };
-    Some((op, req))
+    }
 }
 
 /// Sends one request; for an upload, also returns the chunk list it sent.
@@ -366,7 +386,7 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
 
 /// A clean cache file now holds exactly the list just sent: index it, so the
 /// next upload sends a delta and downloads can reuse its chunks.
-fn remember_chunks(shared: &Shared, op: &Op, list: Option<ChunkList>) {
+pub(crate) fn remember_chunks(shared: &Shared, op: &Op, list: Option<ChunkList>) {
     let Some(list) = list else { return };
     let clean = shared.state.lock().tree.get(op.ino).is_some_and(|n| !n.dirty && n.hash == Some(list.id()));
     if clean {

@@ -63,19 +63,27 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and the JSON body this error is answered with.
+    pub fn answer(self) -> (StatusCode, ErrorBody) {
         let (status, code) = self.status_and_code();
         let message = match &self {
             ApiError::Internal(_) => "internal error; see the hub's log".to_string(),
             other => other.to_string(),
         };
-        let logged = LoggedError(self.to_string());
         let current = match self {
             ApiError::Conflict { current, .. } | ApiError::Blocked { current, .. } => current.map(|b| *b),
             _ => None,
         };
-        let mut resp = (status, Json(ErrorBody { code: code.to_string(), message, current })).into_response();
+        (status, ErrorBody { code: code.to_string(), message, current })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let logged = LoggedError(self.to_string());
+        let (status, body) = self.answer();
+        let mut resp = (status, Json(body)).into_response();
         resp.extensions_mut().insert(logged);
         resp
     }

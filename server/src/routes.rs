@@ -1,6 +1,7 @@
 //! The route table: every endpoint of the hub in one place, with its layers.
+mod batch;
 mod changes;
-mod chunks;
+pub(crate) mod chunks;
 mod health;
 mod history;
 mod mutate;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(mutate::delete))
         .routes(routes!(mutate::rename))
         .routes(routes!(mutate::set_attr))
+        .routes(routes!(batch::batch))
         .routes(routes!(history::entry))
         .routes(routes!(history::versions))
         .routes(routes!(history::restore))

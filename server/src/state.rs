@@ -137,4 +137,43 @@ impl AppState {
         }
         Ok(out)
     }
+
+    /// Applies `items` in order in one IMMEDIATE transaction (one fsync), each
+    /// inside a savepoint, stopping at the first one refused: what it wrote is
+    /// rolled back, what came before is kept. Returns the entries of each
+    /// applied item and the refusal, if any. A database failure undoes all.
+    pub async fn mutate_each<T, F>(&self, items: Vec<T>, f: F) -> Result<(Vec<Vec<Entry>>, Option<TreeError>), ApiError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection, T) -> Result<Vec<Entry>, TreeError> + Send + 'static,
+    {
+        let (done, refused) = self
+            .db
+            .call(move |c| {
+                let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut done = Vec::new();
+                let mut refused = None;
+                for item in items {
+                    let sp = tx.savepoint()?;
+                    match f(&sp, item) {
+                        Ok(entries) => {
+                            sp.commit()?;
+                            done.push(entries);
+                        }
+                        Err(TreeError::Db(e)) => return Err(ApiError::from(e)),
+                        Err(e) => {
+                            refused = Some(e);
+                            break;
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok::<_, ApiError>((done, refused))
+            })
+            .await?;
+        if let Some(max) = done.iter().flatten().map(|e| e.version).max() {
+            self.feed.published(max);
+        }
+        Ok((done, refused))
+    }
 }

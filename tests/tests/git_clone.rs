@@ -61,18 +61,27 @@ fn git_clone_into_a_mount_works_every_time_and_syncs_whole() {
     eprintln!("git_clone: {clones} clones of {files} files into the mount in {:?}", started.elapsed());
 
     // The other mount gets every clone whole.
-    let last = c.mounts[1].p(&format!("clone{}", clones - 1));
     let count = |dir: &Path| walk_files(&dir.join("src"));
-    let arrived = wait_until(Duration::from_secs(300), || count(&last) == files);
-    assert!(arrived, "the last clone did not reach the other mount: {} of {files} files", count(&last));
     for i in 0..clones {
         let there = c.mounts[1].p(&format!("clone{i}"));
+        let arrived = wait_until(Duration::from_secs(300), || count(&there) == files);
+        assert!(arrived, "clone {i} did not reach the other mount: {} of {files} files", count(&there));
         let whole = wait_until(Duration::from_secs(120), || git(&there, &["fsck", "--no-progress"]).0 == Some(0));
         assert!(whole, "clone {i} on the other mount: {}", git(&there, &["fsck", "--no-progress"]).1);
-        // The index holds A's stat data: refresh it (as `git status` would) before comparing.
-        let _ = git(&there, &["update-index", "-q", "--refresh"]);
-        let (code, out) = git(&there, &["diff-index", "--quiet", "HEAD", "--"]);
-        assert_eq!(code, Some(0), "clone {i} on the other mount differs from its HEAD: {out}");
+        // The index holds A's stat data: it is refreshed (as `git status` would) before comparing.
+        let clean = wait_until(Duration::from_secs(60), || {
+            let _ = git(&there, &["update-index", "-q", "--refresh"]);
+            git(&there, &["diff-index", "--quiet", "HEAD", "--"]).0 == Some(0)
+        });
+        if !clean {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(format!("git -C '{}' diff-index --name-status HEAD -- >&2", there.display()));
+            let (_, changed) = run_bounded(&mut cmd, Duration::from_secs(60));
+            panic!(
+                "clone {i} on the other mount differs from its HEAD:\n{}",
+                changed.lines().take(20).collect::<Vec<_>>().join("\n")
+            );
+        }
     }
     eprintln!("git_clone: all clones whole on the other mount {:?} after the first began", started.elapsed());
 }

@@ -6,7 +6,7 @@ use crate::extract::{AppJson, AppQuery, Device};
 use crate::openapi::{Binary, DeviceHeader, MutationAnswers};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::tree::{self, FileCommit};
+use crate::tree::{self, Author, FileCommit, TreeError};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -226,6 +226,23 @@ pub async fn commit(
     Device(d): Device,
     AppJson(req): AppJson<CommitRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
+    let _no_gc = state.store.gc_lock.read().await;
+    let ready = prepare_commit(&state, req).await?;
+    let entries = state.mutate(move |c| apply_commit(c, &d, ready)).await?;
+    Ok(Json(MutationResponse { entries }))
+}
+
+/// A commit whose checks that need no transaction passed (list, size, every
+/// chunk on the hub): what `apply_commit` writes.
+pub struct ReadyCommit {
+    inline: Vec<Chunk>,
+    list: ChunkList,
+    commit: FileCommit,
+}
+
+/// Checks a commit and gathers what it writes. The caller holds the GC lock
+/// (read) from here until the commit is applied, so no chunk it names goes.
+pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<ReadyCommit, ApiError> {
     if req.kind == ContentKind::Symlink && req.size > MAX_SYMLINK_TARGET {
         return Err(ApiError::BadRequest(format!(
             "a symlink's target is at most {MAX_SYMLINK_TARGET} bytes, not {}",
@@ -247,7 +264,6 @@ pub async fn commit(
         return Err(ApiError::BadRequest(format!("the chunks add up to {} bytes, not {}", list.size(), req.size)));
     }
     let inline = req.inline.as_deref().map(decode_inline).transpose()?.unwrap_or_default();
-    let _no_gc = state.store.gc_lock.read().await;
     let named: Vec<ContentHash> =
         list.0.iter().map(|c| c.hash).filter(|h| !inline.iter().any(|i| i.hash == *h)).collect();
     let missing = state.store.missing(named, state.retention.grace / 2).await?.len();
@@ -265,17 +281,21 @@ pub async fn commit(
         mode: req.mode,
         mtime_ns: req.mtime_ns,
     };
-    let entries = state
-        .mutate(move |c| {
-            // Inline chunks commit with the version: durable with the same fsync.
-            for chunk in &inline {
-                small_chunks::put(c, &chunk.hash, &chunk.data)?;
-            }
-            manifests::put(c, &list)?;
-            tree::commit_file(c, &d, commit)
-        })
-        .await?;
-    Ok(Json(MutationResponse { entries }))
+    Ok(ReadyCommit { inline, list, commit })
+}
+
+/// Writes a checked commit in the caller's transaction.
+pub fn apply_commit(
+    c: &rusqlite::Connection,
+    d: &Author,
+    ready: ReadyCommit,
+) -> Result<Vec<ssync_common::api::Entry>, TreeError> {
+    // Inline chunks commit with the version: durable with the same fsync.
+    for chunk in &ready.inline {
+        small_chunks::put(c, &chunk.hash, &chunk.data)?;
+    }
+    manifests::put(c, &ready.list)?;
+    tree::commit_file(c, d, ready.commit)
 }
 
 /// `GET /v1/content/{id}`: a whole file, its chunks streamed in order.

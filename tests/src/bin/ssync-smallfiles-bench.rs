@@ -147,24 +147,25 @@ fn main() {
     let http = hub.http();
     let url = hub.url();
     let t = Instant::now();
-    let post = |what: &str, body: serde_json::Value| {
-        let r = http.post(format!("{url}/v1/{what}")).json(&body).send().expect("hub reachable");
-        assert!(r.status().is_success(), "{what}: {}", r.text().unwrap_or_default());
+    // The version the answer gives `path` (a rename also answers with the
+    // tombstone it left behind).
+    let version_of = |r: reqwest::blocking::Response, path: &str| -> u64 {
+        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap_or_default());
         let v: serde_json::Value = r.json().expect("JSON answer");
-        v["entries"].as_array().and_then(|es| es.last()).and_then(|e| e["version"].as_u64()).unwrap_or(0)
+        let es = v["entries"].as_array().cloned().unwrap_or_default();
+        es.iter().find(|e| e["path"] == path && e["deleted"] != true).and_then(|e| e["version"].as_u64()).unwrap_or(0)
+    };
+    let post = |what: &str, path: &str, body: serde_json::Value| {
+        version_of(http.post(format!("{url}/v1/{what}")).json(&body).send().expect("hub reachable"), path)
     };
     let per_kind = hub_ops / 4;
     let mut changes = 0;
     for i in 0..per_kind {
-        post("mkdir", serde_json::json!({"path": format!("hub-bench/d{i}"), "base": 0, "mode": 493, "mtime_ns": 1}));
-        let r = api_upload(&http, &url, &format!("hub-bench/d{i}/f"), 0, format!("small {i}").as_bytes());
-        let v: serde_json::Value = r.json().expect("JSON answer");
-        let fv = v["entries"].as_array().and_then(|es| es.last()).and_then(|e| e["version"].as_u64()).unwrap();
-        let rv = post(
-            "rename",
-            serde_json::json!({"from": format!("hub-bench/d{i}/f"), "to": format!("hub-bench/d{i}/g"), "base": fv, "to_base": 0}),
-        );
-        post("delete", serde_json::json!({"path": format!("hub-bench/d{i}/g"), "base": rv}));
+        let (d, f, g) = (format!("hub-bench/d{i}"), format!("hub-bench/d{i}/f"), format!("hub-bench/d{i}/g"));
+        post("mkdir", &d, serde_json::json!({"path": d, "base": 0, "mode": 493, "mtime_ns": 1}));
+        let fv = version_of(api_upload(&http, &url, &f, 0, format!("small {i}").as_bytes()), &f);
+        let rv = post("rename", &g, serde_json::json!({"from": f, "to": g, "base": fv, "to_base": 0}));
+        post("delete", &g, serde_json::json!({"path": g, "base": rv}));
         changes += 4;
     }
     let secs = t.elapsed().as_secs_f64();
