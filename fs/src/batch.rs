@@ -6,8 +6,8 @@
 //! each is small (no chunk transfer: folders, deletes, renames, attributes,
 //! files up to `FILE_MAX`, whose bytes travel inline) and independent of the
 //! ops before it in the batch: its base versions must not be ones an earlier
-//! op of the batch is about to change (the same inode, or a path at, above or
-//! below an earlier rename or delete). The hub applies the changes in order
+//! op of the batch is about to change (the same inode, a path an earlier op
+//! changes, or a path above or below an earlier rename or delete). The hub applies the changes in order
 //! and stops at the first it refuses; that one is resolved like any refusal,
 //! and the ops after it stay queued.
 use crate::chunk_upload::small_file_frames;
@@ -46,7 +46,9 @@ struct Item {
 #[derive(Default)]
 struct Footprint {
     inos: HashSet<u64>,
-    /// Paths an earlier rename or delete moves or removes.
+    /// Every path an earlier op changes on the hub.
+    paths: HashSet<RelPath>,
+    /// Paths an earlier rename or delete moves or removes, with what is below them.
     moved: Vec<RelPath>,
 }
 
@@ -59,11 +61,12 @@ impl Footprint {
         let paths = std::iter::once(&op.path).chain(&op.path2);
         !self.inos.contains(&op.ino)
             && (op.ino2 == 0 || !self.inos.contains(&op.ino2))
-            && paths.clone().all(|p| !self.moved.iter().any(|m| Self::related(p, m)))
+            && paths.clone().all(|p| !self.paths.contains(p) && !self.moved.iter().any(|m| Self::related(p, m)))
     }
 
     fn add(&mut self, op: &Op) {
         self.inos.extend([op.ino, op.ino2].into_iter().filter(|i| *i != 0));
+        self.paths.extend(std::iter::once(op.path.clone()).chain(op.path2.clone()));
         if matches!(op.kind, OpKind::Rename | OpKind::Delete) {
             self.moved.extend(std::iter::once(op.path.clone()).chain(op.path2.clone()));
         }
@@ -169,4 +172,29 @@ async fn build(shared: &Shared, jobs: Vec<(Op, Request)>) -> Result<Vec<Item>, F
         items.push(item);
     }
     Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(kind: OpKind, ino: u64, ino2: u64, path: &str, path2: Option<&str>) -> Op {
+        let p = |s: &str| RelPath::parse(s).unwrap();
+        Op { id: 0, kind, ino, ino2, path: p(path), path2: path2.map(p) }
+    }
+
+    #[test]
+    fn a_batch_takes_only_ops_whose_bases_no_earlier_op_changes() {
+        let mut f = Footprint::default();
+        f.add(&op(OpKind::Mkdir, 2, 0, "d", None));
+        assert!(f.admits(&op(OpKind::Upload, 3, 0, "d/f", None)), "a file in a folder made earlier");
+        f.add(&op(OpKind::Upload, 3, 0, "d/f", None));
+        assert!(!f.admits(&op(OpKind::SetAttr, 3, 0, "d/f", None)), "the same inode");
+        assert!(!f.admits(&op(OpKind::Rename, 4, 0, "g", Some("d/f"))), "a path an earlier op changes");
+        assert!(!f.admits(&op(OpKind::Rename, 4, 3, "g", Some("h"))), "replaces an inode sent earlier");
+        f.add(&op(OpKind::Rename, 5, 0, "a", Some("b")));
+        assert!(!f.admits(&op(OpKind::Upload, 6, 0, "b/x", None)), "below an earlier rename");
+        assert!(!f.admits(&op(OpKind::Delete, 7, 0, "a/y", None)), "below an earlier rename's source");
+        assert!(f.admits(&op(OpKind::Upload, 8, 0, "c", None)));
+    }
 }

@@ -34,7 +34,7 @@ fn inline_chunks(inline: &str) {
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the request type, as the route would.
     let Some((&kind, body)) = data.split_first() else { return };
-    match kind % 9 {
+    match kind % 10 {
         0 => {
             if let Some(r) = decoded::<CommitRequest>(body) {
                 let _ = r.list.resolve(None);
@@ -64,6 +64,18 @@ fuzz_target!(|data: &[u8]| {
         }
         6 => drop(decoded::<SetAttrRequest>(body)),
         7 => drop(decoded::<RestoreRequest>(body)),
+        8 => {
+            if let Some(r) = decoded::<BatchRequest>(body) {
+                for change in &r.changes {
+                    if let Change::Commit(c) = change {
+                        let _ = c.list.resolve(None);
+                        if let Some(i) = &c.inline {
+                            inline_chunks(i);
+                        }
+                    }
+                }
+            }
+        }
         _ => drop(decoded::<RestoreTreeRequest>(body)),
     }
 });
