@@ -182,10 +182,11 @@ impl Pending {
         self.in_flight.contains(&id)
     }
 
-    /// `id` was taken for sending but is not sent after all.
+    /// `id` was taken for sending but is not sent after all. It stays
+    /// "attempted": a rename queued meanwhile counted on it reaching the hub
+    /// first, which it will, being ahead in the queue.
     pub fn put_back(&mut self, id: u64) {
         self.in_flight.remove(&id);
-        self.attempted.remove(&id);
     }
 
     /// Nothing is being sent any more (what was, stays queued).
