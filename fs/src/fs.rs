@@ -486,7 +486,7 @@ impl SyncFs {
         let wrote = self.upload_if_written(&mut st, &h)?;
         let ino = h.ino;
         tracing::trace!(ino, writable = h.writable, wrote, path = ?st.tree.path_of(ino), "release");
-        let has_upload = st.pending.ops().any(|o| o.kind == OpKind::Upload && o.ino == ino);
+        let has_upload = st.pending.has_op(ino, OpKind::Upload);
         let still_dirty = st.tree.get(ino).is_some_and(|n| n.open_writers == 0 && n.dirty);
         if h.writable && !wrote && still_dirty && !has_upload {
             // Marked dirty at open and no upload will clear it: send the bytes

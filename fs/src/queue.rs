@@ -11,6 +11,7 @@
 //! made and removed before anything of it was sent sends nothing.
 use ssync_common::RelPath;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -62,7 +63,8 @@ pub struct Pending {
     ops: BTreeMap<u64, Op>,
     /// The ids of the ops that name each inode (as `ino` or `ino2`).
     by_ino: HashMap<u64, Vec<u64>>,
-    by_path: HashMap<RelPath, u32>,
+    /// Ordered, so "any path below this folder" is one range query.
+    by_path: BTreeMap<String, u32>,
     /// The ops the uploader is sending now (one, or a batch).
     in_flight: HashSet<u64>,
     /// Ops sent at least once (by this process): the hub may have applied
@@ -88,7 +90,7 @@ impl Pending {
     pub fn push(&mut self, op: Op) {
         let (inos, paths) = Self::keys(&op);
         inos.into_iter().for_each(|i| self.by_ino.entry(i).or_default().push(op.id));
-        paths.into_iter().for_each(|p| *self.by_path.entry(p).or_default() += 1);
+        paths.into_iter().for_each(|p| *self.by_path.entry(p.as_str().to_owned()).or_default() += 1);
         self.ops.insert(op.id, op);
     }
 
@@ -109,10 +111,10 @@ impl Pending {
             }
         }
         for p in paths {
-            if let Some(c) = self.by_path.get_mut(&p) {
+            if let Some(c) = self.by_path.get_mut(p.as_str()) {
                 *c -= 1;
                 if *c == 0 {
-                    self.by_path.remove(&p);
+                    self.by_path.remove(p.as_str());
                 }
             }
         }
@@ -150,9 +152,21 @@ impl Pending {
 
     /// True when a queued op names `path`, a folder above it, or a path below it.
     pub fn touches_path(&self, path: &RelPath) -> bool {
-        self.by_path.contains_key(path)
-            || path.ancestors().iter().any(|a| self.by_path.contains_key(a))
-            || self.by_path.keys().any(|p| p.is_within(path))
+        self.by_path.contains_key(path.as_str())
+            || path.ancestors().iter().any(|a| self.by_path.contains_key(a.as_str()))
+            || self.has_path_below(path)
+    }
+
+    /// Paths below `dir` sort between "dir/" and "dir0" ('0' follows '/').
+    fn has_path_below(&self, dir: &RelPath) -> bool {
+        let from = format!("{}/", dir.as_str());
+        let to = format!("{}0", dir.as_str());
+        self.by_path.range::<str, _>((Bound::Excluded(from.as_str()), Bound::Excluded(to.as_str()))).next().is_some()
+    }
+
+    /// Whether a queued op of `kind` on `ino` exists, waiting or being sent.
+    pub fn has_op(&self, ino: u64, kind: OpKind) -> bool {
+        self.own_ops(ino).any(|o| o.kind == kind)
     }
 
     /// An upload of `ino` that has not started yet will read the newest bytes
@@ -229,6 +243,9 @@ mod tests {
         assert!(p.touches_path(&RelPath::parse("a").unwrap()), "a path below a folder makes it busy");
         assert!(p.touches_path(&RelPath::parse("b/g/x").unwrap()), "so does a folder above the path");
         assert!(!p.touches_path(&RelPath::parse("c").unwrap()));
+        for sibling in ["a-", "a0", "ab", "a.x"] {
+            assert!(!p.touches_path(&RelPath::parse(sibling).unwrap()), "{sibling} only shares a prefix with a/f");
+        }
         assert!(p.has_waiting_upload(5));
         assert!(!p.was_attempted_for(5));
         p.begin(1);
