@@ -58,6 +58,18 @@ thread_local! {
         std::cell::RefCell::new(zstd::bulk::Compressor::new(1).ok());
 }
 
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+}
+
+fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| match d.borrow_mut().as_mut() {
+        Some(d) => d.decompress(payload, raw_len),
+        None => zstd::bulk::decompress(payload, raw_len),
+    })
+}
+
 fn compress(data: &[u8]) -> Option<Vec<u8>> {
     COMPRESSOR.with(|c| match c.borrow_mut().as_mut() {
         Some(c) => c.compress(data).ok(),
@@ -103,7 +115,7 @@ impl FrameReader {
         let payload = self.buf.split_to(wire_len as usize).freeze();
         let data = match enc {
             RAW => payload,
-            ZSTD => zstd::bulk::decompress(&payload, raw_len as usize)
+            ZSTD => decompress(&payload, raw_len as usize)
                 .map(Bytes::from)
                 .map_err(|e| FrameError::BadZstd(hash, e.to_string()))?,
             other => return Err(FrameError::BadEncoding(other)),

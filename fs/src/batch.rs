@@ -21,7 +21,7 @@ use ssync_common::{ChunkList, RelPath};
 use std::collections::HashSet;
 
 /// Most ops one batch holds.
-const MAX_ITEMS: usize = 256;
+pub const MAX_ITEMS: usize = 256;
 /// Files up to this size go in batches (a chunk or so: a delta would save nothing).
 const FILE_MAX: u64 = 64 * 1024;
 

@@ -237,7 +237,8 @@ impl SyncFs {
 
     fn create_node(&self, st: &mut State, parent: u64, name: &str, kind: Kind, mode: u32) -> FsResult<(Node, RelPath)> {
         let (mut node, path) = Self::new_node(st, parent, name, kind, mode)?;
-        node.ino = st.db.insert_node(&node)?;
+        node.ino = st.new_ino()?;
+        st.note_node(node.ino);
         Ok((node, path))
     }
 
@@ -305,14 +306,11 @@ impl SyncFs {
         let (mut node, _path) = Self::new_node(&st, parent, name, Kind::Symlink, 0o777)?;
         node.size = target.len() as u64;
         // Recorded only once its target is in place: a crash in between leaves
-        // an unused temp file, never a symlink without a target.
-        let cache = &self.shared.cache;
-        node.ino = st.db.atomically(|db| -> FsResult<u64> {
-            let ino = db.insert_node(&node)?;
-            tmp.persist(cache.file(ino)).map_err(|e| FsError::Io(e.error))?;
-            Ok(ino)
-        })?;
+        // an unused file, never a symlink without a target.
+        node.ino = st.new_ino()?;
         let ino = node.ino;
+        tmp.persist(self.shared.cache.file(ino)).map_err(|e| FsError::Io(e.error))?;
+        st.note_node(ino);
         let attr = NodeAttr::from(&node);
         st.tree.insert(node);
         st.queue_upload(ino)?;
@@ -383,7 +381,7 @@ impl SyncFs {
             n.dirty = true;
         }
         if persist {
-            st.persist(&[ino], vec![])?;
+            st.persist_now(&[ino])?;
         }
         let h = Handle::new(ino, file, writable, truncate)?;
         Ok(self.shared.handles.lock().insert(h))
@@ -426,7 +424,7 @@ impl SyncFs {
                 // Persist "dirty" once per burst: a crash before close still
                 // leaves a record that the cache file differs from the hub.
                 n.dirty = true;
-                st.persist(&[h.ino], vec![])?;
+                st.persist_now(&[h.ino])?;
             }
         }
         Ok(data.len() as u32)
@@ -470,8 +468,9 @@ impl SyncFs {
     pub fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         h.file.sync_all()?;
-        self.upload_if_written(&mut self.shared.state.lock(), &h)?;
-        Ok(())
+        let mut st = self.shared.state.lock();
+        self.upload_if_written(&mut st, &h)?;
+        st.commit(true)
     }
 
     pub fn release(&self, fh: u64) -> FsResult<()> {
@@ -525,7 +524,7 @@ impl SyncFs {
             Ok(Some(State::op(OpKind::Delete, ino, path)))
         } else {
             st.tree.remove(ino);
-            st.db.delete_node(ino)?;
+            st.note_node(ino);
             Ok(None)
         }
     }

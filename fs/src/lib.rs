@@ -19,6 +19,7 @@ pub mod fs;
 mod fuse;
 mod handles;
 mod invalidate;
+mod journal;
 pub mod local_db;
 pub mod mount;
 pub mod queue;

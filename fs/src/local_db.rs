@@ -149,32 +149,14 @@ impl LocalDb {
         Ok(out)
     }
 
-    /// Inserts a new node and returns its inode number.
-    pub fn insert_node(&self, n: &Node) -> Result<u64, LocalDbError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO nodes (parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                n.parent as i64,
-                n.name,
-                n.kind.as_str(),
-                n.size as i64,
-                n.mode as i64,
-                n.mtime_ns,
-                n.base_version as i64,
-                n.hash.map(|h| h.to_hex()),
-                n.dirty as i64
-            ])?;
-        Ok(self.conn.last_insert_rowid() as u64)
-    }
-
+    /// Writes `n`'s row, adding it if it is new.
     pub fn save_node(&self, n: &Node) -> Result<(), LocalDbError> {
         self.conn
             .prepare_cached(
-                "UPDATE nodes SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6, mtime_ns = ?7,
-                 base_version = ?8, hash = ?9, dirty = ?10 WHERE ino = ?1",
+                "INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (ino) DO UPDATE SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6,
+                 mtime_ns = ?7, base_version = ?8, hash = ?9, dirty = ?10",
             )?
             .execute(params![
                 n.ino as i64,
@@ -191,6 +173,38 @@ impl LocalDb {
         Ok(())
     }
 
+    /// The highest inode number handed out so far (AUTOINCREMENT's mark,
+    /// which `reserve_inos` moves ahead of the numbers in use).
+    pub fn ino_mark(&self) -> Result<u64, LocalDbError> {
+        self.seq("nodes")
+    }
+
+    /// Marks inode numbers up to `upto` as handed out, so that numbers given
+    /// to nodes a crash kept from being recorded are never given again.
+    pub fn reserve_inos(&self, upto: u64) -> Result<(), LocalDbError> {
+        self.conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'nodes', 0
+               WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'nodes')",
+            [],
+        )?;
+        self.conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'nodes'", [upto as i64])?;
+        Ok(())
+    }
+
+    /// The highest op id used so far.
+    pub fn op_mark(&self) -> Result<u64, LocalDbError> {
+        let max: i64 = self.conn.query_row("SELECT coalesce(max(id), 0) FROM ops", [], |r| r.get(0))?;
+        Ok(self.seq("ops")?.max(max as u64))
+    }
+
+    fn seq(&self, table: &str) -> Result<u64, LocalDbError> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
+            .optional()?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
     /// Forgets a node, and the chunk index rows of its cache file.
     pub fn delete_node(&self, ino: u64) -> Result<(), LocalDbError> {
         for sql in [
@@ -203,19 +217,19 @@ impl LocalDb {
         Ok(())
     }
 
-    /// Appends `op` (its `id` is ignored) and returns it with the id it got.
-    pub fn push_op(&self, mut op: Op) -> Result<Op, LocalDbError> {
+    /// Appends `op`, with the id it was given.
+    pub fn push_op(&self, op: &Op) -> Result<(), LocalDbError> {
         self.conn
-            .prepare_cached("INSERT INTO ops (kind, ino, ino2, path, path2) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .prepare_cached("INSERT INTO ops (id, kind, ino, ino2, path, path2) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![
+                op.id as i64,
                 op.kind.as_str(),
                 op.ino as i64,
                 op.ino2 as i64,
                 op.path.as_str(),
                 op.path2.as_ref().map(|p| p.as_str()),
             ])?;
-        op.id = self.conn.last_insert_rowid() as u64;
-        Ok(op)
+        Ok(())
     }
 
     pub fn delete_op(&self, id: u64) -> Result<(), LocalDbError> {
@@ -262,8 +276,31 @@ impl LocalDb {
         Ok(())
     }
 
-    /// Runs `f` in one transaction: a node change and its queued op land together.
-    pub fn atomically<R, E: From<LocalDbError>>(&self, f: impl FnOnce(&Self) -> Result<R, E>) -> Result<R, E> {
+    /// Writes one commit of the write-behind journal in one transaction;
+    /// `durable` also syncs it to disk (for fsync), not only to the OS.
+    pub fn commit(&self, c: &Commit<'_>, durable: bool) -> Result<(), LocalDbError> {
+        if durable {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let written = self.atomically(|db| {
+            for (ino, node) in &c.nodes {
+                match node {
+                    Some(n) => db.save_node(n)?,
+                    None => db.delete_node(*ino)?,
+                }
+            }
+            c.ops_added.iter().try_for_each(|op| db.push_op(op))?;
+            c.ops_done.iter().try_for_each(|id| db.delete_op(*id))?;
+            c.settings.iter().try_for_each(|(k, v)| db.set_setting(k, v))
+        });
+        if durable {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        written
+    }
+
+    /// Runs `f` in one transaction.
+    fn atomically<R, E: From<LocalDbError>>(&self, f: impl FnOnce(&Self) -> Result<R, E>) -> Result<R, E> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(LocalDbError::from)?;
         match f(self) {
             Ok(r) => {
@@ -278,6 +315,16 @@ impl LocalDb {
     }
 }
 
+/// The rows of one write-behind commit (see journal.rs), as they are now.
+#[derive(Default)]
+pub struct Commit<'a> {
+    /// Each node to write, or to delete (None).
+    pub nodes: Vec<(u64, Option<&'a Node>)>,
+    pub ops_added: Vec<&'a Op>,
+    pub ops_done: Vec<u64>,
+    pub settings: Vec<(&'static str, &'a str)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,26 +335,28 @@ mod tests {
         let path = dir.path().join("state.db");
         {
             let db = LocalDb::open(&path).unwrap();
+            assert_eq!(db.ino_mark().unwrap(), 1, "the root is 1");
             let mut n = Node::new(Kind::File, ROOT, "f.txt", 0o644, 7);
-            n.ino = db.insert_node(&n).unwrap();
-            assert_eq!(n.ino, 2, "the root is 1; inode numbers follow");
+            n.ino = 2;
             n.dirty = true;
             n.base_version = 9;
             n.hash = Some(ssync_common::ContentHash::of(b"x"));
-            db.atomically(|db| {
-                db.save_node(&n)?;
-                db.push_op(Op {
-                    id: 0,
-                    kind: OpKind::Upload,
-                    ino: n.ino,
-                    ino2: 0,
-                    path: RelPath::parse("f.txt").unwrap(),
-                    path2: None,
-                })?;
-                Ok::<_, LocalDbError>(())
-            })
-            .unwrap();
-            db.set_setting("cursor", "42").unwrap();
+            let op = Op {
+                id: 5,
+                kind: OpKind::Upload,
+                ino: n.ino,
+                ino2: 0,
+                path: RelPath::parse("f.txt").unwrap(),
+                path2: None,
+            };
+            let c = Commit {
+                nodes: vec![(2, Some(&n))],
+                ops_added: vec![&op],
+                settings: vec![("cursor", "42")],
+                ..Commit::default()
+            };
+            db.reserve_inos(100).unwrap();
+            db.commit(&c, true).unwrap();
         }
         let db = LocalDb::open(&path).unwrap();
         let nodes = db.load_nodes().unwrap();
@@ -316,9 +365,12 @@ mod tests {
         let ops = db.load_ops().unwrap();
         assert_eq!((ops.len(), ops[0].kind, ops[0].ino), (1, OpKind::Upload, 2));
         assert_eq!(db.setting("cursor").unwrap().as_deref(), Some("42"));
-        db.delete_node(2).unwrap();
-        let n = Node::new(Kind::Dir, ROOT, "again", 0o755, 0);
-        assert_eq!(db.insert_node(&n).unwrap(), 3, "inode numbers are never reused");
+        assert_eq!(db.ino_mark().unwrap(), 100, "numbers reserved, even unused, are never handed out again");
+        assert_eq!(db.op_mark().unwrap(), 5);
+        db.commit(&Commit { nodes: vec![(2, None)], ops_done: vec![5], ..Commit::default() }, false).unwrap();
+        assert!(db.load_nodes().unwrap().iter().all(|n| n.name != "f.txt"));
+        assert!(db.load_ops().unwrap().is_empty());
+        assert_eq!(db.ino_mark().unwrap(), 100, "deleting keeps the mark");
     }
 
     #[test]
@@ -347,8 +399,10 @@ mod tests {
         let keep = nodes.iter().find(|n| n.name == "keep").unwrap();
         assert_eq!((keep.ino, keep.kind, keep.size, keep.base_version, keep.dirty), (2, Kind::File, 3, 5, true));
         assert_eq!(nodes.len(), 2, "the root and 'keep'");
-        let link = Node::new(Kind::Symlink, ROOT, "l", 0o777, 0);
-        assert_eq!(db.insert_node(&link).unwrap(), 4, "3 was used before the step; it is not used again");
+        assert_eq!(db.ino_mark().unwrap(), 3, "3 was used before the step; it is not used again");
+        let mut link = Node::new(Kind::Symlink, ROOT, "l", 0o777, 0);
+        link.ino = 4;
+        db.save_node(&link).unwrap();
         assert!(db.load_nodes().unwrap().iter().any(|n| n.name == "l" && n.kind == Kind::Symlink));
     }
 
@@ -379,14 +433,14 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_transaction_leaves_nothing() {
+    fn a_failed_commit_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = LocalDb::open(&dir.path().join("s.db")).unwrap();
-        let r: Result<(), LocalDbError> = db.atomically(|db| {
-            db.set_setting("k", "v")?;
-            Err(LocalDbError::Corrupt("boom".into()))
-        });
-        assert!(r.is_err());
+        let op = |id| Op { id, kind: OpKind::Mkdir, ino: 2, ino2: 0, path: RelPath::parse("d").unwrap(), path2: None };
+        let (a, b) = (op(1), op(1));
+        let c = Commit { ops_added: vec![&a, &b], settings: vec![("k", "v")], ..Commit::default() };
+        assert!(db.commit(&c, false).is_err(), "the second op repeats an id");
         assert_eq!(db.setting("k").unwrap(), None);
+        assert!(db.load_ops().unwrap().is_empty());
     }
 }

@@ -16,7 +16,6 @@ use crate::{invalidate, upload, watch};
 use anyhow::{bail, Context};
 use fuser::{Config, MountOption, Session, SessionACL};
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +50,7 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
         root.mtime_ns = crate::fs::now_ns(); // the hub has no entry for the root itself
     }
     let pending = Pending::from_ops(db.load_ops()?);
-    let mut st = State { tree, db, pending, deferred: HashMap::new(), needs_reconcile: false };
+    let mut st = State::new(db, tree, pending)?;
     let mut repair: Vec<(u64, OpKind)> = Vec::new();
     let mut orphans = Vec::new();
     let lost: Vec<u64> = st
@@ -86,6 +85,7 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     for ino in orphans {
         st.drop_if_orphan(ino)?;
     }
+    st.commit(false)?;
     Ok(st)
 }
 
@@ -174,6 +174,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         )
     })?;
     invalidate::spawn(session.notifier(), inval_rx).context("starting the invalidation thread")?;
+    crate::journal::spawn_committer(shared.clone()).context("starting the database commit thread")?;
     let mut session = session;
     let mut unmounter = session.unmount_callable();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
@@ -222,6 +223,9 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         }
     }
     rt.shutdown_timeout(Duration::from_secs(2));
+    if let Err(e) = shared.state.lock().commit(true) {
+        tracing::error!("cannot write the mount's last changes to its database: {e}");
+    }
     status_file::remove(&cfg.mountpoint);
     Ok(())
 }

@@ -72,6 +72,8 @@ pub struct Pending {
     attempted: HashSet<u64>,
     /// Ops taken off the queue so far (by this process).
     finished: u64,
+    /// When the newest op was queued.
+    last_push: Option<std::time::Instant>,
 }
 
 impl Pending {
@@ -92,6 +94,12 @@ impl Pending {
         inos.into_iter().for_each(|i| self.by_ino.entry(i).or_default().push(op.id));
         paths.into_iter().for_each(|p| *self.by_path.entry(p.as_str().to_owned()).or_default() += 1);
         self.ops.insert(op.id, op);
+        self.last_push = Some(std::time::Instant::now());
+    }
+
+    /// How long ago the newest op was queued.
+    pub fn since_last_push(&self) -> std::time::Duration {
+        self.last_push.map_or(std::time::Duration::MAX, |t| t.elapsed())
     }
 
     /// The id of the op queued last.

@@ -6,7 +6,8 @@
 use crate::error::FsResult;
 use crate::handles::Handles;
 use crate::invalidate::Inval;
-use crate::local_db::LocalDb;
+use crate::journal::Journal;
+use crate::local_db::{Commit, LocalDb};
 use crate::queue::{Op, OpKind, Pending};
 use crate::tree::Tree;
 use parking_lot::Mutex;
@@ -18,7 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 pub struct State {
     pub tree: Tree,
-    pub db: LocalDb,
+    db: LocalDb,
+    /// What changed since the last commit to `db` (see journal.rs).
+    journal: Journal,
+    /// Told when the journal gets its first change after a commit.
+    committer: Option<crossbeam_channel::Sender<()>>,
+    /// The last inode number handed out, and the last one reserved in `db`.
+    last_ino: u64,
+    inos_reserved: u64,
+    last_op_id: u64,
     pub pending: Pending,
     /// Feed entries held back because queued local ops touch their paths;
     /// applied once the queue drains (newer versions replace older ones).
@@ -27,20 +36,125 @@ pub struct State {
     pub needs_reconcile: bool,
 }
 
+/// Inode numbers reserved in the database at a time (see `State::new_ino`).
+const INO_BLOCK: u64 = 4096;
+
 impl State {
-    /// Saves `inos` and appends `ops` in one transaction, then indexes the ops.
+    pub fn new(db: LocalDb, tree: Tree, pending: Pending) -> Result<State, crate::local_db::LocalDbError> {
+        let last_ino = db.ino_mark()?;
+        let last_op_id = db.op_mark()?.max(pending.last_id().unwrap_or(0));
+        Ok(State {
+            tree,
+            db,
+            journal: Journal::default(),
+            committer: None,
+            last_ino,
+            inos_reserved: last_ino,
+            last_op_id,
+            pending,
+            deferred: HashMap::new(),
+            needs_reconcile: false,
+        })
+    }
+
+    /// From now on, `tx` hears when there is something to commit.
+    pub fn set_committer(&mut self, tx: crossbeam_channel::Sender<()>) {
+        self.committer = Some(tx);
+    }
+
+    /// A new inode number, never handed out before. Numbers are reserved in
+    /// the database a block at a time, before use: a number given to a node
+    /// that a crash kept from being recorded may have left a cache file or
+    /// chunk index rows behind, so it is never given again.
+    pub fn new_ino(&mut self) -> FsResult<u64> {
+        if self.last_ino >= self.inos_reserved {
+            let upto = self.last_ino + INO_BLOCK;
+            self.db.reserve_inos(upto)?;
+            self.inos_reserved = upto;
+        }
+        self.last_ino += 1;
+        Ok(self.last_ino)
+    }
+
+    fn touched(&mut self) {
+        self.ask_commit();
+    }
+
+    /// Wakes the committer (a no-op if it is already awake).
+    pub fn ask_commit(&self) {
+        if let Some(tx) = &self.committer {
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Records that `ino` changed (or went from the tree): the next commit writes it.
+    pub fn note_node(&mut self, ino: u64) {
+        self.journal.node(ino);
+        self.touched();
+    }
+
+    /// Takes op `id` off the queue.
+    pub fn op_done(&mut self, id: u64) {
+        if self.pending.remove(id).is_some() {
+            self.journal.op_done(id);
+            self.touched();
+        }
+    }
+
+    pub fn setting(&self, key: &'static str) -> FsResult<Option<String>> {
+        match self.journal.settings.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => Ok(self.db.setting(key)?),
+        }
+    }
+
+    pub fn set_setting(&mut self, key: &'static str, value: String) {
+        self.journal.setting(key, value);
+        self.touched();
+    }
+
+    /// Records `inos` and queues `ops`; both reach the database together in
+    /// the next commit.
     pub fn persist(&mut self, inos: &[u64], ops: Vec<Op>) -> FsResult<()> {
-        let tree = &self.tree;
-        let pushed = self.db.atomically(|db| {
-            for ino in inos {
-                if let Some(n) = tree.get(*ino) {
-                    db.save_node(n)?;
-                }
-            }
-            ops.into_iter().map(|op| db.push_op(op)).collect::<Result<Vec<_>, _>>()
-        })?;
-        pushed.into_iter().for_each(|op| self.pending.push(op));
+        inos.iter().for_each(|ino| self.journal.node(*ino));
+        for mut op in ops {
+            self.last_op_id += 1;
+            op.id = self.last_op_id;
+            self.pending.push(op.clone());
+            self.journal.op_added(op);
+        }
+        self.touched();
         Ok(())
+    }
+
+    /// `persist`, committed before returning: for a change a crash must not
+    /// hide, such as "this cache file may now differ from the hub" before
+    /// the kernel writes to it directly.
+    pub fn persist_now(&mut self, inos: &[u64]) -> FsResult<()> {
+        self.persist(inos, vec![])?;
+        self.commit(false)
+    }
+
+    /// Writes everything the journal holds in one transaction; `durable`
+    /// also syncs it to disk (fsync). On failure the journal keeps it all,
+    /// for the next try.
+    pub fn commit(&mut self, durable: bool) -> FsResult<()> {
+        if self.journal.is_empty() && !durable {
+            return Ok(());
+        }
+        let j = std::mem::take(&mut self.journal);
+        let c = Commit {
+            nodes: j.nodes.iter().map(|ino| (*ino, self.tree.get(*ino))).collect(),
+            ops_added: j.ops_added.values().collect(),
+            ops_done: j.ops_done.clone(),
+            settings: j.settings.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+        };
+        let written = self.db.commit(&c, durable);
+        drop(c);
+        if written.is_err() {
+            self.journal = j;
+        }
+        Ok(written?)
     }
 
     pub fn op(kind: OpKind, ino: u64, path: RelPath) -> Op {
@@ -75,8 +189,7 @@ impl State {
     pub fn drop_ops_of(&mut self, ino: u64) -> FsResult<()> {
         for id in self.pending.ids_of(ino) {
             if !self.pending.is_in_flight(id) {
-                self.db.delete_op(id)?;
-                self.pending.remove(id);
+                self.op_done(id);
             }
         }
         Ok(())
@@ -135,7 +248,7 @@ impl State {
             && !self.pending.touches_ino(ino);
         if orphan {
             self.tree.remove(ino);
-            self.db.delete_node(ino)?;
+            self.note_node(ino);
         }
         Ok(())
     }

@@ -68,6 +68,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             cancel.cancelled().await;
             return;
         }
+        gather(&shared).await;
         let job = {
             let mut st = shared.state.lock();
             next_job(&mut st, &shared)
@@ -149,6 +150,27 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 }
             }
         }
+    }
+}
+
+/// While changes are still streaming in (tar x, git checkout), waits a
+/// little so that they go in one batch: one request and one fsync on the hub
+/// for dozens of files instead of one or two each. A lone change waits at
+/// most `GATHER_QUIET`; a stream, at most `GATHER_MAX`.
+async fn gather(shared: &Shared) {
+    const GATHER_QUIET: Duration = Duration::from_millis(1);
+    const GATHER_MAX: Duration = Duration::from_millis(10);
+    let start = std::time::Instant::now();
+    loop {
+        let streaming = {
+            let st = shared.state.lock();
+            let len = st.pending.len();
+            len > 0 && len < crate::batch::MAX_ITEMS && st.pending.since_last_push() < GATHER_QUIET
+        };
+        if !streaming || start.elapsed() >= GATHER_MAX {
+            return;
+        }
+        tokio::time::sleep(GATHER_QUIET).await;
     }
 }
 
@@ -363,20 +385,8 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
             }
         }
     }
-    let id = op.id;
-    let tree = &st.tree;
-    let saved = st.db.atomically(|db| {
-        for ino in &touched {
-            if let Some(n) = tree.get(*ino) {
-                db.save_node(n)?;
-            }
-        }
-        db.delete_op(id)
-    });
-    if let Err(e) = saved {
-        tracing::error!("cannot record a finished upload in the local database: {e}");
-    }
-    st.pending.remove(id);
+    st.persist(&touched, vec![]).expect("recording in the journal cannot fail");
+    st.op_done(op.id);
     for ino in [op.ino, op.ino2] {
         if let Err(e) = st.drop_if_orphan(ino) {
             tracing::error!("cannot forget unlinked node {ino}: {e}");

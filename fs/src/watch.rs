@@ -27,7 +27,7 @@ const ANTI_ENTROPY: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken) {
     let mut cursor: u64 =
-        shared.state.lock().db.setting(CURSOR_KEY).ok().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
+        shared.state.lock().setting(CURSOR_KEY).ok().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut need_full = true;
     let mut backoff = Backoff::new();
     let mut last_full = tokio::time::Instant::now();
@@ -117,9 +117,7 @@ async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: std::ti
 }
 
 fn save_cursor(shared: &Shared, cursor: u64) {
-    if let Err(e) = shared.state.lock().db.set_setting(CURSOR_KEY, &cursor.to_string()) {
-        tracing::error!("cannot save the change-feed cursor: {e}");
-    }
+    shared.state.lock().set_setting(CURSOR_KEY, cursor.to_string());
 }
 
 async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
@@ -400,10 +398,10 @@ fn queue_delete_of(st: &mut State, e: &Entry) -> crate::error::FsResult<()> {
     let mut n = Node::new(e.kind, 0, e.path.file_name(), e.mode, e.mtime_ns);
     n.base_version = e.version;
     n.hash = e.hash;
-    n.ino = st.db.insert_node(&n)?;
+    n.ino = st.new_ino()?;
     let ino = n.ino;
     st.tree.insert(n);
-    st.persist(&[], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())])
+    st.persist(&[ino], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())])
 }
 
 /// Holds `e` back until local changes are sent; this mount's own entries
@@ -439,9 +437,10 @@ pub(crate) fn ensure_parent(st: &mut State, path: &RelPath) -> crate::error::FsR
                 // Its own entry is elsewhere in the feed; a reconcile gives it its version.
                 st.needs_reconcile = true;
                 let mut n = Node::new(Kind::Dir, cur, &name, 0o755, crate::fs::now_ns());
-                n.ino = st.db.insert_node(&n)?;
+                n.ino = st.new_ino()?;
                 let ino = n.ino;
                 st.tree.insert(n);
+                st.note_node(ino);
                 ino
             }
         };
@@ -463,15 +462,13 @@ fn create_local(
     n.hash = e.hash;
     // The node is recorded only once its content is in place: a crash in
     // between leaves an unused file, never a node without content.
-    n.ino = st.db.atomically(|db| -> crate::error::FsResult<u64> {
-        let ino = db.insert_node(&n)?;
-        if let Some(tmp) = &content {
-            std::fs::rename(tmp, shared.cache.file(ino))?;
-        }
-        Ok(ino)
-    })?;
-    let name = n.name.clone();
+    n.ino = st.new_ino()?;
+    if let Some(tmp) = &content {
+        std::fs::rename(tmp, shared.cache.file(n.ino))?;
+    }
+    let (ino, name) = (n.ino, n.name.clone());
     st.tree.insert(n);
+    st.note_node(ino);
     invals.push(Inval::Entry { parent, name });
     invals.push(Inval::Inode(parent));
     Ok(())
@@ -526,7 +523,7 @@ pub(crate) fn remove_local(
             let _ = std::fs::remove_file(shared.cache.file(i));
         }
         st.tree.remove(i);
-        st.db.delete_node(i)?;
+        st.note_node(i);
     }
     invals.push(Inval::Delete { parent, child: ino, name });
     invals.push(Inval::Inode(parent));

@@ -77,6 +77,9 @@ impl ContentStore {
     /// ones not reported within `fresh` are touched, so a collection running
     /// after this answer spares them for its grace period. Call with `gc_lock` held shared.
     pub async fn missing(&self, hashes: Vec<ContentHash>, fresh: Duration) -> Result<Vec<ContentHash>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(hashes); // all inline: no trip to the database thread
+        }
         self.db
             .call(move |c| {
                 let in_packs = packs::present_touching(c, &hashes, fresh.as_secs())?;

@@ -40,12 +40,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 pub fn get(conn: &Connection, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"), [path.as_str()], from_row).optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"))?.query_row([path.as_str()], from_row).optional()
 }
 
 /// Takes the next number of the change sequence.
 pub fn next_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last", [], |r| r.get::<_, i64>(0))
+    conn.prepare_cached("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")?
+        .query_row([], |r| r.get::<_, i64>(0))
         .map(|v| v as u64)
 }
 
@@ -98,11 +99,8 @@ pub fn live_descendants(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Ve
 
 pub fn has_live_children(conn: &Connection, dir: &RelPath) -> rusqlite::Result<bool> {
     let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
-    conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM entries WHERE path >= ?1 AND path < ?2 AND deleted = 0)",
-        [lo, hi],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM entries WHERE path >= ?1 AND path < ?2 AND deleted = 0)")?
+        .query_row([lo, hi], |r| r.get(0))
 }
 
 /// Entries changed after `since`, oldest first, at most `limit`.

@@ -11,17 +11,20 @@ fn bad(msg: &str) -> rusqlite::Error {
 
 pub fn get(conn: &Connection, id: &ContentHash) -> rusqlite::Result<Option<ChunkList>> {
     let blob: Option<Vec<u8>> =
-        conn.query_row("SELECT chunks FROM manifests WHERE id = ?1", params![id.to_hex()], |r| r.get(0)).optional()?;
+        conn.prepare_cached("SELECT chunks FROM manifests WHERE id = ?1")?
+            .query_row(params![id.to_hex()], |r| r.get(0))
+            .optional()?;
     blob.map(|b| ChunkList::from_bytes(&b).map_err(|_| bad("stored chunk list is invalid"))).transpose()
 }
 
 /// Records `list` under its id (a no-op if it is already there).
 pub fn put(conn: &Connection, list: &ChunkList) -> rusqlite::Result<ContentHash> {
     let id = list.id();
-    conn.execute(
-        "INSERT OR IGNORE INTO manifests (id, size, chunks) VALUES (?1, ?2, ?3)",
-        params![id.to_hex(), list.size() as i64, list.to_bytes()],
-    )?;
+    conn.prepare_cached("INSERT OR IGNORE INTO manifests (id, size, chunks) VALUES (?1, ?2, ?3)")?.execute(params![
+        id.to_hex(),
+        list.size() as i64,
+        list.to_bytes()
+    ])?;
     Ok(id)
 }
 

@@ -7,12 +7,15 @@ use ssync_common::ContentHash;
 use std::collections::HashSet;
 
 pub fn put(conn: &Connection, hash: &ContentHash, data: &[u8]) -> rusqlite::Result<()> {
-    conn.execute("INSERT OR IGNORE INTO small_chunks (hash, data) VALUES (?1, ?2)", params![hash.to_hex(), data])?;
+    conn.prepare_cached("INSERT OR IGNORE INTO small_chunks (hash, data) VALUES (?1, ?2)")?
+        .execute(params![hash.to_hex(), data])?;
     Ok(())
 }
 
 pub fn get(conn: &Connection, hash: &ContentHash) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row("SELECT data FROM small_chunks WHERE hash = ?1", params![hash.to_hex()], |r| r.get(0)).optional()
+    conn.prepare_cached("SELECT data FROM small_chunks WHERE hash = ?1")?
+        .query_row(params![hash.to_hex()], |r| r.get(0))
+        .optional()
 }
 
 /// Of `hashes`, the ones stored here.
