@@ -165,6 +165,11 @@ pub struct ChangesQuery {
     pub wait: u64,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Leave out entries this mount made (its `x-ssync-mount` id): it has
+    /// them already. The cursor still moves past them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub omit_origin: Option<String>,
 }
 
 /// Chunk hashes, 32 bytes each, concatenated and base64-encoded.

@@ -10,7 +10,7 @@
 //! changes, or a path above or below an earlier rename or delete). The hub applies the changes in order
 //! and stops at the first it refuses; that one is resolved like any refusal,
 //! and the ops after it stay queued.
-use crate::chunk_upload::small_file_frames;
+use crate::chunk_upload::read_small_file;
 use crate::client::{ApiError, Remote};
 use crate::handles::FileStamp;
 use crate::queue::{Op, OpKind};
@@ -19,6 +19,7 @@ use crate::upload::{finish, remember_chunks, request_for, Failed, Request};
 use ssync_common::api::{BatchRequest, Change, WireList};
 use ssync_common::{ChunkList, RelPath};
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 /// Most ops one batch holds.
 pub const MAX_ITEMS: usize = 256;
@@ -137,22 +138,52 @@ pub async fn send(shared: &Shared, remote: &Remote, first: Op, req: Request) -> 
     }
 }
 
-/// The changes of `jobs`; an upload's file is read here, and the batch ends
-/// before the first file written while it was read.
+/// What reading one small file gave: its list and inline frames, and the
+/// file's stamp before and after.
+type Read = (std::io::Result<(ChunkList, Option<String>)>, Option<FileStamp>, Option<FileStamp>);
+
+/// The changes of `jobs`; an upload's file is read here (all of them in one
+/// blocking task), and the batch ends before the first file written while it
+/// was read.
 async fn build(shared: &Shared, jobs: Vec<(Op, Request)>) -> Result<Vec<Item>, Failed> {
+    let files: Vec<PathBuf> = jobs
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Request::Upload { file, .. } => Some(file.clone()),
+            _ => None,
+        })
+        .collect();
+    let reads = tokio::task::spawn_blocking(move || {
+        let stamp = |f: &Path| std::fs::File::open(f).and_then(|f| FileStamp::of(&f)).ok();
+        files
+            .iter()
+            .map(|f| {
+                let before = stamp(f);
+                let read = read_small_file(f, &HashSet::new());
+                (read, before, stamp(f))
+            })
+            .collect::<Vec<Read>>()
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()));
+    let mut reads = match reads {
+        Ok(r) => r.into_iter(),
+        Err(e) => {
+            let (op, _) = jobs.into_iter().next().expect("a batch has its head");
+            return Err(Failed { op, err: ApiError::Local(e), sent: None, gen: 0 });
+        }
+    };
     let mut items = Vec::with_capacity(jobs.len());
     for (op, req) in jobs {
         let item = match req {
-            Request::Upload { meta, file, gen, ino, .. } => {
-                let stamp = || std::fs::File::open(&file).and_then(|f| FileStamp::of(&f)).ok();
-                let before = stamp();
-                let read = small_file_frames(file.clone(), HashSet::new()).await;
+            Request::Upload { meta, gen, ino, .. } => {
+                let (read, before, after) = reads.next().expect("one read per upload");
                 let unchanged = || {
                     shared.state.lock().tree.get(ino).is_some_and(|n| n.write_gen == gen)
                         && before.is_some()
-                        && stamp() == before
+                        && after == before
                 };
-                match read {
+                match read.map_err(ApiError::Local) {
                     Ok((list, inline)) if unchanged() => {
                         let change = Change::Commit(meta.commit(&list, WireList::whole(&list), inline));
                         Item { op, change, list: Some(list), gen }

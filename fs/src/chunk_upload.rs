@@ -94,18 +94,25 @@ pub(crate) async fn small_file_frames(
     file: PathBuf,
     known: HashSet<ContentHash>,
 ) -> Result<(ChunkList, Option<String>), ApiError> {
-    let built = tokio::task::spawn_blocking(move || -> std::io::Result<(ChunkList, Option<String>)> {
-        let data = std::fs::read(&file)?;
-        let list = ssync_common::chunks::list_of(&data);
-        let mut out = Vec::new();
-        for (off, c) in list.with_offsets().filter(|(_, c)| !known.contains(&c.hash)) {
-            frames::encode(&mut out, &c.hash, &data[off as usize..(off + c.len as u64) as usize], true);
-        }
-        Ok((list, (!out.is_empty()).then(|| inline_encode(&out))))
-    })
-    .await
-    .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
+    let built = tokio::task::spawn_blocking(move || read_small_file(&file, &known))
+        .await
+        .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
     Ok(built?)
+}
+
+/// `small_file_frames`, on the calling thread (a batch reads all its files
+/// in one blocking task).
+pub(crate) fn read_small_file(
+    file: &std::path::Path,
+    known: &HashSet<ContentHash>,
+) -> std::io::Result<(ChunkList, Option<String>)> {
+    let data = std::fs::read(file)?;
+    let list = ssync_common::chunks::list_of(&data);
+    let mut out = Vec::new();
+    for (off, c) in list.with_offsets().filter(|(_, c)| !known.contains(&c.hash)) {
+        frames::encode(&mut out, &c.hash, &data[off as usize..(off + c.len as u64) as usize], true);
+    }
+    Ok((list, (!out.is_empty()).then(|| inline_encode(&out))))
 }
 
 /// Reads and chunks `file`, sending every chunk the hub lacks; returns the list.

@@ -230,6 +230,7 @@ impl Remote {
             .http
             .get(self.url("changes"))
             .query(&[("since", since), ("wait", wait.as_secs())])
+            .query(&[("omit_origin", self.mount_id.as_ref().and_then(|m| m.to_str().ok()))])
             .send()
             .await
             .map_err(transport)?;

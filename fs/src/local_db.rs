@@ -198,10 +198,8 @@ impl LocalDb {
     }
 
     fn seq(&self, table: &str) -> Result<u64, LocalDbError> {
-        let seq: Option<i64> = self
-            .conn
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
-            .optional()?;
+        let seq: Option<i64> =
+            self.conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0)).optional()?;
         Ok(seq.unwrap_or(0) as u64)
     }
 

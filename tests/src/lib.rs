@@ -50,6 +50,10 @@ pub fn wait_for_absence(path: &Path, timeout: Duration) {
 
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The README's bound: a close (or any change) older than this survives a
+/// kill -9 of the mount; fsync makes one durable at once.
+pub const CRASH_WINDOW: Duration = Duration::from_millis(250);
+
 fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
     unsafe {

@@ -166,6 +166,8 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
                     mount_restarts += 1;
                 }
                 _ if !third_down => {
+                    // What is older than the crash window survives (README).
+                    std::thread::sleep(ssync_tests::CRASH_WINDOW);
                     c.mounts[2].kill9();
                     c.mounts[2].start_again();
                     mount_kills += 1;

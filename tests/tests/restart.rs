@@ -1,7 +1,8 @@
 //! Stopped, killed and restarted mounts: nothing closed is lost, and what
 //! changed meanwhile arrives.
-use ssync_tests::{wait_for_absence, wait_for_content, Cluster, SYNC_TIMEOUT};
+use ssync_tests::{wait_for_absence, wait_for_content, Cluster, CRASH_WINDOW, SYNC_TIMEOUT};
 use std::fs;
+use std::io::Write;
 
 #[test]
 fn changes_made_while_a_mount_was_stopped_arrive_when_it_starts() {
@@ -40,7 +41,7 @@ fn changes_made_on_a_stopped_mounts_cache_are_sent_when_it_starts() {
 }
 
 #[test]
-fn kill_9_of_a_mount_loses_nothing_that_was_closed() {
+fn kill_9_of_a_mount_loses_nothing_closed_before_the_crash_window() {
     let mut c = Cluster::new(2);
     fs::write(c.mounts[0].p("before.txt"), b"synced before").unwrap();
     wait_for_content(&c.mounts[1].p("before.txt"), b"synced before", SYNC_TIMEOUT);
@@ -51,6 +52,7 @@ fn kill_9_of_a_mount_loses_nothing_that_was_closed() {
         fs::write(c.mounts[0].p(&format!("work/f{i}.txt")), format!("closed file {i}")).unwrap();
     }
     fs::rename(c.mounts[0].p("before.txt"), c.mounts[0].p("work/moved.txt")).unwrap();
+    std::thread::sleep(CRASH_WINDOW);
     c.mounts[0].kill9(); // and `umount -l` of the stale mount
     c.hub.restart();
     c.mounts[0].start_again(); // same cache: finishes its queue
@@ -60,6 +62,20 @@ fn kill_9_of_a_mount_loses_nothing_that_was_closed() {
     }
     wait_for_content(&b.p("work/moved.txt"), b"synced before", SYNC_TIMEOUT);
     wait_for_absence(&b.p("before.txt"), SYNC_TIMEOUT);
+}
+
+#[test]
+fn fsync_makes_a_change_survive_an_immediate_kill_9() {
+    let mut c = Cluster::new(2);
+    c.hub.stop(); // the change can only be in a's queue
+    let mut f = fs::File::create(c.mounts[0].p("synced.txt")).unwrap();
+    f.write_all(b"fsync'd, then killed").unwrap();
+    f.sync_all().unwrap();
+    c.mounts[0].kill9(); // no pause: fsync alone made it durable
+    drop(f);
+    c.hub.restart();
+    c.mounts[0].start_again();
+    wait_for_content(&c.mounts[1].p("synced.txt"), b"fsync'd, then killed", SYNC_TIMEOUT);
 }
 
 #[test]

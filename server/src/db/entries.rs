@@ -40,7 +40,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 pub fn get(conn: &Connection, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"))?.query_row([path.as_str()], from_row).optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"))?
+        .query_row([path.as_str()], from_row)
+        .optional()
 }
 
 /// Takes the next number of the change sequence.

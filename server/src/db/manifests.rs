@@ -10,10 +10,10 @@ fn bad(msg: &str) -> rusqlite::Error {
 }
 
 pub fn get(conn: &Connection, id: &ContentHash) -> rusqlite::Result<Option<ChunkList>> {
-    let blob: Option<Vec<u8>> =
-        conn.prepare_cached("SELECT chunks FROM manifests WHERE id = ?1")?
-            .query_row(params![id.to_hex()], |r| r.get(0))
-            .optional()?;
+    let blob: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT chunks FROM manifests WHERE id = ?1")?
+        .query_row(params![id.to_hex()], |r| r.get(0))
+        .optional()?;
     blob.map(|b| ChunkList::from_bytes(&b).map_err(|_| bad("stored chunk list is invalid"))).transpose()
 }
 

@@ -42,25 +42,39 @@ pub async fn changes(
     AppQuery(q): AppQuery<ChangesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, state.limits.max_page);
+    let omit = q.omit_origin.clone();
+    if let Some(o) = &omit {
+        let valid = (1..=64).contains(&o.len()) && o.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !valid {
+            return Err(ApiError::BadRequest(
+                "omit_origin is a mount id: 1 to 64 letters, digits, '.', '_' or '-'".into(),
+            ));
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
     let mut woken = state.feed.subscribe();
     let mut slot = None;
     loop {
         woken.borrow_and_update();
         let since = q.since;
-        let page = state
+        let omit = omit.clone();
+        let (page, any) = state
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let entries = entries::changed_since(&tx, since, limit)?;
+                let mut entries = entries::changed_since(&tx, since, limit)?;
                 let cursor = match entries.last() {
                     Some(e) if entries.len() as u32 == limit => e.version,
                     _ => entries::last_seq(&tx)?,
                 };
-                Ok::<_, ApiError>(EntriesPage { cursor, entries })
+                let any = !entries.is_empty();
+                if omit.is_some() {
+                    entries.retain(|e| e.origin != omit);
+                }
+                Ok::<_, ApiError>((EntriesPage { cursor, entries }, any))
             })
             .await?;
-        if !page.entries.is_empty() {
+        if any {
             return Ok(Json(page));
         }
         if slot.is_none() {
