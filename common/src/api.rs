@@ -386,6 +386,34 @@ impl MutationResponse {
     }
 }
 
+/// A folder of the tree; none: the root.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FolderQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<RelPath>,
+}
+
+/// A folder's digests (see `ssync_common::digest`): what an idle mount
+/// compares instead of the whole tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FolderDigest {
+    /// The feed position these digests reflect.
+    pub cursor: u64,
+    /// Over the live entries directly in the folder.
+    pub direct: ContentHash,
+    /// Over every live entry below the folder.
+    pub subtree: ContentHash,
+    /// The subfolders with live entries below them, and their subtree digests.
+    pub folders: Vec<SubfolderDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SubfolderDigest {
+    pub name: String,
+    pub subtree: ContentHash,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PathQuery {
@@ -491,6 +519,7 @@ request_paths! {
     ChunksRequest => |_r| vec![];
     FetchRequest => |_r| vec![];
     PathQuery => |r| vec![&r.path];
+    FolderQuery => |r| r.dir.iter().collect();
     CommitRequest => |r| vec![&r.path];
     MkdirRequest => |r| vec![&r.path];
     DeleteRequest => |r| vec![&r.path];

@@ -21,7 +21,7 @@ impl ContentHash {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
-    pub fn from_bytes(b: [u8; 32]) -> Self {
+    pub const fn from_bytes(b: [u8; 32]) -> Self {
         ContentHash(b)
     }
 }

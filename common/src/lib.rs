@@ -5,6 +5,7 @@
 pub mod api;
 mod bounded;
 pub mod chunks;
+pub mod digest;
 pub mod frames;
 pub mod hash;
 pub mod path;

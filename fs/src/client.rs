@@ -8,7 +8,7 @@ use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
     BatchRequest, BatchResponse, ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody,
-    FetchRequest, HashList, Health, ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest,
+    FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest,
     RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
@@ -222,6 +222,20 @@ impl Remote {
 
     pub async fn tree(&self) -> Result<EntriesPage, ApiError> {
         let resp = self.http.get(self.url("tree")).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    /// The hub's digests of folder `dir` (None: the root).
+    pub async fn digest(&self, dir: Option<&RelPath>) -> Result<FolderDigest, ApiError> {
+        let q = FolderQuery { dir: dir.cloned() };
+        let resp = self.http.get(self.url("digest")).query(&q).send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    /// The live entries directly in folder `dir` (None: the root).
+    pub async fn list(&self, dir: Option<&RelPath>) -> Result<EntriesPage, ApiError> {
+        let q = FolderQuery { dir: dir.cloned() };
+        let resp = self.http.get(self.url("list")).query(&q).send().await.map_err(transport)?;
         Self::decode(resp).await
     }
 

@@ -4,7 +4,7 @@
 //! never reused, so the kernel's `forget` needs no bookkeeping. A node whose
 //! `parent` is 0 (and which is not the root) is unlinked: invisible to lookups,
 //! kept only while queued operations still need its server version.
-use ssync_common::{ContentHash, RelPath};
+use ssync_common::{digest, ContentHash, RelPath};
 use std::collections::{BTreeMap, HashMap};
 
 pub const ROOT: u64 = 1;
@@ -194,6 +194,49 @@ impl Tree {
 
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
+    }
+
+    /// Every folder's digests over the hub versions the nodes hold, as the
+    /// hub keeps them (see `ssync_common::digest`), keyed by path ("" for
+    /// the root). A node never sent counts as version 0, which the hub never
+    /// has: its folders differ, and a compare looks there.
+    pub fn folder_digests(&self) -> HashMap<String, FolderDigests> {
+        let mut out: HashMap<String, FolderDigests> = HashMap::new();
+        let mut stack = vec![(ROOT, String::new())];
+        while let Some((ino, path)) = stack.pop() {
+            let Some(n) = self.nodes.get(&ino) else { continue };
+            for (name, child) in &n.children {
+                let Some(c) = self.nodes.get(child) else { continue };
+                let cpath = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
+                let share = digest::entry_digest(&cpath, c.base_version);
+                let home = out.entry(path.clone()).or_default();
+                home.direct = digest::xor(&home.direct, &share);
+                for dir in digest::folders_above(&cpath) {
+                    let d = out.entry(dir.to_string()).or_default();
+                    d.subtree = digest::xor(&d.subtree, &share);
+                }
+                if c.is_dir() {
+                    out.entry(path.clone()).or_default().folders.push(name.clone());
+                    stack.push((*child, cpath));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One folder's digests on this mount (see `Tree::folder_digests`).
+#[derive(Debug, Clone)]
+pub struct FolderDigests {
+    pub direct: ContentHash,
+    pub subtree: ContentHash,
+    /// The names of its subfolders.
+    pub folders: Vec<String>,
+}
+
+impl Default for FolderDigests {
+    fn default() -> Self {
+        FolderDigests { direct: digest::EMPTY, subtree: digest::EMPTY, folders: Vec::new() }
     }
 }
 

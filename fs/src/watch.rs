@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 const CURSOR_KEY: &str = "cursor";
 
-/// How often an idle mount compares its whole tree with the hub's.
+/// How often an idle mount compares its tree's digests with the hub's.
 const ANTI_ENTROPY: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken) {
@@ -30,25 +30,38 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
         shared.state.lock().setting(CURSOR_KEY).ok().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut need_full = true;
     let mut backoff = Backoff::new();
-    let mut last_full = tokio::time::Instant::now();
+    let mut last_compare = tokio::time::Instant::now();
+    let mut need_compare = false;
     loop {
         {
             let mut st = shared.state.lock();
             if std::mem::take(&mut st.needs_reconcile) {
                 need_full = true;
             }
-            // Anti-entropy: while idle, compare with the hub's tree now and then,
-            // so any divergence heals (and is logged) instead of lasting.
-            if st.pending.is_empty() && last_full.elapsed() >= ANTI_ENTROPY {
-                need_full = true;
+            // Anti-entropy: while idle, compare digests with the hub's now and
+            // then, so any divergence heals (and is logged) instead of lasting.
+            if st.pending.is_empty() && last_compare.elapsed() >= ANTI_ENTROPY && !need_full {
+                need_compare = true;
+            }
+        }
+        if need_compare {
+            last_compare = tokio::time::Instant::now();
+            need_compare = false;
+            let done = tokio::select! {
+                r = crate::anti_entropy::compare(&shared, &remote, cursor) => r,
+                _ = cancel.cancelled() => return,
+            };
+            if let Err(e) = done {
+                if failed(&shared, &e, &cancel, &mut backoff).await {
+                    return;
+                }
+                continue;
             }
         }
         if need_full {
-            last_full = tokio::time::Instant::now();
-        }
-        if need_full {
+            last_compare = tokio::time::Instant::now();
             let done = tokio::select! {
-                r = reconcile(&shared, &remote, cursor) => r,
+                r = reconcile(&shared, &remote, cursor, Scope::Tree) => r,
                 _ = cancel.cancelled() => return,
             };
             match done {
@@ -184,11 +197,39 @@ fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
 
 /// Brings the local tree in line with the hub's tree; returns its cursor,
 /// or `None` when the hub is behind this cache and must not be followed.
-async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Option<u64>, ApiError> {
+/// What a reconcile compares: the whole tree, or the entries directly in one
+/// folder (None: the root), which the digest compare found out of step.
+#[derive(Debug, Clone)]
+pub(crate) enum Scope {
+    Tree,
+    Folder(Option<RelPath>),
+}
+
+impl Scope {
+    fn covers(&self, path: &RelPath) -> bool {
+        match self {
+            Scope::Tree => true,
+            Scope::Folder(dir) => path.parent().as_ref() == dir.as_ref(),
+        }
+    }
+}
+
+/// Brings the local tree in line with the hub's within `scope`. Returns the
+/// cursor to follow the feed from (a folder's compare leaves it as it was),
+/// or None when the hub is behind this mount.
+pub(crate) async fn reconcile(
+    shared: &Shared,
+    remote: &Remote,
+    cursor: u64,
+    scope: Scope,
+) -> Result<Option<u64>, ApiError> {
     // The cursor can lag what the queue already recorded: count node versions
     // too, read before asking, since uploads may finish while the tree is on its way.
-    let known = shared.state.lock().tree.nodes().map(|n| n.base_version).max().unwrap_or(0).max(known);
-    let page = remote.tree().await?;
+    let known = shared.state.lock().tree.nodes().map(|n| n.base_version).max().unwrap_or(0).max(cursor);
+    let page = match &scope {
+        Scope::Tree => remote.tree().await?,
+        Scope::Folder(dir) => remote.list(dir.as_ref()).await?,
+    };
     if page.cursor < known {
         refuse_hub_behind(shared, known, page.cursor);
         return Ok(None);
@@ -220,7 +261,7 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
         // A node at a version newer than the page was sent after it was read.
         .filter(|n| n.base_version > 0 && n.base_version <= page.cursor && n.parent != 0)
         .filter_map(|n| st.tree.path_of(n.ino).map(|p| (p, n.ino)))
-        .filter(|(p, _)| !live.contains(p))
+        .filter(|(p, _)| scope.covers(p) && !live.contains(p))
         .collect();
     gone.sort();
     let mut invals = Vec::new();
@@ -260,13 +301,16 @@ async fn reconcile(shared: &Shared, remote: &Remote, known: u64) -> Result<Optio
         }
     }
     if corrected > 0 {
-        tracing::warn!(corrected, "reconcile found local entries out of step with the hub and corrected them");
+        tracing::warn!(corrected, ?scope, "reconcile found local entries out of step with the hub and corrected them");
         shared.wake_uploader.notify_one();
     }
     drop(st);
     shared.invalidate(invals);
-    tracing::debug!(cursor = page.cursor, "reconciled with the hub's tree");
-    Ok(Some(page.cursor))
+    tracing::debug!(cursor = page.cursor, ?scope, "reconciled with the hub's tree");
+    Ok(Some(match scope {
+        Scope::Tree => page.cursor,
+        Scope::Folder(_) => cursor,
+    }))
 }
 
 enum Plan {

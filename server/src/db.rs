@@ -3,6 +3,7 @@
 //! One connection behind a mutex serialises every write (the hub is the single
 //! serialiser of changes); every call runs on tokio's blocking pool so the async
 //! threads never wait on SQLite.
+pub mod digests;
 pub mod entries;
 pub mod manifests;
 mod migrations;

@@ -23,6 +23,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::health))
         .routes(routes!(openapi::document))
         .routes(routes!(changes::tree))
+        .routes(routes!(changes::digest))
+        .routes(routes!(changes::list))
         .routes(routes!(changes::changes))
         .routes(routes!(health::stats))
         .routes(routes!(chunks::download))

@@ -377,6 +377,32 @@ mod tests {
     }
 
     #[test]
+    fn folder_digests_follow_every_change_and_match_a_rebuild() {
+        let c = conn();
+        let dev = Author::default();
+        let v = |r: TreeResult, path: &str| r.unwrap().iter().find(|e| e.path.as_str() == path).unwrap().version;
+        let a = v(file(&c, "d/a", 0, b"1"), "d/a");
+        file(&c, "d/e/b", 0, b"2").unwrap();
+        file(&c, "top", 0, b"3").unwrap();
+        let a = v(file(&c, "d/a", a, b"4"), "d/a");
+        let moved = v(rename(&c, &dev, &p("d/a"), &p("d/e/a"), a, 0, ssync_common::PathLimits::default()), "d/e/a");
+        delete(&c, &dev, &p("d/e/a"), moved).unwrap();
+        let kept = |dir: &str| crate::db::digests::get(&c, dir).unwrap();
+        let before: Vec<_> = ["", "d", "d/e"].iter().map(|d| kept(d)).collect();
+        let live = crate::db::entries::all_live(&c).unwrap();
+        let want = live.iter().fold(ssync_common::digest::EMPTY, |acc, e| {
+            ssync_common::digest::xor(&acc, &ssync_common::digest::entry_digest(e.path.as_str(), e.version))
+        });
+        assert_eq!(before[0].1, want, "the root's subtree digest covers every live entry");
+        crate::db::digests::rebuild(&c).unwrap();
+        let after: Vec<_> = ["", "d", "d/e"].iter().map(|d| kept(d)).collect();
+        assert_eq!(before, after, "kept in step, change by change, with what a rebuild computes");
+        let subs = crate::db::digests::subfolders(&c, "").unwrap();
+        assert_eq!(subs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["d"]);
+        assert_eq!(crate::db::digests::subfolders(&c, "d").unwrap()[0].0, "e");
+    }
+
+    #[test]
     fn symlinks_are_content_that_may_replace_files_and_be_replaced() {
         let c = conn();
         let link = content(&c, "l", 0, b"../target", EntryKind::Symlink).unwrap().pop().unwrap();

@@ -60,7 +60,8 @@ fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
-/// Inserts or replaces the row for `e.path`, and records it in the history.
+/// Inserts or replaces the row for `e.path`, records it in the history, and
+/// updates the digests of its folders.
 pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
     let kind = e.kind.as_str();
     let values = params![
@@ -76,10 +77,12 @@ pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
         e.moved_to.as_ref().map(|p| p.as_str()),
         e.origin,
     ];
+    let old = get(conn, &e.path)?;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     ))?
     .execute(values)?;
+    super::digests::on_change(conn, old.as_ref(), e)?;
     // The history row is a copy of the row just written, stamped with the time.
     conn.prepare_cached(&format!(
         "INSERT INTO versions ({COLUMNS}, at_ns) SELECT {COLUMNS}, ?2 FROM entries WHERE path = ?1"
@@ -97,6 +100,26 @@ pub fn live_descendants(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Ve
     ))?;
     let rows = st.query_map([lo, hi], from_row)?;
     rows.collect()
+}
+
+/// Live entries directly in `dir` (None: the root), in path order.
+pub fn live_children(conn: &Connection, dir: Option<&RelPath>) -> rusqlite::Result<Vec<Entry>> {
+    let rows = match dir {
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM entries WHERE deleted = 0 AND instr(path, '/') = 0 ORDER BY path"
+            ))?
+            .query_map([], from_row)?
+            .collect(),
+        Some(d) => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM entries WHERE path > ?1 AND path < ?2 AND deleted = 0
+                 AND instr(substr(path, length(?1) + 1), '/') = 0 ORDER BY path"
+            ))?
+            .query_map([format!("{d}/"), format!("{d}0")], from_row)?
+            .collect(),
+    };
+    rows
 }
 
 pub fn has_live_children(conn: &Connection, dir: &RelPath) -> rusqlite::Result<bool> {

@@ -87,7 +87,17 @@ const STEPS: &[&str] = &[
     // its own changes from others' when they come back through the feed.
     "ALTER TABLE entries ADD COLUMN origin TEXT;
      ALTER TABLE versions ADD COLUMN origin TEXT;",
+    // 9: per-folder digests of the live tree (see digests.rs), filled from
+    // the entries right after this step.
+    "CREATE TABLE dir_digests (
+        dir TEXT PRIMARY KEY,         -- '' for the root
+        direct BLOB NOT NULL,         -- XOR of the entries directly in it
+        subtree BLOB NOT NULL         -- XOR of every entry below it
+     ) STRICT;",
 ];
+
+/// The step after which the folder digests are computed from the entries.
+const DIGESTS_STEP: usize = 9;
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -98,6 +108,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     for (i, step) in STEPS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(step)?;
+        if i + 1 == DIGESTS_STEP {
+            super::digests::rebuild(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tracing::info!(step = i + 1, "applied database migration");
     }

@@ -1,13 +1,13 @@
 //! The tree snapshot and the long-poll change feed.
 use crate::auth::{still_valid, Caller};
-use crate::db::entries;
+use crate::db::{digests, entries};
 use crate::error::ApiError;
 use crate::extract::AppQuery;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Extension;
 use axum::Json;
-use ssync_common::api::{ChangesQuery, EntriesPage, ErrorBody};
+use ssync_common::api::{ChangesQuery, EntriesPage, ErrorBody, FolderDigest, FolderQuery, SubfolderDigest};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -23,6 +23,39 @@ pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, Ap
         .call(|c| {
             let tx = c.transaction()?;
             let page = EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::all_live(&tx)? };
+            Ok::<_, ApiError>(page)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(get, path = "/v1/digest", tag = "feed", params(FolderQuery),
+    responses((status = 200, description = "The folder's digests and its subfolders': what an idle mount compares instead of the whole tree", body = FolderDigest)))]
+pub async fn digest(State(state): State<AppState>, AppQuery(q): AppQuery<FolderQuery>) -> Result<Json<FolderDigest>, ApiError> {
+    let dir = q.dir.map_or(String::new(), |d| d.as_str().to_string());
+    let answer = state
+        .db
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let (direct, subtree) = digests::get(&tx, &dir)?;
+            let folders = digests::subfolders(&tx, &dir)?
+                .into_iter()
+                .map(|(name, subtree)| SubfolderDigest { name, subtree })
+                .collect();
+            Ok::<_, ApiError>(FolderDigest { cursor: entries::last_seq(&tx)?, direct, subtree, folders })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+#[utoipa::path(get, path = "/v1/list", tag = "feed", params(FolderQuery),
+    responses((status = 200, description = "The live entries directly in the folder", body = EntriesPage)))]
+pub async fn list(State(state): State<AppState>, AppQuery(q): AppQuery<FolderQuery>) -> Result<Json<EntriesPage>, ApiError> {
+    let page = state
+        .db
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let page = EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::live_children(&tx, q.dir.as_ref())? };
             Ok::<_, ApiError>(page)
         })
         .await?;

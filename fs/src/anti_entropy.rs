@@ -1,0 +1,57 @@
+//! Anti-entropy for an idle mount: compare the tree's folder digests with the
+//! hub's (see `ssync_common::digest`) and reconcile only the folders whose
+//! entries differ. When the trees agree this is one small request, whatever
+//! the tree's size; the whole tree is fetched only at start and after a
+//! refusal (`watch::reconcile` with `Scope::Tree`).
+use crate::client::{ApiError, Remote};
+use crate::state::Shared;
+use crate::watch::{reconcile, Scope};
+use ssync_common::digest::EMPTY;
+use ssync_common::RelPath;
+use std::collections::BTreeSet;
+
+/// Most folders one compare reconciles; the rest wait for the next round.
+const MAX_FOLDERS: usize = 1000;
+
+/// Walks down from the root into folders whose subtree digests differ, and
+/// reconciles each folder whose own entries differ.
+pub async fn compare(shared: &Shared, remote: &Remote, cursor: u64) -> Result<(), ApiError> {
+    let local = shared.state.lock().tree.folder_digests();
+    let mut todo: Vec<Option<RelPath>> = vec![None];
+    let mut reconciled = 0;
+    while let Some(dir) = todo.pop() {
+        let hub = remote.digest(dir.as_ref()).await?;
+        if hub.cursor != cursor {
+            // Changes are on their way through the feed (or the hub is
+            // behind, which the feed reports): compare next time.
+            tracing::debug!(hub = hub.cursor, ours = cursor, "digest compare skipped: the feed is not caught up");
+            return Ok(());
+        }
+        let key = dir.as_ref().map_or("", |d| d.as_str());
+        let mine = local.get(key).cloned().unwrap_or_default();
+        if hub.subtree == mine.subtree {
+            continue;
+        }
+        if hub.direct != mine.direct {
+            if reconciled == MAX_FOLDERS {
+                tracing::warn!("more than {MAX_FOLDERS} folders differ from the hub; the rest are compared next round");
+                return Ok(());
+            }
+            reconciled += 1;
+            tracing::info!(folder = key, "this folder's entries differ from the hub's; reconciling it");
+            reconcile(shared, remote, cursor, Scope::Folder(dir.clone())).await?;
+        }
+        let hubs: std::collections::HashMap<&str, _> =
+            hub.folders.iter().map(|f| (f.name.as_str(), f.subtree)).collect();
+        let names: BTreeSet<&str> = hubs.keys().copied().chain(mine.folders.iter().map(String::as_str)).collect();
+        for name in names {
+            let Ok(child) = RelPath::child_of(dir.as_ref(), name) else { continue };
+            let theirs = hubs.get(name).copied().unwrap_or(EMPTY);
+            let ours = local.get(child.as_str()).map_or(EMPTY, |d| d.subtree);
+            if theirs != ours {
+                todo.push(Some(child));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Folder digests (see `ssync_common::digest`), kept in step with `entries`:
+//! `entries::put` calls `on_change` for every row it writes, in the same
+//! transaction, so a digest always matches the entries it covers.
+use rusqlite::{params, Connection, OptionalExtension};
+use ssync_common::api::Entry;
+use ssync_common::digest::{entry_digest, folder_of, folders_above, xor, EMPTY};
+use ssync_common::ContentHash;
+use std::collections::HashMap;
+
+fn share(e: &Entry) -> ContentHash {
+    if e.deleted {
+        EMPTY
+    } else {
+        entry_digest(e.path.as_str(), e.version)
+    }
+}
+
+fn hash_of(blob: Vec<u8>) -> ContentHash {
+    ContentHash::from_bytes(blob.try_into().unwrap_or([0; 32]))
+}
+
+/// (direct, subtree) of `dir` ("" for the root).
+pub fn get(conn: &Connection, dir: &str) -> rusqlite::Result<(ContentHash, ContentHash)> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached("SELECT direct, subtree FROM dir_digests WHERE dir = ?1")?
+        .query_row([dir], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.map_or((EMPTY, EMPTY), |(d, s)| (hash_of(d), hash_of(s))))
+}
+
+fn put(conn: &Connection, dir: &str, direct: &ContentHash, subtree: &ContentHash) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO dir_digests (dir, direct, subtree) VALUES (?1, ?2, ?3)")?.execute(
+        params![dir, &direct.as_bytes()[..], &subtree.as_bytes()[..]],
+    )?;
+    Ok(())
+}
+
+/// Moves the digests of `new.path`'s folders from `old` (the row it
+/// replaces, if any) to `new`.
+pub fn on_change(conn: &Connection, old: Option<&Entry>, new: &Entry) -> rusqlite::Result<()> {
+    let delta = xor(&old.map_or(EMPTY, share), &share(new));
+    if delta == EMPTY {
+        return Ok(());
+    }
+    let path = new.path.as_str();
+    let home = folder_of(path);
+    for dir in folders_above(path) {
+        let (direct, subtree) = get(conn, dir)?;
+        let direct = if dir == home { xor(&direct, &delta) } else { direct };
+        put(conn, dir, &direct, &xor(&subtree, &delta))?;
+    }
+    Ok(())
+}
+
+/// The subfolders of `dir` with something below them: (name, subtree digest).
+pub fn subfolders(conn: &Connection, dir: &str) -> rusqlite::Result<Vec<(String, ContentHash)>> {
+    let (sql, lo, hi) = match dir {
+        "" => ("SELECT dir, subtree FROM dir_digests WHERE dir <> '' AND instr(dir, '/') = 0", String::new(), String::new()),
+        d => (
+            "SELECT dir, subtree FROM dir_digests WHERE dir > ?1 AND dir < ?2 AND instr(substr(dir, length(?1) + 1), '/') = 0",
+            format!("{d}/"),
+            format!("{d}0"),
+        ),
+    };
+    let mut st = conn.prepare_cached(sql)?;
+    let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, hash_of(r.get(1)?)));
+    let rows: Vec<(String, ContentHash)> = match dir {
+        "" => st.query_map([], map)?.collect::<Result<_, _>>()?,
+        _ => st.query_map(params![lo, hi], map)?.collect::<Result<_, _>>()?,
+    };
+    Ok(rows
+        .into_iter()
+        .filter(|(_, s)| *s != EMPTY)
+        .map(|(d, s)| (d.rsplit_once('/').map_or(d.as_str(), |(_, n)| n).to_string(), s))
+        .collect())
+}
+
+/// Computes every digest from the entries (the migration that adds them).
+pub fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM dir_digests", [])?;
+    let mut sums: HashMap<String, (ContentHash, ContentHash)> = HashMap::new();
+    for e in super::entries::all_live(conn)? {
+        let share = share(&e);
+        let path = e.path.as_str();
+        let home = folder_of(path);
+        for dir in folders_above(path) {
+            let sum = sums.entry(dir.to_string()).or_insert((EMPTY, EMPTY));
+            if dir == home {
+                sum.0 = xor(&sum.0, &share);
+            }
+            sum.1 = xor(&sum.1, &share);
+        }
+    }
+    for (dir, (direct, subtree)) in sums {
+        put(conn, &dir, &direct, &subtree)?;
+    }
+    Ok(())
+}
