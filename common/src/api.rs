@@ -394,6 +394,18 @@ pub struct FolderQuery {
     pub dir: Option<RelPath>,
 }
 
+/// A folder, and whether to list its subfolders' digests too.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DigestQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<RelPath>,
+    /// Also list the subfolders' digests (asked only when the folder differs:
+    /// on a large tree the list is what costs).
+    #[serde(default)]
+    pub folders: bool,
+}
+
 /// A folder's digests (see `ssync_common::digest`): what an idle mount
 /// compares instead of the whole tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -404,7 +416,9 @@ pub struct FolderDigest {
     pub direct: ContentHash,
     /// Over every live entry below the folder.
     pub subtree: ContentHash,
-    /// The subfolders with live entries below them, and their subtree digests.
+    /// When asked for: the subfolders with live entries below them, and
+    /// their subtree digests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folders: Vec<SubfolderDigest>,
 }
 
@@ -520,6 +534,7 @@ request_paths! {
     FetchRequest => |_r| vec![];
     PathQuery => |r| vec![&r.path];
     FolderQuery => |r| r.dir.iter().collect();
+    DigestQuery => |r| r.dir.iter().collect();
     CommitRequest => |r| vec![&r.path];
     MkdirRequest => |r| vec![&r.path];
     DeleteRequest => |r| vec![&r.path];

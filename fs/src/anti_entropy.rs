@@ -20,15 +20,21 @@ pub async fn compare(shared: &Shared, remote: &Remote, cursor: u64) -> Result<()
     let mut todo: Vec<Option<RelPath>> = vec![None];
     let mut reconciled = 0;
     while let Some(dir) = todo.pop() {
-        let hub = remote.digest(dir.as_ref()).await?;
+        let key = dir.as_ref().map_or("", |d| d.as_str());
+        let mine = local.get(key).cloned().unwrap_or_default();
+        // Asked first without the subfolders' digests: when the trees agree,
+        // this small answer is all an idle mount costs.
+        let first = remote.digest(dir.as_ref(), false).await?;
+        if first.subtree == mine.subtree && first.cursor == cursor {
+            continue;
+        }
+        let hub = remote.digest(dir.as_ref(), true).await?;
         if hub.cursor != cursor {
             // Changes are on their way through the feed (or the hub is
             // behind, which the feed reports): compare next time.
             tracing::debug!(hub = hub.cursor, ours = cursor, "digest compare skipped: the feed is not caught up");
             return Ok(());
         }
-        let key = dir.as_ref().map_or("", |d| d.as_str());
-        let mine = local.get(key).cloned().unwrap_or_default();
         if hub.subtree == mine.subtree {
             continue;
         }

@@ -7,9 +7,10 @@ use futures_util::StreamExt;
 use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
-    BatchRequest, BatchResponse, ChunksRequest, CommitRequest, DeleteRequest, EntriesPage, Entry, ErrorBody,
-    FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest,
-    RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
+    BatchRequest, BatchResponse, ChunksRequest, CommitRequest, DeleteRequest, DigestQuery, EntriesPage, Entry,
+    ErrorBody, FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse, MissingResponse,
+    MkdirRequest, MutationResponse, RenameRequest, RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse,
+    VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
@@ -225,9 +226,10 @@ impl Remote {
         Self::decode(resp).await
     }
 
-    /// The hub's digests of folder `dir` (None: the root).
-    pub async fn digest(&self, dir: Option<&RelPath>) -> Result<FolderDigest, ApiError> {
-        let q = FolderQuery { dir: dir.cloned() };
+    /// The hub's digests of folder `dir` (None: the root), with its
+    /// subfolders' if `folders`.
+    pub async fn digest(&self, dir: Option<&RelPath>, folders: bool) -> Result<FolderDigest, ApiError> {
+        let q = DigestQuery { dir: dir.cloned(), folders };
         let resp = self.http.get(self.url("digest")).query(&q).send().await.map_err(transport)?;
         Self::decode(resp).await
     }

@@ -20,6 +20,7 @@ pub mod fs;
 mod fuse;
 mod handles;
 mod invalidate;
+mod prefetch;
 mod journal;
 pub mod local_db;
 pub mod mount;

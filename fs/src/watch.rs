@@ -134,8 +134,9 @@ fn save_cursor(shared: &Shared, cursor: u64) {
 }
 
 async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
+    let mut fetched = crate::prefetch::contents(shared, remote, &entries).await;
     for e in entries {
-        apply(shared, remote, e).await?;
+        apply(shared, remote, e, &mut fetched).await?;
     }
     Ok(())
 }
@@ -147,8 +148,9 @@ async fn apply_counted(shared: &Shared, remote: &Remote, entries: Vec<Entry>) ->
     s.sync_done.store(0, Relaxed);
     s.sync_total.store(entries.len() as u64, Relaxed);
     let mut result = Ok(());
+    let mut fetched = crate::prefetch::contents(shared, remote, &entries).await;
     for e in entries {
-        result = apply(shared, remote, e).await;
+        result = apply(shared, remote, e, &mut fetched).await;
         if result.is_err() {
             break;
         }
@@ -322,7 +324,12 @@ enum Plan {
 }
 
 /// Applies one remote entry: metadata changes at once, content after a download.
-async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiError> {
+async fn apply(
+    shared: &Shared,
+    remote: &Remote,
+    e: Entry,
+    prefetched: &mut crate::prefetch::Prefetched,
+) -> Result<(), ApiError> {
     let plan = {
         let mut st = shared.state.lock();
         let mut invals = Vec::new();
@@ -334,8 +341,12 @@ async fn apply(shared: &Shared, remote: &Remote, e: Entry) -> Result<(), ApiErro
     let Plan::Fetch { have } = plan else { return Ok(()) };
     let id = e.hash.expect("live file entries carry a hash");
     let partial = shared.cache.partial(&id);
-    let fetched =
-        crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial.clone(), id, have).await;
+    let fetched = match prefetched.remove(&id) {
+        // Assembled in partial/<id> moments ago (unless the path's file was busy then).
+        Some(list) if partial.exists() => Ok((partial.clone(), list)),
+        _ => crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial.clone(), id, have)
+            .await,
+    };
     let list = match fetched {
         Ok((_, list)) => list,
         Err(err) if err.is_retryable() => return Err(err),

@@ -584,6 +584,17 @@ pub fn api_upload(
     http.post(format!("{url}/v1/commit")).json(&commit).send().expect("hub reachable")
 }
 
+/// A `POST /v1/batch` change that creates the small file `path`, its bytes inline.
+pub fn batch_commit(path: &str, data: &[u8]) -> serde_json::Value {
+    let list = ssync_common::chunks::list_of(data);
+    let mut frames = Vec::new();
+    for (off, c) in list.with_offsets() {
+        ssync_common::frames::encode(&mut frames, &c.hash, &data[off as usize..off as usize + c.len as usize], false);
+    }
+    serde_json::json!({"op": "commit", "path": path, "base": 0, "id": list.id(), "size": list.size(), "mode": 420,
+        "mtime_ns": 1, "list": ssync_common::api::WireList::whole(&list), "inline": ssync_common::api::inline_encode(&frames)})
+}
+
 /// The hub's traffic counters: (bytes received, bytes sent).
 pub fn hub_traffic(hub: &Hub) -> (u64, u64) {
     let s: ssync_common::api::Stats =

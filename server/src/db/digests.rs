@@ -29,9 +29,8 @@ pub fn get(conn: &Connection, dir: &str) -> rusqlite::Result<(ContentHash, Conte
 }
 
 fn put(conn: &Connection, dir: &str, direct: &ContentHash, subtree: &ContentHash) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO dir_digests (dir, direct, subtree) VALUES (?1, ?2, ?3)")?.execute(
-        params![dir, &direct.as_bytes()[..], &subtree.as_bytes()[..]],
-    )?;
+    conn.prepare_cached("INSERT OR REPLACE INTO dir_digests (dir, direct, subtree) VALUES (?1, ?2, ?3)")?
+        .execute(params![dir, &direct.as_bytes()[..], &subtree.as_bytes()[..]])?;
     Ok(())
 }
 

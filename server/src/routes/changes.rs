@@ -7,7 +7,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::Extension;
 use axum::Json;
-use ssync_common::api::{ChangesQuery, EntriesPage, ErrorBody, FolderDigest, FolderQuery, SubfolderDigest};
+use ssync_common::api::{
+    ChangesQuery, DigestQuery, EntriesPage, ErrorBody, FolderDigest, FolderQuery, SubfolderDigest,
+};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -29,19 +31,26 @@ pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, Ap
     Ok(Json(page))
 }
 
-#[utoipa::path(get, path = "/v1/digest", tag = "feed", params(FolderQuery),
+#[utoipa::path(get, path = "/v1/digest", tag = "feed", params(DigestQuery),
     responses((status = 200, description = "The folder's digests and its subfolders': what an idle mount compares instead of the whole tree", body = FolderDigest)))]
-pub async fn digest(State(state): State<AppState>, AppQuery(q): AppQuery<FolderQuery>) -> Result<Json<FolderDigest>, ApiError> {
+pub async fn digest(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<DigestQuery>,
+) -> Result<Json<FolderDigest>, ApiError> {
     let dir = q.dir.map_or(String::new(), |d| d.as_str().to_string());
+    let with_folders = q.folders;
     let answer = state
         .db
         .call(move |c| {
             let tx = c.transaction()?;
             let (direct, subtree) = digests::get(&tx, &dir)?;
-            let folders = digests::subfolders(&tx, &dir)?
-                .into_iter()
-                .map(|(name, subtree)| SubfolderDigest { name, subtree })
-                .collect();
+            let folders = match with_folders {
+                true => digests::subfolders(&tx, &dir)?
+                    .into_iter()
+                    .map(|(name, subtree)| SubfolderDigest { name, subtree })
+                    .collect(),
+                false => Vec::new(),
+            };
             Ok::<_, ApiError>(FolderDigest { cursor: entries::last_seq(&tx)?, direct, subtree, folders })
         })
         .await?;
@@ -50,12 +59,16 @@ pub async fn digest(State(state): State<AppState>, AppQuery(q): AppQuery<FolderQ
 
 #[utoipa::path(get, path = "/v1/list", tag = "feed", params(FolderQuery),
     responses((status = 200, description = "The live entries directly in the folder", body = EntriesPage)))]
-pub async fn list(State(state): State<AppState>, AppQuery(q): AppQuery<FolderQuery>) -> Result<Json<EntriesPage>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<FolderQuery>,
+) -> Result<Json<EntriesPage>, ApiError> {
     let page = state
         .db
         .call(move |c| {
             let tx = c.transaction()?;
-            let page = EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::live_children(&tx, q.dir.as_ref())? };
+            let page =
+                EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::live_children(&tx, q.dir.as_ref())? };
             Ok::<_, ApiError>(page)
         })
         .await?;

@@ -11,7 +11,7 @@
 //!
 //! Run with `bench/smallfiles.sh` (release build). Knobs (env): FILES (5000),
 //! DIRS (50), REPS (3), HUB_OPS (4000).
-use ssync_tests::{api_upload, wait_until, Hub, Mount};
+use ssync_tests::{api_upload, batch_commit, wait_until, Hub, Mount};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -211,7 +211,7 @@ fn main() {
         let mut made = Vec::new();
         for (d, f, _) in &names {
             made.push(serde_json::json!({"op": "mkdir", "path": d, "base": 0, "mode": 493, "mtime_ns": 1}));
-            made.push(small_commit(f, format!("small {f}").as_bytes()));
+            made.push(batch_commit(f, format!("small {f}").as_bytes()));
         }
         let done = batch(made);
         let renames = names
@@ -233,15 +233,4 @@ fn main() {
         "\nThe same in batches of {per_batch} (`POST /v1/batch`, as mounts send them): {changes} changes in {secs:.2} s: **{:.0} changes/s**",
         changes as f64 / secs
     );
-}
-
-/// A batch commit of a small file, its bytes inline.
-fn small_commit(path: &str, data: &[u8]) -> serde_json::Value {
-    let list = ssync_common::chunks::list_of(data);
-    let mut frames = Vec::new();
-    for (off, c) in list.with_offsets() {
-        ssync_common::frames::encode(&mut frames, &c.hash, &data[off as usize..off as usize + c.len as usize], false);
-    }
-    serde_json::json!({"op": "commit", "path": path, "base": 0, "id": list.id(), "size": list.size(), "mode": 420,
-        "mtime_ns": 1, "list": ssync_common::api::WireList::whole(&list), "inline": ssync_common::api::inline_encode(&frames)})
 }
