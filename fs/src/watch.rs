@@ -344,8 +344,10 @@ async fn apply(
     let fetched = match prefetched.remove(&id) {
         // Assembled in partial/<id> moments ago (unless the path's file was busy then).
         Some(list) if partial.exists() => Ok((partial.clone(), list)),
-        _ => crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial.clone(), id, have)
-            .await,
+        _ => {
+            crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial.clone(), id, have)
+                .await
+        }
     };
     let list = match fetched {
         Ok((_, list)) => list,
