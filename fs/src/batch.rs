@@ -76,15 +76,19 @@ impl Footprint {
 
 /// Sends `first` (the head of the queue, begun) and the ops that may go
 /// with it; records what the hub took. An error names the op it is about.
-pub async fn send(shared: &Shared, remote: &Remote, first: Op, req: Request) -> Result<(), Failed> {
+/// `waiting`: ops queued before `first` that wait for the large upload on
+/// the lane; the batch takes nothing that depends on them.
+pub async fn send(shared: &Shared, remote: &Remote, first: Op, req: Request, waiting: &[Op]) -> Result<(), Failed> {
+    let first_id = first.id;
     let mut jobs = vec![(first, req)];
     {
         let mut st = shared.state.lock();
         let mut footprint = Footprint::default();
         footprint.add(&jobs[0].0);
-        let behind: Vec<Op> = st.pending.ops().skip(1).take(MAX_ITEMS - 1).cloned().collect();
+        let behind: Vec<Op> = st.pending.ops().skip_while(|o| o.id <= first_id).take(MAX_ITEMS - 1).cloned().collect();
         for op in behind {
-            if !footprint.admits(&op) {
+            let blocked = st.pending.is_in_flight(op.id) || waiting.iter().any(|w| op.depends_on(w));
+            if blocked || !footprint.admits(&op) {
                 break;
             }
             match request_for(&st, shared, &op) {

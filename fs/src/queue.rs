@@ -56,6 +56,19 @@ pub struct Op {
     pub path2: Option<RelPath>,
 }
 
+impl Op {
+    /// Whether `self` must reach the hub after `other` (queued before it):
+    /// they name a common inode, or a path of one is a path of the other,
+    /// or lies above or below it.
+    pub fn depends_on(&self, other: &Op) -> bool {
+        let inos = |o: &Op| [o.ino, o.ino2].into_iter().filter(|i| *i != 0).collect::<Vec<_>>();
+        let paths = |o: &Op| std::iter::once(o.path.clone()).chain(o.path2.clone()).collect::<Vec<_>>();
+        let (mine, theirs) = (paths(self), paths(other));
+        inos(self).iter().any(|i| inos(other).contains(i))
+            || mine.iter().any(|p| theirs.iter().any(|q| p.is_within(q) || q.is_within(p)))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Pending {
     /// By id, which is queue order: lookups and removals stay cheap when
@@ -211,9 +224,26 @@ impl Pending {
         self.in_flight.remove(&id);
     }
 
-    /// Nothing is being sent any more (what was, stays queued).
-    pub fn end_sending(&mut self) {
-        self.in_flight.clear();
+    /// Nothing but `keep` (the lane's op) is being sent any more (what was,
+    /// stays queued).
+    pub fn end_sending(&mut self, keep: Option<u64>) {
+        self.in_flight.retain(|id| Some(*id) == keep);
+    }
+
+    /// The first op, in queue order, that may be sent while `lane` is: not
+    /// in flight, and depending neither on `lane` nor on an op before it that
+    /// waits. Also returns the ops it passed, which wait.
+    pub fn next_beside(&self, lane: &Op) -> Option<(Op, Vec<Op>)> {
+        // Deep queues of dependent ops are not scanned to the end.
+        const SCAN: usize = 4096;
+        let mut waiting = vec![lane.clone()];
+        for op in self.ops.values().take(SCAN).filter(|o| o.id != lane.id) {
+            if !self.in_flight.contains(&op.id) && !waiting.iter().any(|w| op.depends_on(w)) {
+                return Some((op.clone(), waiting));
+            }
+            waiting.push(op.clone());
+        }
+        None
     }
 
     /// Whether an op on `ino` was sent (or is being sent): the hub may have it.
@@ -240,6 +270,27 @@ mod tests {
             path: RelPath::parse(path).unwrap(),
             path2: path2.map(|p| RelPath::parse(p).unwrap()),
         }
+    }
+
+    #[test]
+    fn ops_independent_of_a_large_upload_pass_it_and_the_rest_wait_in_order() {
+        let mut p = Pending::default();
+        let big = op(1, OpKind::Upload, 5, "big/file.iso", None);
+        p.push(big.clone());
+        p.push(op(2, OpKind::Rename, 6, "big", Some("moved"))); // above the upload: waits
+        p.push(op(3, OpKind::Upload, 7, "moved/x", None)); // below what waits: waits
+        p.push(op(4, OpKind::SetAttr, 5, "other-name", None)); // the same inode: waits
+        p.push(op(5, OpKind::Upload, 8, "small.txt", None));
+        p.push(op(6, OpKind::Upload, 9, "small2.txt", None));
+        p.begin(1);
+        let (next, waiting) = p.next_beside(&big).unwrap();
+        assert_eq!(next.id, 5, "the first op that depends on nothing waiting");
+        assert_eq!(waiting.iter().map(|o| o.id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert!(!op(9, OpKind::Upload, 9, "big.txt", None).depends_on(&big), "a name that only shares a prefix");
+        p.begin(5);
+        assert_eq!(p.next_beside(&big).unwrap().0.id, 6, "ops in flight are passed");
+        p.end_sending(Some(1));
+        assert!(p.is_in_flight(1) && !p.is_in_flight(5), "the lane's op stays in flight");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The uploader: a background task that sends queued operations to the hub,
-//! one at a time and in order, each with the base version its node has now.
+//! in order, each with the base version its node has now. Small changes go
+//! in batches; one large upload at a time goes on its own lane, and the ops
+//! behind it that do not depend on it pass it (a 4 KiB file need not wait
+//! for a 1 GiB one).
 //!
 //! Transport failures retry the same op with backoff (capped at 2 s), so a
 //! returning hub is noticed quickly and nothing is skipped. A refusal (409) is
@@ -57,10 +60,21 @@ impl Default for Backoff {
     }
 }
 
+/// A large upload sent on its own task, so that the ops behind it which do
+/// not depend on it (small files elsewhere, folders, renames) keep flowing.
+struct Lane {
+    op: Op,
+    task: tokio::task::JoinHandle<Result<(), Failed>>,
+}
+
 pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken) {
     let mut backoff = Backoff::new();
+    let mut lane: Option<Lane> = None;
     loop {
         if cancel.is_cancelled() {
+            if let Some(l) = lane.take() {
+                l.task.abort();
+            }
             return;
         }
         if shared.status.halted.load(std::sync::atomic::Ordering::Acquire) {
@@ -68,22 +82,42 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             cancel.cancelled().await;
             return;
         }
+        if let Some(l) = lane.take_if(|l| l.task.is_finished()) {
+            let sent = l.task.await.unwrap_or_else(|e| {
+                Err(Failed { op: l.op.clone(), err: ApiError::Local(std::io::Error::other(e)), sent: None, gen: 0 })
+            });
+            shared.state.lock().pending.end_sending(None);
+            if after_send(&shared, &remote, &cancel, &mut backoff, sent).await {
+                return;
+            }
+            continue;
+        }
         gather(&shared).await;
         let job = {
             let mut st = shared.state.lock();
-            next_job(&mut st, &shared)
+            next_job(&mut st, &shared, lane.as_ref().map(|l| &l.op))
         };
-        let Some((op, request)) = job else {
-            // Queue drained: held-back remote changes, or a reconcile, can go now.
+        let Some((op, request, waiting)) = job else {
+            // Queue drained (or all that is left waits for the lane): held-back
+            // remote changes, or a reconcile, can go now.
             let watcher_has_work = {
                 let st = shared.state.lock();
                 !st.deferred.is_empty() || st.needs_reconcile
             };
-            if watcher_has_work {
+            if watcher_has_work && lane.is_none() {
                 shared.wake_watcher.notify_one();
             }
+            let lane_done = async {
+                match &mut lane {
+                    Some(l) => {
+                        let _ = (&mut l.task).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shared.wake_uploader.notified() => {}
+                _ = lane_done => {}
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 _ = cancel.cancelled() => return,
             }
@@ -94,60 +128,77 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             finish(&shared, &op, None, None, 0);
             continue;
         };
-        let sent = if crate::batch::takes(&request) {
-            crate::batch::send(&shared, &remote, op, request).await
-        } else {
-            send_one(&shared, &remote, op, request).await
-        };
-        shared.state.lock().pending.end_sending();
-        let Err(Failed { op, err, sent, gen }) = sent else {
+        if !crate::batch::takes(&request) {
+            // next_job hands out a large upload only while the lane is free.
+            tracing::debug!(op = op.id, path = %op.path, "large upload on its own lane");
+            let (sh, re, o) = (shared.clone(), remote.clone(), op.clone());
+            let task = tokio::spawn(async move { send_one(&sh, &re, o, request).await });
+            lane = Some(Lane { op, task });
+            continue;
+        }
+        let sent = crate::batch::send(&shared, &remote, op, request, &waiting).await;
+        shared.state.lock().pending.end_sending(lane.as_ref().map(|l| l.op.id));
+        if after_send(&shared, &remote, &cancel, &mut backoff, sent).await {
+            return;
+        }
+    }
+}
+
+/// Handles the outcome of a send: retries with backoff, resolves a refusal.
+/// True when the uploader must stop.
+async fn after_send(
+    shared: &Shared,
+    remote: &Remote,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+    sent: Result<(), Failed>,
+) -> bool {
+    let Err(Failed { op, err, sent, gen }) = sent else {
+        backoff.reset();
+        shared.hub_answered();
+        return false;
+    };
+    match err {
+        ApiError::ChangedWhileRead => {
+            // What was read may be torn: read it again once the writes pause
+            // (a close wakes this task at once).
+            tracing::debug!(op = op.id, path = %op.path, "written while read; reading it again");
+            sleep_or_cancel(shared, cancel, Duration::from_millis(20)).await
+        }
+        e if e.is_retryable() => {
+            let _ = shared.status.set_online(false, &e);
+            sleep_or_cancel(shared, cancel, backoff.step()).await
+        }
+        e if e.is_unauthorized() => {
+            shared.halt(&refused_token_message(&e));
+            false
+        }
+        e => {
             backoff.reset();
             shared.hub_answered();
-            continue;
-        };
-        match err {
-            ApiError::ChangedWhileRead => {
-                // What was read may be torn: read it again once the writes pause
-                // (a close wakes this task at once).
-                tracing::debug!(op = op.id, path = %op.path, "written while read; reading it again");
-                if sleep_or_cancel(&shared, &cancel, Duration::from_millis(20)).await {
-                    return;
-                }
+            if rebase_on_own_change(shared, &op, &e) {
+                return false;
             }
-            e if e.is_retryable() => {
-                let _ = shared.status.set_online(false, &e);
-                if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
-                    return;
+            match identical_on_hub(&e, sent) {
+                // The same bytes are already there (a retried request, or both
+                // sides wrote the same): adopt the hub's version, make no copy.
+                Some(current) => {
+                    finish(shared, &op, Some(&MutationResponse { entries: vec![current] }), sent, gen);
+                    false
                 }
-            }
-            e if e.is_unauthorized() => shared.halt(&refused_token_message(&e)),
-            e => {
-                backoff.reset();
-                shared.hub_answered();
-                if rebase_on_own_change(&shared, &op, &e) {
-                    continue;
-                }
-                match identical_on_hub(&e, sent) {
-                    // The same bytes are already there (a retried request, or both
-                    // sides wrote the same): adopt the hub's version, make no copy.
-                    Some(current) => {
-                        finish(&shared, &op, Some(&MutationResponse { entries: vec![current] }), sent, gen)
+                None => match resolve::decide(shared, remote, &op, &e).await {
+                    Ok(decision) => {
+                        if resolve::apply(shared, &op, &e, decision) {
+                            finish(shared, &op, None, None, 0);
+                        }
+                        shared.wake_watcher.notify_one();
+                        false
                     }
-                    None => match resolve::decide(&shared, &remote, &op, &e).await {
-                        Ok(decision) => {
-                            if resolve::apply(&shared, &op, &e, decision) {
-                                finish(&shared, &op, None, None, 0);
-                            }
-                            shared.wake_watcher.notify_one();
-                        }
-                        Err(lookup) => {
-                            let _ = shared.status.set_online(false, &lookup);
-                            if sleep_or_cancel(&shared, &cancel, backoff.step()).await {
-                                return;
-                            }
-                        }
-                    },
-                }
+                    Err(lookup) => {
+                        let _ = shared.status.set_online(false, &lookup);
+                        sleep_or_cancel(shared, cancel, backoff.step()).await
+                    }
+                },
             }
         }
     }
@@ -239,12 +290,21 @@ async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: Duratio
     }
 }
 
-/// Takes the op at the head of the queue and builds its request; `None` as
-/// the request means the op has nothing left to do.
-fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
-    let op = st.pending.front()?.clone();
-    st.pending.begin(op.id);
+/// Takes the next op to send and builds its request; `None` as the request
+/// means the op has nothing left to do. With a large upload on the lane,
+/// that is the first op which depends neither on it nor on an op waiting for
+/// it (returned too: a batch must not take ops that depend on those either),
+/// and never a second large upload.
+fn next_job(st: &mut State, shared: &Shared, lane: Option<&Op>) -> Option<(Op, Option<Request>, Vec<Op>)> {
+    let (op, waiting) = match lane {
+        None => (st.pending.front()?.clone(), Vec::new()),
+        Some(l) => st.pending.next_beside(l)?,
+    };
     let req = request_for(st, shared, &op);
+    if lane.is_some() && req.as_ref().is_some_and(|r| !crate::batch::takes(r)) {
+        return None;
+    }
+    st.pending.begin(op.id);
     let base0 = st.tree.get(op.ino).is_some_and(|n| n.base_version == 0);
     if req.is_none() && op.kind == OpKind::Rename && base0 {
         // Rename ops are queued only for entries the hub may know, so this
@@ -255,7 +315,7 @@ fn next_job(st: &mut State, shared: &Shared) -> Option<(Op, Option<Request>)> {
             n.base_version = inherited;
         }
     }
-    Some((op, req))
+    Some((op, req, waiting))
 }
 
 /// The request that sends `op` as the local state is now; `None` when the

@@ -155,7 +155,15 @@ fn main() {
     }
     drop(f);
     let written = t0.elapsed();
+    // A small file closed while the big one uploads must not wait for it.
+    let small_closed = Instant::now();
+    fs::write(a.p("small-during-big.txt"), vec![b's'; 4096]).unwrap();
+    let small_in =
+        wait_until(Duration::from_secs(600), || fs::read(b.p("small-during-big.txt")).is_ok_and(|d| d.len() == 4096));
+    assert!(small_in, "the small file did not arrive");
+    let small_took = small_closed.elapsed();
     let want = (big_mb as u64) << 20;
+    let big_there_first = fs::metadata(b.p("big.bin")).is_ok_and(|m| m.len() == want);
     let arrived =
         wait_until(Duration::from_secs(600), || fs::metadata(b.p("big.bin")).map(|m| m.len() == want).unwrap_or(false));
     assert!(arrived, "the big file did not arrive");
@@ -181,6 +189,11 @@ fn main() {
         "| end to end, until B has it (byte-identical) | {} | {:.0} MB/s |",
         ms(total),
         big_mb as f64 / total.as_secs_f64()
+    );
+    println!(
+        "| a 4 KiB file closed on A just after it, until B has it | {} | {} |",
+        ms(small_took),
+        if big_there_first { "after the big file" } else { "while the big file was still on its way" }
     );
 
     println!("\n## Peak memory (VmHWM) over the whole run\n");
