@@ -83,9 +83,10 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             return;
         }
         if let Some(l) = lane.take_if(|l| l.task.is_finished()) {
-            let sent = l.task.await.unwrap_or_else(|e| {
-                Err(Failed { op: l.op.clone(), err: ApiError::Local(std::io::Error::other(e)), sent: None, gen: 0 })
-            });
+            let sent = match l.task.await {
+                Ok(sent) => sent,
+                Err(e) => Err(Failed { op: l.op, err: ApiError::Local(std::io::Error::other(e)), sent: None, gen: 0 }),
+            };
             shared.state.lock().pending.end_sending(None);
             if after_send(&shared, &remote, &cancel, &mut backoff, sent).await {
                 return;
