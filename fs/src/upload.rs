@@ -83,12 +83,8 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             return;
         }
         if let Some(l) = lane.take_if(|l| l.task.is_finished()) {
-            let sent = match l.task.await {
-                Ok(sent) => sent,
-                Err(e) => Err(Failed { op: l.op, err: ApiError::Local(std::io::Error::other(e)), sent: None, gen: 0 }),
-            };
-            shared.state.lock().pending.end_sending(None);
-            if after_send(&shared, &remote, &cancel, &mut backoff, sent).await {
+            let joined = l.task.await;
+            if lane_done(&shared, &remote, &cancel, &mut backoff, l.op, joined).await {
                 return;
             }
             continue;
@@ -108,19 +104,23 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             if watcher_has_work && lane.is_none() {
                 shared.wake_watcher.notify_one();
             }
-            let lane_done = async {
+            let lane_ends = async {
                 match &mut lane {
-                    Some(l) => {
-                        let _ = (&mut l.task).await;
-                    }
+                    Some(l) => (&mut l.task).await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                _ = shared.wake_uploader.notified() => {}
-                _ = lane_done => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            let joined = tokio::select! {
+                _ = shared.wake_uploader.notified() => None,
+                j = lane_ends => Some(j),
+                _ = tokio::time::sleep(Duration::from_secs(5)) => None,
                 _ = cancel.cancelled() => return,
+            };
+            // A join handle gives its result once: it is handled here.
+            if let (Some(joined), Some(l)) = (joined, lane.take()) {
+                if lane_done(&shared, &remote, &cancel, &mut backoff, l.op, joined).await {
+                    return;
+                }
             }
             continue;
         };
@@ -143,6 +143,24 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
             return;
         }
     }
+}
+
+/// The lane's upload ended: handled like any send. True when the uploader
+/// must stop.
+async fn lane_done(
+    shared: &Shared,
+    remote: &Remote,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+    op: Op,
+    joined: Result<Result<(), Failed>, tokio::task::JoinError>,
+) -> bool {
+    let sent = match joined {
+        Ok(sent) => sent,
+        Err(e) => Err(Failed { op, err: ApiError::Local(std::io::Error::other(e)), sent: None, gen: 0 }),
+    };
+    shared.state.lock().pending.end_sending(None);
+    after_send(shared, remote, cancel, backoff, sent).await
 }
 
 /// Handles the outcome of a send: retries with backoff, resolves a refusal.
@@ -325,6 +343,9 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
     let node = st.tree.get(op.ino).cloned();
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     match (op.kind, node) {
+        // A file a writer has open past its last close or fsync: that
+        // writer's close queues the upload of what it leaves.
+        (OpKind::Upload, Some(n)) if n.mid_write() => None,
         // A folder has no content to upload (`of` is None): nothing to do.
         (OpKind::Upload, Some(n)) if !unlinked => ContentKind::of(n.kind).map(|kind| Request::Upload {
             meta: FileMeta { path: op.path.clone(), kind, base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
