@@ -304,6 +304,23 @@ pub struct ManifestQuery {
     pub inline: bool,
 }
 
+/// Most ids one `POST /v1/manifests` may name.
+pub const MAX_MANIFESTS: usize = 1024;
+
+/// Small files' contents, many at once (a mount taking in `tar x` from another).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ManifestsRequest {
+    pub ids: Vec<ContentHash>,
+}
+
+/// The chunk lists of the asked ids that are files of at most `INLINE_MAX`
+/// bytes, each with its bytes inline, in the order asked. Ids the hub lacks,
+/// and larger files, are left out: a mount fetches those one by one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ManifestsResponse {
+    pub manifests: Vec<ManifestResponse>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ManifestResponse {
     pub id: ContentHash,
@@ -532,6 +549,7 @@ request_paths! {
     ManifestQuery => |_r| vec![];
     ChunksRequest => |_r| vec![];
     FetchRequest => |_r| vec![];
+    ManifestsRequest => |_r| vec![];
     PathQuery => |r| vec![&r.path];
     FolderQuery => |r| r.dir.iter().collect();
     DigestQuery => |r| r.dir.iter().collect();

@@ -48,7 +48,7 @@ pub async fn fetch_file(
         let frames = inline_decode(inline).map_err(|e| ApiError::Protocol(e.0))?;
         let l = list.clone();
         let part = partial.clone();
-        tokio::task::spawn_blocking(move || write_inline(&part, &l, &frames))
+        tokio::task::spawn_blocking(move || write_inline(&part, &l, &frames).and_then(|f| f.sync_all()))
             .await
             .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
         return Ok((partial, list));
@@ -127,8 +127,9 @@ pub async fn fetch_file(
     Ok((partial, list))
 }
 
-/// Writes a small file whose chunks came inline, checked, and fsyncs it.
-fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> std::io::Result<()> {
+/// Writes a small file whose chunks came inline, checked; the caller syncs
+/// it (one file, or many at once).
+pub(crate) fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> std::io::Result<std::fs::File> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let mut reader = FrameReader::default();
     reader.push(frames);
@@ -143,8 +144,7 @@ fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> std::io::Res
     }
     let mut f = std::fs::File::create(partial)?;
     std::io::Write::write_all(&mut f, &out)?;
-    f.sync_all()?;
-    Ok(())
+    Ok(f)
 }
 
 /// Reads `len` bytes at `off` of `path` if they hash to `hash`.

@@ -8,9 +8,9 @@ use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
     BatchRequest, BatchResponse, ChunksRequest, CommitRequest, DeleteRequest, DigestQuery, EntriesPage, Entry,
-    ErrorBody, FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse, MissingResponse,
-    MkdirRequest, MutationResponse, RenameRequest, RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse,
-    VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
+    ErrorBody, FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse, ManifestsRequest,
+    ManifestsResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest, RestoreRequest,
+    RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
@@ -312,6 +312,11 @@ impl Remote {
             req = req.query(&[("have", h.to_hex())]);
         }
         Self::decode(req.send().await.map_err(transport)?).await
+    }
+
+    /// Small files' lists with their bytes inline, many in one request.
+    pub async fn manifests(&self, ids: &[ContentHash]) -> Result<ManifestsResponse, ApiError> {
+        self.post("manifests", &ManifestsRequest { ids: ids.to_vec() }).await
     }
 
     pub async fn mkdir(&self, r: &MkdirRequest) -> Result<MutationResponse, ApiError> {

@@ -135,10 +135,15 @@ fn save_cursor(shared: &Shared, cursor: u64) {
 
 async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
     let mut fetched = crate::prefetch::contents(shared, remote, &entries).await;
+    let mut result = Ok(());
     for e in entries {
-        apply(shared, remote, e, &mut fetched).await?;
+        result = apply(shared, remote, e, &mut fetched).await;
+        if result.is_err() {
+            break;
+        }
     }
-    Ok(())
+    crate::prefetch::discard(shared, fetched);
+    result
 }
 
 /// Applies a tree page's entries, counting them for `ssync status`.
@@ -156,6 +161,7 @@ async fn apply_counted(shared: &Shared, remote: &Remote, entries: Vec<Entry>) ->
         }
         s.sync_done.fetch_add(1, Relaxed);
     }
+    crate::prefetch::discard(shared, fetched);
     s.sync_total.store(0, Relaxed);
     result
 }
@@ -340,17 +346,17 @@ async fn apply(
     };
     let Plan::Fetch { have } = plan else { return Ok(()) };
     let id = e.hash.expect("live file entries carry a hash");
-    let partial = shared.cache.partial(&id);
-    let fetched = match prefetched.remove(&id) {
-        // Assembled in partial/<id> moments ago (unless the path's file was busy then).
-        Some(list) if partial.exists() => Ok((partial.clone(), list)),
+    let fetched = match prefetched.remove(&(e.path.clone(), id)) {
+        // Fetched ahead with the rest of its page.
+        Some((file, list)) if file.exists() => Ok((file, list)),
         _ => {
-            crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial.clone(), id, have)
-                .await
+            let partial = shared.cache.partial(&id);
+            crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial, id, have).await
         }
     };
-    let list = match fetched {
-        Ok((_, list)) => list,
+    let partial = shared.cache.partial(&id);
+    let (partial, list) = match fetched {
+        Ok(got) => got,
         Err(err) if err.is_retryable() => return Err(err),
         Err(err) => {
             // Retrying cannot help; skip it rather than stall the whole feed.
@@ -365,6 +371,9 @@ async fn apply(
     plan_or_apply(&mut st, shared, &e, Some(partial.clone()), &mut invals);
     let installed = st.tree.resolve(&e.path).filter(|i| st.tree.get(*i).is_some_and(|n| n.hash == e.hash && !n.dirty));
     drop(st);
+    if partial != shared.cache.partial(&id) {
+        let _ = std::fs::remove_file(&partial); // a copy fetched ahead that a busy file did not take
+    }
     shared.invalidate(invals);
     // If the file was busy the assembled copy stays in partial/ for the next
     // attempt, which then needs no network (unclaimed ones go after a day).

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::stats))
         .routes(routes!(chunks::download))
         .routes(routes!(chunks::manifest))
+        .routes(routes!(chunks::manifests_many))
         .routes(routes!(chunks::upload))
         .routes(routes!(chunks::missing))
         .routes(routes!(chunks::fetch))

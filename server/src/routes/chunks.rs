@@ -15,8 +15,8 @@ use axum::Json;
 use futures_util::StreamExt;
 use ssync_common::api::{
     inline_decode, inline_encode, ChunksRequest, CommitRequest, ContentKind, ErrorBody, FetchRequest, HashList,
-    ManifestQuery, ManifestResponse, MissingResponse, MutationResponse, StoredResponse, WireList, INLINE_MAX,
-    MAX_SYMLINK_TARGET,
+    ManifestQuery, ManifestResponse, ManifestsRequest, ManifestsResponse, MissingResponse, MutationResponse,
+    StoredResponse, WireList, INLINE_MAX, MAX_MANIFESTS, MAX_SYMLINK_TARGET,
 };
 use ssync_common::frames::{self, Chunk, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
@@ -212,6 +212,54 @@ pub async fn manifest(
         None => WireList::whole(&list),
     };
     Ok(Json(ManifestResponse { id, size: list.size(), list: wire, inline }))
+}
+
+/// `POST /v1/manifests`: many small files with their bytes inline, read in
+/// one trip to the database: what a mount asks for when another unpacked a
+/// tree of small files.
+#[utoipa::path(post, path = "/v1/manifests", tag = "content", request_body = ManifestsRequest,
+    responses(
+        (status = 200, description = "The small files among the ids, bytes inline, in the order asked; others are left out", body = ManifestsResponse),
+        (status = 413, description = "More ids than one request may name", body = ErrorBody),
+    ))]
+pub async fn manifests_many(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<ManifestsRequest>,
+) -> Result<Json<ManifestsResponse>, ApiError> {
+    if req.ids.len() > MAX_MANIFESTS {
+        return Err(ApiError::TooLarge(format!(
+            "one request names at most {MAX_MANIFESTS} ids, not {}",
+            req.ids.len()
+        )));
+    }
+    type Found = Vec<(ContentHash, ChunkList, Vec<Option<Vec<u8>>>)>;
+    let found: Found = state
+        .db
+        .call(move |c| {
+            let mut out = Vec::new();
+            for id in req.ids {
+                let Some(list) = manifests::get(c, &id)?.filter(|l| l.size() <= INLINE_MAX) else { continue };
+                let data = list.0.iter().map(|ch| small_chunks::get(c, &ch.hash)).collect::<Result<_, _>>()?;
+                out.push((id, list, data));
+            }
+            Ok::<_, ApiError>(out)
+        })
+        .await?;
+    let mut manifests = Vec::with_capacity(found.len());
+    for (id, list, data) in found {
+        let mut out = Vec::new();
+        for (ch, d) in list.0.iter().zip(data) {
+            // A small file's chunk may sit in a pack (sent the chunked way).
+            let d = match d {
+                Some(d) => bytes::Bytes::from(d),
+                None => read_chunk(&state, ch.hash).await?,
+            };
+            frames::encode(&mut out, &ch.hash, &d, true);
+        }
+        let inline = Some(inline_encode(&out));
+        manifests.push(ManifestResponse { id, size: list.size(), list: WireList::whole(&list), inline });
+    }
+    Ok(Json(ManifestsResponse { manifests }))
 }
 
 /// `POST /v1/commit`: makes a chunk list the new content of a path, if the
