@@ -16,7 +16,11 @@ const MAX_FOLDERS: usize = 1000;
 /// Walks down from the root into folders whose subtree digests differ, and
 /// reconciles each folder whose own entries differ.
 pub async fn compare(shared: &Shared, remote: &Remote, cursor: u64) -> Result<(), ApiError> {
-    let local = shared.state.lock().tree.folder_digests();
+    let versions = shared.state.lock().tree.versions();
+    // Hashing a large tree takes a while: outside the state lock, off the async threads.
+    let local = tokio::task::spawn_blocking(move || crate::tree::folder_digests(&versions))
+        .await
+        .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
     let mut todo: Vec<Option<RelPath>> = vec![None];
     let mut reconciled = 0;
     while let Some(dir) = todo.pop() {

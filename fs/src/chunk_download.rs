@@ -7,7 +7,7 @@
 use crate::chunk_index::ChunkIndex;
 use crate::client::{ApiError, Remote};
 use futures_util::StreamExt;
-use ssync_common::api::inline_decode;
+use ssync_common::api::{inline_decode, ManifestResponse};
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ChunkList, ChunkRef, ContentHash};
 use std::os::unix::fs::FileExt;
@@ -40,10 +40,10 @@ pub async fn fetch_file(
     let base = have.and_then(|(ino, h)| index.list_of(ino, &h).ok().flatten().map(|l| (h, l)));
     let m = remote.manifest(&id, base.as_ref().map(|(h, _)| h)).await?;
     let base_list = base.as_ref().filter(|(h, _)| Some(*h) == m.list.from).map(|(_, l)| l);
-    let list = m.list.resolve(base_list).map_err(|e| ApiError::Protocol(e.0))?;
-    if list.id() != id {
-        return Err(ApiError::Protocol(format!("the chunk list the hub sent is not file {id}")));
+    if m.id != id {
+        return Err(ApiError::Protocol(format!("asked for file {id}, the hub answered for {}", m.id)));
     }
+    let list = list_of(&m, base_list).map_err(ApiError::Protocol)?;
     if let Some(inline) = &m.inline {
         let frames = inline_decode(inline).map_err(|e| ApiError::Protocol(e.0))?;
         let l = list.clone();
@@ -125,6 +125,16 @@ pub async fn fetch_file(
     .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     tracing::debug!(%id, chunks = list.len(), size, ?local_done, total = ?started.elapsed(), "download assembled");
     Ok((partial, list))
+}
+
+/// The chunk list a manifest names (resolved against `base` for a delta),
+/// checked against the manifest's id.
+pub(crate) fn list_of(m: &ManifestResponse, base: Option<&ChunkList>) -> Result<ChunkList, String> {
+    let list = m.list.resolve(base).map_err(|e| e.0)?;
+    if list.id() != m.id {
+        return Err(format!("the chunk list the hub sent is not file {}", m.id));
+    }
+    Ok(list)
 }
 
 /// Writes a small file whose chunks came inline, checked; the caller syncs

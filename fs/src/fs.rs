@@ -200,13 +200,13 @@ impl SyncFs {
         // A waiting upload or setattr reads mode and mtime when it is sent.
         let covered = st.pending.has_waiting_upload(ino) || st.pending.waiting_of(ino, OpKind::SetAttr);
         if upload {
-            st.queue_upload(ino)?;
+            st.queue_upload(ino);
         } else if meta_changed && !covered {
             if let Some(path) = st.tree.path_of(ino) {
                 ops.push(State::op(OpKind::SetAttr, ino, path));
             }
         }
-        st.persist(&[ino], ops)?;
+        st.persist(&[ino], ops);
         drop(st);
         self.shared.wake_uploader.notify_one();
         Ok(attr)
@@ -248,7 +248,7 @@ impl SyncFs {
         let (node, path) = self.create_node(&mut st, parent, name, Kind::Dir, mode & !umask)?;
         let (ino, attr) = (node.ino, NodeAttr::from(&node));
         st.tree.insert(node);
-        st.persist(&[], vec![State::op(OpKind::Mkdir, ino, path)])?;
+        st.persist(&[], vec![State::op(OpKind::Mkdir, ino, path)]);
         drop(st);
         self.shared.wake_uploader.notify_one();
         Ok(attr)
@@ -277,7 +277,7 @@ impl SyncFs {
                 Some(self.shared.handles.lock().insert(h))
             }
             None => {
-                st.queue_upload(ino)?;
+                st.queue_upload(ino);
                 None
             }
         };
@@ -313,7 +313,7 @@ impl SyncFs {
         st.note_node(ino);
         let attr = NodeAttr::from(&node);
         st.tree.insert(node);
-        st.queue_upload(ino)?;
+        st.queue_upload(ino);
         drop(st);
         self.shared.wake_uploader.notify_one();
         Ok(attr)
@@ -447,7 +447,7 @@ impl SyncFs {
             n.write_gen += 1;
             n.dirty = true;
         }
-        st.queue_upload(h.ino)?;
+        st.queue_upload(h.ino);
         self.shared.wake_uploader.notify_one();
         Ok(())
     }
@@ -483,7 +483,7 @@ impl SyncFs {
         if h.writable && !wrote && still_dirty && !has_upload {
             // Marked dirty at open and no upload will clear it: send the bytes
             // (the hub makes no new version if they are what it has).
-            st.queue_upload(ino)?;
+            st.queue_upload(ino);
             self.shared.wake_uploader.notify_one();
         }
         let idle = st.tree.get(ino).is_none_or(|n| n.open_handles == 0);
@@ -503,7 +503,7 @@ impl SyncFs {
         // so a temp file made and removed between two sends costs nothing.
         let on_hub = st.may_be_on_hub(ino);
         if !on_hub {
-            st.drop_ops_of(ino)?;
+            st.drop_ops_of(ino);
         }
         let keep = on_hub || st.pending.touches_ino(ino);
         st.tree.detach(ino);
@@ -540,7 +540,7 @@ impl SyncFs {
         may_replace(want, node)?;
         let op = self.remove_node(&mut st, ino)?;
         let keep: Vec<u64> = if op.is_some() { vec![ino] } else { vec![] };
-        st.persist(&keep, op.into_iter().collect())?;
+        st.persist(&keep, op.into_iter().collect());
         drop(st);
         self.shared.wake_uploader.notify_one();
         Ok(())
@@ -592,11 +592,11 @@ impl SyncFs {
         let to = st.tree.path_of(src).ok_or(FsError::NotFound)?;
         tracing::debug!(%from, %to, ino = src, ino2, replaced = ?target, local_only, "renamed");
         if local_only {
-            st.persist(&keep, ops)?;
-            st.queue_subtree_as_new(src)?;
+            st.persist(&keep, ops);
+            st.queue_subtree_as_new(src);
         } else {
             ops.push(Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) });
-            st.persist(&keep, ops)?;
+            st.persist(&keep, ops);
         }
         drop(st);
         self.shared.wake_uploader.notify_one();

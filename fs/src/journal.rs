@@ -1,7 +1,7 @@
 //! Write-behind for the local database. FUSE callbacks and the background
 //! tasks change the in-memory tree and queue, and note here what changed;
 //! one transaction commits all of it at most `COMMIT_INTERVAL` later (the
-//! committer thread in `mount.rs`), or at once when a program asks for
+//! committer thread, `spawn_committer`), or at once when a program asks for
 //! durability (fsync) or a change must not be hidden by a crash.
 //!
 //! Two SQLite commits per created file were most of what a close cost; one

@@ -79,11 +79,11 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     for (ino, kind) in repair {
         if let Some(path) = st.tree.path_of(ino) {
             tracing::info!(%path, "queueing a change left unsent by the last run");
-            st.persist(&[], vec![State::op(kind, ino, path)])?;
+            st.persist(&[], vec![State::op(kind, ino, path)]);
         }
     }
     for ino in orphans {
-        st.drop_if_orphan(ino)?;
+        st.drop_if_orphan(ino);
     }
     st.commit(false)?;
     Ok(st)

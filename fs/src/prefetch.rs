@@ -5,7 +5,7 @@
 //! time paid a round trip and an fsync per file in turn, which is what kept
 //! a mount seconds behind another unpacking a tree of small files.
 //! Only the downloads are early: each entry is still applied in feed order.
-use crate::chunk_download::{fetch_file, write_inline};
+use crate::chunk_download::{fetch_file, list_of, write_inline};
 use crate::client::{ApiError, Remote};
 use crate::state::Shared;
 use futures_util::StreamExt;
@@ -142,10 +142,7 @@ fn sync_all(files: Vec<&std::path::Path>) -> std::io::Result<()> {
 /// Writes one small file from its manifest; returns its chunk list.
 fn assemble(m: &ManifestResponse, partial: &std::path::Path) -> std::io::Result<ChunkList> {
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    let list = m.list.resolve(None).map_err(|e| bad(e.0))?;
-    if list.id() != m.id {
-        return Err(bad(format!("the chunk list the hub sent is not file {}", m.id)));
-    }
+    let list = list_of(m, None).map_err(bad)?;
     let frames = inline_decode(m.inline.as_deref().unwrap_or_default()).map_err(|e| bad(e.0))?;
     write_inline(partial, &list, &frames)?;
     Ok(list)

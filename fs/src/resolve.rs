@@ -87,8 +87,14 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     let mut st = shared.state.lock();
     tracing::warn!(path = %op.path, op = op.kind.as_str(), decision = ?d, "the hub refused a change: {err}");
     let (done, result) = match d {
-        Decision::Recreate => (false, set_base(&mut st, op.ino, 0)),
-        Decision::RetryRename(v) => (false, set_base(&mut st, op.ino, v)),
+        Decision::Recreate => {
+            set_base(&mut st, op.ino, 0);
+            (false, Ok(()))
+        }
+        Decision::RetryRename(v) => {
+            set_base(&mut st, op.ino, v);
+            (false, Ok(()))
+        }
         Decision::FollowTo(live) => (true, follow_to(&mut st, shared, op.ino, &live)),
         Decision::ConflictCopy => (true, keep_as_conflict_copy(&mut st, shared, op.ino)),
         Decision::ResendSubtree => (true, resend_subtree(&mut st, op.ino)),
@@ -105,11 +111,11 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     done
 }
 
-fn set_base(st: &mut State, ino: u64, base: u64) -> crate::error::FsResult<()> {
+fn set_base(st: &mut State, ino: u64, base: u64) {
     if let Some(n) = st.tree.get_mut(ino) {
         n.base_version = base;
     }
-    st.persist(&[ino], vec![])
+    st.persist(&[ino], vec![]);
 }
 
 /// Moves our node to where the hub's renamed entry lives and queues our
@@ -133,8 +139,9 @@ fn follow_to(st: &mut State, shared: &Shared, ino: u64, live: &Entry) -> crate::
     invals.push(Inval::Entry { parent, name: live.path.file_name().to_string() });
     invals.push(Inval::Inode(parent));
     shared.invalidate(invals);
-    st.drop_ops_of(ino)?;
-    st.persist(&[ino], vec![State::op(OpKind::Upload, ino, live.path.clone())])
+    st.drop_ops_of(ino);
+    st.persist(&[ino], vec![State::op(OpKind::Upload, ino, live.path.clone())]);
+    Ok(())
 }
 
 /// The first conflict name for `name` not taken in `parent` (its own current
@@ -174,5 +181,6 @@ pub fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
             n.mtime_ns = n.mtime_ns.max(now_ns() - 1);
         }
     }
-    st.queue_subtree_as_new(ino)
+    st.queue_subtree_as_new(ino);
+    Ok(())
 }

@@ -76,10 +76,6 @@ impl State {
         Ok(self.last_ino)
     }
 
-    fn touched(&mut self) {
-        self.ask_commit();
-    }
-
     /// Wakes the committer (a no-op if it is already awake).
     pub fn ask_commit(&self) {
         if let Some(tx) = &self.committer {
@@ -90,14 +86,14 @@ impl State {
     /// Records that `ino` changed (or went from the tree): the next commit writes it.
     pub fn note_node(&mut self, ino: u64) {
         self.journal.node(ino);
-        self.touched();
+        self.ask_commit();
     }
 
     /// Takes op `id` off the queue.
     pub fn op_done(&mut self, id: u64) {
         if self.pending.remove(id).is_some() {
             self.journal.op_done(id);
-            self.touched();
+            self.ask_commit();
         }
     }
 
@@ -110,12 +106,12 @@ impl State {
 
     pub fn set_setting(&mut self, key: &'static str, value: String) {
         self.journal.setting(key, value);
-        self.touched();
+        self.ask_commit();
     }
 
     /// Records `inos` and queues `ops`; both reach the database together in
     /// the next commit.
-    pub fn persist(&mut self, inos: &[u64], ops: Vec<Op>) -> FsResult<()> {
+    pub fn persist(&mut self, inos: &[u64], ops: Vec<Op>) {
         inos.iter().for_each(|ino| self.journal.node(*ino));
         for mut op in ops {
             self.last_op_id += 1;
@@ -123,15 +119,14 @@ impl State {
             self.pending.push(op.clone());
             self.journal.op_added(op);
         }
-        self.touched();
-        Ok(())
+        self.ask_commit();
     }
 
     /// `persist`, committed before returning: for a change a crash must not
     /// hide, such as "this cache file may now differ from the hub" before
     /// the kernel writes to it directly.
     pub fn persist_now(&mut self, inos: &[u64]) -> FsResult<()> {
-        self.persist(inos, vec![])?;
+        self.persist(inos, vec![]);
         self.commit(false)
     }
 
@@ -162,20 +157,20 @@ impl State {
     }
 
     /// Queues an upload of `ino` unless one that has not started yet exists.
-    pub fn queue_upload(&mut self, ino: u64) -> FsResult<bool> {
+    pub fn queue_upload(&mut self, ino: u64) -> bool {
         let Some(path) = self.tree.path_of(ino) else {
             tracing::debug!(ino, parent = ?self.tree.get(ino).map(|n| n.parent), "upload not queued: the node has no path");
-            return Ok(false);
+            return false;
         };
         if self.pending.has_waiting_upload(ino) {
             tracing::debug!(%path, ino, "upload already waiting; it will read the new bytes");
-            self.persist(&[ino], vec![])?;
-            return Ok(false);
+            self.persist(&[ino], vec![]);
+            return false;
         }
         let op = Self::op(OpKind::Upload, ino, path.clone());
-        self.persist(&[ino], vec![op])?;
+        self.persist(&[ino], vec![op]);
         tracing::debug!(%path, ino, op = ?self.pending.last_id(), "upload queued");
-        Ok(true)
+        true
     }
 
     /// Whether the hub may know `ino`: it has a hub version, or an op of it
@@ -186,23 +181,22 @@ impl State {
 
     /// Drops the queued ops of `ino` (not those of others that name it as
     /// the node they replace), except the one being sent now.
-    pub fn drop_ops_of(&mut self, ino: u64) -> FsResult<()> {
+    pub fn drop_ops_of(&mut self, ino: u64) {
         for id in self.pending.ids_of(ino) {
             if !self.pending.is_in_flight(id) {
                 self.op_done(id);
             }
         }
-        Ok(())
     }
 
     /// Queues `ino` and what is below it as new entries at their paths now,
     /// parents first, in place of whatever they had queued. A file still open
     /// for writing is queued by its close.
-    pub fn queue_subtree_as_new(&mut self, ino: u64) -> FsResult<()> {
+    pub fn queue_subtree_as_new(&mut self, ino: u64) {
         let inos = self.tree.subtree(ino);
         let mut ops = Vec::new();
         for &i in &inos {
-            self.drop_ops_of(i)?;
+            self.drop_ops_of(i);
             let (Some(n), Some(path)) = (self.tree.get(i), self.tree.path_of(i)) else { continue };
             match n.kind {
                 crate::tree::Kind::Dir => ops.push(Self::op(OpKind::Mkdir, i, path)),
@@ -227,9 +221,7 @@ impl State {
         }
         let _ = std::fs::File::create(cache.file(ino));
         self.needs_reconcile |= refetch;
-        if let Err(e) = self.persist(&[ino], vec![]) {
-            tracing::error!(ino, "cannot record a missing cache file: {e}");
-        }
+        self.persist(&[ino], vec![]);
         refetch
     }
 
@@ -242,7 +234,7 @@ impl State {
     }
 
     /// Forgets an unlinked node once no queued op needs it any more.
-    pub fn drop_if_orphan(&mut self, ino: u64) -> FsResult<()> {
+    pub fn drop_if_orphan(&mut self, ino: u64) {
         let orphan = ino != crate::tree::ROOT
             && self.tree.get(ino).is_some_and(|n| n.parent == 0)
             && !self.pending.touches_ino(ino);
@@ -250,7 +242,6 @@ impl State {
             self.tree.remove(ino);
             self.note_node(ino);
         }
-        Ok(())
     }
 }
 

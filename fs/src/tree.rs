@@ -212,36 +212,59 @@ impl Tree {
         self.nodes.values()
     }
 
-    /// Every folder's digests over the hub versions the nodes hold, as the
-    /// hub keeps them (see `ssync_common::digest`), keyed by path ("" for
-    /// the root). A node never sent counts as version 0, which the hub never
-    /// has: its folders differ, and a compare looks there.
-    pub fn folder_digests(&self) -> HashMap<String, FolderDigests> {
-        let mut out: HashMap<String, FolderDigests> = HashMap::new();
+    /// Every live entry's path, hub version and whether it is a folder: what
+    /// `folder_digests` needs, taken under the state lock so that the hashing
+    /// can run outside it.
+    pub fn versions(&self) -> Vec<(String, u64, bool)> {
+        let mut out = Vec::with_capacity(self.nodes.len());
         let mut stack = vec![(ROOT, String::new())];
         while let Some((ino, path)) = stack.pop() {
             let Some(n) = self.nodes.get(&ino) else { continue };
             for (name, child) in &n.children {
                 let Some(c) = self.nodes.get(child) else { continue };
                 let cpath = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
-                let share = digest::entry_digest(&cpath, c.base_version);
-                let home = out.entry(path.clone()).or_default();
-                home.direct = digest::xor(&home.direct, &share);
-                for dir in digest::folders_above(&cpath) {
-                    let d = out.entry(dir.to_string()).or_default();
-                    d.subtree = digest::xor(&d.subtree, &share);
-                }
                 if c.is_dir() {
-                    out.entry(path.clone()).or_default().folders.push(name.clone());
-                    stack.push((*child, cpath));
+                    stack.push((*child, cpath.clone()));
                 }
+                out.push((cpath, c.base_version, c.is_dir()));
             }
         }
         out
     }
 }
 
-/// One folder's digests on this mount (see `Tree::folder_digests`).
+/// Every folder's digests over `versions` (see `Tree::versions`), as the hub
+/// keeps them (see `ssync_common::digest`), keyed by path ("" for the root).
+/// A node never sent counts as version 0, which the hub never has: its
+/// folders differ, and a compare looks there.
+pub fn folder_digests(versions: &[(String, u64, bool)]) -> HashMap<String, FolderDigests> {
+    let mut out: HashMap<String, FolderDigests> = HashMap::new();
+    out.entry(String::new()).or_default();
+    for (path, version, is_dir) in versions {
+        let home = digest::folder_of(path);
+        let h = out.entry(home.to_string()).or_default();
+        h.direct = digest::xor(&h.direct, &digest::entry_digest(path, *version));
+        if *is_dir {
+            h.folders.push(path.rsplit_once('/').map_or(path.as_str(), |(_, n)| n).to_string());
+            out.entry(path.clone()).or_default();
+        }
+    }
+    // Deepest folders first: each adds its finished subtree to its parent's.
+    let mut dirs: Vec<String> = out.keys().cloned().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(if d.is_empty() { 0 } else { d.matches('/').count() + 1 }));
+    for d in dirs {
+        let f = out.get_mut(&d).expect("listed above");
+        f.subtree = digest::xor(&f.subtree, &f.direct);
+        if !d.is_empty() {
+            let sub = f.subtree;
+            let p = out.get_mut(digest::folder_of(&d)).expect("a folder's parent is listed");
+            p.subtree = digest::xor(&p.subtree, &sub);
+        }
+    }
+    out
+}
+
+/// One folder's digests on this mount (see `folder_digests`).
 #[derive(Debug, Clone)]
 pub struct FolderDigests {
     pub direct: ContentHash,
@@ -258,6 +281,22 @@ impl Default for FolderDigests {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn folder_digests_cover_direct_entries_and_everything_below() {
+        use ssync_common::digest::{entry_digest as h, xor, EMPTY};
+        let v = |p: &str, n: u64, d: bool| (p.to_string(), n, d);
+        let versions =
+            vec![v("a", 1, true), v("a/b", 2, false), v("a/c", 3, true), v("a/c/d", 4, false), v("top", 5, false)];
+        let all = |xs: &[(&str, u64)]| xs.iter().fold(EMPTY, |acc, (p, n)| xor(&acc, &h(p, *n)));
+        let d = folder_digests(&versions);
+        assert_eq!(d[""].direct, all(&[("a", 1), ("top", 5)]));
+        assert_eq!(d[""].subtree, all(&[("a", 1), ("a/b", 2), ("a/c", 3), ("a/c/d", 4), ("top", 5)]));
+        assert_eq!(d["a"].direct, all(&[("a/b", 2), ("a/c", 3)]));
+        assert_eq!(d["a"].subtree, all(&[("a/b", 2), ("a/c", 3), ("a/c/d", 4)]));
+        assert_eq!((d["a/c"].direct, d["a/c"].subtree), (h("a/c/d", 4), h("a/c/d", 4)));
+        assert_eq!((d[""].folders.clone(), d["a"].folders.clone()), (vec!["a".to_string()], vec!["c".to_string()]));
+    }
     use super::*;
 
     fn node(ino: u64, parent: u64, name: &str, kind: Kind) -> Node {

@@ -294,9 +294,7 @@ fn rebase_on_own_change(shared: &Shared, op: &Op, e: &ApiError) -> bool {
     tracing::info!(path = %cur.path, op = op.kind.as_str(), from = n.base_version, to = base, "refused because of this mount's own earlier change; rebased on it");
     n.base_version = base;
     n.hash = if cur.deleted { None } else { cur.hash };
-    if let Err(err) = st.persist(&[ino], vec![]) {
-        tracing::error!("cannot record a rebased node: {err}");
-    }
+    st.persist(&[ino], vec![]);
     true
 }
 
@@ -467,12 +465,10 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
             }
         }
     }
-    st.persist(&touched, vec![]).expect("recording in the journal cannot fail");
+    st.persist(&touched, vec![]);
     st.op_done(op.id);
     for ino in [op.ino, op.ino2] {
-        if let Err(e) = st.drop_if_orphan(ino) {
-            tracing::error!("cannot forget unlinked node {ino}: {e}");
-        }
+        st.drop_if_orphan(ino);
     }
 }
 

@@ -31,22 +31,18 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
     let mut need_full = true;
     let mut backoff = Backoff::new();
     let mut last_compare = tokio::time::Instant::now();
-    let mut need_compare = false;
     loop {
-        {
+        let compare_now = {
             let mut st = shared.state.lock();
             if std::mem::take(&mut st.needs_reconcile) {
                 need_full = true;
             }
             // Anti-entropy: while idle, compare digests with the hub's now and
             // then, so any divergence heals (and is logged) instead of lasting.
-            if st.pending.is_empty() && last_compare.elapsed() >= ANTI_ENTROPY && !need_full {
-                need_compare = true;
-            }
-        }
-        if need_compare {
+            st.pending.is_empty() && last_compare.elapsed() >= ANTI_ENTROPY && !need_full
+        };
+        if compare_now {
             last_compare = tokio::time::Instant::now();
-            need_compare = false;
             let done = tokio::select! {
                 r = crate::anti_entropy::compare(&shared, &remote, cursor) => r,
                 _ = cancel.cancelled() => return,
@@ -100,7 +96,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     // holds them, or something newer (applying them would bring
                     // back a lock file renamed away since, say).
                     let news = page.entries.into_iter().filter(|e| !shared.is_own(e)).collect();
-                    match apply_all(&shared, &remote, news).await {
+                    match apply_all(&shared, &remote, news, false).await {
                         Ok(()) => {
                             cursor = page.cursor;
                             save_cursor(&shared, cursor);
@@ -133,25 +129,15 @@ fn save_cursor(shared: &Shared, cursor: u64) {
     shared.state.lock().set_setting(CURSOR_KEY, cursor.to_string());
 }
 
-async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
-    let mut fetched = crate::prefetch::contents(shared, remote, &entries).await;
-    let mut result = Ok(());
-    for e in entries {
-        result = apply(shared, remote, e, &mut fetched).await;
-        if result.is_err() {
-            break;
-        }
-    }
-    crate::prefetch::discard(shared, fetched);
-    result
-}
-
-/// Applies a tree page's entries, counting them for `ssync status`.
-async fn apply_counted(shared: &Shared, remote: &Remote, entries: Vec<Entry>) -> Result<(), ApiError> {
+/// Applies `entries` in order, their contents fetched ahead; `counted`
+/// shows the progress in `ssync status` (a tree page at start).
+async fn apply_all(shared: &Shared, remote: &Remote, entries: Vec<Entry>, counted: bool) -> Result<(), ApiError> {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &shared.status;
-    s.sync_done.store(0, Relaxed);
-    s.sync_total.store(entries.len() as u64, Relaxed);
+    if counted {
+        s.sync_done.store(0, Relaxed);
+        s.sync_total.store(entries.len() as u64, Relaxed);
+    }
     let mut result = Ok(());
     let mut fetched = crate::prefetch::contents(shared, remote, &entries).await;
     for e in entries {
@@ -159,10 +145,14 @@ async fn apply_counted(shared: &Shared, remote: &Remote, entries: Vec<Entry>) ->
         if result.is_err() {
             break;
         }
-        s.sync_done.fetch_add(1, Relaxed);
+        if counted {
+            s.sync_done.fetch_add(1, Relaxed);
+        }
     }
     crate::prefetch::discard(shared, fetched);
-    s.sync_total.store(0, Relaxed);
+    if counted {
+        s.sync_total.store(0, Relaxed);
+    }
     result
 }
 
@@ -176,7 +166,7 @@ async fn apply_deferred(shared: &Shared, remote: &Remote) -> Result<(), ApiError
         st.deferred.drain().map(|(_, e)| e).collect()
     };
     ready.sort_by_key(|e| e.version);
-    apply_all(shared, remote, ready).await
+    apply_all(shared, remote, ready, false).await
 }
 
 /// After a failed exchange with the hub: a refused token halts syncing and
@@ -245,7 +235,7 @@ pub(crate) async fn reconcile(
     let live: HashSet<RelPath> = page.entries.iter().map(|e| e.path.clone()).collect();
     let finished_before = shared.state.lock().pending.finished();
     let (own_missing, entries) = split_own_missing(shared, page.entries);
-    apply_counted(shared, remote, entries).await?;
+    apply_all(shared, remote, entries, true).await?;
     let mut st = shared.state.lock();
     // Entries this mount made that it no longer has: its later state (a
     // delete or rename whose op finished while the tree was on its way, or
@@ -296,17 +286,14 @@ pub(crate) async fn reconcile(
     orphans.sort_by_key(|(depth, _, is_dir)| (!*is_dir, *depth));
     for (_, ino, is_dir) in orphans {
         corrected += 1;
-        let queued = match (is_dir, st.tree.path_of(ino)) {
-            (true, Some(path)) => {
-                st.persist(&[], vec![State::op(crate::queue::OpKind::Mkdir, ino, path)]).map(|_| true)
+        match (is_dir, st.tree.path_of(ino)) {
+            (true, Some(path)) => st.persist(&[], vec![State::op(crate::queue::OpKind::Mkdir, ino, path)]),
+            (true, None) => continue,
+            (false, _) => {
+                st.queue_upload(ino);
             }
-            (true, None) => Ok(false),
-            (false, _) => st.queue_upload(ino),
-        };
-        match queued {
-            Ok(_) => tracing::warn!(ino, "a local entry the hub lacks was not queued; queued it"),
-            Err(e) => tracing::error!(ino, "cannot queue a local-only entry: {e}"),
         }
+        tracing::warn!(ino, "a local entry the hub lacks was not queued; queued it");
     }
     if corrected > 0 {
         tracing::warn!(corrected, ?scope, "reconcile found local entries out of step with the hub and corrected them");
@@ -467,7 +454,8 @@ fn queue_delete_of(st: &mut State, e: &Entry) -> crate::error::FsResult<()> {
     n.ino = st.new_ino()?;
     let ino = n.ino;
     st.tree.insert(n);
-    st.persist(&[ino], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())])
+    st.persist(&[ino], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())]);
+    Ok(())
 }
 
 /// Holds `e` back until local changes are sent; this mount's own entries
@@ -487,7 +475,7 @@ fn update_meta(st: &mut State, ino: u64, e: &Entry, invals: &mut Vec<Inval>) -> 
     n.base_version = e.version;
     n.mode = e.mode;
     n.mtime_ns = e.mtime_ns;
-    st.persist(&[ino], vec![])?;
+    st.persist(&[ino], vec![]);
     invals.push(Inval::Inode(ino));
     Ok(Plan::Done)
 }
@@ -561,7 +549,7 @@ fn install(
             n.mode = e.mode;
             n.mtime_ns = e.mtime_ns;
             n.dirty = false;
-            st.persist(&[ino], vec![])?;
+            st.persist(&[ino], vec![]);
             invals.push(Inval::Inode(ino));
             Ok(())
         }
