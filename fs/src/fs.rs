@@ -452,14 +452,24 @@ impl SyncFs {
         Ok(())
     }
 
+    /// close(2) waits for flush, not for release (which the kernel sends
+    /// later): a close queues its upload here, so it is on its way by the
+    /// time close returns, ahead of whatever the program does next.
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if h.take_written_since_open() {
+            // The written bytes cover the open's truncation too.
+            h.emptied_at_open.store(false, std::sync::atomic::Ordering::Release);
+            self.queue_written(&mut self.shared.state.lock(), &h)?;
+        }
+        Ok(())
+    }
+
     pub fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         h.file.sync_all()?;
         let mut st = self.shared.state.lock();
         self.upload_if_written(&mut st, &h)?;
-        if let Some(n) = st.tree.get_mut(h.ino) {
-            n.seal();
-        }
         st.commit(true)
     }
 
@@ -474,9 +484,6 @@ impl SyncFs {
         }
         let wrote = self.upload_if_written(&mut st, &h)?;
         let ino = h.ino;
-        if let Some(n) = st.tree.get_mut(ino).filter(|n| h.writable && n.open_writers == 0) {
-            n.seal();
-        }
         tracing::trace!(ino, writable = h.writable, wrote, path = ?st.tree.path_of(ino), "release");
         let has_upload = st.pending.has_op(ino, OpKind::Upload);
         let still_dirty = st.tree.get(ino).is_some_and(|n| n.open_writers == 0 && n.dirty);

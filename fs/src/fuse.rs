@@ -294,12 +294,11 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    /// Answered ENOSYS, which the kernel remembers: close(2) then returns
-    /// without a round trip to this daemon. Release, which the kernel sends
-    /// right after the last close without making the program wait, queues the
-    /// upload instead; nothing here could fail a close anyway.
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply.error(Errno::ENOSYS);
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        match self.core.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("flush", reply, e),
+        }
     }
 
     fn release(

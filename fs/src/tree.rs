@@ -37,11 +37,6 @@ pub struct Node {
     /// Bumped by every local write or truncate (not persisted): an upload that
     /// started at one generation can only mark the node clean at that generation.
     pub write_gen: u64,
-    /// `write_gen` as of the last close (of the last writer) or fsync (not
-    /// persisted). While a writer has the file open past it, the cache file
-    /// holds a state no close produced (half written, or just truncated by
-    /// an O_TRUNC open): uploads wait for that writer's close.
-    pub sealed_gen: u64,
 }
 
 impl Node {
@@ -61,18 +56,7 @@ impl Node {
             open_writers: 0,
             open_handles: 0,
             write_gen: 0,
-            sealed_gen: 0,
         }
-    }
-
-    /// The cache file holds a state no close or fsync produced yet.
-    pub fn mid_write(&self) -> bool {
-        self.open_writers > 0 && self.write_gen != self.sealed_gen
-    }
-
-    /// What the cache file holds now is a state to send (a close or fsync).
-    pub fn seal(&mut self) {
-        self.sealed_gen = self.write_gen;
     }
 
     pub fn is_dir(&self) -> bool {

@@ -341,9 +341,6 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
     let node = st.tree.get(op.ino).cloned();
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     match (op.kind, node) {
-        // A file a writer has open past its last close or fsync: that
-        // writer's close queues the upload of what it leaves.
-        (OpKind::Upload, Some(n)) if n.mid_write() => None,
         // A folder has no content to upload (`of` is None): nothing to do.
         (OpKind::Upload, Some(n)) if !unlinked => ContentKind::of(n.kind).map(|kind| Request::Upload {
             meta: FileMeta { path: op.path.clone(), kind, base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
