@@ -96,6 +96,7 @@ fn new_name(name: &OsStr) -> FsResult<&str> {
     Ok(name)
 }
 
+#[derive(Clone)]
 pub struct SyncFs {
     shared: Arc<Shared>,
 }
@@ -457,10 +458,18 @@ impl SyncFs {
     /// time close returns, ahead of whatever the program does next.
     pub fn flush(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
+        if !h.writable {
+            return Ok(());
+        }
+        let mut st = self.shared.state.lock();
         if h.take_written_since_open() {
             // The written bytes cover the open's truncation too.
             h.emptied_at_open.store(false, std::sync::atomic::Ordering::Release);
-            self.queue_written(&mut self.shared.state.lock(), &h)?;
+            self.queue_written(&mut st, &h)?;
+        }
+        // With another writer still open, the file may hold its unfinished writes.
+        if st.tree.get(h.ino).is_some_and(|n| n.open_writers <= 1) {
+            Self::seal(&mut st, &h);
         }
         Ok(())
     }
@@ -470,7 +479,17 @@ impl SyncFs {
         h.file.sync_all()?;
         let mut st = self.shared.state.lock();
         self.upload_if_written(&mut st, &h)?;
+        Self::seal(&mut st, &h);
         st.commit(true)
+    }
+
+    /// Records the cache file as it is now as a state a program closed or
+    /// synced: while a writer has the file open, only such a state is sent
+    /// (`upload::request_for`), never the middle of a write.
+    fn seal(st: &mut State, h: &Handle) {
+        if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), FileStamp::of(&h.file)) {
+            n.sealed = Some((n.write_gen, stamp));
+        }
     }
 
     pub fn release(&self, fh: u64) -> FsResult<()> {

@@ -37,6 +37,9 @@ pub struct Node {
     /// Bumped by every local write or truncate (not persisted): an upload that
     /// started at one generation can only mark the node clean at that generation.
     pub write_gen: u64,
+    /// The generation and cache-file stamp of the last close or fsync (not
+    /// persisted): while a writer has the file open, only that state is sent.
+    pub sealed: Option<(u64, crate::handles::FileStamp)>,
 }
 
 impl Node {
@@ -56,6 +59,7 @@ impl Node {
             open_writers: 0,
             open_handles: 0,
             write_gen: 0,
+            sealed: None,
         }
     }
 

@@ -335,6 +335,18 @@ fn next_job(st: &mut State, shared: &Shared, lane: Option<&Op>) -> Option<(Op, O
     Some((op, req, waiting))
 }
 
+/// A writer has the file open and it changed since the last close or fsync:
+/// the cache file holds no state a program finished, so nothing is sent now
+/// (the op ends); that writer's close queues the upload again.
+fn mid_write(n: &crate::tree::Node, file: &std::path::Path) -> bool {
+    let sealed_now = || {
+        n.sealed.is_some_and(|(gen, stamp)| {
+            gen == n.write_gen && std::fs::File::open(file).and_then(|f| FileStamp::of(&f)).ok() == Some(stamp)
+        })
+    };
+    n.open_writers > 0 && !sealed_now()
+}
+
 /// The request that sends `op` as the local state is now; `None` when the
 /// op has nothing to send.
 pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Request> {
@@ -342,13 +354,20 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
     let unlinked = node.as_ref().is_none_or(|n| n.parent == 0 && n.ino != crate::tree::ROOT);
     match (op.kind, node) {
         // A folder has no content to upload (`of` is None): nothing to do.
-        (OpKind::Upload, Some(n)) if !unlinked => ContentKind::of(n.kind).map(|kind| Request::Upload {
-            meta: FileMeta { path: op.path.clone(), kind, base: n.base_version, mode: n.mode, mtime_ns: n.mtime_ns },
-            file: shared.cache.file(n.ino),
-            gen: n.write_gen,
-            ino: n.ino,
-            base_id: n.hash.filter(|_| n.base_version > 0),
-        }),
+        (OpKind::Upload, Some(n)) if !unlinked && !mid_write(&n, &shared.cache.file(n.ino)) => ContentKind::of(n.kind)
+            .map(|kind| Request::Upload {
+                meta: FileMeta {
+                    path: op.path.clone(),
+                    kind,
+                    base: n.base_version,
+                    mode: n.mode,
+                    mtime_ns: n.mtime_ns,
+                },
+                file: shared.cache.file(n.ino),
+                gen: n.write_gen,
+                ino: n.ino,
+                base_id: n.hash.filter(|_| n.base_version > 0),
+            }),
         (OpKind::Mkdir, Some(n)) if !unlinked => Some(Request::Mkdir(MkdirRequest {
             path: op.path.clone(),
             base: n.base_version,
