@@ -13,7 +13,8 @@ pub struct MountConfig {
     /// How long a stopping mount waits for queued changes to reach the hub.
     pub drain_timeout: Duration,
     pub allow_other: bool,
-    pub fuse_threads: usize,
+    /// Threads for FUSE requests that may block (`workers.rs`).
+    pub fuse_workers: usize,
     /// Let the kernel read and write cache files directly (needs root and Linux 6.9+).
     pub passthrough: bool,
     /// The hub's access token, and the file it came from (None: the environment).
@@ -33,7 +34,7 @@ impl MountConfig {
             device_name: default_device_name(),
             drain_timeout: Duration::from_secs(10),
             allow_other: false,
-            fuse_threads: 4,
+            fuse_workers: 4,
             passthrough: true,
             token,
             token_file: None,

@@ -4,6 +4,7 @@
 use crate::error::FsError;
 use crate::fs::{NodeAttr, SetAttr, SetTime, SyncFs};
 use crate::tree::Kind;
+use crate::workers::Workers;
 use fuser::BackingId;
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
@@ -23,12 +24,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// be cached; the TTL bounds staleness if a notification is ever lost.
 const TTL: Duration = Duration::from_secs(1);
 
+/// Reads and writes from this size up go to a worker (`workers.rs`): they
+/// may wait on the disk; smaller ones cost less than the handoff would.
+const WORKER_IO_BYTES: u32 = 64 * 1024;
+
 pub struct SsyncFuse {
     core: SyncFs,
     /// Kernel passthrough: reads and writes of open files go straight to the
     /// cache file, at local-disk speed. On when asked for and the kernel agrees.
     passthrough: AtomicBool,
     backing: Mutex<BackingTable>,
+    workers: Workers,
 }
 
 /// One `BackingId` per inode while any handle is open: the kernel requires all
@@ -40,8 +46,13 @@ struct BackingTable {
 }
 
 impl SsyncFuse {
-    pub fn new(core: SyncFs, passthrough: bool) -> Self {
-        SsyncFuse { core, passthrough: AtomicBool::new(passthrough), backing: Mutex::new(BackingTable::default()) }
+    pub fn new(core: SyncFs, passthrough: bool, workers: Workers) -> Self {
+        SsyncFuse {
+            core,
+            passthrough: AtomicBool::new(passthrough),
+            backing: Mutex::new(BackingTable::default()),
+            workers,
+        }
     }
 
     /// The backing id for `fh`'s inode, registering its cache file if needed;
@@ -270,10 +281,15 @@ impl Filesystem for SsyncFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.core.read(fh.0, offset, size) {
+        let answer = move |core: &SyncFs, reply: ReplyData| match core.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply_err!("read", reply, e),
+        };
+        if size < WORKER_IO_BYTES {
+            return answer(&self.core, reply);
         }
+        let core = self.core.clone();
+        self.workers.run(move || answer(&core, reply));
     }
 
     fn write(
@@ -288,10 +304,15 @@ impl Filesystem for SsyncFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.core.write(fh.0, offset, data) {
+        let answer = move |core: &SyncFs, data: &[u8], reply: ReplyWrite| match core.write(fh.0, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply_err!("write", reply, e),
+        };
+        if (data.len() as u32) < WORKER_IO_BYTES {
+            return answer(&self.core, data, reply);
         }
+        let (core, data) = (self.core.clone(), data.to_vec());
+        self.workers.run(move || answer(&core, &data, reply));
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
@@ -323,10 +344,11 @@ impl Filesystem for SsyncFuse {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        match self.core.fsync(fh.0) {
+        let core = self.core.clone();
+        self.workers.run(move || match core.fsync(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply_err!("fsync", reply, e),
-        }
+        });
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {

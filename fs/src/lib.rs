@@ -5,7 +5,7 @@
 //! `tree` (inodes), `handles`, `local_db` (persisted state); background tasks
 //! `upload` and `watch` talk to the hub through `client`, moving contents as
 //! chunks (`chunk_upload`, `chunk_download`, `chunk_index`); `invalidate` owns
-//! the kernel notifier.
+//! the kernel notifier; `workers` answers the FUSE requests that may block.
 mod anti_entropy;
 mod batch;
 mod chunk_download;
@@ -33,6 +33,7 @@ pub mod tree;
 mod upload;
 pub mod user_cli;
 mod watch;
+mod workers;
 
 pub use cli::cli_main;
 pub use config::MountConfig;

@@ -12,6 +12,7 @@ use crate::queue::{OpKind, Pending};
 use crate::state::{CacheDirs, Shared, State, Status};
 use crate::status_file::{self, MountStatus};
 use crate::tree::{Kind, Tree, ROOT};
+use crate::workers::Workers;
 use crate::{invalidate, upload, watch};
 use anyhow::{bail, Context};
 use fuser::{Config, MountOption, Session, SessionACL};
@@ -164,9 +165,10 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         MountOption::NoAtime,
     ];
     options.acl = if cfg.allow_other { SessionACL::All } else { SessionACL::Owner };
-    options.n_threads = Some(cfg.fuse_threads.max(1));
-    options.clone_fd = true;
-    let fs = SsyncFuse::new(SyncFs::new(shared.clone()), cfg.passthrough);
+    // One reader of /dev/fuse; what may block goes to workers (see workers.rs).
+    options.n_threads = Some(1);
+    let workers = Workers::start(cfg.fuse_workers).context("starting the FUSE worker threads")?;
+    let fs = SsyncFuse::new(SyncFs::new(shared.clone()), cfg.passthrough, workers);
     let session = Session::new(fs, &cfg.mountpoint, &options).with_context(|| {
         format!(
             "cannot mount on {}: is /dev/fuse available? As a non-root user install the fuse3 package (fusermount3)",
