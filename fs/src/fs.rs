@@ -442,7 +442,7 @@ impl SyncFs {
 
     /// Records the cache file's new size and mtime and queues its upload.
     fn queue_written(&self, st: &mut State, h: &Handle) -> FsResult<()> {
-        if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), FileStamp::of(&h.file)) {
+        if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), h.stamp()) {
             n.size = stamp.len;
             n.mtime_ns = stamp.mtime_ns;
             n.write_gen += 1;
@@ -487,7 +487,7 @@ impl SyncFs {
     /// synced: while a writer has the file open, only such a state is sent
     /// (`upload::request_for`), never the middle of a write.
     fn seal(st: &mut State, h: &Handle) {
-        if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), FileStamp::of(&h.file)) {
+        if let (Some(n), Ok(stamp)) = (st.tree.get_mut(h.ino), h.stamp()) {
             n.sealed = Some((n.write_gen, stamp));
         }
     }

@@ -35,7 +35,7 @@ pub struct Handle {
     /// closes the first descriptor before writing) must not send it.
     pub emptied_at_open: AtomicBool,
     /// The cache file as of open (or the last fsync), for writable handles.
-    pub stamp: Mutex<Option<FileStamp>>,
+    stamp: Mutex<Option<FileStamp>>,
 }
 
 impl Handle {
@@ -61,6 +61,15 @@ impl Handle {
     pub fn take_written(&self) -> bool {
         let emptied = self.emptied_at_open.swap(false, Ordering::AcqRel);
         self.take_written_since_open() || emptied
+    }
+
+    /// The cache file as of the last `take_written*` (which every caller of
+    /// this has just made), else as it is now: one stat per close, not three.
+    pub fn stamp(&self) -> std::io::Result<FileStamp> {
+        match *self.stamp.lock() {
+            Some(s) => Ok(s),
+            None => FileStamp::of(&self.file),
+        }
     }
 
     /// Like `take_written`, but an open's own truncation does not count.
