@@ -534,10 +534,8 @@ impl SyncFs {
         let keep = on_hub || st.pending.touches_ino(ino);
         st.tree.detach(ino);
         if has_content {
-            match std::fs::remove_file(self.shared.cache.file(ino)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            // Open handles keep their own descriptors; nothing reads this path again.
+            self.shared.reaper.remove(self.shared.cache.file(ino));
         }
         if keep {
             Ok(Some(State::op(OpKind::Delete, ino, path)))

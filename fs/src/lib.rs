@@ -25,6 +25,7 @@ pub mod local_db;
 pub mod mount;
 mod prefetch;
 pub mod queue;
+mod reaper;
 mod resolve;
 mod state;
 pub mod status_file;

@@ -86,6 +86,12 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     for ino in orphans {
         st.drop_if_orphan(ino);
     }
+    let needed = |ino: u64| st.tree.get(ino).is_some_and(|n| n.has_content() && n.parent != 0);
+    match crate::reaper::sweep(&cache.files, needed) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed cache files the last run left behind"),
+        Err(e) => tracing::warn!("cannot list the cache dir for unused files: {e}"),
+    }
     st.commit(false)?;
     Ok(st)
 }
@@ -147,6 +153,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         state: Mutex::new(state),
         handles: Mutex::new(Handles::default()),
         cache,
+        reaper: crate::reaper::Reaper::spawn().context("starting the cache cleanup thread")?,
         chunks,
         wake_uploader: tokio::sync::Notify::new(),
         wake_watcher: tokio::sync::Notify::new(),

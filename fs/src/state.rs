@@ -352,6 +352,8 @@ pub struct Shared {
     pub state: Mutex<State>,
     pub handles: Mutex<Handles>,
     pub cache: CacheDirs,
+    /// Removes the cache files of removed nodes, off the FUSE thread.
+    pub reaper: crate::reaper::Reaper,
     pub chunks: crate::chunk_index::ChunkIndex,
     pub wake_uploader: tokio::sync::Notify,
     pub wake_watcher: tokio::sync::Notify,

@@ -574,7 +574,7 @@ pub(crate) fn remove_local(
     all.reverse();
     for i in all {
         if st.tree.get(i).is_some_and(Node::has_content) {
-            let _ = std::fs::remove_file(shared.cache.file(i));
+            shared.reaper.remove(shared.cache.file(i));
         }
         st.tree.remove(i);
         st.note_node(i);
