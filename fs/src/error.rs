@@ -31,6 +31,8 @@ pub enum FsError {
     NotPermitted(&'static str),
     #[error("not a symlink")]
     NotSymlink,
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
     #[error("a symlink target of {0} bytes; the limit is {max}", max = ssync_common::api::MAX_SYMLINK_TARGET)]
     TargetTooLong(usize),
     #[error("cache i/o: {0}")]
@@ -56,6 +58,7 @@ impl FsError {
             FsError::Unsupported(_) => libc::EOPNOTSUPP,
             FsError::NotPermitted(_) => libc::EPERM,
             FsError::NotSymlink => libc::EINVAL,
+            FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::TargetTooLong(_) => libc::ENAMETOOLONG,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             FsError::LocalDb(_) => libc::EIO,

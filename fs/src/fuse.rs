@@ -2,15 +2,15 @@
 //! Each method opens a span, calls the core, and replies; errors are logged
 //! once here, at a level that fits them.
 use crate::error::FsError;
-use crate::fs::{NodeAttr, SetAttr, SetTime, SyncFs};
+use crate::fs::{Caller, NodeAttr, SetAttr, SetTime, SyncFs};
 use crate::tree::Kind;
 use crate::workers::Workers;
 use fuser::BackingId;
 use fuser::{
-    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -88,30 +88,47 @@ impl SsyncFuse {
     }
 
     fn attr(&self, a: &NodeAttr) -> FileAttr {
-        let (uid, gid) = self.core.owner();
-        let mtime = if a.mtime_ns >= 0 {
-            UNIX_EPOCH + Duration::from_nanos(a.mtime_ns as u64)
-        } else {
-            UNIX_EPOCH - Duration::from_nanos(a.mtime_ns.unsigned_abs())
-        };
+        let (uid, gid) = a.owner.map_or(self.core.owner(), |o| (o.uid, o.gid));
+        let mtime = system_time(a.mtime_ns);
         FileAttr {
             ino: INodeNo(a.ino),
             size: a.size,
             blocks: a.size.div_ceil(512),
-            atime: mtime,
+            atime: system_time(a.atime_ns),
             mtime,
-            ctime: mtime,
+            ctime: system_time(a.ctime_ns),
             crtime: mtime,
-            kind: file_type(a.kind),
+            kind: a.special.map_or(file_type(a.kind), |s| special_type(s.format)),
             perm: (a.mode & 0o7777) as u16,
-            nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+            nlink: a.nlink,
             uid,
             gid,
-            rdev: 0,
+            rdev: a.special.map_or(0, |s| s.rdev),
             blksize: 4096,
             flags: 0,
         }
     }
+}
+
+fn system_time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+fn special_type(format: u32) -> FileType {
+    match format {
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        _ => FileType::BlockDevice,
+    }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller { uid: req.uid(), gid: req.gid() }
 }
 
 fn file_type(k: Kind) -> FileType {
@@ -176,10 +193,10 @@ impl Filesystem for SsyncFuse {
         _req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
@@ -189,38 +206,29 @@ impl Filesystem for SsyncFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let _s = tracing::debug_span!("setattr", ino = ino.0, ?mode, ?size).entered();
-        // Owners are per machine (uids differ), so chown is accepted and ignored.
-        let mtime = mtime.map(|t| match t {
+        let _s = tracing::debug_span!("setattr", ino = ino.0, ?mode, ?size, ?uid, ?gid).entered();
+        let time = |t: TimeOrNow| match t {
             TimeOrNow::Now => SetTime::Now,
             TimeOrNow::SpecificTime(t) => SetTime::At(t),
-        });
-        match self.core.setattr(ino.0, fh.map(|f| f.0), SetAttr { mode, size, mtime }) {
+        };
+        let change = SetAttr { mode, uid, gid, size, atime: atime.map(time), mtime: mtime.map(time) };
+        match self.core.setattr(ino.0, fh.map(|f| f.0), change) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply_err!("setattr", reply, e),
         }
     }
 
-    fn mknod(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let _s = tracing::debug_span!("mknod", parent = parent.0, ?name).entered();
-        match self.core.mknod(parent.0, name, mode, umask) {
+        match self.core.mknod(caller(req), parent.0, name, mode, umask, rdev) {
             Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
             Err(e) => reply_err!("mknod", reply, e),
         }
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let _s = tracing::debug_span!("mkdir", parent = parent.0, ?name).entered();
-        match self.core.mkdir(parent.0, name, mode, umask) {
+        match self.core.mkdir(caller(req), parent.0, name, mode, umask) {
             Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
             Err(e) => reply_err!("mkdir", reply, e),
         }
@@ -351,6 +359,58 @@ impl Filesystem for SsyncFuse {
         });
     }
 
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let core = self.core.clone();
+        self.workers.run(move || match core.fsyncdir() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("fsyncdir", reply, e),
+        });
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let core = self.core.clone();
+        self.workers.run(move || match core.fallocate(fh.0, offset, length, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("fallocate", reply, e),
+        });
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let core = self.core.clone();
+        self.workers.run(move || match core.copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply_err!("copy_file_range", reply, e),
+        });
+    }
+
+    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        match self.core.lseek(fh.0, offset, whence) {
+            Ok(at) => reply.offset(at),
+            Err(e) => reply_err!("lseek", reply, e),
+        }
+    }
+
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let entries = match self.core.readdir(ino.0) {
             Ok(e) => e,
@@ -381,9 +441,9 @@ impl Filesystem for SsyncFuse {
         reply.ok();
     }
 
-    fn symlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(&self, req: &Request, parent: INodeNo, name: &OsStr, target: &Path, reply: ReplyEntry) {
         let _s = tracing::debug_span!("symlink", parent = parent.0, ?name).entered();
-        match self.core.symlink(parent.0, name, target) {
+        match self.core.symlink(caller(req), parent.0, name, target) {
             Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
             Err(e) => reply_err!("symlink", reply, e),
         }
@@ -396,10 +456,12 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    // Hard links are not synced: link(2) says EPERM for a filesystem without them.
-    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _s = tracing::debug_span!("link", ?name).entered();
-        reply_err!("link", reply, FsError::NotPermitted("hard links are not synced; copy the file instead"));
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _s = tracing::debug_span!("link", ino = ino.0, newparent = newparent.0, ?name).entered();
+        match self.core.link(caller(req), ino.0, newparent.0, name) {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => reply_err!("link", reply, e),
+        }
     }
 
     // Extended attributes are not synced. ENOSYS makes the kernel stop asking
@@ -455,7 +517,7 @@ impl Filesystem for SsyncFuse {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -464,7 +526,7 @@ impl Filesystem for SsyncFuse {
         reply: ReplyCreate,
     ) {
         let _s = tracing::debug_span!("create", parent = parent.0, ?name).entered();
-        match self.core.create(parent.0, name, mode, umask, flags) {
+        match self.core.create(caller(req), parent.0, name, mode, umask, flags) {
             Ok((a, fh)) => {
                 let attr = self.attr(&a);
                 match self.backing_for(a.ino, fh, |f| reply.open_backing(f)) {

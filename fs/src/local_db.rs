@@ -3,7 +3,7 @@
 //! is based on and whether it holds unsent writes), the queue of operations
 //! still to send, and small settings such as the change-feed cursor.
 use crate::queue::{Op, OpKind};
-use crate::tree::{Kind, Node, ROOT};
+use crate::tree::{Kind, Node, Owner, Special, ROOT};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use ssync_common::RelPath;
 use std::path::Path;
@@ -84,13 +84,36 @@ const STEPS: &[&str] = &[
     // were superseded by the file's later state (or its deletion).
     "DELETE FROM ops WHERE snapshot = 1;
      ALTER TABLE ops DROP COLUMN snapshot;",
+    // 6: POSIX attributes kept on this mount (see SEMANTICS.md): owner and
+    // group (NULL: the mount's user), atime (NULL: the mtime), ctime,
+    // special files (FIFOs, sockets, devices), which are never sent, and
+    // hard-link groups (0: none).
+    "ALTER TABLE nodes ADD COLUMN uid INTEGER;
+     ALTER TABLE nodes ADD COLUMN gid INTEGER;
+     ALTER TABLE nodes ADD COLUMN atime_ns INTEGER;
+     ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE nodes ADD COLUMN special_format INTEGER;
+     ALTER TABLE nodes ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE nodes ADD COLUMN link_group INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub struct LocalDb {
     conn: Connection,
 }
 
-const NODE_COLUMNS: &str = "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty";
+/// The POSIX columns of a node row (migration 6).
+struct Posix {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    atime_ns: Option<i64>,
+    ctime_ns: i64,
+    special_format: Option<u32>,
+    rdev: u32,
+    group: u64,
+}
+
+const NODE_COLUMNS: &str =
+    "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty, uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group";
 
 impl LocalDb {
     pub fn open(path: &Path) -> Result<LocalDb, LocalDbError> {
@@ -126,11 +149,20 @@ impl LocalDb {
                 r.get::<_, i64>(7)?,
                 r.get::<_, Option<String>>(8)?,
                 r.get::<_, i64>(9)?,
+                Posix {
+                    uid: r.get(10)?,
+                    gid: r.get(11)?,
+                    atime_ns: r.get(12)?,
+                    ctime_ns: r.get(13)?,
+                    special_format: r.get(14)?,
+                    rdev: r.get(15)?,
+                    group: r.get(16)?,
+                },
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (ino, parent, name, kind, size, mode, mtime_ns, base, hash, dirty) = row?;
+            let (ino, parent, name, kind, size, mode, mtime_ns, base, hash, dirty, posix) = row?;
             let kind =
                 Kind::parse(&kind).ok_or_else(|| LocalDbError::Corrupt(format!("kind '{kind}' of node {ino}")))?;
             let hash = match hash {
@@ -143,6 +175,11 @@ impl LocalDb {
                 base_version: base as u64,
                 hash,
                 dirty: dirty != 0,
+                owner: posix.uid.zip(posix.gid).map(|(uid, gid)| Owner { uid, gid }),
+                atime_ns: posix.atime_ns,
+                ctime_ns: if posix.ctime_ns == 0 { mtime_ns } else { posix.ctime_ns },
+                special: posix.special_format.map(|format| Special { format, rdev: posix.rdev }),
+                group: posix.group,
                 ..Node::new(kind, parent as u64, &name, mode as u32, mtime_ns)
             });
         }
@@ -153,10 +190,12 @@ impl LocalDb {
     pub fn save_node(&self, n: &Node) -> Result<(), LocalDbError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty,
+                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (ino) DO UPDATE SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6,
-                 mtime_ns = ?7, base_version = ?8, hash = ?9, dirty = ?10",
+                 mtime_ns = ?7, base_version = ?8, hash = ?9, dirty = ?10, uid = ?11, gid = ?12,
+                 atime_ns = ?13, ctime_ns = ?14, special_format = ?15, rdev = ?16, link_group = ?17",
             )?
             .execute(params![
                 n.ino as i64,
@@ -168,7 +207,14 @@ impl LocalDb {
                 n.mtime_ns,
                 n.base_version as i64,
                 n.hash.map(|h| h.to_hex()),
-                n.dirty as i64
+                n.dirty as i64,
+                n.owner.map(|o| o.uid),
+                n.owner.map(|o| o.gid),
+                n.atime_ns,
+                n.ctime_ns,
+                n.special.map(|s| s.format),
+                n.special.map_or(0, |s| s.rdev),
+                n.group as i64,
             ])?;
         Ok(())
     }
@@ -339,6 +385,13 @@ mod tests {
             n.dirty = true;
             n.base_version = 9;
             n.hash = Some(ssync_common::ContentHash::of(b"x"));
+            n.owner = Some(Owner { uid: 1001, gid: 1002 });
+            n.atime_ns = Some(3);
+            n.ctime_ns = 11;
+            let mut fifo = Node::new(Kind::File, ROOT, "pipe", 0o600, 7);
+            fifo.ino = 3;
+            fifo.special = Some(Special { format: libc::S_IFIFO, rdev: 0 });
+            db.save_node(&fifo).unwrap();
             let op = Op {
                 id: 5,
                 kind: OpKind::Upload,
@@ -360,6 +413,13 @@ mod tests {
         let nodes = db.load_nodes().unwrap();
         let f = nodes.iter().find(|n| n.name == "f.txt").unwrap();
         assert!(f.dirty && f.base_version == 9 && f.hash.is_some());
+        assert_eq!(
+            (f.owner, f.atime_ns, f.ctime_ns, f.special),
+            (Some(Owner { uid: 1001, gid: 1002 }), Some(3), 11, None)
+        );
+        let fifo = nodes.iter().find(|n| n.name == "pipe").unwrap();
+        assert_eq!((fifo.owner, fifo.atime_ns, fifo.ctime_ns), (None, None, 7), "unset: the mount's user, the mtime");
+        assert_eq!(fifo.special, Some(Special { format: libc::S_IFIFO, rdev: 0 }));
         let ops = db.load_ops().unwrap();
         assert_eq!((ops.len(), ops[0].kind, ops[0].ino), (1, OpKind::Upload, 2));
         assert_eq!(db.setting("cursor").unwrap().as_deref(), Some("42"));

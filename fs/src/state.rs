@@ -113,7 +113,8 @@ impl State {
     /// the next commit.
     pub fn persist(&mut self, inos: &[u64], ops: Vec<Op>) {
         inos.iter().for_each(|ino| self.journal.node(*ino));
-        for mut op in ops {
+        // Special files (FIFOs, sockets, devices) stay on this mount.
+        for mut op in ops.into_iter().filter(|op| self.tree.get(op.ino).is_none_or(|n| n.is_synced())) {
             self.last_op_id += 1;
             op.id = self.last_op_id;
             self.pending.push(op.clone());

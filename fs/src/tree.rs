@@ -5,7 +5,7 @@
 //! `parent` is 0 (and which is not the root) is unlinked: invisible to lookups,
 //! kept only while queued operations still need its server version.
 use ssync_common::{digest, ContentHash, RelPath};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const ROOT: u64 = 1;
 
@@ -40,6 +40,35 @@ pub struct Node {
     /// The generation and cache-file stamp of the last close or fsync (not
     /// persisted): while a writer has the file open, only that state is sent.
     pub sealed: Option<(u64, crate::handles::FileStamp)>,
+    /// Owner and group; `None`: the mount's user, which every entry from the
+    /// hub gets unless owners are synced.
+    pub owner: Option<Owner>,
+    /// Last access as set by utimensat; `None`: the mtime (the mount is
+    /// `noatime`, so reads never change it).
+    pub atime_ns: Option<i64>,
+    /// Last change of this node's content or metadata on this mount; 0: its mtime.
+    pub ctime_ns: i64,
+    /// A FIFO, socket or device node: it lives on this mount only and is
+    /// never sent (see SEMANTICS.md).
+    pub special: Option<Special>,
+    /// How many of `children` are folders: a folder's link count is 2 plus these.
+    pub subdirs: u32,
+    /// Hard links: the names of one file are nodes of one group (0: none),
+    /// numbered by the inode the kernel knows them all by (see `Tree::by_kernel_ino`).
+    pub group: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A file type the hub does not hold; its mode's `S_IFMT` bits and device number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Special {
+    pub format: u32,
+    pub rdev: u32,
 }
 
 impl Node {
@@ -60,6 +89,21 @@ impl Node {
             open_handles: 0,
             write_gen: 0,
             sealed: None,
+            owner: None,
+            atime_ns: None,
+            ctime_ns: mtime_ns,
+            special: None,
+            subdirs: 0,
+            group: 0,
+        }
+    }
+
+    /// The inode number the kernel knows this node by: its group's, if it has hard links.
+    pub fn kernel_ino(&self) -> u64 {
+        if self.group != 0 {
+            self.group
+        } else {
+            self.ino
         }
     }
 
@@ -69,27 +113,104 @@ impl Node {
 
     /// Files and symlinks keep their content (a symlink's: its target) in a cache file.
     pub fn has_content(&self) -> bool {
-        self.kind != Kind::Dir
+        self.kind != Kind::Dir && self.special.is_none()
+    }
+
+    /// Whether the hub holds (or will hold) this node: everything but special files.
+    pub fn is_synced(&self) -> bool {
+        self.special.is_none()
+    }
+
+    /// Records a change of content or metadata now.
+    pub fn touch_ctime(&mut self) {
+        self.ctime_ns = crate::fs::now_ns();
     }
 }
 
 #[derive(Debug, Default)]
 pub struct Tree {
     nodes: HashMap<u64, Node>,
+    /// Hard-link groups: the nodes (names) of each, by group number.
+    groups: HashMap<u64, BTreeSet<u64>>,
 }
 
 impl Tree {
     /// Builds the tree from persisted nodes (children maps are derived).
     pub fn from_nodes(list: Vec<Node>) -> Tree {
         let mut nodes: HashMap<u64, Node> = list.into_iter().map(|n| (n.ino, n)).collect();
-        let links: Vec<(u64, String, u64)> =
-            nodes.values().filter(|n| n.parent != 0).map(|n| (n.parent, n.name.clone(), n.ino)).collect();
-        for (parent, name, ino) in links {
+        let links: Vec<(u64, String, u64, bool)> =
+            nodes.values().filter(|n| n.parent != 0).map(|n| (n.parent, n.name.clone(), n.ino, n.is_dir())).collect();
+        for (parent, name, ino, is_dir) in links {
             if let Some(p) = nodes.get_mut(&parent) {
                 p.children.insert(name, ino);
+                p.subdirs += is_dir as u32;
             }
         }
-        Tree { nodes }
+        let mut groups: HashMap<u64, BTreeSet<u64>> = HashMap::new();
+        for n in nodes.values().filter(|n| n.group != 0) {
+            groups.entry(n.group).or_default().insert(n.ino);
+        }
+        Tree { nodes, groups }
+    }
+
+    /// The node a kernel inode number stands for: itself, or for a hard-link
+    /// group a name of it that is still linked (the node the number came
+    /// from may be gone).
+    pub fn by_kernel_ino(&self, kino: u64) -> Option<u64> {
+        if let Some(members) = self.groups.get(&kino) {
+            let linked = members.iter().copied().find(|m| self.live(*m).is_some());
+            return linked.or_else(|| self.nodes.contains_key(&kino).then_some(kino)).or(members.first().copied());
+        }
+        self.nodes.contains_key(&kino).then_some(kino)
+    }
+
+    /// The names of `ino`'s file that are linked, `ino` first (just `ino` without hard links).
+    pub fn members(&self, ino: u64) -> Vec<u64> {
+        let mut out = vec![ino];
+        if let Some(members) = self.get(ino).filter(|n| n.group != 0).and_then(|n| self.groups.get(&n.group)) {
+            out.extend(members.iter().copied().filter(|m| *m != ino && self.live(*m).is_some()));
+        }
+        out
+    }
+
+    /// How many names `ino`'s file has: its link count.
+    pub fn link_count(&self, ino: u64) -> u32 {
+        match self.get(ino) {
+            Some(n) if n.group != 0 => {
+                self.groups.get(&n.group).map_or(1, |m| m.iter().filter(|m| self.live(**m).is_some()).count() as u32)
+            }
+            _ => 1,
+        }
+    }
+
+    /// Makes `new` another name of `existing`'s file (both must be in the table).
+    pub fn join(&mut self, existing: u64, new: u64) {
+        let group = match self.nodes.get_mut(&existing) {
+            Some(n) if n.group != 0 => n.group,
+            Some(n) => {
+                n.group = n.ino;
+                n.ino
+            }
+            None => return,
+        };
+        if let Some(n) = self.nodes.get_mut(&new) {
+            n.group = group;
+        }
+        self.groups.entry(group).or_default().extend([existing, new]);
+    }
+
+    /// Applies `f` to `ino` and the other linked names of its file.
+    pub fn update_members(&mut self, ino: u64, mut f: impl FnMut(&mut Node)) {
+        for m in self.members(ino) {
+            if let Some(n) = self.nodes.get_mut(&m) {
+                f(n);
+            }
+        }
+    }
+
+    /// Whether other names of `ino`'s file are linked.
+    pub fn has_other_names(&self, ino: u64) -> bool {
+        self.members(ino).len() > 1
     }
 
     pub fn get(&self, ino: u64) -> Option<&Node> {
@@ -135,39 +256,66 @@ impl Tree {
 
     /// Adds a node that already has its `ino`, linking it under its parent.
     pub fn insert(&mut self, node: Node) {
+        if node.group != 0 {
+            self.groups.entry(node.group).or_default().insert(node.ino);
+        }
         if node.parent != 0 {
-            if let Some(p) = self.nodes.get_mut(&node.parent) {
-                p.children.insert(node.name.clone(), node.ino);
-            }
+            self.link(node.parent, &node.name, node.ino, node.is_dir());
         }
         self.nodes.insert(node.ino, node);
+    }
+
+    /// Enters `ino` in `parent`'s children (the one place, with `unlink`, that
+    /// changes them, so `subdirs` stays right).
+    fn link(&mut self, parent: u64, name: &str, ino: u64, is_dir: bool) {
+        let replaced = self.child(parent, name).filter(|old| *old != ino);
+        if let Some(old) = replaced {
+            // Callers detach what they replace first; stay consistent if one did not.
+            let old_is_dir = self.nodes.get(&old).is_some_and(Node::is_dir);
+            self.unlink(parent, name, old, old_is_dir);
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            if p.children.insert(name.to_string(), ino).is_none() {
+                p.subdirs += is_dir as u32;
+            }
+        }
+    }
+
+    fn unlink(&mut self, parent: u64, name: &str, ino: u64, is_dir: bool) {
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            if p.children.get(name) == Some(&ino) {
+                p.children.remove(name);
+                p.subdirs = p.subdirs.saturating_sub(is_dir as u32);
+            }
+        }
     }
 
     /// Unlinks `ino` from its parent; it stays in the table with parent 0.
     pub fn detach(&mut self, ino: u64) {
         let Some(n) = self.nodes.get_mut(&ino) else { return };
-        let (parent, name) = (n.parent, n.name.clone());
+        let (parent, name, is_dir) = (n.parent, n.name.clone(), n.is_dir());
         n.parent = 0;
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            if p.children.get(&name) == Some(&ino) {
-                p.children.remove(&name);
-            }
-        }
+        self.unlink(parent, &name, ino, is_dir);
     }
 
     pub fn attach(&mut self, ino: u64, parent: u64, name: &str) {
-        if let Some(n) = self.nodes.get_mut(&ino) {
-            n.parent = parent;
-            n.name = name.to_string();
-        }
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            p.children.insert(name.to_string(), ino);
-        }
+        let Some(n) = self.nodes.get_mut(&ino) else { return };
+        n.parent = parent;
+        n.name = name.to_string();
+        let is_dir = n.is_dir();
+        self.link(parent, name, ino, is_dir);
     }
 
     pub fn remove(&mut self, ino: u64) -> Option<Node> {
         self.detach(ino);
-        self.nodes.remove(&ino)
+        let n = self.nodes.remove(&ino)?;
+        if let Some(members) = self.groups.get_mut(&n.group) {
+            members.remove(&ino);
+            if members.is_empty() {
+                self.groups.remove(&n.group);
+            }
+        }
+        Some(n)
     }
 
     /// `ino` and everything below it, parents before children.
@@ -209,7 +357,7 @@ impl Tree {
         while let Some((ino, path)) = stack.pop() {
             let Some(n) = self.nodes.get(&ino) else { continue };
             for (name, child) in &n.children {
-                let Some(c) = self.nodes.get(child) else { continue };
+                let Some(c) = self.nodes.get(child).filter(|c| c.is_synced()) else { continue };
                 let cpath = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
                 if c.is_dir() {
                     stack.push((*child, cpath.clone()));
@@ -319,5 +467,22 @@ mod tests {
         assert_eq!(t.path_of(3).unwrap().as_str(), "e/f");
         assert_eq!(t.subtree(2), vec![2, 3]);
         assert!(t.is_within(3, 2) && !t.is_within(4, 2));
+    }
+
+    #[test]
+    fn subfolder_counts_follow_every_change_of_children() {
+        let mut t = sample();
+        let subdirs = |t: &Tree, ino| t.get(ino).unwrap().subdirs;
+        assert_eq!((subdirs(&t, ROOT), subdirs(&t, 2)), (1, 0), "counted when loaded");
+        t.insert(node(5, 2, "e", Kind::Dir));
+        t.insert(node(6, 2, "h", Kind::File));
+        assert_eq!(subdirs(&t, 2), 1);
+        t.detach(5);
+        t.attach(5, ROOT, "e");
+        assert_eq!((subdirs(&t, ROOT), subdirs(&t, 2)), (2, 0));
+        t.attach(2, ROOT, "d"); // already there: counted once
+        assert_eq!(subdirs(&t, ROOT), 2);
+        t.remove(2);
+        assert_eq!(subdirs(&t, ROOT), 1);
     }
 }

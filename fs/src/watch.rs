@@ -278,7 +278,7 @@ pub(crate) async fn reconcile(
     let mut orphans: Vec<(usize, u64, bool)> = st
         .tree
         .nodes()
-        .filter(|n| n.parent != 0 && n.open_handles == 0)
+        .filter(|n| n.parent != 0 && n.open_handles == 0 && n.is_synced())
         .filter(|n| if n.is_dir() { n.base_version == 0 } else { n.base_version == 0 || n.dirty })
         .filter(|n| !st.pending.touches_ino(n.ino))
         .filter_map(|n| Some((st.tree.path_of(n.ino)?.components().count(), n.ino, n.is_dir())))
@@ -407,7 +407,8 @@ fn plan_or_apply(
         (false, EntryKind::Dir, Some(Kind::Dir)) => update_meta(st, local.expect("kind implies node"), e, invals),
         (false, kind, Some(local_kind))
             if kind == local_kind
-                && st.tree.get(local.expect("kind implies node")).is_some_and(|n| n.hash == e.hash) =>
+                && st.tree.get(local.expect("kind implies node")).is_some_and(|n| n.hash == e.hash)
+                && updates_in_place(st, local.expect("kind implies node")) =>
         {
             update_meta(st, local.expect("kind implies node"), e, invals)
         }
@@ -539,7 +540,7 @@ fn install(
     match local.and_then(|i| st.tree.get(i)).map(|n| n.kind) {
         // Same kind: new content in place. A kind that changes gets a new
         // inode: the kernel does not let an inode change its type.
-        Some(kind) if kind == e.kind => {
+        Some(kind) if kind == e.kind && updates_in_place(st, local.expect("kind implies node")) => {
             let ino = local.expect("kind implies node");
             std::fs::rename(&tmp, shared.cache.file(ino))?;
             let n = st.tree.get_mut(ino).expect("resolved above");
@@ -561,6 +562,15 @@ fn install(
     }
 }
 
+/// Whether a remote change to `ino` may change it where it is. One name of
+/// a hard-linked file (see `SyncFs::link`) leaves its group instead: the
+/// change is that name's alone, so it becomes a file of its own, with a new
+/// inode. So does a local special file (never sent) that the hub's entry
+/// of the same name replaces.
+fn updates_in_place(st: &State, ino: u64) -> bool {
+    st.tree.get(ino).is_some_and(|n| n.is_synced()) && !st.tree.has_other_names(ino)
+}
+
 /// Removes `ino` and its subtree from the local tree and cache.
 pub(crate) fn remove_local(
     st: &mut State,
@@ -569,7 +579,7 @@ pub(crate) fn remove_local(
     invals: &mut Vec<Inval>,
 ) -> crate::error::FsResult<()> {
     let Some(n) = st.tree.get(ino) else { return Ok(()) };
-    let (parent, name) = (n.parent, n.name.clone());
+    let (parent, name, kernel_ino) = (n.parent, n.name.clone(), n.kernel_ino());
     let mut all = st.tree.subtree(ino);
     all.reverse();
     for i in all {
@@ -579,7 +589,7 @@ pub(crate) fn remove_local(
         st.tree.remove(i);
         st.note_node(i);
     }
-    invals.push(Inval::Delete { parent, child: ino, name });
+    invals.push(Inval::Delete { parent, child: kernel_ino, name });
     invals.push(Inval::Inode(parent));
     Ok(())
 }

@@ -386,9 +386,26 @@ impl Cluster {
 
     /// A cluster whose hub runs with extra flags.
     pub fn with_hub_flags(n: usize, flags: &[&str]) -> Cluster {
+        Self::build(flags, &vec![&[][..]; n])
+    }
+
+    /// One mount per entry of `flags`, each started with those `ssync-mount`
+    /// flags. The cluster's folder is open to every user (0755), so other
+    /// uids can reach a mount started with `--allow-other`.
+    pub fn with_mount_flags(flags: &[&[&str]]) -> Cluster {
+        Self::build(&[], flags)
+    }
+
+    fn build(hub_flags: &[&str], mount_flags: &[&[&str]]) -> Cluster {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix("ssync-e2e-").tempdir().expect("temp dir");
-        let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", flags);
-        let mounts = (0..n).map(|i| Mount::start(dir.path(), &((b'a' + i as u8) as char).to_string(), &hub)).collect();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod the test folder");
+        let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", hub_flags);
+        let mounts = mount_flags
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Mount::start_with(dir.path(), &((b'a' + i as u8) as char).to_string(), &hub, f))
+            .collect();
         Cluster { mounts, hub, dir }
     }
 }

@@ -178,10 +178,14 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
             }
         }),
         13 => {
-            // Hard links are refused for now (EPERM); if one is made, it goes again.
+            // A hard link is one inode under two names; the model has no
+            // aliases, so the new name goes again once checked.
             let q = random_path(rng);
             w.with(&[&p, &q], |_| {
                 if fs::hard_link(at(&p), at(&q)).is_ok() {
+                    use std::os::unix::fs::MetadataExt;
+                    let (a, b) = (fs::symlink_metadata(at(&p)).unwrap(), fs::symlink_metadata(at(&q)).unwrap());
+                    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "{p} and its new name {q}");
                     fs::remove_file(at(&q)).expect("remove the link just made");
                 }
             })

@@ -129,10 +129,9 @@ fn chmod_unlink_and_rmdir() {
 /// Symlinks sync as data: the target, byte for byte, wherever it points
 /// (relative, absolute, dangling, out of the tree). The hub keeps it as the
 /// entry's content and never resolves it; each machine's kernel follows it as
-/// usual. Renames, replacements and deletes sync as for files; hard links are
-/// refused with EPERM (what link(2) says on a filesystem without them).
+/// usual. Renames, replacements and deletes sync as for files.
 #[test]
-fn symlinks_sync_as_data_and_hard_links_are_refused() {
+fn symlinks_sync_as_data() {
     use std::os::unix::fs::symlink;
     use std::path::Path;
     let mut c = Cluster::new(2);
@@ -190,11 +189,6 @@ fn symlinks_sync_as_data_and_hard_links_are_refused() {
     let retargeted = || fs::read_link(b.p("dangling")).ok().is_some_and(|t| t == Path::new("target.txt"));
     assert!(wait_until(SYNC_TIMEOUT, retargeted), "dangling on b: {:?}", fs::read_link(b.p("dangling")));
     assert_eq!(fs::read_link(b.p("rel2")).unwrap(), Path::new("target.txt"));
-
-    let hard = fs::hard_link(a.p("target.txt"), a.p("hard"));
-    assert_eq!(hard.map_err(|e| e.raw_os_error()), Err(Some(libc::EPERM)), "hard link");
-    assert!(fs::symlink_metadata(a.p("hard")).is_err());
-    assert!(a.log().contains("hard links are not synced"), "the mount's log says why");
 
     // The local database keeps them across a restart.
     c.mounts[1].restart();
