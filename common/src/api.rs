@@ -37,6 +37,24 @@ pub struct Entry {
     /// mount recognizes its own changes coming back through the feed by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// Owner and group, recorded like the mode (absent: never sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// Who owns an entry, as the machine that last set it saw it: numeric ids,
+/// and names where that machine has them. Another mount started with
+/// `--sync-owners` maps the names to its own ids, falling back to the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::account_name")]
+    #[schema(max_length = 64)]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::account_name")]
+    #[schema(max_length = 64)]
+    pub group: Option<String>,
 }
 
 /// Header naming the device a request comes from; recorded with each change.
@@ -282,6 +300,9 @@ pub struct CommitRequest {
     #[schema(maximum = 0o7777)]
     pub mode: u32,
     pub mtime_ns: i64,
+    /// Absent: the entry keeps the owner it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
     pub list: WireList,
     /// Small files: their new chunks as base64 frames, stored before the
     /// commit, so one request does what would take three.
@@ -356,6 +377,8 @@ pub struct MkdirRequest {
     #[schema(maximum = 0o7777)]
     pub mode: u32,
     pub mtime_ns: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -387,6 +410,9 @@ pub struct SetAttrRequest {
     pub mode: Option<u32>,
     #[serde(default)]
     pub mtime_ns: Option<i64>,
+    /// Absent: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 /// What a mutation changed, in sequence order: created parent folders, moved

@@ -32,6 +32,20 @@ pub fn optional_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::
     Ok(Option::<Mode>::deserialize(d)?.map(|m| m.0))
 }
 
+/// Longest user or group name a request may carry (Linux allows 32).
+pub const MAX_ACCOUNT_NAME: usize = 64;
+
+/// A user or group name: at most `MAX_ACCOUNT_NAME` bytes, no control characters.
+pub fn account_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(name) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    if name.is_empty() || name.len() > MAX_ACCOUNT_NAME || name.chars().any(char::is_control) {
+        return Err(D::Error::custom(format!(
+            "an owner or group name must be 1 to {MAX_ACCOUNT_NAME} bytes without control characters"
+        )));
+    }
+    Ok(Some(name))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::api::{ChangesQuery, MkdirRequest, SetAttrRequest};
@@ -56,5 +70,19 @@ mod tests {
 
         let q: Result<ChangesQuery, _> = serde_json::from_value(serde_json::json!({"since": u64::MAX}));
         assert!(q.is_err());
+    }
+
+    #[test]
+    fn owner_names_are_bounded() {
+        let set = |owner| {
+            serde_json::from_value::<SetAttrRequest>(serde_json::json!({"path": "a", "base": 1, "owner": owner}))
+        };
+        let ok = set(serde_json::json!({"uid": 1001, "gid": 1001, "user": "ann", "group": "staff"})).unwrap();
+        assert_eq!(ok.owner.unwrap().user.as_deref(), Some("ann"));
+        assert!(set(serde_json::json!({"uid": 1, "gid": 1})).unwrap().owner.unwrap().user.is_none());
+        let e = set(serde_json::json!({"uid": 1, "gid": 1, "user": "x".repeat(65)})).unwrap_err().to_string();
+        assert!(e.contains("owner or group name"), "{e}");
+        assert!(set(serde_json::json!({"uid": 1, "gid": 1, "group": "a\nb"})).is_err());
+        assert!(set(serde_json::json!({"uid": -1, "gid": 1})).is_err());
     }
 }

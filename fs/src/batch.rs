@@ -127,7 +127,7 @@ pub async fn send(shared: &Shared, remote: &Remote, first: Op, req: Request, wai
     }
     match (answer.refused, items.next()) {
         (Some(r), Some(item)) => Err(Failed {
-            err: ApiError::Rejected { status: r.status, body: r.error },
+            err: ApiError::Rejected { status: r.status, body: Box::new(r.error) },
             sent: item.list.map(|l| l.id()),
             gen: item.gen,
             op: item.op,

@@ -22,6 +22,7 @@ pub struct FileMeta {
     pub base: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    pub owner: Option<ssync_common::api::Owner>,
 }
 
 impl FileMeta {
@@ -35,6 +36,7 @@ impl FileMeta {
             size: list.size(),
             mode: self.mode,
             mtime_ns: self.mtime_ns,
+            owner: self.owner.clone(),
             list: wire,
             inline,
         }

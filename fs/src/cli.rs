@@ -42,6 +42,12 @@ pub struct MountArgs {
     /// Let other users access the mount (root, or user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
+    /// Show files from the hub with the owner and group they have there,
+    /// matched by user and group name (by number where this machine lacks
+    /// the name). Without it they belong to the user running the mount. Use
+    /// it with --allow-other, on machines that share their accounts.
+    #[arg(long)]
+    pub sync_owners: bool,
     /// Serve every read and write through ssync-mount instead of letting the
     /// kernel use the cache file directly (FUSE passthrough, used when available).
     #[arg(long)]
@@ -71,6 +77,7 @@ impl MountArgs {
         }
         cfg.drain_timeout = Duration::from_secs(self.drain_timeout);
         cfg.allow_other = self.allow_other;
+        cfg.sync_owners = self.sync_owners;
         cfg.passthrough = !self.no_passthrough;
         cfg.token_file = token_file;
         Ok(cfg)

@@ -23,7 +23,7 @@ const MAX_HASHES: usize = 16_384;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("the hub refused ({status}): {} ({})", body.message, body.code)]
-    Rejected { status: u16, body: ErrorBody },
+    Rejected { status: u16, body: Box<ErrorBody> },
     #[error("cannot reach the hub: {0}")]
     Transport(String),
     #[error("unexpected answer from the hub: {0}")]
@@ -204,7 +204,7 @@ impl Remote {
             message: text.chars().take(200).collect(),
             current: None,
         });
-        Err(ApiError::Rejected { status: status.as_u16(), body })
+        Err(ApiError::Rejected { status: status.as_u16(), body: Box::new(body) })
     }
 
     async fn post<B: serde::Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ApiError> {

@@ -13,6 +13,8 @@ pub struct MountConfig {
     /// How long a stopping mount waits for queued changes to reach the hub.
     pub drain_timeout: Duration,
     pub allow_other: bool,
+    /// Entries from the hub keep the owner and group they have there.
+    pub sync_owners: bool,
     /// Threads for FUSE requests that may block (`workers.rs`).
     pub fuse_workers: usize,
     /// Let the kernel read and write cache files directly (needs root and Linux 6.9+).
@@ -34,6 +36,7 @@ impl MountConfig {
             device_name: default_device_name(),
             drain_timeout: Duration::from_secs(10),
             allow_other: false,
+            sync_owners: false,
             fuse_workers: 4,
             passthrough: true,
             token,

@@ -253,14 +253,15 @@ impl SyncFs {
                 n.mtime_ns = now_ns();
             });
         }
-        let meta_changed = change.mode.is_some() || (change.mtime.is_some() && change.size.is_none());
+        let chown = change.uid.is_some() || change.gid.is_some();
+        let meta_changed = change.mode.is_some() || chown || (change.mtime.is_some() && change.size.is_none());
         let mount_owner = self.owner();
         let (mtime, atime) = (change.mtime.map(time_ns), change.atime.map(time_ns));
         st.tree.update_members(ino, |n| {
             if let Some(mode) = change.mode {
                 n.mode = mode & 0o7777;
             }
-            if change.uid.is_some() || change.gid.is_some() {
+            if chown {
                 // The kernel checked who may chown (default_permissions) and sends
                 // the mode without set-user/group-ID when a chown must clear it.
                 let (uid, gid) = n.owner.map_or(mount_owner, |o| (o.uid, o.gid));

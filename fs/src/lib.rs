@@ -6,6 +6,7 @@
 //! `upload` and `watch` talk to the hub through `client`, moving contents as
 //! chunks (`chunk_upload`, `chunk_download`, `chunk_index`); `invalidate` owns
 //! the kernel notifier; `workers` answers the FUSE requests that may block.
+mod accounts;
 mod anti_entropy;
 mod batch;
 mod chunk_download;

@@ -159,6 +159,8 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         wake_watcher: tokio::sync::Notify::new(),
         inval: inval_tx,
         owner: (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
+        sync_owners: cfg.sync_owners,
+        accounts: crate::accounts::Accounts::default(),
         device: cfg.device_name.clone(),
         mount_id,
         status: Status::default(),

@@ -30,7 +30,7 @@ pub enum Decision {
     /// The hub deleted it: our edit re-creates it at the same path.
     Recreate,
     /// The hub renamed it: our edit follows to where it lives now.
-    FollowTo(Entry),
+    FollowTo(Box<Entry>),
     /// The hub changed the rename's source: redo the rename on that version.
     RetryRename(u64),
     /// Keep ours beside the hub's version under a conflict name.
@@ -50,7 +50,7 @@ pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -
     Ok(match op.kind {
         OpKind::Upload if conflict => match current {
             Some(c) if c.deleted && c.moved_to.is_some() => match follow_moves(remote, c).await? {
-                Some(live) => Decision::FollowTo(live),
+                Some(live) => Decision::FollowTo(Box::new(live)),
                 None => Decision::Recreate,
             },
             None => Decision::Recreate,

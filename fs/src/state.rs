@@ -360,6 +360,10 @@ pub struct Shared {
     pub wake_watcher: tokio::sync::Notify,
     pub inval: crossbeam_channel::Sender<Inval>,
     pub owner: (u32, u32),
+    /// Give entries from the hub the owner they have there (`--sync-owners`),
+    /// not the mount's user.
+    pub sync_owners: bool,
+    pub accounts: crate::accounts::Accounts,
     pub device: String,
     /// This mount's id (random, kept in the cache dir): the hub records it
     /// with each change this mount makes.

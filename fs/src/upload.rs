@@ -362,6 +362,7 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
                     base: n.base_version,
                     mode: n.mode,
                     mtime_ns: n.mtime_ns,
+                    owner: n.owner.map(|o| shared.accounts.to_wire(o)),
                 },
                 file: shared.cache.file(n.ino),
                 gen: n.write_gen,
@@ -373,12 +374,14 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
             base: n.base_version,
             mode: n.mode,
             mtime_ns: n.mtime_ns,
+            owner: n.owner.map(|o| shared.accounts.to_wire(o)),
         })),
         (OpKind::SetAttr, Some(n)) if !unlinked && n.base_version > 0 => Some(Request::SetAttr(SetAttrRequest {
             path: op.path.clone(),
             base: n.base_version,
             mode: Some(n.mode),
             mtime_ns: Some(n.mtime_ns),
+            owner: n.owner.map(|o| shared.accounts.to_wire(o)),
         })),
         (OpKind::Delete, Some(n)) if n.base_version > 0 => {
             Some(Request::Delete(DeleteRequest { path: op.path.clone(), base: n.base_version }))

@@ -347,6 +347,7 @@ mod tests {
                 device: None,
                 moved_to: None,
                 origin: None,
+                owner: None,
             },
             at_ns: version as i64,
         }

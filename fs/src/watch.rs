@@ -404,13 +404,15 @@ fn plan_or_apply(
     let result = match (e.deleted, e.kind, local_kind) {
         (true, _, None) => Ok(Plan::Done),
         (true, _, Some(_)) => remove_local(st, shared, local.expect("kind implies node"), invals).map(|_| Plan::Done),
-        (false, EntryKind::Dir, Some(Kind::Dir)) => update_meta(st, local.expect("kind implies node"), e, invals),
+        (false, EntryKind::Dir, Some(Kind::Dir)) => {
+            update_meta(st, shared, local.expect("kind implies node"), e, invals)
+        }
         (false, kind, Some(local_kind))
             if kind == local_kind
                 && st.tree.get(local.expect("kind implies node")).is_some_and(|n| n.hash == e.hash)
                 && updates_in_place(st, local.expect("kind implies node")) =>
         {
-            update_meta(st, local.expect("kind implies node"), e, invals)
+            update_meta(st, shared, local.expect("kind implies node"), e, invals)
         }
         (false, EntryKind::Dir, _) => {
             if let Some(ino) = local {
@@ -471,14 +473,29 @@ fn defer(st: &mut State, shared: &Shared, e: &Entry) {
     }
 }
 
-fn update_meta(st: &mut State, ino: u64, e: &Entry, invals: &mut Vec<Inval>) -> crate::error::FsResult<Plan> {
+fn update_meta(
+    st: &mut State,
+    shared: &Shared,
+    ino: u64,
+    e: &Entry,
+    invals: &mut Vec<Inval>,
+) -> crate::error::FsResult<Plan> {
     let n = st.tree.get_mut(ino).expect("caller resolved it");
     n.base_version = e.version;
     n.mode = e.mode;
     n.mtime_ns = e.mtime_ns;
+    take_owner(shared, n, e);
     st.persist(&[ino], vec![]);
     invals.push(Inval::Inode(ino));
     Ok(Plan::Done)
+}
+
+/// With `--sync-owners`, `n` gets the owner `e` has on the hub (see accounts.rs).
+fn take_owner(shared: &Shared, n: &mut Node, e: &Entry) {
+    if let Some(o) = e.owner.as_ref().filter(|_| shared.sync_owners) {
+        n.owner = Some(shared.accounts.to_local(o));
+    }
+    n.touch_ctime();
 }
 
 /// The parent folder of `path`, created locally (mkdir -p) if missing.
@@ -515,6 +532,7 @@ fn create_local(
     n.base_version = e.version;
     n.size = e.size;
     n.hash = e.hash;
+    take_owner(shared, &mut n, e);
     // The node is recorded only once its content is in place: a crash in
     // between leaves an unused file, never a node without content.
     n.ino = st.new_ino()?;
@@ -550,6 +568,7 @@ fn install(
             n.mode = e.mode;
             n.mtime_ns = e.mtime_ns;
             n.dirty = false;
+            take_owner(shared, n, e);
             st.persist(&[ino], vec![]);
             invals.push(Inval::Inode(ino));
             Ok(())

@@ -4,7 +4,7 @@
 //! in-memory database.
 use crate::db::entries;
 use rusqlite::Connection;
-use ssync_common::api::{Entry, EntryKind};
+use ssync_common::api::{Entry, EntryKind, Owner};
 use ssync_common::{ContentHash, PathError, PathLimits, RelPath};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,7 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
                     device: dev.device.clone(),
                     origin: dev.origin.clone(),
                     moved_to: None,
+                    owner: None,
                 };
                 entries::put(conn, &e)?;
                 out.push(e);
@@ -94,6 +95,8 @@ pub struct FileCommit {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    /// `None`: keep the owner the entry has.
+    pub owner: Option<Owner>,
 }
 
 pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
@@ -102,7 +105,13 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         return Err(blocked(format!("'{}' is a folder", c.path), Some(e)));
     }
     check_base(&c.path, &current, c.base)?;
-    let same = |e: &Entry| e.kind == c.kind && e.hash == Some(c.hash) && e.mode == c.mode & 0o7777;
+    let same = |e: &Entry| {
+        e.kind == c.kind
+            && e.hash == Some(c.hash)
+            && e.mode == c.mode & 0o7777
+            && c.owner.as_ref().is_none_or(|o| e.owner.as_ref() == Some(o))
+    };
+    let kept_owner = live(current.clone()).and_then(|e| e.owner);
     if let Some(cur) = live(current).filter(same) {
         return Ok(vec![cur]); // the same bytes again: no new version
     }
@@ -120,13 +129,22 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         moved_to: None,
+        owner: c.owner.or(kept_owner),
     };
     entries::put(conn, &e)?;
     out.push(e);
     Ok(out)
 }
 
-pub fn mkdir(conn: &Connection, dev: Dev, path: &RelPath, base: u64, mode: u32, mtime_ns: i64) -> TreeResult {
+pub fn mkdir(
+    conn: &Connection,
+    dev: Dev,
+    path: &RelPath,
+    base: u64,
+    mode: u32,
+    mtime_ns: i64,
+    owner: Option<Owner>,
+) -> TreeResult {
     let current = entries::get(conn, path)?;
     match live(current.clone()) {
         // Already there: mkdir is idempotent, so a retried request succeeds.
@@ -148,6 +166,7 @@ pub fn mkdir(conn: &Connection, dev: Dev, path: &RelPath, base: u64, mode: u32, 
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         moved_to: None,
+        owner,
     };
     entries::put(conn, &e)?;
     out.push(e);
@@ -252,6 +271,7 @@ pub fn set_attr(
     base: u64,
     mode: Option<u32>,
     mtime_ns: Option<i64>,
+    owner: Option<Owner>,
 ) -> TreeResult {
     let current = entries::get(conn, path)?;
     let Some(e) = live(current.clone()) else {
@@ -262,6 +282,7 @@ pub fn set_attr(
         version: entries::next_seq(conn)?,
         mode: mode.map_or(e.mode, |m| m & 0o7777),
         mtime_ns: mtime_ns.unwrap_or(e.mtime_ns),
+        owner: owner.or(e.owner.clone()),
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         ..e
@@ -372,8 +393,38 @@ mod tests {
                 size: data.len() as u64,
                 mode: 0o644,
                 mtime_ns: 1,
+                owner: None,
             },
         )
+    }
+
+    #[test]
+    fn owners_are_recorded_like_modes_and_kept_when_not_sent() {
+        let c = conn();
+        let ann = Owner { uid: 1001, gid: 1002, user: Some("ann".into()), group: None };
+        let commit = |base, data: &[u8], owner: Option<Owner>| {
+            let (hash, size) = (ContentHash::of(data), data.len() as u64);
+            let c2 =
+                FileCommit { path: p("f"), kind: EntryKind::File, base, hash, size, mode: 0o644, mtime_ns: 1, owner };
+            commit_file(&c, &Author::default(), c2).unwrap().pop().unwrap()
+        };
+        let v1 = commit(0, b"one", Some(ann.clone()));
+        assert_eq!(v1.owner.as_ref(), Some(&ann));
+        let v2 = commit(v1.version, b"two", None);
+        assert_eq!(v2.owner.as_ref(), Some(&ann), "a change that does not send an owner keeps it");
+        let bob = Owner { uid: 7, gid: 7, user: None, group: None };
+        let same_bytes = commit(v2.version, b"two", Some(bob.clone()));
+        assert!(same_bytes.version > v2.version, "a new owner alone is a new version");
+        let v4 = set_attr(&c, &Author::default(), &p("f"), same_bytes.version, None, None, Some(ann.clone()))
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!((v4.owner.as_ref(), v4.mode), (Some(&ann), 0o644));
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Some(bob.clone())).unwrap().pop().unwrap();
+        assert_eq!(d.owner, Some(bob.clone()));
+        let history: Vec<Option<u32>> =
+            entries::versions_of(&c, &p("f")).unwrap().into_iter().map(|v| v.entry.owner.map(|o| o.uid)).collect();
+        assert_eq!(history, vec![Some(1001), Some(7), Some(1001), Some(1001)], "newest first, owners kept");
     }
 
     #[test]
@@ -415,7 +466,7 @@ mod tests {
         let out =
             rename(&c, &Author::default(), &p("m"), &p("l"), other.version, f.version, PathLimits::default()).unwrap();
         assert_eq!(out[0].kind, EntryKind::Symlink, "a symlink renamed over a file");
-        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0).unwrap().pop().unwrap();
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, None).unwrap().pop().unwrap();
         let blocked =
             rename(&c, &Author::default(), &p("l"), &p("d"), out[0].version, d.version, PathLimits::default());
         assert!(matches!(blocked, Err(TreeError::Blocked { .. })), "not over a folder");
@@ -507,10 +558,10 @@ mod tests {
     fn kinds_cannot_be_mixed() {
         let c = conn();
         file(&c, "f", 0, b"x").unwrap();
-        assert!(matches!(mkdir(&c, &Author::default(), &p("f"), 0, 0o755, 0), Err(TreeError::Blocked { .. })));
+        assert!(matches!(mkdir(&c, &Author::default(), &p("f"), 0, 0o755, 0, None), Err(TreeError::Blocked { .. })));
         assert!(matches!(file(&c, "f/under", 0, b"y"), Err(TreeError::Blocked { .. })));
-        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0).unwrap();
-        assert_eq!(mkdir(&c, &Author::default(), &p("d"), 0, 0o700, 0).unwrap(), d, "mkdir is idempotent");
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, None).unwrap();
+        assert_eq!(mkdir(&c, &Author::default(), &p("d"), 0, 0o700, 0, None).unwrap(), d, "mkdir is idempotent");
         assert!(matches!(file(&c, "d", 0, b"z"), Err(TreeError::Blocked { .. })));
     }
 
@@ -518,7 +569,7 @@ mod tests {
     fn set_attr_bumps_version_and_keeps_content() {
         let c = conn();
         let f = file(&c, "f", 0, b"x").unwrap()[0].clone();
-        let g = set_attr(&c, &Author::default(), &p("f"), f.version, Some(0o100755), None).unwrap()[0].clone();
+        let g = set_attr(&c, &Author::default(), &p("f"), f.version, Some(0o100755), None, None).unwrap()[0].clone();
         assert_eq!(g.mode, 0o755);
         assert_eq!(g.hash, f.hash);
         assert!(g.version > f.version);

@@ -73,6 +73,7 @@ async fn whole_content_objects_become_chunk_lists() {
             device: None,
             moved_to: None,
             origin: None,
+            owner: None,
         };
         state
             .db

@@ -269,3 +269,28 @@ fn hard_links_are_one_file_here_and_two_files_elsewhere() {
     let err = fs::hard_link(a.p("d"), a.p("d2")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
 }
+
+#[test]
+fn with_sync_owners_the_owner_travels_and_without_it_files_belong_to_the_mount_user() {
+    let c = Cluster::with_mount_flags(&[&["--allow-other"], &["--allow-other", "--sync-owners"], &[]]);
+    let (a, b, plain) = (&c.mounts[0], &c.mounts[1], &c.mounts[2]);
+    fs::create_dir(a.p("shared")).unwrap();
+    fs::set_permissions(a.p("shared"), fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(sh_as(1001, &format!("echo from-1001 > {}", a.p("shared/f").display())));
+    wait_for_content(&b.p("shared/f"), b"from-1001\n", SYNC_TIMEOUT);
+    wait_for_content(&plain.p("shared/f"), b"from-1001\n", SYNC_TIMEOUT);
+    let owner = |p: &Path| fs::metadata(p).map(|m| (m.uid(), m.gid())).unwrap();
+    assert_eq!(owner(&b.p("shared/f")), (1001, 1001), "--sync-owners: the creator's ids");
+    assert_eq!(owner(&plain.p("shared/f")), (0, 0), "without it: the mount's user");
+    let hub = c.hub.http().get(format!("{}/v1/entry?path=shared/f", c.hub.url())).send().unwrap();
+    let entry: serde_json::Value = hub.json().unwrap();
+    assert_eq!((entry["owner"]["uid"].as_u64(), entry["owner"]["gid"].as_u64()), (Some(1001), Some(1001)), "{entry}");
+
+    // A chown travels too; an edit from a mount that does not sync owners keeps it.
+    std::os::unix::fs::chown(a.p("shared/f"), Some(1003), Some(1004)).unwrap();
+    assert!(wait_until(SYNC_TIMEOUT, || owner(&b.p("shared/f")) == (1003, 1004)), "{:?}", owner(&b.p("shared/f")));
+    fs::write(plain.p("shared/f"), b"edited without owners\n").unwrap();
+    wait_for_content(&b.p("shared/f"), b"edited without owners\n", SYNC_TIMEOUT);
+    assert_eq!(owner(&b.p("shared/f")), (1003, 1004));
+    assert_eq!(owner(&a.p("shared/f")), (1003, 1004), "the mount that set it keeps it");
+}

@@ -6,7 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use ssync_common::api::{Entry, EntryKind, VersionInfo};
 use ssync_common::RelPath;
 
-const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin";
+const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner";
+/// How many columns `COLUMNS` names: a query's next column is at this index.
+const N_COLUMNS: usize = 12;
 
 fn bad(i: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
@@ -32,6 +34,10 @@ fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
         device: r.get(o + 8)?,
         moved_to: r.get::<_, Option<String>>(o + 9)?.map(|p| parse_path(o + 9, p)).transpose()?,
         origin: r.get(o + 10)?,
+        owner: r
+            .get::<_, Option<String>>(o + 11)?
+            .map(|j| serde_json::from_str(&j).map_err(|_| bad(o + 11, "stored owner is invalid")))
+            .transpose()?,
     })
 }
 
@@ -76,10 +82,11 @@ pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
         e.device,
         e.moved_to.as_ref().map(|p| p.as_str()),
         e.origin,
+        e.owner.as_ref().map(|o| serde_json::to_string(o).expect("an owner serializes")),
     ];
     let old = get(conn, &e.path)?;
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(values)?;
     super::digests::on_change(conn, old.as_ref(), e)?;
@@ -147,7 +154,7 @@ pub fn versions_of(conn: &Connection, path: &RelPath) -> rusqlite::Result<Vec<Ve
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS}, at_ns FROM versions WHERE path = ?1 ORDER BY version DESC, id DESC"
     ))?;
-    let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(11)? }))?;
+    let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(N_COLUMNS)? }))?;
     rows.collect()
 }
 
@@ -207,4 +214,12 @@ pub fn referenced_hashes(conn: &Connection) -> rusqlite::Result<std::collections
         out.insert(h?.parse().map_err(|_| bad(0, "stored hash is invalid"))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_column_count_matches_the_column_list() {
+        assert_eq!(super::COLUMNS.split(',').count(), super::N_COLUMNS);
+    }
 }

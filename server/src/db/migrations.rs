@@ -94,9 +94,13 @@ const STEPS: &[&str] = &[
         direct BLOB NOT NULL,         -- XOR of the entries directly in it
         subtree BLOB NOT NULL         -- XOR of every entry below it
      ) STRICT;",
+    // 10: owner and group (JSON of `api::Owner`), recorded like the mode.
+    "ALTER TABLE entries ADD COLUMN owner TEXT;
+     ALTER TABLE versions ADD COLUMN owner TEXT;",
 ];
 
-/// The step after which the folder digests are computed from the entries.
+/// The step that adds folder digests; a database older than it gets them
+/// computed from the entries once every step has run.
 const DIGESTS_STEP: usize = 9;
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
@@ -108,11 +112,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     for (i, step) in STEPS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(step)?;
-        if i + 1 == DIGESTS_STEP {
-            super::digests::rebuild(&tx)?;
-        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tracing::info!(step = i + 1, "applied database migration");
+    }
+    // Filled by code, which reads rows as the last step shapes them: after every step.
+    if (current as usize) < DIGESTS_STEP {
+        super::digests::rebuild(&tx)?;
     }
     tx.commit()?;
     Ok(())

@@ -39,10 +39,10 @@ async fn prepare(state: &AppState, change: Change) -> Result<Ready, ApiError> {
 fn apply(c: &Connection, d: &Author, limits: PathLimits, ready: Ready) -> Result<Vec<Entry>, TreeError> {
     match ready {
         Ready::Commit(r) => apply_commit(c, d, r),
-        Ready::Mkdir(r) => tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns),
+        Ready::Mkdir(r) => tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, r.owner.clone()),
         Ready::Delete(r) => tree::delete(c, d, &r.path, r.base),
         Ready::Rename(r) => tree::rename(c, d, &r.from, &r.to, r.base, r.to_base, limits),
-        Ready::Setattr(r) => tree::set_attr(c, d, &r.path, r.base, r.mode, r.mtime_ns),
+        Ready::Setattr(r) => tree::set_attr(c, d, &r.path, r.base, r.mode, r.mtime_ns, r.owner.clone()),
     }
 }
 

@@ -328,6 +328,7 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
         size: req.size,
         mode: req.mode,
         mtime_ns: req.mtime_ns,
+        owner: req.owner,
     };
     Ok(ReadyCommit { inline, list, commit })
 }

@@ -17,7 +17,7 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
 #[utoipa::path(post, path = "/v1/mkdir", tag = "tree", request_body = MkdirRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::mkdir(c, &d, &r.path, r.base, r.mode, r.mtime_ns)).await?)
+    ok(state.mutate(move |c| tree::mkdir(c, &d, &r.path, r.base, r.mode, r.mtime_ns, r.owner)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/delete", tag = "tree", request_body = DeleteRequest, params(DeviceHeader),
@@ -40,5 +40,5 @@ pub async fn set_attr(
     Device(d): Device,
     AppJson(r): AppJson<SetAttrRequest>,
 ) -> Mutated {
-    ok(state.mutate(move |c| tree::set_attr(c, &d, &r.path, r.base, r.mode, r.mtime_ns)).await?)
+    ok(state.mutate(move |c| tree::set_attr(c, &d, &r.path, r.base, r.mode, r.mtime_ns, r.owner)).await?)
 }
