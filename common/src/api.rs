@@ -141,6 +141,7 @@ pub enum Change {
     Mkdir(MkdirRequest),
     Delete(DeleteRequest),
     Rename(RenameRequest),
+    Exchange(ExchangeRequest),
     Setattr(SetAttrRequest),
 }
 
@@ -400,6 +401,18 @@ pub struct RenameRequest {
     pub to_base: u64,
 }
 
+/// Swaps `a` (at version `a_base`) and `b` (at `b_base`), with what is below
+/// them, in one change (renameat2 RENAME_EXCHANGE). Both must exist.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExchangeRequest {
+    pub a: RelPath,
+    pub b: RelPath,
+    #[serde(deserialize_with = "bounded::u63")]
+    pub a_base: u64,
+    #[serde(deserialize_with = "bounded::u63")]
+    pub b_base: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SetAttrRequest {
     pub path: RelPath,
@@ -585,6 +598,7 @@ request_paths! {
     SetAttrRequest => |r| vec![&r.path];
     RestoreTreeRequest => |r| vec![&r.path];
     RenameRequest => |r| vec![&r.from, &r.to];
+    ExchangeRequest => |r| vec![&r.a, &r.b];
     RestoreRequest => |r| std::iter::once(&r.path).chain(&r.as_path).collect();
     BatchRequest => |r| r.changes.iter().flat_map(Change::paths).collect();
 }
@@ -596,6 +610,7 @@ impl Change {
             Change::Mkdir(r) => r.paths(),
             Change::Delete(r) => r.paths(),
             Change::Rename(r) => r.paths(),
+            Change::Exchange(r) => r.paths(),
             Change::Setattr(r) => r.paths(),
         }
     }

@@ -30,7 +30,9 @@ const FILE_MAX: u64 = 64 * 1024;
 pub fn takes(req: &Request) -> bool {
     match req {
         Request::Upload { file, .. } => std::fs::metadata(file).is_ok_and(|m| m.len() <= FILE_MAX),
-        Request::Mkdir(_) | Request::Delete(_) | Request::Rename(_) | Request::SetAttr(_) => true,
+        Request::Mkdir(_) | Request::Delete(_) | Request::Rename(_) | Request::Exchange(_) | Request::SetAttr(_) => {
+            true
+        }
     }
 }
 
@@ -68,7 +70,7 @@ impl Footprint {
     fn add(&mut self, op: &Op) {
         self.inos.extend([op.ino, op.ino2].into_iter().filter(|i| *i != 0));
         self.paths.extend(std::iter::once(op.path.clone()).chain(op.path2.clone()));
-        if matches!(op.kind, OpKind::Rename | OpKind::Delete) {
+        if matches!(op.kind, OpKind::Rename | OpKind::Exchange | OpKind::Delete) {
             self.moved.extend(std::iter::once(op.path.clone()).chain(op.path2.clone()));
         }
     }
@@ -202,6 +204,7 @@ async fn build(shared: &Shared, jobs: Vec<(Op, Request)>) -> Result<Vec<Item>, F
             Request::Mkdir(r) => Item { op, change: Change::Mkdir(r), list: None, gen: 0 },
             Request::Delete(r) => Item { op, change: Change::Delete(r), list: None, gen: 0 },
             Request::Rename(r) => Item { op, change: Change::Rename(r), list: None, gen: 0 },
+            Request::Exchange(r) => Item { op, change: Change::Exchange(r), list: None, gen: 0 },
             Request::SetAttr(r) => Item { op, change: Change::Setattr(r), list: None, gen: 0 },
         };
         items.push(item);

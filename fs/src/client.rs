@@ -8,9 +8,9 @@ use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use ssync_common::api::{
     BatchRequest, BatchResponse, ChunksRequest, CommitRequest, DeleteRequest, DigestQuery, EntriesPage, Entry,
-    ErrorBody, FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse, ManifestsRequest,
-    ManifestsResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest, RestoreRequest,
-    RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
+    ErrorBody, ExchangeRequest, FetchRequest, FolderDigest, FolderQuery, HashList, Health, ManifestResponse,
+    ManifestsRequest, ManifestsResponse, MissingResponse, MkdirRequest, MutationResponse, RenameRequest,
+    RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ContentHash, RelPath};
@@ -329,6 +329,10 @@ impl Remote {
 
     pub async fn rename(&self, r: &RenameRequest) -> Result<MutationResponse, ApiError> {
         self.post("rename", r).await
+    }
+
+    pub async fn exchange(&self, r: &ExchangeRequest) -> Result<MutationResponse, ApiError> {
+        self.post("exchange", r).await
     }
 
     pub async fn set_attr(&self, r: &SetAttrRequest) -> Result<MutationResponse, ApiError> {

@@ -19,6 +19,8 @@ pub enum OpKind {
     Mkdir,
     Delete,
     Rename,
+    /// `ino` (at `path`) and `ino2` (at `path2`) swapped places.
+    Exchange,
     SetAttr,
 }
 
@@ -29,6 +31,7 @@ impl OpKind {
             OpKind::Mkdir => "mkdir",
             OpKind::Delete => "delete",
             OpKind::Rename => "rename",
+            OpKind::Exchange => "exchange",
             OpKind::SetAttr => "setattr",
         }
     }
@@ -39,6 +42,7 @@ impl OpKind {
             "mkdir" => OpKind::Mkdir,
             "delete" => OpKind::Delete,
             "rename" => OpKind::Rename,
+            "exchange" => OpKind::Exchange,
             "setattr" => OpKind::SetAttr,
             _ => return None,
         })
@@ -50,7 +54,8 @@ pub struct Op {
     pub id: u64,
     pub kind: OpKind,
     pub ino: u64,
-    /// For a rename: the node it replaced at `path2` (0: none).
+    /// For a rename: the node it replaced at `path2` (0: none); for an
+    /// exchange, the node that was at `path2`.
     pub ino2: u64,
     pub path: RelPath,
     pub path2: Option<RelPath>,

@@ -65,6 +65,9 @@ pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -
             Some(c) if c.path == op.path && c.deleted && c.moved_to.is_some() && !node_dirty => Decision::TakeHubs,
             _ => Decision::ResendSubtree,
         },
+        // One side changed elsewhere: both are sent again as new files at
+        // their new paths, so whatever the hub has there becomes a conflict copy.
+        OpKind::Exchange => Decision::ResendSubtree,
         OpKind::Delete | OpKind::SetAttr => Decision::TakeHubs,
     })
 }
@@ -97,7 +100,11 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
         }
         Decision::FollowTo(live) => (true, follow_to(&mut st, shared, op.ino, &live)),
         Decision::ConflictCopy => (true, keep_as_conflict_copy(&mut st, shared, op.ino)),
-        Decision::ResendSubtree => (true, resend_subtree(&mut st, op.ino)),
+        Decision::ResendSubtree => {
+            let swapped = if op.kind == OpKind::Exchange { Some(op.ino2) } else { None };
+            let r = std::iter::once(op.ino).chain(swapped).try_for_each(|i| resend_subtree(&mut st, i));
+            (true, r)
+        }
         Decision::TakeHubs => (true, Ok(())),
     };
     if done {

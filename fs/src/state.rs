@@ -180,6 +180,11 @@ impl State {
         self.tree.get(ino).is_some_and(|n| n.base_version > 0) || self.pending.was_attempted_for(ino)
     }
 
+    /// Whether the hub may know `ino` or anything below it.
+    pub fn subtree_may_be_on_hub(&self, ino: u64) -> bool {
+        self.tree.subtree(ino).iter().any(|i| self.may_be_on_hub(*i))
+    }
+
     /// Drops the queued ops of `ino` (not those of others that name it as
     /// the node they replace), except the one being sent now.
     pub fn drop_ops_of(&mut self, ino: u64) {

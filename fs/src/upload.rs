@@ -16,9 +16,10 @@ use crate::queue::{Op, OpKind};
 use crate::resolve;
 use crate::state::{Shared, State};
 use ssync_common::api::{
-    codes, ContentKind, DeleteRequest, Entry, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest,
+    codes, ContentKind, DeleteRequest, Entry, ExchangeRequest, MkdirRequest, MutationResponse, RenameRequest,
+    SetAttrRequest,
 };
-use ssync_common::{ChunkList, ContentHash};
+use ssync_common::{ChunkList, ContentHash, RelPath};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub(crate) enum Request {
     Mkdir(MkdirRequest),
     Delete(DeleteRequest),
     Rename(RenameRequest),
+    Exchange(ExchangeRequest),
     SetAttr(SetAttrRequest),
 }
 
@@ -392,6 +394,19 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
             base: n.base_version,
             to_base: st.tree.get(op.ino2).map_or(0, |t| t.base_version),
         })),
+        // A side the hub may have known when the swap was queued (its create
+        // was being sent) but never took: the other side's move is all the hub
+        // must hear, and the later close or upload of this one creates it.
+        (OpKind::Exchange, Some(n)) => {
+            let (a, b) = (op.path.clone(), op.path2.clone().expect("an exchange op has a second path"));
+            let rename = |from, to, base| Some(Request::Rename(RenameRequest { from, to, base, to_base: 0 }));
+            match (n.base_version, st.tree.get(op.ino2).map_or(0, |m| m.base_version)) {
+                (0, 0) => None,
+                (a_base, 0) => rename(a, b, a_base),
+                (0, b_base) => rename(b, a, b_base),
+                (a_base, b_base) => Some(Request::Exchange(ExchangeRequest { a, b, a_base, b_base })),
+            }
+        }
         _ => None,
     }
 }
@@ -421,6 +436,7 @@ async fn send(
         Request::Mkdir(r) => remote.mkdir(&r).await,
         Request::Delete(r) => remote.delete(&r).await,
         Request::Rename(r) => remote.rename(&r).await,
+        Request::Exchange(r) => remote.exchange(&r).await,
         Request::SetAttr(r) => remote.set_attr(&r).await,
     };
     (result, None)
@@ -460,20 +476,12 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
             }
             OpKind::Rename => {
                 let to = op.path2.as_ref().expect("a rename op has a target");
-                for e in resp.entries.iter().filter(|e| !e.deleted && e.path.is_within(to)) {
-                    let suffix = &e.path.as_str()[to.as_str().len()..];
-                    if let Some(ino) = st.tree.resolve_below(op.ino, suffix) {
-                        let n = st.tree.get_mut(ino).expect("resolved nodes exist");
-                        // A rename redone on a version edited elsewhere moves bytes
-                        // this mount does not have yet: fetch them, don't claim them.
-                        if n.is_dir() || n.hash == e.hash {
-                            n.base_version = e.version;
-                        } else {
-                            st.needs_reconcile = true;
-                        }
-                        touched.push(ino);
-                    }
-                }
+                adopt_moved(&mut st, op.ino, to, &resp.entries, &mut touched);
+            }
+            OpKind::Exchange => {
+                let to = op.path2.as_ref().expect("an exchange op has a second path");
+                adopt_moved(&mut st, op.ino, to, &resp.entries, &mut touched);
+                adopt_moved(&mut st, op.ino2, &op.path, &resp.entries, &mut touched);
             }
             OpKind::Delete => {}
         }
@@ -488,6 +496,25 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
     st.op_done(op.id);
     for ino in [op.ino, op.ino2] {
         st.drop_if_orphan(ino);
+    }
+}
+
+/// The nodes of `ino`'s subtree, which the hub moved to `to`, get the
+/// versions it gave them there.
+fn adopt_moved(st: &mut State, ino: u64, to: &RelPath, entries: &[Entry], touched: &mut Vec<u64>) {
+    for e in entries.iter().filter(|e| !e.deleted && e.path.is_within(to)) {
+        let suffix = &e.path.as_str()[to.as_str().len()..];
+        if let Some(i) = st.tree.resolve_below(ino, suffix) {
+            let n = st.tree.get_mut(i).expect("resolved nodes exist");
+            // A rename redone on a version edited elsewhere moves bytes
+            // this mount does not have yet: fetch them, don't claim them.
+            if n.is_dir() || n.hash == e.hash {
+                n.base_version = e.version;
+            } else {
+                st.needs_reconcile = true;
+            }
+            touched.push(i);
+        }
     }
 }
 

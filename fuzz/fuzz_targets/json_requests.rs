@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(moved.as_ref().ok(), Some(&r.to));
             }
         }
-        6 => drop(decoded::<SetAttrRequest>(body)),
+        6 => {
+            drop(decoded::<SetAttrRequest>(body));
+            drop(decoded::<ExchangeRequest>(body));
+        }
         7 => drop(decoded::<RestoreRequest>(body)),
         8 => {
             if let Some(r) = decoded::<BatchRequest>(body) {

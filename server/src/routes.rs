@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(mutate::mkdir))
         .routes(routes!(mutate::delete))
         .routes(routes!(mutate::rename))
+        .routes(routes!(mutate::exchange))
         .routes(routes!(mutate::set_attr))
         .routes(routes!(batch::batch))
         .routes(routes!(history::entry))

@@ -21,7 +21,7 @@ pub enum TreeError {
     Db(#[from] rusqlite::Error),
 }
 
-type TreeResult = Result<Vec<Entry>, TreeError>;
+pub(crate) type TreeResult = Result<Vec<Entry>, TreeError>;
 
 /// Who makes a change: recorded on every entry it writes.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,9 @@ pub struct Author {
 }
 
 pub type Dev<'a> = &'a Author;
+
+mod exchange;
+pub use exchange::exchange;
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
@@ -364,20 +367,20 @@ pub fn restore_tree(conn: &Connection, dev: Dev, dir: &RelPath, at_ns: i64) -> T
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn p(s: &str) -> RelPath {
+    pub(crate) fn p(s: &str) -> RelPath {
         RelPath::parse(s).unwrap()
     }
 
-    fn conn() -> Connection {
+    pub(crate) fn conn() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         crate::db::migrate_for_tests(&mut c);
         c
     }
 
-    fn file(c: &Connection, path: &str, base: u64, data: &[u8]) -> TreeResult {
+    pub(crate) fn file(c: &Connection, path: &str, base: u64, data: &[u8]) -> TreeResult {
         content(c, path, base, data, EntryKind::File)
     }
 

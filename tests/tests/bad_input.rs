@@ -43,6 +43,7 @@ fn bad_paths_and_bodies_are_400_and_write_nothing() {
             ("delete", serde_json::json!({"path": path, "base": 1})),
             ("setattr", serde_json::json!({"path": path, "base": 1, "mode": 420})),
             ("rename", serde_json::json!({"from": "ok", "to": path, "base": 1})),
+            ("exchange", serde_json::json!({"a": "ok", "b": path, "a_base": 1, "b_base": 1})),
         ] {
             let resp = http.post(format!("{url}/v1/{ep}")).json(&body).send().unwrap();
             assert_bad(resp, needle);

@@ -1,5 +1,5 @@
 //! Four threads work at once on one mount, on a small shared set of names:
-//! create, write, append, truncate, rename, rename over, git-style lock files
+//! create, write, append, truncate, rename, rename over, exchange, git-style lock files
 //! (O_EXCL create, then rename over), hard link, symlink, mkdir, rmdir,
 //! unlink, chmod. No other mount writes, so:
 //! - no change is ever refused and no conflict copy appears (a mount never
@@ -101,11 +101,15 @@ fn known_file(m: &BTreeMap<String, Node>, p: &str, root: &Path) -> Vec<u8> {
     })
 }
 
+fn c_path(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("paths here hold no NUL")
+}
+
 /// One random action by thread `t`; the model follows what the kernel answered.
 fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
     let p = random_path(rng);
     let at = |rel: &str| root.join(rel);
-    match rng.below(16) {
+    match rng.below(17) {
         0..=3 => w.with(&[&p], |m| {
             let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
             let ok =
@@ -187,6 +191,23 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
                     let (a, b) = (fs::symlink_metadata(at(&p)).unwrap(), fs::symlink_metadata(at(&q)).unwrap());
                     assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "{p} and its new name {q}");
                     fs::remove_file(at(&q)).expect("remove the link just made");
+                }
+            })
+        }
+        // renameat2 RENAME_EXCHANGE (`mv --exchange`): two names trade places
+        15 => {
+            let q = random_path(rng);
+            w.with(&[&p, &q], |m| {
+                let (from, to) = (c_path(&at(&p)), c_path(&at(&q)));
+                // SAFETY: both are NUL-terminated paths that outlive the call.
+                let r = unsafe {
+                    libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE)
+                };
+                if r == 0 && p != q {
+                    let (a, b) =
+                        (m.remove(&p).expect("swapped a name the model knows"), m.remove(&q).expect("and another"));
+                    m.insert(p.clone(), b);
+                    m.insert(q.clone(), a);
                 }
             })
         }

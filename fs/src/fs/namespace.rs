@@ -319,7 +319,7 @@ impl SyncFs {
 
     pub fn rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32) -> FsResult<()> {
         if flags & libc::RENAME_EXCHANGE != 0 {
-            return Err(FsError::Unsupported("RENAME_EXCHANGE"));
+            return self.exchange(parent, name, newparent, newname);
         }
         let name = utf8(name)?;
         let newname = new_name(newname)?;
@@ -338,7 +338,7 @@ impl SyncFs {
         // Nothing of the source reached the hub yet: the rename stays local,
         // and the source is sent as new at its new path. A rename op is only
         // ever queued for an entry the hub knows.
-        let local_only = st.tree.subtree(src).iter().all(|i| !st.may_be_on_hub(*i));
+        let local_only = !st.subtree_may_be_on_hub(src);
         let mut keep = vec![src];
         let mut ops = Vec::new();
         let mut ino2 = 0;
@@ -371,6 +371,62 @@ impl SyncFs {
         } else {
             ops.push(Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) });
             st.persist(&keep, ops);
+        }
+        drop(st);
+        self.shared.wake_uploader.notify_one();
+        Ok(())
+    }
+
+    /// renameat2 RENAME_EXCHANGE: `name` and `newname` trade places. The hub
+    /// hears it as one swap when it knows both, else as a rename of the one it
+    /// knows and the other sent as new at its new path.
+    fn exchange(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) -> FsResult<()> {
+        let (name, newname) = (utf8(name)?, utf8(newname)?);
+        let mut st = self.shared.state.lock();
+        Self::dir_of(&st, parent)?;
+        Self::dir_of(&st, newparent)?;
+        let a = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
+        let b = st.tree.child(newparent, newname).ok_or(FsError::NotFound)?;
+        if a == b {
+            return Ok(());
+        }
+        if st.tree.is_within(newparent, a) || st.tree.is_within(parent, b) {
+            return Err(FsError::InvalidArgument("swapping a folder with something inside it"));
+        }
+        let (a_on_hub, b_on_hub) = (st.subtree_may_be_on_hub(a), st.subtree_may_be_on_hub(b));
+        let (from, to) = (st.tree.path_of(a).ok_or(FsError::NotFound)?, st.tree.path_of(b).ok_or(FsError::NotFound)?);
+        st.tree.detach(a);
+        st.tree.detach(b);
+        st.tree.attach(a, newparent, newname);
+        st.tree.attach(b, parent, name);
+        for ino in [a, b] {
+            st.tree.get_mut(ino).expect("attached above").touch_ctime();
+        }
+        Self::touch_dir(&mut st, parent);
+        Self::touch_dir(&mut st, newparent);
+        tracing::debug!(%from, %to, a, b, a_on_hub, b_on_hub, "exchanged");
+        let swap = |kind, ino, ino2, path: &RelPath, path2: &RelPath| Op {
+            id: 0,
+            kind,
+            ino,
+            ino2,
+            path: path.clone(),
+            path2: Some(path2.clone()),
+        };
+        match (a_on_hub, b_on_hub) {
+            (true, true) => st.persist(&[a, b], vec![swap(OpKind::Exchange, a, b, &from, &to)]),
+            (true, false) => {
+                st.persist(&[a, b], vec![swap(OpKind::Rename, a, 0, &from, &to)]);
+                st.queue_subtree_as_new(b);
+            }
+            (false, true) => {
+                st.persist(&[a, b], vec![swap(OpKind::Rename, b, 0, &to, &from)]);
+                st.queue_subtree_as_new(a);
+            }
+            (false, false) => {
+                st.queue_subtree_as_new(a);
+                st.queue_subtree_as_new(b);
+            }
         }
         drop(st);
         self.shared.wake_uploader.notify_one();

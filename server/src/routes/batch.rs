@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::Json;
 use rusqlite::Connection;
 use ssync_common::api::{
-    BatchRequest, BatchResponse, Change, DeleteRequest, Entry, ErrorBody, MkdirRequest, MutationResponse, Refusal,
-    RenameRequest, SetAttrRequest, MAX_BATCH,
+    BatchRequest, BatchResponse, Change, DeleteRequest, Entry, ErrorBody, ExchangeRequest, MkdirRequest,
+    MutationResponse, Refusal, RenameRequest, SetAttrRequest, MAX_BATCH,
 };
 use ssync_common::PathLimits;
 
@@ -23,6 +23,7 @@ enum Ready {
     Mkdir(MkdirRequest),
     Delete(DeleteRequest),
     Rename(RenameRequest),
+    Exchange(ExchangeRequest),
     Setattr(SetAttrRequest),
 }
 
@@ -32,6 +33,7 @@ async fn prepare(state: &AppState, change: Change) -> Result<Ready, ApiError> {
         Change::Mkdir(r) => Ready::Mkdir(r),
         Change::Delete(r) => Ready::Delete(r),
         Change::Rename(r) => Ready::Rename(r),
+        Change::Exchange(r) => Ready::Exchange(r),
         Change::Setattr(r) => Ready::Setattr(r),
     })
 }
@@ -42,6 +44,7 @@ fn apply(c: &Connection, d: &Author, limits: PathLimits, ready: Ready) -> Result
         Ready::Mkdir(r) => tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, r.owner.clone()),
         Ready::Delete(r) => tree::delete(c, d, &r.path, r.base),
         Ready::Rename(r) => tree::rename(c, d, &r.from, &r.to, r.base, r.to_base, limits),
+        Ready::Exchange(r) => tree::exchange(c, d, &r.a, &r.b, r.a_base, r.b_base, limits),
         Ready::Setattr(r) => tree::set_attr(c, d, &r.path, r.base, r.mode, r.mtime_ns, r.owner.clone()),
     }
 }

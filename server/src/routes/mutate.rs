@@ -1,4 +1,4 @@
-//! Metadata-only mutations: mkdir, delete, rename, chmod/utimens.
+//! Metadata-only mutations: mkdir, delete, rename, exchange, chmod/utimens.
 use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
 use crate::openapi::{DeviceHeader, MutationAnswers};
@@ -6,7 +6,9 @@ use crate::state::AppState;
 use crate::tree;
 use axum::extract::State;
 use axum::Json;
-use ssync_common::api::{DeleteRequest, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest};
+use ssync_common::api::{
+    DeleteRequest, ExchangeRequest, MkdirRequest, MutationResponse, RenameRequest, SetAttrRequest,
+};
 
 type Mutated = Result<Json<MutationResponse>, ApiError>;
 
@@ -31,6 +33,17 @@ pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r)
 pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
     let limits = state.limits.paths;
     ok(state.mutate(move |c| tree::rename(c, &d, &r.from, &r.to, r.base, r.to_base, limits)).await?)
+}
+
+#[utoipa::path(post, path = "/v1/exchange", tag = "tree", request_body = ExchangeRequest, params(DeviceHeader),
+    responses(MutationAnswers))]
+pub async fn exchange(
+    State(state): State<AppState>,
+    Device(d): Device,
+    AppJson(r): AppJson<ExchangeRequest>,
+) -> Mutated {
+    let limits = state.limits.paths;
+    ok(state.mutate(move |c| tree::exchange(c, &d, &r.a, &r.b, r.a_base, r.b_base, limits)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/setattr", tag = "tree", request_body = SetAttrRequest, params(DeviceHeader),

@@ -1,0 +1,147 @@
+//! Swapping two entries (renameat2 RENAME_EXCHANGE) in one transaction, so no
+//! reader of the feed ever sees either path missing or a temporary name.
+use super::{blocked, check_base, live, tombstone, Dev, TreeError, TreeResult};
+use crate::db::entries;
+use rusqlite::Connection;
+use ssync_common::api::{Entry, EntryKind};
+use ssync_common::{PathError, PathLimits, RelPath};
+use std::collections::HashSet;
+
+/// `a` and what is below it, each with the path it moves to under `b`.
+fn moving(
+    conn: &Connection,
+    a: &RelPath,
+    b: &RelPath,
+    e: Entry,
+    limits: PathLimits,
+) -> Result<Vec<(Entry, RelPath)>, TreeError> {
+    let below = if e.kind == EntryKind::Dir { entries::live_descendants(conn, a)? } else { vec![] };
+    Ok(std::iter::once(e)
+        .chain(below)
+        .map(|e| {
+            let moved = e.path.rebase(a, b).expect("descendant lies within the swapped folder")?;
+            limits.check(&moved)?;
+            Ok((e, moved))
+        })
+        .collect::<Result<Vec<_>, PathError>>()?)
+}
+
+/// Puts `a` (at version `a_base`) where `b` (at `b_base`) is, and `b` where
+/// `a` is, with what is below them. Both must exist; either may be a folder.
+///
+/// Rows come out in feed-safe order: every new row, parents before children
+/// (both swapped entries keep existing, so no row lacks its parent), then a
+/// tombstone for each old path that nothing moved onto, children first.
+pub fn exchange(
+    conn: &Connection,
+    dev: Dev,
+    a: &RelPath,
+    b: &RelPath,
+    a_base: u64,
+    b_base: u64,
+    limits: PathLimits,
+) -> TreeResult {
+    if a == b {
+        return Ok(vec![]);
+    }
+    if a.is_within(b) || b.is_within(a) {
+        return Err(blocked(format!("cannot swap '{a}' with '{b}': one is inside the other"), None));
+    }
+    let mut sides = Vec::with_capacity(2);
+    for (path, base) in [(a, a_base), (b, b_base)] {
+        let current = entries::get(conn, path)?;
+        let Some(e) = live(current.clone()) else {
+            return Err(TreeError::Conflict { path: path.clone(), base, current: current.map(Box::new) });
+        };
+        check_base(path, &current, base)?;
+        sides.push(e);
+    }
+    let eb = sides.pop().expect("two sides");
+    let ea = sides.pop().expect("two sides");
+    let mut all = moving(conn, a, b, ea, limits)?;
+    all.extend(moving(conn, b, a, eb, limits)?);
+    all.sort_by_key(|(_, to)| to.components().count());
+    let taken: HashSet<RelPath> = all.iter().map(|(_, to)| to.clone()).collect();
+    let mut out = Vec::with_capacity(all.len() * 2);
+    for (e, to) in &all {
+        let moved = Entry {
+            path: to.clone(),
+            version: entries::next_seq(conn)?,
+            device: dev.device.clone(),
+            origin: dev.origin.clone(),
+            moved_to: None,
+            ..e.clone()
+        };
+        entries::put(conn, &moved)?;
+        out.push(moved);
+    }
+    for (e, to) in all.into_iter().rev().filter(|(e, _)| !taken.contains(&e.path)) {
+        out.push(tombstone(conn, dev, &e, Some(to))?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{conn, file, p};
+    use super::*;
+    use crate::tree::{mkdir, Author};
+    use ssync_common::ContentHash;
+
+    fn live_paths(c: &Connection) -> Vec<String> {
+        entries::all_live(c).unwrap().into_iter().map(|e| e.path.to_string()).collect()
+    }
+
+    fn hash_at(c: &Connection, path: &str) -> Option<ContentHash> {
+        entries::get(c, &p(path)).unwrap().filter(|e| !e.deleted).and_then(|e| e.hash)
+    }
+
+    #[test]
+    fn two_files_trade_contents_and_a_stale_base_changes_nothing() {
+        let c = conn();
+        let a = file(&c, "a", 0, b"A").unwrap()[0].clone();
+        let b = file(&c, "d/b", 0, b"B").unwrap().last().unwrap().clone();
+        let dev = Author::default();
+        let stale = exchange(&c, &dev, &p("a"), &p("d/b"), a.version, b.version - 1, PathLimits::default());
+        assert!(matches!(stale, Err(TreeError::Conflict { .. })), "{stale:?}");
+        assert_eq!(hash_at(&c, "a"), Some(ContentHash::of(b"A")));
+        let out = exchange(&c, &dev, &p("a"), &p("d/b"), a.version, b.version, PathLimits::default()).unwrap();
+        assert_eq!(out.len(), 2, "two new rows, no tombstones: {out:?}");
+        assert!(out.iter().all(|e| !e.deleted && e.version > b.version));
+        assert_eq!(hash_at(&c, "a"), Some(ContentHash::of(b"B")));
+        assert_eq!(hash_at(&c, "d/b"), Some(ContentHash::of(b"A")));
+        let missing = exchange(&c, &dev, &p("a"), &p("nope"), out[0].version, 0, PathLimits::default());
+        assert!(matches!(missing, Err(TreeError::Conflict { .. })), "{missing:?}");
+    }
+
+    #[test]
+    fn a_folder_and_a_file_swap_with_what_is_below() {
+        let c = conn();
+        file(&c, "x/1", 0, b"1").unwrap();
+        file(&c, "x/both", 0, b"x").unwrap();
+        mkdir(&c, &Author::default(), &p("y"), 0, 0o755, 1, None).unwrap();
+        file(&c, "y/both", 0, b"y").unwrap();
+        file(&c, "y/2", 0, b"2").unwrap();
+        let x = entries::get(&c, &p("x")).unwrap().unwrap();
+        let y = entries::get(&c, &p("y")).unwrap().unwrap();
+        let out =
+            exchange(&c, &Author::default(), &p("x"), &p("y"), x.version, y.version, PathLimits::default()).unwrap();
+        let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
+        assert_eq!(order[..2], ["+y".to_string(), "+x".to_string()], "the swapped entries first: {order:?}");
+        assert!(order.ends_with(&["-y/2".to_string(), "-x/1".to_string()]), "then the paths left behind: {order:?}");
+        assert_eq!(live_paths(&c), vec!["x", "x/2", "x/both", "y", "y/1", "y/both"]);
+        assert_eq!(hash_at(&c, "x/both"), Some(ContentHash::of(b"y")));
+        assert_eq!(hash_at(&c, "y/1"), Some(ContentHash::of(b"1")));
+        let gone = entries::get(&c, &p("x/1")).unwrap().unwrap();
+        assert_eq!(gone.moved_to, Some(p("y/1")), "a tombstone says where its entry went");
+
+        let f = file(&c, "f", 0, b"f").unwrap()[0].clone();
+        let x = entries::get(&c, &p("x")).unwrap().unwrap();
+        exchange(&c, &Author::default(), &p("f"), &p("x"), f.version, x.version, PathLimits::default()).unwrap();
+        assert_eq!(entries::get(&c, &p("f")).unwrap().unwrap().kind, EntryKind::Dir);
+        assert_eq!(entries::get(&c, &p("x")).unwrap().unwrap().kind, EntryKind::File);
+        assert!(live_paths(&c).contains(&"f/both".to_string()) && !live_paths(&c).iter().any(|l| l.starts_with("x/")));
+        let into = exchange(&c, &Author::default(), &p("f"), &p("f/both"), 0, 0, PathLimits::default());
+        assert!(matches!(into, Err(TreeError::Blocked { .. })), "{into:?}");
+    }
+}
