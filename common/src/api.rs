@@ -5,6 +5,7 @@
 //! current entry and changes nothing.
 use crate::bounded;
 use crate::chunks::{ChunkList, ListDelta};
+use crate::xattrs::Xattrs;
 use crate::{ContentHash, RelPath};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -40,6 +41,9 @@ pub struct Entry {
     /// Owner and group, recorded like the mode (absent: never sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// Its `user.` extended attributes (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<Xattrs>,
 }
 
 /// Who owns an entry, as the machine that last set it saw it: numeric ids,
@@ -304,6 +308,10 @@ pub struct CommitRequest {
     /// Absent: the entry keeps the owner it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// The `user.` extended attributes, all of them (empty: none); absent:
+    /// the entry keeps the ones it has.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::synced_xattrs")]
+    pub xattrs: Option<Xattrs>,
     pub list: WireList,
     /// Small files: their new chunks as base64 frames, stored before the
     /// commit, so one request does what would take three.
@@ -380,6 +388,8 @@ pub struct MkdirRequest {
     pub mtime_ns: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::synced_xattrs")]
+    pub xattrs: Option<Xattrs>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -426,6 +436,9 @@ pub struct SetAttrRequest {
     /// Absent: unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// All `user.` extended attributes (empty: none); absent: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::synced_xattrs")]
+    pub xattrs: Option<Xattrs>,
 }
 
 /// What a mutation changed, in sequence order: created parent folders, moved

@@ -2,6 +2,7 @@
 //! type: versions and sizes live in SQLite integers (at most `i64::MAX`), and
 //! a mode is permission bits only. A number out of range is refused where the
 //! JSON or query is read, so it is a 400 naming the field, never a wrapped value.
+use crate::xattrs::Xattrs;
 use serde::de::Error;
 use serde::{Deserialize, Deserializer};
 
@@ -44,6 +45,13 @@ pub fn account_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
         )));
     }
     Ok(Some(name))
+}
+
+/// Extended attributes a request may set: `user.` ones only (see `xattrs`).
+pub fn synced_xattrs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Xattrs>, D::Error> {
+    let Some(x) = Option::<Xattrs>::deserialize(d)? else { return Ok(None) };
+    x.check_synced().map_err(D::Error::custom)?;
+    Ok(Some(x))
 }
 
 #[cfg(test)]

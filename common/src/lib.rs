@@ -11,6 +11,7 @@ pub mod hash;
 pub mod path;
 mod schema;
 pub mod writeback;
+pub mod xattrs;
 
 pub use chunks::{ChunkList, ChunkRef};
 pub use hash::{ContentHash, ContentHasher};

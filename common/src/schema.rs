@@ -2,6 +2,7 @@
 //! document (`GET /v1/openapi.json`) states the same limits the parsers enforce.
 use crate::api::HashList;
 use crate::path::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
+use crate::xattrs::{Xattrs, MAX_NAME, MAX_TOTAL};
 use crate::{ContentHash, RelPath};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
@@ -67,6 +68,19 @@ impl PartialSchema for HashList {
     }
 }
 impl ToSchema for HashList {}
+
+impl PartialSchema for Xattrs {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some(format!(
+                "Extended attributes: name (at most {MAX_NAME} bytes; in requests, 'user.' names only) to \
+                 base64 value; names and values of one entry take at most {MAX_TOTAL} bytes."
+            )))
+            .additional_properties(Some(string("The value, base64.".into()).content_encoding("base64")))
+            .into()
+    }
+}
+impl ToSchema for Xattrs {}
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ pub struct FileMeta {
     pub mode: u32,
     pub mtime_ns: i64,
     pub owner: Option<ssync_common::api::Owner>,
+    pub xattrs: Option<ssync_common::xattrs::Xattrs>,
 }
 
 impl FileMeta {
@@ -37,6 +38,7 @@ impl FileMeta {
             mode: self.mode,
             mtime_ns: self.mtime_ns,
             owner: self.owner.clone(),
+            xattrs: self.xattrs.clone(),
             list: wire,
             inline,
         }

@@ -1,5 +1,6 @@
 //! `FsError`: why a filesystem call failed, and the one mapping to errno.
 use crate::local_db::LocalDbError;
+use ssync_common::xattrs::XattrError;
 use ssync_common::PathError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,12 @@ pub enum FsError {
     InvalidArgument(&'static str),
     #[error("a symlink target of {0} bytes; the limit is {max}", max = ssync_common::api::MAX_SYMLINK_TARGET)]
     TargetTooLong(usize),
+    #[error("no such extended attribute")]
+    NoXattr,
+    #[error("the buffer is too small for the extended attribute")]
+    XattrRange,
+    #[error(transparent)]
+    Xattr(#[from] ssync_common::xattrs::XattrError),
     #[error("cache i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -60,6 +67,12 @@ impl FsError {
             FsError::NotSymlink => libc::EINVAL,
             FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::TargetTooLong(_) => libc::ENAMETOOLONG,
+            FsError::NoXattr => libc::ENODATA,
+            FsError::XattrRange => libc::ERANGE,
+            // What Linux answers: a name too long is ERANGE, no room ENOSPC.
+            FsError::Xattr(XattrError::BadName(_)) => libc::ERANGE,
+            FsError::Xattr(XattrError::NoSpace(_)) => libc::ENOSPC,
+            FsError::Xattr(XattrError::NotSynced(_)) => libc::EINVAL,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             FsError::LocalDb(_) => libc::EIO,
         }
@@ -67,7 +80,7 @@ impl FsError {
 
     /// Expected outcomes (a lookup that misses) are not worth a warning.
     pub fn is_routine(&self) -> bool {
-        matches!(self, FsError::NotFound | FsError::Exists | FsError::NotEmpty)
+        matches!(self, FsError::NotFound | FsError::Exists | FsError::NotEmpty | FsError::NoXattr | FsError::XattrRange)
     }
 }
 

@@ -16,8 +16,10 @@ use std::sync::Arc;
 mod attrs;
 mod namespace;
 mod range_ops;
+mod xattr_ops;
 
 pub use attrs::{now_ns, Caller, NodeAttr, SetAttr, SetTime};
+pub use xattr_ops::XattrReply;
 
 #[derive(Debug, Clone)]
 pub struct DirEntry {
@@ -121,7 +123,11 @@ impl SyncFs {
         }
     }
 
-    pub fn open(&self, kino: u64, flags: i32) -> FsResult<u64> {
+    /// Opens `kino`; `by_root`: the caller may keep set-ID bits (CAP_FSETID)
+    /// when O_TRUNC truncates. Returns the handle, and whether the kernel
+    /// may pass reads and writes through to the cache file (not for writers
+    /// of set-ID files: their writes must reach `write` to drop the bits).
+    pub fn open(&self, kino: u64, flags: i32, by_root: bool) -> FsResult<(u64, bool)> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
@@ -141,7 +147,11 @@ impl SyncFs {
         let truncate = writable && flags & libc::O_TRUNC != 0;
         if truncate {
             file.set_len(0)?;
+            if !by_root {
+                self.drop_setid_on_write(&mut st, ino);
+            }
         }
+        let passthrough = !(writable && st.tree.get(ino).is_some_and(Node::has_setid));
         let mut persist = truncate;
         // Counted on every name of a hard-linked file: an upload of any of
         // them must see that a writer has it open.
@@ -169,7 +179,7 @@ impl SyncFs {
             st.persist_now(&members)?;
         }
         let h = Handle::new(ino, file, writable, truncate)?;
-        Ok(self.shared.handles.lock().insert(h))
+        Ok((self.shared.handles.lock().insert(h), passthrough))
     }
 
     /// The open handle (its cache-file fd is what kernel passthrough reads and writes).
@@ -193,10 +203,14 @@ impl SyncFs {
         Ok(buf)
     }
 
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    /// `drop_setid`: the kernel asks to drop set-ID bits (the writer lacks CAP_FSETID).
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], drop_setid: bool) -> FsResult<u32> {
         let h = self.handle(fh)?;
         if !h.writable {
             return Err(FsError::NotWritable);
+        }
+        if drop_setid {
+            self.drop_setid_on_write(&mut self.shared.state.lock(), h.ino);
         }
         h.file.write_all_at(data, offset)?;
         self.wrote_upto(&h, offset + data.len() as u64)?;

@@ -2,7 +2,7 @@
 //! Each method opens a span, calls the core, and replies; errors are logged
 //! once here, at a level that fits them.
 use crate::error::FsError;
-use crate::fs::{Caller, NodeAttr, SetAttr, SetTime, SyncFs};
+use crate::fs::{Caller, NodeAttr, SetAttr, SetTime, SyncFs, XattrReply};
 use crate::tree::Kind;
 use crate::workers::Workers;
 use fuser::BackingId;
@@ -170,6 +170,10 @@ impl Filesystem for SsyncFuse {
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         // O_TRUNC arrives with open instead of as a separate truncate.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // The mount drops set-ID bits on write, truncate and chown itself, so
+        // the kernel need not ask for security.capability before every write
+        // (a GETXATTR round trip per write(2), passthrough writes included).
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         Ok(())
     }
 
@@ -190,7 +194,7 @@ impl Filesystem for SsyncFuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -211,7 +215,8 @@ impl Filesystem for SsyncFuse {
             TimeOrNow::Now => SetTime::Now,
             TimeOrNow::SpecificTime(t) => SetTime::At(t),
         };
-        let change = SetAttr { mode, uid, gid, size, atime: atime.map(time), mtime: mtime.map(time) };
+        let change =
+            SetAttr { caller: caller(req), mode, uid, gid, size, atime: atime.map(time), mtime: mtime.map(time) };
         match self.core.setattr(ino.0, fh.map(|f| f.0), change) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply_err!("setattr", reply, e),
@@ -267,13 +272,15 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.open(ino.0, flags.0) {
-            Ok(fh) => match self.backing_for(ino.0, fh, |f| reply.open_backing(f)) {
-                Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
-                // KEEP_CACHE: page cache survives reopen; remote updates invalidate it.
-                None => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            },
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.open(ino.0, flags.0, req.uid() == 0) {
+            Ok((fh, may_pass)) => {
+                match may_pass.then(|| self.backing_for(ino.0, fh, |f| reply.open_backing(f))).flatten() {
+                    Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+                    // KEEP_CACHE: page cache survives reopen; remote updates invalidate it.
+                    None => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                }
+            }
             Err(e) => reply_err!("open", reply, e),
         }
     }
@@ -307,15 +314,17 @@ impl Filesystem for SsyncFuse {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let answer = move |core: &SyncFs, data: &[u8], reply: ReplyWrite| match core.write(fh.0, offset, data) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply_err!("write", reply, e),
-        };
+        let drop_setid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let answer =
+            move |core: &SyncFs, data: &[u8], reply: ReplyWrite| match core.write(fh.0, offset, data, drop_setid) {
+                Ok(n) => reply.written(n),
+                Err(e) => reply_err!("write", reply, e),
+            };
         if (data.len() as u32) < WORKER_IO_BYTES {
             return answer(&self.core, data, reply);
         }
@@ -464,31 +473,47 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    // Extended attributes are not synced. ENOSYS makes the kernel stop asking
-    // (callers get EOPNOTSUPP), which saves a round trip on every write.
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _s = tracing::trace_span!("getxattr", ino = ino.0, ?name, size).entered();
+        match self.core.getxattr(ino.0, name, size) {
+            Ok(XattrReply::Size(n)) => reply.size(n),
+            Ok(XattrReply::Data(d)) => reply.data(&d),
+            Err(e) => reply_err!("getxattr", reply, e),
+        }
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _s = tracing::trace_span!("listxattr", ino = ino.0, size).entered();
+        match self.core.listxattr(ino.0, size) {
+            Ok(XattrReply::Size(n)) => reply.size(n),
+            Ok(XattrReply::Data(d)) => reply.data(&d),
+            Err(e) => reply_err!("listxattr", reply, e),
+        }
     }
 
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::ENOSYS);
+        let _s = tracing::debug_span!("setxattr", ino = ino.0, ?name, len = value.len(), flags).entered();
+        match self.core.setxattr(ino.0, name, value, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("setxattr", reply, e),
+        }
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::ENOSYS);
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _s = tracing::debug_span!("removexattr", ino = ino.0, ?name).entered();
+        match self.core.removexattr(ino.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply_err!("removexattr", reply, e),
+        }
     }
 
     // No ioctls of its own: ENOTTY is what a file that is not a terminal or a

@@ -95,6 +95,8 @@ const STEPS: &[&str] = &[
      ALTER TABLE nodes ADD COLUMN special_format INTEGER;
      ALTER TABLE nodes ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE nodes ADD COLUMN link_group INTEGER NOT NULL DEFAULT 0;",
+    // 7: extended attributes, every namespace (JSON of `xattrs::Xattrs`; NULL: none).
+    "ALTER TABLE nodes ADD COLUMN xattrs TEXT;",
 ];
 
 pub struct LocalDb {
@@ -110,10 +112,12 @@ struct Posix {
     special_format: Option<u32>,
     rdev: u32,
     group: u64,
+    /// Migration 7.
+    xattrs: Option<String>,
 }
 
-const NODE_COLUMNS: &str =
-    "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty, uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group";
+const NODE_COLUMNS: &str = "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty, uid, gid, \
+     atime_ns, ctime_ns, special_format, rdev, link_group, xattrs";
 
 impl LocalDb {
     pub fn open(path: &Path) -> Result<LocalDb, LocalDbError> {
@@ -157,6 +161,7 @@ impl LocalDb {
                     special_format: r.get(14)?,
                     rdev: r.get(15)?,
                     group: r.get(16)?,
+                    xattrs: r.get(17)?,
                 },
             ))
         })?;
@@ -169,8 +174,16 @@ impl LocalDb {
                 Some(h) => Some(h.parse().map_err(|_| LocalDbError::Corrupt(format!("hash of node {ino}")))?),
                 None => None,
             };
+            let xattrs = match posix.xattrs {
+                Some(j) => Some(Box::new(
+                    serde_json::from_str(&j)
+                        .map_err(|e| LocalDbError::Corrupt(format!("xattrs of node {ino}: {e}")))?,
+                )),
+                None => None,
+            };
             out.push(Node {
                 ino: ino as u64,
+                xattrs,
                 size: size as u64,
                 base_version: base as u64,
                 hash,
@@ -191,11 +204,12 @@ impl LocalDb {
         self.conn
             .prepare_cached(
                 "INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty,
-                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group, xattrs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT (ino) DO UPDATE SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6,
                  mtime_ns = ?7, base_version = ?8, hash = ?9, dirty = ?10, uid = ?11, gid = ?12,
-                 atime_ns = ?13, ctime_ns = ?14, special_format = ?15, rdev = ?16, link_group = ?17",
+                 atime_ns = ?13, ctime_ns = ?14, special_format = ?15, rdev = ?16, link_group = ?17,
+                 xattrs = ?18",
             )?
             .execute(params![
                 n.ino as i64,
@@ -215,6 +229,7 @@ impl LocalDb {
                 n.special.map(|s| s.format),
                 n.special.map_or(0, |s| s.rdev),
                 n.group as i64,
+                n.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
             ])?;
         Ok(())
     }

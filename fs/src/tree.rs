@@ -56,6 +56,8 @@ pub struct Node {
     /// Hard links: the names of one file are nodes of one group (0: none),
     /// numbered by the inode the kernel knows them all by (see `Tree::by_kernel_ino`).
     pub group: u64,
+    /// Extended attributes, every namespace (`None`: none); boxed, as most have none.
+    pub xattrs: Option<Box<ssync_common::xattrs::Xattrs>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,7 @@ impl Node {
             special: None,
             subdirs: 0,
             group: 0,
+            xattrs: None,
         }
     }
 
@@ -119,6 +122,24 @@ impl Node {
     /// Whether the hub holds (or will hold) this node: everything but special files.
     pub fn is_synced(&self) -> bool {
         self.special.is_none()
+    }
+
+    /// What a write, truncate or chown by someone else does to a file (the
+    /// mount handles it: FUSE_HANDLE_KILLPRIV_V2): set-user-ID goes, and
+    /// set-group-ID when group execute is on. Whether the mode changed.
+    pub fn drop_setid(&mut self) -> bool {
+        let before = self.mode;
+        if !self.is_dir() {
+            self.mode &= !libc::S_ISUID;
+            if self.mode & libc::S_IXGRP != 0 {
+                self.mode &= !libc::S_ISGID;
+            }
+        }
+        self.mode != before
+    }
+
+    pub fn has_setid(&self) -> bool {
+        self.mode & (libc::S_ISUID | libc::S_ISGID) != 0
     }
 
     /// Records a change of content or metadata now.

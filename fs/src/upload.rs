@@ -365,6 +365,7 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
                     mode: n.mode,
                     mtime_ns: n.mtime_ns,
                     owner: n.owner.map(|o| shared.accounts.to_wire(o)),
+                    xattrs: Some(synced_xattrs(&n)),
                 },
                 file: shared.cache.file(n.ino),
                 gen: n.write_gen,
@@ -377,6 +378,7 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
             mode: n.mode,
             mtime_ns: n.mtime_ns,
             owner: n.owner.map(|o| shared.accounts.to_wire(o)),
+            xattrs: Some(synced_xattrs(&n)),
         })),
         (OpKind::SetAttr, Some(n)) if !unlinked && n.base_version > 0 => Some(Request::SetAttr(SetAttrRequest {
             path: op.path.clone(),
@@ -384,6 +386,7 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
             mode: Some(n.mode),
             mtime_ns: Some(n.mtime_ns),
             owner: n.owner.map(|o| shared.accounts.to_wire(o)),
+            xattrs: Some(synced_xattrs(&n)),
         })),
         (OpKind::Delete, Some(n)) if n.base_version > 0 => {
             Some(Request::Delete(DeleteRequest { path: op.path.clone(), base: n.base_version }))
@@ -409,6 +412,11 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
         }
         _ => None,
     }
+}
+
+/// The extended attributes of `n` that travel (all of them: empty clears the hub's).
+fn synced_xattrs(n: &crate::tree::Node) -> ssync_common::xattrs::Xattrs {
+    n.xattrs.as_ref().map(|x| x.synced()).unwrap_or_default()
 }
 
 /// Sends one request; for an upload, also returns the chunk list it sent.

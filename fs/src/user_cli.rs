@@ -348,6 +348,7 @@ mod tests {
                 moved_to: None,
                 origin: None,
                 owner: None,
+                xattrs: None,
             },
             at_ns: version as i64,
         }

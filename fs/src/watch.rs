@@ -484,17 +484,21 @@ fn update_meta(
     n.base_version = e.version;
     n.mode = e.mode;
     n.mtime_ns = e.mtime_ns;
-    take_owner(shared, n, e);
+    take_carried(shared, n, e);
     st.persist(&[ino], vec![]);
     invals.push(Inval::Inode(ino));
     Ok(Plan::Done)
 }
 
-/// With `--sync-owners`, `n` gets the owner `e` has on the hub (see accounts.rs).
-fn take_owner(shared: &Shared, n: &mut Node, e: &Entry) {
+/// `n` gets the `user.` extended attributes `e` has on the hub (keeping its
+/// local-only ones) and, with `--sync-owners`, its owner (see accounts.rs).
+fn take_carried(shared: &Shared, n: &mut Node, e: &Entry) {
     if let Some(o) = e.owner.as_ref().filter(|_| shared.sync_owners) {
         n.owner = Some(shared.accounts.to_local(o));
     }
+    let hub = e.xattrs.clone().unwrap_or_default();
+    let merged = n.xattrs.as_deref().cloned().unwrap_or_default().with_synced(&hub);
+    n.xattrs = (!merged.is_empty()).then(|| Box::new(merged));
     n.touch_ctime();
 }
 
@@ -532,7 +536,7 @@ fn create_local(
     n.base_version = e.version;
     n.size = e.size;
     n.hash = e.hash;
-    take_owner(shared, &mut n, e);
+    take_carried(shared, &mut n, e);
     // The node is recorded only once its content is in place: a crash in
     // between leaves an unused file, never a node without content.
     n.ino = st.new_ino()?;
@@ -568,7 +572,7 @@ fn install(
             n.mode = e.mode;
             n.mtime_ns = e.mtime_ns;
             n.dirty = false;
-            take_owner(shared, n, e);
+            take_carried(shared, n, e);
             st.persist(&[ino], vec![]);
             invals.push(Inval::Inode(ino));
             Ok(())

@@ -5,6 +5,7 @@
 use crate::db::entries;
 use rusqlite::Connection;
 use ssync_common::api::{Entry, EntryKind, Owner};
+use ssync_common::xattrs::Xattrs;
 use ssync_common::{ContentHash, PathError, PathLimits, RelPath};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,7 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
                     origin: dev.origin.clone(),
                     moved_to: None,
                     owner: None,
+                    xattrs: None,
                 };
                 entries::put(conn, &e)?;
                 out.push(e);
@@ -87,6 +89,37 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
         }
     }
     Ok(())
+}
+
+/// What an entry carries beside its mode and mtime. Each is `None` when the
+/// request did not send it, and the entry keeps what it has.
+#[derive(Debug, Clone, Default)]
+pub struct Carried {
+    pub owner: Option<Owner>,
+    /// Empty: none.
+    pub xattrs: Option<Xattrs>,
+}
+
+impl Carried {
+    pub fn owner(owner: Owner) -> Carried {
+        Carried { owner: Some(owner), xattrs: None }
+    }
+
+    /// Whether `e` has already everything this sends.
+    fn held_by(&self, e: &Entry) -> bool {
+        self.owner.as_ref().is_none_or(|o| e.owner.as_ref() == Some(o))
+            && self.xattrs.as_ref().is_none_or(|x| e.xattrs.as_ref().unwrap_or(&Xattrs::default()) == x)
+    }
+
+    /// Sets what this sends on `e`, keeping the rest.
+    fn onto(self, e: &mut Entry) {
+        if let Some(o) = self.owner {
+            e.owner = Some(o);
+        }
+        if let Some(x) = self.xattrs {
+            e.xattrs = (!x.is_empty()).then_some(x);
+        }
+    }
 }
 
 pub struct FileCommit {
@@ -98,8 +131,7 @@ pub struct FileCommit {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
-    /// `None`: keep the owner the entry has.
-    pub owner: Option<Owner>,
+    pub carried: Carried,
 }
 
 pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
@@ -108,19 +140,15 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         return Err(blocked(format!("'{}' is a folder", c.path), Some(e)));
     }
     check_base(&c.path, &current, c.base)?;
-    let same = |e: &Entry| {
-        e.kind == c.kind
-            && e.hash == Some(c.hash)
-            && e.mode == c.mode & 0o7777
-            && c.owner.as_ref().is_none_or(|o| e.owner.as_ref() == Some(o))
-    };
-    let kept_owner = live(current.clone()).and_then(|e| e.owner);
+    let same =
+        |e: &Entry| e.kind == c.kind && e.hash == Some(c.hash) && e.mode == c.mode & 0o7777 && c.carried.held_by(e);
+    let kept = live(current.clone());
     if let Some(cur) = live(current).filter(same) {
         return Ok(vec![cur]); // the same bytes again: no new version
     }
     let mut out = Vec::new();
     ensure_parents(conn, dev, &c.path, &mut out)?;
-    let e = Entry {
+    let mut e = Entry {
         path: c.path,
         kind: c.kind,
         version: entries::next_seq(conn)?,
@@ -132,8 +160,10 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         moved_to: None,
-        owner: c.owner.or(kept_owner),
+        owner: kept.as_ref().and_then(|k| k.owner.clone()),
+        xattrs: kept.and_then(|k| k.xattrs),
     };
+    c.carried.onto(&mut e);
     entries::put(conn, &e)?;
     out.push(e);
     Ok(out)
@@ -146,7 +176,7 @@ pub fn mkdir(
     base: u64,
     mode: u32,
     mtime_ns: i64,
-    owner: Option<Owner>,
+    carried: Carried,
 ) -> TreeResult {
     let current = entries::get(conn, path)?;
     match live(current.clone()) {
@@ -157,7 +187,7 @@ pub fn mkdir(
     }
     let mut out = Vec::new();
     ensure_parents(conn, dev, path, &mut out)?;
-    let e = Entry {
+    let mut e = Entry {
         path: path.clone(),
         kind: EntryKind::Dir,
         version: entries::next_seq(conn)?,
@@ -169,8 +199,10 @@ pub fn mkdir(
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         moved_to: None,
-        owner,
+        owner: None,
+        xattrs: None,
     };
+    carried.onto(&mut e);
     entries::put(conn, &e)?;
     out.push(e);
     Ok(out)
@@ -274,22 +306,22 @@ pub fn set_attr(
     base: u64,
     mode: Option<u32>,
     mtime_ns: Option<i64>,
-    owner: Option<Owner>,
+    carried: Carried,
 ) -> TreeResult {
     let current = entries::get(conn, path)?;
     let Some(e) = live(current.clone()) else {
         return Err(TreeError::Conflict { path: path.clone(), base, current: current.map(Box::new) });
     };
     check_base(path, &current, base)?;
-    let e = Entry {
+    let mut e = Entry {
         version: entries::next_seq(conn)?,
         mode: mode.map_or(e.mode, |m| m & 0o7777),
         mtime_ns: mtime_ns.unwrap_or(e.mtime_ns),
-        owner: owner.or(e.owner.clone()),
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         ..e
     };
+    carried.onto(&mut e);
     entries::put(conn, &e)?;
     Ok(vec![e])
 }
@@ -396,7 +428,7 @@ pub(crate) mod tests {
                 size: data.len() as u64,
                 mode: 0o644,
                 mtime_ns: 1,
-                owner: None,
+                carried: Carried::default(),
             },
         )
     }
@@ -407,8 +439,16 @@ pub(crate) mod tests {
         let ann = Owner { uid: 1001, gid: 1002, user: Some("ann".into()), group: None };
         let commit = |base, data: &[u8], owner: Option<Owner>| {
             let (hash, size) = (ContentHash::of(data), data.len() as u64);
-            let c2 =
-                FileCommit { path: p("f"), kind: EntryKind::File, base, hash, size, mode: 0o644, mtime_ns: 1, owner };
+            let c2 = FileCommit {
+                path: p("f"),
+                kind: EntryKind::File,
+                base,
+                hash,
+                size,
+                mode: 0o644,
+                mtime_ns: 1,
+                carried: Carried { owner, xattrs: None },
+            };
             commit_file(&c, &Author::default(), c2).unwrap().pop().unwrap()
         };
         let v1 = commit(0, b"one", Some(ann.clone()));
@@ -418,16 +458,38 @@ pub(crate) mod tests {
         let bob = Owner { uid: 7, gid: 7, user: None, group: None };
         let same_bytes = commit(v2.version, b"two", Some(bob.clone()));
         assert!(same_bytes.version > v2.version, "a new owner alone is a new version");
-        let v4 = set_attr(&c, &Author::default(), &p("f"), same_bytes.version, None, None, Some(ann.clone()))
+        let v4 = set_attr(&c, &Author::default(), &p("f"), same_bytes.version, None, None, Carried::owner(ann.clone()))
             .unwrap()
             .pop()
             .unwrap();
         assert_eq!((v4.owner.as_ref(), v4.mode), (Some(&ann), 0o644));
-        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Some(bob.clone())).unwrap().pop().unwrap();
+        let d =
+            mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Carried::owner(bob.clone())).unwrap().pop().unwrap();
         assert_eq!(d.owner, Some(bob.clone()));
         let history: Vec<Option<u32>> =
             entries::versions_of(&c, &p("f")).unwrap().into_iter().map(|v| v.entry.owner.map(|o| o.uid)).collect();
         assert_eq!(history, vec![Some(1001), Some(7), Some(1001), Some(1001)], "newest first, owners kept");
+    }
+
+    #[test]
+    fn xattrs_are_recorded_kept_when_not_sent_and_cleared_when_sent_empty() {
+        let c = conn();
+        let mut x = Xattrs::default();
+        x.set("user.tag", b"blue").unwrap();
+        let f = file(&c, "f", 0, b"one").unwrap().pop().unwrap();
+        assert_eq!(f.xattrs, None);
+        let with = |xattrs: Option<Xattrs>| Carried { owner: None, xattrs };
+        let v2 = set_attr(&c, &Author::default(), &p("f"), f.version, None, None, with(Some(x.clone()))).unwrap();
+        assert_eq!(v2[0].xattrs.as_ref(), Some(&x));
+        let v3 = file(&c, "f", v2[0].version, b"two").unwrap().pop().unwrap();
+        assert_eq!(v3.xattrs.as_ref(), Some(&x), "a commit that does not send them keeps them");
+        let v4 = set_attr(&c, &Author::default(), &p("f"), v3.version, None, None, with(Some(Xattrs::default())));
+        assert_eq!(v4.unwrap()[0].xattrs, None, "an empty set clears them");
+        let history: Vec<bool> =
+            entries::versions_of(&c, &p("f")).unwrap().into_iter().map(|v| v.entry.xattrs.is_some()).collect();
+        assert_eq!(history, vec![false, true, true, false], "newest first, each version keeps its own");
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, with(Some(x.clone()))).unwrap().pop().unwrap();
+        assert_eq!(d.xattrs, Some(x));
     }
 
     #[test]
@@ -469,7 +531,7 @@ pub(crate) mod tests {
         let out =
             rename(&c, &Author::default(), &p("m"), &p("l"), other.version, f.version, PathLimits::default()).unwrap();
         assert_eq!(out[0].kind, EntryKind::Symlink, "a symlink renamed over a file");
-        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, None).unwrap().pop().unwrap();
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Carried::default()).unwrap().pop().unwrap();
         let blocked =
             rename(&c, &Author::default(), &p("l"), &p("d"), out[0].version, d.version, PathLimits::default());
         assert!(matches!(blocked, Err(TreeError::Blocked { .. })), "not over a folder");
@@ -561,10 +623,17 @@ pub(crate) mod tests {
     fn kinds_cannot_be_mixed() {
         let c = conn();
         file(&c, "f", 0, b"x").unwrap();
-        assert!(matches!(mkdir(&c, &Author::default(), &p("f"), 0, 0o755, 0, None), Err(TreeError::Blocked { .. })));
+        assert!(matches!(
+            mkdir(&c, &Author::default(), &p("f"), 0, 0o755, 0, Carried::default()),
+            Err(TreeError::Blocked { .. })
+        ));
         assert!(matches!(file(&c, "f/under", 0, b"y"), Err(TreeError::Blocked { .. })));
-        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, None).unwrap();
-        assert_eq!(mkdir(&c, &Author::default(), &p("d"), 0, 0o700, 0, None).unwrap(), d, "mkdir is idempotent");
+        let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Carried::default()).unwrap();
+        assert_eq!(
+            mkdir(&c, &Author::default(), &p("d"), 0, 0o700, 0, Carried::default()).unwrap(),
+            d,
+            "mkdir is idempotent"
+        );
         assert!(matches!(file(&c, "d", 0, b"z"), Err(TreeError::Blocked { .. })));
     }
 
@@ -572,7 +641,9 @@ pub(crate) mod tests {
     fn set_attr_bumps_version_and_keeps_content() {
         let c = conn();
         let f = file(&c, "f", 0, b"x").unwrap()[0].clone();
-        let g = set_attr(&c, &Author::default(), &p("f"), f.version, Some(0o100755), None, None).unwrap()[0].clone();
+        let g = set_attr(&c, &Author::default(), &p("f"), f.version, Some(0o100755), None, Carried::default()).unwrap()
+            [0]
+        .clone();
         assert_eq!(g.mode, 0o755);
         assert_eq!(g.hash, f.hash);
         assert!(g.version > f.version);

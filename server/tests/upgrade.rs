@@ -74,6 +74,7 @@ async fn whole_content_objects_become_chunk_lists() {
             moved_to: None,
             origin: None,
             owner: None,
+            xattrs: None,
         };
         state
             .db

@@ -61,6 +61,7 @@ pub enum SetTime {
 }
 
 pub struct SetAttr {
+    pub caller: Caller,
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -103,6 +104,36 @@ impl SyncFs {
             }
         }
         a
+    }
+
+    /// A write by someone without CAP_FSETID (the kernel says so) drops the
+    /// file's set-ID bits; the kernel's cached mode is refreshed. The close's
+    /// upload carries the new mode.
+    pub(super) fn drop_setid_on_write(&self, st: &mut State, ino: u64) {
+        if !st.tree.get(ino).is_some_and(Node::has_setid) {
+            return;
+        }
+        st.tree.update_members(ino, |n| {
+            if n.drop_setid() {
+                n.touch_ctime();
+            }
+        });
+        let members = st.tree.members(ino);
+        st.persist(&members, vec![]);
+        if let Some(kino) = st.tree.get(ino).map(Node::kernel_ino) {
+            self.shared.invalidate(vec![crate::invalidate::Inval::Inode(kino)]);
+        }
+    }
+
+    /// The setattr ops that tell the hub of a metadata change to `members`,
+    /// skipping those a waiting upload or setattr already covers (both read
+    /// the node's metadata when they are sent).
+    pub(super) fn setattr_ops(st: &State, members: &[u64]) -> Vec<crate::queue::Op> {
+        members
+            .iter()
+            .filter(|m| !st.pending.has_waiting_upload(**m) && !st.pending.waiting_of(**m, OpKind::SetAttr))
+            .filter_map(|m| Some(State::op(OpKind::SetAttr, *m, st.tree.path_of(*m)?)))
+            .collect()
     }
 
     pub fn getattr(&self, kino: u64) -> FsResult<NodeAttr> {
@@ -157,6 +188,13 @@ impl SyncFs {
             });
         }
         let chown = change.uid.is_some() || change.gid.is_some();
+        // As the kernel would (its KILLPRIV work is ours): chown always, a
+        // truncate by anyone but root (no CAP_FSETID), drops set-ID bits.
+        if chown || (change.size.is_some() && change.caller.uid != 0) {
+            st.tree.update_members(ino, |n| {
+                n.drop_setid();
+            });
+        }
         let meta_changed = change.mode.is_some() || chown || (change.mtime.is_some() && change.size.is_none());
         let mount_owner = self.owner();
         let (mtime, atime) = (change.mtime.map(time_ns), change.atime.map(time_ns));
@@ -180,16 +218,12 @@ impl SyncFs {
         });
         let attr = self.attr_of(&st.tree, st.tree.get(ino).expect("checked above"));
         let mut ops = Vec::new();
-        for &m in &members {
-            // A waiting upload or setattr reads mode and mtime when it is sent.
-            let covered = st.pending.has_waiting_upload(m) || st.pending.waiting_of(m, OpKind::SetAttr);
-            if upload {
+        if upload {
+            for &m in &members {
                 st.queue_upload(m);
-            } else if meta_changed && !covered {
-                if let Some(path) = st.tree.path_of(m) {
-                    ops.push(State::op(OpKind::SetAttr, m, path));
-                }
             }
+        } else if meta_changed {
+            ops = Self::setattr_ops(&st, &members);
         }
         st.persist(&members, ops);
         drop(st);

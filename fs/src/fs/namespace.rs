@@ -210,6 +210,7 @@ impl SyncFs {
         node.mtime_ns = s.mtime_ns;
         node.atime_ns = s.atime_ns;
         node.special = s.special;
+        node.xattrs = s.xattrs.clone();
         node.dirty = s.has_content();
         node.open_handles = s.open_handles;
         node.open_writers = s.open_writers;

@@ -6,9 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use ssync_common::api::{Entry, EntryKind, VersionInfo};
 use ssync_common::RelPath;
 
-const COLUMNS: &str = "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner";
+const COLUMNS: &str =
+    "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner, xattrs";
 /// How many columns `COLUMNS` names: a query's next column is at this index.
-const N_COLUMNS: usize = 12;
+const N_COLUMNS: usize = 13;
 
 fn bad(i: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
@@ -37,6 +38,10 @@ fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
         owner: r
             .get::<_, Option<String>>(o + 11)?
             .map(|j| serde_json::from_str(&j).map_err(|_| bad(o + 11, "stored owner is invalid")))
+            .transpose()?,
+        xattrs: r
+            .get::<_, Option<String>>(o + 12)?
+            .map(|j| serde_json::from_str(&j).map_err(|_| bad(o + 12, "stored xattrs are invalid")))
             .transpose()?,
     })
 }
@@ -83,10 +88,11 @@ pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
         e.moved_to.as_ref().map(|p| p.as_str()),
         e.origin,
         e.owner.as_ref().map(|o| serde_json::to_string(o).expect("an owner serializes")),
+        e.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
     ];
     let old = get(conn, &e.path)?;
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?
     .execute(values)?;
     super::digests::on_change(conn, old.as_ref(), e)?;

@@ -97,6 +97,9 @@ const STEPS: &[&str] = &[
     // 10: owner and group (JSON of `api::Owner`), recorded like the mode.
     "ALTER TABLE entries ADD COLUMN owner TEXT;
      ALTER TABLE versions ADD COLUMN owner TEXT;",
+    // 11: `user.` extended attributes (JSON of `xattrs::Xattrs`), recorded like the mode.
+    "ALTER TABLE entries ADD COLUMN xattrs TEXT;
+     ALTER TABLE versions ADD COLUMN xattrs TEXT;",
 ];
 
 /// The step that adds folder digests; a database older than it gets them

@@ -7,7 +7,7 @@ use crate::extract::{AppJson, Device};
 use crate::openapi::DeviceHeader;
 use crate::routes::chunks::{apply_commit, prepare_commit, ReadyCommit};
 use crate::state::AppState;
-use crate::tree::{self, Author, TreeError};
+use crate::tree::{self, Author, Carried, TreeError};
 use axum::extract::State;
 use axum::Json;
 use rusqlite::Connection;
@@ -38,14 +38,22 @@ async fn prepare(state: &AppState, change: Change) -> Result<Ready, ApiError> {
     })
 }
 
+fn carried(owner: Option<ssync_common::api::Owner>, xattrs: Option<ssync_common::xattrs::Xattrs>) -> Carried {
+    Carried { owner, xattrs }
+}
+
 fn apply(c: &Connection, d: &Author, limits: PathLimits, ready: Ready) -> Result<Vec<Entry>, TreeError> {
     match ready {
         Ready::Commit(r) => apply_commit(c, d, r),
-        Ready::Mkdir(r) => tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, r.owner.clone()),
+        Ready::Mkdir(r) => {
+            tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, carried(r.owner.clone(), r.xattrs.clone()))
+        }
         Ready::Delete(r) => tree::delete(c, d, &r.path, r.base),
         Ready::Rename(r) => tree::rename(c, d, &r.from, &r.to, r.base, r.to_base, limits),
         Ready::Exchange(r) => tree::exchange(c, d, &r.a, &r.b, r.a_base, r.b_base, limits),
-        Ready::Setattr(r) => tree::set_attr(c, d, &r.path, r.base, r.mode, r.mtime_ns, r.owner.clone()),
+        Ready::Setattr(r) => {
+            tree::set_attr(c, d, &r.path, r.base, r.mode, r.mtime_ns, carried(r.owner.clone(), r.xattrs.clone()))
+        }
     }
 }
 

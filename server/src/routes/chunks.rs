@@ -328,7 +328,7 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
         size: req.size,
         mode: req.mode,
         mtime_ns: req.mtime_ns,
-        owner: req.owner,
+        carried: tree::Carried { owner: req.owner, xattrs: req.xattrs },
     };
     Ok(ReadyCommit { inline, list, commit })
 }

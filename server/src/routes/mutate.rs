@@ -3,7 +3,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
 use crate::openapi::{DeviceHeader, MutationAnswers};
 use crate::state::AppState;
-use crate::tree;
+use crate::tree::{self, Carried};
 use axum::extract::State;
 use axum::Json;
 use ssync_common::api::{
@@ -19,7 +19,11 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
 #[utoipa::path(post, path = "/v1/mkdir", tag = "tree", request_body = MkdirRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::mkdir(c, &d, &r.path, r.base, r.mode, r.mtime_ns, r.owner)).await?)
+    ok(state
+        .mutate(move |c| {
+            tree::mkdir(c, &d, &r.path, r.base, r.mode, r.mtime_ns, Carried { owner: r.owner, xattrs: r.xattrs })
+        })
+        .await?)
 }
 
 #[utoipa::path(post, path = "/v1/delete", tag = "tree", request_body = DeleteRequest, params(DeviceHeader),
@@ -53,5 +57,9 @@ pub async fn set_attr(
     Device(d): Device,
     AppJson(r): AppJson<SetAttrRequest>,
 ) -> Mutated {
-    ok(state.mutate(move |c| tree::set_attr(c, &d, &r.path, r.base, r.mode, r.mtime_ns, r.owner)).await?)
+    ok(state
+        .mutate(move |c| {
+            tree::set_attr(c, &d, &r.path, r.base, r.mode, r.mtime_ns, Carried { owner: r.owner, xattrs: r.xattrs })
+        })
+        .await?)
 }

@@ -85,7 +85,7 @@ pub fn exchange(
 mod tests {
     use super::super::tests::{conn, file, p};
     use super::*;
-    use crate::tree::{mkdir, Author};
+    use crate::tree::{mkdir, Author, Carried};
     use ssync_common::ContentHash;
 
     fn live_paths(c: &Connection) -> Vec<String> {
@@ -119,7 +119,7 @@ mod tests {
         let c = conn();
         file(&c, "x/1", 0, b"1").unwrap();
         file(&c, "x/both", 0, b"x").unwrap();
-        mkdir(&c, &Author::default(), &p("y"), 0, 0o755, 1, None).unwrap();
+        mkdir(&c, &Author::default(), &p("y"), 0, 0o755, 1, Carried::default()).unwrap();
         file(&c, "y/both", 0, b"y").unwrap();
         file(&c, "y/2", 0, b"2").unwrap();
         let x = entries::get(&c, &p("x")).unwrap().unwrap();
