@@ -5,6 +5,8 @@
 use ssync_tests::{run_bounded, wait_for_content, wait_until, Cluster, SYNC_TIMEOUT};
 use std::ffi::CString;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -71,13 +73,36 @@ fn wait_for_xattr(path: &Path, name: &str, want: Option<&[u8]>) {
 
 #[test]
 fn user_attributes_travel_and_the_others_stay_on_the_mount() {
-    let mut c = Cluster::new(2);
+    let mut c = Cluster::with_mount_flags(&[&["--allow-other"], &[]]);
     let (a, b) = (&c.mounts[0], &c.mounts[1]);
     fs::write(a.p("f"), b"content").unwrap();
     fs::create_dir(a.p("d")).unwrap();
     setfattr(&a.p("f"), "user.x", "1");
     setfattr(&a.p("d"), "user.color", "blue");
     set(&a.p("f"), "trusted.here", b"only on a", 0).unwrap();
+    // A POSIX ACL (user 1001 may read) is stored here, not enforced, not sent.
+    let entry =
+        |tag: u16, perm: u16, id: u32| [&tag.to_le_bytes()[..], &perm.to_le_bytes(), &id.to_le_bytes()].concat();
+    let acl = [
+        &2u32.to_le_bytes()[..],
+        &entry(1, 6, u32::MAX),
+        &entry(2, 4, 1001),
+        &entry(4, 4, u32::MAX),
+        &entry(0x10, 4, u32::MAX),
+        &entry(0x20, 0, u32::MAX),
+    ]
+    .concat();
+    fs::set_permissions(a.p("f"), fs::Permissions::from_mode(0o600)).unwrap();
+    set(&a.p("f"), "system.posix_acl_access", &acl, 0).unwrap();
+    assert_eq!(get(&a.p("f"), "system.posix_acl_access", 256), Ok(acl.clone()));
+    let mut cat = Command::new("cat");
+    cat.arg(a.p("f")).uid(1001).gid(1001);
+    assert_ne!(
+        run_bounded(&mut cat, Duration::from_secs(20)).0,
+        Some(0),
+        "the mode decides, not the ACL (on ext4, user 1001 could read)"
+    );
+    fs::set_permissions(a.p("f"), fs::Permissions::from_mode(0o644)).unwrap();
     let listed = run("getfattr", &["--absolute-names", "-d", "-m", "-", a.p("f").to_str().unwrap()]);
     assert!(listed.contains("user.x=\"1\"") && listed.contains("trusted.here"), "{listed}");
 
@@ -86,6 +111,7 @@ fn user_attributes_travel_and_the_others_stay_on_the_mount() {
     wait_for_xattr(&b.p("d"), "user.color", Some(b"blue"));
     let on_b = run("getfattr", &["--absolute-names", "-d", "-m", "-", b.p("f").to_str().unwrap()]);
     assert!(on_b.contains("user.x=\"1\"") && !on_b.contains("trusted"), "only user. attributes travel: {on_b}");
+    assert_eq!(get(&b.p("f"), "system.posix_acl_access", 256), Err(libc::ENODATA), "ACLs stay on a");
 
     // A content edit on B keeps them; a change and a removal on A arrive.
     fs::write(b.p("f"), b"edited on b").unwrap();
@@ -104,6 +130,7 @@ fn user_attributes_travel_and_the_others_stay_on_the_mount() {
     c.mounts[1].restart();
     let (a, b) = (&c.mounts[0], &c.mounts[1]);
     assert_eq!(get(&a.p("f"), "trusted.here", 64), Ok(b"only on a".to_vec()));
+    assert_eq!(get(&a.p("f"), "system.posix_acl_access", 256), Ok(acl));
     assert_eq!(get(&b.p("f"), "user.bin", 16), Ok(vec![0, 1, 255]));
 }
 
