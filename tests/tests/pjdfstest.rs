@@ -36,22 +36,10 @@ fn pjdfstest_fails_only_where_semantics_md_says() {
     let failed = failures(&out);
     assert!(out.contains("Files=238"), "prove ran every file:\n{out}");
 
-    let unexpected: Vec<String> = failed
-        .iter()
-        .flat_map(|(file, tests)| {
-            let known = documented.get(file);
-            tests.iter().filter(move |t| known.is_none_or(|k| !k.contains(t))).map(move |t| format!("{file} {t}"))
-        })
-        .collect();
+    let unexpected = missing_from(&failed, &documented);
     let total: usize = failed.values().map(BTreeSet::len).sum();
     eprintln!("pjdfstest: {total} failed tests in {} files", failed.len());
-    let fixed: Vec<String> = documented
-        .iter()
-        .flat_map(|(file, tests)| {
-            let now = failed.get(file);
-            tests.iter().filter(move |t| now.is_none_or(|n| !n.contains(t))).map(move |t| format!("{file} {t}"))
-        })
-        .collect();
+    let fixed = missing_from(&documented, &failed);
     if !fixed.is_empty() {
         eprintln!("documented as failing but passed (update SEMANTICS.md): {fixed:?}");
     }
@@ -130,4 +118,14 @@ fn prove_reports_and_the_documented_list_are_read_right() {
     let doc = documented_failures(md);
     assert_eq!(doc.len(), 2);
     assert_eq!(doc["chown/03.t"], BTreeSet::from([1, 2, 3, 4, 6, 7, 8, 9]));
+}
+
+/// The tests (as "FILE N") that `a` lists and `b` does not.
+fn missing_from(a: &Failures, b: &Failures) -> Vec<String> {
+    a.iter()
+        .flat_map(|(file, tests)| {
+            let other = b.get(file);
+            tests.iter().filter(move |t| other.is_none_or(|o| !o.contains(t))).map(move |t| format!("{file} {t}"))
+        })
+        .collect()
 }

@@ -66,20 +66,12 @@ impl SyncFs {
         Ok((node, path))
     }
 
-    fn create_node(
-        &self,
-        st: &mut State,
-        caller: Caller,
-        parent: u64,
-        name: &str,
-        kind: Kind,
-        mode: u32,
-    ) -> FsResult<(Node, RelPath)> {
-        let (mut node, path) = self.new_node(st, caller, parent, name, kind, mode)?;
+    /// Gives a new node its inode number and records it in its folder.
+    fn number(st: &mut State, node: &mut Node) -> FsResult<u64> {
         node.ino = st.new_ino()?;
         st.note_node(node.ino);
-        Self::touch_dir(st, parent);
-        Ok((node, path))
+        Self::touch_dir(st, node.parent);
+        Ok(node.ino)
     }
 
     /// A folder's entries changed: its mtime and ctime are now (kept on this
@@ -95,8 +87,9 @@ impl SyncFs {
     pub fn mkdir(&self, caller: Caller, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<NodeAttr> {
         let name = new_name(name)?;
         let mut st = self.shared.state.lock();
-        let (node, path) = self.create_node(&mut st, caller, parent, name, Kind::Dir, mode & !umask)?;
-        let (ino, attr) = (node.ino, NodeAttr::from(&node));
+        let (mut node, path) = self.new_node(&st, caller, parent, name, Kind::Dir, mode & !umask)?;
+        let ino = Self::number(&mut st, &mut node)?;
+        let attr = NodeAttr::from(&node);
         st.tree.insert(node);
         st.persist(&[], vec![State::op(OpKind::Mkdir, ino, path)]);
         drop(st);
@@ -115,8 +108,8 @@ impl SyncFs {
     ) -> FsResult<(NodeAttr, Option<u64>)> {
         let name = new_name(name)?;
         let mut st = self.shared.state.lock();
-        let (mut node, _path) = self.create_node(&mut st, caller, parent, name, Kind::File, mode)?;
-        let ino = node.ino;
+        let (mut node, _path) = self.new_node(&st, caller, parent, name, Kind::File, mode)?;
+        let ino = Self::number(&mut st, &mut node)?;
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(self.shared.cache.file(ino))?;
         let writable = open == Some(true);
@@ -251,7 +244,8 @@ impl SyncFs {
         }
         let name = new_name(name)?;
         let mut st = self.shared.state.lock();
-        let (mut node, _path) = self.create_node(&mut st, caller, parent, name, Kind::File, mode & !umask)?;
+        let (mut node, _path) = self.new_node(&st, caller, parent, name, Kind::File, mode & !umask)?;
+        Self::number(&mut st, &mut node)?;
         node.dirty = false;
         node.special = Some(Special { format, rdev });
         let attr = NodeAttr::from(&node);
