@@ -123,11 +123,11 @@ impl SyncFs {
         }
     }
 
-    /// Opens `kino`; `by_root`: the caller may keep set-ID bits (CAP_FSETID)
-    /// when O_TRUNC truncates. Returns the handle, and whether the kernel
+    /// Opens `kino` for `caller` (an O_TRUNC by anyone but root drops set-ID
+    /// bits, as a truncate does). Returns the handle, and whether the kernel
     /// may pass reads and writes through to the cache file (not for writers
     /// of set-ID files: their writes must reach `write` to drop the bits).
-    pub fn open(&self, kino: u64, flags: i32, by_root: bool) -> FsResult<(u64, bool)> {
+    pub fn open(&self, kino: u64, flags: i32, caller: Caller) -> FsResult<(u64, bool)> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
@@ -147,8 +147,8 @@ impl SyncFs {
         let truncate = writable && flags & libc::O_TRUNC != 0;
         if truncate {
             file.set_len(0)?;
-            if !by_root {
-                self.drop_setid_on_write(&mut st, ino);
+            if caller.uid != 0 {
+                self.drop_setid_on_write(&mut st, ino, caller);
             }
         }
         let passthrough = !(writable && st.tree.get(ino).is_some_and(Node::has_setid));
@@ -203,14 +203,15 @@ impl SyncFs {
         Ok(buf)
     }
 
-    /// `drop_setid`: the kernel asks to drop set-ID bits (the writer lacks CAP_FSETID).
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8], drop_setid: bool) -> FsResult<u32> {
+    /// `drop_setid`: the writer, whom the kernel asks to drop set-ID bits for
+    /// (it lacks CAP_FSETID).
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], drop_setid: Option<Caller>) -> FsResult<u32> {
         let h = self.handle(fh)?;
         if !h.writable {
             return Err(FsError::NotWritable);
         }
-        if drop_setid {
-            self.drop_setid_on_write(&mut self.shared.state.lock(), h.ino);
+        if let Some(caller) = drop_setid {
+            self.drop_setid_on_write(&mut self.shared.state.lock(), h.ino, caller);
         }
         h.file.write_all_at(data, offset)?;
         self.wrote_upto(&h, offset + data.len() as u64)?;

@@ -273,7 +273,7 @@ impl Filesystem for SsyncFuse {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.open(ino.0, flags.0, req.uid() == 0) {
+        match self.core.open(ino.0, flags.0, caller(req)) {
             Ok((fh, may_pass)) => {
                 match may_pass.then(|| self.backing_for(ino.0, fh, |f| reply.open_backing(f))).flatten() {
                     Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
@@ -309,7 +309,7 @@ impl Filesystem for SsyncFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -319,7 +319,7 @@ impl Filesystem for SsyncFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let drop_setid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let drop_setid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID).then(|| caller(req));
         let answer =
             move |core: &SyncFs, data: &[u8], reply: ReplyWrite| match core.write(fh.0, offset, data, drop_setid) {
                 Ok(n) => reply.written(n),

@@ -124,14 +124,16 @@ impl Node {
         self.special.is_none()
     }
 
-    /// What a write, truncate or chown by someone else does to a file (the
-    /// mount handles it: FUSE_HANDLE_KILLPRIV_V2): set-user-ID goes, and
-    /// set-group-ID when group execute is on. Whether the mode changed.
-    pub fn drop_setid(&mut self) -> bool {
+    /// What a write, truncate or chown does to a file, as the kernel's
+    /// setattr_should_drop_suidgid says (the mount handles it:
+    /// FUSE_HANDLE_KILLPRIV_V2): set-user-ID goes, and set-group-ID when group
+    /// execute is on or the caller is not in the file's group
+    /// (`in_group`). Whether the mode changed.
+    pub fn drop_setid(&mut self, in_group: bool) -> bool {
         let before = self.mode;
         if !self.is_dir() {
             self.mode &= !libc::S_ISUID;
-            if self.mode & libc::S_IXGRP != 0 {
+            if self.mode & libc::S_IXGRP != 0 || !in_group {
                 self.mode &= !libc::S_ISGID;
             }
         }

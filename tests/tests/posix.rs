@@ -294,3 +294,62 @@ fn with_sync_owners_the_owner_travels_and_without_it_files_belong_to_the_mount_u
     assert_eq!(owner(&b.p("shared/f")), (1003, 1004));
     assert_eq!(owner(&a.p("shared/f")), (1003, 1004), "the mount that set it keeps it");
 }
+
+#[test]
+fn set_id_bits_drop_when_others_write_truncate_or_chown() {
+    let c = Cluster::with_mount_flags(&[&["--allow-other"]]);
+    let a = &c.mounts[0];
+    let f = a.p("tool");
+    fs::write(&f, b"#!/bin/sh\n").unwrap();
+    let mode = |m: u32| fs::set_permissions(&f, fs::Permissions::from_mode(m)).unwrap();
+    let now = || fs::metadata(&f).unwrap().mode() & 0o7777;
+    mode(0o4777);
+    assert!(sh_as(1001, &format!("echo x >> {}", f.display())));
+    assert_eq!(now(), 0o777, "a write by someone else drops set-user-ID");
+    mode(0o2777);
+    assert!(sh_as(1001, &format!(": > {}", f.display())));
+    assert_eq!(now(), 0o777, "so does a truncate (set-group-ID with group execute)");
+    mode(0o2767);
+    assert!(sh_as(1001, &format!("echo x >> {}", f.display())));
+    assert_eq!(now(), 0o767, "set-group-ID goes when the writer is not in the file's group");
+    std::os::unix::fs::chown(&f, None, Some(1001)).unwrap();
+    mode(0o2767);
+    assert!(sh_as(1001, &format!("echo x >> {}", f.display())));
+    assert_eq!(now(), 0o2767, "and stays for one in it, without group execute");
+    mode(0o6777);
+    fs::write(&f, b"root keeps them\n").unwrap();
+    assert_eq!(now(), 0o6777, "root's writes keep them (CAP_FSETID)");
+
+    // The documented difference: a bit set while a writer already has the
+    // file open through passthrough survives that writer's writes.
+    mode(0o666);
+    let (ready, go) = (c.dir.path().join("ready"), c.dir.path().join("go"));
+    for fifo in [&ready, &go] {
+        assert_eq!(unsafe { libc::mkfifo(c_path(fifo).as_ptr(), 0o666) }, 0);
+        fs::set_permissions(fifo, fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let mut writer = Command::new("sh");
+    writer
+        .args(["-c", r#"exec 3>>"$1"; echo > "$2"; read go < "$3"; echo late >&3"#, "sh"])
+        .args([&f, &ready, &go])
+        .uid(1001)
+        .gid(1001);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(run_bounded(&mut writer, Duration::from_secs(20))));
+    // FIFO opens block until the other side opens: bounded, in a thread.
+    let within = |what: &str, job: Box<dyn FnOnce() + Send>| {
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            job();
+            let _ = done.send(());
+        });
+        wait.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what} within 20 s"));
+    };
+    within("the writer opens the file", Box::new(move || drop(fs::read(&ready).unwrap())));
+    mode(0o4666);
+    within("the writer is told to write", Box::new(move || fs::write(&go, b"\n").unwrap()));
+    let (code, err) = rx.recv_timeout(Duration::from_secs(30)).expect("the writer ends");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(fs::read_to_string(&f).unwrap().ends_with("late\n"));
+    assert_eq!(now(), 0o4666, "SEMANTICS.md: kept (ext4 would drop it)");
+}

@@ -106,15 +106,21 @@ impl SyncFs {
         a
     }
 
-    /// A write by someone without CAP_FSETID (the kernel says so) drops the
-    /// file's set-ID bits; the kernel's cached mode is refreshed. The close's
-    /// upload carries the new mode.
-    pub(super) fn drop_setid_on_write(&self, st: &mut State, ino: u64) {
-        if !st.tree.get(ino).is_some_and(Node::has_setid) {
-            return;
-        }
+    /// Whether `caller` counts as in `n`'s group for keeping set-group-ID:
+    /// root (CAP_FSETID), or the file's group as its primary group (FUSE
+    /// does not tell the supplementary ones, so those count as not in it).
+    pub(super) fn in_group(&self, n: &Node, caller: Caller) -> bool {
+        caller.uid == 0 || caller.gid == n.owner.map_or(self.owner().1, |o| o.gid)
+    }
+
+    /// A write by `caller`, who lacks CAP_FSETID (the kernel says so), drops
+    /// the file's set-ID bits; the kernel's cached mode is refreshed. The
+    /// close's upload carries the new mode.
+    pub(super) fn drop_setid_on_write(&self, st: &mut State, ino: u64, caller: Caller) {
+        let Some(n) = st.tree.get(ino).filter(|n| n.has_setid()) else { return };
+        let in_group = self.in_group(n, caller);
         st.tree.update_members(ino, |n| {
-            if n.drop_setid() {
+            if n.drop_setid(in_group) {
                 n.touch_ctime();
             }
         });
@@ -191,8 +197,9 @@ impl SyncFs {
         // As the kernel would (its KILLPRIV work is ours): chown always, a
         // truncate by anyone but root (no CAP_FSETID), drops set-ID bits.
         if chown || (change.size.is_some() && change.caller.uid != 0) {
+            let in_group = self.in_group(st.tree.get(ino).expect("checked above"), change.caller);
             st.tree.update_members(ino, |n| {
-                n.drop_setid();
+                n.drop_setid(in_group);
             });
         }
         let meta_changed = change.mode.is_some() || chown || (change.mtime.is_some() && change.size.is_none());
