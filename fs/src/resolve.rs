@@ -37,6 +37,9 @@ pub enum Decision {
     ConflictCopy,
     /// Send the moved subtree again as new files.
     ResendSubtree,
+    /// A swap the hub already applied (its answer was lost): the versions it
+    /// gave the entries now at the op's first and second paths.
+    Swapped(u64, u64),
     /// Drop ours; a reconcile brings the hub's state.
     TakeHubs,
 }
@@ -67,8 +70,29 @@ pub async fn decide(shared: &Shared, remote: &Remote, op: &Op, err: &ApiError) -
         },
         // One side changed elsewhere: both are sent again as new files at
         // their new paths, so whatever the hub has there becomes a conflict copy.
-        OpKind::Exchange => Decision::ResendSubtree,
+        OpKind::Exchange => match swapped_on_hub(shared, remote, op).await? {
+            Some((at_a, at_b)) => Decision::Swapped(at_a, at_b),
+            None => Decision::ResendSubtree,
+        },
         OpKind::Delete | OpKind::SetAttr => Decision::TakeHubs,
+    })
+}
+
+/// Whether the hub holds `op`'s swap already, made by this mount: at each
+/// path a live entry of this mount's with what the local node now there has
+/// (kind, and content for files). No other op of this mount can have made
+/// them: later ops on these paths wait for this one.
+async fn swapped_on_hub(shared: &Shared, remote: &Remote, op: &Op) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(b) = op.path2.as_ref() else { return Ok(None) };
+    let (at_a, at_b) = (remote.entry(&op.path).await?, remote.entry(b).await?);
+    let st = shared.state.lock();
+    let holds = |e: &Option<Entry>, ino: u64| {
+        let (Some(e), Some(n)) = (e, st.tree.get(ino)) else { return false };
+        !e.deleted && shared.is_own(e) && e.kind == n.kind && (n.is_dir() || e.hash == n.hash)
+    };
+    Ok(match (&at_a, &at_b) {
+        (Some(x), Some(y)) if holds(&at_a, op.ino2) && holds(&at_b, op.ino) => Some((x.version, y.version)),
+        _ => None,
     })
 }
 
@@ -100,6 +124,12 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
         }
         Decision::FollowTo(live) => (true, follow_to(&mut st, shared, op.ino, &live)),
         Decision::ConflictCopy => (true, keep_as_conflict_copy(&mut st, shared, op.ino)),
+        Decision::Swapped(at_a, at_b) => {
+            set_base(&mut st, op.ino2, at_a);
+            set_base(&mut st, op.ino, at_b);
+            // What moved below two folders got versions this mount did not hear.
+            (true, Ok(()))
+        }
         Decision::ResendSubtree => {
             let swapped = if op.kind == OpKind::Exchange { Some(op.ino2) } else { None };
             let r = std::iter::once(op.ino).chain(swapped).try_for_each(|i| resend_subtree(&mut st, i));

@@ -281,7 +281,9 @@ async fn send_one(shared: &Shared, remote: &Remote, op: Op, request: Request) ->
 /// it and sent again. Returns false for a real refusal (another mount's
 /// change, or no progress to make).
 fn rebase_on_own_change(shared: &Shared, op: &Op, e: &ApiError) -> bool {
-    if e.code() != Some(codes::CONFLICT) {
+    // A swap sent again after one the hub applied would swap back: whether
+    // it took is for `resolve::decide` to find out.
+    if e.code() != Some(codes::CONFLICT) || op.kind == OpKind::Exchange {
         return false;
     }
     let Some(cur) = e.current().filter(|c| shared.is_own(c)) else { return false };

@@ -24,12 +24,14 @@ fn an_idle_mount_heals_a_difference_the_feed_never_reported() {
     {
         let db = rusqlite::Connection::open(c.hub.data.join("meta.db")).unwrap();
         assert_eq!(db.execute("DELETE FROM entries WHERE path = 'a/b/vanish.txt'", []).unwrap(), 1);
-        // As a hub from before digests (and owners, a later step): digests
-        // are computed from the entries at start.
+        // As a hub from before digests (and owners and xattrs, later
+        // steps): digests are computed from the entries at start.
         db.execute_batch(
             "DROP TABLE dir_digests;
              ALTER TABLE entries DROP COLUMN owner;
-             ALTER TABLE versions DROP COLUMN owner;",
+             ALTER TABLE versions DROP COLUMN owner;
+             ALTER TABLE entries DROP COLUMN xattrs;
+             ALTER TABLE versions DROP COLUMN xattrs;",
         )
         .unwrap();
         db.pragma_update(None, "user_version", 8).unwrap();

@@ -53,6 +53,8 @@ enum Effect {
     /// Closed `body` at the path: (description, path, body).
     Closed(String, String, Vec<u8>),
     Moved(String, String),
+    /// renameat2 RENAME_EXCHANGE: the two names traded contents.
+    Swapped(String, String),
     Removed(String),
     Nothing,
 }
@@ -64,7 +66,7 @@ fn act(rng: &mut Rng, root: &Path, tag: &str) -> Effect {
     // Writes through a symlink land at its target: not tracked by name.
     let through_link = || fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
     let closed = |what: &str, body: Vec<u8>| Effect::Closed(format!("{what} {rel}"), rel.clone(), body);
-    match rng.below(13) {
+    match rng.below(14) {
         0..=4 => {
             let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
             let link = through_link();
@@ -111,6 +113,20 @@ fn act(rng: &mut Rng, root: &Path, tag: &str) -> Effect {
             match std::os::unix::fs::symlink(target, &path) {
                 Ok(()) => closed("symlink", target.as_bytes().to_vec()),
                 Err(_) => Effect::Nothing,
+            }
+        }
+        13 => {
+            let other = join(rng.pick(DIRS), rng.pick(FILES));
+            let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL in test paths");
+            let (a, b) = (c(&path), c(&root.join(&other)));
+            // SAFETY: both are NUL-terminated paths that outlive the call.
+            let r = unsafe {
+                libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+            };
+            if r == 0 && other != rel {
+                Effect::Swapped(rel, other)
+            } else {
+                Effect::Nothing
             }
         }
         _ => {
@@ -191,6 +207,11 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
                 Some(i) => drop(last[m].insert(to, i)),
                 None => drop(last[m].remove(&to)),
             },
+            Effect::Swapped(a, b) => {
+                let (x, y) = (last[m].remove(&a), last[m].remove(&b));
+                x.map(|i| last[m].insert(b, i));
+                y.map(|i| last[m].insert(a, i));
+            }
             Effect::Removed(rel) => drop(last[m].remove(&rel)),
             Effect::Nothing => {}
         }
