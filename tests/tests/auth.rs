@@ -48,7 +48,7 @@ fn every_endpoint(url: &str, auth: Option<&str>) -> Vec<(String, reqwest::blocki
         };
         out.push((format!("{method} {path}"), req.send().unwrap()));
     }
-    assert_eq!(out.len(), 21, "endpoints that need a token (batch, digest, list and manifests included)");
+    assert_eq!(out.len(), 22, "endpoints that need a token (batch, digest, list, manifests and exchange included)");
     out
 }
 

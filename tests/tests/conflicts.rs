@@ -263,3 +263,33 @@ fn symlink_vs_symlink_keeps_both_as_symlinks() {
         assert!(same, "{}: {:?}, want {want:?}", m.path.display(), links(&m.path));
     }
 }
+
+#[test]
+fn exchange_vs_edit_keeps_the_edit_and_the_swap_as_conflict_copies() {
+    let mut c = Cluster::new(2);
+    synced(&c, "x", "x");
+    synced(&c, "y", "y");
+    race(
+        &mut c,
+        |a| fs::write(a.join("x"), "edited").unwrap(),
+        |b| {
+            let (x, y) = (c_path(&b.join("x")), c_path(&b.join("y")));
+            // SAFETY: both are NUL-terminated paths that outlive the call.
+            let r = unsafe {
+                libc::renameat2(libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), libc::RENAME_EXCHANGE)
+            };
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        },
+        |t| hub_has(t, "x", 6),
+    );
+    // The swap was refused (x changed first): the hub's x and y stay, and
+    // what B had under each name after its swap is kept beside it.
+    let want =
+        tree(&[("x", Some("edited")), ("x.conflict-b-T", Some("y")), ("y", Some("y")), ("y.conflict-b-T", Some("x"))]);
+    wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
+    wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
+}
+
+fn c_path(p: &std::path::Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("test paths hold no NUL")
+}
