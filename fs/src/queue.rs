@@ -150,6 +150,10 @@ impl Pending {
         Some(op)
     }
 
+    pub fn get(&self, id: u64) -> Option<&Op> {
+        self.ops.get(&id)
+    }
+
     pub fn front(&self) -> Option<&Op> {
         self.ops.values().next()
     }

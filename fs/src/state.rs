@@ -187,9 +187,14 @@ impl State {
 
     /// Drops the queued ops of `ino` (not those of others that name it as
     /// the node they replace), except the one being sent now.
+    /// A rename of `ino` that replaces an entry the hub may have stays: it
+    /// must still remove that entry (it is sent as its delete).
     pub fn drop_ops_of(&mut self, ino: u64) {
         for id in self.pending.ids_of(ino) {
-            if !self.pending.is_in_flight(id) {
+            let replaces = self.pending.get(id).is_some_and(|op| {
+                op.kind == OpKind::Rename && op.ino == ino && op.ino2 != 0 && self.may_be_on_hub(op.ino2)
+            });
+            if !self.pending.is_in_flight(id) && !replaces {
                 self.op_done(id);
             }
         }

@@ -393,6 +393,12 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
         (OpKind::Delete, Some(n)) if n.base_version > 0 => {
             Some(Request::Delete(DeleteRequest { path: op.path.clone(), base: n.base_version }))
         }
+        // The source never reached the hub and is gone: what the rename
+        // replaced must still go (see `State::drop_ops_of`).
+        (OpKind::Rename, n) if unlinked && n.as_ref().is_none_or(|n| n.base_version == 0) => {
+            let (target, path) = (st.tree.get(op.ino2)?, op.path2.clone()?);
+            (target.base_version > 0).then_some(Request::Delete(DeleteRequest { path, base: target.base_version }))
+        }
         (OpKind::Rename, Some(n)) if n.base_version > 0 => Some(Request::Rename(RenameRequest {
             from: op.path.clone(),
             to: op.path2.clone().expect("a rename op has a target"),
@@ -517,8 +523,11 @@ fn adopt_moved(st: &mut State, ino: u64, to: &RelPath, entries: &[Entry], touche
         if let Some(i) = st.tree.resolve_below(ino, suffix) {
             let n = st.tree.get_mut(i).expect("resolved nodes exist");
             // A rename redone on a version edited elsewhere moves bytes
-            // this mount does not have yet: fetch them, don't claim them.
-            if n.is_dir() || n.hash == e.hash {
+            // this mount does not have yet: fetch them, don't claim them. A
+            // dirty node claims the version: its own bytes go over it next
+            // (it may have taken the version of the entry its rename
+            // replaced, see `next_job`, whose bytes the hub then moved).
+            if n.is_dir() || n.hash == e.hash || n.dirty {
                 n.base_version = e.version;
             } else {
                 st.needs_reconcile = true;
