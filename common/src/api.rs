@@ -332,6 +332,12 @@ pub struct ManifestQuery {
     /// Include the chunks (base64 frames) if the file is at most `INLINE_MAX` bytes.
     #[serde(default)]
     pub inline: bool,
+    /// Only the chunks that hold some byte of `[from, to)` (a mount reading
+    /// part of a file it does not cache: a 1 GiB file's whole list is ~600 KB).
+    #[serde(default)]
+    pub from: Option<u64>,
+    #[serde(default)]
+    pub to: Option<u64>,
 }
 
 /// Most ids one `POST /v1/manifests` may name.
@@ -358,6 +364,10 @@ pub struct ManifestResponse {
     pub list: WireList,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<String>,
+    /// Set when the list is a slice (asked with `from`/`to`): the byte
+    /// offset of its first chunk in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 /// Encodes chunk frames for a JSON field.

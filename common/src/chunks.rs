@@ -94,6 +94,20 @@ impl ChunkList {
     }
 
     /// Each chunk with its offset in the file.
+    /// The chunks that hold some byte of `[from, to)`, and the offset of the
+    /// first of them (the file's size when none does).
+    pub fn slice(&self, from: u64, to: u64) -> (u64, ChunkList) {
+        let mut start = None;
+        let mut out = Vec::new();
+        for (off, c) in self.with_offsets().take_while(|_| from < to) {
+            if off + c.len as u64 > from && off < to {
+                start.get_or_insert(off);
+                out.push(c);
+            }
+        }
+        (start.unwrap_or_else(|| self.size()), ChunkList(out))
+    }
+
     pub fn with_offsets(&self) -> impl Iterator<Item = (u64, ChunkRef)> + '_ {
         self.0.iter().scan(0u64, |off, c| {
             let at = *off;
@@ -168,6 +182,19 @@ pub fn file_id(data: &[u8]) -> ContentHash {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_slice_holds_the_chunks_that_cover_a_range() {
+        let c = |n: u8, len: u32| ChunkRef { hash: ContentHash::of(&[n]), len };
+        let list = ChunkList(vec![c(1, 10), c(2, 10), c(3, 10)]);
+        assert_eq!(list.slice(0, 1), (0, ChunkList(vec![c(1, 10)])));
+        assert_eq!(list.slice(9, 11), (0, ChunkList(vec![c(1, 10), c(2, 10)])));
+        assert_eq!(list.slice(10, 20), (10, ChunkList(vec![c(2, 10)])));
+        assert_eq!(list.slice(25, 1000), (20, ChunkList(vec![c(3, 10)])));
+        assert_eq!(list.slice(30, 40), (30, ChunkList(vec![])));
+        assert_eq!(list.slice(5, 5), (30, ChunkList(vec![])), "an empty range needs nothing");
+    }
+
     use super::*;
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {

@@ -158,7 +158,7 @@ pub(crate) fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> s
 }
 
 /// Reads `len` bytes at `off` of `path` if they hash to `hash`.
-fn read_verified(path: &Path, off: u64, c: &ChunkRef) -> Option<Vec<u8>> {
+pub(crate) fn read_verified(path: &Path, off: u64, c: &ChunkRef) -> Option<Vec<u8>> {
     let f = std::fs::File::open(path).ok()?;
     let mut buf = vec![0; c.len as usize];
     f.read_exact_at(&mut buf, off).ok()?;

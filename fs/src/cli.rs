@@ -52,6 +52,34 @@ pub struct MountArgs {
     /// kernel use the cache file directly (FUSE passthrough, used when available).
     #[arg(long)]
     pub no_passthrough: bool,
+    /// Keep at most SIZE of file contents on this machine (e.g. 20G, 512M).
+    /// The whole tree is still listed; files over 1 MiB are fetched when
+    /// opened, and the least recently used clean ones are evicted to stay
+    /// under SIZE. Pin what must stay local with `ssync pin`. Without it the
+    /// mount keeps a full copy.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub cache_max: Option<u64>,
+}
+
+/// A size such as 512M, 20G or 1048576 (binary units: K, M, G, T).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = t[digits.len()..].to_ascii_uppercase();
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("unknown unit in '{s}'; use K, M, G or T, as in 512M")),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| format!("'{s}' is not a size; write it as 512M or 20G"))?;
+    let bytes = n.checked_shl(shift).filter(|b| b >> shift == n).ok_or_else(|| format!("'{s}' is too large"))?;
+    if bytes < 16 << 20 {
+        return Err(format!("'{s}' is below the smallest cache limit, 16M"));
+    }
+    Ok(bytes)
 }
 
 impl MountArgs {
@@ -79,6 +107,7 @@ impl MountArgs {
         cfg.allow_other = self.allow_other;
         cfg.sync_owners = self.sync_owners;
         cfg.passthrough = !self.no_passthrough;
+        cfg.cache_max = self.cache_max;
         cfg.token_file = token_file;
         Ok(cfg)
     }
@@ -93,4 +122,21 @@ pub fn cli_main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     crate::mount::run(args.into_config()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("20G"), Ok(20 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("33554432"), Ok(32 << 20));
+        assert!(parse_size("1M").unwrap_err().contains("smallest"));
+        assert!(parse_size("12X").unwrap_err().contains("unit"));
+        assert!(parse_size("M").unwrap_err().contains("not a size"));
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+    }
 }

@@ -13,7 +13,7 @@ use ssync_common::api::{
     RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
-use ssync_common::{ContentHash, RelPath};
+use ssync_common::{ChunkList, ContentHash, RelPath};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -312,6 +312,21 @@ impl Remote {
             req = req.query(&[("have", h.to_hex())]);
         }
         Self::decode(req.send().await.map_err(transport)?).await
+    }
+
+    /// The chunks of file `id` that hold bytes of `range`, and the offset of
+    /// the first of them; the file's size.
+    pub async fn manifest_range(
+        &self,
+        id: &ContentHash,
+        range: std::ops::Range<u64>,
+    ) -> Result<(u64, ChunkList, u64), ApiError> {
+        let req = self.http.get(self.url(&format!("manifest/{id}"))).query(&[("from", range.start), ("to", range.end)]);
+        let m: ManifestResponse = Self::decode(req.send().await.map_err(transport)?).await?;
+        let list = m.list.resolve(None).map_err(|e| ApiError::Protocol(e.0))?;
+        let offset =
+            m.offset.ok_or_else(|| ApiError::Protocol("the hub sent no offset for a ranged manifest".into()))?;
+        Ok((offset, list, m.size))
     }
 
     /// Small files' lists with their bytes inline, many in one request.

@@ -24,7 +24,14 @@ pub struct MountConfig {
     pub token_file: Option<PathBuf>,
     /// The CA (PEM file) an https:// hub is checked against (None: the system's roots).
     pub ca_cert: Option<PathBuf>,
+    /// `--cache-max`: the most bytes of contents kept on disk (None: a full
+    /// mirror); with it, large files are fetched when read (see cache_limit.rs).
+    pub cache_max: Option<u64>,
 }
+
+/// With a cache limit, files up to this size are still fetched as soon as
+/// they change (cheap, and what `ls`-then-open workloads want at once).
+pub const EAGER_MAX: u64 = 1 << 20;
 
 impl MountConfig {
     pub fn new(mountpoint: PathBuf, server: String, token: crate::token::Token) -> MountConfig {
@@ -42,6 +49,7 @@ impl MountConfig {
             token,
             token_file: None,
             ca_cert: None,
+            cache_max: None,
         }
     }
 }

@@ -42,6 +42,14 @@ pub enum FsError {
     XattrRange,
     #[error(transparent)]
     Xattr(#[from] ssync_common::xattrs::XattrError),
+    /// Content this cache does not hold could not be fetched: the hub is
+    /// unreachable, or did not answer in time (EIO: see SEMANTICS.md).
+    #[error("{path}: content not on this machine and not fetched from the hub: {why}")]
+    NotLocal { path: String, why: String },
+    /// The cache limit is reached and nothing in it can be evicted: what is
+    /// left is unsent, open or pinned.
+    #[error("the cache is full (--cache-max {limit} bytes) of unsent, open or pinned files")]
+    CacheFull { limit: u64 },
     #[error("cache i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -73,6 +81,8 @@ impl FsError {
             FsError::Xattr(XattrError::BadName(_)) => libc::ERANGE,
             FsError::Xattr(XattrError::NoSpace(_)) => libc::ENOSPC,
             FsError::Xattr(XattrError::NotSynced(_)) => libc::EINVAL,
+            FsError::NotLocal { .. } => libc::EIO,
+            FsError::CacheFull { .. } => libc::ENOSPC,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             FsError::LocalDb(_) => libc::EIO,
         }

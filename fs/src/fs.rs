@@ -129,6 +129,20 @@ impl SyncFs {
     /// of set-ID files: their writes must reach `write` to drop the bits).
     pub fn open(&self, kino: u64, flags: i32, caller: Caller) -> FsResult<(u64, bool)> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let truncate = writable && flags & libc::O_TRUNC != 0;
+        let partial = {
+            let st = self.shared.state.lock();
+            let ino = Self::node_of(&st, kino)?;
+            st.tree.get(ino).filter(|n| n.has_content() && !n.cached.is_full()).map(|_| ino)
+        };
+        if let Some(ino) = partial {
+            if writable && !truncate {
+                self.make_whole(ino)?; // a writer changes the content in place
+            } else if self.shared.status.known_offline() {
+                let path = self.shared.state.lock().tree.path_of(ino).map_or_else(String::new, |p| p.to_string());
+                return Err(FsError::NotLocal { path, why: "the hub is unreachable (working offline)".into() });
+            }
+        }
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
         tracing::trace!(ino, path = ?st.tree.path_of(ino), writable, trunc = flags & libc::O_TRUNC != 0, "open");
@@ -144,26 +158,33 @@ impl SyncFs {
             }
             other => other?,
         };
-        let truncate = writable && flags & libc::O_TRUNC != 0;
         if truncate {
             file.set_len(0)?;
             if caller.uid != 0 {
                 self.drop_setid_on_write(&mut st, ino, caller);
             }
         }
-        let passthrough = !(writable && st.tree.get(ino).is_some_and(Node::has_setid));
+        let streaming = !writable && !truncate && st.tree.get(ino).is_some_and(|n| !n.cached.is_full());
+        // With a cache limit, writes go through the daemon, which makes room
+        // for them (passthrough writes would bypass the limit).
+        let setid_writer = writable && st.tree.get(ino).is_some_and(Node::has_setid);
+        let limited_writer = writable && st.limit.is_some();
+        let passthrough = !(setid_writer || streaming || limited_writer);
+        st.note_used(ino);
         let mut persist = truncate;
         // Counted on every name of a hard-linked file: an upload of any of
         // them must see that a writer has it open.
         st.tree.update_members(ino, |n| {
             if truncate {
                 n.size = 0;
+                n.cached = crate::residency::Residency::Full;
                 n.dirty = true;
                 n.write_gen += 1;
                 n.mtime_ns = now_ns();
                 n.ctime_ns = n.mtime_ns;
             }
             n.open_handles += 1;
+            n.streaming += streaming as u32;
             if writable {
                 n.open_writers += 1;
                 // An upload reading the file now may see these writes: it must not commit.
@@ -178,8 +199,99 @@ impl SyncFs {
             let members = st.tree.members(ino);
             st.persist_now(&members)?;
         }
-        let h = Handle::new(ino, file, writable, truncate)?;
+        let mut h = Handle::new(ino, file, writable, truncate)?;
+        h.streaming = streaming;
         Ok((self.shared.handles.lock().insert(h), passthrough))
+    }
+
+    /// Fetches whatever of `ino`'s content is not here (bounded; EIO when
+    /// it cannot be fetched).
+    pub(crate) fn make_whole(&self, ino: u64) -> FsResult<()> {
+        for _ in 0..3 {
+            self.shared.on_demand.ensure(&self.shared, ino, 0..u64::MAX)?;
+            if self.shared.state.lock().tree.get(ino).is_none_or(|n| n.cached.is_full()) {
+                return Ok(());
+            }
+        }
+        Err(self.changed_while_fetched(ino))
+    }
+
+    fn changed_while_fetched(&self, ino: u64) -> FsError {
+        let path = self.shared.state.lock().tree.path_of(ino).map_or_else(String::new, |p| p.to_string());
+        FsError::NotLocal { path, why: "the file kept changing while it was fetched".into() }
+    }
+
+    /// Whether a read of `fh` may wait on the network (FUSE sends those to a worker).
+    pub fn read_may_fetch(&self, fh: u64) -> bool {
+        self.handle(fh).is_ok_and(|h| h.streaming)
+    }
+
+    /// Whether opening `kino` this way must fetch its content first.
+    pub fn open_may_fetch(&self, kino: u64, flags: i32) -> bool {
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let st = self.shared.state.lock();
+        writable
+            && flags & libc::O_TRUNC == 0
+            && st.tree.by_kernel_ino(kino).and_then(|i| st.tree.get(i)).is_some_and(|n| !n.cached.is_full())
+    }
+
+    /// A read of a file not all here: fetch what it covers, then read it
+    /// under the state lock (eviction may empty the file between the two,
+    /// and takes that lock), and ask for what a sequential reader needs next.
+    fn read_streaming(&self, h: &Handle, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let end = offset.saturating_add(size as u64);
+        let mut st = self.hold_range(h.ino, offset..end)?;
+        let data = read_at(&h.file, offset, size)?;
+        st.note_used(h.ino);
+        drop(st);
+        self.read_ahead(h, offset, end);
+        Ok(data)
+    }
+
+    /// Fetches `range` of `ino` and returns the state lock with the range held.
+    pub(crate) fn hold_range(
+        &self,
+        ino: u64,
+        range: std::ops::Range<u64>,
+    ) -> FsResult<parking_lot::MutexGuard<'_, State>> {
+        for _ in 0..3 {
+            self.shared.on_demand.ensure(&self.shared, ino, range.clone())?;
+            let st = self.shared.state.lock();
+            if st.tree.get(ino).is_some_and(|n| n.cached.missing(range.clone(), n.size).is_empty()) {
+                return Ok(st);
+            }
+        }
+        Err(self.changed_while_fetched(ino))
+    }
+
+    /// After a sequential read, keeps the next `READ_AHEAD` bytes coming.
+    fn read_ahead(&self, h: &Handle, offset: u64, end: u64) {
+        use std::sync::atomic::Ordering::AcqRel;
+        const READ_AHEAD: u64 = 16 << 20;
+        let sequential = h.read_end.swap(end, AcqRel) == offset;
+        let asked = h.ahead_until.load(std::sync::atomic::Ordering::Acquire);
+        if !sequential || end + READ_AHEAD / 2 <= asked {
+            return;
+        }
+        let until = end + READ_AHEAD;
+        h.ahead_until.store(until, std::sync::atomic::Ordering::Release);
+        self.shared.on_demand.spawn_ensure(self.shared.clone(), vec![h.ino], asked.max(end)..until);
+    }
+
+    /// Waits (bounded) until the cache has room for `need` more bytes of
+    /// `ino`'s: uploads finishing make files evictable. ENOSPC after that.
+    fn room_for_write(&self, ino: u64, need: u64) -> FsResult<()> {
+        let deadline = std::time::Instant::now() + crate::on_demand::WAIT;
+        loop {
+            let made = self.shared.state.lock().make_room(&self.shared.cache, need, ino);
+            match made {
+                Err(FsError::CacheFull { .. }) if std::time::Instant::now() < deadline => {
+                    self.shared.wake_uploader.notify_one();
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The open handle (its cache-file fd is what kernel passthrough reads and writes).
@@ -189,18 +301,10 @@ impl SyncFs {
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let h = self.handle(fh)?;
-        let mut buf = vec![0u8; size as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match h.file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
+        if h.streaming {
+            return self.read_streaming(&h, offset, size);
         }
-        buf.truncate(filled);
-        Ok(buf)
+        read_at(&h.file, offset, size)
     }
 
     /// `drop_setid`: the writer, whom the kernel asks to drop set-ID bits for
@@ -212,6 +316,14 @@ impl SyncFs {
         }
         if let Some(caller) = drop_setid {
             self.drop_setid_on_write(&mut self.shared.state.lock(), h.ino, caller);
+        }
+        let grows = {
+            let st = self.shared.state.lock();
+            let size = st.tree.get(h.ino).map_or(0, |n| n.size);
+            st.limit.is_some().then(|| (offset + data.len() as u64).saturating_sub(size))
+        };
+        if let Some(need) = grows.filter(|n| *n > 0) {
+            self.room_for_write(h.ino, need)?;
         }
         h.file.write_all_at(data, offset)?;
         self.wrote_upto(&h, offset + data.len() as u64)?;
@@ -329,6 +441,7 @@ impl SyncFs {
         let mut st = self.shared.state.lock();
         st.tree.update_members(h.ino, |n| {
             n.open_handles = n.open_handles.saturating_sub(1);
+            n.streaming = n.streaming.saturating_sub(h.streaming as u32);
             if h.writable {
                 n.open_writers = n.open_writers.saturating_sub(1);
             }
@@ -354,16 +467,45 @@ impl SyncFs {
         Ok(())
     }
 
+    /// The cache's disk, or with a cache limit the limit: its free space is
+    /// what can still be written, the limit less what cannot be evicted.
     pub fn statfs(&self) -> FsResult<StatFs> {
         let s = nix::sys::statvfs::statvfs(&self.shared.cache.root).map_err(|e| FsError::Io(e.into()))?;
+        let frsize = s.fragment_size().max(1);
+        let (blocks, bfree, bavail) = {
+            let st = self.shared.state.lock();
+            match st.limit {
+                None => (s.blocks(), s.blocks_free(), s.blocks_available()),
+                Some(l) => {
+                    let free = l.max.saturating_sub(st.cache_figures().kept) / frsize;
+                    (l.max / frsize, free.min(s.blocks_free()), free.min(s.blocks_available()))
+                }
+            }
+        };
         Ok(StatFs {
-            blocks: s.blocks(),
-            bfree: s.blocks_free(),
-            bavail: s.blocks_available(),
+            blocks,
+            bfree,
+            bavail,
             files: s.files(),
             ffree: s.files_free(),
             bsize: s.block_size() as u32,
             frsize: s.fragment_size() as u32,
         })
     }
+}
+
+/// Reads up to `size` bytes at `offset` (fewer at the end of the file).
+fn read_at(file: &std::fs::File, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    let mut buf = vec![0u8; size as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }

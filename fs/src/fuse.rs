@@ -273,7 +273,18 @@ impl Filesystem for SsyncFuse {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.open(ino.0, flags.0, caller(req)) {
+        let caller = caller(req);
+        if self.core.open_may_fetch(ino.0, flags.0) {
+            // A writer of content not held waits for all of it, off this
+            // thread. Only a mount with a cache limit has such files, and
+            // its writers never use passthrough (see `SyncFs::open`).
+            let core = self.core.clone();
+            return self.workers.run(move || match core.open(ino.0, flags.0, caller) {
+                Ok((fh, _)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => reply_err!("open", reply, e),
+            });
+        }
+        match self.core.open(ino.0, flags.0, caller) {
             Ok((fh, may_pass)) => {
                 match may_pass.then(|| self.backing_for(ino.0, fh, |f| reply.open_backing(f))).flatten() {
                     Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
@@ -300,7 +311,7 @@ impl Filesystem for SsyncFuse {
             Ok(data) => reply.data(&data),
             Err(e) => reply_err!("read", reply, e),
         };
-        if size < WORKER_IO_BYTES {
+        if size < WORKER_IO_BYTES && !self.core.read_may_fetch(fh.0) {
             return answer(&self.core, reply);
         }
         let core = self.core.clone();

@@ -5,7 +5,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What the cache file looked like: with kernel passthrough, writes bypass the
@@ -36,6 +36,12 @@ pub struct Handle {
     pub emptied_at_open: AtomicBool,
     /// The cache file as of open (or the last fsync), for writable handles.
     stamp: Mutex<Option<FileStamp>>,
+    /// Opened for reading while the content was not all here: reads go
+    /// through the daemon, which fetches what they need (on_demand.rs).
+    pub streaming: bool,
+    /// Where the last read ended, and how far read-ahead has been asked for.
+    pub read_end: AtomicU64,
+    pub ahead_until: AtomicU64,
 }
 
 impl Handle {
@@ -50,6 +56,9 @@ impl Handle {
             needs_upload: AtomicBool::new(false),
             emptied_at_open: AtomicBool::new(emptied),
             stamp,
+            streaming: false,
+            read_end: AtomicU64::new(0),
+            ahead_until: AtomicU64::new(0),
         })
     }
 

@@ -97,6 +97,11 @@ const STEPS: &[&str] = &[
      ALTER TABLE nodes ADD COLUMN link_group INTEGER NOT NULL DEFAULT 0;",
     // 7: extended attributes, every namespace (JSON of `xattrs::Xattrs`; NULL: none).
     "ALTER TABLE nodes ADD COLUMN xattrs TEXT;",
+    // 8: files on demand. `cached`: the byte ranges of the content the cache
+    // file holds (pairs of little-endian u64s; NULL: all of it). `pinned`:
+    // kept local (`ssync pin`), and so is everything below a pinned folder.
+    "ALTER TABLE nodes ADD COLUMN cached BLOB;
+     ALTER TABLE nodes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub struct LocalDb {
@@ -114,10 +119,13 @@ struct Posix {
     group: u64,
     /// Migration 7.
     xattrs: Option<String>,
+    /// Migration 8.
+    cached: Option<Vec<u8>>,
+    pinned: bool,
 }
 
 const NODE_COLUMNS: &str = "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty, uid, gid, \
-     atime_ns, ctime_ns, special_format, rdev, link_group, xattrs";
+     atime_ns, ctime_ns, special_format, rdev, link_group, xattrs, cached, pinned";
 
 impl LocalDb {
     pub fn open(path: &Path) -> Result<LocalDb, LocalDbError> {
@@ -162,6 +170,8 @@ impl LocalDb {
                     rdev: r.get(15)?,
                     group: r.get(16)?,
                     xattrs: r.get(17)?,
+                    cached: r.get(18)?,
+                    pinned: r.get::<_, i64>(19)? != 0,
                 },
             ))
         })?;
@@ -181,9 +191,13 @@ impl LocalDb {
                 )),
                 None => None,
             };
+            let cached = crate::residency::Residency::decode(posix.cached.as_deref())
+                .map_err(|e| LocalDbError::Corrupt(format!("cached ranges of node {ino}: {e}")))?;
             out.push(Node {
                 ino: ino as u64,
                 xattrs,
+                cached,
+                pinned: posix.pinned,
                 size: size as u64,
                 base_version: base as u64,
                 hash,
@@ -204,12 +218,12 @@ impl LocalDb {
         self.conn
             .prepare_cached(
                 "INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty,
-                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group, xattrs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group, xattrs, cached, pinned)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
                  ON CONFLICT (ino) DO UPDATE SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6,
                  mtime_ns = ?7, base_version = ?8, hash = ?9, dirty = ?10, uid = ?11, gid = ?12,
                  atime_ns = ?13, ctime_ns = ?14, special_format = ?15, rdev = ?16, link_group = ?17,
-                 xattrs = ?18",
+                 xattrs = ?18, cached = ?19, pinned = ?20",
             )?
             .execute(params![
                 n.ino as i64,
@@ -230,6 +244,8 @@ impl LocalDb {
                 n.special.map_or(0, |s| s.rdev),
                 n.group as i64,
                 n.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
+                n.cached.encode(),
+                n.pinned as i64,
             ])?;
         Ok(())
     }

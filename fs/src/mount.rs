@@ -145,7 +145,8 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server),
     }
 
-    let state = load_state(db, &cache)?;
+    let mut state = load_state(db, &cache)?;
+    state.limit = cfg.cache_max.map(crate::cache_limit::CacheLimit::new);
     let chunks = crate::chunk_index::ChunkIndex::open(&cfg.cache_dir.join("state.db"))?;
     let queued = state.pending.len();
     let (inval_tx, inval_rx) = crossbeam_channel::unbounded();
@@ -164,6 +165,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         device: cfg.device_name.clone(),
         mount_id,
         status: Status::default(),
+        on_demand: Arc::new(crate::on_demand::OnDemand::new(remote.clone(), rt.handle().clone())),
     });
 
     let mut options = Config::default();
@@ -244,9 +246,17 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
 fn current_status(shared: &Shared, cfg: &MountConfig, rate: &mut SendRate) -> MountStatus {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &shared.status;
-    let (queued, finished) = {
+    let (queued, finished, cache) = {
         let st = shared.state.lock();
-        (st.pending.len(), st.pending.finished())
+        let f = st.cache_figures();
+        let cache = crate::status_file::CacheStatus {
+            limit: st.limit.map(|l| l.max),
+            cached: f.cached,
+            pinned: f.pinned,
+            dirty: f.dirty,
+            fetched: shared.on_demand.fetched_bytes.load(Relaxed),
+        };
+        (st.pending.len(), st.pending.finished(), cache)
     };
     let total = s.sync_total.load(Relaxed);
     MountStatus {
@@ -269,6 +279,7 @@ fn current_status(shared: &Shared, cfg: &MountConfig, rate: &mut SendRate) -> Mo
         token_file: cfg.token_file.clone(),
         ca_cert: cfg.ca_cert.clone(),
         updated_ns: crate::fs::now_ns(),
+        cache,
     }
 }
 

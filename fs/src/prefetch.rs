@@ -52,7 +52,7 @@ pub async fn contents(shared: &Shared, remote: &Remote, entries: &[Entry]) -> Pr
         let mut seen = HashSet::new();
         entries
             .iter()
-            .filter(|e| !e.deleted && !shared.is_own(e))
+            .filter(|e| !e.deleted && !shared.is_own(e) && !crate::watch::left_for_later(&st, e))
             .filter_map(|e| {
                 let id = e.hash?;
                 let local = st.tree.resolve(&e.path).and_then(|i| st.tree.get(i));

@@ -16,6 +16,7 @@ use ssync_common::RelPath;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub struct State {
     pub tree: Tree,
@@ -34,6 +35,10 @@ pub struct State {
     pub deferred: HashMap<RelPath, Entry>,
     /// Something went out of step (a refused op): compare with the hub's tree.
     pub needs_reconcile: bool,
+    /// `--cache-max` (see cache_limit.rs); None: a full mirror.
+    pub limit: Option<crate::cache_limit::CacheLimit>,
+    /// Counts uses of cached contents, for eviction's order.
+    pub tick: u64,
 }
 
 /// Inode numbers reserved in the database at a time (see `State::new_ino`).
@@ -54,6 +59,8 @@ impl State {
             pending,
             deferred: HashMap::new(),
             needs_reconcile: false,
+            limit: None,
+            tick: 0,
         })
     }
 
@@ -350,6 +357,11 @@ impl Status {
         self.online.load(Ordering::Acquire)
     }
 
+    /// The hub was reachable once and is not now (not just "not heard from yet").
+    pub fn known_offline(&self) -> bool {
+        !self.is_online() && self.since_ns.load(Ordering::Acquire) != 0
+    }
+
     pub fn note_conflict(&self, name: &str) {
         tracing::warn!(copy = name, "conflict: the local version was kept as a conflict copy");
         let mut recent = self.recent_conflicts.lock();
@@ -379,6 +391,8 @@ pub struct Shared {
     /// with each change this mount makes.
     pub mount_id: String,
     pub status: Status,
+    /// Fetches what a read needs of content not held (see on_demand.rs).
+    pub on_demand: Arc<crate::on_demand::OnDemand>,
 }
 
 impl Shared {

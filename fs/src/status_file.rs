@@ -38,6 +38,19 @@ pub struct MountStatus {
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
     pub updated_ns: i64,
+    /// What the cache holds (bytes), and its limit (None: a full mirror).
+    #[serde(default)]
+    pub cache: CacheStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheStatus {
+    pub limit: Option<u64>,
+    pub cached: u64,
+    pub pinned: u64,
+    pub dirty: u64,
+    /// Bytes of content fetched from the hub on demand, since the mount started.
+    pub fetched: u64,
 }
 
 /// `$XDG_RUNTIME_DIR/ssync`, else `/run/ssync` for root, else `/tmp/ssync-UID`.

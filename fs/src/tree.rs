@@ -58,6 +58,17 @@ pub struct Node {
     pub group: u64,
     /// Extended attributes, every namespace (`None`: none); boxed, as most have none.
     pub xattrs: Option<Box<ssync_common::xattrs::Xattrs>>,
+    /// Which bytes of the content the cache file holds (see residency.rs).
+    pub cached: crate::residency::Residency,
+    /// Kept local: never evicted, fetched whole; a pinned folder pins
+    /// everything below it (`Tree::is_pinned`).
+    pub pinned: bool,
+    /// When the content was last used, for eviction (a tick of
+    /// `State::tick`; not persisted: after a restart, by inode number).
+    pub last_used: u64,
+    /// Open handles that read a file not whole at open (not persisted):
+    /// they read through the daemon, so eviction may take their bytes.
+    pub streaming: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +109,10 @@ impl Node {
             subdirs: 0,
             group: 0,
             xattrs: None,
+            cached: crate::residency::Residency::Full,
+            pinned: false,
+            last_used: 0,
+            streaming: 0,
         }
     }
 
@@ -270,6 +285,35 @@ impl Tree {
 
     pub fn resolve(&self, path: &RelPath) -> Option<u64> {
         path.components().try_fold(ROOT, |ino, name| self.child(ino, name))
+    }
+
+    /// Whether `ino` is kept local: it or a folder above it is pinned.
+    pub fn is_pinned(&self, ino: u64) -> bool {
+        let mut cur = Some(ino);
+        while let Some(n) = cur.and_then(|i| self.nodes.get(&i)) {
+            if n.pinned {
+                return true;
+            }
+            cur = (n.ino != ROOT && n.parent != 0).then_some(n.parent);
+        }
+        false
+    }
+
+    /// Whether a file at `path` would be pinned: a folder on the way is
+    /// (the file itself may not exist yet; new files inherit their folder's pin).
+    pub fn is_pinned_path(&self, path: &RelPath) -> bool {
+        let mut cur = ROOT;
+        if self.nodes.get(&ROOT).is_some_and(|n| n.pinned) {
+            return true;
+        }
+        for name in path.components() {
+            match self.child(cur, name) {
+                Some(i) if self.nodes.get(&i).is_some_and(|n| n.pinned) => return true,
+                Some(i) => cur = i,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// Resolves `suffix` components below `ino` (used after folder renames).

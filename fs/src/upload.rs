@@ -435,6 +435,19 @@ async fn send(
 ) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
     let result = match req {
         Request::Upload { meta, file, ino, base_id, gen } => {
+            // Sent again whole (a refused move re-sends a subtree as new):
+            // bytes never fetched must come first, not the cache file's holes.
+            let partial = shared.state.lock().tree.get(ino).is_some_and(|n| !n.cached.is_full());
+            if partial {
+                let whole = tokio::task::block_in_place(|| shared.on_demand.ensure(shared, ino, 0..u64::MAX));
+                let still = shared.state.lock().tree.get(ino).is_some_and(|n| !n.cached.is_full());
+                if let Err(e) = whole.as_ref().map_err(|e| e.to_string()).and_then(|_| match still {
+                    true => Err("its content changed while it was fetched".to_string()),
+                    false => Ok(()),
+                }) {
+                    return (Err(ApiError::Local(std::io::Error::other(e))), None);
+                }
+            }
             let stamp = |f: &std::path::Path| std::fs::File::open(f).and_then(|f| FileStamp::of(&f)).ok();
             let Some(before) = stamp(&file) else {
                 // Removed since it was queued: an empty answer finishes the op.

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 #[command(
     name = "ssync",
     version,
-    after_help = "Examples:\n  ssync status\n  ssync versions /mnt/shared/report.odt\n  ssync restore /mnt/shared/report.odt            # the version before the current one\n  ssync restore /mnt/shared/report.odt --version 41 --as /mnt/shared/report-old.odt\n  ssync restore /mnt/shared/photos --at 2h          # the folder as it was two hours ago"
+    after_help = "Examples:\n  ssync status\n  ssync pin /mnt/shared/projects        # keep it on this machine\n  ssync ls /mnt/shared/videos\n  ssync versions /mnt/shared/report.odt\n  ssync restore /mnt/shared/report.odt            # the version before the current one\n  ssync restore /mnt/shared/report.odt --version 41 --as /mnt/shared/report-old.odt\n  ssync restore /mnt/shared/photos --at 2h          # the folder as it was two hours ago"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,6 +26,14 @@ enum Cmd {
     /// Show each running mount (or the one given): connected or not and since
     /// when, changes waiting to be sent, the last error, recent conflict copies.
     Status { mountpoint: Option<PathBuf> },
+    /// Keep a file, or a folder and everything that will ever be in it, on
+    /// this machine: fetched now, never evicted (with --cache-max).
+    Pin { path: PathBuf },
+    /// Undo `ssync pin`: the contents may be evicted again when room is needed.
+    Unpin { path: PathBuf },
+    /// List a folder (or one file) with what of each file is on this machine:
+    /// full, partial or none, and whether it is pinned.
+    Ls { path: PathBuf },
     /// List the versions the hub keeps of a path inside a mount (deleted ones too).
     Versions { path: PathBuf },
     /// Bring back an earlier version of a file, or a whole folder as it was at a time.
@@ -48,6 +56,9 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Status { mountpoint } => status(mountpoint.as_deref()),
+        Cmd::Pin { path } => crate::pin_cli::pin(&path, true),
+        Cmd::Unpin { path } => crate::pin_cli::pin(&path, false),
+        Cmd::Ls { path } => crate::pin_cli::ls(&path),
         Cmd::Versions { path } => versions(&path),
         Cmd::Restore { path, version, as_path, at } => restore(&path, version, as_path.as_deref(), at.as_deref()),
     }
@@ -154,7 +165,7 @@ fn ago(ns: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
-fn size(n: u64) -> String {
+pub(crate) fn size(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
         1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
@@ -192,6 +203,15 @@ fn print_status(s: &MountStatus) {
         println!("  changes queued: {}", s.queued);
     }
     println!("  sent: {} uploads; received: {} downloads", s.uploads, s.downloads);
+    let c = &s.cache;
+    let limit = c.limit.map_or_else(|| "no limit: a full copy".to_string(), |l| format!("limit {}", size(l)));
+    println!(
+        "  cache: {} of content ({limit}); pinned {}, unsent {}; fetched on demand {}",
+        size(c.cached),
+        size(c.pinned),
+        size(c.dirty),
+        size(c.fetched)
+    );
     println!("  last error: {}", s.last_error.as_deref().unwrap_or("none"));
     if s.recent_conflicts.is_empty() {
         println!("  recent conflict copies: none");

@@ -424,6 +424,7 @@ fn plan_or_apply(
             create_local(st, shared, e, None, invals).map(|_| Plan::Done)
         }
         (false, EntryKind::File | EntryKind::Symlink, _) => match fetched {
+            None if !fetch_now(st, shared, e) => placeholder(st, shared, e, local, invals).map(|_| Plan::Done),
             None => Ok(Plan::Fetch {
                 have: local
                     .and_then(|i| st.tree.get(i))
@@ -438,6 +439,55 @@ fn plan_or_apply(
         st.needs_reconcile = true;
         Plan::Done
     })
+}
+
+/// Whether `e`'s content is fetched now: always without a cache limit;
+/// with one, small files and pinned ones, if there is room (the room is
+/// taken now). Others wait to be read (on_demand.rs).
+fn fetch_now(st: &mut State, shared: &Shared, e: &Entry) -> bool {
+    if st.limit.is_none() || e.kind != EntryKind::File {
+        return true;
+    }
+    if !(e.size <= crate::config::EAGER_MAX || st.tree.is_pinned_path(&e.path)) {
+        return false;
+    }
+    match st.make_room(&shared.cache, e.size, 0) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::info!(path = %e.path, "not fetched now ({err}); fetched when read");
+            false
+        }
+    }
+}
+
+/// Whether the watcher leaves `e`'s content to be fetched when read (for
+/// the prefetcher, which must not fetch it; takes no room).
+pub(crate) fn left_for_later(st: &State, e: &Entry) -> bool {
+    st.limit.is_some()
+        && e.kind == EntryKind::File
+        && e.size > crate::config::EAGER_MAX
+        && !st.tree.is_pinned_path(&e.path)
+}
+
+/// Applies `e` with none of its content here: a sparse cache file of its
+/// size stands in, filled in as it is read.
+fn placeholder(
+    st: &mut State,
+    shared: &Shared,
+    e: &Entry,
+    local: Option<u64>,
+    invals: &mut Vec<Inval>,
+) -> crate::error::FsResult<()> {
+    let tmp = tempfile::Builder::new().prefix("hole-").tempfile_in(&shared.cache.tmp)?;
+    tmp.as_file().set_len(e.size)?;
+    let tmp = tmp.into_temp_path().keep().map_err(|err| err.error)?;
+    install(st, shared, e, local, tmp, invals)?;
+    if let Some(n) = st.tree.resolve(&e.path).and_then(|i| st.tree.get_mut(i)) {
+        n.cached = crate::residency::Residency::none();
+        let ino = n.ino;
+        st.persist(&[ino], vec![]);
+    }
+    Ok(())
 }
 
 /// From a tree page, this mount's own entries that have no local node (set
@@ -572,6 +622,7 @@ fn install(
             n.mode = e.mode;
             n.mtime_ns = e.mtime_ns;
             n.dirty = false;
+            n.cached = crate::residency::Residency::Full;
             take_carried(shared, n, e);
             st.persist(&[ino], vec![]);
             invals.push(Inval::Inode(ino));

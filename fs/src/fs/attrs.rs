@@ -159,6 +159,11 @@ impl SyncFs {
     }
 
     pub fn setattr(&self, kino: u64, fh: Option<u64>, change: SetAttr) -> FsResult<NodeAttr> {
+        if change.size.is_some_and(|s| s > 0) {
+            // A truncate keeps bytes of the content: they must be here first.
+            let ino = Self::node_of(&self.shared.state.lock(), kino)?;
+            self.make_whole(ino)?;
+        }
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
         let kind = st.tree.get(ino).ok_or(FsError::NotFound)?.kind;
@@ -191,6 +196,9 @@ impl SyncFs {
                 n.dirty = true;
                 n.write_gen += 1;
                 n.mtime_ns = now_ns();
+                if size == 0 {
+                    n.cached = crate::residency::Residency::Full;
+                }
             });
         }
         let chown = change.uid.is_some() || change.gid.is_some();

@@ -35,9 +35,15 @@ impl SyncFs {
         if !dst.writable {
             return Err(FsError::NotWritable);
         }
-        let (mut off_in, mut off_out) = (to_off(off_in)?, to_off(off_out)?);
         // The reply counts bytes in 32 bits; the kernel asks again for the rest.
         let len = len.min(u32::MAX as u64 & !0xfff) as usize;
+        // A source not all here: its bytes must be fetched, and copied under
+        // the state lock, which eviction takes.
+        let _held = match src.streaming {
+            true => Some(self.hold_range(src.ino, off_in..off_in.saturating_add(len as u64))?),
+            false => None,
+        };
+        let (mut off_in, mut off_out) = (to_off(off_in)?, to_off(off_out)?);
         // SAFETY: both descriptors are owned by open handles; the offsets are
         // locals the call updates.
         let n = unsafe {
@@ -54,6 +60,15 @@ impl SyncFs {
     /// SEEK_DATA and SEEK_HOLE (the kernel answers the other kinds itself).
     pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> FsResult<i64> {
         let h = self.handle(fh)?;
+        if h.streaming {
+            // The cache file's holes are bytes not fetched yet, not holes of the file.
+            let size = self.shared.state.lock().tree.get(h.ino).map_or(0, |n| n.size) as i64;
+            return match whence {
+                _ if offset < 0 || offset >= size => Err(std::io::Error::from_raw_os_error(libc::ENXIO).into()),
+                libc::SEEK_DATA => Ok(offset),
+                _ => Ok(size),
+            };
+        }
         // SAFETY: lseek on the handle's descriptor; reads and writes use
         // positioned calls, so moving its offset changes nothing else.
         let at = unsafe { libc::lseek(h.file.as_raw_fd(), offset, whence) };

@@ -25,10 +25,34 @@ impl XattrReply {
     }
 }
 
+/// Pins a file or folder (`ssync pin`): set to pin, removed to unpin; never
+/// stored, listed or sent. Nextcloud's client keeps its pin state in an
+/// xattr too; here it is a control, the state lives in the node.
+pub const PIN: &str = "user.ssync.pin";
+/// Read-only: what of the content is on this machine (`ssync ls`), as
+/// `<full|partial|none> <bytes held> <size> <pinned|unpinned>`.
+pub const LOCAL: &str = "user.ssync.local";
+
 impl SyncFs {
     pub fn getxattr(&self, kino: u64, name: &OsStr, size: u32) -> FsResult<XattrReply> {
         let st = self.shared.state.lock();
-        let n = st.tree.get(Self::node_of(&st, kino)?).ok_or(FsError::NotFound)?;
+        let ino = Self::node_of(&st, kino)?;
+        let n = st.tree.get(ino).ok_or(FsError::NotFound)?;
+        if name == LOCAL {
+            let held = if n.has_content() { n.cached.bytes(n.size) } else { 0 };
+            let state = match (&n.cached, held) {
+                _ if !n.has_content() => "none",
+                (crate::residency::Residency::Full, _) => "full",
+                (_, 0) => "none",
+                _ => "partial",
+            };
+            let pin = if st.tree.is_pinned(ino) { "pinned" } else { "unpinned" };
+            let size_shown = if n.has_content() { n.size } else { 0 };
+            return XattrReply::fit(format!("{state} {held} {size_shown} {pin}").into_bytes(), size);
+        }
+        if name == PIN {
+            return if n.pinned { XattrReply::fit(b"1".to_vec(), size) } else { Err(FsError::NoXattr) };
+        }
         let value = name.to_str().and_then(|name| n.xattrs.as_ref()?.get(name)).ok_or(FsError::NoXattr)?;
         XattrReply::fit(value.to_vec(), size)
     }
@@ -46,6 +70,11 @@ impl SyncFs {
 
     pub fn setxattr(&self, kino: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
         let name = name.to_str().ok_or(FsError::InvalidArgument("an attribute name that is not UTF-8"))?;
+        match name {
+            PIN => return self.set_pin(kino, true),
+            LOCAL => return Err(FsError::NotPermitted("user.ssync.local is read-only")),
+            _ => {}
+        }
         self.change_xattrs(kino, name, |x| {
             let exists = x.get(name).is_some();
             if flags & libc::XATTR_CREATE != 0 && exists {
@@ -60,6 +89,9 @@ impl SyncFs {
 
     pub fn removexattr(&self, kino: u64, name: &OsStr) -> FsResult<()> {
         let name = name.to_str().ok_or(FsError::NoXattr)?;
+        if name == PIN {
+            return self.set_pin(kino, false);
+        }
         self.change_xattrs(kino, name, |x| if x.remove(name) { Ok(()) } else { Err(FsError::NoXattr) })
     }
 
@@ -81,6 +113,35 @@ impl SyncFs {
         st.persist(&members, ops);
         drop(st);
         self.shared.wake_uploader.notify_one();
+        Ok(())
+    }
+}
+
+impl SyncFs {
+    /// Pins (keeps local, fetching what is missing now) or unpins `kino`
+    /// and everything below it. New files under a pinned folder are pinned:
+    /// the pin is looked up through the folders above (`Tree::is_pinned`).
+    fn set_pin(&self, kino: u64, pin: bool) -> FsResult<()> {
+        let mut st = self.shared.state.lock();
+        let ino = Self::node_of(&st, kino)?;
+        let n = st.tree.live(ino).ok_or(FsError::NotFound)?;
+        if !pin && !n.pinned && st.tree.is_pinned(ino) {
+            return Err(FsError::InvalidArgument("pinned through a folder above it: unpin that folder"));
+        }
+        st.tree.get_mut(ino).expect("checked above").pinned = pin;
+        st.persist(&[ino], vec![]);
+        if !pin {
+            return Ok(());
+        }
+        let missing: Vec<u64> = st
+            .tree
+            .subtree(ino)
+            .into_iter()
+            .filter(|i| st.tree.get(*i).is_some_and(|n| n.has_content() && !n.cached.is_full()))
+            .collect();
+        drop(st);
+        tracing::info!(ino, files = missing.len(), "pinned; fetching what is not here");
+        self.shared.on_demand.spawn_ensure(self.shared.clone(), missing, 0..u64::MAX);
         Ok(())
     }
 }

@@ -191,6 +191,16 @@ pub async fn manifest(
     AppQuery(q): AppQuery<ManifestQuery>,
 ) -> Result<Json<ManifestResponse>, ApiError> {
     let id = parse_hash(&id)?;
+    let range = match (q.from, q.to) {
+        (None, None) => None,
+        (from, to) => {
+            let (from, to) = (from.unwrap_or(0), to.unwrap_or(u64::MAX));
+            if from > to {
+                return Err(ApiError::BadRequest(format!("from ({from}) is past to ({to})")));
+            }
+            Some((from, to))
+        }
+    };
     let (list, have) = state
         .db
         .call(move |c| {
@@ -203,6 +213,11 @@ pub async fn manifest(
         })
         .await?;
     let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
+    if let Some((from, to)) = range {
+        let (offset, part) = list.slice(from, to);
+        let (size, list) = (list.size(), WireList::whole(&part));
+        return Ok(Json(ManifestResponse { id, size, list, inline: None, offset: Some(offset) }));
+    }
     let inline = match q.inline && list.size() <= INLINE_MAX {
         true => Some(inline_encode(&frames_of(&state, &list, true).await?)),
         false => None,
@@ -211,7 +226,7 @@ pub async fn manifest(
         Some((h, base)) => WireList::delta(h, &list.delta_from(&base)),
         None => WireList::whole(&list),
     };
-    Ok(Json(ManifestResponse { id, size: list.size(), list: wire, inline }))
+    Ok(Json(ManifestResponse { id, size: list.size(), list: wire, inline, offset: None }))
 }
 
 /// `POST /v1/manifests`: many small files with their bytes inline, read in
@@ -257,7 +272,7 @@ pub async fn manifests_many(
             frames::encode(&mut out, &ch.hash, &d, true);
         }
         let inline = Some(inline_encode(&out));
-        manifests.push(ManifestResponse { id, size: list.size(), list: WireList::whole(&list), inline });
+        manifests.push(ManifestResponse { id, size: list.size(), list: WireList::whole(&list), inline, offset: None });
     }
     Ok(Json(ManifestsResponse { manifests }))
 }

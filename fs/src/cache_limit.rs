@@ -1,0 +1,146 @@
+//! The cache limit (`--cache-max`): what the cache files may hold on disk.
+//!
+//! Every byte that lands in the cache (a fetched chunk, a download from the
+//! feed, a write that grows a file) asks `State::make_room` first, under the
+//! state lock, so the limit holds at every moment, not after a timer's sweep.
+//! Room is made by evicting the least recently used contents that are clean,
+//! closed (or only read through the daemon), unqueued and unpinned: their
+//! cache files become holes of the same size, their metadata stays, and the
+//! next read fetches them again. When nothing is left to evict, the caller
+//! waits for uploads (writes) or gets ENOSPC.
+use crate::error::{FsError, FsResult};
+use crate::state::{CacheDirs, State};
+use crate::tree::{Kind, Node};
+
+/// Evicting stops this far below the limit, so that a stream of small
+/// reservations near the limit does not scan the tree for each.
+const SLACK_DIVISOR: u64 = 16;
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimit {
+    pub max: u64,
+    /// Bytes held, at least: the last count plus what was reserved since
+    /// (counted again once it would pass the limit).
+    est: u64,
+}
+
+impl CacheLimit {
+    pub fn new(max: u64) -> CacheLimit {
+        CacheLimit { max, est: u64::MAX / 2 }
+    }
+}
+
+/// What the cache holds, in bytes, for `ssync status` and statfs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheFigures {
+    pub cached: u64,
+    pub pinned: u64,
+    pub dirty: u64,
+    /// Held by files that cannot be evicted now (dirty, queued, open, pinned).
+    pub kept: u64,
+}
+
+impl State {
+    /// Records that `ino`'s content was just used (it goes last in line for eviction).
+    pub fn note_used(&mut self, ino: u64) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(n) = self.tree.get_mut(ino) {
+            n.last_used = tick;
+        }
+    }
+
+    pub fn cache_figures(&self) -> CacheFigures {
+        let mut f = CacheFigures::default();
+        let mut groups = std::collections::HashSet::new();
+        for n in self.tree.nodes().filter(|n| n.has_content()) {
+            if n.group != 0 && !groups.insert(n.group) {
+                continue; // the names of one file share its cache file
+            }
+            let held = n.cached.bytes(n.size);
+            f.cached += held;
+            if n.dirty {
+                f.dirty += n.size;
+            }
+            let pinned = self.tree.is_pinned(n.ino);
+            if pinned {
+                f.pinned += held;
+            }
+            if pinned || !self.evictable(n) {
+                f.kept += held;
+            }
+        }
+        f
+    }
+
+    /// Whether eviction may empty `n`'s cache file now.
+    fn evictable(&self, n: &Node) -> bool {
+        n.kind == Kind::File
+            && n.special.is_none()
+            && !n.dirty
+            && n.base_version > 0
+            && n.hash.is_some()
+            && n.group == 0
+            && n.open_writers == 0
+            // Handles that read through the daemon check residency under the
+            // state lock; passthrough ones (whole at open) read the file directly.
+            && n.open_handles == n.streaming
+            && !self.pending.touches_ino(n.ino)
+    }
+
+    /// Makes room for `need` more bytes in the cache, evicting least recently
+    /// used contents (never `keep`'s: the file being filled). Without a
+    /// limit, always room.
+    pub fn make_room(&mut self, cache: &CacheDirs, need: u64, keep: u64) -> FsResult<()> {
+        let Some(limit) = self.limit else { return Ok(()) };
+        if limit.est.saturating_add(need) <= limit.max {
+            self.limit = Some(CacheLimit { est: limit.est + need, ..limit });
+            return Ok(());
+        }
+        let mut used = self.cache_figures().cached;
+        if used + need > limit.max {
+            let target = limit.max.saturating_sub(need).saturating_sub(limit.max / SLACK_DIVISOR);
+            let mut victims: Vec<(u64, u64, u64)> = self
+                .tree
+                .nodes()
+                .filter(|n| n.ino != keep && self.evictable(n) && !self.tree.is_pinned(n.ino))
+                .map(|n| (n.last_used, n.ino, n.cached.bytes(n.size)))
+                .filter(|(_, _, held)| *held > 0)
+                .collect();
+            victims.sort_unstable();
+            for (_, ino, held) in victims {
+                if used <= target {
+                    break;
+                }
+                match self.evict(cache, ino) {
+                    Ok(()) => used = used.saturating_sub(held),
+                    Err(e) => tracing::warn!(ino, "cannot evict a cached file: {e}"),
+                }
+            }
+        }
+        self.limit = Some(CacheLimit { est: used + need, ..limit });
+        if used + need > limit.max {
+            return Err(FsError::CacheFull { limit: limit.max });
+        }
+        Ok(())
+    }
+
+    /// Empties `ino`'s cache file (a hole of the same size) and records that
+    /// none of its content is local.
+    fn evict(&mut self, cache: &CacheDirs, ino: u64) -> std::io::Result<()> {
+        let size = self.tree.get(ino).map_or(0, |n| n.size);
+        let file = std::fs::OpenOptions::new().write(true).open(cache.file(ino))?;
+        if size > 0 {
+            use nix::fcntl::{fallocate, FallocateFlags};
+            let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            fallocate(&file, mode, 0, size as i64).map_err(std::io::Error::from)?;
+        }
+        let n = self.tree.get_mut(ino).expect("a victim is a node");
+        n.cached = crate::residency::Residency::none();
+        // A fetch into this file that started before must not mark its bytes held.
+        n.write_gen += 1;
+        tracing::debug!(ino, size, "evicted from the cache");
+        self.persist(&[ino], vec![]);
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! Files on demand: a mount with `--cache-max 64M` over a 512 MiB tree lists
+//! it all at once, reads every file correctly, never holds more than the
+//! limit plus one read-ahead window on disk, keeps pinned files local, and
+//! offline serves what it holds and fails the rest with EIO, at once.
+use ssync_tests::{bin, pseudo_random, run_bounded, wait_until, Cluster, Mount};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+const LIMIT: u64 = 64 * MIB;
+/// What may be on disk beyond the limit: one read-ahead window in flight.
+const SLACK: u64 = 16 * MIB;
+
+/// Bytes on disk (allocated blocks) under the mount's content folders.
+fn cache_bytes(m: &Mount) -> u64 {
+    ["files", "partial", "tmp"].iter().map(|d| blocks_under(&m.cache.join(d))).sum()
+}
+
+fn blocks_under(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.blocks() * 512).sum()
+}
+
+/// `ssync` run with `args`; its output (it must succeed).
+fn ssync(args: &[&str]) -> String {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "out=$1; shift; \"$@\" > \"$out\"", "sh", out.path().to_str().unwrap()])
+        .arg(bin("e2e-ssync"))
+        .args(args);
+    let (code, err) = run_bounded(&mut cmd, Duration::from_secs(20));
+    assert_eq!(code, Some(0), "ssync {args:?}: {err}");
+    std::fs::read_to_string(out.path()).unwrap()
+}
+
+/// What the mount says it holds of `path` (user.ssync.local).
+fn local(path: &Path) -> String {
+    String::from_utf8(xattr::get(path, "user.ssync.local").unwrap().unwrap()).unwrap()
+}
+
+/// Samples the cache's bytes on disk every 10 ms until dropped; the peak.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(m: &Mount) -> Sampler {
+        let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (s, p, cache) = (stop.clone(), peak.clone(), m.cache.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let bytes: u64 = ["files", "partial", "tmp"].iter().map(|d| blocks_under(&cache.join(d))).sum();
+                p.fetch_max(bytes, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        Sampler { stop, peak, thread: Some(thread) }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_64m_cache_serves_a_512m_tree() {
+    let mut c = Cluster::with_mount_flags(&[&[], &["--cache-max", "64M"]]);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    // 41 files of 12 MiB, 4 of 4 MiB in a pinned folder and 120 small
+    // ones: 516 MiB in all.
+    let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..41 {
+        want.insert(format!("big/f{i:02}.bin"), pseudo_random(12 * MIB as usize, i));
+    }
+    for i in 0..4 {
+        want.insert(format!("keep/k{i}.bin"), pseudo_random(4 * MIB as usize, 100 + i));
+    }
+    for i in 0..120 {
+        want.insert(format!("small/s{i:03}.txt"), pseudo_random(64 * 1024 + i as usize, 200 + i));
+    }
+    let total: u64 = want.values().map(|v| v.len() as u64).sum();
+    assert!(total >= 500 * MIB, "the tree is {total} bytes");
+    std::fs::create_dir_all(b.p("keep")).unwrap();
+    ssync(&["pin", b.p("keep").to_str().unwrap()]);
+    for (p, data) in &want {
+        std::fs::create_dir_all(a.p(p).parent().unwrap()).unwrap();
+        std::fs::write(a.p(p), data).unwrap();
+    }
+    let sampler = Sampler::start(b);
+    // Everything is listed, with its size, long before 512 MiB could arrive.
+    let listed = wait_until(Duration::from_secs(120), || {
+        want.iter().all(|(p, d)| std::fs::metadata(b.p(p)).is_ok_and(|m| m.len() == d.len() as u64))
+    });
+    assert!(listed, "B lists the whole tree");
+    assert!(ssync(&["ls", b.p("big").to_str().unwrap()]).contains("none"), "big files are not fetched");
+    // Pinned files arrive without being read, and stay.
+    let pinned_in = wait_until(Duration::from_secs(60), || {
+        (0..4).all(|i| local(&b.p(&format!("keep/k{i}.bin"))).starts_with("full"))
+    });
+    assert!(pinned_in, "pinned files are fetched at once: {}", ssync(&["ls", b.p("keep").to_str().unwrap()]));
+    for (p, data) in &want {
+        let got = std::fs::read(b.p(p)).unwrap_or_else(|e| panic!("read {p} on B: {e}"));
+        assert!(got == *data, "{p} reads back as written");
+    }
+    let peak = sampler.peak();
+    drop(sampler);
+    assert!(peak <= LIMIT + SLACK, "the cache held {} MiB; the limit is 64 MiB", peak / MIB);
+    for i in 0..4 {
+        assert!(local(&b.p(&format!("keep/k{i}.bin"))).starts_with("full"), "pinned files were kept");
+    }
+    let status = ssync(&["status", b.path.to_str().unwrap()]);
+    assert!(status.contains("limit 64.0 MiB") && status.contains("pinned 16.0 MiB"), "{status}");
+
+    // Offline: what is here is served, what is not fails with EIO, at once.
+    let uncached = want.keys().find(|p| p.starts_with("big/") && local(&b.p(p)).starts_with("none")).cloned();
+    let uncached = uncached.expect("a 64 MiB cache cannot hold every big file");
+    c.hub.stop();
+    let b = &c.mounts[1];
+    assert!(std::fs::read(b.p("keep/k3.bin")).unwrap() == want["keep/k3.bin"], "a pinned file reads offline");
+    let t = Instant::now();
+    let e = std::fs::read(b.p(&uncached)).expect_err("an uncached file is not read with the hub down");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "the read failed after {:?}", t.elapsed());
+    // Now the mount knows the hub is gone: the next open fails at once.
+    let t = Instant::now();
+    let e = std::fs::File::open(b.p(&uncached)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO));
+    assert!(t.elapsed() < Duration::from_secs(1), "open took {:?}", t.elapsed());
+    assert!(b.log().contains(&uncached), "the log names the file");
+}
+
+#[test]
+fn pins_are_inherited_and_undone() {
+    let c = Cluster::with_mount_flags(&[&[], &["--cache-max", "32M"]]);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    std::fs::create_dir_all(a.p("docs/deep")).unwrap();
+    std::fs::write(a.p("docs/one.bin"), pseudo_random(4 * MIB as usize, 1)).unwrap();
+    std::fs::write(a.p("other.bin"), pseudo_random(4 * MIB as usize, 2)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || std::fs::metadata(b.p("other.bin")).is_ok_and(|m| m.len() == 4 * MIB))
+    );
+    assert!(wait_until(Duration::from_secs(30), || b.p("docs/one.bin").exists()));
+    assert!(local(&b.p("other.bin")).starts_with("none 0"), "{}", local(&b.p("other.bin")));
+    let out = ssync(&["pin", b.p("docs").to_str().unwrap()]);
+    assert!(out.contains("pinned"), "{out}");
+    assert!(wait_until(Duration::from_secs(30), || local(&b.p("docs/one.bin"))
+        == format!("full {} {} pinned", 4 * MIB, 4 * MIB)));
+    // A file new under the pinned folder, made on A, arrives whole on B.
+    std::fs::write(a.p("docs/deep/new.bin"), pseudo_random(3 * MIB as usize, 3)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || b.p("docs/deep/new.bin").exists()
+            && local(&b.p("docs/deep/new.bin")).starts_with("full")),
+        "a new file inherits its folder's pin"
+    );
+    // Unpinning one file under a pinned folder is refused with a reason.
+    let mut cmd = Command::new(bin("e2e-ssync"));
+    cmd.args(["unpin", b.p("docs/one.bin").to_str().unwrap()]);
+    let (code, err) = run_bounded(&mut cmd, Duration::from_secs(20));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("pinned through a folder above it"), "{err}");
+    let out = ssync(&["unpin", b.p("docs").to_str().unwrap()]);
+    assert!(out.contains("unpinned"), "{out}");
+    assert!(local(&b.p("docs/one.bin")).ends_with("unpinned"));
+    let ls = ssync(&["ls", b.p("docs").to_str().unwrap()]);
+    assert!(ls.contains("one.bin") && ls.contains("full") && ls.contains("deep/"), "{ls}");
+    // Filling the cache with other reads now evicts the unpinned file.
+    for i in 0..12 {
+        std::fs::write(a.p(&format!("fill{i}.bin")), pseudo_random(4 * MIB as usize, 10 + i)).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(60), || (0..12).all(|i| b.p(&format!("fill{i}.bin")).exists())));
+    for i in 0..12 {
+        let p = b.p(&format!("fill{i}.bin"));
+        assert!(wait_until(Duration::from_secs(30), || std::fs::metadata(&p).is_ok_and(|m| m.len() == 4 * MIB)));
+        assert_eq!(std::fs::read(&p).unwrap(), pseudo_random(4 * MIB as usize, 10 + i));
+    }
+    assert!(local(&b.p("docs/one.bin")).starts_with("none"), "{}", local(&b.p("docs/one.bin")));
+    assert!(cache_bytes(b) <= 32 * MIB + SLACK, "{} MiB", cache_bytes(b) / MIB);
+}
