@@ -221,6 +221,11 @@ impl SyncFs {
         FsError::NotLocal { path, why: "the file kept changing while it was fetched".into() }
     }
 
+    /// Whether the mount runs with `--cache-max` (its writers make room first).
+    pub fn has_cache_limit(&self) -> bool {
+        self.shared.state.lock().limit.is_some()
+    }
+
     /// Whether a read of `fh` may wait on the network (FUSE sends those to a worker).
     pub fn read_may_fetch(&self, fh: u64) -> bool {
         self.handle(fh).is_ok_and(|h| h.streaming)
@@ -278,6 +283,20 @@ impl SyncFs {
         self.shared.on_demand.spawn_ensure(self.shared.clone(), vec![h.ino], asked.max(end)..until);
     }
 
+    /// With a cache limit: room for `h`'s file to reach `end` bytes (writes,
+    /// copy_file_range and fallocate all come here before they grow it).
+    pub(crate) fn room_to_grow(&self, h: &Handle, end: u64) -> FsResult<()> {
+        let need = {
+            let st = self.shared.state.lock();
+            let size = st.tree.get(h.ino).map_or(0, |n| n.size);
+            st.limit.map_or(0, |_| end.saturating_sub(size))
+        };
+        match need {
+            0 => Ok(()),
+            need => self.room_for_write(h.ino, need),
+        }
+    }
+
     /// Waits (bounded) until the cache has room for `need` more bytes of
     /// `ino`'s: uploads finishing make files evictable. ENOSPC after that.
     fn room_for_write(&self, ino: u64, need: u64) -> FsResult<()> {
@@ -317,14 +336,7 @@ impl SyncFs {
         if let Some(caller) = drop_setid {
             self.drop_setid_on_write(&mut self.shared.state.lock(), h.ino, caller);
         }
-        let grows = {
-            let st = self.shared.state.lock();
-            let size = st.tree.get(h.ino).map_or(0, |n| n.size);
-            st.limit.is_some().then(|| (offset + data.len() as u64).saturating_sub(size))
-        };
-        if let Some(need) = grows.filter(|n| *n > 0) {
-            self.room_for_write(h.ino, need)?;
-        }
+        self.room_to_grow(&h, offset + data.len() as u64)?;
         h.file.write_all_at(data, offset)?;
         self.wrote_upto(&h, offset + data.len() as u64)?;
         Ok(data.len() as u32)

@@ -565,7 +565,9 @@ impl Filesystem for SsyncFuse {
         match self.core.create(caller(req), parent.0, name, mode, umask, flags) {
             Ok((a, fh)) => {
                 let attr = self.attr(&a);
-                match self.backing_for(a.ino, fh, |f| reply.open_backing(f)) {
+                // With a cache limit, writes go through the daemon (see `SyncFs::open`).
+                let pass = !self.core.has_cache_limit();
+                match pass.then(|| self.backing_for(a.ino, fh, |f| reply.open_backing(f))).flatten() {
                     Some(id) => {
                         reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty(), &id)
                     }

@@ -39,6 +39,9 @@ pub struct State {
     pub limit: Option<crate::cache_limit::CacheLimit>,
     /// Counts uses of cached contents, for eviction's order.
     pub tick: u64,
+    /// Files applied without content that are fetched at once in the
+    /// background (small or pinned ones, with a cache limit).
+    pub fetch_soon: Vec<u64>,
 }
 
 /// Inode numbers reserved in the database at a time (see `State::new_ino`).
@@ -61,6 +64,7 @@ impl State {
             needs_reconcile: false,
             limit: None,
             tick: 0,
+            fetch_soon: Vec::new(),
         })
     }
 

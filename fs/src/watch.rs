@@ -47,6 +47,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 r = crate::anti_entropy::compare(&shared, &remote, cursor) => r,
                 _ = cancel.cancelled() => return,
             };
+            fetch_soon(&shared);
             if let Err(e) = done {
                 if failed(&shared, &e, &cancel, &mut backoff).await {
                     return;
@@ -60,6 +61,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 r = reconcile(&shared, &remote, cursor, Scope::Tree) => r,
                 _ = cancel.cancelled() => return,
             };
+            fetch_soon(&shared);
             match done {
                 Ok(None) => {
                     cancel.cancelled().await;
@@ -96,7 +98,9 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                     // holds them, or something newer (applying them would bring
                     // back a lock file renamed away since, say).
                     let news = page.entries.into_iter().filter(|e| !shared.is_own(e)).collect();
-                    match apply_all(&shared, &remote, news, false).await {
+                    let applied = apply_all(&shared, &remote, news, false).await;
+                    fetch_soon(&shared);
+                    match applied {
                         Ok(()) => {
                             cursor = page.cursor;
                             save_cursor(&shared, cursor);
@@ -110,6 +114,7 @@ pub async fn run(shared: Arc<Shared>, remote: Remote, cancel: CancellationToken)
                 if let Err(e) = apply_deferred(&shared, &remote).await {
                     tracing::debug!("deferred changes not applied yet: {e}");
                 }
+                fetch_soon(&shared);
             }
             _ = cancel.cancelled() => return,
         }
@@ -424,7 +429,7 @@ fn plan_or_apply(
             create_local(st, shared, e, None, invals).map(|_| Plan::Done)
         }
         (false, EntryKind::File | EntryKind::Symlink, _) => match fetched {
-            None if !fetch_now(st, shared, e) => placeholder(st, shared, e, local, invals).map(|_| Plan::Done),
+            None if !fetch_now(st, e) => placeholder(st, shared, e, local, invals).map(|_| Plan::Done),
             None => Ok(Plan::Fetch {
                 have: local
                     .and_then(|i| st.tree.get(i))
@@ -441,32 +446,27 @@ fn plan_or_apply(
     })
 }
 
-/// Whether `e`'s content is fetched now: always without a cache limit;
-/// with one, small files and pinned ones, if there is room (the room is
-/// taken now). Others wait to be read (on_demand.rs).
-fn fetch_now(st: &mut State, shared: &Shared, e: &Entry) -> bool {
-    if st.limit.is_none() || e.kind != EntryKind::File {
-        return true;
-    }
-    if !(e.size <= crate::config::EAGER_MAX || st.tree.is_pinned_path(&e.path)) {
-        return false;
-    }
-    match st.make_room(&shared.cache, e.size, 0) {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::info!(path = %e.path, "not fetched now ({err}); fetched when read");
-            false
-        }
-    }
+/// Whether `e`'s content is fetched before the entry is applied: without a
+/// cache limit, always; with one, never for files (metadata first: a new
+/// mount lists the whole tree before any content arrives). Small and pinned
+/// files are then fetched at once in the background (`State::fetch_soon`),
+/// the rest when read (on_demand.rs).
+fn fetch_now(st: &State, e: &Entry) -> bool {
+    st.limit.is_none() || e.kind != EntryKind::File
 }
 
-/// Whether the watcher leaves `e`'s content to be fetched when read (for
-/// the prefetcher, which must not fetch it; takes no room).
+/// Whether the watcher leaves `e`'s content for later (the prefetcher must
+/// not fetch it).
 pub(crate) fn left_for_later(st: &State, e: &Entry) -> bool {
-    st.limit.is_some()
-        && e.kind == EntryKind::File
-        && e.size > crate::config::EAGER_MAX
-        && !st.tree.is_pinned_path(&e.path)
+    !fetch_now(st, e)
+}
+
+/// Fetches in the background what the last entries applied want soon.
+fn fetch_soon(shared: &Arc<Shared>) {
+    let inos = std::mem::take(&mut shared.state.lock().fetch_soon);
+    if !inos.is_empty() {
+        shared.on_demand.spawn_ensure(shared.clone(), inos, 0..u64::MAX);
+    }
 }
 
 /// Applies `e` with none of its content here: a sparse cache file of its
@@ -486,6 +486,9 @@ fn placeholder(
         n.cached = crate::residency::Residency::none();
         let ino = n.ino;
         st.persist(&[ino], vec![]);
+        if e.size <= crate::config::EAGER_MAX || st.tree.is_pinned(ino) {
+            st.fetch_soon.push(ino);
+        }
     }
     Ok(())
 }

@@ -396,6 +396,11 @@ impl Cluster {
         Self::build(&[], flags)
     }
 
+    /// A hub with `hub_flags` and one mount per entry of `mount_flags`.
+    pub fn with_flags(hub_flags: &[&str], mount_flags: &[&[&str]]) -> Cluster {
+        Self::build(hub_flags, mount_flags)
+    }
+
     fn build(hub_flags: &[&str], mount_flags: &[&[&str]]) -> Cluster {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix("ssync-e2e-").tempdir().expect("temp dir");

@@ -124,6 +124,17 @@ fn a_64m_cache_serves_a_512m_tree() {
     for i in 0..4 {
         assert!(local(&b.p(&format!("keep/k{i}.bin"))).starts_with("full"), "pinned files were kept");
     }
+    // Writing twice the limit into the mount: writes wait for uploads to
+    // make room, and the limit holds.
+    let sampler = Sampler::start(b);
+    std::fs::create_dir_all(b.p("in")).unwrap();
+    for i in 0..16 {
+        std::fs::write(b.p(&format!("in/w{i:02}.bin")), pseudo_random(8 * MIB as usize, 500 + i)).unwrap();
+    }
+    let peak_in = sampler.peak();
+    drop(sampler);
+    assert!(peak_in <= LIMIT + SLACK, "writing 128 MiB, the cache held {} MiB", peak_in / MIB);
+    assert!(std::fs::read(b.p("in/w03.bin")).unwrap() == pseudo_random(8 * MIB as usize, 503));
     let status = ssync(&["status", b.path.to_str().unwrap()]);
     assert!(status.contains("limit 64.0 MiB") && status.contains("pinned 16.0 MiB"), "{status}");
 

@@ -59,13 +59,23 @@ enum Effect {
     Nothing,
 }
 
-/// One random user action on `root`.
-fn act(rng: &mut Rng, root: &Path, tag: &str) -> Effect {
+/// One random user action on `root`; with `big`, one in six writes a file
+/// of 1-3 MiB (over the size a mount with a cache limit fetches at once).
+fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
     let rel = join(rng.pick(DIRS), rng.pick(FILES));
     let path = root.join(&rel);
     // Writes through a symlink land at its target: not tracked by name.
     let through_link = || fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
     let closed = |what: &str, body: Vec<u8>| Effect::Closed(format!("{what} {rel}"), rel.clone(), body);
+    if big && rng.below(6) == 0 {
+        let mut body = format!("{tag}\n").into_bytes();
+        body.extend(ssync_tests::pseudo_random((1 << 20) + rng.below(2 << 20) as usize, rng.next_u64()));
+        let link = through_link();
+        return match fs::write(&path, &body) {
+            Ok(()) if !link => closed("big write", body),
+            _ => Effect::Nothing,
+        };
+    }
     match rng.below(14) {
         0..=4 => {
             let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
@@ -146,13 +156,27 @@ fn integrity(db: &Path) -> String {
 
 #[test]
 fn random_work_with_crashes_converges_and_loses_nothing() {
+    random_work(false);
+}
+
+/// The same with files over 1 MiB, and the mount that is stopped and killed
+/// keeping at most 16 MiB of contents: it evicts, and fetches what it reads
+/// (the convergence check reads every file on every mount).
+#[test]
+fn random_work_on_a_small_cache_converges_and_loses_nothing() {
+    random_work(true);
+}
+
+fn random_work(small_cache: bool) {
     let secs = env_u64("SSYNC_RANDOM_SECS", 6);
     let seed = env_u64("SSYNC_RANDOM_SEED", 20261122).max(1);
-    eprintln!("random_ops: seed={seed} secs={secs}");
+    eprintln!("random_ops: seed={seed} secs={secs} small_cache={small_cache}");
     // GC every second, so the hub's kill -9s also land in the middle of
     // collections; retention keeps every version, since this test looks every
     // closed content up in the history (gc_crash.rs covers pruning).
-    let mut c = Cluster::with_hub_flags(3, &["--gc-interval", "1", "--gc-grace", "0", "--keep-versions", "4000000000"]);
+    let hub_flags = ["--gc-interval", "1", "--gc-grace", "0", "--keep-versions", "4000000000"];
+    let third: &[&str] = if small_cache { &["--cache-max", "16M"] } else { &[] };
+    let mut c = Cluster::with_flags(&hub_flags, &[&[], &[], third]);
     let mut rng = Rng(seed);
     let mut closed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut closed_at: Vec<std::time::SystemTime> = Vec::new();
@@ -197,7 +221,7 @@ fn random_work_with_crashes_converges_and_loses_nothing() {
             continue;
         }
         let tag = format!("s{seed}-op{ops}-m{m}");
-        match act(&mut rng, &c.mounts[m].path, &tag) {
+        match act(&mut rng, &c.mounts[m].path, &tag, small_cache) {
             Effect::Closed(what, rel, body) => {
                 closed.push((format!("{tag} {what} ({} bytes)", body.len()), body));
                 closed_at.push(std::time::SystemTime::now());

@@ -21,6 +21,9 @@ impl SyncFs {
         if !h.writable {
             return Err(FsError::NotWritable);
         }
+        if mode & libc::FALLOC_FL_PUNCH_HOLE == 0 {
+            self.room_to_grow(&h, offset.saturating_add(length))?;
+        }
         let (offset, length) = (to_off(offset)?, to_off(length)?);
         // SAFETY: a plain syscall on a descriptor the handle owns.
         if unsafe { libc::fallocate(h.file.as_raw_fd(), mode, offset, length) } != 0 {
@@ -37,6 +40,7 @@ impl SyncFs {
         }
         // The reply counts bytes in 32 bits; the kernel asks again for the rest.
         let len = len.min(u32::MAX as u64 & !0xfff) as usize;
+        self.room_to_grow(&dst, off_out.saturating_add(len as u64))?;
         // A source not all here: its bytes must be fetched, and copied under
         // the state lock, which eviction takes.
         let _held = match src.streaming {
