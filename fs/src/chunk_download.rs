@@ -71,17 +71,7 @@ pub async fn fetch_file(
         .await
         .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     let local_done = started.elapsed();
-    let mut batches: Vec<Vec<(u64, ChunkRef)>> = Vec::new();
-    let mut bytes = 0;
-    for (off, c) in needed {
-        if batches.is_empty() || bytes + c.len as u64 > BATCH_BYTES {
-            batches.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += c.len as u64;
-        batches.last_mut().expect("pushed above").push((off, c));
-    }
-    let mut fetched = futures_util::stream::iter(batches)
+    let mut fetched = futures_util::stream::iter(batches(needed))
         .map(|batch| async move {
             let hashes: Vec<ContentHash> = batch.iter().map(|(_, c)| c.hash).collect();
             remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
@@ -125,6 +115,21 @@ pub async fn fetch_file(
     .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     tracing::debug!(%id, chunks = list.len(), size, ?local_done, total = ?started.elapsed(), "download assembled");
     Ok((partial, list))
+}
+
+/// Groups chunks (with their offsets) into requests of about `BATCH_BYTES`.
+pub(crate) fn batches(chunks: Vec<(u64, ChunkRef)>) -> Vec<Vec<(u64, ChunkRef)>> {
+    let mut out: Vec<Vec<(u64, ChunkRef)>> = Vec::new();
+    let mut bytes = 0;
+    for (off, c) in chunks {
+        if out.is_empty() || bytes + c.len as u64 > BATCH_BYTES {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += c.len as u64;
+        out.last_mut().expect("pushed above").push((off, c));
+    }
+    out
 }
 
 /// The chunk list a manifest names (resolved against `base` for a delta),

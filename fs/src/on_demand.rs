@@ -25,8 +25,6 @@ use std::time::Duration;
 
 /// How long a read waits for its bytes before it fails with EIO.
 pub const WAIT: Duration = Duration::from_secs(30);
-/// Chunk bytes asked for per request.
-const BATCH_BYTES: u64 = 4 << 20;
 /// Requests in flight for one fetch.
 const IN_FLIGHT: usize = 3;
 
@@ -146,17 +144,7 @@ impl OnDemand {
                 None => from_hub.push((*off, *c)),
             }
         }
-        let mut batches: Vec<Vec<(u64, ChunkRef)>> = Vec::new();
-        let mut bytes = 0;
-        for (off, c) in from_hub {
-            if batches.is_empty() || bytes + c.len as u64 > BATCH_BYTES {
-                batches.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += c.len as u64;
-            batches.last_mut().expect("pushed above").push((off, c));
-        }
-        let mut arriving = futures_util::stream::iter(batches)
+        let mut arriving = futures_util::stream::iter(crate::chunk_download::batches(from_hub))
             .map(|batch| async move {
                 let hashes: Vec<ContentHash> = batch.iter().map(|(_, c)| c.hash).collect();
                 self.remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
