@@ -482,7 +482,8 @@ fn placeholder(
     tmp.as_file().set_len(e.size)?;
     let tmp = tmp.into_temp_path().keep().map_err(|err| err.error)?;
     install(st, shared, e, local, tmp, invals)?;
-    if let Some(n) = st.tree.resolve(&e.path).and_then(|i| st.tree.get_mut(i)) {
+    // An empty file is whole: nothing to fetch.
+    if let Some(n) = st.tree.resolve(&e.path).and_then(|i| st.tree.get_mut(i)).filter(|_| e.size > 0) {
         n.cached = crate::residency::Residency::none();
         let ino = n.ino;
         st.persist(&[ino], vec![]);

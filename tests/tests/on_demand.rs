@@ -4,6 +4,7 @@
 //! offline serves what it holds and fails the rest with EIO, at once.
 use ssync_tests::{bin, pseudo_random, run_bounded, wait_until, Cluster, Mount};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -168,6 +169,12 @@ fn pins_are_inherited_and_undone() {
     );
     assert!(wait_until(Duration::from_secs(30), || b.p("docs/one.bin").exists()));
     assert!(local(&b.p("other.bin")).starts_with("none 0"), "{}", local(&b.p("other.bin")));
+    // An empty file is whole at once, and takes appends on B.
+    std::fs::write(a.p("empty"), b"").unwrap();
+    assert!(wait_until(Duration::from_secs(30), || b.p("empty").exists()));
+    assert_eq!(local(&b.p("empty")), "full 0 0 unpinned");
+    std::fs::OpenOptions::new().append(true).open(b.p("empty")).unwrap().write_all(b"appended on B").unwrap();
+    assert!(wait_until(Duration::from_secs(30), || std::fs::read(a.p("empty")).unwrap() == b"appended on B"));
     let out = ssync(&["pin", b.p("docs").to_str().unwrap()]);
     assert!(out.contains("pinned"), "{out}");
     assert!(wait_until(Duration::from_secs(30), || local(&b.p("docs/one.bin"))
