@@ -185,7 +185,8 @@ impl SyncFs {
     pub fn link(&self, caller: Caller, kino: u64, newparent: u64, newname: &OsStr) -> FsResult<NodeAttr> {
         let name = new_name(newname)?;
         // The names of one file share one cache file: all of it must be here.
-        self.make_whole(Self::node_of(&self.shared.state.lock(), kino)?)?;
+        let src = Self::node_of(&self.shared.state.lock(), kino)?;
+        self.make_whole(src)?;
         let mut st = self.shared.state.lock();
         let src = Self::node_of(&st, kino)?;
         let s = st.tree.live(src).ok_or(FsError::NotFound)?.clone();
