@@ -96,7 +96,7 @@ pub async fn send(shared: &Shared, remote: &Remote, first: Op, req: Request, wai
             match request_for(&st, shared, &op) {
                 Some(r) if takes(&r) => {
                     footprint.add(&op);
-                    st.pending.begin(op.id);
+                    st.begin_send(&op);
                     jobs.push((op, r));
                 }
                 _ => break,

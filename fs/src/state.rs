@@ -185,6 +185,37 @@ impl State {
         true
     }
 
+    /// Marks `op` as being sent (its request is built).
+    pub fn begin_send(&mut self, op: &Op) {
+        self.pending.begin(op.id);
+        if op.kind == OpKind::Rename && self.tree.get(op.ino).is_some_and(|n| n.base_version == 0) {
+            // Rename ops are queued only for entries the hub may know, so this
+            // is one whose sends never took: it goes as the delete of what it
+            // replaced (`upload::request_for`), and the source is created as
+            // new wherever it is now (it may have moved again since).
+            self.queue_as_new_unless_waiting(op.ino);
+        }
+    }
+
+    /// Queues `ino` to be created on the hub at its path now (an upload, or
+    /// a mkdir for a folder) unless such an op waits already; a file open
+    /// for writing is queued by its close.
+    pub fn queue_as_new_unless_waiting(&mut self, ino: u64) {
+        let Some(n) = self.tree.live(ino) else { return };
+        match n.kind {
+            crate::tree::Kind::Dir if !self.pending.waiting_of(ino, OpKind::Mkdir) => {
+                if let Some(path) = self.tree.path_of(ino) {
+                    self.persist(&[ino], vec![Self::op(OpKind::Mkdir, ino, path)]);
+                }
+            }
+            crate::tree::Kind::Dir => {}
+            _ if n.open_writers > 0 => {}
+            _ => {
+                self.queue_upload(ino);
+            }
+        }
+    }
+
     /// Whether the hub may know `ino`: it has a hub version, or an op of it
     /// was sent (an answer that never came may still have been applied).
     pub fn may_be_on_hub(&self, ino: u64) -> bool {
@@ -428,5 +459,45 @@ impl Shared {
         for i in invals {
             let _ = self.inval.send(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Kind, Node, ROOT};
+
+    fn node(ino: u64, parent: u64, name: &str, base_version: u64) -> Node {
+        let kind = if ino == ROOT { Kind::Dir } else { Kind::File };
+        Node { ino, base_version, ..Node::new(kind, parent, name, 0o644, 0) }
+    }
+
+    /// A file whose create never took was renamed over "c.txt" (which the hub
+    /// has), then moved on to "config.lock" before that rename was sent: the
+    /// hub must lose "c.txt" and get the file at "config.lock", not keep
+    /// "c.txt" while the file claims its version.
+    #[test]
+    fn a_rename_whose_source_never_reached_the_hub_creates_it_where_it_is_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LocalDb::open(&dir.path().join("state.db")).unwrap();
+        let (file, replaced) = (2, 3);
+        let mut tree = Tree::from_nodes(vec![node(ROOT, 0, "", 0), node(file, ROOT, "config.lock", 0)]);
+        tree.insert(node(replaced, 0, "c.txt", 7));
+        let rename = Op {
+            id: 1,
+            kind: OpKind::Rename,
+            ino: file,
+            ino2: replaced,
+            path: RelPath::parse("q").unwrap(),
+            path2: Some(RelPath::parse("c.txt").unwrap()),
+        };
+        let mut st = State::new(db, tree, Pending::from_ops(vec![rename.clone()])).unwrap();
+        st.begin_send(&rename);
+        assert_eq!(st.tree.get(file).unwrap().base_version, 0, "it claims no version of the hub's");
+        let queued: Vec<(OpKind, String)> =
+            st.pending.ops().filter(|o| o.id != 1).map(|o| (o.kind, o.path.as_str().to_string())).collect();
+        assert_eq!(queued, vec![(OpKind::Upload, "config.lock".to_string())]);
+        st.begin_send(&rename);
+        assert_eq!(st.pending.len(), 2, "sending it again queues nothing more");
     }
 }

@@ -186,6 +186,12 @@ async fn after_send(
             tracing::debug!(op = op.id, path = %op.path, "written while read; reading it again");
             sleep_or_cancel(shared, cancel, Duration::from_millis(20)).await
         }
+        // This machine's trouble (a cache file unreadable, content that
+        // could not be fetched first): the hub is not offline because of it.
+        ApiError::Local(e) => {
+            tracing::warn!(op = op.id, path = %op.path, "cannot read what to send, trying again: {e}");
+            sleep_or_cancel(shared, cancel, backoff.step()).await
+        }
         e if e.is_retryable() => {
             let _ = shared.status.set_online(false, &e);
             sleep_or_cancel(shared, cancel, backoff.step()).await
@@ -297,7 +303,11 @@ fn rebase_on_own_change(shared: &Shared, op: &Op, e: &ApiError) -> bool {
     let Some(n) = st.tree.get_mut(ino).filter(|n| n.base_version != base) else { return false };
     tracing::info!(path = %cur.path, op = op.kind.as_str(), from = n.base_version, to = base, "refused because of this mount's own earlier change; rebased on it");
     n.base_version = base;
-    n.hash = if cur.deleted { None } else { cur.hash };
+    // A file not all here names the bytes it holds by its hash: it must not
+    // change unless its content does (the rest is fetched by it).
+    if n.cached.is_full() {
+        n.hash = if cur.deleted { None } else { cur.hash };
+    }
     st.persist(&[ino], vec![]);
     true
 }
@@ -325,17 +335,7 @@ fn next_job(st: &mut State, shared: &Shared, lane: Option<&Op>) -> Option<(Op, O
     if lane.is_some() && req.as_ref().is_some_and(|r| !crate::batch::takes(r)) {
         return None;
     }
-    st.pending.begin(op.id);
-    let base0 = st.tree.get(op.ino).is_some_and(|n| n.base_version == 0);
-    if req.is_none() && op.kind == OpKind::Rename && base0 {
-        // Rename ops are queued only for entries the hub may know, so this
-        // is one whose sends never took (none left queued): a later upload
-        // creates it at the new name, replacing what the rename replaced.
-        let inherited = st.tree.get(op.ino2).map_or(0, |t| t.base_version);
-        if let Some(n) = st.tree.get_mut(op.ino) {
-            n.base_version = inherited;
-        }
-    }
+    st.begin_send(&op);
     Some((op, req, waiting))
 }
 
@@ -393,9 +393,10 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
         (OpKind::Delete, Some(n)) if n.base_version > 0 => {
             Some(Request::Delete(DeleteRequest { path: op.path.clone(), base: n.base_version }))
         }
-        // The source never reached the hub and is gone: what the rename
-        // replaced must still go (see `State::drop_ops_of`).
-        (OpKind::Rename, n) if unlinked && n.as_ref().is_none_or(|n| n.base_version == 0) => {
+        // The source never reached the hub (it is gone, or `next_job` queues
+        // it as new): what the rename replaced must still go (see
+        // `State::drop_ops_of`).
+        (OpKind::Rename, n) if n.as_ref().is_none_or(|n| n.base_version == 0) => {
             let (target, path) = (st.tree.get(op.ino2)?, op.path2.clone()?);
             (target.base_version > 0).then_some(Request::Delete(DeleteRequest { path, base: target.base_version }))
         }
@@ -536,11 +537,8 @@ fn adopt_moved(st: &mut State, ino: u64, to: &RelPath, entries: &[Entry], touche
         if let Some(i) = st.tree.resolve_below(ino, suffix) {
             let n = st.tree.get_mut(i).expect("resolved nodes exist");
             // A rename redone on a version edited elsewhere moves bytes
-            // this mount does not have yet: fetch them, don't claim them. A
-            // dirty node claims the version: its own bytes go over it next
-            // (it may have taken the version of the entry its rename
-            // replaced, see `next_job`, whose bytes the hub then moved).
-            if n.is_dir() || n.hash == e.hash || n.dirty {
+            // this mount does not have yet: fetch them, don't claim them.
+            if n.is_dir() || n.hash == e.hash {
                 n.base_version = e.version;
             } else {
                 st.needs_reconcile = true;

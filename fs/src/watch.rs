@@ -184,7 +184,14 @@ async fn failed(shared: &Shared, e: &ApiError, cancel: &CancellationToken, backo
         cancel.cancelled().await;
         return true;
     }
-    let _ = shared.status.set_online(false, e);
+    match e {
+        // This machine's trouble, not the hub's: say so every time.
+        ApiError::Local(_) => tracing::warn!("cannot apply the hub's changes yet, trying again: {e}"),
+        _ => {
+            tracing::debug!("exchange with the hub failed: {e}");
+            let _ = shared.status.set_online(false, e);
+        }
+    }
     sleep_or_cancel(shared, cancel, backoff.step()).await
 }
 

@@ -56,7 +56,16 @@ enum Effect {
     /// renameat2 RENAME_EXCHANGE: the two names traded contents.
     Swapped(String, String),
     Removed(String),
+    /// Written through a symlink: the file it leads to (if inside the
+    /// tree) no longer holds the last close made at its own path.
+    Overwritten(Option<String>),
     Nothing,
+}
+
+/// The path, relative to `root`, of the file the symlink at `path` leads to now.
+fn link_target(root: &Path, path: &Path) -> Option<String> {
+    let (root, target) = (fs::canonicalize(root).ok()?, fs::canonicalize(path).ok()?);
+    Some(target.strip_prefix(&root).ok()?.to_str()?.to_string())
 }
 
 /// One random user action on `root`; with `big`, one in six writes a file
@@ -73,6 +82,7 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
         let link = through_link();
         return match fs::write(&path, &body) {
             Ok(()) if !link => closed("big write", body),
+            Ok(()) => Effect::Overwritten(link_target(root, &path)),
             _ => Effect::Nothing,
         };
     }
@@ -82,22 +92,29 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
             let link = through_link();
             match fs::write(&path, &body) {
                 Ok(()) if !link => closed("write", body),
+                Ok(()) => Effect::Overwritten(link_target(root, &path)),
                 _ => Effect::Nothing,
             }
         }
         5 | 6 => {
             let link = through_link();
             let Ok(mut f) = fs::OpenOptions::new().read(true).append(true).open(&path) else { return Effect::Nothing };
-            if f.write_all(format!("+{tag}\n").as_bytes()).is_err() || link {
+            if f.write_all(format!("+{tag}\n").as_bytes()).is_err() {
                 return Effect::Nothing;
+            }
+            if link {
+                return Effect::Overwritten(link_target(root, &path));
             }
             content_at_close(&mut f).map_or(Effect::Nothing, |b| closed("append", b))
         }
         7 => {
             let link = through_link();
             let Ok(mut f) = fs::OpenOptions::new().read(true).write(true).open(&path) else { return Effect::Nothing };
-            if f.set_len(rng.below(12)).is_err() || link {
+            if f.set_len(rng.below(12)).is_err() {
                 return Effect::Nothing;
+            }
+            if link {
+                return Effect::Overwritten(link_target(root, &path));
             }
             content_at_close(&mut f).map_or(Effect::Nothing, |b| closed("truncate", b))
         }
@@ -236,7 +253,8 @@ fn random_work(small_cache: bool) {
                 x.map(|i| last[m].insert(b, i));
                 y.map(|i| last[m].insert(a, i));
             }
-            Effect::Removed(rel) => drop(last[m].remove(&rel)),
+            Effect::Removed(rel) | Effect::Overwritten(Some(rel)) => drop(last[m].remove(&rel)),
+            Effect::Overwritten(None) => {}
             Effect::Nothing => {}
         }
         ops += 1;
