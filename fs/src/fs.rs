@@ -130,10 +130,10 @@ impl SyncFs {
     pub fn open(&self, kino: u64, flags: i32, caller: Caller) -> FsResult<(u64, bool)> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let truncate = writable && flags & libc::O_TRUNC != 0;
-        let partial = {
+        let (node_ino, partial) = {
             let st = self.shared.state.lock();
             let ino = Self::node_of(&st, kino)?;
-            st.tree.get(ino).filter(|n| n.has_content() && !n.cached.is_full()).map(|_| ino)
+            (ino, st.tree.get(ino).filter(|n| n.has_content() && !n.cached.is_full()).map(|_| ino))
         };
         if let Some(ino) = partial {
             if writable && !truncate {
@@ -143,6 +143,9 @@ impl SyncFs {
                 return Err(FsError::NotLocal { path, why: "the hub is unreachable (working offline)".into() });
             }
         }
+        // Truncating in place: no fetched bytes may land in the file after it.
+        let content_lock = truncate.then(|| self.shared.on_demand.content_lock(node_ino));
+        let _no_fetch_writes = content_lock.as_ref().map(|l| l.lock());
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
         tracing::trace!(ino, path = ?st.tree.path_of(ino), writable, trunc = flags & libc::O_TRUNC != 0, "open");

@@ -7,6 +7,9 @@
 //! sparse cache file at their offsets. Only then are the ranges recorded as
 //! held, under the state lock, and only if the file is still the one the
 //! fetch began with (same content id, no eviction or write since).
+//! The bytes themselves go in under the file's content lock, and only while
+//! the file is still that version: a truncate (which takes the same lock)
+//! followed by new writes must never get old chunks written over them.
 //! Every wait is bounded (`WAIT`); with the hub unreachable, it fails at
 //! once with EIO and the log names the file.
 use crate::chunk_download::read_verified;
@@ -32,7 +35,10 @@ pub struct OnDemand {
     remote: Remote,
     rt: tokio::runtime::Handle,
     /// One fetch per file at a time: a second reader waits, then finds its bytes there.
-    busy: Mutex<HashMap<u64, Weak<Mutex<()>>>>,
+    busy: InodeLocks,
+    /// Held while fetched bytes go into a cache file, and by whatever
+    /// truncates one in place: never across a network wait.
+    content: InodeLocks,
     /// Chunk bytes fetched from the hub on demand (for `ssync status` and the bench).
     pub fetched_bytes: AtomicU64,
 }
@@ -49,7 +55,13 @@ struct Start {
 
 impl OnDemand {
     pub fn new(remote: Remote, rt: tokio::runtime::Handle) -> OnDemand {
-        OnDemand { remote, rt, busy: Mutex::new(HashMap::new()), fetched_bytes: AtomicU64::new(0) }
+        OnDemand {
+            remote,
+            rt,
+            busy: InodeLocks::default(),
+            content: InodeLocks::default(),
+            fetched_bytes: AtomicU64::new(0),
+        }
     }
 
     /// Blocks until `range` of `ino`'s content is in its cache file. Not on
@@ -58,7 +70,7 @@ impl OnDemand {
         if self.start(shared, ino, &range)?.is_none() {
             return Ok(());
         }
-        let lock = self.lock_for(ino);
+        let lock = self.busy.get(ino);
         let _one_at_a_time = lock.lock();
         let Some(start) = self.start(shared, ino, &range)? else { return Ok(()) };
         let path = start.path.clone();
@@ -84,15 +96,33 @@ impl OnDemand {
         });
     }
 
-    fn lock_for(&self, ino: u64) -> Arc<Mutex<()>> {
-        let mut busy = self.busy.lock();
-        busy.retain(|_, w| w.strong_count() > 0);
-        if let Some(l) = busy.get(&ino).and_then(Weak::upgrade) {
-            return l;
+    /// The lock to hold while changing `ino`'s cache file in place (a
+    /// truncate): taken before the state lock, it waits for at most one
+    /// local write of fetched bytes, never for the network.
+    pub fn content_lock(&self, ino: u64) -> Arc<Mutex<()>> {
+        self.content.get(ino)
+    }
+
+    /// Writes fetched `chunks` at their offsets if the file is still the
+    /// version the fetch began with; false when it changed (nothing written).
+    fn write_if_current(
+        &self,
+        shared: &Shared,
+        ino: u64,
+        s: &Start,
+        file: &std::fs::File,
+        chunks: &[(u64, &[u8])],
+    ) -> FsResult<bool> {
+        let lock = self.content.get(ino);
+        let _writing = lock.lock();
+        let current = shared.state.lock().tree.get(ino).is_some_and(|n| n.hash == Some(s.id) && n.write_gen == s.gen);
+        if !current {
+            return Ok(false);
         }
-        let l = Arc::new(Mutex::new(()));
-        busy.insert(ino, Arc::downgrade(&l));
-        l
+        for (off, bytes) in chunks {
+            file.write_all_at(bytes, *off)?;
+        }
+        Ok(true)
     }
 
     /// What is missing of `range`, or None when it is all held.
@@ -140,7 +170,8 @@ impl OnDemand {
                 .filter(|(i, _)| *i != ino)
                 .find_map(|(i, o)| read_verified(&cache.file(i), o, c));
             match local {
-                Some(bytes) => file.write_all_at(&bytes, *off).map_err(FsError::from)?,
+                Some(bytes) if !self.write_if_current(shared, ino, &s, &file, &[(*off, &bytes)])? => return Ok(()),
+                Some(_) => {}
                 None => from_hub.push((*off, *c)),
             }
         }
@@ -155,12 +186,15 @@ impl OnDemand {
             if chunks.len() != batch.len() {
                 return Err(FetchError::Hub(format!("asked for {} chunks, got {}", batch.len(), chunks.len())));
             }
-            for ((off, want), c) in batch.iter().zip(chunks) {
+            for ((_, want), c) in batch.iter().zip(&chunks) {
                 if c.hash != want.hash {
                     return Err(FetchError::Hub(format!("asked for chunk {}, got {}", want.hash, c.hash)));
                 }
-                file.write_all_at(&c.data, *off).map_err(FsError::from)?;
                 self.fetched_bytes.fetch_add(c.data.len() as u64, Ordering::Relaxed);
+            }
+            let at: Vec<(u64, &[u8])> = batch.iter().zip(&chunks).map(|((off, _), c)| (*off, &c.data[..])).collect();
+            if !self.write_if_current(shared, ino, &s, &file, &at)? {
+                return Ok(()); // truncated or replaced meanwhile: the caller looks again
             }
         }
         // Held means on disk: a crash must never leave a range recorded as
@@ -199,4 +233,21 @@ fn hub(shared: &Shared, e: crate::client::ApiError) -> FetchError {
         shared.status.set_online(false, &e);
     }
     FetchError::Hub(e.to_string())
+}
+
+/// One lock per inode, made on first use and dropped with its last holder.
+#[derive(Default)]
+struct InodeLocks(Mutex<HashMap<u64, Weak<Mutex<()>>>>);
+
+impl InodeLocks {
+    fn get(&self, ino: u64) -> Arc<Mutex<()>> {
+        let mut locks = self.0.lock();
+        if let Some(l) = locks.get(&ino).and_then(Weak::upgrade) {
+            return l;
+        }
+        locks.retain(|_, w| w.strong_count() > 0);
+        let l = Arc::new(Mutex::new(()));
+        locks.insert(ino, Arc::downgrade(&l));
+        l
+    }
 }

@@ -210,3 +210,31 @@ fn pins_are_inherited_and_undone() {
     assert!(local(&b.p("docs/one.bin")).starts_with("none"), "{}", local(&b.p("docs/one.bin")));
     assert!(cache_bytes(b) <= 32 * MIB + SLACK, "{} MiB", cache_bytes(b) / MIB);
 }
+
+#[test]
+fn a_file_rewritten_while_it_is_fetched_keeps_only_the_new_bytes() {
+    let c = Cluster::with_mount_flags(&[&[], &["--cache-max", "64M"]]);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    const SIZE: usize = 24 * MIB as usize;
+    for i in 0..6u64 {
+        let name = format!("f{i}.bin");
+        std::fs::write(a.p(&name), pseudo_random(SIZE, 100 + i)).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || std::fs::metadata(b.p(&name)).is_ok_and(|m| m.len() == SIZE as u64))
+        );
+        assert!(local(&b.p(&name)).starts_with("none"), "{}", local(&b.p(&name)));
+        // A first read starts read-ahead in the background; the rewrite
+        // (O_TRUNC, then new bytes) comes while it is still fetching.
+        let mut first = [0u8; 4096];
+        use std::io::Read;
+        std::fs::File::open(b.p(&name)).unwrap().read_exact(&mut first).unwrap();
+        let new = pseudo_random(SIZE, 200 + i);
+        std::fs::write(b.p(&name), &new).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // let any old fetch finish
+        assert!(std::fs::read(b.p(&name)).unwrap() == new, "{name} on B holds bytes of the old version");
+        assert!(
+            wait_until(Duration::from_secs(30), || std::fs::read(a.p(&name)).is_ok_and(|got| got == new)),
+            "{name} did not arrive on A as written on B"
+        );
+    }
+}

@@ -164,6 +164,15 @@ impl SyncFs {
             let ino = Self::node_of(&self.shared.state.lock(), kino)?;
             self.make_whole(ino)?;
         }
+        // Truncating in place: no fetched bytes may land in the file after it.
+        let content_lock = match change.size {
+            Some(_) => {
+                let ino = Self::node_of(&self.shared.state.lock(), kino)?;
+                Some(self.shared.on_demand.content_lock(ino))
+            }
+            None => None,
+        };
+        let _no_fetch_writes = content_lock.as_ref().map(|l| l.lock());
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
         let kind = st.tree.get(ino).ok_or(FsError::NotFound)?.kind;
