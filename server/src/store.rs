@@ -170,6 +170,9 @@ impl ContentStore {
         if w.is_empty() {
             return Ok(None);
         }
+        // A collection lists packs/ and deletes those it has no record of:
+        // it must never run between this pack's link and its record.
+        let _no_gc = self.gc_lock.read().await;
         let (id, index) = self.write_pack(w).await?;
         let rows = index.clone();
         self.db
@@ -277,6 +280,21 @@ mod tests {
         assert_eq!(again.finish().await.unwrap(), (0, 0), "already stored");
         assert_eq!(store.list_packs().unwrap().len(), 1, "one pack per batch that stored something");
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
+    }
+
+    #[tokio::test]
+    async fn a_pack_is_linked_and_recorded_outside_any_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let collecting = store.gc_lock.clone().write_owned().await;
+        let mut batch = store.batch();
+        batch.add(chunk(b"during gc")).await.unwrap();
+        let finishing = tokio::spawn(batch.finish());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(store.list_packs().unwrap().is_empty(), "no pack may appear while a collection runs");
+        drop(collecting);
+        assert_eq!(finishing.await.unwrap().unwrap(), (1, 9));
+        assert_eq!(store.read_chunk(&ContentHash::of(b"during gc")).await.unwrap(), Bytes::from_static(b"during gc"));
     }
 
     #[tokio::test]

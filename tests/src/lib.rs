@@ -416,7 +416,8 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// With SSYNC_KEEP_LOGS=DIR, a failing test leaves every process's log in
+    /// With SSYNC_KEEP_LOGS=DIR, a failing test (every test, with
+    /// SSYNC_KEEP_ALL_LOGS=1) leaves every process's log in
     /// DIR/<test name>/ for study (the cluster's own folder goes with it).
     fn keep_logs(&self) {
         let Some(dir) = std::env::var_os("SSYNC_KEEP_LOGS").map(PathBuf::from) else { return };
@@ -433,7 +434,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("SSYNC_KEEP_ALL_LOGS").is_some() {
             self.keep_logs();
         }
         // Mounts first (they may drain to the hub), then the hub, then the dir.

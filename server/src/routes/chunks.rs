@@ -167,7 +167,11 @@ pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchReq
                     Some(p) => state.store.read_at(h, p).await.map_err(ApiError::from),
                     None => read_chunk(&state, h).await,
                 };
-                let data = data.map_err(std::io::Error::other)?;
+                let data = data.map_err(|e| {
+                    // The response is already under way: this cut is all the client sees.
+                    tracing::warn!(chunk = %h, "a chunk could not be read; the stream ends here: {e}");
+                    std::io::Error::other(e)
+                })?;
                 let mut out = Vec::with_capacity(data.len() + frames::HEADER);
                 frames::encode(&mut out, &h, &data, zstd);
                 Ok::<_, std::io::Error>(bytes::Bytes::from(out))
