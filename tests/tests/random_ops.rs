@@ -15,6 +15,7 @@ use ssync_tests::{as_hashes, hub_tree, snapshot_raw as snapshot, wait_until, Clu
 use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -48,10 +49,20 @@ fn content_at_close(f: &mut fs::File) -> std::io::Result<Vec<u8>> {
     Ok(v)
 }
 
+/// `fs::write`, returning the inode written.
+fn write_file(path: &Path, body: &[u8]) -> std::io::Result<u64> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(body)?;
+    Ok(f.metadata()?.ino())
+}
+
 /// What an action did to the names of the mount it ran on.
 enum Effect {
-    /// Closed `body` at the path: (description, path, body).
-    Closed(String, String, Vec<u8>),
+    /// Closed `body` at the path: (description, path, body, inode). The
+    /// inode ties it to the file, which the mount itself may move (when
+    /// another machine renamed it): a later close of that inode, under any
+    /// name, supersedes it.
+    Closed(String, String, Vec<u8>, Option<u64>),
     Moved(String, String),
     /// renameat2 RENAME_EXCHANGE: the two names traded contents.
     Swapped(String, String),
@@ -75,14 +86,15 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
     let path = root.join(&rel);
     // Writes through a symlink land at its target: not tracked by name.
     let through_link = || fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-    let closed = |what: &str, body: Vec<u8>| Effect::Closed(format!("{what} {rel}"), rel.clone(), body);
+    let closed =
+        |what: &str, body: Vec<u8>, ino: Option<u64>| Effect::Closed(format!("{what} {rel}"), rel.clone(), body, ino);
     if big && rng.below(6) == 0 {
         let mut body = format!("{tag}\n").into_bytes();
         body.extend(ssync_tests::pseudo_random((1 << 20) + rng.below(2 << 20) as usize, rng.next_u64()));
         let link = through_link();
-        return match fs::write(&path, &body) {
-            Ok(()) if !link => closed("big write", body),
-            Ok(()) => Effect::Overwritten(link_target(root, &path)),
+        return match write_file(&path, &body) {
+            Ok(ino) if !link => closed("big write", body, Some(ino)),
+            Ok(_) => Effect::Overwritten(link_target(root, &path)),
             _ => Effect::Nothing,
         };
     }
@@ -90,9 +102,9 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
         0..=4 => {
             let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
             let link = through_link();
-            match fs::write(&path, &body) {
-                Ok(()) if !link => closed("write", body),
-                Ok(()) => Effect::Overwritten(link_target(root, &path)),
+            match write_file(&path, &body) {
+                Ok(ino) if !link => closed("write", body, Some(ino)),
+                Ok(_) => Effect::Overwritten(link_target(root, &path)),
                 _ => Effect::Nothing,
             }
         }
@@ -105,7 +117,8 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
             if link {
                 return Effect::Overwritten(link_target(root, &path));
             }
-            content_at_close(&mut f).map_or(Effect::Nothing, |b| closed("append", b))
+            let ino = f.metadata().ok().map(|m| m.ino());
+            content_at_close(&mut f).map_or(Effect::Nothing, |b| closed("append", b, ino))
         }
         7 => {
             let link = through_link();
@@ -116,7 +129,8 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
             if link {
                 return Effect::Overwritten(link_target(root, &path));
             }
-            content_at_close(&mut f).map_or(Effect::Nothing, |b| closed("truncate", b))
+            let ino = f.metadata().ok().map(|m| m.ino());
+            content_at_close(&mut f).map_or(Effect::Nothing, |b| closed("truncate", b, ino))
         }
         8 => {
             let to = join(rng.pick(DIRS), rng.pick(FILES));
@@ -138,7 +152,7 @@ fn act(rng: &mut Rng, root: &Path, tag: &str, big: bool) -> Effect {
         11 => {
             let target = rng.pick(FILES);
             match std::os::unix::fs::symlink(target, &path) {
-                Ok(()) => closed("symlink", target.as_bytes().to_vec()),
+                Ok(()) => closed("symlink", target.as_bytes().to_vec(), None),
                 Err(_) => Effect::Nothing,
             }
         }
@@ -197,8 +211,9 @@ fn random_work(small_cache: bool) {
     let mut rng = Rng(seed);
     let mut closed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut closed_at: Vec<std::time::SystemTime> = Vec::new();
+    let mut closed_ino: Vec<Option<u64>> = Vec::new();
     // Per mount: each path's last close that the mount itself has not moved,
-    // removed or replaced since (an index into `closed`).
+    // removed or replaced since, under any name (an index into `closed`).
     let mut last: Vec<std::collections::BTreeMap<String, usize>> = vec![Default::default(); 3];
     let (mut hub_kills, mut mount_restarts, mut mount_kills, mut ops) = (0, 0, 0, 0u64);
     let mut third_down = false;
@@ -239,9 +254,13 @@ fn random_work(small_cache: bool) {
         }
         let tag = format!("s{seed}-op{ops}-m{m}");
         match act(&mut rng, &c.mounts[m].path, &tag, small_cache) {
-            Effect::Closed(what, rel, body) => {
+            Effect::Closed(what, rel, body, ino) => {
                 closed.push((format!("{tag} {what} ({} bytes)", body.len()), body));
                 closed_at.push(std::time::SystemTime::now());
+                closed_ino.push(ino);
+                if ino.is_some() {
+                    last[m].retain(|_, i| closed_ino[*i] != ino);
+                }
                 last[m].insert(rel, closed.len() - 1);
             }
             Effect::Moved(from, to) => match last[m].remove(&from) {
