@@ -109,6 +109,14 @@ async fn follow_moves(remote: &Remote, mut tomb: Entry) -> Result<Option<Entry>,
     Ok(None)
 }
 
+/// A refused rename of a file the hub has at its source, where nothing
+/// local stands now: the source's kind and version there.
+fn left_behind_by(st: &State, op: &Op) -> Option<(crate::tree::Kind, u64)> {
+    let n = st.tree.get(op.ino).filter(|_| op.kind == OpKind::Rename)?;
+    let at_source = n.base_version > 0 && !n.is_dir() && st.tree.resolve(&op.path).is_none();
+    at_source.then_some((n.kind, n.base_version))
+}
+
 /// Applies `d`; returns true when the op is done, false to send it again.
 pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
     let mut st = shared.state.lock();
@@ -132,8 +140,21 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
         }
         Decision::ResendSubtree => {
             let swapped = if op.kind == OpKind::Exchange { Some(op.ino2) } else { None };
+            let left_behind = left_behind_by(&st, op);
             let r = std::iter::once(op.ino).chain(swapped).try_for_each(|i| resend_subtree(&mut st, i));
+            // The hub still has the file where the refused rename took it from.
+            let r = r.and_then(|()| left_behind.map_or(Ok(()), |(kind, v)| st.queue_delete_at(kind, &op.path, v)));
             (true, r)
+        }
+        // A rename the hub refused leaves the moved nodes claiming versions
+        // of paths they no longer stand at: they claim none, so the
+        // reconcile puts the hub's entries over them (or sends them as new
+        // where the hub has nothing).
+        Decision::TakeHubs if op.kind == OpKind::Rename => {
+            for i in st.tree.subtree(op.ino) {
+                set_base(&mut st, i, 0);
+            }
+            (true, Ok(()))
         }
         Decision::TakeHubs => (true, Ok(())),
     };

@@ -33,6 +33,11 @@ pub struct State {
     /// Feed entries held back because queued local ops touch their paths;
     /// applied once the queue drains (newer versions replace older ones).
     pub deferred: HashMap<RelPath, Entry>,
+    /// The newest version this mount's own ops gave each path, until the
+    /// feed's cursor passes it: older news of the path, read before that op
+    /// finished but applied after it, is stale (it would bring back a file
+    /// this mount has just deleted).
+    pub own_news: HashMap<RelPath, u64>,
     /// Something went out of step (a refused op): compare with the hub's tree.
     pub needs_reconcile: bool,
     /// `--cache-max` (see cache_limit.rs); None: a full mirror.
@@ -61,6 +66,7 @@ impl State {
             last_op_id,
             pending,
             deferred: HashMap::new(),
+            own_news: HashMap::new(),
             needs_reconcile: false,
             limit: None,
             tick: 0,
@@ -222,6 +228,19 @@ impl State {
         self.tree.get(ino).is_some_and(|n| n.base_version > 0) || self.pending.was_attempted_for(ino)
     }
 
+    /// Queues the delete of `path`, which the hub has at `version` and this
+    /// mount no longer has: a node kept unlinked (forgotten once the delete
+    /// is sent) carries that version.
+    pub fn queue_delete_at(&mut self, kind: crate::tree::Kind, path: &RelPath, version: u64) -> FsResult<()> {
+        let mut n = crate::tree::Node::new(kind, 0, path.file_name(), 0o644, 0);
+        n.base_version = version;
+        n.ino = self.new_ino()?;
+        let ino = n.ino;
+        self.tree.insert(n);
+        self.persist(&[ino], vec![Self::op(OpKind::Delete, ino, path.clone())]);
+        Ok(())
+    }
+
     /// Whether the hub may know `ino` or anything below it.
     pub fn subtree_may_be_on_hub(&self, ino: u64) -> bool {
         self.tree.subtree(ino).iter().any(|i| self.may_be_on_hub(*i))
@@ -233,10 +252,17 @@ impl State {
     /// must still remove that entry (it is sent as its delete).
     pub fn drop_ops_of(&mut self, ino: u64) {
         for id in self.pending.ids_of(ino) {
-            let replaces = self.pending.get(id).is_some_and(|op| {
-                op.kind == OpKind::Rename && op.ino == ino && op.ino2 != 0 && self.may_be_on_hub(op.ino2)
+            // A rename over a hub entry, or a swap with one, also moves what
+            // the hub has: dropping it would leave the hub out of step.
+            let moves_hubs = self.pending.get(id).is_some_and(|op| match op.kind {
+                OpKind::Rename => op.ino == ino && op.ino2 != 0 && self.may_be_on_hub(op.ino2),
+                OpKind::Exchange => {
+                    let other = if op.ino == ino { op.ino2 } else { op.ino };
+                    self.may_be_on_hub(other)
+                }
+                _ => false,
             });
-            if !self.pending.is_in_flight(id) && !replaces {
+            if !self.pending.is_in_flight(id) && !moves_hubs {
                 self.op_done(id);
             }
         }

@@ -520,6 +520,8 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
             if st.deferred.get(&e.path).is_some_and(|d| d.version <= e.version) {
                 st.deferred.remove(&e.path);
             }
+            let newest = st.own_news.entry(e.path.clone()).or_default();
+            *newest = (*newest).max(e.version);
         }
     }
     st.persist(&touched, vec![]);

@@ -131,7 +131,10 @@ async fn sleep_or_cancel(shared: &Shared, cancel: &CancellationToken, d: std::ti
 }
 
 fn save_cursor(shared: &Shared, cursor: u64) {
-    shared.state.lock().set_setting(CURSOR_KEY, cursor.to_string());
+    let mut st = shared.state.lock();
+    st.set_setting(CURSOR_KEY, cursor.to_string());
+    // Past the cursor, no older news of these paths can arrive any more.
+    st.own_news.retain(|_, v| *v > cursor);
 }
 
 /// Applies `entries` in order, their contents fetched ahead; `counted`
@@ -274,12 +277,15 @@ pub(crate) async fn reconcile(
         .filter(|(p, _)| scope.covers(p) && !live.contains(p))
         .collect();
     gone.sort();
+    // Held-back news of paths the hub no longer has, older than this page, is stale.
+    st.deferred.retain(|p, d| !(scope.covers(p) && !live.contains(p) && d.version <= page.cursor));
     let mut invals = Vec::new();
     for (path, ino) in gone {
         if st.tree.live(ino).is_none() || st.is_busy(ino) || st.pending.touches_path(&path) {
             continue;
         }
         corrected += 1;
+        tracing::info!(%path, ino, "the hub no longer has this entry; removed here too");
         if let Err(e) = remove_local(&mut st, shared, ino, &mut invals) {
             tracing::error!(%path, "cannot remove a file deleted on the hub: {e}");
         }
@@ -395,9 +401,17 @@ fn plan_or_apply(
 ) -> Plan {
     // Local changes come first; a held-back entry is applied once they are
     // sent, unless it is this mount's own (the local state is newer).
+    if st.own_news.get(&e.path).is_some_and(|v| e.version < *v) {
+        return Plan::Done; // older than what this mount itself made of the path since
+    }
     if st.pending.touches_path(&e.path) {
         defer(st, shared, e);
         return Plan::Done;
+    }
+    // Held-back news of this path that this entry supersedes must never be
+    // replayed after it (a file deleted since would come back).
+    if st.deferred.get(&e.path).is_some_and(|d| d.version <= e.version) {
+        st.deferred.remove(&e.path);
     }
     let local = st.tree.resolve(&e.path);
     if let Some(ino) = local {
@@ -508,18 +522,9 @@ fn split_own_missing(shared: &Shared, entries: Vec<Entry>) -> (Vec<Entry>, Vec<E
     entries.into_iter().partition(|e| shared.is_own(e) && !e.deleted && st.tree.resolve(&e.path).is_none())
 }
 
-/// Queues the delete of an entry this mount made on the hub and no longer
-/// has: a node kept unlinked (forgotten once the delete is sent) carries the
-/// hub's version for it.
+/// Queues the delete of an entry this mount made on the hub and no longer has.
 fn queue_delete_of(st: &mut State, e: &Entry) -> crate::error::FsResult<()> {
-    let mut n = Node::new(e.kind, 0, e.path.file_name(), e.mode, e.mtime_ns);
-    n.base_version = e.version;
-    n.hash = e.hash;
-    n.ino = st.new_ino()?;
-    let ino = n.ino;
-    st.tree.insert(n);
-    st.persist(&[ino], vec![State::op(crate::queue::OpKind::Delete, ino, e.path.clone())]);
-    Ok(())
+    st.queue_delete_at(e.kind, &e.path, e.version)
 }
 
 /// Holds `e` back until local changes are sent; this mount's own entries
