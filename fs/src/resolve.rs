@@ -23,6 +23,7 @@ use crate::invalidate::Inval;
 use crate::queue::{Op, OpKind};
 use crate::state::{Shared, State};
 use ssync_common::api::{codes, Entry};
+use ssync_common::RelPath;
 use std::time::SystemTime;
 
 #[derive(Debug)]
@@ -109,12 +110,22 @@ async fn follow_moves(remote: &Remote, mut tomb: Entry) -> Result<Option<Entry>,
     Ok(None)
 }
 
-/// A refused rename of a file the hub has at its source, where nothing
-/// local stands now: the source's kind and version there.
-fn left_behind_by(st: &State, op: &Op) -> Option<(crate::tree::Kind, u64)> {
-    let n = st.tree.get(op.ino).filter(|_| op.kind == OpKind::Rename)?;
-    let at_source = n.base_version > 0 && !n.is_dir() && st.tree.resolve(&op.path).is_none();
-    at_source.then_some((n.kind, n.base_version))
+/// The files a refused rename or swap took from paths the hub has them at,
+/// where nothing local stands now: their kinds, those paths and versions.
+fn left_behind_by(st: &State, op: &Op) -> Vec<(crate::tree::Kind, RelPath, u64)> {
+    let sides = match (op.kind, &op.path2) {
+        (OpKind::Rename, _) => vec![(op.ino, &op.path)],
+        (OpKind::Exchange, Some(b)) => vec![(op.ino, &op.path), (op.ino2, b)],
+        _ => vec![],
+    };
+    sides
+        .into_iter()
+        .filter_map(|(ino, path)| {
+            let n = st.tree.get(ino)?;
+            let vacant = n.base_version > 0 && !n.is_dir() && st.tree.resolve(path).is_none();
+            vacant.then(|| (n.kind, path.clone(), n.base_version))
+        })
+        .collect()
 }
 
 /// Applies `d`; returns true when the op is done, false to send it again.
@@ -142,19 +153,32 @@ pub fn apply(shared: &Shared, op: &Op, err: &ApiError, d: Decision) -> bool {
             let swapped = if op.kind == OpKind::Exchange { Some(op.ino2) } else { None };
             let left_behind = left_behind_by(&st, op);
             let r = std::iter::once(op.ino).chain(swapped).try_for_each(|i| resend_subtree(&mut st, i));
-            // The hub still has the file where the refused rename took it from.
-            let r = r.and_then(|()| left_behind.map_or(Ok(()), |(kind, v)| st.queue_delete_at(kind, &op.path, v)));
+            // The hub still has the files where the refused move took them from.
+            let r =
+                r.and_then(|()| left_behind.iter().try_for_each(|(kind, path, v)| st.queue_delete_at(*kind, path, *v)));
             (true, r)
         }
-        // A rename the hub refused leaves the moved nodes claiming versions
-        // of paths they no longer stand at: they claim none, so the
-        // reconcile puts the hub's entries over them (or sends them as new
-        // where the hub has nothing).
+        // The hub moved the rename's source elsewhere first: its move wins.
+        // The moved nodes must not stay where this mount put them, claiming
+        // versions of the path they came from (nothing would ever replace
+        // them): clean and idle, they go (the hub has their content where it
+        // moved it); otherwise they claim no version and are sent as new.
         Decision::TakeHubs if op.kind == OpKind::Rename => {
-            for i in st.tree.subtree(op.ino) {
-                set_base(&mut st, i, 0);
-            }
-            (true, Ok(()))
+            let nodes = st.tree.subtree(op.ino);
+            let idle = nodes.iter().all(|&i| {
+                st.tree.get(i).is_some_and(|n| !n.dirty && n.open_handles == 0)
+                    && st.pending.ids_of(i).iter().all(|id| *id == op.id)
+            });
+            let r = if idle {
+                let mut invals = Vec::new();
+                let r = crate::watch::remove_local(&mut st, shared, op.ino, &mut invals);
+                shared.invalidate(invals);
+                r
+            } else {
+                nodes.into_iter().for_each(|i| set_base(&mut st, i, 0));
+                Ok(())
+            };
+            (true, r)
         }
         Decision::TakeHubs => (true, Ok(())),
     };
