@@ -71,17 +71,12 @@ pub async fn fetch_file(
         .await
         .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     let local_done = started.elapsed();
-    let mut fetched = futures_util::stream::iter(batches(needed))
-        .map(|batch| async move {
-            let hashes: Vec<ContentHash> = batch.iter().map(|(_, c)| c.hash).collect();
-            remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
-        })
-        .buffer_unordered(IN_FLIGHT);
     // A writer thread puts batches in place while the next ones arrive.
     let file = std::fs::OpenOptions::new().write(true).open(&partial)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<(u64, ChunkRef)>, Vec<Chunk>)>(WRITES_QUEUED);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        for (batch, chunks) in rx {
+    let (mut arriving, _fetching) = fetch_batches(remote.clone(), batches(needed));
+    let writer = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
+        while let Some(got) = arriving.blocking_recv() {
+            let (batch, chunks) = got?;
             for ((off, _), c) in batch.iter().zip(chunks) {
                 file.write_all_at(&c.data, *off)?;
             }
@@ -93,18 +88,6 @@ pub async fn fetch_file(
         }
         Ok(file)
     });
-    while let Some(done) = fetched.next().await {
-        let (batch, chunks) = done?;
-        let tx = tx.clone();
-        // Waits only while the writer is WRITES_QUEUED batches behind.
-        let sent = tokio::task::spawn_blocking(move || tx.send((batch, chunks)).is_ok())
-            .await
-            .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
-        if !sent {
-            break; // the writer stopped on an error, returned below
-        }
-    }
-    drop(tx);
     let file = writer.await.map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     let size = list.size();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -115,6 +98,37 @@ pub async fn fetch_file(
     .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     tracing::debug!(%id, chunks = list.len(), size, ?local_done, total = ?started.elapsed(), "download assembled");
     Ok((partial, list))
+}
+
+/// A batch of chunks (with their offsets) and their bytes, as fetched.
+pub(crate) type Fetched = (Vec<(u64, ChunkRef)>, Vec<Chunk>);
+
+/// Fetches `batches` from the hub, `IN_FLIGHT` requests at a time, into a
+/// channel that holds `WRITES_QUEUED` of them, in order: the receiver writes
+/// one while the next arrive (a writer that polled the requests itself
+/// would stall them while it writes). An error ends the stream. Fetching
+/// stops when the receiver or the returned handle is dropped.
+pub(crate) fn fetch_batches(
+    remote: Remote,
+    batches: Vec<Vec<(u64, ChunkRef)>>,
+) -> (tokio::sync::mpsc::Receiver<Result<Fetched, ApiError>>, tokio_util::task::AbortOnDropHandle<()>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(WRITES_QUEUED);
+    let task = tokio::spawn(async move {
+        let remote = &remote;
+        let mut arriving = futures_util::stream::iter(batches)
+            .map(|batch| async move {
+                let hashes: Vec<ContentHash> = batch.iter().map(|(_, c)| c.hash).collect();
+                remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
+            })
+            .buffered(IN_FLIGHT);
+        while let Some(got) = arriving.next().await {
+            let failed = got.is_err();
+            if tx.send(got).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    (rx, tokio_util::task::AbortOnDropHandle::new(task))
 }
 
 /// Groups chunks (with their offsets) into requests of about `BATCH_BYTES`.

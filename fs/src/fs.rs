@@ -180,7 +180,7 @@ impl SyncFs {
         st.tree.update_members(ino, |n| {
             if truncate {
                 n.size = 0;
-                n.cached = crate::residency::Residency::Full;
+                n.cached = crate::residency::Residency::full();
                 n.dirty = true;
                 n.write_gen += 1;
                 n.mtime_ns = now_ns();
@@ -272,17 +272,34 @@ impl SyncFs {
         Err(self.changed_while_fetched(ino))
     }
 
-    /// After a sequential read, keeps the next `READ_AHEAD` bytes coming.
+    /// After a sequential read, keeps the next bytes coming. The window
+    /// starts at `FIRST_WINDOW` and doubles while reads stay sequential, up
+    /// to `MAX_WINDOW` (and a quarter of the cache limit). The next fetch is
+    /// asked for when the reader is half a window from the end of what was
+    /// asked, so fetches overlap and the hub never waits for the reader.
     fn read_ahead(&self, h: &Handle, offset: u64, end: u64) {
-        use std::sync::atomic::Ordering::AcqRel;
-        const READ_AHEAD: u64 = 16 << 20;
-        let sequential = h.read_end.swap(end, AcqRel) == offset;
-        let asked = h.ahead_until.load(std::sync::atomic::Ordering::Acquire);
-        if !sequential || end + READ_AHEAD / 2 <= asked {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        const FIRST_WINDOW: u64 = 8 << 20;
+        const MAX_WINDOW: u64 = 64 << 20;
+        // The kernel's own read-ahead sends reads a few at a time, which
+        // workers answer in any order: near the last one counts as in sequence.
+        const NEAR: u64 = 4 << 20;
+        let last_end = h.read_end.swap(end, AcqRel);
+        if offset.abs_diff(last_end) > NEAR {
+            h.ahead_window.store(0, Release); // a seek: start small again
             return;
         }
-        let until = end + READ_AHEAD;
-        h.ahead_until.store(until, std::sync::atomic::Ordering::Release);
+        let asked = h.ahead_until.load(Acquire);
+        let window = h.ahead_window.load(Acquire).max(FIRST_WINDOW);
+        if end + window / 2 <= asked {
+            return;
+        }
+        let until = end + window;
+        if h.ahead_until.compare_exchange(asked, until, AcqRel, Acquire).is_err() {
+            return; // a concurrent read of this handle asked first
+        }
+        let cap = self.shared.state.lock().limit.map_or(MAX_WINDOW, |l| (l.max / 4).clamp(FIRST_WINDOW, MAX_WINDOW));
+        h.ahead_window.store((window * 2).min(cap), Release);
         self.shared.on_demand.spawn_ensure(self.shared.clone(), vec![h.ino], asked.max(end)..until);
     }
 

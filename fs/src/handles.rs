@@ -39,9 +39,11 @@ pub struct Handle {
     /// Opened for reading while the content was not all here: reads go
     /// through the daemon, which fetches what they need (on_demand.rs).
     pub streaming: bool,
-    /// Where the last read ended, and how far read-ahead has been asked for.
+    /// Where the last read ended, how far read-ahead has been asked for,
+    /// and its window (grown while reads stay sequential).
     pub read_end: AtomicU64,
     pub ahead_until: AtomicU64,
+    pub ahead_window: AtomicU64,
 }
 
 impl Handle {
@@ -59,6 +61,7 @@ impl Handle {
             streaming: false,
             read_end: AtomicU64::new(0),
             ahead_until: AtomicU64::new(0),
+            ahead_window: AtomicU64::new(0),
         })
     }
 

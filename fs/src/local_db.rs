@@ -244,7 +244,7 @@ impl LocalDb {
                 n.special.map_or(0, |s| s.rdev),
                 n.group as i64,
                 n.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
-                n.cached.encode(),
+                n.cached.encode(n.size),
                 n.pinned as i64,
             ])?;
         Ok(())

@@ -186,6 +186,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
             cfg.mountpoint.display()
         )
     })?;
+    shared.on_demand.start_syncing(Arc::downgrade(&shared)).context("starting the thread that syncs fetched bytes")?;
     invalidate::spawn(session.notifier(), inval_rx).context("starting the invalidation thread")?;
     crate::journal::spawn_committer(shared.clone()).context("starting the database commit thread")?;
     let mut session = session;
@@ -236,6 +237,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         }
     }
     rt.shutdown_timeout(Duration::from_secs(2));
+    crate::on_demand::sync_all_fetched(&shared);
     if let Err(e) = shared.state.lock().commit(true) {
         tracing::error!("cannot write the mount's last changes to its database: {e}");
     }

@@ -2,66 +2,141 @@
 //! limit keeps large files as sparse cache files of their full size, filled
 //! in as they are read (`on_demand.rs`) and emptied again by eviction
 //! (`cache_limit.rs`); the rest of the tree always holds whole contents.
+//!
+//! Fetched bytes are readable as soon as they are written (the page cache
+//! has them) but are recorded as held in the database only once synced: a
+//! crash of the machine must never leave a range recorded as held that
+//! reads back as a hole. So the ranges written and not yet synced are kept
+//! apart (`unsynced`), and the database form leaves them out.
 use rangemap::RangeSet;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Residency {
-    /// The cache file holds the whole content (every node without a cache limit).
-    #[default]
-    Full,
-    /// Only these byte ranges are filled in; the rest of the file is a hole.
-    Part(Box<RangeSet<u64>>),
+pub struct Residency {
+    /// None: the cache file holds the whole content (every node without a
+    /// cache limit). Else only these byte ranges; the rest is a hole.
+    part: Option<Box<RangeSet<u64>>>,
+    /// Held ranges written since the last sync of the cache file.
+    unsynced: Option<Box<Unsynced>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unsynced {
+    ranges: RangeSet<u64>,
+    /// Unique to this set: a sync that began before the residency was
+    /// replaced (eviction, a new version) must not clear a newer set.
+    id: u64,
+}
+
+/// Ranges written and not yet synced, as a sync of the cache file finds
+/// them before it begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsyncedRanges {
+    id: u64,
+    pub ranges: Vec<Range<u64>>,
 }
 
 impl Residency {
+    /// The whole content is local.
+    pub fn full() -> Residency {
+        Residency::default()
+    }
+
     /// Nothing is local yet.
     pub fn none() -> Residency {
-        Residency::Part(Box::default())
+        Residency { part: Some(Box::default()), unsynced: None }
     }
 
     pub fn is_full(&self) -> bool {
-        matches!(self, Residency::Full)
+        self.part.is_none()
     }
 
     /// Bytes held of a file `size` long.
     pub fn bytes(&self, size: u64) -> u64 {
-        match self {
-            Residency::Full => size,
-            Residency::Part(set) => set.iter().map(|r| r.end.min(size).saturating_sub(r.start)).sum(),
+        match &self.part {
+            None => size,
+            Some(set) => set.iter().map(|r| r.end.min(size).saturating_sub(r.start)).sum(),
         }
     }
 
     /// The parts of `want` not held (clipped to nothing past `size`).
     pub fn missing(&self, want: Range<u64>, size: u64) -> Vec<Range<u64>> {
         let want = want.start..want.end.min(size);
-        match self {
+        match &self.part {
             _ if want.is_empty() => vec![],
-            Residency::Full => vec![],
-            Residency::Part(set) => set.gaps(&want).collect(),
+            None => vec![],
+            Some(set) => set.gaps(&want).collect(),
         }
     }
 
-    /// Records `got` as held; the whole file held becomes `Full`.
+    /// Records `got` as held and on disk; the whole file held becomes full.
     pub fn add(&mut self, got: Range<u64>, size: u64) {
-        let Residency::Part(set) = self else { return };
+        let Some(set) = &mut self.part else { return };
         if !got.is_empty() {
             set.insert(got);
         }
         if set.gaps(&(0..size)).next().is_none() {
-            *self = Residency::Full;
+            self.part = None;
         }
     }
 
-    /// The database form: `None` for `Full`, else (start, end) pairs as
-    /// little-endian u64s.
-    pub fn encode(&self) -> Option<Vec<u8>> {
-        let Residency::Part(set) = self else { return None };
-        Some(set.iter().flat_map(|r| [r.start.to_le_bytes(), r.end.to_le_bytes()]).flatten().collect())
+    /// Records `got` as held (readable) but not yet synced to disk.
+    pub fn add_unsynced(&mut self, got: Range<u64>, size: u64) {
+        if got.is_empty() || self.is_full() {
+            return;
+        }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let set = self.unsynced.get_or_insert_with(|| {
+            Box::new(Unsynced { ranges: RangeSet::new(), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) })
+        });
+        set.ranges.insert(got.clone());
+        self.add(got, size);
+    }
+
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced.is_some()
+    }
+
+    /// The ranges written and not yet synced, if any.
+    pub fn unsynced(&self) -> Option<UnsyncedRanges> {
+        let set = self.unsynced.as_ref()?;
+        Some(UnsyncedRanges { id: set.id, ranges: set.ranges.iter().cloned().collect() })
+    }
+
+    /// Records that `done` (taken from `unsynced` before a sync of the
+    /// cache file began) is on disk now.
+    pub fn synced(&mut self, done: &UnsyncedRanges) {
+        let Some(set) = self.unsynced.as_mut().filter(|s| s.id == done.id) else { return };
+        done.ranges.iter().for_each(|r| set.ranges.remove(r.clone()));
+        if set.ranges.is_empty() {
+            self.unsynced = None;
+        }
+    }
+
+    /// The database form: what is held and synced. `None` for the whole
+    /// content, else (start, end) pairs as little-endian u64s.
+    pub fn encode(&self, size: u64) -> Option<Vec<u8>> {
+        let durable = match (&self.part, &self.unsynced) {
+            (None, None) => return None,
+            (Some(set), None) => (**set).clone(),
+            (part, Some(unsynced)) => {
+                let mut set = part.as_deref().cloned().unwrap_or_else(|| {
+                    let mut whole = RangeSet::new();
+                    if size > 0 {
+                        whole.insert(0..size);
+                    }
+                    whole
+                });
+                unsynced.ranges.iter().for_each(|r| set.remove(r.clone()));
+                set
+            }
+        };
+        Some(durable.iter().flat_map(|r| [r.start.to_le_bytes(), r.end.to_le_bytes()]).flatten().collect())
     }
 
     pub fn decode(bytes: Option<&[u8]>) -> Result<Residency, String> {
-        let Some(bytes) = bytes else { return Ok(Residency::Full) };
+        let Some(bytes) = bytes else { return Ok(Residency::full()) };
         if bytes.len() % 16 != 0 {
             return Err(format!("{} bytes of ranges, not a multiple of 16", bytes.len()));
         }
@@ -73,7 +148,7 @@ impl Residency {
                 set.insert(start..end);
             }
         }
-        Ok(Residency::Part(Box::new(set)))
+        Ok(Residency { part: Some(Box::new(set)), unsynced: None })
     }
 }
 
@@ -103,14 +178,46 @@ mod tests {
 
     #[test]
     fn the_database_form_round_trips() {
-        assert_eq!(Residency::Full.encode(), None);
-        assert_eq!(Residency::decode(None).unwrap(), Residency::Full);
+        assert_eq!(Residency::full().encode(100), None);
+        assert_eq!(Residency::decode(None).unwrap(), Residency::full());
         let mut r = Residency::none();
         r.add(5..9, 100);
         r.add(50..60, 100);
-        let back = Residency::decode(r.encode().as_deref()).unwrap();
+        let back = Residency::decode(r.encode(100).as_deref()).unwrap();
         assert_eq!(back, r);
         assert_eq!(Residency::decode(Some(&[])).unwrap(), Residency::none());
         assert!(Residency::decode(Some(&[1, 2, 3])).is_err());
+    }
+
+    #[test]
+    fn bytes_not_yet_synced_are_readable_but_not_recorded() {
+        let mut r = Residency::none();
+        r.add(0..10, 100);
+        r.add_unsynced(10..60, 100);
+        assert_eq!(r.missing(0..100, 100), vec![60..100], "written bytes are readable at once");
+        let on_disk = Residency::decode(r.encode(100).as_deref()).unwrap();
+        assert_eq!(on_disk.missing(0..100, 100), vec![10..100], "the database holds only what is synced");
+        let before_sync = r.unsynced().unwrap();
+        r.add_unsynced(60..100, 100);
+        assert!(r.is_full(), "the whole content is readable");
+        let on_disk = Residency::decode(r.encode(100).as_deref()).unwrap();
+        assert_eq!(on_disk.missing(0..100, 100), vec![10..100]);
+        r.synced(&before_sync);
+        let on_disk = Residency::decode(r.encode(100).as_deref()).unwrap();
+        assert_eq!(on_disk.missing(0..100, 100), vec![60..100], "bytes written during the sync stay unrecorded");
+        r.synced(&r.unsynced().unwrap());
+        assert_eq!(r.encode(100), None, "all synced: the whole content");
+        assert!(r.unsynced().is_none());
+    }
+
+    #[test]
+    fn a_sync_begun_before_an_eviction_does_not_clear_what_came_after() {
+        let mut r = Residency::none();
+        r.add_unsynced(0..50, 100);
+        let old = r.unsynced().unwrap();
+        r = Residency::none(); // evicted while the sync ran
+        r.add_unsynced(0..50, 100);
+        r.synced(&old);
+        assert_eq!(r.unsynced().unwrap().ranges, vec![0..50]);
     }
 }

@@ -109,7 +109,7 @@ impl Node {
             subdirs: 0,
             group: 0,
             xattrs: None,
-            cached: crate::residency::Residency::Full,
+            cached: crate::residency::Residency::full(),
             pinned: false,
             last_used: 0,
             streaming: 0,

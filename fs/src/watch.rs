@@ -638,7 +638,7 @@ fn install(
             n.mode = e.mode;
             n.mtime_ns = e.mtime_ns;
             n.dirty = false;
-            n.cached = crate::residency::Residency::Full;
+            n.cached = crate::residency::Residency::full();
             take_carried(shared, n, e);
             st.persist(&[ino], vec![]);
             invals.push(Inval::Inode(ino));

@@ -238,3 +238,25 @@ fn a_file_rewritten_while_it_is_fetched_keeps_only_the_new_bytes() {
         );
     }
 }
+
+#[test]
+fn bytes_read_stay_local_across_a_restart() {
+    let mut c = Cluster::with_mount_flags(&[&[], &["--cache-max", "64M"]]);
+    const SIZE: usize = 20 * MIB as usize;
+    let data = pseudo_random(SIZE, 77);
+    std::fs::write(c.mounts[0].p("kept.bin"), &data).unwrap();
+    let b = &mut c.mounts[1];
+    let listed = wait_until(Duration::from_secs(30), || {
+        std::fs::metadata(b.p("kept.bin")).is_ok_and(|m| m.len() == SIZE as u64)
+    });
+    assert!(listed, "B lists the file");
+    assert!(local(&b.p("kept.bin")).starts_with("none"), "{}", local(&b.p("kept.bin")));
+    assert!(std::fs::read(b.p("kept.bin")).unwrap() == data, "the file reads back as written");
+    assert!(local(&b.p("kept.bin")).starts_with("full"), "{}", local(&b.p("kept.bin")));
+    b.restart();
+    // Offline, only what the cache recorded as held can be read.
+    c.hub.stop();
+    let b = &c.mounts[1];
+    assert!(local(&b.p("kept.bin")).starts_with("full"), "after a restart: {}", local(&b.p("kept.bin")));
+    assert!(std::fs::read(b.p("kept.bin")).unwrap() == data, "the file reads offline after a restart");
+}

@@ -206,7 +206,7 @@ impl SyncFs {
                 n.write_gen += 1;
                 n.mtime_ns = now_ns();
                 if size == 0 {
-                    n.cached = crate::residency::Residency::Full;
+                    n.cached = crate::residency::Residency::full();
                 }
             });
         }

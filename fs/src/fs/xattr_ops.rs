@@ -40,10 +40,10 @@ impl SyncFs {
         let n = st.tree.get(ino).ok_or(FsError::NotFound)?;
         if name == LOCAL {
             let held = if n.has_content() { n.cached.bytes(n.size) } else { 0 };
-            let state = match (&n.cached, held) {
+            let state = match held {
                 _ if !n.has_content() => "none",
-                (crate::residency::Residency::Full, _) => "full",
-                (_, 0) => "none",
+                _ if n.cached.is_full() => "full",
+                0 => "none",
                 _ => "partial",
             };
             let pin = if st.tree.is_pinned(ino) { "pinned" } else { "unpinned" };
