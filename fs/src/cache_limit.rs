@@ -125,6 +125,63 @@ impl State {
         Ok(())
     }
 
+    /// `make_room` for bytes fetched into `ino` at `at`, by a fetch that
+    /// began at write generation `gen`. When other files cannot make room,
+    /// `ino`'s own bytes well behind `at` are evicted, so a file bigger than
+    /// the limit streams through the cache. Returns the generation the fetch
+    /// goes on with (bumped by that eviction, which other fetches of the
+    /// file must see).
+    pub fn make_room_to_fetch(&mut self, cache: &CacheDirs, need: u64, ino: u64, at: u64, gen: u64) -> FsResult<u64> {
+        match self.make_room(cache, need, ino) {
+            Err(FsError::CacheFull { limit }) => {
+                let freed = self.evict_behind(cache, ino, at.saturating_sub(limit / 4), need + limit / SLACK_DIVISOR);
+                if freed.is_none() {
+                    return Err(FsError::CacheFull { limit });
+                }
+                self.make_room(cache, need, ino)?;
+                let n = self.tree.get_mut(ino).expect("evicted from a node");
+                Ok(if n.write_gen == gen + 1 { n.write_gen } else { gen })
+            }
+            other => other.map(|()| gen),
+        }
+    }
+
+    /// Evicts up to `want` bytes of `ino`'s that lie before `before`, lowest
+    /// first (a sequential reader's oldest); None when it may not or holds none.
+    fn evict_behind(&mut self, cache: &CacheDirs, ino: u64, before: u64, want: u64) -> Option<u64> {
+        let n = self.tree.get(ino).filter(|n| self.evictable(n) && !self.tree.is_pinned(n.ino))?;
+        let size = n.size;
+        let mut gone = Vec::new();
+        let mut freed = 0;
+        for r in n.cached.held_in(0..before, size) {
+            if freed >= want {
+                break;
+            }
+            let r = r.start..r.end.min(r.start + (want - freed));
+            freed += r.end - r.start;
+            gone.push(r);
+        }
+        if gone.is_empty() {
+            return None;
+        }
+        let file = std::fs::OpenOptions::new().write(true).open(cache.file(ino)).ok()?;
+        use nix::fcntl::{fallocate, FallocateFlags};
+        let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        let n = self.tree.get_mut(ino).expect("checked above");
+        for r in gone {
+            if let Err(e) = fallocate(&file, mode, r.start as i64, (r.end - r.start) as i64) {
+                tracing::warn!(ino, "cannot evict part of a cached file: {e}");
+                break;
+            }
+            n.cached.forget(r, size);
+        }
+        // A fetch into this file that started before must not mark its bytes held.
+        n.write_gen += 1;
+        tracing::debug!(ino, freed, before, "evicted the bytes behind a reader");
+        self.persist(&[ino], vec![]);
+        Some(freed)
+    }
+
     /// Empties `ino`'s cache file (a hole of the same size) and records that
     /// none of its content is local.
     fn evict(&mut self, cache: &CacheDirs, ino: u64) -> std::io::Result<()> {

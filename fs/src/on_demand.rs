@@ -274,7 +274,8 @@ impl OnDemand {
             .collect();
         let need: u64 = wanted.iter().map(|(_, c)| c.len as u64).sum();
         let cache = shared.cache.clone();
-        shared.state.lock().make_room(&cache, need, ino)?;
+        let mut s = s;
+        s.gen = shared.state.lock().make_room_to_fetch(&cache, need, ino, mine[0].start, s.gen)?;
         let file = std::fs::OpenOptions::new().write(true).open(cache.file(ino)).map_err(FsError::from)?;
         // Chunks this machine already has, in any cache file, first.
         let mut from_hub = Vec::new();

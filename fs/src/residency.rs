@@ -81,15 +81,48 @@ impl Residency {
         }
     }
 
+    /// Records that `gone` is no longer held (its bytes were punched out).
+    /// A sync begun before cannot mark anything synced afterwards.
+    pub fn forget(&mut self, gone: Range<u64>, size: u64) {
+        if gone.is_empty() {
+            return;
+        }
+        let set = self.part.get_or_insert_with(|| {
+            let mut whole = RangeSet::new();
+            if size > 0 {
+                whole.insert(0..size);
+            }
+            Box::new(whole)
+        });
+        set.remove(gone.clone());
+        if let Some(mut left) = self.unsynced.take() {
+            left.ranges.remove(gone);
+            if !left.ranges.is_empty() {
+                left.id = next_unsynced_id();
+                self.unsynced = Some(left);
+            }
+        }
+    }
+
+    /// The held ranges within `within`.
+    pub fn held_in(&self, within: Range<u64>, size: u64) -> Vec<Range<u64>> {
+        let within = within.start..within.end.min(size);
+        if within.is_empty() {
+            return vec![];
+        }
+        match &self.part {
+            None => vec![within],
+            Some(set) => set.overlapping(&within).map(|r| r.start.max(within.start)..r.end.min(within.end)).collect(),
+        }
+    }
+
     /// Records `got` as held (readable) but not yet synced to disk.
     pub fn add_unsynced(&mut self, got: Range<u64>, size: u64) {
         if got.is_empty() || self.is_full() {
             return;
         }
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let set = self.unsynced.get_or_insert_with(|| {
-            Box::new(Unsynced { ranges: RangeSet::new(), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) })
-        });
+        let set =
+            self.unsynced.get_or_insert_with(|| Box::new(Unsynced { ranges: RangeSet::new(), id: next_unsynced_id() }));
         set.ranges.insert(got.clone());
         self.add(got, size);
     }
@@ -150,6 +183,11 @@ impl Residency {
         }
         Ok(Residency { part: Some(Box::new(set)), unsynced: None })
     }
+}
+
+fn next_unsynced_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -219,5 +257,22 @@ mod tests {
         r.add_unsynced(0..50, 100);
         r.synced(&old);
         assert_eq!(r.unsynced().unwrap().ranges, vec![0..50]);
+    }
+
+    #[test]
+    fn forgotten_ranges_are_missing_again() {
+        let mut r = Residency::full();
+        r.forget(0..40, 100);
+        assert_eq!(r.missing(0..100, 100), vec![0..40]);
+        assert_eq!(r.held_in(0..60, 100), vec![40..60]);
+        let mut r = Residency::none();
+        r.add_unsynced(0..80, 100);
+        let before = r.unsynced().unwrap();
+        r.forget(0..30, 100);
+        assert_eq!(r.held_in(0..100, 100), vec![30..80]);
+        r.add_unsynced(0..30, 100); // fetched again, not synced yet
+        r.synced(&before);
+        let on_disk = Residency::decode(r.encode(100).as_deref()).unwrap();
+        assert_eq!(on_disk.held_in(0..100, 100), vec![], "a sync begun before the punch records nothing");
     }
 }

@@ -260,3 +260,28 @@ fn bytes_read_stay_local_across_a_restart() {
     assert!(local(&b.p("kept.bin")).starts_with("full"), "after a restart: {}", local(&b.p("kept.bin")));
     assert!(std::fs::read(b.p("kept.bin")).unwrap() == data, "the file reads offline after a restart");
 }
+
+#[test]
+fn a_file_bigger_than_the_cache_streams_through_it() {
+    let c = Cluster::with_mount_flags(&[&[], &["--cache-max", "64M"]]);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    const SIZE: usize = 160 * MIB as usize;
+    let data = pseudo_random(SIZE, 91);
+    std::fs::write(a.p("film.bin"), &data).unwrap();
+    let listed = wait_until(Duration::from_secs(60), || {
+        std::fs::metadata(b.p("film.bin")).is_ok_and(|m| m.len() == SIZE as u64)
+    });
+    assert!(listed, "B lists the file");
+    let sampler = Sampler::start(b);
+    let got = std::fs::read(b.p("film.bin")).expect("a file bigger than the cache can be read");
+    let peak = sampler.peak();
+    drop(sampler);
+    assert!(got == data, "it reads back as written");
+    assert!(peak <= LIMIT + SLACK, "the cache held {} MiB; the limit is 64 MiB", peak / MIB);
+    assert!(local(&b.p("film.bin")).starts_with("partial"), "{}", local(&b.p("film.bin")));
+    // Its end is still here; its start was evicted and comes back when read.
+    let mut head = vec![0u8; 4096];
+    use std::os::unix::fs::FileExt;
+    std::fs::File::open(b.p("film.bin")).unwrap().read_exact_at(&mut head, 0).unwrap();
+    assert!(head == data[..4096], "the start reads right again");
+}

@@ -5,6 +5,8 @@
 //! - time to first byte of an uncached 1 GiB file (open + 4 KiB read);
 //! - its sequential read rate uncached, against the same file once cached
 //!   (page cache dropped before each read) and a plain local file;
+//! - the rate of a whole copy from the hub (a new mount without a limit
+//!   downloading the tree), against which the uncached read is also put;
 //! - bytes the hub sent for a 4 KiB read at offset 900 MiB of another
 //!   uncached 1 GiB file (the hub's own counters);
 //! - the cache's peak bytes on disk while C copies out, and copies in, twice
@@ -142,6 +144,19 @@ fn run(mode: &str, extra: &[&str]) {
     std::thread::sleep(Duration::from_millis(300)); // any read-ahead would show
     let sent = hub_traffic(&c.hub).1 - before;
 
+    // The rate of a whole copy from the hub, for comparison: a new mount
+    // without a limit lists a file only once all of it is here.
+    drop_page_cache();
+    let t = Instant::now();
+    let d = Mount::start_with(c.dir.path(), "full", &c.hub, extra);
+    let copied = wait_until(Duration::from_secs(600), || {
+        ["big1.bin", "big2.bin"].iter().all(|n| fs::metadata(d.p(n)).is_ok_and(|m| m.len() == big * MIB))
+            && (0..copy / 8).all(|i| fs::metadata(d.p(&format!("out/f{i}.bin"))).is_ok_and(|m| m.len() == 8 * MIB))
+    });
+    assert!(copied, "a new full mount got the tree");
+    let whole_copy = (2 * big + copy) as f64 / t.elapsed().as_secs_f64();
+    drop(d);
+
     let out_dir = c.dir.path().join("copied-out");
     let peak_out = peak_during(cm, || copy_tree(&cm.p("out"), &out_dir));
     let peak_in = peak_during(cm, || copy_tree(&plain.join("in"), &cm.p("in")));
@@ -153,6 +168,8 @@ fn run(mode: &str, extra: &[&str]) {
     println!("| sequential read, cached on the mount | {cached:.0} MiB/s |");
     println!("| sequential read, plain local file | {local:.0} MiB/s |");
     println!("| uncached / cached | {:.2} |", uncached / cached);
+    println!("| whole copy from the hub (new mount without a limit, start included) | {whole_copy:.0} MiB/s |");
+    println!("| uncached read / whole copy | {:.2} |", uncached / whole_copy);
     println!("| hub bytes sent for a 4 KiB read at {far} MiB | {} KiB |", sent / 1024);
     println!("| peak cache, copying {copy} MiB out of a 64 MiB cache | {:.1} MiB |", peak_out as f64 / MIB as f64);
     println!("| peak cache, copying {copy} MiB into a 64 MiB cache | {:.1} MiB |\n", peak_in as f64 / MIB as f64);
