@@ -20,6 +20,10 @@ pub fn pin(path: &Path, on: bool) -> anyhow::Result<()> {
         Err(e) if !on && e.raw_os_error() == Some(libc::EINVAL) => {
             bail!("{shown} is pinned through a folder above it; unpin that folder instead")
         }
+        Err(e) if on && e.raw_os_error() == Some(libc::ENOSPC) => bail!(
+            "cannot pin {shown}: with what is already pinned, it is more than this mount's cache limit \
+             (--cache-max), and pinned files are never evicted. Unpin something, or mount with a larger limit"
+        ),
         Err(e) => return Err(e).with_context(|| format!("cannot {} {shown}", if on { "pin" } else { "unpin" })),
     }
     if on {

@@ -209,6 +209,13 @@ fn pins_are_inherited_and_undone() {
     }
     assert!(local(&b.p("docs/one.bin")).starts_with("none"), "{}", local(&b.p("docs/one.bin")));
     assert!(cache_bytes(b) <= 32 * MIB + SLACK, "{} MiB", cache_bytes(b) / MIB);
+    // Pinning more than the limit is refused, with what to do.
+    let mut cmd = Command::new(bin("e2e-ssync"));
+    cmd.args(["pin", b.path.to_str().unwrap()]);
+    let (code, err) = run_bounded(&mut cmd, Duration::from_secs(20));
+    assert_ne!(code, Some(0), "pinning 59 MiB under a 32 MiB limit");
+    assert!(err.contains("more than this mount's cache limit"), "{err}");
+    assert!(local(&b.p("other.bin")).ends_with("unpinned"), "nothing was pinned");
 }
 
 #[test]

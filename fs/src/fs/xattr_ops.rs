@@ -128,6 +128,21 @@ impl SyncFs {
         if !pin && !n.pinned && st.tree.is_pinned(ino) {
             return Err(FsError::InvalidArgument("pinned through a folder above it: unpin that folder"));
         }
+        if pin {
+            if let Some(limit) = st.limit {
+                // Pinned content is never evicted: more than the limit would
+                // leave no room for any read.
+                let below: std::collections::HashSet<u64> = st.tree.subtree(ino).into_iter().collect();
+                let kept: u64 = (st.tree.nodes())
+                    .filter(|n| n.has_content() && (below.contains(&n.ino) || st.tree.is_pinned(n.ino)))
+                    .map(|n| n.size)
+                    .sum();
+                if kept > limit.max {
+                    tracing::info!(ino, kept, limit = limit.max, "pin refused: more than the cache limit");
+                    return Err(FsError::CacheFull { limit: limit.max });
+                }
+            }
+        }
         st.tree.get_mut(ino).expect("checked above").pinned = pin;
         st.persist(&[ino], vec![]);
         if !pin {
