@@ -50,6 +50,26 @@ impl State {
         }
     }
 
+    /// At start, orders the cached contents for eviction by when their cache
+    /// files were last read or written (the later of atime and mtime), as
+    /// the use counts of the last run are not kept: without it, the first
+    /// evictions after a restart went by inode number.
+    pub fn order_by_cache_file_age(&mut self, cache: &CacheDirs) {
+        use std::os::unix::fs::MetadataExt;
+        let mut ages: Vec<(i64, u64)> = (self.tree.nodes())
+            .filter(|n| n.has_content() && n.cached.bytes(n.size) > 0)
+            .filter_map(|n| {
+                let m = std::fs::metadata(cache.file(n.ino)).ok()?;
+                let used = (m.atime() * 1_000_000_000 + m.atime_nsec()).max(m.mtime() * 1_000_000_000 + m.mtime_nsec());
+                Some((used, n.ino))
+            })
+            .collect();
+        ages.sort_unstable();
+        for (_, ino) in ages {
+            self.note_used(ino);
+        }
+    }
+
     pub fn cache_figures(&self) -> CacheFigures {
         let mut f = CacheFigures::default();
         let mut groups = std::collections::HashSet::new();
@@ -199,5 +219,38 @@ impl State {
         tracing::debug!(ino, size, "evicted from the cache");
         self.persist(&[ino], vec![]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::local_db::LocalDb;
+    use crate::queue::Pending;
+    use crate::state::{CacheDirs, State};
+    use crate::tree::{Kind, Node, Tree, ROOT};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn after_a_restart_eviction_goes_by_when_cache_files_were_last_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CacheDirs::create(&dir.path().join("cache")).unwrap();
+        let db = LocalDb::open(&dir.path().join("state.db")).unwrap();
+        let file = |ino: u64, name: &str| Node { ino, size: 10, ..Node::new(Kind::File, ROOT, name, 0o644, 0) };
+        // Inode 2 was used last, inode 3 long before it.
+        let tree = Tree::from_nodes(vec![
+            Node { ino: ROOT, ..Node::new(Kind::Dir, 0, "", 0o755, 0) },
+            file(2, "new"),
+            file(3, "old"),
+        ]);
+        let now = SystemTime::now();
+        for (ino, age) in [(2, 10), (3, 3600)] {
+            let f = std::fs::File::create(cache.file(ino)).unwrap();
+            let t = now - Duration::from_secs(age);
+            f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t)).unwrap();
+        }
+        let mut st = State::new(db, tree, Pending::from_ops(vec![])).unwrap();
+        st.order_by_cache_file_age(&cache);
+        let used = |ino| st.tree.get(ino).unwrap().last_used;
+        assert!(used(3) < used(2), "the file used longest ago goes first: {} vs {}", used(3), used(2));
     }
 }

@@ -147,6 +147,9 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
 
     let mut state = load_state(db, &cache)?;
     state.limit = cfg.cache_max.map(crate::cache_limit::CacheLimit::new);
+    if state.limit.is_some() {
+        state.order_by_cache_file_age(&cache);
+    }
     let chunks = crate::chunk_index::ChunkIndex::open(&cfg.cache_dir.join("state.db"))?;
     let queued = state.pending.len();
     let (inval_tx, inval_rx) = crossbeam_channel::unbounded();
