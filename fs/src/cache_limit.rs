@@ -40,6 +40,28 @@ pub struct CacheFigures {
     pub kept: u64,
 }
 
+impl crate::state::Shared {
+    /// Runs `make` (a `make_room` call) under the state lock until it finds
+    /// room or `deadline` passes: while the cache holds only unsent data,
+    /// uploads finishing make files evictable. ENOSPC after that.
+    pub fn wait_for_room<T>(
+        &self,
+        deadline: std::time::Instant,
+        mut make: impl FnMut(&mut State) -> FsResult<T>,
+    ) -> FsResult<T> {
+        loop {
+            let made = make(&mut self.state.lock());
+            match made {
+                Err(FsError::CacheFull { .. }) if std::time::Instant::now() < deadline => {
+                    self.wake_uploader.notify_one();
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 impl State {
     /// Records that `ino`'s content was just used (it goes last in line for eviction).
     pub fn note_used(&mut self, ino: u64) {
@@ -153,7 +175,9 @@ impl State {
     /// file must see).
     pub fn make_room_to_fetch(&mut self, cache: &CacheDirs, need: u64, ino: u64, at: u64, gen: u64) -> FsResult<u64> {
         match self.make_room(cache, need, ino) {
-            Err(FsError::CacheFull { limit }) => {
+            // A fetch of more than half the limit (a whole file for a writer)
+            // could not stream: the file must fit.
+            Err(FsError::CacheFull { limit }) if need <= limit / 2 => {
                 let freed = self.evict_behind(cache, ino, at.saturating_sub(limit / 4), need + limit / SLACK_DIVISOR);
                 if freed.is_none() {
                     return Err(FsError::CacheFull { limit });

@@ -321,16 +321,7 @@ impl SyncFs {
     /// `ino`'s: uploads finishing make files evictable. ENOSPC after that.
     fn room_for_write(&self, ino: u64, need: u64) -> FsResult<()> {
         let deadline = std::time::Instant::now() + crate::on_demand::WAIT;
-        loop {
-            let made = self.shared.state.lock().make_room(&self.shared.cache, need, ino);
-            match made {
-                Err(FsError::CacheFull { .. }) if std::time::Instant::now() < deadline => {
-                    self.shared.wake_uploader.notify_one();
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => return other,
-            }
-        }
+        self.shared.wait_for_room(deadline, |st| st.make_room(&self.shared.cache, need, ino))
     }
 
     /// The open handle (its cache-file fd is what kernel passthrough reads and writes).

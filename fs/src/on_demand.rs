@@ -110,8 +110,10 @@ impl OnDemand {
             let (start, mine) = {
                 let mut claims = self.claims.lock();
                 let Some(start) = self.start(shared, ino, &range)? else { return Ok(()) };
-                let taken = claims.entry(ino).or_default();
-                let mine: Vec<Range<u64>> = start.missing.iter().flat_map(|m| taken.gaps(m)).collect();
+                let mine: Vec<Range<u64>> = match claims.get(&ino) {
+                    Some(taken) => start.missing.iter().flat_map(|m| taken.gaps(m)).collect(),
+                    None => start.missing.clone(),
+                };
                 if mine.is_empty() {
                     // Another fetch is bringing all of it: wait for bytes to land.
                     if self.landed.wait_until(&mut claims, deadline).timed_out() {
@@ -126,6 +128,7 @@ impl OnDemand {
                     });
                 }
                 attempts += 1;
+                let taken = claims.entry(ino).or_default();
                 mine.iter().for_each(|m| taken.insert(m.clone()));
                 (start, mine)
             };
@@ -275,7 +278,8 @@ impl OnDemand {
         let need: u64 = wanted.iter().map(|(_, c)| c.len as u64).sum();
         let cache = shared.cache.clone();
         let mut s = s;
-        s.gen = shared.state.lock().make_room_to_fetch(&cache, need, ino, mine[0].start, s.gen)?;
+        let at = mine[0].start;
+        s.gen = shared.wait_for_room(deadline, |st| st.make_room_to_fetch(&cache, need, ino, at, s.gen))?;
         let file = std::fs::OpenOptions::new().write(true).open(cache.file(ino)).map_err(FsError::from)?;
         // Chunks this machine already has, in any cache file, first.
         let mut from_hub = Vec::new();
