@@ -73,10 +73,13 @@ pub async fn fetch_file(
     let local_done = started.elapsed();
     // A writer thread puts batches in place while the next ones arrive.
     let file = std::fs::OpenOptions::new().write(true).open(&partial)?;
-    let (mut arriving, _fetching) = fetch_batches(remote.clone(), batches(needed));
+    let batches = batches(needed);
+    let mut left = batches.len();
+    let (mut arriving, _fetching) = fetch_batches(remote.clone(), batches);
     let writer = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
         while let Some(got) = arriving.blocking_recv() {
             let (batch, chunks) = got?;
+            left -= 1;
             for ((off, _), c) in batch.iter().zip(chunks) {
                 file.write_all_at(&c.data, *off)?;
             }
@@ -86,7 +89,10 @@ pub async fn fetch_file(
                 ssync_common::writeback::start(&file, *first, last + c.len as u64 - first)?;
             }
         }
-        Ok(file)
+        match left {
+            0 => Ok(file),
+            _ => Err(ApiError::Protocol(format!("the download ended with {left} batches of chunks not received"))),
+        }
     });
     let file = writer.await.map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
     let size = list.size();
