@@ -40,6 +40,16 @@ pub struct CacheFigures {
     pub kept: u64,
 }
 
+/// Makes holes of `ranges` of `file` (its size stays): evicted bytes.
+pub(crate) fn punch_holes(file: &std::fs::File, ranges: &[std::ops::Range<u64>]) -> std::io::Result<()> {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    for r in ranges.iter().filter(|r| !r.is_empty()) {
+        fallocate(file, mode, r.start as i64, (r.end - r.start) as i64).map_err(std::io::Error::from)?;
+    }
+    Ok(())
+}
+
 impl crate::state::Shared {
     /// Runs `make` (a `make_room` call) under the state lock until it finds
     /// room or `deadline` passes: while the cache holds only unsent data,
@@ -209,11 +219,9 @@ impl State {
             return None;
         }
         let file = std::fs::OpenOptions::new().write(true).open(cache.file(ino)).ok()?;
-        use nix::fcntl::{fallocate, FallocateFlags};
-        let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
         let n = self.tree.get_mut(ino).expect("checked above");
         for r in gone {
-            if let Err(e) = fallocate(&file, mode, r.start as i64, (r.end - r.start) as i64) {
+            if let Err(e) = punch_holes(&file, std::slice::from_ref(&r)) {
                 tracing::warn!(ino, "cannot evict part of a cached file: {e}");
                 break;
             }
@@ -231,11 +239,7 @@ impl State {
     fn evict(&mut self, cache: &CacheDirs, ino: u64) -> std::io::Result<()> {
         let size = self.tree.get(ino).map_or(0, |n| n.size);
         let file = std::fs::OpenOptions::new().write(true).open(cache.file(ino))?;
-        if size > 0 {
-            use nix::fcntl::{fallocate, FallocateFlags};
-            let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-            fallocate(&file, mode, 0, size as i64).map_err(std::io::Error::from)?;
-        }
+        punch_holes(&file, std::slice::from_ref(&(0..size)))?;
         let n = self.tree.get_mut(ino).expect("a victim is a node");
         n.cached = crate::residency::Residency::none();
         // A fetch into this file that started before must not mark its bytes held.

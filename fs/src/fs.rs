@@ -210,18 +210,7 @@ impl SyncFs {
     /// Fetches whatever of `ino`'s content is not here (bounded; EIO when
     /// it cannot be fetched).
     pub(crate) fn make_whole(&self, ino: u64) -> FsResult<()> {
-        for _ in 0..3 {
-            self.shared.on_demand.ensure(&self.shared, ino, 0..u64::MAX)?;
-            if self.shared.state.lock().tree.get(ino).is_none_or(|n| n.cached.is_full()) {
-                return Ok(());
-            }
-        }
-        Err(self.changed_while_fetched(ino))
-    }
-
-    fn changed_while_fetched(&self, ino: u64) -> FsError {
-        let path = self.shared.state.lock().tree.path_of(ino).map_or_else(String::new, |p| p.to_string());
-        FsError::NotLocal { path, why: "the file kept changing while it was fetched".into() }
+        self.shared.on_demand.make_whole(&self.shared, ino)
     }
 
     /// Whether the mount runs with `--cache-max` (its writers make room first).
@@ -269,7 +258,7 @@ impl SyncFs {
                 return Ok(st);
             }
         }
-        Err(self.changed_while_fetched(ino))
+        Err(crate::on_demand::changed_while_fetched(&self.shared, ino))
     }
 
     /// After a sequential read, keeps the next bytes coming. The window

@@ -122,10 +122,7 @@ impl OnDemand {
                     continue;
                 }
                 if attempts == ATTEMPTS {
-                    return Err(FsError::NotLocal {
-                        path: start.path,
-                        why: "it kept changing while it was fetched".into(),
-                    });
+                    return Err(kept_changing(start.path));
                 }
                 attempts += 1;
                 let taken = claims.entry(ino).or_default();
@@ -142,6 +139,18 @@ impl OnDemand {
                 Err(FetchError::TimedOut) => return Err(no_answer(path)),
             }
         }
+    }
+
+    /// Fetches whatever of `ino`'s content is not here, until all of it is
+    /// (an eviction may come between a fetch and the check).
+    pub fn make_whole(&self, shared: &Shared, ino: u64) -> FsResult<()> {
+        for _ in 0..ATTEMPTS {
+            self.ensure(shared, ino, 0..u64::MAX)?;
+            if shared.state.lock().tree.get(ino).is_none_or(|n| n.cached.is_full()) {
+                return Ok(());
+            }
+        }
+        Err(changed_while_fetched(shared, ino))
     }
 
     /// Fetches `range` of each of `inos` in the background, one after the
@@ -218,7 +227,7 @@ impl OnDemand {
                 // content lock.)
                 let stray: Vec<Range<u64>> = written.flat_map(|r| n.cached.missing(r, n.size)).collect();
                 drop(st);
-                punch(file, &stray)?;
+                crate::cache_limit::punch_holes(file, &stray)?;
                 return Ok(false);
             }
             None => return Ok(false),
@@ -351,14 +360,12 @@ pub fn sync_all_fetched(shared: &Shared) {
     }
 }
 
-/// Makes holes of `ranges` of `file` again.
-fn punch(file: &std::fs::File, ranges: &[Range<u64>]) -> std::io::Result<()> {
-    use nix::fcntl::{fallocate, FallocateFlags};
-    let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-    for r in ranges {
-        fallocate(file, mode, r.start as i64, (r.end - r.start) as i64).map_err(std::io::Error::from)?;
-    }
-    Ok(())
+pub(crate) fn changed_while_fetched(shared: &Shared, ino: u64) -> FsError {
+    kept_changing(shared.state.lock().tree.path_of(ino).map_or_else(|| format!("inode {ino}"), |p| p.to_string()))
+}
+
+fn kept_changing(path: String) -> FsError {
+    FsError::NotLocal { path, why: "it kept changing while it was fetched".into() }
 }
 
 fn no_answer(path: String) -> FsError {

@@ -87,13 +87,7 @@ impl Residency {
         if gone.is_empty() {
             return;
         }
-        let set = self.part.get_or_insert_with(|| {
-            let mut whole = RangeSet::new();
-            if size > 0 {
-                whole.insert(0..size);
-            }
-            Box::new(whole)
-        });
+        let set = self.part.get_or_insert_with(|| Box::new(whole(size)));
         set.remove(gone.clone());
         if let Some(mut left) = self.unsynced.take() {
             left.ranges.remove(gone);
@@ -154,13 +148,7 @@ impl Residency {
             (None, None) => return None,
             (Some(set), None) => (**set).clone(),
             (part, Some(unsynced)) => {
-                let mut set = part.as_deref().cloned().unwrap_or_else(|| {
-                    let mut whole = RangeSet::new();
-                    if size > 0 {
-                        whole.insert(0..size);
-                    }
-                    whole
-                });
+                let mut set = part.as_deref().cloned().unwrap_or_else(|| whole(size));
                 unsynced.ranges.iter().for_each(|r| set.remove(r.clone()));
                 set
             }
@@ -183,6 +171,15 @@ impl Residency {
         }
         Ok(Residency { part: Some(Box::new(set)), unsynced: None })
     }
+}
+
+/// Every byte of a file `size` long.
+fn whole(size: u64) -> RangeSet<u64> {
+    let mut set = RangeSet::new();
+    if size > 0 {
+        set.insert(0..size);
+    }
+    set
 }
 
 fn next_unsynced_id() -> u64 {

@@ -257,11 +257,7 @@ pub fn resend_subtree(st: &mut State, ino: u64) -> crate::error::FsResult<()> {
     for i in st.tree.subtree(ino) {
         let n = st.tree.get_mut(i).expect("subtree lists existing nodes");
         n.base_version = 0;
-        // A file not all here keeps the id of the bytes it holds: it is
-        // fetched by it, made whole, before it is sent.
-        if n.cached.is_full() {
-            n.hash = None;
-        }
+        n.set_hub_id(None);
         if n.has_content() {
             n.dirty = true;
             n.mtime_ns = n.mtime_ns.max(now_ns() - 1);

@@ -228,6 +228,14 @@ impl State {
         self.tree.get(ino).is_some_and(|n| n.base_version > 0) || self.pending.was_attempted_for(ino)
     }
 
+    /// Drops held-back news of `path` that version `version` of it supersedes:
+    /// replayed after it, it would undo it (bring back a file deleted since).
+    pub fn drop_superseded(&mut self, path: &RelPath, version: u64) {
+        if self.deferred.get(path).is_some_and(|d| d.version <= version) {
+            self.deferred.remove(path);
+        }
+    }
+
     /// Queues the delete of `path`, which the hub has at `version` and this
     /// mount no longer has: a node kept unlinked (forgotten once the delete
     /// is sent) carries that version.

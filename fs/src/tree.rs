@@ -134,6 +134,15 @@ impl Node {
         self.kind != Kind::Dir && self.special.is_none()
     }
 
+    /// Sets the content id this node claims on the hub, except for a file not
+    /// all here: its id names the bytes it holds (the rest is fetched by
+    /// it, before any upload), so it changes only with its content.
+    pub fn set_hub_id(&mut self, id: Option<ContentHash>) {
+        if self.cached.is_full() {
+            self.hash = id;
+        }
+    }
+
     /// Whether the hub holds (or will hold) this node: everything but special files.
     pub fn is_synced(&self) -> bool {
         self.special.is_none()

@@ -303,11 +303,7 @@ fn rebase_on_own_change(shared: &Shared, op: &Op, e: &ApiError) -> bool {
     let Some(n) = st.tree.get_mut(ino).filter(|n| n.base_version != base) else { return false };
     tracing::info!(path = %cur.path, op = op.kind.as_str(), from = n.base_version, to = base, "refused because of this mount's own earlier change; rebased on it");
     n.base_version = base;
-    // A file not all here names the bytes it holds by its hash: it must not
-    // change unless its content does (the rest is fetched by it).
-    if n.cached.is_full() {
-        n.hash = if cur.deleted { None } else { cur.hash };
-    }
+    n.set_hub_id(if cur.deleted { None } else { cur.hash });
     st.persist(&[ino], vec![]);
     true
 }
@@ -440,13 +436,8 @@ async fn send(
             // bytes never fetched must come first, not the cache file's holes.
             let partial = shared.state.lock().tree.get(ino).is_some_and(|n| !n.cached.is_full());
             if partial {
-                let whole = tokio::task::block_in_place(|| shared.on_demand.ensure(shared, ino, 0..u64::MAX));
-                let still = shared.state.lock().tree.get(ino).is_some_and(|n| !n.cached.is_full());
-                if let Err(e) = whole.as_ref().map_err(|e| e.to_string()).and_then(|_| match still {
-                    true => Err("its content changed while it was fetched".to_string()),
-                    false => Ok(()),
-                }) {
-                    return (Err(ApiError::Local(std::io::Error::other(e))), None);
+                if let Err(e) = tokio::task::block_in_place(|| shared.on_demand.make_whole(shared, ino)) {
+                    return (Err(ApiError::Local(std::io::Error::other(e.to_string()))), None);
                 }
             }
             let stamp = |f: &std::path::Path| std::fs::File::open(f).and_then(|f| FileStamp::of(&f)).ok();
@@ -517,9 +508,7 @@ pub(crate) fn finish(shared: &Shared, op: &Op, resp: Option<&MutationResponse>, 
         }
         adopt_created_parents(&mut st, &resp.entries, &mut touched);
         for e in &resp.entries {
-            if st.deferred.get(&e.path).is_some_and(|d| d.version <= e.version) {
-                st.deferred.remove(&e.path);
-            }
+            st.drop_superseded(&e.path, e.version);
             let newest = st.own_news.entry(e.path.clone()).or_default();
             *newest = (*newest).max(e.version);
         }

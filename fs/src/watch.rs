@@ -263,7 +263,7 @@ pub(crate) async fn reconcile(
         }
         corrected += 1;
         tracing::warn!(path = %e.path, version = e.version, "the hub has an entry this mount made and no longer has; sending its delete");
-        if let Err(err) = queue_delete_of(&mut st, &e) {
+        if let Err(err) = st.queue_delete_at(e.kind, &e.path, e.version) {
             tracing::error!(path = %e.path, "cannot queue a delete: {err}");
         }
     }
@@ -408,11 +408,7 @@ fn plan_or_apply(
         defer(st, shared, e);
         return Plan::Done;
     }
-    // Held-back news of this path that this entry supersedes must never be
-    // replayed after it (a file deleted since would come back).
-    if st.deferred.get(&e.path).is_some_and(|d| d.version <= e.version) {
-        st.deferred.remove(&e.path);
-    }
+    st.drop_superseded(&e.path, e.version);
     let local = st.tree.resolve(&e.path);
     if let Some(ino) = local {
         let n = st.tree.get(ino).expect("resolved nodes exist");
@@ -520,11 +516,6 @@ fn placeholder(
 fn split_own_missing(shared: &Shared, entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
     let st = shared.state.lock();
     entries.into_iter().partition(|e| shared.is_own(e) && !e.deleted && st.tree.resolve(&e.path).is_none())
-}
-
-/// Queues the delete of an entry this mount made on the hub and no longer has.
-fn queue_delete_of(st: &mut State, e: &Entry) -> crate::error::FsResult<()> {
-    st.queue_delete_at(e.kind, &e.path, e.version)
 }
 
 /// Holds `e` back until local changes are sent; this mount's own entries

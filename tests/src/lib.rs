@@ -686,6 +686,58 @@ impl Rng {
     }
 }
 
+impl Mount {
+    /// Bytes on disk (allocated blocks) under the mount's content folders.
+    pub fn cache_bytes(&self) -> u64 {
+        cache_bytes_under(&self.cache)
+    }
+}
+
+fn cache_bytes_under(cache: &Path) -> u64 {
+    let blocks_under = |dir: PathBuf| -> u64 {
+        let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+        use std::os::unix::fs::MetadataExt;
+        rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.blocks() * 512).sum()
+    };
+    ["files", "partial", "tmp"].iter().map(|d| blocks_under(cache.join(d))).sum()
+}
+
+/// Samples a mount's cache bytes on disk every 10 ms until dropped; `peak`
+/// is the most seen.
+pub struct CacheSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CacheSampler {
+    pub fn start(m: &Mount) -> CacheSampler {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let (stop, peak) = (std::sync::Arc::new(AtomicBool::new(false)), std::sync::Arc::new(AtomicU64::new(0)));
+        let (s, p, cache) = (stop.clone(), peak.clone(), m.cache.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(cache_bytes_under(&cache), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        CacheSampler { stop, peak, thread: Some(thread) }
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for CacheSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,30 +2,17 @@
 //! it all at once, reads every file correctly, never holds more than the
 //! limit plus one read-ahead window on disk, keeps pinned files local, and
 //! offline serves what it holds and fails the rest with EIO, at once.
-use ssync_tests::{bin, pseudo_random, run_bounded, wait_until, Cluster, Mount};
+use ssync_tests::{bin, pseudo_random, run_bounded, wait_until, CacheSampler, Cluster};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 const LIMIT: u64 = 64 * MIB;
 /// What may be on disk beyond the limit: one read-ahead window in flight.
 const SLACK: u64 = 16 * MIB;
-
-/// Bytes on disk (allocated blocks) under the mount's content folders.
-fn cache_bytes(m: &Mount) -> u64 {
-    ["files", "partial", "tmp"].iter().map(|d| blocks_under(&m.cache.join(d))).sum()
-}
-
-fn blocks_under(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.blocks() * 512).sum()
-}
 
 /// `ssync` run with `args`; its output (it must succeed).
 fn ssync(args: &[&str]) -> String {
@@ -42,41 +29,6 @@ fn ssync(args: &[&str]) -> String {
 /// What the mount says it holds of `path` (user.ssync.local).
 fn local(path: &Path) -> String {
     String::from_utf8(xattr::get(path, "user.ssync.local").unwrap().unwrap()).unwrap()
-}
-
-/// Samples the cache's bytes on disk every 10 ms until dropped; the peak.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start(m: &Mount) -> Sampler {
-        let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-        let (s, p, cache) = (stop.clone(), peak.clone(), m.cache.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let bytes: u64 = ["files", "partial", "tmp"].iter().map(|d| blocks_under(&cache.join(d))).sum();
-                p.fetch_max(bytes, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        Sampler { stop, peak, thread: Some(thread) }
-    }
-
-    fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]
@@ -103,7 +55,7 @@ fn a_64m_cache_serves_a_512m_tree() {
         std::fs::create_dir_all(a.p(p).parent().unwrap()).unwrap();
         std::fs::write(a.p(p), data).unwrap();
     }
-    let sampler = Sampler::start(b);
+    let sampler = CacheSampler::start(b);
     // Everything is listed, with its size, long before 512 MiB could arrive.
     let listed = wait_until(Duration::from_secs(120), || {
         want.iter().all(|(p, d)| std::fs::metadata(b.p(p)).is_ok_and(|m| m.len() == d.len() as u64))
@@ -127,7 +79,7 @@ fn a_64m_cache_serves_a_512m_tree() {
     }
     // Writing twice the limit into the mount: writes wait for uploads to
     // make room, and the limit holds.
-    let sampler = Sampler::start(b);
+    let sampler = CacheSampler::start(b);
     std::fs::create_dir_all(b.p("in")).unwrap();
     for i in 0..16 {
         std::fs::write(b.p(&format!("in/w{i:02}.bin")), pseudo_random(8 * MIB as usize, 500 + i)).unwrap();
@@ -208,7 +160,7 @@ fn pins_are_inherited_and_undone() {
         assert_eq!(std::fs::read(&p).unwrap(), pseudo_random(4 * MIB as usize, 10 + i));
     }
     assert!(local(&b.p("docs/one.bin")).starts_with("none"), "{}", local(&b.p("docs/one.bin")));
-    assert!(cache_bytes(b) <= 32 * MIB + SLACK, "{} MiB", cache_bytes(b) / MIB);
+    assert!(b.cache_bytes() <= 32 * MIB + SLACK, "{} MiB", b.cache_bytes() / MIB);
     // Pinning more than the limit is refused, with what to do.
     let mut cmd = Command::new(bin("e2e-ssync"));
     cmd.args(["pin", b.path.to_str().unwrap()]);
@@ -279,7 +231,7 @@ fn a_file_bigger_than_the_cache_streams_through_it() {
         std::fs::metadata(b.p("film.bin")).is_ok_and(|m| m.len() == SIZE as u64)
     });
     assert!(listed, "B lists the file");
-    let sampler = Sampler::start(b);
+    let sampler = CacheSampler::start(b);
     let got = std::fs::read(b.p("film.bin")).expect("a file bigger than the cache can be read");
     let peak = sampler.peak();
     drop(sampler);

@@ -17,13 +17,11 @@
 //! Run with `bench/ondemand.sh` (release build, as root: it drops the page
 //! cache). Knobs (env): BIG_MB (1024), COPY_MB (128: twice C's limit),
 //! TREE_FILES (10000), TREE_MB (2048).
-use ssync_tests::{hub_traffic, pseudo_random, wait_until, Cluster, Mount};
+use ssync_tests::{hub_traffic, pseudo_random, wait_until, CacheSampler, Cluster, Mount};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -66,26 +64,11 @@ fn read_rate(p: &Path) -> f64 {
     n as f64 / MIB as f64 / t.elapsed().as_secs_f64()
 }
 
-fn blocks_under(dir: &Path) -> u64 {
-    let Ok(rd) = fs::read_dir(dir) else { return 0 };
-    rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.blocks() * 512).sum()
-}
-
-/// Runs `work` while sampling `m`'s cache bytes on disk; the peak.
+/// Runs `work`; the peak of `m`'s cache bytes on disk meanwhile.
 fn peak_during(m: &Mount, work: impl FnOnce()) -> u64 {
-    let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let (s, p, cache) = (stop.clone(), peak.clone(), m.cache.clone());
-    let sampler = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            let b: u64 = ["files", "partial", "tmp"].iter().map(|d| blocks_under(&cache.join(d))).sum();
-            p.fetch_max(b, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
+    let sampler = CacheSampler::start(m);
     work();
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    peak.load(Ordering::Relaxed)
+    sampler.peak()
 }
 
 fn copy_tree(from: &Path, to: &Path) {
