@@ -9,6 +9,7 @@ pub mod digest;
 pub mod frames;
 pub mod hash;
 pub mod path;
+pub mod private;
 mod schema;
 pub mod writeback;
 pub mod xattrs;

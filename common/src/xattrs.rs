@@ -19,8 +19,10 @@ pub const SYNCED_PREFIX: &str = "user.";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum XattrError {
-    #[error("an attribute name must be 1 to {MAX_NAME} bytes without NUL, not {0:?}")]
+    #[error("an attribute name is a namespace, a dot and a name (user.NAME), without NUL, not {0:?}")]
     BadName(String),
+    #[error("an attribute name is at most {MAX_NAME} bytes, not {0}")]
+    NameTooLong(usize),
     #[error("extended attributes of one entry take at most {MAX_TOTAL} bytes (names and values); these take {0}")]
     NoSpace(usize),
     #[error("only '{SYNCED_PREFIX}' attributes travel, not {0:?}")]
@@ -88,8 +90,14 @@ pub fn is_synced(name: &str) -> bool {
     name.starts_with(SYNCED_PREFIX)
 }
 
+/// A name is a namespace, a dot and at least one more byte (`user.` alone is
+/// what Linux refuses with EINVAL), at most `MAX_NAME` bytes, without NUL.
 fn check_name(name: &str) -> Result<(), XattrError> {
-    if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
+    if name.len() > MAX_NAME {
+        return Err(XattrError::NameTooLong(name.len()));
+    }
+    let named = name.split_once('.').is_some_and(|(ns, rest)| !ns.is_empty() && !rest.is_empty());
+    if !named || name.contains('\0') {
         return Err(XattrError::BadName(name.chars().take(64).collect()));
     }
     Ok(())
@@ -123,7 +131,12 @@ mod tests {
         let mut x = Xattrs::default();
         x.set("user.a", b"1").unwrap();
         assert_eq!(x.set("", b"v"), Err(XattrError::BadName(String::new())));
-        assert!(matches!(x.set(&"n".repeat(256), b"v"), Err(XattrError::BadName(_))));
+        assert_eq!(x.set(&"n".repeat(256), b"v"), Err(XattrError::NameTooLong(256)));
+        for bad in ["user.", ".x", "noprefix", "trusted."] {
+            assert!(matches!(x.set(bad, b"v"), Err(XattrError::BadName(_))), "{bad}");
+        }
+        let e = serde_json::from_value::<Xattrs>(serde_json::json!({"user.": ""})).unwrap_err();
+        assert!(e.to_string().contains("user.NAME"), "{e}");
         assert!(matches!(x.set("user.big", &vec![0; MAX_TOTAL]), Err(XattrError::NoSpace(_))));
         x.set("user.fits", &vec![0; MAX_TOTAL - "user.a1user.fits".len()]).unwrap();
         x.set("user.fits", b"smaller").unwrap();

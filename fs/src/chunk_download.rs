@@ -9,6 +9,7 @@ use crate::client::{ApiError, Remote};
 use futures_util::StreamExt;
 use ssync_common::api::{inline_decode, ManifestResponse};
 use ssync_common::frames::{Chunk, FrameReader};
+use ssync_common::chunks::MAX_CHUNK;
 use ssync_common::{ChunkList, ChunkRef, ContentHash};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,14 @@ struct Wanted {
 
 /// Downloads file `id`; `have` is (cache file, id) of the version this cache
 /// holds for the path, if any. Returns the assembled file and its chunk list.
+/// `size` is the entry's: a list that adds up to anything else is refused.
 pub async fn fetch_file(
     remote: &Remote,
     index: &ChunkIndex,
     files_dir: &Path,
     partial: PathBuf,
     id: ContentHash,
+    size: u64,
     have: Option<(u64, ContentHash)>,
 ) -> Result<(PathBuf, ChunkList), ApiError> {
     let started = std::time::Instant::now();
@@ -43,14 +46,18 @@ pub async fn fetch_file(
     if m.id != id {
         return Err(ApiError::Protocol(format!("asked for file {id}, the hub answered for {}", m.id)));
     }
-    let list = list_of(&m, base_list).map_err(ApiError::Protocol)?;
+    let list = list_of(&m, base_list, size).map_err(ApiError::Inconsistent)?;
     if let Some(inline) = &m.inline {
         let frames = inline_decode(inline).map_err(|e| ApiError::Protocol(e.0))?;
         let l = list.clone();
         let part = partial.clone();
         tokio::task::spawn_blocking(move || write_inline(&part, &l, &frames).and_then(|f| f.sync_all()))
             .await
-            .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+            .map_err(|e| ApiError::Local(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => ApiError::Inconsistent(e.to_string()),
+                _ => ApiError::Local(e),
+            })?;
         return Ok((partial, list));
     }
     let wanted: Vec<Wanted> = list
@@ -124,7 +131,20 @@ pub(crate) fn fetch_batches(
         let mut arriving = futures_util::stream::iter(batches)
             .map(|batch| async move {
                 let hashes: Vec<ContentHash> = batch.iter().map(|(_, c)| c.hash).collect();
-                remote.fetch_chunks(&hashes).await.map(|chunks| (batch, chunks))
+                let chunks = remote.fetch_chunks(&hashes).await?;
+                // The bytes match each hash (checked as they arrived); their
+                // length must match the list's too, or they would land over
+                // their neighbours' places.
+                let wrong = batch.iter().zip(&chunks).find(|((_, want), got)| got.data.len() != want.len as usize);
+                if let Some(((_, want), got)) = wrong {
+                    return Err(ApiError::Inconsistent(format!(
+                        "chunk {} is {} bytes, but its list says {}",
+                        want.hash,
+                        got.data.len(),
+                        want.len
+                    )));
+                }
+                Ok((batch, chunks))
             })
             .buffered(IN_FLIGHT);
         while let Some(got) = arriving.next().await {
@@ -153,11 +173,18 @@ pub(crate) fn batches(chunks: Vec<(u64, ChunkRef)>) -> Vec<Vec<(u64, ChunkRef)>>
 }
 
 /// The chunk list a manifest names (resolved against `base` for a delta),
-/// checked against the manifest's id.
-pub(crate) fn list_of(m: &ManifestResponse, base: Option<&ChunkList>) -> Result<ChunkList, String> {
+/// checked against the manifest's id and against `size`, the entry's: no
+/// chunk is longer than a chunk can be, and the lengths add up to the size.
+pub(crate) fn list_of(m: &ManifestResponse, base: Option<&ChunkList>, size: u64) -> Result<ChunkList, String> {
     let list = m.list.resolve(base).map_err(|e| e.0)?;
     if list.id() != m.id {
         return Err(format!("the chunk list the hub sent is not file {}", m.id));
+    }
+    if let Some((i, c)) = list.0.iter().enumerate().find(|(_, c)| c.len > MAX_CHUNK) {
+        return Err(format!("chunk {i} of file {} claims {} bytes; no chunk is over {MAX_CHUNK}", m.id, c.len));
+    }
+    if list.size() != size {
+        return Err(format!("the chunks of file {} add up to {} bytes, not the entry's {size}", m.id, list.size()));
     }
     Ok(list)
 }
@@ -175,15 +202,21 @@ pub(crate) fn write_inline(partial: &Path, list: &ChunkList, frames: &[u8]) -> s
     let mut out = Vec::with_capacity(list.size() as usize);
     for c in &list.0 {
         let data = chunks.get(&c.hash).ok_or_else(|| bad(format!("chunk {} missing inline", c.hash)))?;
+        if data.len() != c.len as usize {
+            return Err(bad(format!("chunk {} is {} bytes, but its list says {}", c.hash, data.len(), c.len)));
+        }
         out.extend_from_slice(data);
     }
-    let mut f = std::fs::File::create(partial)?;
+    let mut f = ssync_common::private::create_file(partial)?;
     std::io::Write::write_all(&mut f, &out)?;
     Ok(f)
 }
 
 /// Reads `len` bytes at `off` of `path` if they hash to `hash`.
 pub(crate) fn read_verified(path: &Path, off: u64, c: &ChunkRef) -> Option<Vec<u8>> {
+    if c.len > MAX_CHUNK {
+        return None; // no such chunk exists; reading would only allocate its claim
+    }
     let f = std::fs::File::open(path).ok()?;
     let mut buf = vec![0; c.len as usize];
     f.read_exact_at(&mut buf, off).ok()?;
@@ -193,7 +226,7 @@ pub(crate) fn read_verified(path: &Path, off: u64, c: &ChunkRef) -> Option<Vec<u
 /// Keeps chunks `partial` already holds, copies those found in cache files;
 /// returns what must come from the hub.
 fn fill_locally(partial: &Path, wanted: Vec<Wanted>) -> std::io::Result<Vec<(u64, ChunkRef)>> {
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(partial)?;
+    let file = ssync_common::private::file_options().read(true).write(true).create(true).truncate(false).open(partial)?;
     let have_len = file.metadata()?.len();
     let mut needed = Vec::new();
     for w in wanted {

@@ -115,6 +115,8 @@ impl MountArgs {
 
 pub fn cli_main() -> anyhow::Result<()> {
     let args = MountArgs::parse();
+    // Whatever the mount creates is its user's alone (see ssync_common::private).
+    ssync_common::private::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

@@ -34,6 +34,11 @@ pub enum ApiError {
     /// so it is not committed (it is read again).
     #[error("the file changed while it was read")]
     ChangedWhileRead,
+    /// What the hub holds for one file does not add up (a chunk list whose
+    /// lengths or total disagree with the bytes or the entry, as an old hub
+    /// could accept): that entry is refused, the rest of the feed goes on.
+    #[error("the hub's data for this file does not add up: {0}")]
+    Inconsistent(String),
 }
 
 /// What a mount says when the hub refuses its token.
@@ -74,7 +79,7 @@ impl ApiError {
                 *status >= 500 || body.code == ssync_common::api::codes::MISSING_CHUNKS
             }
             ApiError::Protocol(_) => true,
-            ApiError::ChangedWhileRead => false,
+            ApiError::ChangedWhileRead | ApiError::Inconsistent(_) => false,
         }
     }
 }

@@ -77,8 +77,10 @@ impl FsError {
             FsError::TargetTooLong(_) => libc::ENAMETOOLONG,
             FsError::NoXattr => libc::ENODATA,
             FsError::XattrRange => libc::ERANGE,
-            // What Linux answers: a name too long is ERANGE, no room ENOSPC.
-            FsError::Xattr(XattrError::BadName(_)) => libc::ERANGE,
+            // What Linux answers: a name too long is ERANGE, an empty one
+            // after its namespace ("user.") EINVAL, no room ENOSPC.
+            FsError::Xattr(XattrError::NameTooLong(_)) => libc::ERANGE,
+            FsError::Xattr(XattrError::BadName(_)) => libc::EINVAL,
             FsError::Xattr(XattrError::NoSpace(_)) => libc::ENOSPC,
             FsError::Xattr(XattrError::NotSynced(_)) => libc::EINVAL,
             FsError::NotLocal { .. } => libc::EIO,

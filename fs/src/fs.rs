@@ -119,6 +119,11 @@ impl SyncFs {
                 self.shared.wake_watcher.notify_one();
                 Err(e.into())
             }
+            // A target the kernel would cut at its NUL (only an old hub could
+            // have passed one on): no answer rather than a wrong one.
+            Ok(target) if target.contains(&0) => {
+                Err(FsError::InvalidArgument("a symlink target from the hub holds a NUL byte"))
+            }
             other => Ok(other?),
         }
     }

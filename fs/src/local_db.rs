@@ -16,6 +16,8 @@ pub enum LocalDbError {
     TooNew(i64),
     #[error("local database holds a row it cannot read: {0}")]
     Corrupt(String),
+    #[error("cannot create the local database {0}: {1}")]
+    Create(std::path::PathBuf, std::io::Error),
 }
 
 const STEPS: &[&str] = &[
@@ -102,6 +104,9 @@ const STEPS: &[&str] = &[
     // kept local (`ssync pin`), and so is everything below a pinned folder.
     "ALTER TABLE nodes ADD COLUMN cached BLOB;
      ALTER TABLE nodes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;",
+    // 9: the attribute name `user.` (nothing after the namespace), which
+    // hubs passed on before names were checked, is dropped.
+    r#"UPDATE nodes SET xattrs = json_remove(xattrs, '$."user."') WHERE xattrs IS NOT NULL;"#,
 ];
 
 pub struct LocalDb {
@@ -129,6 +134,8 @@ const NODE_COLUMNS: &str = "ino, parent, name, kind, size, mode, mtime_ns, base_
 
 impl LocalDb {
     pub fn open(path: &Path) -> Result<LocalDb, LocalDbError> {
+        // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+        ssync_common::private::precreate(path).map_err(|e| LocalDbError::Create(path.into(), e))?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

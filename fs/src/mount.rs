@@ -169,6 +169,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         mount_id,
         status: Status::default(),
         on_demand: Arc::new(crate::on_demand::OnDemand::new(remote.clone(), rt.handle().clone())),
+        refused_contents: Mutex::default(),
     });
 
     let mut options = Config::default();

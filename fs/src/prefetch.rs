@@ -80,7 +80,7 @@ pub async fn contents(shared: &Shared, remote: &Remote, entries: &[Entry]) -> Pr
     let fetched: Vec<((RelPath, ContentHash), (PathBuf, ChunkList))> = futures_util::stream::iter(large)
         .map(|w| async move {
             let partial = shared.cache.partial(&w.id);
-            let got = fetch_file(remote, &shared.chunks, &shared.cache.files, partial, w.id, w.have).await;
+            let got = fetch_file(remote, &shared.chunks, &shared.cache.files, partial, w.id, w.size, w.have).await;
             ((w.path, w.id), got)
         })
         .buffer_unordered(IN_FLIGHT)
@@ -99,14 +99,14 @@ async fn small_files(shared: &Shared, remote: &Remote, group: &[Wanted]) -> Resu
     ids.dedup();
     let answer = remote.manifests(&ids).await?;
     let by_id: HashMap<ContentHash, ManifestResponse> = answer.manifests.into_iter().map(|m| (m.id, m)).collect();
-    let wants: Vec<(RelPath, ContentHash)> = group.iter().map(|w| (w.path.clone(), w.id)).collect();
+    let wants: Vec<(RelPath, ContentHash, u64)> = group.iter().map(|w| (w.path.clone(), w.id, w.size)).collect();
     let tmp = shared.cache.tmp.clone();
     let written = tokio::task::spawn_blocking(move || -> std::io::Result<Prefetched> {
         let mut out = Prefetched::new();
-        for (path, id) in wants {
+        for (path, id, size) in wants {
             let Some(m) = by_id.get(&id) else { continue };
             let file = tempfile::Builder::new().prefix("ahead-").tempfile_in(&tmp)?.into_temp_path().keep()?;
-            match assemble(m, &file) {
+            match assemble(m, size, &file) {
                 Ok(list) => drop(out.insert((path, id), (file, list))),
                 Err(e) => {
                     tracing::debug!(%id, "a small file fetched ahead is unusable ({e}); fetched again when applied");
@@ -140,9 +140,9 @@ fn sync_all(files: Vec<&std::path::Path>) -> std::io::Result<()> {
 }
 
 /// Writes one small file from its manifest; returns its chunk list.
-fn assemble(m: &ManifestResponse, partial: &std::path::Path) -> std::io::Result<ChunkList> {
+fn assemble(m: &ManifestResponse, size: u64, partial: &std::path::Path) -> std::io::Result<ChunkList> {
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    let list = list_of(m, None).map_err(bad)?;
+    let list = list_of(m, None, size).map_err(bad)?;
     let frames = inline_decode(m.inline.as_deref().unwrap_or_default()).map_err(|e| bad(e.0))?;
     write_inline(partial, &list, &frames)?;
     Ok(list)

@@ -3,6 +3,7 @@
 //! Lock order: `state` before `handles`; never hold either across an `.await`,
 //! a network call, or a kernel notification (those go through `inval`, drained
 //! by the invalidation thread).
+use ssync_common::private;
 use crate::error::FsResult;
 use crate::handles::Handles;
 use crate::invalidate::Inval;
@@ -306,7 +307,7 @@ impl State {
             n.hash = None;
             n.size = 0;
         }
-        let _ = std::fs::File::create(cache.file(ino));
+        let _ = ssync_common::private::create_file(&cache.file(ino));
         self.needs_reconcile |= refetch;
         self.persist(&[ino], vec![]);
         refetch
@@ -351,8 +352,18 @@ impl CacheDirs {
             tmp: root.join("tmp"),
             partial: root.join("partial"),
         };
-        std::fs::create_dir_all(&dirs.files)?;
-        std::fs::create_dir_all(&dirs.partial)?;
+        // Contents and names of every synced file: this user's alone.
+        private::dir(&dirs.files)?;
+        private::dir(&dirs.partial)?;
+        let tightened = private::tighten(root)?;
+        if tightened.any() {
+            tracing::warn!(
+                dir = %root.display(),
+                folders = tightened.dirs,
+                files = tightened.files,
+                "the cache dir let other users read it; narrowed it to folders 0700 and files 0600"
+            );
+        }
         remove_older_than(&dirs.partial, std::time::Duration::from_secs(86_400));
         // Frozen copies of earlier closes, which older versions sent; the
         // queue now sends each file's latest state (see queue.rs).
@@ -360,7 +371,7 @@ impl CacheDirs {
         if dirs.tmp.exists() {
             std::fs::remove_dir_all(&dirs.tmp)?; // leftovers of transfers a crash cut short
         }
-        std::fs::create_dir_all(&dirs.tmp)?;
+        private::dir(&dirs.tmp)?;
         Ok(dirs)
     }
 
@@ -462,6 +473,10 @@ pub struct Shared {
     pub status: Status,
     /// Fetches what a read needs of content not held (see on_demand.rs).
     pub on_demand: Arc<crate::on_demand::OnDemand>,
+    /// Contents the hub cannot give this mount (a list that does not add up,
+    /// content gone): each is refused and logged once, not fetched again by
+    /// every compare with the hub.
+    pub refused_contents: Mutex<std::collections::HashSet<ssync_common::ContentHash>>,
 }
 
 impl Shared {

@@ -14,6 +14,13 @@ pub enum TokenError {
     Missing(PathBuf),
     #[error("the token file {0} can be read by group or others: run 'chmod 600 {0}'")]
     Exposed(PathBuf),
+    #[error("the token file {0} is not a regular file; put the token in a file (chmod 600)")]
+    NotAFile(PathBuf),
+    #[error(
+        "the token file {path} belongs to user {owner}, not to this user ({me}): another user could change \
+         it; copy it to a file of your own and chmod 600 it"
+    )]
+    NotOwned { path: PathBuf, owner: u32, me: u32 },
     #[error("cannot read the token file {0}: {1}")]
     Unreadable(PathBuf, std::io::Error),
     #[error("the token file {0} is empty")]
@@ -63,11 +70,28 @@ pub fn load(file: Option<&Path>) -> Result<Token, TokenError> {
 }
 
 fn read_file(path: &Path) -> Result<Token, TokenError> {
-    let meta = std::fs::metadata(path).map_err(|e| TokenError::Unreadable(path.into(), e))?;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // Non-blocking, so a FIFO (or a device) named here cannot hang the start:
+    // what was opened is checked before a byte is read.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| TokenError::Unreadable(path.into(), e))?;
+    let meta = file.metadata().map_err(|e| TokenError::Unreadable(path.into(), e))?;
+    if !meta.is_file() {
+        return Err(TokenError::NotAFile(path.into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(TokenError::NotOwned { path: path.into(), owner: meta.uid(), me });
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(TokenError::Exposed(path.into()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TokenError::Unreadable(path.into(), e))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(|e| TokenError::Unreadable(path.into(), e))?;
     match text.trim() {
         "" => Err(TokenError::Empty(path.into())),
         t => Ok(Token(t.to_string())),
@@ -91,5 +115,33 @@ mod tests {
         assert_eq!(format!("{:?}", load(Some(&f)).unwrap()), "Token(…)", "Debug never shows it");
         std::fs::write(&f, "\n").unwrap();
         assert!(matches!(load(Some(&f)), Err(TokenError::Empty(_))));
+    }
+
+    #[test]
+    fn a_fifo_or_a_folder_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // With nothing writing to it, a blocking open would wait for ever.
+        assert!(matches!(load(Some(&fifo)), Err(TokenError::NotAFile(_))));
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(matches!(load(Some(&sub)), Err(TokenError::NotAFile(_))));
+    }
+
+    #[test]
+    fn a_token_file_of_another_user_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // only root can make a file another user owns
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "ssync_abc\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+        let err = load(Some(&f)).unwrap_err();
+        assert!(matches!(err, TokenError::NotOwned { owner: 65534, .. }), "{err}");
+        assert!(err.to_string().contains("copy it to a file of your own"), "{err}");
     }
 }

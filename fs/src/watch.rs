@@ -351,12 +351,17 @@ async fn apply(
     };
     let Plan::Fetch { have } = plan else { return Ok(()) };
     let id = e.hash.expect("live file entries carry a hash");
+    if shared.refused_contents.lock().contains(&id) {
+        tracing::debug!(path = %e.path, %id, "content refused before; not fetched again");
+        return Ok(());
+    }
     let fetched = match prefetched.remove(&(e.path.clone(), id)) {
         // Fetched ahead with the rest of its page.
         Some((file, list)) if file.exists() => Ok((file, list)),
         _ => {
             let partial = shared.cache.partial(&id);
-            crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial, id, have).await
+            crate::chunk_download::fetch_file(remote, &shared.chunks, &shared.cache.files, partial, id, e.size, have)
+                .await
         }
     };
     let partial = shared.cache.partial(&id);
@@ -364,8 +369,11 @@ async fn apply(
         Ok(got) => got,
         Err(err) if err.is_retryable() => return Err(err),
         Err(err) => {
-            // Retrying cannot help; skip it rather than stall the whole feed.
-            tracing::error!(path = %e.path, "cannot download this file from the hub: {err}");
+            // Retrying cannot help; skip it rather than stall the whole feed,
+            // and say so once.
+            if shared.refused_contents.lock().insert(id) {
+                tracing::error!(path = %e.path, %id, "cannot take this file from the hub, skipped: {err}");
+            }
             let _ = std::fs::remove_file(&partial);
             return Ok(());
         }

@@ -83,6 +83,8 @@ pub enum Command {
 
 pub fn cli_main() -> anyhow::Result<()> {
     let mut args = ServerArgs::parse();
+    // Whatever the hub creates is its user's alone (see ssync_common::private).
+    ssync_common::private::restrict_umask();
     if let Some(Command::Token(cmd)) = args.command.take() {
         return crate::token_cli::run(&args.data, cmd);
     }

@@ -34,6 +34,8 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+        ssync_common::private::precreate(path).map_err(|e| DbError::Join(format!("create {}: {e}", path.display())))?;
         let conn = Connection::open(path)?;
         Self::init(conn)
     }

@@ -2,6 +2,7 @@
 //! strings get the same JSON error body as every other failure. Every path a
 //! request names is held to the hub's length limits here.
 use crate::error::ApiError;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::Json;
@@ -31,6 +32,7 @@ where
             Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::TooLarge(format!("{} (--max-body-mib)", rej.body_text())))
             }
+            Err(JsonRejection::BytesRejection(rej)) => Err(crate::body_limits::body_error("the request body", &rej)),
             Err(rej) => Err(ApiError::BadRequest(rej.body_text())),
         }
     }

@@ -4,7 +4,9 @@
 //! Entry points: `app` builds the router, `serve` runs it on a listener until a
 //! shutdown future resolves, `cli_main` is the binary.
 pub mod auth;
+mod body_limits;
 pub mod cli;
+mod data_dir;
 pub mod db;
 pub mod error;
 mod extract;

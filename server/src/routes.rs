@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // JSON requests (hash lists included); chunk uploads are streamed and capped on their own.
         .layer(DefaultBodyLimit::max(state.limits.max_json_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::body_limits::enforce))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
         .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())

@@ -100,7 +100,8 @@ impl AppState {
     }
 
     pub async fn open_with(data_dir: &Path, limits: Limits, retention: Retention) -> Result<AppState, DbError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| DbError::Join(format!("create {}: {e}", data_dir.display())))?;
+        crate::data_dir::prepare(data_dir)
+            .map_err(|e| DbError::Join(format!("preparing the data dir {}: {e}", data_dir.display())))?;
         let db = Db::open(&data_dir.join("meta.db"))?;
         let store = ContentStore::open(data_dir, db.clone()).map_err(|e| DbError::Join(e.to_string()))?;
         crate::upgrade::convert_old_objects(data_dir, &db, &store).await.map_err(|e| DbError::Join(e.to_string()))?;

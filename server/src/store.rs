@@ -17,7 +17,7 @@ use crate::pack::{pack_id, pack_path, PackIndex, PackWriter};
 use bytes::Bytes;
 use ssync_common::frames::Chunk;
 use ssync_common::ContentHash;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,12 +60,12 @@ impl ContentStore {
     pub fn open(data_dir: &Path, db: Db) -> Result<Self, StoreError> {
         let packs = data_dir.join("packs");
         let tmp = data_dir.join("tmp");
-        std::fs::create_dir_all(&packs)?;
+        ssync_common::private::dir(&packs)?;
         // Anything left in tmp/ is a pack a crash cut short.
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&tmp)?;
+        ssync_common::private::dir(&tmp)?;
         Ok(ContentStore { packs, tmp, db, gc_lock: Default::default() })
     }
 
@@ -77,15 +77,26 @@ impl ContentStore {
     /// ones not reported within `fresh` are touched, so a collection running
     /// after this answer spares them for its grace period. Call with `gc_lock` held shared.
     pub async fn missing(&self, hashes: Vec<ContentHash>, fresh: Duration) -> Result<Vec<ContentHash>, StoreError> {
+        let lengths = self.lengths(hashes.clone(), fresh).await?;
+        Ok(hashes.into_iter().filter(|h| !lengths.contains_key(h)).collect())
+    }
+
+    /// The length of each chunk of `hashes` the hub holds (absent: not here),
+    /// touched as `missing` touches them. Call with `gc_lock` held shared.
+    pub async fn lengths(
+        &self,
+        hashes: Vec<ContentHash>,
+        fresh: Duration,
+    ) -> Result<HashMap<ContentHash, u32>, StoreError> {
         if hashes.is_empty() {
-            return Ok(hashes); // all inline: no trip to the database thread
+            return Ok(HashMap::new()); // all inline: no trip to the database thread
         }
         self.db
             .call(move |c| {
-                let in_packs = packs::present_touching(c, &hashes, fresh.as_secs())?;
-                let rest: Vec<ContentHash> = hashes.into_iter().filter(|h| !in_packs.contains(h)).collect();
-                let small = small_chunks::present(c, &rest)?;
-                Ok::<_, StoreError>(rest.into_iter().filter(|h| !small.contains(h)).collect())
+                let mut found = packs::present_touching(c, &hashes, fresh.as_secs())?;
+                let rest: Vec<ContentHash> = hashes.into_iter().filter(|h| !found.contains_key(h)).collect();
+                found.extend(small_chunks::present(c, &rest)?);
+                Ok::<_, StoreError>(found)
             })
             .await
     }
@@ -224,7 +235,7 @@ impl ChunkBatch {
                 Some(w) => w,
                 None => PackWriter::create(&tmp)?,
             };
-            for c in pending.iter().filter(|c| !stored.contains(&c.hash)) {
+            for c in pending.iter().filter(|c| !stored.contains_key(&c.hash)) {
                 w.add(c.hash, &c.data)?;
             }
             Ok(w)

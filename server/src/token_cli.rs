@@ -46,9 +46,9 @@ pub fn run(data: &Path, cmd: TokenCommand) -> anyhow::Result<()> {
             bail!("no hub data in {}: pass the hub's --data DIR", data.display());
         }
         // Tokens made before the first start: that start makes no admin token.
-        std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
         eprintln!("new hub data dir {}", data.display());
     }
+    crate::data_dir::prepare(data).with_context(|| format!("preparing the data dir {}", data.display()))?;
     let db = Db::open(&data.join("meta.db")).with_context(|| format!("opening {}", data.display()))?;
     match cmd {
         TokenCommand::Add { name } => println!("{}", add(&db, &name)?),

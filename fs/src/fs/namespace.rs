@@ -11,7 +11,6 @@ use ssync_common::api::MAX_SYMLINK_TARGET;
 use ssync_common::path::validate_name;
 use ssync_common::RelPath;
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -111,7 +110,12 @@ impl SyncFs {
         let (mut node, _path) = self.new_node(&st, caller, parent, name, Kind::File, mode)?;
         let ino = Self::number(&mut st, &mut node)?;
         let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(self.shared.cache.file(ino))?;
+            ssync_common::private::file_options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(self.shared.cache.file(ino))?;
         let writable = open == Some(true);
         if writable {
             node.open_writers += 1;

@@ -100,6 +100,10 @@ const STEPS: &[&str] = &[
     // 11: `user.` extended attributes (JSON of `xattrs::Xattrs`), recorded like the mode.
     "ALTER TABLE entries ADD COLUMN xattrs TEXT;
      ALTER TABLE versions ADD COLUMN xattrs TEXT;",
+    // 12: the attribute name `user.` (nothing after the namespace), which
+    // hubs took before names were checked and which Linux refuses, is dropped.
+    r#"UPDATE entries SET xattrs = json_remove(xattrs, '$."user."') WHERE xattrs IS NOT NULL;
+     UPDATE versions SET xattrs = json_remove(xattrs, '$."user."') WHERE xattrs IS NOT NULL;"#,
 ];
 
 /// The step that adds folder digests; a database older than it gets them
@@ -177,5 +181,26 @@ mod tests {
         let dup = conn
             .execute("INSERT INTO entries (path, kind, version, mode, mtime_ns) VALUES ('m', 'file', 3, 420, 0)", []);
         assert!(dup.is_err(), "versions stay unique");
+    }
+
+    #[test]
+    fn the_empty_xattr_name_is_dropped_and_the_rest_kept() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &STEPS[..11] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 11).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO entries (path, kind, version, mode, mtime_ns, xattrs)
+               VALUES ('f', 'file', 1, 420, 0, '{"user.":"eA==","user.a":"eQ=="}'), ('g', 'file', 2, 420, 0, NULL);
+               INSERT INTO versions (path, version, kind, deleted, size, mode, mtime_ns, at_ns, xattrs)
+               VALUES ('f', 1, 'file', 0, 0, 420, 0, 0, '{"user.":"eA=="}')"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let get = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, Option<String>>(0)).unwrap();
+        assert_eq!(get("SELECT xattrs FROM entries WHERE path = 'f'").as_deref(), Some(r#"{"user.a":"eQ=="}"#));
+        assert_eq!(get("SELECT xattrs FROM entries WHERE path = 'g'"), None);
+        assert_eq!(get("SELECT xattrs FROM versions WHERE path = 'f'").as_deref(), Some("{}"));
     }
 }

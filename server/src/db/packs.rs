@@ -60,24 +60,25 @@ pub fn place(conn: &Connection, hash: &ContentHash) -> rusqlite::Result<Option<P
         .optional()
 }
 
-/// Of `hashes`, the ones recorded; those last touched more than `fresh_secs`
-/// ago are touched now.
+/// Of `hashes`, the ones recorded, with their lengths; those last touched
+/// more than `fresh_secs` ago are touched now.
 pub fn present_touching(
     conn: &Connection,
     hashes: &[ContentHash],
     fresh_secs: u64,
-) -> rusqlite::Result<HashSet<ContentHash>> {
+) -> rusqlite::Result<HashMap<ContentHash, u32>> {
     let now = now_secs();
-    let mut get = conn.prepare_cached("SELECT touched FROM pack_chunks WHERE hash = ?1")?;
+    let mut get = conn.prepare_cached("SELECT touched, len FROM pack_chunks WHERE hash = ?1")?;
     let mut touch = conn.prepare_cached("UPDATE pack_chunks SET touched = ?2 WHERE hash = ?1")?;
-    let mut out = HashSet::new();
+    let mut out = HashMap::new();
     for h in hashes {
-        let touched: Option<i64> = get.query_row(params![h.as_bytes()], |r| r.get(0)).optional()?;
-        if let Some(t) = touched {
+        let found: Option<(i64, u32)> =
+            get.query_row(params![h.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        if let Some((t, len)) = found {
             if now.saturating_sub(t) > fresh_secs as i64 {
                 touch.execute(params![h.as_bytes(), now])?;
             }
-            out.insert(*h);
+            out.insert(*h, len);
         }
     }
     Ok(out)

@@ -4,7 +4,7 @@
 //! more (its data and its folder). Larger files' chunks live in the chunk store.
 use rusqlite::{params, Connection, OptionalExtension};
 use ssync_common::ContentHash;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub fn put(conn: &Connection, hash: &ContentHash, data: &[u8]) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO small_chunks (hash, data) VALUES (?1, ?2)")?
@@ -18,13 +18,13 @@ pub fn get(conn: &Connection, hash: &ContentHash) -> rusqlite::Result<Option<Vec
         .optional()
 }
 
-/// Of `hashes`, the ones stored here.
-pub fn present(conn: &Connection, hashes: &[ContentHash]) -> rusqlite::Result<HashSet<ContentHash>> {
-    let mut st = conn.prepare_cached("SELECT 1 FROM small_chunks WHERE hash = ?1")?;
-    let mut out = HashSet::new();
+/// Of `hashes`, the ones stored here, with their lengths.
+pub fn present(conn: &Connection, hashes: &[ContentHash]) -> rusqlite::Result<HashMap<ContentHash, u32>> {
+    let mut st = conn.prepare_cached("SELECT length(data) FROM small_chunks WHERE hash = ?1")?;
+    let mut out = HashMap::new();
     for h in hashes {
-        if st.exists(params![h.to_hex()])? {
-            out.insert(*h);
+        if let Some(len) = st.query_row(params![h.to_hex()], |r| r.get::<_, u32>(0)).optional()? {
+            out.insert(*h, len);
         }
     }
     Ok(out)

@@ -20,6 +20,7 @@ use ssync_common::api::{
 };
 use ssync_common::frames::{self, Chunk, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
+use std::collections::HashMap;
 
 fn parse_hash(s: &str) -> Result<ContentHash, ApiError> {
     s.parse().map_err(|e| ApiError::BadHash(format!("{e}: '{s}'")))
@@ -61,28 +62,18 @@ pub async fn missing(
     ))]
 pub async fn upload(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Json<StoredResponse>, ApiError> {
+    // A declared length over the limit was answered by body_limits; one
+    // that is not declared (chunked) is counted as it arrives.
     let max = state.limits.max_upload_bytes;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::TooLarge(format!("a chunk upload carries at most {max} bytes (--max-upload-mib)")));
-    }
     let started = std::time::Instant::now();
     let mut reader = FrameReader::default();
     let mut batch = state.store.batch();
     let (mut bytes, mut received) = (0u64, 0u64);
     let mut stream = body.into_data_stream();
-    let idle = state.limits.body_idle;
-    loop {
-        // A client that stops sending mid-body does not hold the request for ever.
-        let piece = match tokio::time::timeout(idle, stream.next()).await {
-            Ok(Some(piece)) => piece,
-            Ok(None) => break,
-            Err(_) => return Err(ApiError::Timeout(format!("the chunk stream stalled for {idle:?}"))),
-        };
-        let piece = piece.map_err(|e| ApiError::BadRequest(format!("the chunk stream was cut off: {e}")))?;
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| crate::body_limits::body_error("the chunk stream", &e))?;
         bytes += piece.len() as u64;
         if bytes > max {
             return Err(ApiError::TooLarge(format!("a chunk upload carries at most {max} bytes (--max-upload-mib)")));
@@ -152,7 +143,7 @@ pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchReq
     let unpacked: Vec<ContentHash> = wanted.iter().zip(&places).filter(|(_, p)| p.is_none()).map(|(h, _)| *h).collect();
     if !unpacked.is_empty() {
         let small = state.db.call(move |c| Ok::<_, ApiError>(small_chunks::present(c, &unpacked)?)).await?;
-        let absent = wanted.iter().zip(&places).find(|(h, p)| p.is_none() && !small.contains(h));
+        let absent = wanted.iter().zip(&places).find(|(h, p)| p.is_none() && !small.contains_key(h));
         if let Some((h, _)) = absent {
             return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
         }
@@ -331,13 +322,12 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
         return Err(ApiError::BadRequest(format!("the chunks add up to {} bytes, not {}", list.size(), req.size)));
     }
     let inline = req.inline.as_deref().map(decode_inline).transpose()?.unwrap_or_default();
-    let named: Vec<ContentHash> =
-        list.0.iter().map(|c| c.hash).filter(|h| !inline.iter().any(|i| i.hash == *h)).collect();
-    let missing = state.store.missing(named, state.retention.grace / 2).await?.len();
-    if missing > 0 {
-        return Err(ApiError::MissingChunks(format!(
-            "{missing} chunks of this list are not on the hub; send them first"
-        )));
+    let mut lengths: HashMap<ContentHash, u32> = inline.iter().map(|c| (c.hash, c.data.len() as u32)).collect();
+    let named: Vec<ContentHash> = list.0.iter().map(|c| c.hash).filter(|h| !lengths.contains_key(h)).collect();
+    lengths.extend(state.store.lengths(named, state.retention.grace / 2).await?);
+    check_lengths(&list, &lengths)?;
+    if req.kind == ContentKind::Symlink {
+        check_symlink_target(state, &list, &inline).await?;
     }
     let commit = FileCommit {
         path: req.path,
@@ -350,6 +340,44 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
         carried: tree::Carried { owner: req.owner, xattrs: req.xattrs },
     };
     Ok(ReadyCommit { inline, list, commit })
+}
+
+/// Every chunk a list names must be on the hub with the length the list
+/// gives it: a list that lies about a length would have mounts disagree on
+/// the file's size and bytes (and a false 16 TiB total stall them).
+fn check_lengths(list: &ChunkList, stored: &HashMap<ContentHash, u32>) -> Result<(), ApiError> {
+    let mut missing = 0;
+    for (i, c) in list.0.iter().enumerate() {
+        match stored.get(&c.hash) {
+            None => missing += 1,
+            Some(&len) if len != c.len => {
+                return Err(ApiError::BadRequest(format!(
+                    "chunk {i} of the list ({}) is {len} bytes on the hub, but the list says {}",
+                    c.hash, c.len
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    match missing {
+        0 => Ok(()),
+        n => Err(ApiError::MissingChunks(format!("{n} chunks of this list are not on the hub; send them first"))),
+    }
+}
+
+/// A symlink's content is its target: a NUL in it would be cut off where
+/// mounts make the link, so each machine would point somewhere else.
+async fn check_symlink_target(state: &AppState, list: &ChunkList, inline: &[Chunk]) -> Result<(), ApiError> {
+    for c in &list.0 {
+        let data = match inline.iter().find(|i| i.hash == c.hash) {
+            Some(i) => i.data.clone(),
+            None => read_chunk(state, c.hash).await?,
+        };
+        if data.contains(&0) {
+            return Err(ApiError::BadRequest("a symlink's target cannot hold a NUL byte".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Writes a checked commit in the caller's transaction.
