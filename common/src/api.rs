@@ -4,7 +4,7 @@
 //! path (0: "I believe it does not exist"). A stale base gets 409 with the
 //! current entry and changes nothing.
 use crate::bounded;
-use crate::chunks::{ChunkList, ListDelta};
+use crate::chunks::{ChunkList, ListDelta, MAX_CHUNK};
 use crate::xattrs::Xattrs;
 use crate::{ContentHash, RelPath};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -246,16 +246,25 @@ impl WireList {
     }
 
     /// The list itself; `base` gives the list of `from` when there is one.
+    /// A list that names a chunk longer than any chunk can be is refused:
+    /// no store holds one, and a reader would reserve what it claims.
     pub fn resolve(&self, base: Option<&ChunkList>) -> Result<ChunkList, WireError> {
         let raw = B64.decode(&self.chunks).map_err(|e| WireError(format!("chunk list is not base64: {e}")))?;
         let middle = ChunkList::from_bytes(&raw).map_err(|e| WireError(e.to_string()))?;
-        match (self.from, base) {
-            (None, _) => Ok(middle),
+        let list = match (self.from, base) {
+            (None, _) => middle,
             (Some(_), Some(base)) => {
                 let d = ListDelta { prefix: self.prefix, suffix: self.suffix, middle };
-                ChunkList::apply_delta(base, &d).map_err(|e| WireError(e.to_string()))
+                ChunkList::apply_delta(base, &d).map_err(|e| WireError(e.to_string()))?
             }
-            (Some(from), None) => Err(WireError(format!("the list of {from} is not known here"))),
+            (Some(from), None) => return Err(WireError(format!("the list of {from} is not known here"))),
+        };
+        match list.0.iter().enumerate().find(|(_, c)| c.len > MAX_CHUNK) {
+            Some((i, c)) => Err(WireError(format!(
+                "chunk {i} of the list ({}) claims {} bytes; a chunk is at most {MAX_CHUNK}",
+                c.hash, c.len
+            ))),
+            None => Ok(list),
         }
     }
 }

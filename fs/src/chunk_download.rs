@@ -8,8 +8,8 @@ use crate::chunk_index::ChunkIndex;
 use crate::client::{ApiError, Remote};
 use futures_util::StreamExt;
 use ssync_common::api::{inline_decode, ManifestResponse};
-use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::chunks::MAX_CHUNK;
+use ssync_common::frames::{Chunk, FrameReader};
 use ssync_common::{ChunkList, ChunkRef, ContentHash};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -173,15 +173,12 @@ pub(crate) fn batches(chunks: Vec<(u64, ChunkRef)>) -> Vec<Vec<(u64, ChunkRef)>>
 }
 
 /// The chunk list a manifest names (resolved against `base` for a delta),
-/// checked against the manifest's id and against `size`, the entry's: no
-/// chunk is longer than a chunk can be, and the lengths add up to the size.
+/// checked against the manifest's id and against `size`, the entry's (the
+/// lengths must add up to it; `resolve` refused any over the largest chunk).
 pub(crate) fn list_of(m: &ManifestResponse, base: Option<&ChunkList>, size: u64) -> Result<ChunkList, String> {
     let list = m.list.resolve(base).map_err(|e| e.0)?;
     if list.id() != m.id {
         return Err(format!("the chunk list the hub sent is not file {}", m.id));
-    }
-    if let Some((i, c)) = list.0.iter().enumerate().find(|(_, c)| c.len > MAX_CHUNK) {
-        return Err(format!("chunk {i} of file {} claims {} bytes; no chunk is over {MAX_CHUNK}", m.id, c.len));
     }
     if list.size() != size {
         return Err(format!("the chunks of file {} add up to {} bytes, not the entry's {size}", m.id, list.size()));
@@ -226,7 +223,8 @@ pub(crate) fn read_verified(path: &Path, off: u64, c: &ChunkRef) -> Option<Vec<u
 /// Keeps chunks `partial` already holds, copies those found in cache files;
 /// returns what must come from the hub.
 fn fill_locally(partial: &Path, wanted: Vec<Wanted>) -> std::io::Result<Vec<(u64, ChunkRef)>> {
-    let file = ssync_common::private::file_options().read(true).write(true).create(true).truncate(false).open(partial)?;
+    let file =
+        ssync_common::private::file_options().read(true).write(true).create(true).truncate(false).open(partial)?;
     let have_len = file.metadata()?.len();
     let mut needed = Vec::new();
     for w in wanted {

@@ -3,7 +3,6 @@
 //! Lock order: `state` before `handles`; never hold either across an `.await`,
 //! a network call, or a kernel notification (those go through `inval`, drained
 //! by the invalidation thread).
-use ssync_common::private;
 use crate::error::FsResult;
 use crate::handles::Handles;
 use crate::invalidate::Inval;
@@ -13,6 +12,7 @@ use crate::queue::{Op, OpKind, Pending};
 use crate::tree::Tree;
 use parking_lot::Mutex;
 use ssync_common::api::Entry;
+use ssync_common::private;
 use ssync_common::RelPath;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

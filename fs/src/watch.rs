@@ -465,6 +465,15 @@ fn plan_or_apply(
         },
     };
     result.unwrap_or_else(|err| {
+        // Bigger than this machine's filesystem can hold (a false size from
+        // an old hub, or a file beyond ext4's 16 TiB): no reconcile changes
+        // that, so refuse this entry once and go on with the feed.
+        if let (Some(id), libc::EFBIG) = (e.hash, err.errno()) {
+            if shared.refused_contents.lock().insert(id) {
+                tracing::error!(path = %e.path, size = e.size, "cannot hold this file here, skipped: {err}");
+            }
+            return Plan::Done;
+        }
         tracing::error!(path = %e.path, "cannot apply a change from the hub: {err}");
         st.needs_reconcile = true;
         Plan::Done

@@ -69,6 +69,81 @@ fn a_stalled_upload_body_is_ended_with_408() {
     assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
 }
 
+/// Every endpoint that takes a JSON body.
+const JSON_ENDPOINTS: [&str; 12] = [
+    "/v1/mkdir",
+    "/v1/delete",
+    "/v1/rename",
+    "/v1/exchange",
+    "/v1/setattr",
+    "/v1/commit",
+    "/v1/batch",
+    "/v1/chunks/missing",
+    "/v1/chunks/fetch",
+    "/v1/manifests",
+    "/v1/restore",
+    "/v1/restore-tree",
+];
+
+/// Sends a POST to `path` declaring `len` bytes, then only `body`; returns
+/// the hub's answer (or what a read timeout of `wait` left) and when it came.
+fn post_head_only(hub: &Hub, path: &str, len: usize, body: &[u8], wait: Duration) -> (String, Duration) {
+    let mut tcp = std::net::TcpStream::connect(&hub.addr).unwrap();
+    tcp.set_read_timeout(Some(wait)).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\n\r\n",
+        hub.addr, hub.token
+    );
+    let started = Instant::now();
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tcp.read(&mut answer).unwrap_or(0);
+    (String::from_utf8_lossy(&answer[..n]).to_string(), started.elapsed())
+}
+
+#[test]
+fn stalled_json_bodies_get_408_and_oversized_ones_413_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &["--body-idle-timeout", "1"]);
+    // One byte of a 100-byte body, then nothing: each endpoint at once.
+    let answers: Vec<(&str, String, Duration)> = std::thread::scope(|s| {
+        let held: Vec<_> = JSON_ENDPOINTS
+            .iter()
+            .map(|path| {
+                let hub = &hub;
+                s.spawn(move || {
+                    let (answer, took) = post_head_only(hub, path, 100, b"{", Duration::from_secs(10));
+                    (*path, answer, took)
+                })
+            })
+            .collect();
+        held.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (path, answer, took) in answers {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("\"code\":\"timeout\"") && answer.contains("--body-idle-timeout"), "{path}: {answer}");
+        assert!(took <= Duration::from_secs(2), "{path}: answered after {took:?}, the limit is 1 s (+1 s)");
+    }
+    // A declared length over --max-body-mib (32 MiB by default) is refused
+    // before a byte of the body is read: the answer comes with none sent.
+    let hub = Hub::start_with(&dir.path().join("hub2"), "127.0.0.1:0", &["--body-idle-timeout", "60"]);
+    for path in JSON_ENDPOINTS {
+        let (answer, _) = post_head_only(&hub, path, 33 << 20, b"", Duration::from_secs(30));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("\"code\":\"too_large\"") && answer.contains("--max-body-mib"), "{path}: {answer}");
+    }
+    // Whole requests are served as before.
+    let ok = hub
+        .http()
+        .post(format!("{}/v1/mkdir", hub.url()))
+        .json(&serde_json::json!({"path": "d", "base": 0, "mode": 493, "mtime_ns": 0}))
+        .send()
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+}
+
 #[test]
 fn uploads_and_hash_lists_past_their_limits_are_413() {
     let dir = tempfile::tempdir().unwrap();

@@ -109,13 +109,12 @@ impl SyncFs {
         let mut st = self.shared.state.lock();
         let (mut node, _path) = self.new_node(&st, caller, parent, name, Kind::File, mode)?;
         let ino = Self::number(&mut st, &mut node)?;
-        let file =
-            ssync_common::private::file_options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(self.shared.cache.file(ino))?;
+        let file = ssync_common::private::file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.shared.cache.file(ino))?;
         let writable = open == Some(true);
         if writable {
             node.open_writers += 1;

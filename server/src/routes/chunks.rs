@@ -60,10 +60,7 @@ pub async fn missing(
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "More bytes than the upload limit", body = ErrorBody),
     ))]
-pub async fn upload(
-    State(state): State<AppState>,
-    body: Body,
-) -> Result<Json<StoredResponse>, ApiError> {
+pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<StoredResponse>, ApiError> {
     // A declared length over the limit was answered by body_limits; one
     // that is not declared (chunked) is counted as it arrives.
     let max = state.limits.max_upload_bytes;
