@@ -8,6 +8,7 @@ pub mod chunks;
 pub mod digest;
 pub mod frames;
 pub mod hash;
+pub mod log_limit;
 pub mod path;
 pub mod private;
 mod schema;

@@ -90,9 +90,19 @@ impl FsError {
         }
     }
 
-    /// Expected outcomes (a lookup that misses) are not worth a warning.
+    /// Expected outcomes (a lookup that misses, a call this filesystem does
+    /// not support, as a local one answers it) are not worth a warning.
     pub fn is_routine(&self) -> bool {
-        matches!(self, FsError::NotFound | FsError::Exists | FsError::NotEmpty | FsError::NoXattr | FsError::XattrRange)
+        match self {
+            FsError::NotFound
+            | FsError::Exists
+            | FsError::NotEmpty
+            | FsError::NoXattr
+            | FsError::XattrRange
+            | FsError::Unsupported(_) => true,
+            FsError::Io(e) => e.raw_os_error() == Some(libc::EOPNOTSUPP),
+            _ => false,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use fuser::{
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
+use ssync_common::log_limit::LogLimiter;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -139,13 +140,22 @@ fn file_type(k: Kind) -> FileType {
     }
 }
 
+/// Warnings of one kind (operation and errno): a few a minute, the rest counted.
+static WARNINGS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60), 5);
+
 fn errno(op: &str, e: &FsError) -> Errno {
+    let errno = e.errno();
     if e.is_routine() {
         tracing::debug!(op, "{e}");
+    } else if let Some(left_out) = WARNINGS.admit(&format!("{op}:{errno}")) {
+        match left_out {
+            0 => tracing::warn!(op, "{e:#}"),
+            n => tracing::warn!(op, left_out = n, "{e:#} (and {n} more like it since the last one shown)"),
+        }
     } else {
-        tracing::warn!(op, "{e:#}");
+        tracing::debug!(op, "{e:#}");
     }
-    Errno::from_i32(e.errno())
+    Errno::from_i32(errno)
 }
 
 macro_rules! reply_err {

@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::{Extension, Router};
+use ssync_common::log_limit::LogLimiter;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -68,6 +69,10 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed("this endpoint does not take that method; see the Allow header".into())
 }
 
+/// Refusals of one kind (method and status): a few a minute, the rest counted,
+/// so a client that repeats a bad request cannot flood the log.
+static REFUSALS: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(60), 10);
+
 /// Logs each failed request once, at a level that fits its status.
 async fn log_errors(req: Request, next: Next) -> Response {
     let (method, uri) = (req.method().clone(), req.uri().path().to_string());
@@ -78,8 +83,13 @@ async fn log_errors(req: Request, next: Next) -> Response {
             tracing::error!(%method, %uri, %status, "{msg}");
         } else if status.as_u16() == 409 || status.as_u16() == 404 {
             tracing::debug!(%method, %uri, %status, "{msg}");
+        } else if let Some(left_out) = REFUSALS.admit(&format!("{method} {status}")) {
+            match left_out {
+                0 => tracing::warn!(%method, %uri, %status, "{msg}"),
+                n => tracing::warn!(%method, %uri, %status, left_out = n, "{msg} (and {n} more like it since)"),
+            }
         } else {
-            tracing::warn!(%method, %uri, %status, "{msg}");
+            tracing::debug!(%method, %uri, %status, "{msg}");
         }
     }
     resp

@@ -143,3 +143,27 @@ fn chunks_are_checked_and_commits_need_every_chunk() {
     assert!(back[..] == data[..], "the file reads back from its chunks");
     assert!(!hub.log().contains("panicked"), "{}", hub.log());
 }
+
+/// A symlink's target with a NUL byte would be cut there on every mount, and
+/// `user.` (an empty name after the namespace) is what Linux refuses: both
+/// are 400, stored or inline, and leave nothing on the hub.
+#[test]
+fn a_nul_in_a_symlink_target_and_an_empty_xattr_name_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let (http, url) = (hub.http(), hub.url());
+    for (target, inline) in [(&b"../etc\0passwd"[..], true), (&b"/tmp/a\0b"[..], false)] {
+        let mut change = ssync_tests::batch_commit("link", target);
+        change["kind"] = "symlink".into();
+        if !inline {
+            let frames = change.as_object_mut().unwrap().remove("inline").unwrap();
+            let raw = ssync_common::api::inline_decode(frames.as_str().unwrap()).unwrap();
+            assert_eq!(http.post(format!("{url}/v1/chunks")).body(raw).send().unwrap().status().as_u16(), 200);
+        }
+        assert_bad(http.post(format!("{url}/v1/commit")).json(&change).send().unwrap(), "NUL");
+    }
+    let mkdir = serde_json::json!({"path": "d", "base": 0, "mode": 493, "mtime_ns": 0, "xattrs": {"user.": ""}});
+    assert_bad(http.post(format!("{url}/v1/mkdir")).json(&mkdir).send().unwrap(), "user.NAME");
+    let tree: serde_json::Value = http.get(format!("{url}/v1/tree")).send().unwrap().json().unwrap();
+    assert_eq!(tree["entries"], serde_json::json!([]), "nothing was stored: {tree}");
+}

@@ -234,6 +234,55 @@ fn fallocate_hole_punching_copy_file_range_and_seek_data() {
     assert!(wait_until(SYNC_TIMEOUT, || fs::read(b.p("copy")).is_ok_and(|d| d.len() == 8)));
 }
 
+/// Runs `modes` (mode, offset, length) of fallocate on `path`, which holds
+/// 16 KiB of distinct blocks first; returns each call's outcome (0 or the
+/// errno) and the file's bytes after them.
+fn run_fallocates(path: &Path, modes: &[(i32, i64, i64)]) -> (Vec<i32>, Vec<u8>) {
+    let data: Vec<u8> = (0..16 * 1024).map(|i| (i / 4096) as u8 + b'a').collect();
+    fs::write(path, &data).unwrap();
+    let f = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let outcomes = modes
+        .iter()
+        // SAFETY: plain syscalls on an open descriptor.
+        .map(|&(mode, off, len)| match unsafe { libc::fallocate(f.as_raw_fd(), mode, off, len) } {
+            0 => 0,
+            _ => std::io::Error::last_os_error().raw_os_error().unwrap_or(-1),
+        })
+        .collect();
+    drop(f);
+    (outcomes, fs::read(path).unwrap())
+}
+
+/// Zeroing a range does on the mount what it does on the filesystem that
+/// holds the cache, and the result reaches the other mount. Collapsing and
+/// inserting a range never reach a FUSE daemon: the kernel answers
+/// EOPNOTSUPP for every FUSE filesystem (SEMANTICS.md), and nothing changes.
+#[test]
+fn zeroing_a_range_does_what_the_local_disk_does() {
+    let c = Cluster::with_mount_flags(&[&["--no-passthrough"], &[], &[]]);
+    let zeroing = [
+        (libc::FALLOC_FL_ZERO_RANGE, 4096, 4096),
+        (libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, 15 * 1024, 8192),
+        (libc::FALLOC_FL_ZERO_RANGE, 20 * 1024, 4096),
+        (libc::FALLOC_FL_UNSHARE_RANGE, 0, 4096),
+    ];
+    let plain = c.mounts[0].cache.parent().unwrap().join("plain-file");
+    let (want_outcomes, want) = run_fallocates(&plain, &zeroing);
+    assert_eq!(want_outcomes[..3], [0, 0, 0], "the cache's filesystem zeroes ranges (ext4 does)");
+    let moving = [(libc::FALLOC_FL_COLLAPSE_RANGE, 0, 4096), (libc::FALLOC_FL_INSERT_RANGE, 4096, 8192)];
+    for (a, name) in [(&c.mounts[0], "no-pt"), (&c.mounts[1], "pt")] {
+        let (outcomes, got) = run_fallocates(&a.p(name), &zeroing);
+        assert_eq!(outcomes, want_outcomes, "{name}: each call as on the local disk");
+        assert_eq!(got, want, "{name}: the bytes as on the local disk");
+        wait_for_content(&c.mounts[2].p(name), &want, SYNC_TIMEOUT);
+        let (outcomes, got) = run_fallocates(&a.p(&format!("{name}-moved")), &moving);
+        assert_eq!(outcomes, [libc::EOPNOTSUPP; 2], "{name}: the kernel's answer for FUSE");
+        assert_eq!(got.len(), 16 * 1024, "{name}: nothing moved");
+    }
+    let logs = format!("{}{}", c.mounts[0].log(), c.mounts[1].log());
+    assert!(!logs.contains("WARN"), "unsupported calls are not warnings:\n{logs}");
+}
+
 #[test]
 fn hard_links_are_one_file_here_and_two_files_elsewhere() {
     let c = Cluster::new(2);

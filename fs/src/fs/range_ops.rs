@@ -6,11 +6,18 @@ use super::SyncFs;
 use crate::error::{FsError, FsResult};
 use std::os::fd::AsRawFd;
 
-/// The fallocate modes the cache file's filesystem is asked for: reserving
-/// space (with or without growing the file) and punching a hole. Others
-/// (collapse, insert, zero range) answer EOPNOTSUPP, as on many local filesystems.
-const FALLOCATE_MODES: [i32; 3] =
-    [0, libc::FALLOC_FL_KEEP_SIZE, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE];
+/// The fallocate modes passed on to the cache file's filesystem: reserving
+/// space (with or without growing the file), punching a hole and zeroing a
+/// range. Where that filesystem lacks one it answers EOPNOTSUPP, as it would
+/// locally. Collapsing and inserting a range never get here: the kernel
+/// refuses them for every FUSE filesystem (fuse_file_fallocate).
+const FALLOCATE_MODES: [i32; 5] = [
+    0,
+    libc::FALLOC_FL_KEEP_SIZE,
+    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+    libc::FALLOC_FL_ZERO_RANGE,
+    libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+];
 
 impl SyncFs {
     pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
@@ -21,6 +28,8 @@ impl SyncFs {
         if !h.writable {
             return Err(FsError::NotWritable);
         }
+        // Reserving and zeroing take disk up to the range's end, even when
+        // the size stays; punching frees it.
         if mode & libc::FALLOC_FL_PUNCH_HOLE == 0 {
             self.room_to_grow(&h, offset.saturating_add(length))?;
         }
