@@ -34,6 +34,7 @@ mod residency;
 mod resolve;
 mod state;
 pub mod status_file;
+pub mod sync;
 pub mod token;
 pub mod tree;
 mod upload;

@@ -1,0 +1,21 @@
+//! The sync engine on stable identities and three trees, in the manner of
+//! Dropbox's Nucleus (see docs/sync-engine.md). Built beside the engine in
+//! `upload.rs`/`watch.rs`, which it is to replace:
+//!
+//! - `canopy`: the three trees a mount persists: Local (what its users did),
+//!   Remote (the hub, as its feed said) and Synced (per node, the last state
+//!   both agreed on). Nodes are keyed by an id that never changes; paths are
+//!   derived.
+//! - `merge`: the tree both sides must end at, a pure function of the three:
+//!   each node's location, mode and content merged on their own against the
+//!   merge base, then the whole made a valid tree (no orphan, no cycle, one
+//!   node per name in a folder).
+//! - `planner`: the next operations that bring Local and Remote to it, each
+//!   valid on the tree it changes as it is now. Nothing is persisted but the
+//!   trees: after a refusal or a crash the planner runs again.
+pub mod canopy;
+pub mod merge;
+pub mod planner;
+
+#[cfg(test)]
+mod canopy_check;

@@ -1,0 +1,272 @@
+//! The three trees. A tree is a set of nodes keyed by `NodeId`, each with its
+//! parent's id and its name; the root (`ROOT`) is implicit. A valid tree has
+//! no orphan, no cycle, and at most one node of a name in a folder
+//! (`Tree::check`); Local and Remote are always valid, Synced holds per node
+//! the merge base and need not be.
+use ssync_common::ContentHash;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A node's identity: chosen at random by the machine that creates the node
+/// and kept through every rename and move, on every machine and on the hub.
+/// Chosen by the creator, so a create sent again after a lost answer names
+/// the same node and cannot make two.
+pub type NodeId = u128;
+
+/// The root folder, which every tree has and no operation changes.
+pub const ROOT: NodeId = 0;
+
+/// A node's kind never changes: a file replaced by a folder of the same name
+/// is another node.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// Where a node is: its folder and its name there.
+#[derive(Clone, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub parent: NodeId,
+    pub name: String,
+}
+
+/// One node as one tree has it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Node {
+    pub place: Place,
+    pub kind: Kind,
+    /// The content's id (files and symlinks); None for folders.
+    pub content: Option<ContentHash>,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// Why a tree is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("node {0:x} is in folder {1:x}, which the tree does not have")]
+    Orphan(NodeId, NodeId),
+    #[error("node {0:x} is in a file or symlink, {1:x}")]
+    NotInFolder(NodeId, NodeId),
+    #[error("node {0:x} is inside itself")]
+    Cycle(NodeId),
+    #[error("nodes {0:x} and {1:x} have the same name in one folder")]
+    SameName(NodeId, NodeId),
+}
+
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Tree {
+    nodes: BTreeMap<NodeId, Node>,
+}
+
+impl Tree {
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(&id)
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        id == ROOT || self.nodes.contains_key(&id)
+    }
+
+    pub fn set(&mut self, id: NodeId, node: Node) {
+        debug_assert_ne!(id, ROOT, "the root is not a node of its own");
+        self.nodes.insert(id, node);
+    }
+
+    pub fn remove(&mut self, id: NodeId) -> Option<Node> {
+        self.nodes.remove(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.keys().copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &Node)> + '_ {
+        self.nodes.iter().map(|(id, n)| (*id, n))
+    }
+
+    pub fn is_dir(&self, id: NodeId) -> bool {
+        id == ROOT || self.get(id).is_some_and(|n| n.kind == Kind::Dir)
+    }
+
+    /// Who holds each place.
+    pub fn occupants(&self) -> HashMap<&Place, NodeId> {
+        self.nodes.iter().map(|(id, n)| (&n.place, *id)).collect()
+    }
+
+    /// The ids of the nodes directly in each folder.
+    pub fn children(&self) -> HashMap<NodeId, Vec<NodeId>> {
+        let mut out: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        for (id, n) in &self.nodes {
+            out.entry(n.place.parent).or_default().push(*id);
+        }
+        out
+    }
+
+    /// Whether `id` is `ancestor` or lies below it.
+    pub fn is_within(&self, id: NodeId, ancestor: NodeId) -> bool {
+        let mut at = id;
+        for _ in 0..=self.nodes.len() {
+            if at == ancestor {
+                return true;
+            }
+            match self.get(at) {
+                Some(n) => at = n.place.parent,
+                None => return false,
+            }
+        }
+        false // a cycle; `check` reports it
+    }
+
+    /// `id`'s path from the root, `/`-separated (None for the root, an
+    /// orphan or a node in a cycle).
+    pub fn path_of(&self, id: NodeId) -> Option<String> {
+        let mut names = Vec::new();
+        let mut at = id;
+        while at != ROOT {
+            let n = self.get(at)?;
+            names.push(n.place.name.as_str());
+            if names.len() > self.nodes.len() {
+                return None;
+            }
+            at = n.place.parent;
+        }
+        names.reverse();
+        (!names.is_empty()).then(|| names.join("/"))
+    }
+
+    /// No orphan, nothing inside a file, no cycle, one node per name in a folder.
+    pub fn check(&self) -> Result<(), Invalid> {
+        let mut seen: HashMap<&Place, NodeId> = HashMap::new();
+        for (id, n) in &self.nodes {
+            let parent = n.place.parent;
+            if !self.contains(parent) {
+                return Err(Invalid::Orphan(*id, parent));
+            }
+            if !self.is_dir(parent) {
+                return Err(Invalid::NotInFolder(*id, parent));
+            }
+            if let Some(other) = seen.insert(&n.place, *id) {
+                return Err(Invalid::SameName(other, *id));
+            }
+        }
+        let mut rooted: HashSet<NodeId> = HashSet::from([ROOT]);
+        for id in self.nodes.keys() {
+            let mut chain = Vec::new();
+            let mut at = *id;
+            while !rooted.contains(&at) {
+                if chain.contains(&at) {
+                    return Err(Invalid::Cycle(at));
+                }
+                chain.push(at);
+                at = self.nodes[&at].place.parent;
+            }
+            rooted.extend(chain);
+        }
+        Ok(())
+    }
+}
+
+/// The three trees of one mount.
+#[derive(Clone, Default, Debug)]
+pub struct Canopy {
+    pub local: Tree,
+    pub remote: Tree,
+    pub synced: Tree,
+}
+
+impl Canopy {
+    /// After an operation changed `id` in Local or Remote: what both now
+    /// agree on is the new merge base, attribute by attribute (a node both
+    /// have moved alike but edited differently has its new place agreed,
+    /// not its content); where neither has the node, it is gone from Synced.
+    pub fn settle(&mut self, id: NodeId) {
+        match (self.local.get(id), self.remote.get(id)) {
+            (None, None) => drop(self.synced.remove(id)),
+            (Some(l), Some(r)) if l == r => self.synced.set(id, l.clone()),
+            (Some(l), Some(r)) => {
+                let Some(mut s) = self.synced.get(id).cloned() else { return };
+                if l.place == r.place {
+                    s.place = l.place.clone();
+                }
+                if l.content == r.content {
+                    s.content = l.content;
+                }
+                if l.mode == r.mode {
+                    s.mode = l.mode;
+                }
+                self.synced.set(id, s);
+            }
+            _ => {}
+        }
+    }
+
+    /// An operation done on either side: the content it gave a node came
+    /// from the other side (a download, or an upload of this mount's own
+    /// bytes), so both sides have had it and it is the merge base: a later
+    /// change on either side is then just that, never a conflict with this
+    /// mount's own earlier content, and a node brought here from the hub is
+    /// known as the hub's. Other attributes are settled as usual (a name
+    /// given for a conflict copy was never either side's before).
+    pub fn agree(&mut self, op: &super::planner::Op) {
+        use super::planner::Op;
+        match op {
+            // A conflict copy is this mount's own new node: nothing agreed yet.
+            Op::Create { copy_of: Some(_), .. } => {}
+            Op::Create { id, node, .. } => {
+                let agreed = match self.synced.get(*id) {
+                    Some(s) => Node { content: node.content, ..s.clone() },
+                    None => node.clone(),
+                };
+                self.synced.set(*id, agreed);
+            }
+            Op::Edit { id, content, .. } => {
+                if let Some(mut s) = self.synced.get(*id).cloned() {
+                    s.content = *content;
+                    self.synced.set(*id, s);
+                }
+            }
+            Op::Move { .. } | Op::Exchange { .. } | Op::Delete { .. } => {}
+        }
+        for id in op.nodes() {
+            self.settle(id);
+        }
+    }
+
+    /// An operation this mount sent to the hub whose answer was lost (cut
+    /// off, or the mount crashed): when Remote, from the feed, shows what it
+    /// did, it was done, and is agreed as if answered. Returns whether
+    /// Remote showed it.
+    pub fn confirm_sent(&mut self, op: &super::planner::Op) -> bool {
+        use super::planner::Op;
+        let shown = match op {
+            Op::Edit { id, content, .. } => self.remote.get(*id).is_some_and(|r| r.content == *content),
+            Op::Create { id, node, .. } => self.remote.get(*id) == Some(node),
+            Op::Move { id, to, .. } => self.remote.get(*id).is_some_and(|r| r.place == *to),
+            Op::Exchange { a, b, a_base, b_base, .. } => {
+                let at = |id: NodeId, place: &Place| self.remote.get(id).is_some_and(|r| r.place == *place);
+                at(*a, &b_base.place) && at(*b, &a_base.place)
+            }
+            Op::Delete { id, .. } => !self.remote.contains(*id),
+        };
+        match shown {
+            true => self.agree(op),
+            false => op.nodes().into_iter().for_each(|id| self.settle(id)),
+        }
+        shown
+    }
+
+    /// Whether sync is complete: the three trees are equal.
+    pub fn converged(&self) -> bool {
+        self.local == self.remote && self.remote == self.synced
+    }
+}

@@ -1,0 +1,447 @@
+//! A seeded, deterministic simulation of the engine's decisions, in the
+//! manner of Dropbox's CanopyCheck: a hub tree and three mounts, each with
+//! its three trees, users changing their mounts' trees at random (files,
+//! folders and symlinks made, deep folder moves, exchanges, deletes of whole
+//! subtrees, rewrites, chmods), operations carried out a few at a time from
+//! plans made earlier (so some are stale and refused), answers lost on the
+//! way, mounts that crash and a hub that restarts (plans lost, trees kept),
+//! and the feed delivered to each mount at random moments. Then the users
+//! stop, and every mount must converge on the hub's tree.
+//!
+//! Checked for every seed: the trees converge (and stay valid throughout),
+//! the last content each user gave a node reached the hub, and no conflict
+//! copy is made of a node that only its own mount changed.
+//!
+//! `SSYNC_SIM_SEEDS=N` runs N seeds (default 10,000, some 10 s);
+//! `SSYNC_SIM_SEED=S` replays one seed alone, with its steps printed.
+use super::canopy::{Canopy, Kind, Node, NodeId, Place, Tree, ROOT};
+use super::merge::{default_namer, merge};
+use super::planner::{apply, plan, Op, Side};
+use ssync_common::ContentHash;
+use std::collections::{HashMap, HashSet};
+
+const MOUNTS: usize = 3;
+const NAMES: [&str; 5] = ["a", "b", "c", "d.txt", "e"];
+
+/// xorshift64*: small, fast and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn id(&mut self) -> NodeId {
+        ((self.next() as u128) << 64 | self.next() as u128).max(1)
+    }
+}
+
+/// Who made a change: a mount's user.
+type Actor = usize;
+
+struct Mount {
+    canopy: Canopy,
+    /// A plan made earlier, carried out a few operations at a time.
+    plan: Vec<Op>,
+    /// Operations sent to the hub whose answers were lost.
+    unanswered: Vec<Op>,
+}
+
+struct World {
+    rng: Rng,
+    hub: Tree,
+    mounts: Vec<Mount>,
+    /// Every content the hub ever held.
+    hub_seen: HashSet<Option<ContentHash>>,
+    /// The last content each user gave each node (gone when that user deletes it).
+    last_written: HashMap<(Actor, NodeId), Option<ContentHash>>,
+    /// Who changed each node's content.
+    editors: HashMap<NodeId, HashSet<Actor>>,
+    next_content: u64,
+    log: Vec<String>,
+    verbose: bool,
+}
+
+impl World {
+    fn say(&mut self, line: String) {
+        if self.verbose {
+            eprintln!("{line}");
+        }
+        self.log.push(line);
+    }
+
+    fn fresh_content(&mut self) -> Option<ContentHash> {
+        self.next_content += 1;
+        Some(ContentHash::of(&self.next_content.to_le_bytes()))
+    }
+
+    fn folders(t: &Tree) -> Vec<NodeId> {
+        std::iter::once(ROOT).chain(t.iter().filter(|(_, n)| n.kind == Kind::Dir).map(|(id, _)| id)).collect()
+    }
+
+    /// A free place in a random folder of `t` that `id` may take.
+    fn free_place(&mut self, t: &Tree, id: Option<NodeId>) -> Option<Place> {
+        let folders = Self::folders(t);
+        let parent = folders[self.rng.below(folders.len())];
+        if id.is_some_and(|id| t.is_within(parent, id)) {
+            return None;
+        }
+        let name = NAMES[self.rng.below(NAMES.len())].to_string();
+        let place = Place { parent, name };
+        t.iter().all(|(_, n)| n.place != place).then_some(place)
+    }
+
+    fn pick(&mut self, t: &Tree) -> Option<(NodeId, Node)> {
+        let ids: Vec<NodeId> = t.ids().collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let id = ids[self.rng.below(ids.len())];
+        Some((id, t.get(id).expect("listed").clone()))
+    }
+
+    /// One random change by mount `m`'s user to its Local tree.
+    fn user_change(&mut self, m: usize) {
+        let t = self.mounts[m].canopy.local.clone();
+        let roll = self.rng.below(100);
+        let op = match roll {
+            0..=24 => {
+                let Some(place) = self.free_place(&t, None) else { return };
+                let kind = [Kind::File, Kind::Dir, Kind::Symlink, Kind::File][self.rng.below(4)];
+                let content = if kind == Kind::Dir { None } else { self.fresh_content() };
+                let id = self.rng.id();
+                Op::Create { side: Side::Local, id, node: Node { place, kind, content, mode: 0o644 }, copy_of: None }
+            }
+            25..=49 => {
+                let Some((id, n)) = self.pick(&t).filter(|(_, n)| n.kind != Kind::Dir) else { return };
+                let content = self.fresh_content();
+                Op::Edit { side: Side::Local, id, base: n.clone(), content, mode: n.mode }
+            }
+            50..=59 => {
+                let Some((id, n)) = self.pick(&t) else { return };
+                Op::Edit { side: Side::Local, id, base: n.clone(), content: n.content, mode: n.mode ^ 0o100 }
+            }
+            60..=79 => {
+                let Some((id, n)) = self.pick(&t) else { return };
+                let Some(to) = self.free_place(&t, Some(id)) else { return };
+                Op::Move { side: Side::Local, id, base: n, to }
+            }
+            80..=84 => {
+                let (Some((a, a_base)), Some((b, b_base))) = (self.pick(&t), self.pick(&t)) else { return };
+                if a == b {
+                    return;
+                }
+                Op::Exchange { side: Side::Local, a, a_base, b, b_base }
+            }
+            _ => {
+                // rm -rf: the node and everything below it, deepest first.
+                let Some((id, _)) = self.pick(&t) else { return };
+                let mut doomed: Vec<NodeId> = t.ids().filter(|n| t.is_within(*n, id)).collect();
+                doomed.sort_by_key(|n| std::cmp::Reverse(t.path_of(*n).map_or(0, |p| p.matches('/').count())));
+                for d in doomed {
+                    let base = self.mounts[m].canopy.local.get(d).expect("below the node").clone();
+                    let op = Op::Delete { side: Side::Local, id: d, base };
+                    apply(&mut self.mounts[m].canopy.local, &op).expect("deepest first is valid");
+                    self.last_written.remove(&(m, d));
+                }
+                self.say(format!("user {m}: rm -rf {id:x}"));
+                return;
+            }
+        };
+        if apply(&mut self.mounts[m].canopy.local, &op).is_ok() {
+            for id in op.nodes() {
+                let n = self.mounts[m].canopy.local.get(id).cloned();
+                let content_changed = t.get(id).map(|o| o.content) != n.as_ref().map(|n| n.content);
+                if let Some(n) = n.filter(|n| n.kind != Kind::Dir && content_changed) {
+                    self.last_written.insert((m, id), n.content);
+                    self.editors.entry(id).or_default().insert(m);
+                }
+            }
+            self.say(format!("user {m}: {op:?}"));
+        }
+    }
+
+    /// The feed reaches mount `m`: its Remote tree becomes the hub's, and
+    /// operations whose answers were lost are confirmed from it.
+    fn deliver_feed(&mut self, m: usize) {
+        let mount = &mut self.mounts[m];
+        let c = &mut mount.canopy;
+        c.remote = self.hub.clone();
+        for op in std::mem::take(&mut mount.unanswered) {
+            c.confirm_sent(&op);
+        }
+        let ids: Vec<NodeId> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
+        for id in ids {
+            c.settle(id);
+        }
+    }
+
+    /// Mount `m` carries out up to `n` operations of its plan (making a new
+    /// plan when it has none); a refusal drops the rest of the plan.
+    fn run_engine(&mut self, m: usize, n: usize) -> Result<(), String> {
+        if self.mounts[m].plan.is_empty() {
+            let c = &self.mounts[m].canopy;
+            let merged = merge(c, &default_namer);
+            merged.target.check().map_err(|e| format!("mount {m}: the merged target is not valid: {e}"))?;
+            let ops = plan(c, &merged).map_err(|e| format!("mount {m}: {e}"))?;
+            self.mounts[m].plan = ops;
+            self.mounts[m].plan.reverse();
+        }
+        for _ in 0..n {
+            let Some(op) = self.mounts[m].plan.pop() else { return Ok(()) };
+            let lost_answer = self.rng.chance(5);
+            let done = match op.side() {
+                Side::Remote => {
+                    let done = apply(&mut self.hub, &op);
+                    if lost_answer {
+                        self.mounts[m].unanswered.push(op.clone());
+                    }
+                    if done.is_ok() {
+                        for id in op.nodes() {
+                            let now = self.hub.get(id).map(|n| n.content);
+                            self.hub_seen.insert(now.flatten());
+                        }
+                        if !lost_answer {
+                            let c = &mut self.mounts[m].canopy;
+                            for id in op.nodes() {
+                                match self.hub.get(id) {
+                                    Some(n) => c.remote.set(id, n.clone()),
+                                    None => drop(c.remote.remove(id)),
+                                }
+                            }
+                            // The answer holds the hub's nodes: the mount's view stays a tree.
+                            if c.remote.check().is_err() {
+                                c.remote = self.hub.clone();
+                            }
+                        }
+                    }
+                    done
+                }
+                Side::Local => {
+                    if let Op::Create { copy_of: Some(from), id, .. } = &op {
+                        let others = self.editors.get(from).is_some_and(|e| e.iter().any(|a| *a != m));
+                        if !others {
+                            return Err(format!(
+                                "mount {m} made conflict copy {id:x} of {from:x}, which only it changed"
+                            ));
+                        }
+                    }
+                    apply(&mut self.mounts[m].canopy.local, &op)
+                }
+            };
+            let lost = if lost_answer && op.side() == Side::Remote { " (answer lost)" } else { "" };
+            self.say(format!("mount {m}: {op:?} -> {done:?}{lost}"));
+            if done.is_err() {
+                self.mounts[m].plan.clear();
+                return Ok(());
+            }
+            // A conflict copy now holds what this mount's user last wrote to
+            // the node it copies: from here on the copy's fate is that write's.
+            if let Op::Create { copy_of: Some(from), id, node, .. } = &op {
+                if self.last_written.get(&(m, *from)) == Some(&node.content) {
+                    self.last_written.remove(&(m, *from));
+                    self.last_written.insert((m, *id), node.content);
+                }
+            }
+            let c = &mut self.mounts[m].canopy;
+            match (op.side(), lost_answer) {
+                (Side::Remote, true) => op.nodes().into_iter().for_each(|id| c.settle(id)),
+                _ => c.agree(&op),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn random_tree(rng: &mut Rng, nodes: usize) -> Tree {
+    let mut t = Tree::default();
+    for i in 0..nodes {
+        let folders = World::folders(&t);
+        let parent = folders[rng.below(folders.len())];
+        let name = NAMES[rng.below(NAMES.len())].to_string();
+        let place = Place { parent, name };
+        if t.iter().any(|(_, n)| n.place == place) {
+            continue;
+        }
+        let kind = if rng.chance(40) { Kind::Dir } else { Kind::File };
+        let content = (kind == Kind::File).then(|| ContentHash::of(&(1_000_000 + i as u64).to_le_bytes()));
+        t.set(rng.id(), Node { place, kind, content, mode: 0o644 });
+    }
+    t
+}
+
+/// One seed; Err names what went wrong, with the steps that led there.
+fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let size = 4 + rng.below(12);
+    let start = random_tree(&mut rng, size);
+    let mounts = (0..MOUNTS)
+        .map(|_| Mount {
+            canopy: Canopy { local: start.clone(), remote: start.clone(), synced: start.clone() },
+            plan: Vec::new(),
+            unanswered: Vec::new(),
+        })
+        .collect();
+    let mut w = World {
+        rng,
+        hub_seen: start.iter().map(|(_, n)| n.content).collect(),
+        hub: start,
+        mounts,
+        last_written: HashMap::new(),
+        editors: HashMap::new(),
+        next_content: 0,
+        log: Vec::new(),
+        verbose,
+    };
+    let busy_steps = 20 + w.rng.below(60);
+    let result = (|| {
+        for _ in 0..busy_steps {
+            let m = w.rng.below(MOUNTS);
+            match w.rng.below(20) {
+                0..=7 => w.user_change(m),
+                8..=15 => {
+                    let n = 1 + w.rng.below(3);
+                    w.run_engine(m, n)?;
+                }
+                16 => {
+                    // The mount crashes and starts again: its trees were
+                    // persisted, its plan was not, and the answer to what it
+                    // had just sent is lost.
+                    w.say(format!("mount {m} crashes"));
+                    w.mounts[m].plan.clear();
+                }
+                17 => {
+                    // The hub restarts: requests in flight fail; each mount
+                    // plans again once it is back.
+                    w.say("the hub restarts".to_string());
+                    w.mounts.iter_mut().for_each(|m| m.plan.clear());
+                }
+                _ => w.deliver_feed(m),
+            }
+            for (i, mount) in w.mounts.iter().enumerate() {
+                for (name, t) in [("local", &mount.canopy.local), ("remote", &mount.canopy.remote)] {
+                    t.check().map_err(|e| format!("mount {i}'s {name} tree is not valid: {e}"))?;
+                }
+            }
+            w.hub.check().map_err(|e| format!("the hub's tree is not valid: {e}"))?;
+        }
+        // The users stop: every mount must converge on the hub's tree.
+        for round in 0.. {
+            if round > 200 {
+                return Err("no convergence after 200 rounds".to_string());
+            }
+            for m in 0..MOUNTS {
+                w.deliver_feed(m);
+                w.mounts[m].plan.clear();
+                w.run_engine(m, usize::MAX)?;
+            }
+            let done = w.mounts.iter().all(|m| m.canopy.converged() && m.canopy.local == w.hub);
+            if done && (0..MOUNTS).all(|m| w.mounts[m].plan.is_empty()) {
+                break;
+            }
+        }
+        for ((m, id), content) in &w.last_written {
+            if !w.hub_seen.contains(content) {
+                return Err(format!("mount {m}'s last content of node {id:x} never reached the hub"));
+            }
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let tail: Vec<&String> = w.log.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("seed {seed}: {e}\nlast steps:\n{}", tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"))
+    })
+}
+
+#[test]
+fn seeds_converge_keep_every_last_write_and_copy_only_real_conflicts() {
+    if let Some(seed) = std::env::var("SSYNC_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        run_seed(seed, true).unwrap_or_else(|e| panic!("{e}"));
+        return;
+    }
+    let seeds: u64 = std::env::var("SSYNC_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let started = std::time::Instant::now();
+    for seed in 0..seeds {
+        if let Err(e) = run_seed(seed, false) {
+            panic!("{e}\nreplay alone: SSYNC_SIM_SEED={seed} cargo test -p ssync-fs --lib sync::canopy_check");
+        }
+    }
+    eprintln!("{seeds} seeds in {:?}", started.elapsed());
+}
+
+#[test]
+fn a_folder_rename_is_one_operation_whatever_lies_below() {
+    let mut rng = Rng::new(7);
+    let mut t = Tree::default();
+    let dir = rng.id();
+    t.set(dir, Node { place: Place { parent: ROOT, name: "big".into() }, kind: Kind::Dir, content: None, mode: 0o755 });
+    for i in 0..1000 {
+        let content = Some(ContentHash::of(&(i as u64).to_le_bytes()));
+        let place = Place { parent: dir, name: format!("f{i}") };
+        t.set(rng.id(), Node { place, kind: Kind::File, content, mode: 0o644 });
+    }
+    let mut c = Canopy { local: t.clone(), remote: t.clone(), synced: t };
+    let moved = Node { place: Place { parent: ROOT, name: "renamed".into() }, ..c.local.get(dir).unwrap().clone() };
+    c.local.set(dir, moved.clone());
+    let merged = merge(&c, &default_namer);
+    let ops = plan(&c, &merged).unwrap();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert!(matches!(&ops[0], Op::Move { side: Side::Remote, id, to, .. } if *id == dir && *to == moved.place));
+}
+
+#[test]
+fn the_conflict_table_holds_on_one_node() {
+    let f = 11;
+    let file = |name: &str, content: u64, mode: u32| Node {
+        place: Place { parent: ROOT, name: name.into() },
+        kind: Kind::File,
+        content: Some(ContentHash::of(&content.to_le_bytes())),
+        mode,
+    };
+    let target_of = |s: Option<Node>, l: Option<Node>, r: Option<Node>| {
+        let mut c = Canopy::default();
+        for (t, n) in [(&mut c.synced, s), (&mut c.local, l), (&mut c.remote, r)] {
+            if let Some(n) = n {
+                t.set(f, n);
+            }
+        }
+        merge(&c, &default_namer)
+    };
+    let base = file("f", 1, 0o644);
+    // Edit here, edit there: the hub's keeps the node, ours is a copy.
+    let m = target_of(Some(base.clone()), Some(file("f", 2, 0o644)), Some(file("f", 3, 0o644)));
+    assert_eq!(m.target.get(f).unwrap().content, file("f", 3, 0).content);
+    assert_eq!(m.copies.len(), 1);
+    let (copy, from) = m.copies.iter().next().unwrap();
+    assert_eq!((*from, m.target.get(*copy).unwrap().content), (f, file("f", 2, 0).content));
+    // The same edit on both: no copy.
+    let m = target_of(Some(base.clone()), Some(file("f", 2, 0o644)), Some(file("f", 2, 0o644)));
+    assert!(m.copies.is_empty());
+    // An edit beats a delete, either way round.
+    let m = target_of(Some(base.clone()), Some(file("f", 2, 0o644)), None);
+    assert_eq!(m.target.get(f).unwrap().content, file("f", 2, 0).content);
+    let m = target_of(Some(base.clone()), None, Some(file("f", 3, 0o644)));
+    assert_eq!(m.target.get(f).unwrap().content, file("f", 3, 0).content);
+    // A delete beats a rename or a chmod.
+    assert!(target_of(Some(base.clone()), None, Some(file("g", 1, 0o644))).target.is_empty());
+    assert!(target_of(Some(base.clone()), Some(file("f", 1, 0o600)), None).target.is_empty());
+    // An edit follows a rename; two renames: the hub's first one wins.
+    let m = target_of(Some(base.clone()), Some(file("f", 2, 0o644)), Some(file("g", 1, 0o644)));
+    assert_eq!(m.target.get(f).unwrap(), &file("g", 2, 0o644));
+    let m = target_of(Some(base.clone()), Some(file("h", 1, 0o644)), Some(file("g", 1, 0o644)));
+    assert_eq!(m.target.get(f).unwrap().place.name, "g");
+    // Our own new node coming back through the feed: no change, no copy.
+    let m = target_of(None, Some(base.clone()), Some(base.clone()));
+    assert_eq!((m.target.get(f), m.copies.len()), (Some(&base), 0));
+}

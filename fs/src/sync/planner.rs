@@ -1,0 +1,317 @@
+//! The operations that bring Local and Remote to the merged target, in an
+//! order where each is valid on its tree as the ones before it left it:
+//! folders exist before what goes in them, a folder is emptied before it is
+//! deleted, a name is free before a node takes it, no move puts a folder
+//! inside itself, and content goes to the hub only once it is here (and
+//! comes here only once the hub has it). Two nodes that must take each
+//! other's places are exchanged in one operation.
+//!
+//! Nothing here does I/O: the sync loop carries the operations out (Local
+//! ones on the mount's own state, Remote ones as requests to the hub, each
+//! with the state it expects, so a stale one is refused and changes
+//! nothing), records what each did in its tree, settles Synced, and plans
+//! again. There is no recovery code for a refusal: the next plan starts from
+//! the trees as they are.
+use super::canopy::{Canopy, Node, NodeId, Place, Tree};
+use super::merge::Merged;
+use ssync_common::ContentHash;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    /// The mount's own tree: what its users see.
+    Local,
+    /// The hub.
+    Remote,
+}
+
+/// One operation on one side's tree. `base` is the node as the plan expects
+/// to find it: an operation whose base is stale is refused.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Op {
+    /// Make node `id`. Its content comes from the other side, or for a
+    /// conflict copy (`copy_of`) from that local node.
+    Create { side: Side, id: NodeId, node: Node, copy_of: Option<NodeId> },
+    /// New content and mode, in place.
+    Edit { side: Side, id: NodeId, base: Node, content: Option<ContentHash>, mode: u32 },
+    /// Another folder or name.
+    Move { side: Side, id: NodeId, base: Node, to: Place },
+    /// `a` and `b` take each other's places, in one step.
+    Exchange { side: Side, a: NodeId, a_base: Node, b: NodeId, b_base: Node },
+    /// Remove `id` (an empty folder, or not a folder).
+    Delete { side: Side, id: NodeId, base: Node },
+}
+
+impl Op {
+    pub fn side(&self) -> Side {
+        match self {
+            Op::Create { side, .. }
+            | Op::Edit { side, .. }
+            | Op::Move { side, .. }
+            | Op::Exchange { side, .. }
+            | Op::Delete { side, .. } => *side,
+        }
+    }
+
+    /// The nodes it changes.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        match self {
+            Op::Create { id, .. } | Op::Edit { id, .. } | Op::Move { id, .. } | Op::Delete { id, .. } => vec![*id],
+            Op::Exchange { a, b, .. } => vec![*a, *b],
+        }
+    }
+}
+
+/// Why an operation cannot be applied to a tree as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("node {0:x} is not as the operation expects (changed meanwhile)")]
+    Stale(NodeId),
+    #[error("the operation would leave the tree invalid: {0}")]
+    Invalid(#[from] super::canopy::Invalid),
+}
+
+/// Applies `op` to `tree` if its base is current and the result is valid;
+/// otherwise changes nothing. What the hub does with a request, and what the
+/// mount does with an operation on its own tree.
+///
+/// An operation whose result is already there succeeds and changes nothing:
+/// sent again after its answer was lost, it does no harm.
+pub fn apply(tree: &mut Tree, op: &Op) -> Result<(), Refused> {
+    if already_done(tree, op) {
+        return Ok(());
+    }
+    let mut next = tree.clone();
+    let expect = |t: &Tree, id: NodeId, base: &Node| match t.get(id) {
+        Some(n) if n == base => Ok(()),
+        _ => Err(Refused::Stale(id)),
+    };
+    match op {
+        Op::Create { id, node, .. } => {
+            if tree.contains(*id) {
+                return Err(Refused::Stale(*id));
+            }
+            next.set(*id, node.clone());
+        }
+        Op::Edit { id, base, content, mode, .. } => {
+            expect(tree, *id, base)?;
+            next.set(*id, Node { content: *content, mode: *mode, ..base.clone() });
+        }
+        Op::Move { id, base, to, .. } => {
+            expect(tree, *id, base)?;
+            next.set(*id, Node { place: to.clone(), ..base.clone() });
+        }
+        Op::Exchange { a, a_base, b, b_base, .. } => {
+            expect(tree, *a, a_base)?;
+            expect(tree, *b, b_base)?;
+            next.set(*a, Node { place: b_base.place.clone(), ..a_base.clone() });
+            next.set(*b, Node { place: a_base.place.clone(), ..b_base.clone() });
+        }
+        Op::Delete { id, base, .. } => {
+            expect(tree, *id, base)?;
+            next.remove(*id);
+        }
+    }
+    next.check()?;
+    *tree = next;
+    Ok(())
+}
+
+fn already_done(tree: &Tree, op: &Op) -> bool {
+    match op {
+        Op::Create { id, node, .. } => tree.get(*id) == Some(node),
+        Op::Edit { id, base, content, mode, .. } => {
+            tree.get(*id).is_some_and(|n| n.content == *content && n.mode == *mode && n.place == base.place)
+        }
+        Op::Move { id, base, to, .. } => {
+            tree.get(*id).is_some_and(|n| n.place == *to && n.content == base.content && n.mode == base.mode)
+        }
+        Op::Delete { id, .. } => !tree.contains(*id),
+        Op::Exchange { .. } => false,
+    }
+}
+
+/// Work copies of the two trees as the plan so far leaves them.
+struct Draft<'a> {
+    local: Tree,
+    remote: Tree,
+    target: &'a Tree,
+    merged: &'a Merged,
+}
+
+impl Draft<'_> {
+    fn tree(&self, side: Side) -> &Tree {
+        match side {
+            Side::Local => &self.local,
+            Side::Remote => &self.remote,
+        }
+    }
+
+    /// Whether `side` can take `content` for `id` now: the bytes must be on
+    /// the other side already (here, or on the hub).
+    fn has_bytes(&self, side: Side, id: NodeId, content: Option<ContentHash>) -> bool {
+        if content.is_none() {
+            return true;
+        }
+        let source = match side {
+            Side::Remote => self.local.get(id),
+            Side::Local => self.remote.get(id),
+        };
+        source.is_some_and(|n| n.content == content)
+    }
+
+    /// Whether `id` may go to `place` in `side`'s tree now.
+    fn can_take(&self, side: Side, id: NodeId, place: &Place) -> bool {
+        let t = self.tree(side);
+        t.is_dir(place.parent) && !t.is_within(place.parent, id) && t.iter().all(|(o, n)| o == id || n.place != *place)
+    }
+
+    /// The node of `side` at `place`, if any.
+    fn holder(&self, side: Side, place: &Place) -> Option<NodeId> {
+        self.tree(side).iter().find(|(_, n)| n.place == *place).map(|(id, _)| id)
+    }
+
+    /// One operation valid now on `side`, if there is one.
+    fn next_op(&self, side: Side) -> Option<Op> {
+        let t = self.tree(side);
+        // Deletes, deepest first: a folder goes once it is empty.
+        let children = t.children();
+        for (id, n) in t.iter() {
+            if !self.target.contains(id) && children.get(&id).is_none_or(|c| c.is_empty()) {
+                return Some(Op::Delete { side, id, base: n.clone() });
+            }
+        }
+        for (id, want) in self.target.iter() {
+            match t.get(id) {
+                None => {
+                    let copy_of = match side {
+                        Side::Local => self.merged.copies.get(&id).copied(),
+                        Side::Remote => None,
+                    };
+                    let bytes = match copy_of {
+                        Some(from) => self.local.get(from).is_some_and(|n| n.content == want.content),
+                        None => self.has_bytes(side, id, want.content),
+                    };
+                    if bytes && self.can_take(side, id, &want.place) {
+                        return Some(Op::Create { side, id, node: want.clone(), copy_of });
+                    }
+                }
+                Some(have) => {
+                    let edit = have.content != want.content || have.mode != want.mode;
+                    // A node whose local content goes to a conflict copy keeps
+                    // it until the copy is made.
+                    let copies_made = side == Side::Remote
+                        || self.merged.copies.iter().filter(|(_, f)| **f == id).all(|(c, _)| self.local.contains(*c));
+                    if edit && copies_made && self.has_bytes(side, id, want.content) {
+                        let (content, mode) = (want.content, want.mode);
+                        return Some(Op::Edit { side, id, base: have.clone(), content, mode });
+                    }
+                    if have.place != want.place && self.can_take(side, id, &want.place) {
+                        return Some(Op::Move { side, id, base: have.clone(), to: want.place.clone() });
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// When every remaining move waits for a place another moving node
+    /// holds: exchange the two (the first then is where it must be).
+    fn exchange(&self, side: Side) -> Option<Op> {
+        let t = self.tree(side);
+        for (id, want) in self.target.iter() {
+            let Some(have) = t.get(id) else { continue };
+            if have.place == want.place {
+                continue;
+            }
+            let Some(other) = self.holder(side, &want.place) else { continue };
+            let other_moves = self.target.get(other).is_none_or(|o| o.place != want.place);
+            if other_moves && other != id {
+                let (a_base, b_base) = (have.clone(), t.get(other).expect("holds a place").clone());
+                let op = Op::Exchange { side, a: id, a_base, b: other, b_base };
+                if apply(&mut t.clone(), &op).is_ok() {
+                    return Some(op);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Draft<'_> {
+    /// When a node must take a place that a node on its way elsewhere holds,
+    /// and neither can go first (a folder made where a node that must move
+    /// into it now is): the holder steps aside to a hidden name in its folder
+    /// for the moment. Sent to the hub in one batch with what follows, no
+    /// other mount sees that name.
+    fn step_aside(&self, side: Side) -> Option<Op> {
+        let t = self.tree(side);
+        for (id, want) in self.target.iter() {
+            if t.get(id).is_some_and(|n| n.place == want.place) {
+                continue;
+            }
+            let Some(holder) = self.holder(side, &want.place).filter(|h| *h != id) else { continue };
+            let base = t.get(holder).expect("holds a place").clone();
+            let to = Place { parent: base.place.parent, name: format!(".ssync-moving-{holder:032x}") };
+            if self.can_take(side, holder, &to) {
+                return Some(Op::Move { side, id: holder, base, to });
+            }
+        }
+        None
+    }
+}
+
+/// What is left when the planner can find no valid operation although the
+/// trees differ from the target: a bug, reported, never looped on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no valid operation brings {side:?} closer to the target ({left} nodes differ; first: {first})")]
+pub struct Stuck {
+    pub side: Side,
+    pub left: usize,
+    pub first: String,
+}
+
+/// The operations, in order, that take Local and Remote to the target.
+pub fn plan(c: &Canopy, merged: &Merged) -> Result<Vec<Op>, Stuck> {
+    let mut d = Draft { local: c.local.clone(), remote: c.remote.clone(), target: &merged.target, merged };
+    let mut ops = Vec::new();
+    let bound = 8 * (merged.target.len() + c.local.len() + c.remote.len() + 4);
+    for _ in 0..bound {
+        // Remote first: the hub serializes; local work that only waits for
+        // the hub's bytes follows.
+        let op = [Side::Remote, Side::Local]
+            .into_iter()
+            .find_map(|s| d.next_op(s))
+            .or_else(|| [Side::Remote, Side::Local].into_iter().find_map(|s| d.exchange(s)))
+            .or_else(|| [Side::Remote, Side::Local].into_iter().find_map(|s| d.step_aside(s)));
+        let Some(op) = op else { break };
+        let tree = match op.side() {
+            Side::Local => &mut d.local,
+            Side::Remote => &mut d.remote,
+        };
+        if apply(tree, &op).is_err() {
+            debug_assert!(false, "the planner made an invalid operation: {op:?}");
+            break;
+        }
+        ops.push(op);
+    }
+    for (side, tree) in [(Side::Local, &d.local), (Side::Remote, &d.remote)] {
+        if tree != &merged.target {
+            let left = differing(tree, &merged.target);
+            let first = tree
+                .iter()
+                .map(|(id, n)| (id, Some(n)))
+                .chain(merged.target.iter().map(|(id, _)| (id, tree.get(id))))
+                .find(|(id, n)| merged.target.get(*id) != *n)
+                .map(|(id, n)| format!("{id:x}: {n:?} -> {:?}", merged.target.get(id)))
+                .unwrap_or_default();
+            return Err(Stuck { side, left, first });
+        }
+    }
+    Ok(ops)
+}
+
+fn differing(a: &Tree, b: &Tree) -> usize {
+    let only_a = a.iter().filter(|(id, n)| b.get(*id) != Some(*n)).count();
+    let only_b = b.iter().filter(|(id, _)| !a.contains(*id)).count();
+    only_a + only_b
+}
