@@ -229,13 +229,15 @@ impl Canopy {
                 };
                 self.synced.set(*id, agreed);
             }
-            Op::Edit { id, content, .. } => {
+            // Only an edit that changed the content carried it across; one
+            // that changed the mode alone carried nothing of the content.
+            Op::Edit { id, base, content, .. } if base.content != *content => {
                 if let Some(mut s) = self.synced.get(*id).cloned() {
                     s.content = *content;
                     self.synced.set(*id, s);
                 }
             }
-            Op::Move { .. } | Op::Exchange { .. } | Op::Delete { .. } => {}
+            Op::Edit { .. } | Op::Move { .. } | Op::Exchange { .. } | Op::Delete { .. } => {}
         }
         for id in op.nodes() {
             self.settle(id);

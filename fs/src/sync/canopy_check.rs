@@ -175,6 +175,9 @@ impl World {
     /// The feed reaches mount `m`: its Remote tree becomes the hub's, and
     /// operations whose answers were lost are confirmed from it.
     fn deliver_feed(&mut self, m: usize) {
+        if self.verbose {
+            eprintln!("feed reaches mount {m}");
+        }
         let mount = &mut self.mounts[m];
         let c = &mut mount.canopy;
         c.remote = self.hub.clone();
@@ -232,8 +235,11 @@ impl World {
                     if let Op::Create { copy_of: Some(from), id, .. } = &op {
                         let others = self.editors.get(from).is_some_and(|e| e.iter().any(|a| *a != m));
                         if !others {
+                            let c = &self.mounts[m].canopy;
+                            let (sy, l, r) = (c.synced.get(*from), c.local.get(*from), c.remote.get(*from));
                             return Err(format!(
-                                "mount {m} made conflict copy {id:x} of {from:x}, which only it changed"
+                                "mount {m} made conflict copy {id:x} of {from:x}, which only it changed \
+                                 (synced {sy:?}, local {l:?}, remote {r:?})"
                             ));
                         }
                     }
@@ -258,6 +264,13 @@ impl World {
             match (op.side(), lost_answer) {
                 (Side::Remote, true) => op.nodes().into_iter().for_each(|id| c.settle(id)),
                 _ => c.agree(&op),
+            }
+            // An answer shows the hub's nodes as they are now: an earlier
+            // operation whose own answer was lost may show there.
+            if op.side() == Side::Remote && !lost_answer {
+                let mount = &mut self.mounts[m];
+                let c = &mut mount.canopy;
+                mount.unanswered.retain(|sent| !c.confirm_sent(sent));
             }
         }
         Ok(())
