@@ -6,7 +6,7 @@
 use crate::bounded;
 use crate::chunks::{ChunkList, ListDelta, MAX_CHUNK};
 use crate::xattrs::Xattrs;
-use crate::{ContentHash, RelPath};
+use crate::{ContentHash, NodeId, RelPath};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,12 @@ pub struct Entry {
     /// Its `user.` extended attributes (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xattrs: Option<Xattrs>,
+    /// The node this entry is a state of: the same through every rename and
+    /// move (its earlier names are in its versions). Absent from hubs older
+    /// than node ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-f]{32}$")]
+    pub node: Option<NodeId>,
 }
 
 /// Who owns an entry, as the machine that last set it saw it: numeric ids,

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod frames;
 pub mod hash;
 pub mod log_limit;
+pub mod node;
 pub mod path;
 pub mod private;
 mod schema;
@@ -17,4 +18,5 @@ pub mod xattrs;
 
 pub use chunks::{ChunkList, ChunkRef};
 pub use hash::{ContentHash, ContentHasher};
+pub use node::NodeId;
 pub use path::{PathError, PathLimits, RelPath};

@@ -269,7 +269,12 @@ fn versions(path: &Path) -> anyhow::Result<()> {
             (false, _, ssync_common::api::EntryKind::Symlink) => "symlink".into(),
             _ => size(e.size),
         };
-        let mark = if i == 0 { "current" } else { "" };
+        // A file keeps its history through renames: say under which name.
+        let mark = match (i, e.path == rel) {
+            (0, _) => "current".to_string(),
+            (_, true) => String::new(),
+            (_, false) => format!("as {}", e.path),
+        };
         println!(
             "{:>8}  {:<23}  {:>10}  {:<16}  {mark}",
             e.version,
@@ -369,6 +374,7 @@ mod tests {
                 origin: None,
                 owner: None,
                 xattrs: None,
+                node: None,
             },
             at_ns: version as i64,
         }

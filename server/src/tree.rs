@@ -6,7 +6,7 @@ use crate::db::entries;
 use rusqlite::Connection;
 use ssync_common::api::{Entry, EntryKind, Owner};
 use ssync_common::xattrs::Xattrs;
-use ssync_common::{ContentHash, PathError, PathLimits, RelPath};
+use ssync_common::{ContentHash, NodeId, PathError, PathLimits, RelPath};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
@@ -82,6 +82,7 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
                     moved_to: None,
                     owner: None,
                     xattrs: None,
+                    node: Some(NodeId::random()),
                 };
                 entries::put(conn, &e)?;
                 out.push(e);
@@ -161,6 +162,8 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         origin: dev.origin.clone(),
         moved_to: None,
         owner: kept.as_ref().and_then(|k| k.owner.clone()),
+        // New content of the node there, or a new node.
+        node: Some(kept.as_ref().and_then(|k| k.node).unwrap_or_else(NodeId::random)),
         xattrs: kept.and_then(|k| k.xattrs),
     };
     c.carried.onto(&mut e);
@@ -201,6 +204,7 @@ pub fn mkdir(
         moved_to: None,
         owner: None,
         xattrs: None,
+        node: Some(NodeId::random()),
     };
     carried.onto(&mut e);
     entries::put(conn, &e)?;
@@ -326,15 +330,25 @@ pub fn set_attr(
     Ok(vec![e])
 }
 
-/// Writes `state` (a past entry) as the new current entry at its path.
+/// Writes `state` (a past entry) as the new current entry at its path. It is
+/// a new state of the node there now; where none is, of the node it was,
+/// unless that node lives on elsewhere (a copy brought back beside it), which
+/// makes it a new node.
 fn revive(conn: &Connection, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> Result<(), TreeError> {
     ensure_parents(conn, dev, &state.path, out)?;
+    let there = live(entries::get(conn, &state.path)?).and_then(|e| e.node);
+    let node = match (there, state.node) {
+        (Some(n), _) => n,
+        (None, Some(n)) if !entries::node_live_elsewhere(conn, n, &state.path)? => n,
+        _ => NodeId::random(),
+    };
     let e = Entry {
         version: entries::next_seq(conn)?,
         deleted: false,
         device: dev.device.clone(),
         origin: dev.origin.clone(),
         moved_to: None,
+        node: Some(node),
         ..state.clone()
     };
     entries::put(conn, &e)?;
@@ -685,6 +699,44 @@ pub(crate) mod tests {
         let t = entries::get(&c, &p("d/x")).unwrap().unwrap();
         assert!(t.deleted);
         assert_eq!(t.moved_to.unwrap().as_str(), "e/x");
+    }
+
+    #[test]
+    fn a_node_keeps_its_id_and_its_history_through_renames() {
+        let c = conn();
+        let dev = Author::default();
+        file(&c, "d/x", 0, b"one").unwrap();
+        let x = entries::get(&c, &p("d/x")).unwrap().unwrap();
+        file(&c, "d/x", x.version, b"two").unwrap();
+        let x = entries::get(&c, &p("d/x")).unwrap().unwrap();
+        let node = x.node.expect("every entry has a node");
+        let d = entries::get(&c, &p("d")).unwrap().unwrap();
+        rename(&c, &dev, &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
+        let moved = entries::get(&c, &p("e/x")).unwrap().unwrap();
+        assert_eq!(moved.node, Some(node), "a move keeps the node, folder and below");
+        assert_eq!(entries::get(&c, &p("e")).unwrap().unwrap().node, d.node);
+        rename(&c, &dev, &p("e/x"), &p("e/y"), moved.version, 0, PathLimits::default()).unwrap();
+        let y = entries::get(&c, &p("e/y")).unwrap().unwrap();
+        file(&c, "e/y", y.version, b"three").unwrap();
+        // The history of e/y: its states here, and before under d/x and e/x.
+        let history = entries::versions_of(&c, &p("e/y")).unwrap();
+        let names: Vec<String> =
+            history.iter().filter(|v| !v.entry.deleted).map(|v| v.entry.path.to_string()).collect();
+        assert_eq!(names, ["e/y", "e/y", "e/x", "d/x", "d/x"], "newest first, under every name");
+        assert!(history.iter().all(|v| v.entry.node == Some(node)));
+        // An earlier version is found (and restored) through the new name.
+        let first = history.last().unwrap().entry.version;
+        restore(&c, &dev, &p("e/y"), first, None).unwrap();
+        let back = entries::get(&c, &p("e/y")).unwrap().unwrap();
+        assert_eq!((back.hash, back.node), (Some(ContentHash::of(b"one")), Some(node)));
+        // A new file at a path a deleted one had is a new node; a copy
+        // restored beside the original is one too.
+        delete(&c, &dev, &p("e/y"), back.version).unwrap();
+        file(&c, "e/y", 0, b"new").unwrap();
+        let fresh = entries::get(&c, &p("e/y")).unwrap().unwrap();
+        assert_ne!(fresh.node, Some(node));
+        restore(&c, &dev, &p("e/y"), fresh.version, Some(&p("e/copy"))).unwrap();
+        assert_ne!(entries::get(&c, &p("e/copy")).unwrap().unwrap().node, fresh.node);
     }
 
     #[test]

@@ -75,6 +75,7 @@ async fn whole_content_objects_become_chunk_lists() {
             origin: None,
             owner: None,
             xattrs: None,
+            node: Some(ssync_common::NodeId::random()),
         };
         state
             .db

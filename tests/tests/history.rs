@@ -182,3 +182,35 @@ fn shell_redirects_make_one_version_per_write() {
     let h = sizes();
     assert!(h.iter().all(|s| [6, 9, 8].contains(s)) && h.len() <= 3, "history: {h:?}");
 }
+
+/// A file keeps its history through renames, its folder's included: `ssync
+/// versions` of its new name lists what it was under its earlier names, and
+/// any of those versions can be restored through the new name.
+#[test]
+fn history_follows_a_file_through_renames() {
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    fs::create_dir(a.p("d")).unwrap();
+    for body in ["one", "two"] {
+        fs::write(a.p("d/f.txt"), body).unwrap();
+        wait_for_content(&b.p("d/f.txt"), body.as_bytes(), SYNC_TIMEOUT);
+    }
+    fs::rename(a.p("d"), a.p("e")).unwrap();
+    wait_for_content(&b.p("e/f.txt"), b"two", SYNC_TIMEOUT);
+    fs::rename(a.p("e/f.txt"), a.p("e/g.txt")).unwrap();
+    wait_for_content(&b.p("e/g.txt"), b"two", SYNC_TIMEOUT);
+    fs::write(a.p("e/g.txt"), "three").unwrap();
+    wait_for_content(&b.p("e/g.txt"), b"three", SYNC_TIMEOUT);
+
+    let list = ok(&[s("versions"), b.p("e/g.txt").as_os_str()]);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert!(rows[0].contains("current"), "{list}");
+    let named =
+        |name: &str| rows.iter().filter(|r| r.contains(&format!("as {name}")) && !r.contains("moved to")).count();
+    assert_eq!(named("d/f.txt"), 2, "both versions written as d/f.txt are listed:\n{list}");
+    assert!(named("e/f.txt") >= 1, "and the one the folder rename made:\n{list}");
+    let first = rows.iter().rev().find(|r| r.contains("as d/f.txt")).unwrap();
+    let first = first.split_whitespace().next().unwrap().to_string();
+    ok(&[s("restore"), b.p("e/g.txt").as_os_str(), s("--version"), s(&first)]);
+    wait_for_content(&a.p("e/g.txt"), b"one", SYNC_TIMEOUT);
+}

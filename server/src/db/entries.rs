@@ -4,12 +4,12 @@
 //! only here, so history can never miss a change.
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use ssync_common::api::{Entry, EntryKind, VersionInfo};
-use ssync_common::RelPath;
+use ssync_common::{NodeId, RelPath};
 
 const COLUMNS: &str =
-    "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner, xattrs";
+    "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner, xattrs, node";
 /// How many columns `COLUMNS` names: a query's next column is at this index.
-const N_COLUMNS: usize = 13;
+const N_COLUMNS: usize = 14;
 
 fn bad(i: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
@@ -42,6 +42,10 @@ fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
         xattrs: r
             .get::<_, Option<String>>(o + 12)?
             .map(|j| serde_json::from_str(&j).map_err(|_| bad(o + 12, "stored xattrs are invalid")))
+            .transpose()?,
+        node: r
+            .get::<_, Option<String>>(o + 13)?
+            .map(|n| n.parse().map_err(|_| bad(o + 13, "stored node id is invalid")))
             .transpose()?,
     })
 }
@@ -89,10 +93,11 @@ pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
         e.origin,
         e.owner.as_ref().map(|o| serde_json::to_string(o).expect("an owner serializes")),
         e.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
+        e.node.expect("tree.rs gives every entry its node").to_string(),
     ];
     let old = get(conn, &e.path)?;
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?
     .execute(values)?;
     super::digests::on_change(conn, old.as_ref(), e)?;
@@ -155,22 +160,35 @@ pub fn all_live(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
     rows.collect()
 }
 
-/// The kept versions of `path`, newest first.
+/// The versions a path's history holds: every state kept at this path, and
+/// every state of the node that is (or was last) there, under its earlier
+/// names too. (`?1` is the path.)
+const HISTORY: &str = "path = ?1 OR node = (SELECT node FROM entries WHERE path = ?1)";
+
+/// The kept versions of `path`, newest first: what was at this path, and what
+/// the node there was called before (a file keeps its history through renames).
 pub fn versions_of(conn: &Connection, path: &RelPath) -> rusqlite::Result<Vec<VersionInfo>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS}, at_ns FROM versions WHERE path = ?1 ORDER BY version DESC, id DESC"
+        "SELECT {COLUMNS}, at_ns FROM versions WHERE {HISTORY} ORDER BY version DESC, id DESC"
     ))?;
     let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(N_COLUMNS)? }))?;
     rows.collect()
 }
 
+/// Version `version` from `path`'s history (see `versions_of`).
 pub fn version_of(conn: &Connection, path: &RelPath, version: u64) -> rusqlite::Result<Option<Entry>> {
     conn.query_row(
-        &format!("SELECT {COLUMNS} FROM versions WHERE path = ?1 AND version = ?2 ORDER BY id DESC LIMIT 1"),
+        &format!("SELECT {COLUMNS} FROM versions WHERE ({HISTORY}) AND version = ?2 ORDER BY id DESC LIMIT 1"),
         params![path.as_str(), version as i64],
         from_row,
     )
     .optional()
+}
+
+/// Whether a live entry other than the one at `path` is node `node`.
+pub fn node_live_elsewhere(conn: &Connection, node: NodeId, path: &RelPath) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM entries WHERE node = ?1 AND deleted = 0 AND path != ?2")?
+        .exists(params![node.to_string(), path.as_str()])
 }
 
 /// For `dir` and every path below it: its newest state committed at or before `at_ns`.

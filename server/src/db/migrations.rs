@@ -104,6 +104,16 @@ const STEPS: &[&str] = &[
     // hubs took before names were checked and which Linux refuses, is dropped.
     r#"UPDATE entries SET xattrs = json_remove(xattrs, '$."user."') WHERE xattrs IS NOT NULL;
      UPDATE versions SET xattrs = json_remove(xattrs, '$."user."') WHERE xattrs IS NOT NULL;"#,
+    // 13: stable node ids (docs/sync-engine.md): an entry keeps its node
+    // through renames and moves, and its versions carry it, so its history
+    // follows it under every name. Entries made before get a new node each,
+    // and their kept versions the node of the entry now at their path.
+    "ALTER TABLE entries ADD COLUMN node TEXT;       -- 32 hex digits (ssync_common::NodeId)
+     ALTER TABLE versions ADD COLUMN node TEXT;
+     UPDATE entries SET node = lower(hex(randomblob(16)));
+     UPDATE versions SET node = (SELECT e.node FROM entries e WHERE e.path = versions.path);
+     CREATE INDEX versions_by_node ON versions (node, version);
+     CREATE INDEX entries_by_node ON entries (node);",
 ];
 
 /// The step that adds folder digests; a database older than it gets them
@@ -202,5 +212,34 @@ mod tests {
         assert_eq!(get("SELECT xattrs FROM entries WHERE path = 'f'").as_deref(), Some(r#"{"user.a":"eQ=="}"#));
         assert_eq!(get("SELECT xattrs FROM entries WHERE path = 'g'"), None);
         assert_eq!(get("SELECT xattrs FROM versions WHERE path = 'f'").as_deref(), Some("{}"));
+    }
+
+    /// A hub of the release before node ids (schema step 11) keeps every
+    /// entry and version, and each path's versions take the node of the
+    /// entry there.
+    #[test]
+    fn node_ids_are_given_to_old_entries_and_their_versions() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &STEPS[..11] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 11).unwrap();
+        conn.execute_batch(
+            "INSERT INTO entries (path, kind, version, deleted, mode, mtime_ns) VALUES
+                ('a', 'file', 3, 0, 420, 0), ('b', 'file', 4, 1, 420, 0), ('d', 'dir', 1, 0, 493, 0);
+             INSERT INTO versions (path, version, kind, deleted, size, mode, mtime_ns, at_ns) VALUES
+                ('a', 2, 'file', 0, 0, 420, 0, 0), ('a', 3, 'file', 0, 0, 420, 0, 0),
+                ('b', 4, 'file', 1, 0, 420, 0, 0), ('d', 1, 'dir', 0, 0, 493, 0, 0)",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM versions"), 4, "every version is kept");
+        assert_eq!(count("SELECT count(DISTINCT node) FROM entries WHERE length(node) = 32"), 3);
+        assert_eq!(
+            count("SELECT count(*) FROM versions v JOIN entries e ON e.path = v.path AND e.node = v.node"),
+            4,
+            "each version carries the node of its path's entry"
+        );
     }
 }
