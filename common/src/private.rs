@@ -23,6 +23,23 @@ pub fn dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)
 }
 
+/// Creates `root` private, or narrows an existing one that lets group or
+/// others in (made by an older version, or by hand), saying so in the log:
+/// `what` names it there ("the cache dir").
+pub fn prepare(root: &Path, what: &str) -> std::io::Result<()> {
+    dir(root)?;
+    let done = tighten(root)?;
+    if done.any() {
+        tracing::warn!(
+            dir = %root.display(),
+            folders = done.dirs,
+            files = done.files,
+            "{what} let other users read it; narrowed it to folders 0700 and files 0600"
+        );
+    }
+    Ok(())
+}
+
 /// Options that create a file 0600 (the umask can only narrow it).
 pub fn file_options() -> std::fs::OpenOptions {
     let mut o = std::fs::OpenOptions::new();

@@ -353,17 +353,9 @@ impl CacheDirs {
             partial: root.join("partial"),
         };
         // Contents and names of every synced file: this user's alone.
+        private::prepare(root, "the cache dir")?;
         private::dir(&dirs.files)?;
         private::dir(&dirs.partial)?;
-        let tightened = private::tighten(root)?;
-        if tightened.any() {
-            tracing::warn!(
-                dir = %root.display(),
-                folders = tightened.dirs,
-                files = tightened.files,
-                "the cache dir let other users read it; narrowed it to folders 0700 and files 0600"
-            );
-        }
         remove_older_than(&dirs.partial, std::time::Duration::from_secs(86_400));
         // Frozen copies of earlier closes, which older versions sent; the
         // queue now sends each file's latest state (see queue.rs).

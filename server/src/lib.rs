@@ -6,7 +6,6 @@
 pub mod auth;
 mod body_limits;
 pub mod cli;
-mod data_dir;
 pub mod db;
 pub mod error;
 mod extract;

@@ -100,7 +100,7 @@ impl AppState {
     }
 
     pub async fn open_with(data_dir: &Path, limits: Limits, retention: Retention) -> Result<AppState, DbError> {
-        crate::data_dir::prepare(data_dir)
+        ssync_common::private::prepare(data_dir, "the hub's data dir")
             .map_err(|e| DbError::Join(format!("preparing the data dir {}: {e}", data_dir.display())))?;
         let db = Db::open(&data_dir.join("meta.db"))?;
         let store = ContentStore::open(data_dir, db.clone()).map_err(|e| DbError::Join(e.to_string()))?;

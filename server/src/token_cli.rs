@@ -48,7 +48,8 @@ pub fn run(data: &Path, cmd: TokenCommand) -> anyhow::Result<()> {
         // Tokens made before the first start: that start makes no admin token.
         eprintln!("new hub data dir {}", data.display());
     }
-    crate::data_dir::prepare(data).with_context(|| format!("preparing the data dir {}", data.display()))?;
+    ssync_common::private::prepare(data, "the hub's data dir")
+        .with_context(|| format!("preparing the data dir {}", data.display()))?;
     let db = Db::open(&data.join("meta.db")).with_context(|| format!("opening {}", data.display()))?;
     match cmd {
         TokenCommand::Add { name } => println!("{}", add(&db, &name)?),

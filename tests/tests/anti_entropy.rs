@@ -24,14 +24,18 @@ fn an_idle_mount_heals_a_difference_the_feed_never_reported() {
     {
         let db = rusqlite::Connection::open(c.hub.data.join("meta.db")).unwrap();
         assert_eq!(db.execute("DELETE FROM entries WHERE path = 'a/b/vanish.txt'", []).unwrap(), 1);
-        // As a hub from before digests (and owners and xattrs, later
-        // steps): digests are computed from the entries at start.
+        // As a hub from before digests (and owners, xattrs and node ids,
+        // later steps): digests are computed from the entries at start.
         db.execute_batch(
             "DROP TABLE dir_digests;
              ALTER TABLE entries DROP COLUMN owner;
              ALTER TABLE versions DROP COLUMN owner;
              ALTER TABLE entries DROP COLUMN xattrs;
-             ALTER TABLE versions DROP COLUMN xattrs;",
+             ALTER TABLE versions DROP COLUMN xattrs;
+             DROP INDEX versions_by_node;
+             DROP INDEX entries_by_node;
+             ALTER TABLE entries DROP COLUMN node;
+             ALTER TABLE versions DROP COLUMN node;",
         )
         .unwrap();
         db.pragma_update(None, "user_version", 8).unwrap();
