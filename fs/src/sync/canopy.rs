@@ -53,12 +53,28 @@ pub enum Invalid {
     Cycle(NodeId),
     #[error("nodes {0:x} and {1:x} have the same name in one folder")]
     SameName(NodeId, NodeId),
+    #[error("folder {0:x} is not empty")]
+    NotEmpty(NodeId),
 }
 
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
+/// Nodes by id, with indexes kept as nodes change: who holds a place, and
+/// how many nodes a folder holds (the planner asks both for every operation).
+#[derive(Clone, Default, Debug)]
 pub struct Tree {
     nodes: BTreeMap<NodeId, Node>,
+    /// The nodes at each place (more than one only in a tree being made valid).
+    places: HashMap<Place, Vec<NodeId>>,
+    /// How many nodes are directly in each folder.
+    kids: HashMap<NodeId, usize>,
 }
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        self.nodes == other.nodes // the indexes follow from the nodes
+    }
+}
+
+impl Eq for Tree {}
 
 impl Tree {
     pub fn get(&self, id: NodeId) -> Option<&Node> {
@@ -71,11 +87,34 @@ impl Tree {
 
     pub fn set(&mut self, id: NodeId, node: Node) {
         debug_assert_ne!(id, ROOT, "the root is not a node of its own");
-        self.nodes.insert(id, node);
+        self.places.entry(node.place.clone()).or_default().push(id);
+        *self.kids.entry(node.place.parent).or_default() += 1;
+        if let Some(old) = self.nodes.insert(id, node) {
+            self.unindex(id, &old);
+        }
     }
 
     pub fn remove(&mut self, id: NodeId) -> Option<Node> {
-        self.nodes.remove(&id)
+        let old = self.nodes.remove(&id)?;
+        self.unindex(id, &old);
+        Some(old)
+    }
+
+    fn unindex(&mut self, id: NodeId, old: &Node) {
+        if let Some(holders) = self.places.get_mut(&old.place) {
+            if let Some(i) = holders.iter().position(|h| *h == id) {
+                holders.swap_remove(i);
+            }
+            if holders.is_empty() {
+                self.places.remove(&old.place);
+            }
+        }
+        if let Some(n) = self.kids.get_mut(&old.place.parent) {
+            *n -= 1;
+            if *n == 0 {
+                self.kids.remove(&old.place.parent);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -98,18 +137,29 @@ impl Tree {
         id == ROOT || self.get(id).is_some_and(|n| n.kind == Kind::Dir)
     }
 
-    /// Who holds each place.
-    pub fn occupants(&self) -> HashMap<&Place, NodeId> {
-        self.nodes.iter().map(|(id, n)| (&n.place, *id)).collect()
+    /// The node at `place`, if any.
+    pub fn holder(&self, place: &Place) -> Option<NodeId> {
+        self.places.get(place).and_then(|h| h.first().copied())
     }
 
-    /// The ids of the nodes directly in each folder.
-    pub fn children(&self) -> HashMap<NodeId, Vec<NodeId>> {
-        let mut out: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-        for (id, n) in &self.nodes {
-            out.entry(n.place.parent).or_default().push(*id);
+    /// Whether any node is directly in `id`.
+    pub fn has_children(&self, id: NodeId) -> bool {
+        self.kids.contains_key(&id)
+    }
+
+    /// How deep `id` lies (1 for a node in the root); cycles and orphans
+    /// end the count where they are found.
+    pub fn depth(&self, id: NodeId) -> usize {
+        let mut at = id;
+        let mut depth = 0;
+        while let Some(n) = self.get(at) {
+            depth += 1;
+            if depth > self.nodes.len() {
+                break;
+            }
+            at = n.place.parent;
         }
-        out
+        depth
     }
 
     /// Whether `id` is `ancestor` or lies below it.
@@ -252,7 +302,9 @@ impl Canopy {
         use super::planner::Op;
         let shown = match op {
             Op::Edit { id, content, .. } => self.remote.get(*id).is_some_and(|r| r.content == *content),
-            Op::Create { id, node, .. } => self.remote.get(*id) == Some(node),
+            // What it made may have been moved or chmodded by others since:
+            // the content it carried is what shows it was done.
+            Op::Create { id, node, .. } => self.remote.get(*id).is_some_and(|r| r.content == node.content),
             Op::Move { id, to, .. } => self.remote.get(*id).is_some_and(|r| r.place == *to),
             Op::Exchange { a, b, a_base, b_base, .. } => {
                 let at = |id: NodeId, place: &Place| self.remote.get(id).is_some_and(|r| r.place == *place);

@@ -413,6 +413,60 @@ fn a_folder_rename_is_one_operation_whatever_lies_below() {
     assert!(matches!(&ops[0], Op::Move { side: Side::Remote, id, to, .. } if *id == dir && *to == moved.place));
 }
 
+/// A `tar x` of 5,000 files in 50 folders here, while the hub gets an
+/// `rm -rf` of 2,000 others and a rename of their neighbours' folder: one
+/// operation per node on the side that lacks it, one for the rename, and a
+/// plan made in one go (its time is printed; it is not a test of speed).
+#[test]
+fn a_big_change_is_planned_one_operation_per_node() {
+    let mut rng = Rng::new(11);
+    let file = |parent: NodeId, name: String, i: u64| Node {
+        place: Place { parent, name },
+        kind: Kind::File,
+        content: Some(ContentHash::of(&i.to_le_bytes())),
+        mode: 0o644,
+    };
+    let dir = |parent: NodeId, name: String| Node {
+        place: Place { parent, name },
+        kind: Kind::Dir,
+        content: None,
+        mode: 0o755,
+    };
+    let mut base = Tree::default();
+    let (old, kept) = (rng.id(), rng.id());
+    base.set(old, dir(ROOT, "old".into()));
+    base.set(kept, dir(ROOT, "kept".into()));
+    for i in 0..2000u64 {
+        base.set(rng.id(), file(old, format!("f{i}"), i));
+        base.set(rng.id(), file(kept, format!("f{i}"), 10_000 + i));
+    }
+    let mut c = Canopy { local: base.clone(), remote: base.clone(), synced: base };
+    let top = rng.id();
+    c.local.set(top, dir(ROOT, "untar".into()));
+    for d in 0..50u64 {
+        let sub = rng.id();
+        c.local.set(sub, dir(top, format!("d{d}")));
+        for i in 0..100u64 {
+            c.local.set(rng.id(), file(sub, format!("f{i}"), 100_000 + d * 100 + i));
+        }
+    }
+    let doomed: Vec<NodeId> = c.remote.iter().filter(|(_, n)| n.place.parent == old).map(|(id, _)| id).collect();
+    for id in doomed {
+        c.remote.remove(id);
+    }
+    c.remote.remove(old);
+    c.remote.set(kept, dir(ROOT, "renamed".into()));
+    let started = std::time::Instant::now();
+    let merged = merge(&c, &default_namer);
+    let ops = plan(&c, &merged).unwrap();
+    eprintln!("planned {} operations over {} nodes in {:?}", ops.len(), merged.target.len(), started.elapsed());
+    let count = |side: Side, f: fn(&Op) -> bool| ops.iter().filter(|o| o.side() == side && f(o)).count();
+    assert_eq!(count(Side::Remote, |o| matches!(o, Op::Create { .. })), 5051, "the untarred tree goes up");
+    assert_eq!(count(Side::Local, |o| matches!(o, Op::Delete { .. })), 2001, "the rm -rf comes down");
+    assert_eq!(count(Side::Local, |o| matches!(o, Op::Move { .. })), 1, "the rename comes down as one move");
+    assert_eq!(ops.len(), 5051 + 2001 + 1);
+}
+
 #[test]
 fn the_conflict_table_holds_on_one_node() {
     let f = 11;

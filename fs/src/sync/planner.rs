@@ -15,6 +15,7 @@
 use super::canopy::{Canopy, Node, NodeId, Place, Tree};
 use super::merge::Merged;
 use ssync_common::ContentHash;
+use std::collections::HashMap;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Side {
@@ -77,42 +78,63 @@ pub enum Refused {
 /// An operation whose result is already there succeeds and changes nothing:
 /// sent again after its answer was lost, it does no harm.
 pub fn apply(tree: &mut Tree, op: &Op) -> Result<(), Refused> {
+    use super::canopy::Invalid;
     if already_done(tree, op) {
         return Ok(());
     }
-    let mut next = tree.clone();
-    let expect = |t: &Tree, id: NodeId, base: &Node| match t.get(id) {
+    let expect = |id: NodeId, base: &Node| match tree.get(id) {
         Some(n) if n == base => Ok(()),
         _ => Err(Refused::Stale(id)),
+    };
+    // What a node may take: a folder that exists, a free name, not inside itself.
+    let may_take = |id: NodeId, place: &Place, freed: Option<NodeId>| {
+        if !tree.contains(place.parent) {
+            return Err(Invalid::Orphan(id, place.parent));
+        }
+        if !tree.is_dir(place.parent) {
+            return Err(Invalid::NotInFolder(id, place.parent));
+        }
+        if tree.is_within(place.parent, id) {
+            return Err(Invalid::Cycle(id));
+        }
+        match tree.holder(place) {
+            Some(h) if h != id && Some(h) != freed => Err(Invalid::SameName(h, id)),
+            _ => Ok(()),
+        }
     };
     match op {
         Op::Create { id, node, .. } => {
             if tree.contains(*id) {
                 return Err(Refused::Stale(*id));
             }
-            next.set(*id, node.clone());
+            may_take(*id, &node.place, None)?;
+            tree.set(*id, node.clone());
         }
         Op::Edit { id, base, content, mode, .. } => {
-            expect(tree, *id, base)?;
-            next.set(*id, Node { content: *content, mode: *mode, ..base.clone() });
+            expect(*id, base)?;
+            tree.set(*id, Node { content: *content, mode: *mode, ..base.clone() });
         }
         Op::Move { id, base, to, .. } => {
-            expect(tree, *id, base)?;
-            next.set(*id, Node { place: to.clone(), ..base.clone() });
+            expect(*id, base)?;
+            may_take(*id, to, None)?;
+            tree.set(*id, Node { place: to.clone(), ..base.clone() });
         }
         Op::Exchange { a, a_base, b, b_base, .. } => {
-            expect(tree, *a, a_base)?;
-            expect(tree, *b, b_base)?;
-            next.set(*a, Node { place: b_base.place.clone(), ..a_base.clone() });
-            next.set(*b, Node { place: a_base.place.clone(), ..b_base.clone() });
+            expect(*a, a_base)?;
+            expect(*b, b_base)?;
+            may_take(*a, &b_base.place, Some(*b))?;
+            may_take(*b, &a_base.place, Some(*a))?;
+            tree.set(*a, Node { place: b_base.place.clone(), ..a_base.clone() });
+            tree.set(*b, Node { place: a_base.place.clone(), ..b_base.clone() });
         }
         Op::Delete { id, base, .. } => {
-            expect(tree, *id, base)?;
-            next.remove(*id);
+            expect(*id, base)?;
+            if tree.has_children(*id) {
+                return Err(Refused::Invalid(Invalid::NotEmpty(*id)));
+            }
+            tree.remove(*id);
         }
     }
-    next.check()?;
-    *tree = next;
     Ok(())
 }
 
@@ -130,12 +152,15 @@ fn already_done(tree: &Tree, op: &Op) -> bool {
     }
 }
 
-/// Work copies of the two trees as the plan so far leaves them.
+/// Work copies of the two trees as the plan so far leaves them, and the
+/// nodes of each that still differ from the target.
 struct Draft<'a> {
     local: Tree,
     remote: Tree,
     target: &'a Tree,
     merged: &'a Merged,
+    /// Conflict copies by the node whose local content they keep.
+    copies_of: HashMap<NodeId, Vec<NodeId>>,
 }
 
 impl Draft<'_> {
@@ -144,6 +169,34 @@ impl Draft<'_> {
             Side::Local => &self.local,
             Side::Remote => &self.remote,
         }
+    }
+
+    fn tree_mut(&mut self, side: Side) -> &mut Tree {
+        match side {
+            Side::Local => &mut self.local,
+            Side::Remote => &mut self.remote,
+        }
+    }
+
+    /// The nodes of `side` that differ from the target: parents before
+    /// children of the target, then what the target lacks, deepest first.
+    fn pending(&self, side: Side) -> Vec<NodeId> {
+        let t = self.tree(side);
+        let mut to_place: Vec<(usize, NodeId)> = self
+            .target
+            .iter()
+            .filter(|(id, n)| t.get(*id) != Some(*n))
+            .map(|(id, _)| (self.target.depth(id), id))
+            .collect();
+        to_place.sort_unstable();
+        let mut to_delete: Vec<(usize, NodeId)> =
+            t.ids().filter(|id| !self.target.contains(*id)).map(|id| (t.depth(id), id)).collect();
+        to_delete.sort_unstable_by(|a, b| b.cmp(a));
+        to_place.into_iter().chain(to_delete).map(|(_, id)| id).collect()
+    }
+
+    fn done(&self, side: Side, id: NodeId) -> bool {
+        self.tree(side).get(id) == self.target.get(id)
     }
 
     /// Whether `side` can take `content` for `id` now: the bytes must be on
@@ -162,72 +215,61 @@ impl Draft<'_> {
     /// Whether `id` may go to `place` in `side`'s tree now.
     fn can_take(&self, side: Side, id: NodeId, place: &Place) -> bool {
         let t = self.tree(side);
-        t.is_dir(place.parent) && !t.is_within(place.parent, id) && t.iter().all(|(o, n)| o == id || n.place != *place)
+        t.is_dir(place.parent) && !t.is_within(place.parent, id) && t.holder(place).is_none_or(|h| h == id)
     }
 
-    /// The node of `side` at `place`, if any.
-    fn holder(&self, side: Side, place: &Place) -> Option<NodeId> {
-        self.tree(side).iter().find(|(_, n)| n.place == *place).map(|(id, _)| id)
-    }
-
-    /// One operation valid now on `side`, if there is one.
-    fn next_op(&self, side: Side) -> Option<Op> {
+    /// The next operation for node `id` of `side` that is valid now, if any.
+    fn op_for(&self, side: Side, id: NodeId) -> Option<Op> {
         let t = self.tree(side);
-        // Deletes, deepest first: a folder goes once it is empty.
-        let children = t.children();
-        for (id, n) in t.iter() {
-            if !self.target.contains(id) && children.get(&id).is_none_or(|c| c.is_empty()) {
-                return Some(Op::Delete { side, id, base: n.clone() });
-            }
+        let Some(want) = self.target.get(id) else {
+            // Gone from the target: deleted once it is empty.
+            let base = t.get(id)?.clone();
+            return (!t.has_children(id)).then_some(Op::Delete { side, id, base });
+        };
+        let Some(have) = t.get(id) else {
+            let copy_of = match side {
+                Side::Local => self.merged.copies.get(&id).copied(),
+                Side::Remote => None,
+            };
+            let bytes = match copy_of {
+                Some(from) => self.local.get(from).is_some_and(|n| n.content == want.content),
+                None => self.has_bytes(side, id, want.content),
+            };
+            return (bytes && self.can_take(side, id, &want.place)).then(|| Op::Create {
+                side,
+                id,
+                node: want.clone(),
+                copy_of,
+            });
+        };
+        let edit = have.content != want.content || have.mode != want.mode;
+        // A node whose local content goes to a conflict copy keeps it until
+        // the copy is made.
+        let copies_made = side == Side::Remote
+            || self.copies_of.get(&id).is_none_or(|copies| copies.iter().all(|c| self.local.contains(*c)));
+        if edit && copies_made && self.has_bytes(side, id, want.content) {
+            let (content, mode) = (want.content, want.mode);
+            return Some(Op::Edit { side, id, base: have.clone(), content, mode });
         }
-        for (id, want) in self.target.iter() {
-            match t.get(id) {
-                None => {
-                    let copy_of = match side {
-                        Side::Local => self.merged.copies.get(&id).copied(),
-                        Side::Remote => None,
-                    };
-                    let bytes = match copy_of {
-                        Some(from) => self.local.get(from).is_some_and(|n| n.content == want.content),
-                        None => self.has_bytes(side, id, want.content),
-                    };
-                    if bytes && self.can_take(side, id, &want.place) {
-                        return Some(Op::Create { side, id, node: want.clone(), copy_of });
-                    }
-                }
-                Some(have) => {
-                    let edit = have.content != want.content || have.mode != want.mode;
-                    // A node whose local content goes to a conflict copy keeps
-                    // it until the copy is made.
-                    let copies_made = side == Side::Remote
-                        || self.merged.copies.iter().filter(|(_, f)| **f == id).all(|(c, _)| self.local.contains(*c));
-                    if edit && copies_made && self.has_bytes(side, id, want.content) {
-                        let (content, mode) = (want.content, want.mode);
-                        return Some(Op::Edit { side, id, base: have.clone(), content, mode });
-                    }
-                    if have.place != want.place && self.can_take(side, id, &want.place) {
-                        return Some(Op::Move { side, id, base: have.clone(), to: want.place.clone() });
-                    }
-                }
-            }
+        if have.place != want.place && self.can_take(side, id, &want.place) {
+            return Some(Op::Move { side, id, base: have.clone(), to: want.place.clone() });
         }
         None
     }
 
     /// When every remaining move waits for a place another moving node
     /// holds: exchange the two (the first then is where it must be).
-    fn exchange(&self, side: Side) -> Option<Op> {
+    fn exchange(&self, side: Side, pending: &[NodeId]) -> Option<Op> {
         let t = self.tree(side);
-        for (id, want) in self.target.iter() {
-            let Some(have) = t.get(id) else { continue };
+        for id in pending {
+            let (Some(have), Some(want)) = (t.get(*id), self.target.get(*id)) else { continue };
             if have.place == want.place {
                 continue;
             }
-            let Some(other) = self.holder(side, &want.place) else { continue };
-            let other_moves = self.target.get(other).is_none_or(|o| o.place != want.place);
-            if other_moves && other != id {
+            let Some(other) = t.holder(&want.place).filter(|o| o != id) else { continue };
+            if self.target.get(other).is_none_or(|o| o.place != want.place) {
                 let (a_base, b_base) = (have.clone(), t.get(other).expect("holds a place").clone());
-                let op = Op::Exchange { side, a: id, a_base, b: other, b_base };
+                let op = Op::Exchange { side, a: *id, a_base, b: other, b_base };
                 if apply(&mut t.clone(), &op).is_ok() {
                     return Some(op);
                 }
@@ -235,21 +277,17 @@ impl Draft<'_> {
         }
         None
     }
-}
 
-impl Draft<'_> {
     /// When a node must take a place that a node on its way elsewhere holds,
     /// and neither can go first (a folder made where a node that must move
     /// into it now is): the holder steps aside to a hidden name in its folder
     /// for the moment. Sent to the hub in one batch with what follows, no
     /// other mount sees that name.
-    fn step_aside(&self, side: Side) -> Option<Op> {
+    fn step_aside(&self, side: Side, pending: &[NodeId]) -> Option<Op> {
         let t = self.tree(side);
-        for (id, want) in self.target.iter() {
-            if t.get(id).is_some_and(|n| n.place == want.place) {
-                continue;
-            }
-            let Some(holder) = self.holder(side, &want.place).filter(|h| *h != id) else { continue };
+        for id in pending {
+            let Some(want) = self.target.get(*id) else { continue };
+            let Some(holder) = t.holder(&want.place).filter(|h| h != id) else { continue };
             let base = t.get(holder).expect("holds a place").clone();
             let to = Place { parent: base.place.parent, name: format!(".ssync-moving-{holder:032x}") };
             if self.can_take(side, holder, &to) {
@@ -257,6 +295,14 @@ impl Draft<'_> {
             }
         }
         None
+    }
+
+    /// Records `op` in the draft and the plan.
+    fn push(&mut self, op: Op, ops: &mut Vec<Op>) -> bool {
+        let done = apply(self.tree_mut(op.side()), &op);
+        debug_assert!(done.is_ok(), "the planner made an invalid operation: {op:?}: {done:?}");
+        ops.push(op);
+        done.is_ok()
     }
 }
 
@@ -271,28 +317,50 @@ pub struct Stuck {
 }
 
 /// The operations, in order, that take Local and Remote to the target.
+///
+/// Each side's differing nodes are gone through in passes, parents before
+/// children; each pass does what is valid now (usually everything), and
+/// only when a pass does nothing are exchanges and step-asides tried. The
+/// cost is about one pass per level of dependency, not per operation.
 pub fn plan(c: &Canopy, merged: &Merged) -> Result<Vec<Op>, Stuck> {
-    let mut d = Draft { local: c.local.clone(), remote: c.remote.clone(), target: &merged.target, merged };
+    let mut copies_of: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for (copy, from) in &merged.copies {
+        copies_of.entry(*from).or_default().push(*copy);
+    }
+    let mut d = Draft { local: c.local.clone(), remote: c.remote.clone(), target: &merged.target, merged, copies_of };
     let mut ops = Vec::new();
-    let bound = 8 * (merged.target.len() + c.local.len() + c.remote.len() + 4);
-    for _ in 0..bound {
+    let bound = 4 * (merged.target.len() + c.local.len() + c.remote.len() + 4);
+    'passes: for _ in 0..bound {
+        let mut progress = false;
         // Remote first: the hub serializes; local work that only waits for
         // the hub's bytes follows.
-        let op = [Side::Remote, Side::Local]
+        for side in [Side::Remote, Side::Local] {
+            for id in d.pending(side) {
+                // A node may need two operations (new content, then a move).
+                for _ in 0..2 {
+                    let Some(op) = d.op_for(side, id) else { break };
+                    if !d.push(op, &mut ops) {
+                        break 'passes;
+                    }
+                    progress = true;
+                    if d.done(side, id) {
+                        break;
+                    }
+                }
+            }
+        }
+        if progress {
+            continue;
+        }
+        let sides = [Side::Remote, Side::Local];
+        let unblock = sides
             .into_iter()
-            .find_map(|s| d.next_op(s))
-            .or_else(|| [Side::Remote, Side::Local].into_iter().find_map(|s| d.exchange(s)))
-            .or_else(|| [Side::Remote, Side::Local].into_iter().find_map(|s| d.step_aside(s)));
-        let Some(op) = op else { break };
-        let tree = match op.side() {
-            Side::Local => &mut d.local,
-            Side::Remote => &mut d.remote,
-        };
-        if apply(tree, &op).is_err() {
-            debug_assert!(false, "the planner made an invalid operation: {op:?}");
+            .find_map(|s| d.exchange(s, &d.pending(s)))
+            .or_else(|| sides.into_iter().find_map(|s| d.step_aside(s, &d.pending(s))));
+        let Some(op) = unblock else { break };
+        if !d.push(op, &mut ops) {
             break;
         }
-        ops.push(op);
     }
     for (side, tree) in [(Side::Local, &d.local), (Side::Remote, &d.remote)] {
         if tree != &merged.target {
