@@ -26,8 +26,15 @@ pub fn dir(path: &Path) -> std::io::Result<()> {
 /// Creates `root` private, or narrows an existing one that lets group or
 /// others in (made by an older version, or by hand), saying so in the log:
 /// `what` names it there ("the cache dir").
+///
+/// Only a dir whose root or direct entries are wider is walked: one made by
+/// this version is private from its first file, so a start does not stat
+/// every cached file (and with the root 0700, nothing below is reachable).
 pub fn prepare(root: &Path, what: &str) -> std::io::Result<()> {
     dir(root)?;
+    if !top_is_wider(root)? {
+        return Ok(());
+    }
     let done = tighten(root)?;
     if done.any() {
         tracing::warn!(
@@ -67,6 +74,23 @@ pub fn precreate(path: &Path) -> std::io::Result<()> {
 /// belongs to the whole process.
 pub fn restrict_umask() {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+}
+
+/// Whether `root` or anything directly in it lets group or others in.
+fn top_is_wider(root: &Path) -> std::io::Result<bool> {
+    let wider = |m: &std::fs::Metadata| !m.file_type().is_symlink() && m.permissions().mode() & 0o077 != 0;
+    if wider(&std::fs::symlink_metadata(root)?) {
+        return Ok(true);
+    }
+    for entry in std::fs::read_dir(root)? {
+        match entry?.metadata() {
+            Ok(m) if wider(&m) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 /// What `tighten` changed.
@@ -129,31 +153,6 @@ fn narrow(path: &Path, is_dir: bool, done: &mut Tightened) -> std::io::Result<()
     Ok(())
 }
 
-/// Whether `root` or anything below it lets group or others in: what a test
-/// (or `tighten`'s caller) checks. Returns the first such path.
-pub fn first_exposed(root: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let meta = match std::fs::symlink_metadata(&p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Ok(Some(p));
-        }
-        if meta.is_dir() {
-            for e in std::fs::read_dir(&p)? {
-                stack.push(e?.path());
-            }
-        }
-    }
-    Ok(None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,13 +186,13 @@ mod tests {
             std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(m)).unwrap();
         }
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
-        assert!(first_exposed(&root).unwrap().is_some());
+        assert!(top_is_wider(&root).unwrap());
         let done = tighten(&root).unwrap();
         assert_eq!(done, Tightened { dirs: 2, files: 2 });
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(&root.join("files/1")), 0o600);
         assert_eq!(mode(&root.join("state.db")), 0o600);
-        assert_eq!(first_exposed(&root).unwrap(), None);
+        assert!(!top_is_wider(&root).unwrap());
         assert_eq!(tighten(&root).unwrap(), Tightened::default(), "a second pass changes nothing");
     }
 }
