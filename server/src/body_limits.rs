@@ -16,6 +16,8 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use std::time::Duration;
 use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 /// The one endpoint that takes more than a JSON body: chunk uploads.
@@ -34,10 +36,34 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > max) {
         let msg = format!("this request declares {n} bytes; this endpoint takes at most {max} ({flag})");
+        tokio::spawn(linger(req.into_body()));
         return ApiError::TooLarge(msg).into_response();
     }
     let idle = state.limits.body_idle;
     next.run(req.map(|b| Body::new(TimeoutBody::new(idle, b)))).await
+}
+
+/// How long a refused body is read and thrown away after its answer.
+const LINGER_FOR: Duration = Duration::from_secs(10);
+/// How long the reading waits for the next piece before it gives up.
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+
+/// Reads a refused body to its end (within `LINGER_FOR`) and throws it away,
+/// as nginx's lingering close does. A client sends its whole body before it
+/// reads an answer; if the hub closed the connection with the body unread,
+/// the kernel would reset it and the client would see a broken pipe instead
+/// of the 413 that says what to change. Bounded in time, so a client that
+/// declares a huge body costs at most `LINGER_FOR` of a connection.
+async fn linger(body: Body) {
+    let mut stream = body.into_data_stream();
+    let give_up = tokio::time::Instant::now() + LINGER_FOR;
+    loop {
+        let next = tokio::time::timeout(LINGER_IDLE, stream.next());
+        match tokio::time::timeout_at(give_up, next).await {
+            Ok(Ok(Some(Ok(_)))) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// What a failed body read means for the client: a stall is 408, anything
