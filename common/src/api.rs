@@ -327,6 +327,13 @@ pub struct CommitRequest {
     /// the entry keeps the ones it has.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::synced_xattrs")]
     pub xattrs: Option<Xattrs>,
+    /// For a new entry: the node id the client chose (32 hex digits), kept
+    /// through every rename. Absent: the node there, or a new one. Naming
+    /// another node than the one at `path`, or one that lives elsewhere, is
+    /// refused (409).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub node: Option<NodeId>,
     pub list: WireList,
     /// Small files: their new chunks as base64 frames, stored before the
     /// commit, so one request does what would take three.
@@ -415,6 +422,13 @@ pub struct MkdirRequest {
     pub owner: Option<Owner>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::bounded::synced_xattrs")]
     pub xattrs: Option<Xattrs>,
+    /// For a new entry: the node id the client chose (32 hex digits), kept
+    /// through every rename. Absent: the node there, or a new one. Naming
+    /// another node than the one at `path`, or one that lives elsewhere, is
+    /// refused (409).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub node: Option<NodeId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

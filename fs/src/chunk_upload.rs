@@ -41,6 +41,7 @@ impl FileMeta {
             xattrs: self.xattrs.clone(),
             list: wire,
             inline,
+            node: None, // the path-keyed engine lets the hub keep or pick the node
         }
     }
 }

@@ -99,11 +99,33 @@ pub struct Carried {
     pub owner: Option<Owner>,
     /// Empty: none.
     pub xattrs: Option<Xattrs>,
+    /// The id the client chose for the node it creates or changes. The sync
+    /// engine names its nodes itself, so that a create sent again, or seen
+    /// only in the feed after its answer was lost, is known as the same node.
+    /// None: the hub keeps the node at the path, or makes a new one.
+    pub node: Option<NodeId>,
 }
 
 impl Carried {
     pub fn owner(owner: Owner) -> Carried {
-        Carried { owner: Some(owner), xattrs: None }
+        Carried { owner: Some(owner), ..Carried::default() }
+    }
+
+    /// The node a write to `path` makes or changes: the one there (`kept`),
+    /// else the client's choice, else a new one. A client that names another
+    /// node than the one there, or one that lives elsewhere, is refused: two
+    /// places would hold one node.
+    fn node_for(&self, conn: &Connection, path: &RelPath, kept: Option<&Entry>) -> Result<NodeId, TreeError> {
+        match (kept.and_then(|k| k.node), self.node) {
+            (Some(there), Some(asked)) if there != asked => {
+                Err(blocked(format!("'{path}' is another node on the hub ({there}), not {asked}"), kept.cloned()))
+            }
+            (Some(there), _) => Ok(there),
+            (None, Some(asked)) if entries::node_live_elsewhere(conn, asked, path)? => {
+                Err(blocked(format!("node {asked} already lives elsewhere on the hub"), None))
+            }
+            (None, asked) => Ok(asked.unwrap_or_else(NodeId::random)),
+        }
     }
 
     /// Whether `e` has already everything this sends.
@@ -147,6 +169,7 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
     if let Some(cur) = live(current).filter(same) {
         return Ok(vec![cur]); // the same bytes again: no new version
     }
+    let node = c.carried.node_for(conn, &c.path, kept.as_ref())?;
     let mut out = Vec::new();
     ensure_parents(conn, dev, &c.path, &mut out)?;
     let mut e = Entry {
@@ -162,8 +185,7 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         origin: dev.origin.clone(),
         moved_to: None,
         owner: kept.as_ref().and_then(|k| k.owner.clone()),
-        // New content of the node there, or a new node.
-        node: Some(kept.as_ref().and_then(|k| k.node).unwrap_or_else(NodeId::random)),
+        node: Some(node),
         xattrs: kept.and_then(|k| k.xattrs),
     };
     c.carried.onto(&mut e);
@@ -183,11 +205,16 @@ pub fn mkdir(
 ) -> TreeResult {
     let current = entries::get(conn, path)?;
     match live(current.clone()) {
-        // Already there: mkdir is idempotent, so a retried request succeeds.
-        Some(e) if e.kind == EntryKind::Dir => return Ok(vec![e]),
+        // Already there: mkdir is idempotent, so a retried request succeeds
+        // (unless it names another node: that one is not on the hub).
+        Some(e) if e.kind == EntryKind::Dir && carried.node.is_none_or(|n| e.node == Some(n)) => return Ok(vec![e]),
+        Some(e) if e.kind == EntryKind::Dir => {
+            return Err(TreeError::Conflict { path: path.clone(), base, current: Some(Box::new(e)) })
+        }
         Some(e) => return Err(blocked(format!("'{path}' is a file"), Some(e))),
         None => check_base(path, &current, base)?,
     }
+    let node = carried.node_for(conn, path, None)?;
     let mut out = Vec::new();
     ensure_parents(conn, dev, path, &mut out)?;
     let mut e = Entry {
@@ -204,7 +231,7 @@ pub fn mkdir(
         moved_to: None,
         owner: None,
         xattrs: None,
-        node: Some(NodeId::random()),
+        node: Some(node),
     };
     carried.onto(&mut e);
     entries::put(conn, &e)?;
@@ -461,7 +488,7 @@ pub(crate) mod tests {
                 size,
                 mode: 0o644,
                 mtime_ns: 1,
-                carried: Carried { owner, xattrs: None },
+                carried: Carried { owner, ..Carried::default() },
             };
             commit_file(&c, &Author::default(), c2).unwrap().pop().unwrap()
         };
@@ -492,7 +519,7 @@ pub(crate) mod tests {
         x.set("user.tag", b"blue").unwrap();
         let f = file(&c, "f", 0, b"one").unwrap().pop().unwrap();
         assert_eq!(f.xattrs, None);
-        let with = |xattrs: Option<Xattrs>| Carried { owner: None, xattrs };
+        let with = |xattrs: Option<Xattrs>| Carried { xattrs, ..Carried::default() };
         let v2 = set_attr(&c, &Author::default(), &p("f"), f.version, None, None, with(Some(x.clone()))).unwrap();
         assert_eq!(v2[0].xattrs.as_ref(), Some(&x));
         let v3 = file(&c, "f", v2[0].version, b"two").unwrap().pop().unwrap();
@@ -737,6 +764,46 @@ pub(crate) mod tests {
         assert_ne!(fresh.node, Some(node));
         restore(&c, &dev, &p("e/y"), fresh.version, Some(&p("e/copy"))).unwrap();
         assert_ne!(entries::get(&c, &p("e/copy")).unwrap().unwrap().node, fresh.node);
+    }
+
+    #[test]
+    fn a_client_may_name_the_nodes_it_creates_but_not_take_another() {
+        let c = conn();
+        let dev = Author::default();
+        let chosen = |n: NodeId| Carried { node: Some(n), ..Carried::default() };
+        let (d, x, y) = (NodeId::random(), NodeId::random(), NodeId::random());
+        let made = mkdir(&c, &dev, &p("d"), 0, 0o755, 1, chosen(d)).unwrap().pop().unwrap();
+        assert_eq!(made.node, Some(d));
+        let commit = |path: &str, base, data: &[u8], node| FileCommit {
+            path: p(path),
+            kind: EntryKind::File,
+            base,
+            hash: ContentHash::of(data),
+            size: data.len() as u64,
+            mode: 0o644,
+            mtime_ns: 1,
+            carried: chosen(node),
+        };
+        let fx = commit_file(&c, &dev, commit("d/x", 0, b"one", x)).unwrap().pop().unwrap();
+        assert_eq!(fx.node, Some(x));
+        // Its next content names it again, and keeps it.
+        let fx2 = commit_file(&c, &dev, commit("d/x", fx.version, b"two", x)).unwrap().pop().unwrap();
+        assert_eq!(fx2.node, Some(x));
+        // Another node at its place, even with the right base, is refused.
+        let other = commit_file(&c, &dev, commit("d/x", fx2.version, b"three", y));
+        assert!(matches!(other, Err(TreeError::Blocked { .. })), "{other:?}");
+        // A node that lives at one place cannot be made at a second.
+        let twice = commit_file(&c, &dev, commit("d/z", 0, b"one", x));
+        assert!(matches!(twice, Err(TreeError::Blocked { .. })), "{twice:?}");
+        assert!(entries::get(&c, &p("d/z")).unwrap().is_none(), "a refusal writes nothing");
+        // A folder sent again is the same folder; another node at its place is stale.
+        assert_eq!(mkdir(&c, &dev, &p("d"), 0, 0o755, 1, chosen(d)).unwrap(), vec![made.clone()]);
+        let stale = mkdir(&c, &dev, &p("d"), 0, 0o755, 1, chosen(y));
+        assert!(matches!(stale, Err(TreeError::Conflict { .. })), "{stale:?}");
+        // A deleted node's id may come back at a new place (a restore does that).
+        delete(&c, &dev, &p("d/x"), fx2.version).unwrap();
+        let back = commit_file(&c, &dev, commit("d/w", 0, b"two", x)).unwrap().pop().unwrap();
+        assert_eq!(back.node, Some(x));
     }
 
     #[test]

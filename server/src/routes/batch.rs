@@ -39,14 +39,15 @@ async fn prepare(state: &AppState, change: Change) -> Result<Ready, ApiError> {
 }
 
 fn carried(owner: Option<ssync_common::api::Owner>, xattrs: Option<ssync_common::xattrs::Xattrs>) -> Carried {
-    Carried { owner, xattrs }
+    Carried { owner, xattrs, node: None }
 }
 
 fn apply(c: &Connection, d: &Author, limits: PathLimits, ready: Ready) -> Result<Vec<Entry>, TreeError> {
     match ready {
         Ready::Commit(r) => apply_commit(c, d, r),
         Ready::Mkdir(r) => {
-            tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, carried(r.owner.clone(), r.xattrs.clone()))
+            let carried = Carried { node: r.node, ..carried(r.owner.clone(), r.xattrs.clone()) };
+            tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, carried)
         }
         Ready::Delete(r) => tree::delete(c, d, &r.path, r.base),
         Ready::Rename(r) => tree::rename(c, d, &r.from, &r.to, r.base, r.to_base, limits),

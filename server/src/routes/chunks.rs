@@ -334,7 +334,7 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
         size: req.size,
         mode: req.mode,
         mtime_ns: req.mtime_ns,
-        carried: tree::Carried { owner: req.owner, xattrs: req.xattrs },
+        carried: tree::Carried { owner: req.owner, xattrs: req.xattrs, node: req.node },
     };
     Ok(ReadyCommit { inline, list, commit })
 }

@@ -21,7 +21,15 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
 pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
     ok(state
         .mutate(move |c| {
-            tree::mkdir(c, &d, &r.path, r.base, r.mode, r.mtime_ns, Carried { owner: r.owner, xattrs: r.xattrs })
+            tree::mkdir(
+                c,
+                &d,
+                &r.path,
+                r.base,
+                r.mode,
+                r.mtime_ns,
+                Carried { owner: r.owner, xattrs: r.xattrs, node: r.node },
+            )
         })
         .await?)
 }
@@ -59,7 +67,15 @@ pub async fn set_attr(
 ) -> Mutated {
     ok(state
         .mutate(move |c| {
-            tree::set_attr(c, &d, &r.path, r.base, r.mode, r.mtime_ns, Carried { owner: r.owner, xattrs: r.xattrs })
+            tree::set_attr(
+                c,
+                &d,
+                &r.path,
+                r.base,
+                r.mode,
+                r.mtime_ns,
+                Carried { owner: r.owner, xattrs: r.xattrs, node: None },
+            )
         })
         .await?)
 }
