@@ -111,6 +111,22 @@ impl Carried {
         Carried { owner: Some(owner), ..Carried::default() }
     }
 
+    /// The folders a write to `path` needs. A client that names its nodes
+    /// knows the hub's folders: a missing one was deleted since it looked,
+    /// and making it again under a new id would hide that from its merge, so
+    /// the write is refused. Otherwise they are made (mkdir -p), so a write
+    /// inside a folder another client just deleted brings the folder back.
+    fn parents_for(&self, conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+        let Some(dir) = path.parent().filter(|_| self.node.is_some()) else {
+            return ensure_parents(conn, dev, path, out);
+        };
+        match live(entries::get(conn, &dir)?) {
+            Some(e) if e.kind == EntryKind::Dir => Ok(()),
+            Some(e) => Err(blocked(format!("'{dir}' is a file, not a folder"), Some(e))),
+            None => Err(blocked(format!("folder '{dir}' is not on the hub (deleted since)"), None)),
+        }
+    }
+
     /// The node a write to `path` makes or changes: the one there (`kept`),
     /// else the client's choice, else a new one. A client that names another
     /// node than the one there, or one that lives elsewhere, is refused: two
@@ -171,7 +187,7 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
     }
     let node = c.carried.node_for(conn, &c.path, kept.as_ref())?;
     let mut out = Vec::new();
-    ensure_parents(conn, dev, &c.path, &mut out)?;
+    c.carried.parents_for(conn, dev, &c.path, &mut out)?;
     let mut e = Entry {
         path: c.path,
         kind: c.kind,
@@ -216,7 +232,7 @@ pub fn mkdir(
     }
     let node = carried.node_for(conn, path, None)?;
     let mut out = Vec::new();
-    ensure_parents(conn, dev, path, &mut out)?;
+    carried.parents_for(conn, dev, path, &mut out)?;
     let mut e = Entry {
         path: path.clone(),
         kind: EntryKind::Dir,
@@ -804,6 +820,13 @@ pub(crate) mod tests {
         delete(&c, &dev, &p("d/x"), fx2.version).unwrap();
         let back = commit_file(&c, &dev, commit("d/w", 0, b"two", x)).unwrap().pop().unwrap();
         assert_eq!(back.node, Some(x));
+        // A client that names its nodes gets no folder made for it: one
+        // missing was deleted since it looked.
+        let orphan = commit_file(&c, &dev, commit("gone/f", 0, b"one", y));
+        assert!(matches!(orphan, Err(TreeError::Blocked { .. })), "{orphan:?}");
+        assert!(entries::get(&c, &p("gone")).unwrap().is_none());
+        let orphan = mkdir(&c, &dev, &p("gone/sub"), 0, 0o755, 1, chosen(y));
+        assert!(matches!(orphan, Err(TreeError::Blocked { .. })), "{orphan:?}");
     }
 
     #[test]

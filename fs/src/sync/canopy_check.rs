@@ -12,11 +12,17 @@
 //! the last content each user gave a node reached the hub, and no conflict
 //! copy is made of a node that only its own mount changed.
 //!
-//! `SSYNC_SIM_SEEDS=N` runs N seeds (default 10,000, some 10 s);
+//! Each seed runs against the planner's own rules and against the hub's
+//! own tree rules (`memory_hub`, reached through a `HubView` per mount).
+//!
+//! `SSYNC_SIM_SEEDS=N` runs N seeds (default 10,000 each);
 //! `SSYNC_SIM_SEED=S` replays one seed alone, with its steps printed.
 use super::canopy::{Canopy, Kind, Node, NodeId, Place, Tree, ROOT};
+use super::hub_view::{HubView, Request};
+use super::memory_hub::MemoryHub;
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side};
+use super::remote::Remote;
 use ssync_common::ContentHash;
 use std::collections::{HashMap, HashSet};
 
@@ -52,15 +58,103 @@ type Actor = usize;
 
 struct Mount {
     canopy: Canopy,
+    /// Its picture of the hub, with the hub's versions (the hub's own rules only).
+    view: HubView,
     /// A plan made earlier, carried out a few operations at a time.
     plan: Vec<Op>,
     /// Operations sent to the hub whose answers were lost.
     unanswered: Vec<Op>,
 }
 
+/// The hub a seed runs against.
+trait SimHub {
+    /// Carries out a mount's Remote operation. Unless its answer is lost,
+    /// the mount's Remote tree then shows what the hub did.
+    fn send(&mut self, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String>;
+    /// The feed reaches the mount: its Remote tree becomes the hub's.
+    fn read_feed(&mut self, mount: &mut Mount);
+    fn tree(&mut self) -> Tree;
+}
+
+/// The planner's own rules: a tree that operations are applied to as they are.
+struct BareTree(Tree);
+
+impl SimHub for BareTree {
+    fn send(&mut self, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String> {
+        apply(&mut self.0, op).map_err(|e| e.to_string())?;
+        if !answer_lost {
+            let c = &mut mount.canopy;
+            for id in op.nodes() {
+                match self.0.get(id) {
+                    Some(n) => c.remote.set(id, n.clone()),
+                    None => drop(c.remote.remove(id)),
+                }
+            }
+            // The answer holds the hub's nodes: the mount's view stays a tree.
+            if c.remote.check().is_err() {
+                c.remote = self.0.clone();
+            }
+        }
+        Ok(())
+    }
+
+    fn read_feed(&mut self, mount: &mut Mount) {
+        mount.canopy.remote = self.0.clone();
+    }
+
+    fn tree(&mut self) -> Tree {
+        self.0.clone()
+    }
+}
+
+/// The real hub's tree rules (path-keyed rows carrying node ids, bases as
+/// versions), reached through each mount's `HubView` as over HTTP.
+impl SimHub for MemoryHub {
+    fn send(&mut self, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String> {
+        let request = mount.view.request_for(op).map_err(|e| e.to_string())?;
+        let rows = Remote::send(self, &request).map_err(|e| e.to_string())?;
+        if !answer_lost {
+            mount.view.fold_answer(&rows).map_err(|e| format!("the answer to {request:?} does not fold: {e}"))?;
+            mount.canopy.remote = mount.view.tree().clone();
+        }
+        Ok(())
+    }
+
+    fn read_feed(&mut self, mount: &mut Mount) {
+        loop {
+            let rows = self.changes_since(mount.view.cursor()).expect("the in-memory hub answers");
+            if rows.is_empty() {
+                break;
+            }
+            mount.view.fold_feed(&rows).expect("the hub's feed folds");
+        }
+        mount.canopy.remote = mount.view.tree().clone();
+    }
+
+    fn tree(&mut self) -> Tree {
+        MemoryHub::tree(self)
+    }
+}
+
+/// Puts `start` on a new in-memory hub, folders before what they hold.
+fn memory_hub_holding(start: &Tree) -> MemoryHub {
+    let mut hub = MemoryHub::new();
+    let mut view = HubView::default();
+    let mut ids: Vec<NodeId> = start.ids().collect();
+    ids.sort_by_key(|id| start.depth(*id));
+    for id in ids {
+        let node = start.get(id).expect("listed").clone();
+        let op = Op::Create { side: Side::Remote, id, node, copy_of: None };
+        let request: Request = view.request_for(&op).expect("the start tree is valid");
+        let rows = Remote::send(&mut hub, &request).expect("the start tree goes on the hub");
+        view.fold_answer(&rows).expect("the hub's answer folds");
+    }
+    hub
+}
+
 struct World {
     rng: Rng,
-    hub: Tree,
+    hub: Box<dyn SimHub>,
     mounts: Vec<Mount>,
     /// Every content the hub ever held.
     hub_seen: HashSet<Option<ContentHash>>,
@@ -179,8 +273,8 @@ impl World {
             eprintln!("feed reaches mount {m}");
         }
         let mount = &mut self.mounts[m];
+        self.hub.read_feed(mount);
         let c = &mut mount.canopy;
-        c.remote = self.hub.clone();
         for op in std::mem::take(&mut mount.unanswered) {
             c.confirm_sent(&op);
         }
@@ -206,27 +300,16 @@ impl World {
             let lost_answer = self.rng.chance(5);
             let done = match op.side() {
                 Side::Remote => {
-                    let done = apply(&mut self.hub, &op);
+                    let done = self.hub.send(&mut self.mounts[m], &op, lost_answer);
                     if lost_answer {
                         self.mounts[m].unanswered.push(op.clone());
                     }
                     if done.is_ok() {
-                        for id in op.nodes() {
-                            let now = self.hub.get(id).map(|n| n.content);
-                            self.hub_seen.insert(now.flatten());
-                        }
-                        if !lost_answer {
-                            let c = &mut self.mounts[m].canopy;
-                            for id in op.nodes() {
-                                match self.hub.get(id) {
-                                    Some(n) => c.remote.set(id, n.clone()),
-                                    None => drop(c.remote.remove(id)),
-                                }
-                            }
-                            // The answer holds the hub's nodes: the mount's view stays a tree.
-                            if c.remote.check().is_err() {
-                                c.remote = self.hub.clone();
-                            }
+                        // What the hub holds now: the content this sent.
+                        match &op {
+                            Op::Create { node, .. } => drop(self.hub_seen.insert(node.content)),
+                            Op::Edit { content, .. } => drop(self.hub_seen.insert(*content)),
+                            _ => {}
                         }
                     }
                     done
@@ -243,7 +326,7 @@ impl World {
                             ));
                         }
                     }
-                    apply(&mut self.mounts[m].canopy.local, &op)
+                    apply(&mut self.mounts[m].canopy.local, &op).map_err(|e| e.to_string())
                 }
             };
             let lost = if lost_answer && op.side() == Side::Remote { " (answer lost)" } else { "" };
@@ -294,22 +377,43 @@ fn random_tree(rng: &mut Rng, nodes: usize) -> Tree {
     t
 }
 
+/// Which hub a seed runs against.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum HubRules {
+    /// The planner's own `apply`: fast, for many seeds.
+    Planner,
+    /// The hub's tree rules over an in-memory SQLite, through `HubView`.
+    Hub,
+}
+
 /// One seed; Err names what went wrong, with the steps that led there.
-fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
+fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let size = 4 + rng.below(12);
     let start = random_tree(&mut rng, size);
-    let mounts = (0..MOUNTS)
+    let hub: Box<dyn SimHub> = match rules {
+        HubRules::Planner => Box::new(BareTree(start.clone())),
+        HubRules::Hub => Box::new(memory_hub_holding(&start)),
+    };
+    let mut mounts: Vec<Mount> = (0..MOUNTS)
         .map(|_| Mount {
             canopy: Canopy { local: start.clone(), remote: start.clone(), synced: start.clone() },
+            view: HubView::default(),
             plan: Vec::new(),
             unanswered: Vec::new(),
         })
         .collect();
+    let mut hub = hub;
+    for mount in &mut mounts {
+        hub.read_feed(mount);
+        if mount.canopy.remote != start {
+            return Err(format!("seed {seed}: the hub's tree read from its feed is not the start tree"));
+        }
+    }
     let mut w = World {
         rng,
         hub_seen: start.iter().map(|(_, n)| n.content).collect(),
-        hub: start,
+        hub,
         mounts,
         last_written: HashMap::new(),
         editors: HashMap::new(),
@@ -347,7 +451,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
                     t.check().map_err(|e| format!("mount {i}'s {name} tree is not valid: {e}"))?;
                 }
             }
-            w.hub.check().map_err(|e| format!("the hub's tree is not valid: {e}"))?;
+            w.hub.tree().check().map_err(|e| format!("the hub's tree is not valid: {e}"))?;
         }
         // The users stop: every mount must converge on the hub's tree.
         for round in 0.. {
@@ -359,7 +463,8 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
                 w.mounts[m].plan.clear();
                 w.run_engine(m, usize::MAX)?;
             }
-            let done = w.mounts.iter().all(|m| m.canopy.converged() && m.canopy.local == w.hub);
+            let hub = w.hub.tree();
+            let done = w.mounts.iter().all(|m| m.canopy.converged() && m.canopy.local == hub);
             if done && (0..MOUNTS).all(|m| w.mounts[m].plan.is_empty()) {
                 break;
             }
@@ -377,20 +482,30 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
     })
 }
 
-#[test]
-fn seeds_converge_keep_every_last_write_and_copy_only_real_conflicts() {
+/// Runs `SSYNC_SIM_SEEDS` seeds (or `default`), or replays `SSYNC_SIM_SEED` alone.
+fn run_seeds(rules: HubRules, test: &str, default: u64) {
     if let Some(seed) = std::env::var("SSYNC_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        run_seed(seed, true).unwrap_or_else(|e| panic!("{e}"));
+        run_seed(seed, rules, true).unwrap_or_else(|e| panic!("{e}"));
         return;
     }
-    let seeds: u64 = std::env::var("SSYNC_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let seeds: u64 = std::env::var("SSYNC_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     let started = std::time::Instant::now();
     for seed in 0..seeds {
-        if let Err(e) = run_seed(seed, false) {
-            panic!("{e}\nreplay alone: SSYNC_SIM_SEED={seed} cargo test -p ssync-fs --lib sync::canopy_check");
+        if let Err(e) = run_seed(seed, rules, false) {
+            panic!("{e}\nreplay alone: SSYNC_SIM_SEED={seed} cargo test -p ssync-fs --lib sync::canopy_check::{test}");
         }
     }
-    eprintln!("{seeds} seeds in {:?}", started.elapsed());
+    eprintln!("{seeds} seeds against {rules:?} rules in {:?}", started.elapsed());
+}
+
+#[test]
+fn seeds_converge_keep_every_last_write_and_copy_only_real_conflicts() {
+    run_seeds(HubRules::Planner, "seeds_converge_keep_every_last_write_and_copy_only_real_conflicts", 10_000);
+}
+
+#[test]
+fn seeds_converge_against_the_hubs_own_tree_rules() {
+    run_seeds(HubRules::Hub, "seeds_converge_against_the_hubs_own_tree_rules", 10_000);
 }
 
 #[test]

@@ -1,0 +1,335 @@
+//! The mount's picture of the hub: the Remote tree, built from the hub's
+//! rows as the feed (or an answer) brings them, and the hub's version of
+//! each node, which every request names as its base.
+//!
+//! The hub still keys its rows by path (each carrying its node's id), and
+//! its feed holds only each path's newest row. So the view keeps the same:
+//! the newest row of each path, a newer row replacing an older one whatever
+//! order answers and the feed bring them in. The Remote tree is derived from
+//! the live rows: each node where its newest row puts it, under the node its
+//! folder's path holds. Once the feed is read to its end this is exactly the
+//! hub's tree; in between (a folder rename split across feed pages) a node
+//! whose folder is not placed yet is left out until it is.
+//!
+//! Going the other way, `request_for` turns a planned Remote operation into
+//! the hub's path-keyed request, with the version this view holds as its
+//! base: a hub that changed since refuses it and changes nothing.
+use super::canopy::{Kind, Node, NodeId, Place, Tree, ROOT};
+use super::planner::Op;
+use ssync_common::api::{Entry, EntryKind};
+use ssync_common::{ContentHash, RelPath};
+use std::collections::HashMap;
+
+/// A request to the hub, as the engine needs it said: paths, the hub's
+/// versions as bases, and the ids of new nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Mkdir {
+        path: RelPath,
+        node: NodeId,
+        mode: u32,
+    },
+    /// New content (or a new file or symlink) at `path`; `base` 0 for a new node.
+    Commit {
+        path: RelPath,
+        base: u64,
+        node: NodeId,
+        kind: Kind,
+        content: ContentHash,
+        mode: u32,
+    },
+    SetMode {
+        path: RelPath,
+        base: u64,
+        mode: u32,
+    },
+    Rename {
+        from: RelPath,
+        to: RelPath,
+        base: u64,
+    },
+    Exchange {
+        a: RelPath,
+        a_base: u64,
+        b: RelPath,
+        b_base: u64,
+    },
+    Delete {
+        path: RelPath,
+        base: u64,
+    },
+}
+
+/// Why a row or an operation does not fit this view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    #[error("the hub's row for '{0}' has no node id (a hub older than this mount)")]
+    NoNode(RelPath),
+    #[error("the hub's row for '{0}' came before its folder's")]
+    Orphan(RelPath),
+    #[error("node {0:x} is not as the operation expects in the hub's tree (changed meanwhile)")]
+    Stale(NodeId),
+    #[error("node {0:x}'s place has no valid path: {1}")]
+    BadPath(NodeId, String),
+}
+
+/// A path's newest row, as far as the view needs it.
+#[derive(Clone, Debug)]
+struct Row {
+    node: NodeId,
+    version: u64,
+    deleted: bool,
+    node_state: Node,
+}
+
+#[derive(Clone, Default, Debug)]
+pub struct HubView {
+    /// The newest row of each path (tombstones until the feed passes them).
+    rows: HashMap<RelPath, Row>,
+    /// Derived from `rows`: the Remote tree, and each node's version.
+    tree: Tree,
+    versions: HashMap<NodeId, u64>,
+    /// Live nodes left out of the tree: their folder is not placed (yet).
+    unplaced: usize,
+    /// The newest feed sequence number folded in.
+    cursor: u64,
+}
+
+impl HubView {
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    pub fn version(&self, id: NodeId) -> Option<u64> {
+        self.versions.get(&id).copied()
+    }
+
+    /// Live nodes whose folder is not placed: none once the feed is read to its end.
+    pub fn unplaced(&self) -> usize {
+        self.unplaced
+    }
+
+    fn path_of_place(&self, id: NodeId, place: &Place) -> Result<RelPath, ViewError> {
+        let joined = match place.parent {
+            ROOT => place.name.clone(),
+            parent => {
+                let dir = self.tree.path_of(parent).ok_or(ViewError::Stale(parent))?;
+                format!("{dir}/{}", place.name)
+            }
+        };
+        RelPath::parse(&joined).map_err(|e| ViewError::BadPath(id, e.to_string()))
+    }
+
+    fn path_of(&self, id: NodeId) -> Result<RelPath, ViewError> {
+        let node = self.tree.get(id).ok_or(ViewError::Stale(id))?;
+        self.path_of_place(id, &node.place)
+    }
+
+    /// Folds rows from the feed, oldest first, and moves the cursor past them.
+    pub fn fold_feed(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
+        for row in rows {
+            self.fold(row)?;
+            self.cursor = self.cursor.max(row.version);
+        }
+        // No row older than the cursor can come any more: a tombstone the
+        // feed has passed has nothing left to hide.
+        let cursor = self.cursor;
+        self.rows.retain(|_, r| !r.deleted || r.version > cursor);
+        self.derive();
+        Ok(())
+    }
+
+    /// Folds the rows of an answer: what the hub wrote for this mount's
+    /// request. The cursor stays: rows of other mounts may lie before them.
+    pub fn fold_answer(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
+        rows.iter().try_for_each(|row| self.fold(row))?;
+        self.derive();
+        Ok(())
+    }
+
+    fn fold(&mut self, row: &Entry) -> Result<(), ViewError> {
+        let node = row.node.ok_or_else(|| ViewError::NoNode(row.path.clone()))?.0;
+        if self.rows.get(&row.path).is_some_and(|r| r.version >= row.version) {
+            return Ok(()); // this view has the path as it is since
+        }
+        let kind = match row.kind {
+            EntryKind::File => Kind::File,
+            EntryKind::Dir => Kind::Dir,
+            EntryKind::Symlink => Kind::Symlink,
+        };
+        let content = if kind == Kind::Dir { None } else { row.hash };
+        // The place is filled in when the tree is derived.
+        let place = Place { parent: ROOT, name: row.path.file_name().to_string() };
+        let node_state = Node { place, kind, content, mode: row.mode & 0o7777 };
+        self.rows.insert(row.path.clone(), Row { node, version: row.version, deleted: row.deleted, node_state });
+        Ok(())
+    }
+
+    /// The Remote tree from the rows: each node at its newest live row,
+    /// folders before what they hold.
+    fn derive(&mut self) {
+        let mut newest: HashMap<NodeId, (&RelPath, &Row)> = HashMap::new();
+        for (path, row) in self.rows.iter().filter(|(_, r)| !r.deleted) {
+            match newest.get(&row.node) {
+                Some((_, seen)) if seen.version >= row.version => {}
+                _ => drop(newest.insert(row.node, (path, row))),
+            }
+        }
+        let mut placed: Vec<(&RelPath, &Row)> = newest.into_values().collect();
+        placed.sort_by_key(|(path, _)| path.as_str().matches('/').count());
+        let mut tree = Tree::default();
+        let mut versions = HashMap::new();
+        let mut at_path: HashMap<&RelPath, NodeId> = HashMap::new();
+        let live = placed.len();
+        for (path, row) in placed {
+            let parent = match path.parent() {
+                None => ROOT,
+                Some(dir) => match at_path.get(&dir) {
+                    Some(p) if tree.is_dir(*p) => *p,
+                    _ => continue, // its folder is not placed (yet)
+                },
+            };
+            let mut node = row.node_state.clone();
+            node.place.parent = parent;
+            tree.set(row.node, node);
+            versions.insert(row.node, row.version);
+            at_path.insert(path, row.node);
+        }
+        self.unplaced = live - tree.len();
+        self.tree = tree;
+        self.versions = versions;
+    }
+
+    /// The node as this view has it, if it is `base`: an operation planned
+    /// on an older view is not sent (the hub would refuse it anyway).
+    fn expect(&self, id: NodeId, base: &Node) -> Result<u64, ViewError> {
+        match (self.tree.get(id), self.versions.get(&id)) {
+            (Some(n), Some(v)) if n == base => Ok(*v),
+            _ => Err(ViewError::Stale(id)),
+        }
+    }
+
+    /// The hub's request that carries out `op` (a Remote operation).
+    pub fn request_for(&self, op: &Op) -> Result<Request, ViewError> {
+        Ok(match op {
+            Op::Create { id, node, .. } => {
+                let path = self.path_of_place(*id, &node.place)?;
+                match (node.kind, node.content) {
+                    (Kind::Dir, _) => Request::Mkdir { path, node: *id, mode: node.mode },
+                    (kind, Some(content)) => {
+                        Request::Commit { path, base: 0, node: *id, kind, content, mode: node.mode }
+                    }
+                    (_, None) => return Err(ViewError::BadPath(*id, "a file without content".into())),
+                }
+            }
+            Op::Edit { id, base, content, mode, .. } => {
+                let version = self.expect(*id, base)?;
+                let path = self.path_of(*id)?;
+                match content.filter(|c| base.content != Some(*c)) {
+                    Some(content) => {
+                        Request::Commit { path, base: version, node: *id, kind: base.kind, content, mode: *mode }
+                    }
+                    None => Request::SetMode { path, base: version, mode: *mode },
+                }
+            }
+            Op::Move { id, base, to, .. } => {
+                let version = self.expect(*id, base)?;
+                Request::Rename { from: self.path_of(*id)?, to: self.path_of_place(*id, to)?, base: version }
+            }
+            Op::Exchange { a, a_base, b, b_base, .. } => Request::Exchange {
+                a_base: self.expect(*a, a_base)?,
+                b_base: self.expect(*b, b_base)?,
+                a: self.path_of(*a)?,
+                b: self.path_of(*b)?,
+            },
+            Op::Delete { id, base, .. } => {
+                let version = self.expect(*id, base)?;
+                Request::Delete { path: self.path_of(*id)?, base: version }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::planner::Side;
+    use ssync_common::NodeId as WireId;
+
+    fn row(path: &str, node: NodeId, version: u64, kind: EntryKind, deleted: bool) -> Entry {
+        Entry {
+            path: RelPath::parse(path).unwrap(),
+            kind,
+            version,
+            deleted,
+            hash: (kind != EntryKind::Dir).then(|| ContentHash::of(path.as_bytes())),
+            size: 0,
+            mode: 0o644,
+            mtime_ns: 0,
+            device: None,
+            origin: None,
+            moved_to: None,
+            owner: None,
+            xattrs: None,
+            node: Some(WireId(node)),
+        }
+    }
+
+    #[test]
+    fn a_folder_rename_as_the_path_keyed_hub_writes_it_moves_one_node() {
+        let mut v = HubView::default();
+        let (d, f) = (1, 2);
+        v.fold_feed(&[row("d", d, 1, EntryKind::Dir, false), row("d/f", f, 2, EntryKind::File, false)]).unwrap();
+        // The hub's rename: new rows parent first, then tombstones child first.
+        v.fold_feed(&[
+            row("e", d, 3, EntryKind::Dir, false),
+            row("e/f", f, 4, EntryKind::File, false),
+            row("d/f", f, 5, EntryKind::File, true),
+            row("d", d, 6, EntryKind::Dir, true),
+        ])
+        .unwrap();
+        assert_eq!(v.tree().len(), 2);
+        assert_eq!(v.tree().path_of(f).as_deref(), Some("e/f"));
+        assert_eq!((v.version(d), v.version(f), v.cursor()), (Some(3), Some(4), 6));
+        // Operations go out by path, with the hub's versions as bases.
+        let base = v.tree().get(f).unwrap().clone();
+        let op =
+            Op::Move { side: Side::Remote, id: f, base: base.clone(), to: Place { parent: ROOT, name: "g".into() } };
+        let want = Request::Rename { from: RelPath::parse("e/f").unwrap(), to: RelPath::parse("g").unwrap(), base: 4 };
+        assert_eq!(v.request_for(&op).unwrap(), want);
+        // An operation planned on another state of the node is not sent.
+        let stale = Op::Delete { side: Side::Remote, id: f, base: Node { mode: 0o600, ..base } };
+        assert_eq!(v.request_for(&stale), Err(ViewError::Stale(f)));
+    }
+
+    #[test]
+    fn rows_that_arrive_late_do_not_undo_newer_ones() {
+        let mut v = HubView::default();
+        let f = 7;
+        // An answer shows the file deleted at 9; the feed then brings its creation at 5.
+        v.fold_feed(&[row("f", f, 5, EntryKind::File, false)]).unwrap();
+        v.fold_answer(&[row("f", f, 9, EntryKind::File, true)]).unwrap();
+        assert!(v.tree().is_empty());
+        v.fold_feed(&[row("f", f, 5, EntryKind::File, false), row("g", 8, 6, EntryKind::File, false)]).unwrap();
+        assert!(v.tree().get(f).is_none(), "a row older than the delete brought the file back");
+        // A row over a place another node held replaced that node.
+        v.fold_feed(&[row("g", 3, 10, EntryKind::File, false)]).unwrap();
+        assert_eq!((v.tree().len(), v.tree().holder(&Place { parent: ROOT, name: "g".into() })), (1, Some(3)));
+    }
+
+    #[test]
+    fn a_row_waits_for_its_folders_row() {
+        // The folder was chmodded after its file was made: the feed holds the
+        // folder's newest row, after the file's.
+        let mut v = HubView::default();
+        v.fold_feed(&[row("d/f", 2, 5, EntryKind::File, false)]).unwrap();
+        assert_eq!((v.tree().len(), v.unplaced(), v.cursor()), (0, 1, 5));
+        v.fold_feed(&[row("d", 1, 10, EntryKind::Dir, false)]).unwrap();
+        assert_eq!((v.tree().len(), v.unplaced()), (2, 0));
+        assert_eq!(v.tree().path_of(2).as_deref(), Some("d/f"));
+    }
+}
