@@ -448,6 +448,13 @@ pub struct RenameRequest {
     pub base: u64,
     #[serde(deserialize_with = "bounded::u63", default)]
     pub to_base: u64,
+    /// The node the folder of `to` must be (absent: not checked, and a
+    /// missing folder is made). A client that names its nodes sends it, so
+    /// a move into a folder deleted or replaced meanwhile is refused (409)
+    /// instead of landing in a folder made again under a new id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub to_parent: Option<NodeId>,
 }
 
 /// Swaps `a` (at version `a_base`) and `b` (at `b_base`), with what is below

@@ -402,13 +402,15 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
             to: op.path2.clone().expect("a rename op has a target"),
             base: n.base_version,
             to_base: st.tree.get(op.ino2).map_or(0, |t| t.base_version),
+            to_parent: None, // the path-keyed engine has the hub make a missing folder
         })),
         // A side the hub may have known when the swap was queued (its create
         // was being sent) but never took: the other side's move is all the hub
         // must hear, and the later close or upload of this one creates it.
         (OpKind::Exchange, Some(n)) => {
             let (a, b) = (op.path.clone(), op.path2.clone().expect("an exchange op has a second path"));
-            let rename = |from, to, base| Some(Request::Rename(RenameRequest { from, to, base, to_base: 0 }));
+            let rename =
+                |from, to, base| Some(Request::Rename(RenameRequest { from, to, base, to_base: 0, to_parent: None }));
             match (n.base_version, st.tree.get(op.ino2).map_or(0, |m| m.base_version)) {
                 (0, 0) => None,
                 (a_base, 0) => rename(a, b, a_base),

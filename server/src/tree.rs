@@ -283,6 +283,17 @@ pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeRes
     Ok(vec![tombstone(conn, dev, &e, None)?])
 }
 
+/// The folder `path` goes into must be node `folder`, when the client names
+/// it: a client that names its nodes is refused a folder deleted or replaced
+/// since it looked (see `Carried::parents_for`).
+pub fn check_folder(conn: &Connection, path: &RelPath, folder: Option<NodeId>) -> Result<(), TreeError> {
+    let (Some(folder), Some(dir)) = (folder, path.parent()) else { return Ok(()) };
+    match live(entries::get(conn, &dir)?) {
+        Some(e) if e.kind == EntryKind::Dir && e.node == Some(folder) => Ok(()),
+        there => Err(blocked(format!("folder '{dir}' is not node {folder} on the hub (changed since)"), there)),
+    }
+}
+
 pub fn rename(
     conn: &Connection,
     dev: Dev,
@@ -827,6 +838,17 @@ pub(crate) mod tests {
         assert!(entries::get(&c, &p("gone")).unwrap().is_none());
         let orphan = mkdir(&c, &dev, &p("gone/sub"), 0, 0o755, 1, chosen(y));
         assert!(matches!(orphan, Err(TreeError::Blocked { .. })), "{orphan:?}");
+        // A move names the folder it goes into: refused once that folder is
+        // another node at the same path.
+        assert!(check_folder(&c, &p("d/moved"), Some(d)).is_ok());
+        assert!(check_folder(&c, &p("top-level"), None).is_ok());
+        let d_now = entries::get(&c, &p("d")).unwrap().unwrap();
+        let w = entries::get(&c, &p("d/w")).unwrap().unwrap();
+        delete(&c, &dev, &p("d/w"), w.version).unwrap();
+        delete(&c, &dev, &p("d"), d_now.version).unwrap();
+        mkdir(&c, &dev, &p("d"), 0, 0o755, 1, Carried::default()).unwrap();
+        assert!(matches!(check_folder(&c, &p("d/moved"), Some(d)), Err(TreeError::Blocked { .. })));
+        assert!(matches!(check_folder(&c, &p("gone/moved"), Some(d)), Err(TreeError::Blocked { .. })));
     }
 
     #[test]

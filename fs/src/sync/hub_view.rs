@@ -43,10 +43,12 @@ pub enum Request {
         base: u64,
         mode: u32,
     },
+    /// `to_parent`: the node `to`'s folder must be (None: the root).
     Rename {
         from: RelPath,
         to: RelPath,
         base: u64,
+        to_parent: Option<NodeId>,
     },
     Exchange {
         a: RelPath,
@@ -238,7 +240,8 @@ impl HubView {
             }
             Op::Move { id, base, to, .. } => {
                 let version = self.expect(*id, base)?;
-                Request::Rename { from: self.path_of(*id)?, to: self.path_of_place(*id, to)?, base: version }
+                let to_parent = Some(to.parent).filter(|p| *p != ROOT);
+                Request::Rename { from: self.path_of(*id)?, to: self.path_of_place(*id, to)?, base: version, to_parent }
             }
             Op::Exchange { a, a_base, b, b_base, .. } => Request::Exchange {
                 a_base: self.expect(*a, a_base)?,
@@ -299,7 +302,8 @@ mod tests {
         let base = v.tree().get(f).unwrap().clone();
         let op =
             Op::Move { side: Side::Remote, id: f, base: base.clone(), to: Place { parent: ROOT, name: "g".into() } };
-        let want = Request::Rename { from: RelPath::parse("e/f").unwrap(), to: RelPath::parse("g").unwrap(), base: 4 };
+        let (from, to) = (RelPath::parse("e/f").unwrap(), RelPath::parse("g").unwrap());
+        let want = Request::Rename { from, to, base: 4, to_parent: None };
         assert_eq!(v.request_for(&op).unwrap(), want);
         // An operation planned on another state of the node is not sent.
         let stale = Op::Delete { side: Side::Remote, id: f, base: Node { mode: 0o600, ..base } };
