@@ -24,6 +24,9 @@ pub struct FileMeta {
     pub mtime_ns: i64,
     pub owner: Option<ssync_common::api::Owner>,
     pub xattrs: Option<ssync_common::xattrs::Xattrs>,
+    /// The node a new file is (the sync engine names its nodes); None: the
+    /// hub keeps the node at the path or makes one.
+    pub node: Option<ssync_common::NodeId>,
 }
 
 impl FileMeta {
@@ -41,7 +44,7 @@ impl FileMeta {
             xattrs: self.xattrs.clone(),
             list: wire,
             inline,
-            node: None, // the path-keyed engine lets the hub keep or pick the node
+            node: self.node,
         }
     }
 }

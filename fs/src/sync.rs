@@ -13,11 +13,15 @@
 //! - `planner`: the next operations that bring Local and Remote to it, each
 //!   valid on the tree it changes as it is now. Nothing is persisted but the
 //!   trees: after a refusal or a crash the planner runs again.
+//! - `engine`: the loop over any `Remote`: feed, merge, plan, carry out.
 //! - `hub_view`: the Remote tree as the hub's rows (answers and the feed)
 //!   build it, and the hub's request for each planned Remote operation.
 //! - `remote`: what the engine needs of the hub (`Remote`); the simulation's
-//!   `memory_hub` runs the hub's own tree rules behind it.
+//!   `memory_hub` runs the hub's own tree rules behind it, `http_remote` is
+//!   the hub over HTTP.
 pub mod canopy;
+pub mod engine;
+pub mod http_remote;
 pub mod hub_view;
 pub mod merge;
 pub mod planner;

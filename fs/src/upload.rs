@@ -364,6 +364,7 @@ pub(crate) fn request_for(st: &State, shared: &Shared, op: &Op) -> Option<Reques
                     mtime_ns: n.mtime_ns,
                     owner: n.owner.map(|o| shared.accounts.to_wire(o)),
                     xattrs: Some(synced_xattrs(&n)),
+                    node: None, // the path-keyed engine lets the hub keep or pick the node
                 },
                 file: shared.cache.file(n.ino),
                 gen: n.write_gen,
