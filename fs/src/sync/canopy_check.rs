@@ -115,7 +115,13 @@ impl SimHub for MemoryHub {
         let rows = Remote::send(self, &request).map_err(|e| e.to_string())?;
         if !answer_lost {
             mount.view.fold_answer(&rows).map_err(|e| format!("the answer to {request:?} does not fold: {e}"))?;
-            mount.canopy.remote = mount.view.tree().clone();
+            // Placed row by row: it must be what deriving from every row gives.
+            let placed = mount.view.tree().clone();
+            mount.view.rederive();
+            if *mount.view.tree() != placed {
+                return Err(format!("the answer to {request:?} placed rows otherwise than deriving them all"));
+            }
+            mount.canopy.remote = placed;
         }
         Ok(())
     }

@@ -84,6 +84,14 @@ struct Row {
     node_state: Node,
 }
 
+/// What folding an answer changed in the Remote tree.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    Nodes(Vec<NodeId>),
+    /// The tree was derived anew: take all of it.
+    Whole,
+}
+
 #[derive(Clone, Default, Debug)]
 pub struct HubView {
     /// The newest row of each path (tombstones until the feed passes them).
@@ -147,16 +155,81 @@ impl HubView {
 
     /// Folds the rows of an answer: what the hub wrote for this mount's
     /// request. The cursor stays: rows of other mounts may lie before them.
-    pub fn fold_answer(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
-        rows.iter().try_for_each(|row| self.fold(row))?;
-        self.derive();
-        Ok(())
+    ///
+    /// An answer's rows are the hub's newest, so each places its node at
+    /// once, without deriving the whole tree again (a plan of thousands of
+    /// operations folds thousands of answers); only an answer that does not
+    /// fit that way (its folder unknown here, a replaced folder that still
+    /// holds nodes) falls back to deriving it all.
+    pub fn fold_answer(&mut self, rows: &[Entry]) -> Result<Changed, ViewError> {
+        let mut touched = Vec::new();
+        for row in rows {
+            if !self.fold(row)? {
+                continue;
+            }
+            match self.place_answer_row(row) {
+                Some(ids) => touched.extend(ids),
+                None => {
+                    rows.iter().try_for_each(|row| self.fold(row).map(drop))?;
+                    self.derive();
+                    return Ok(Changed::Whole);
+                }
+            }
+        }
+        Ok(Changed::Nodes(touched))
     }
 
-    fn fold(&mut self, row: &Entry) -> Result<(), ViewError> {
+    /// Places one (newest) row in the tree; the nodes it changed, or None
+    /// when only deriving the whole tree can place it.
+    fn place_answer_row(&mut self, row: &Entry) -> Option<Vec<NodeId>> {
+        let id = row.node?.0;
+        if row.deleted {
+            // A move's tombstones name the old paths: only the node's own
+            // place is removed by its tombstone.
+            if self.tree.get(id).is_none() || self.path_of(id).ok().as_ref() != Some(&row.path) {
+                return Some(vec![]);
+            }
+            if self.tree.has_children(id) {
+                return None;
+            }
+            self.tree.remove(id);
+            self.versions.remove(&id);
+            return Some(vec![id]);
+        }
+        let parent = match row.path.parent() {
+            None => ROOT,
+            Some(dir) => self.lookup(&dir).filter(|p| self.tree.is_dir(*p))?,
+        };
+        let mut node = self.rows.get(&row.path)?.node_state.clone();
+        node.place.parent = parent;
+        let mut changed = vec![id];
+        // A row over a place another node held replaced that node.
+        if let Some(other) = self.tree.holder(&node.place).filter(|h| *h != id) {
+            if self.tree.has_children(other) {
+                return None;
+            }
+            self.tree.remove(other);
+            self.versions.remove(&other);
+            changed.push(other);
+        }
+        self.tree.set(id, node);
+        self.versions.insert(id, row.version);
+        Some(changed)
+    }
+
+    /// The node this view has at `path`.
+    fn lookup(&self, path: &RelPath) -> Option<NodeId> {
+        path.as_str()
+            .split('/')
+            .try_fold(ROOT, |at, name| self.tree.holder(&Place { parent: at, name: name.to_string() }))
+    }
+
+    /// Records `row` as its path's newest, unless the view has a newer one;
+    /// whether it did.
+    fn fold(&mut self, row: &Entry) -> Result<bool, ViewError> {
         let node = row.node.ok_or_else(|| ViewError::NoNode(row.path.clone()))?.0;
         if self.rows.get(&row.path).is_some_and(|r| r.version >= row.version) {
-            return Ok(()); // this view has the path as it is since
+            return Ok(false); // this view has the path as it is since
         }
         let kind = match row.kind {
             EntryKind::File => Kind::File,
@@ -168,7 +241,14 @@ impl HubView {
         let place = Place { parent: ROOT, name: row.path.file_name().to_string() };
         let node_state = Node { place, kind, content, mode: row.mode & 0o7777 };
         self.rows.insert(row.path.clone(), Row { node, version: row.version, deleted: row.deleted, node_state });
-        Ok(())
+        Ok(true)
+    }
+
+    /// Derives the tree from every row again (the simulation checks that
+    /// answers placed row by row give the same).
+    #[cfg(test)]
+    pub fn rederive(&mut self) {
+        self.derive();
     }
 
     /// The Remote tree from the rows: each node at its newest live row,
