@@ -107,7 +107,35 @@ const STEPS: &[&str] = &[
     // 9: the attribute name `user.` (nothing after the namespace), which
     // hubs passed on before names were checked, is dropped.
     r#"UPDATE nodes SET xattrs = json_remove(xattrs, '$."user."') WHERE xattrs IS NOT NULL;"#,
+    // 10: the sync engine on stable ids (#26, docs/sync-engine.md): Synced,
+    // the merge base of each node; the hub's newest row of each path as this
+    // mount read them (its Remote tree is derived from them) and the feed
+    // cursor they reach; and operations sent to the hub whose outcome is not
+    // recorded yet, confirmed from the feed after a crash. Ids are 32 hex
+    // digits (the root: 32 zeros), content ids 64.
+    "CREATE TABLE synced_nodes (
+        id TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        content TEXT,
+        mode INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE hub_rows (
+        path TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        content TEXT,
+        mode INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE hub_cursor (one INTEGER PRIMARY KEY CHECK (one = 1), cursor INTEGER NOT NULL);
+     CREATE TABLE sent_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL);",
 ];
+
+mod sync_state;
+pub use sync_state::{SyncState, SyncStateChange};
 
 pub struct LocalDb {
     conn: Connection,

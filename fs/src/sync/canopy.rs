@@ -17,7 +17,7 @@ pub const ROOT: NodeId = 0;
 
 /// A node's kind never changes: a file replaced by a folder of the same name
 /// is another node.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     File,
     Dir,
@@ -25,14 +25,14 @@ pub enum Kind {
 }
 
 /// Where a node is: its folder and its name there.
-#[derive(Clone, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Debug, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Place {
     pub parent: NodeId,
     pub name: String,
 }
 
 /// One node as one tree has it.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub place: Place,
     pub kind: Kind,
@@ -66,6 +66,9 @@ pub struct Tree {
     places: HashMap<Place, Vec<NodeId>>,
     /// How many nodes are directly in each folder.
     kids: HashMap<NodeId, usize>,
+    /// Nodes set or removed since `take_changes`, when tracked: the engine
+    /// persists only what changed of Synced.
+    changes: Option<HashSet<NodeId>>,
 }
 
 impl PartialEq for Tree {
@@ -85,8 +88,21 @@ impl Tree {
         id == ROOT || self.nodes.contains_key(&id)
     }
 
+    /// From now on, record which nodes are set or removed.
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(HashSet::new);
+    }
+
+    /// The nodes set or removed since the last call (none when not tracked).
+    pub fn take_changes(&mut self) -> Vec<NodeId> {
+        self.changes.as_mut().map(|c| c.drain().collect()).unwrap_or_default()
+    }
+
     pub fn set(&mut self, id: NodeId, node: Node) {
         debug_assert_ne!(id, ROOT, "the root is not a node of its own");
+        if let Some(c) = &mut self.changes {
+            c.insert(id);
+        }
         self.places.entry(node.place.clone()).or_default().push(id);
         *self.kids.entry(node.place.parent).or_default() += 1;
         if let Some(old) = self.nodes.insert(id, node) {
@@ -96,6 +112,9 @@ impl Tree {
 
     pub fn remove(&mut self, id: NodeId) -> Option<Node> {
         let old = self.nodes.remove(&id)?;
+        if let Some(c) = &mut self.changes {
+            c.insert(id);
+        }
         self.unindex(id, &old);
         Some(old)
     }

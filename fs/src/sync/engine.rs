@@ -7,17 +7,49 @@
 //! An operation whose answer did not come is kept until the feed shows what
 //! it did (`Canopy::confirm_sent`), so a change of this mount's own that
 //! comes back through the feed is agreed, never a conflict.
-use super::canopy::Canopy;
+use super::canopy::{Canopy, Tree};
 use super::hub_view::{Changed, HubView, ViewError};
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side, Stuck};
 use super::remote::{Refusal, Remote};
+use crate::local_db::SyncStateChange;
 
 /// This machine's side of the operations the planner makes for Local:
 /// bringing content from the hub, making folders, moving and removing what
 /// the kernel shows. Called before the op is recorded in the Local tree.
 pub trait LocalSide {
     fn carry_out(&mut self, op: &Op) -> Result<(), String>;
+}
+
+/// Where the engine keeps its state from step to step, so that a crash
+/// loses nothing: Synced, the hub's rows and cursor, and each operation
+/// sent to the hub, kept before it goes and settled once its outcome is in
+/// the trees. The mount keeps them in its database (`LocalDb`).
+pub trait Keeper {
+    /// Before `op` goes to the hub: the number to settle it by.
+    fn sending(&mut self, op: &Op) -> Result<i64, String>;
+    fn keep(&mut self, change: &SyncStateChange) -> Result<(), String>;
+}
+
+/// Keeps nothing: for tests and the simulation.
+pub struct Forgetful;
+
+impl Keeper for Forgetful {
+    fn sending(&mut self, _: &Op) -> Result<i64, String> {
+        Ok(0)
+    }
+    fn keep(&mut self, _: &SyncStateChange) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Keeper for crate::local_db::LocalDb {
+    fn sending(&mut self, op: &Op) -> Result<i64, String> {
+        self.keep_sent(op).map_err(|e| e.to_string())
+    }
+    fn keep(&mut self, change: &SyncStateChange) -> Result<(), String> {
+        self.keep_sync_change(change).map_err(|e| e.to_string())
+    }
 }
 
 /// What one round did.
@@ -37,19 +69,49 @@ pub enum EngineError {
     View(#[from] ViewError),
     #[error("the hub could not be read: {0}")]
     Feed(Refusal),
+    #[error("the sync state could not be kept: {0}")]
+    Keep(String),
 }
 
 pub struct Engine<R: Remote> {
     pub canopy: Canopy,
     view: HubView,
     remote: R,
-    /// Sent without an answer: confirmed, or not, once the feed shows them.
-    unanswered: Vec<Op>,
+    keeper: Box<dyn Keeper + Send>,
+    /// Sent without an answer (with the number each is kept under):
+    /// confirmed, or not, once the feed shows them.
+    unanswered: Vec<(i64, Op)>,
 }
 
 impl<R: Remote> Engine<R> {
+    /// A new engine that keeps nothing.
     pub fn new(remote: R) -> Engine<R> {
-        Engine { canopy: Canopy::default(), view: HubView::default(), remote, unanswered: Vec::new() }
+        Engine::resume(remote, Box::new(Forgetful), Tree::default(), HubView::default(), Vec::new())
+    }
+
+    /// The engine as `keeper` kept it: Synced, the hub's view, and the
+    /// operations sent whose outcome is not known (confirmed from the feed
+    /// at the next read). Local is the caller's to set: it is what this
+    /// machine's files are now.
+    pub fn resume(
+        remote: R,
+        keeper: Box<dyn Keeper + Send>,
+        synced: Tree,
+        view: HubView,
+        sent: Vec<(i64, Op)>,
+    ) -> Engine<R> {
+        let mut synced = synced;
+        synced.track_changes();
+        let canopy = Canopy { local: Tree::default(), remote: view.tree().clone(), synced };
+        Engine { canopy, view, remote, keeper, unanswered: sent }
+    }
+
+    /// Keeps what changed since the last time, with these sent operations settled.
+    fn keep(&mut self, settled: Vec<i64>, cursor: Option<u64>) -> Result<(), EngineError> {
+        let ids = self.canopy.synced.take_changes();
+        let synced = ids.iter().map(|id| (*id, self.canopy.synced.get(*id))).collect();
+        let change = SyncStateChange { synced, rows: self.view.take_changed_rows(), cursor, settled };
+        self.keeper.keep(&change).map_err(EngineError::Keep)
     }
 
     pub fn remote(&mut self) -> &mut R {
@@ -73,12 +135,15 @@ impl<R: Remote> Engine<R> {
         c.remote = self.view.tree().clone();
         // One the feed does not show was not done (or was undone since):
         // the next plan starts from what the hub has.
-        for op in std::mem::take(&mut self.unanswered) {
+        let mut settled = Vec::new();
+        for (seq, op) in std::mem::take(&mut self.unanswered) {
             c.confirm_sent(&op);
+            settled.push(seq);
         }
         let ids: Vec<_> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
         ids.into_iter().for_each(|id| c.settle(id));
-        Ok(())
+        let cursor = self.view.cursor();
+        self.keep(settled, Some(cursor))
     }
 
     /// Whether Local, Remote and Synced are equal.
@@ -93,29 +158,43 @@ impl<R: Remote> Engine<R> {
         let ops = plan(&self.canopy, &merged)?;
         let mut round = Round::default();
         for op in ops {
-            let done = match op.side() {
-                Side::Remote => self.send(&op),
+            let (done, settled) = match op.side() {
+                Side::Remote => self.send(&op)?,
                 Side::Local => {
-                    local.carry_out(&op).and_then(|()| apply(&mut self.canopy.local, &op).map_err(|e| e.to_string()))
+                    let done = local
+                        .carry_out(&op)
+                        .and_then(|()| apply(&mut self.canopy.local, &op).map_err(|e| e.to_string()));
+                    (done, vec![])
                 }
             };
-            match done {
-                Ok(()) => {
-                    self.canopy.agree(&op);
-                    round.done += 1;
-                }
-                Err(e) => {
-                    round.refused = Some(e);
-                    break;
-                }
+            if done.is_ok() {
+                self.canopy.agree(&op);
+                round.done += 1;
+            }
+            self.keep(settled, None)?;
+            if let Err(e) = done {
+                round.refused = Some(e);
+                break;
             }
         }
         Ok(round)
     }
 
-    fn send(&mut self, op: &Op) -> Result<(), String> {
-        let request = self.view.request_for(op).map_err(|e| e.to_string())?;
-        match self.remote.send(&request) {
+    /// Sends a Remote operation: its outcome, and the kept numbers it settles.
+    #[allow(clippy::type_complexity)]
+    fn send(&mut self, op: &Op) -> Result<(Result<(), String>, Vec<i64>), EngineError> {
+        let request = match self.view.request_for(op) {
+            Ok(r) => r,
+            Err(e) => return Ok((Err(e.to_string()), vec![])),
+        };
+        let seq = self.keeper.sending(op).map_err(EngineError::Keep)?;
+        let done = self.carry_to_hub(op, &request, seq);
+        let settled = if self.unanswered.iter().any(|(s, _)| *s == seq) { vec![] } else { vec![seq] };
+        Ok((done, settled))
+    }
+
+    fn carry_to_hub(&mut self, op: &Op, request: &super::hub_view::Request, seq: i64) -> Result<(), String> {
+        match self.remote.send(request) {
             Ok(rows) => {
                 match self.view.fold_answer(&rows).map_err(|e| e.to_string())? {
                     Changed::Nodes(ids) => {
@@ -131,7 +210,7 @@ impl<R: Remote> Engine<R> {
                 Ok(())
             }
             Err(Refusal::NoAnswer(e)) => {
-                self.unanswered.push(op.clone());
+                self.unanswered.push((seq, op.clone()));
                 Err(e)
             }
             Err(Refusal::Refused(e)) => Err(e),
@@ -216,5 +295,85 @@ mod tests {
         b.read_feed().unwrap();
         assert!(b.converged());
         assert!(b.view().cursor() > before);
+    }
+
+    /// The hub, whose answers to chosen requests are lost: each request in
+    /// `lose` (by number, from 0) is carried out but answered NoAnswer, and
+    /// each in `drop` never reaches the hub at all.
+    struct Lossy {
+        hub: MemoryHub,
+        sent: usize,
+        lose: Vec<usize>,
+        drop: Vec<usize>,
+    }
+
+    impl Remote for Lossy {
+        fn send(&mut self, r: &crate::sync::hub_view::Request) -> Result<Vec<ssync_common::api::Entry>, Refusal> {
+            let n = self.sent;
+            self.sent += 1;
+            if self.drop.contains(&n) {
+                return Err(Refusal::NoAnswer("cut off before the hub".into()));
+            }
+            let answer = self.hub.send(r)?;
+            match self.lose.contains(&n) {
+                true => Err(Refusal::NoAnswer("cut off after the hub".into())),
+                false => Ok(answer),
+            }
+        }
+        fn changes_since(&mut self, cursor: u64) -> Result<Vec<ssync_common::api::Entry>, Refusal> {
+            self.hub.changes_since(cursor)
+        }
+    }
+
+    /// A mount sends an edit whose answer is lost and crashes; its user then
+    /// edits the file again. Resumed from its database, it knows the hub's
+    /// version as its own earlier edit (kept as sent, confirmed from the
+    /// feed), so the new edit is just an edit: no conflict copy of its own.
+    #[test]
+    fn a_crash_with_an_answer_lost_resumes_from_the_database_without_a_copy_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("state.db");
+        let file = |parent, name: &str, n: u64| Node {
+            place: Place { parent, name: name.into() },
+            kind: Kind::File,
+            content: Some(ContentHash::of(&n.to_le_bytes())),
+            mode: 0o644,
+        };
+        let (d, f, g) = (11u128, 12u128, 13u128);
+        let mut local = Tree::default();
+        local.set(
+            d,
+            Node { place: Place { parent: ROOT, name: "d".into() }, kind: Kind::Dir, content: None, mode: 0o755 },
+        );
+        local.set(f, file(d, "f", 1));
+        local.set(g, file(d, "g", 2));
+        let keeper = Box::new(crate::local_db::LocalDb::open(&db_path).unwrap());
+        // Requests 0-2 make the tree; 3, the edit below, is carried out but its answer is lost.
+        let lossy = Lossy { hub: MemoryHub::new(), sent: 0, lose: vec![3], drop: vec![] };
+        let mut a = Engine::resume(lossy, keeper, Tree::default(), HubView::default(), vec![]);
+        a.canopy.local = local.clone();
+        a.sync(&mut Nothing, 5).unwrap();
+        assert!(a.converged());
+        local.set(f, file(d, "f", 5));
+        a.canopy.local = local.clone();
+        a.read_feed().unwrap();
+        let round = a.round(&mut Nothing).unwrap();
+        assert_eq!((round.done, a.remote().sent), (0, 4), "{round:?}");
+        assert!(round.refused.is_some(), "the answer was lost");
+        // The crash; then the user edits f again.
+        let hub = std::mem::replace(&mut a.remote().hub, MemoryHub::new());
+        drop(a);
+        local.set(f, file(d, "f", 6));
+        let db = crate::local_db::LocalDb::open(&db_path).unwrap();
+        let kept = db.load_sync_state().unwrap();
+        assert_eq!(kept.sent.len(), 1, "the edit whose answer was lost was kept as sent");
+        // After the restart, the first request never reaches the hub.
+        let remote = Lossy { hub, sent: 100, lose: vec![], drop: vec![100] };
+        let mut a = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent);
+        a.canopy.local = local.clone();
+        a.sync(&mut Nothing, 10).unwrap();
+        assert!(a.converged());
+        assert_eq!(a.canopy.local, local, "nothing was added here: no conflict copy of its own");
+        assert_eq!(a.remote().hub.tree(), local, "the hub has f with the user's last edit");
     }
 }

@@ -18,7 +18,7 @@ use super::canopy::{Kind, Node, NodeId, Place, Tree, ROOT};
 use super::planner::Op;
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::{ContentHash, RelPath};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A request to the hub, as the engine needs it said: paths, the hub's
 /// versions as bases, and the ids of new nodes.
@@ -75,13 +75,23 @@ pub enum ViewError {
     BadPath(NodeId, String),
 }
 
-/// A path's newest row, as far as the view needs it.
-#[derive(Clone, Debug)]
-struct Row {
-    node: NodeId,
-    version: u64,
-    deleted: bool,
-    node_state: Node,
+/// A path's newest row, as far as the view needs it (and the mount keeps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub node: NodeId,
+    pub version: u64,
+    pub deleted: bool,
+    pub kind: Kind,
+    pub content: Option<ContentHash>,
+    pub mode: u32,
+}
+
+impl Row {
+    /// The node it shows, in folder `parent`.
+    fn node_in(&self, parent: NodeId, path: &RelPath) -> Node {
+        let place = Place { parent, name: path.file_name().to_string() };
+        Node { place, kind: self.kind, content: self.content, mode: self.mode }
+    }
 }
 
 /// What folding an answer changed in the Remote tree.
@@ -101,6 +111,8 @@ pub struct HubView {
     versions: HashMap<NodeId, u64>,
     /// Live nodes left out of the tree: their folder is not placed (yet).
     unplaced: usize,
+    /// Paths whose row changed since `take_changed_rows` (to persist).
+    changed_rows: HashSet<RelPath>,
     /// The newest feed sequence number folded in.
     cursor: u64,
 }
@@ -116,6 +128,20 @@ impl HubView {
 
     pub fn version(&self, id: NodeId) -> Option<u64> {
         self.versions.get(&id).copied()
+    }
+
+    /// A view as the mount kept it: its rows and the cursor they reach.
+    pub fn restore(rows: impl IntoIterator<Item = (RelPath, Row)>, cursor: u64) -> HubView {
+        let mut view = HubView { rows: rows.into_iter().collect(), cursor, ..HubView::default() };
+        view.derive();
+        view
+    }
+
+    /// The rows changed since the last call, each with its row now (None:
+    /// gone), for the mount to keep.
+    pub fn take_changed_rows(&mut self) -> Vec<(RelPath, Option<Row>)> {
+        let paths: Vec<RelPath> = self.changed_rows.drain().collect();
+        paths.into_iter().map(|p| (p.clone(), self.rows.get(&p).cloned())).collect()
     }
 
     /// Live nodes whose folder is not placed: none once the feed is read to its end.
@@ -148,7 +174,12 @@ impl HubView {
         // No row older than the cursor can come any more: a tombstone the
         // feed has passed has nothing left to hide.
         let cursor = self.cursor;
-        self.rows.retain(|_, r| !r.deleted || r.version > cursor);
+        let passed: Vec<RelPath> =
+            self.rows.iter().filter(|(_, r)| r.deleted && r.version <= cursor).map(|(p, _)| p.clone()).collect();
+        for path in passed {
+            self.rows.remove(&path);
+            self.changed_rows.insert(path);
+        }
         self.derive();
         Ok(())
     }
@@ -200,8 +231,7 @@ impl HubView {
             None => ROOT,
             Some(dir) => self.lookup(&dir).filter(|p| self.tree.is_dir(*p))?,
         };
-        let mut node = self.rows.get(&row.path)?.node_state.clone();
-        node.place.parent = parent;
+        let node = self.rows.get(&row.path)?.node_in(parent, &row.path);
         let mut changed = vec![id];
         // A row over a place another node held replaced that node.
         if let Some(other) = self.tree.holder(&node.place).filter(|h| *h != id) {
@@ -237,10 +267,9 @@ impl HubView {
             EntryKind::Symlink => Kind::Symlink,
         };
         let content = if kind == Kind::Dir { None } else { row.hash };
-        // The place is filled in when the tree is derived.
-        let place = Place { parent: ROOT, name: row.path.file_name().to_string() };
-        let node_state = Node { place, kind, content, mode: row.mode & 0o7777 };
-        self.rows.insert(row.path.clone(), Row { node, version: row.version, deleted: row.deleted, node_state });
+        let kept = Row { node, version: row.version, deleted: row.deleted, kind, content, mode: row.mode & 0o7777 };
+        self.rows.insert(row.path.clone(), kept);
+        self.changed_rows.insert(row.path.clone());
         Ok(true)
     }
 
@@ -275,9 +304,7 @@ impl HubView {
                     _ => continue, // its folder is not placed (yet)
                 },
             };
-            let mut node = row.node_state.clone();
-            node.place.parent = parent;
-            tree.set(row.node, node);
+            tree.set(row.node, row.node_in(parent, path));
             versions.insert(row.node, row.version);
             at_path.insert(path, row.node);
         }

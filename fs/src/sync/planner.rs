@@ -17,7 +17,7 @@ use super::merge::Merged;
 use ssync_common::ContentHash;
 use std::collections::HashMap;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     /// The mount's own tree: what its users see.
     Local,
@@ -27,7 +27,7 @@ pub enum Side {
 
 /// One operation on one side's tree. `base` is the node as the plan expects
 /// to find it: an operation whose base is stale is refused.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// Make node `id`. Its content comes from the other side, or for a
     /// conflict copy (`copy_of`) from that local node.
