@@ -12,19 +12,29 @@
 //! the last content each user gave a node reached the hub, and no conflict
 //! copy is made of a node that only its own mount changed.
 //!
-//! Each seed runs against the planner's own rules and against the hub's
-//! own tree rules (`memory_hub`, reached through a `HubView` per mount).
+//! Each seed runs twice:
+//! - against the planner's own rules (`apply` on a bare tree), with a loop
+//!   of the simulation's own;
+//! - against the hub's own tree rules (`memory_hub`), each mount running the
+//!   engine the mounts run (`engine::Engine`, its `step` and `read_feed`),
+//!   through its `HubView`, with answers lost after the hub carried the
+//!   request out; every answer's rows placed one by one are checked against
+//!   deriving the tree from all rows.
 //!
 //! `SSYNC_SIM_SEEDS=N` runs N seeds (default 10,000 each);
 //! `SSYNC_SIM_SEED=S` replays one seed alone, with its steps printed.
 use super::canopy::{Canopy, Kind, Node, NodeId, Place, Tree, ROOT};
+use super::engine::{Engine, LocalSide};
 use super::hub_view::{HubView, Request};
 use super::memory_hub::MemoryHub;
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side};
-use super::remote::Remote;
+use super::remote::{Refusal, Remote};
+use ssync_common::api::Entry;
 use ssync_common::ContentHash;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 const MOUNTS: usize = 3;
 const NAMES: [&str; 5] = ["a", "b", "c", "d.txt", "e"];
@@ -62,8 +72,9 @@ struct Mount {
     view: HubView,
     /// A plan made earlier, carried out a few operations at a time.
     plan: Vec<Op>,
-    /// Operations sent to the hub whose answers were lost.
-    unanswered: Vec<Op>,
+    /// Operations sent to the hub whose answers were lost (with the number
+    /// the engine keeps each under).
+    unanswered: Vec<(i64, Op)>,
 }
 
 /// The hub a seed runs against.
@@ -108,27 +119,17 @@ impl SimHub for BareTree {
 }
 
 /// The real hub's tree rules (path-keyed rows carrying node ids, bases as
-/// versions), reached through each mount's `HubView` as over HTTP.
-impl SimHub for MemoryHub {
-    fn send(&mut self, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String> {
-        let request = mount.view.request_for(op).map_err(|e| e.to_string())?;
-        let rows = Remote::send(self, &request).map_err(|e| e.to_string())?;
-        if !answer_lost {
-            mount.view.fold_answer(&rows).map_err(|e| format!("the answer to {request:?} does not fold: {e}"))?;
-            // Placed row by row: it must be what deriving from every row gives.
-            let placed = mount.view.tree().clone();
-            mount.view.rederive();
-            if *mount.view.tree() != placed {
-                return Err(format!("the answer to {request:?} placed rows otherwise than deriving them all"));
-            }
-            mount.canopy.remote = placed;
-        }
-        Ok(())
+/// versions), shared by the mounts' engines (`SimRemote`); here only read.
+struct SharedHub(Rc<RefCell<MemoryHub>>);
+
+impl SimHub for SharedHub {
+    fn send(&mut self, _: &mut Mount, _: &Op, _: bool) -> Result<(), String> {
+        unreachable!("with the hub's rules, each mount's Engine sends through SimRemote")
     }
 
     fn read_feed(&mut self, mount: &mut Mount) {
         loop {
-            let rows = self.changes_since(mount.view.cursor()).expect("the in-memory hub answers");
+            let rows = self.0.borrow_mut().changes_since(mount.view.cursor()).expect("the in-memory hub answers");
             if rows.is_empty() {
                 break;
             }
@@ -138,7 +139,53 @@ impl SimHub for MemoryHub {
     }
 
     fn tree(&mut self) -> Tree {
-        MemoryHub::tree(self)
+        self.0.borrow_mut().tree()
+    }
+}
+
+/// One mount's way to the shared hub: answers lost at random after the hub
+/// carried the request out (5 %), and the contents it took recorded.
+struct SimRemote {
+    hub: Rc<RefCell<MemoryHub>>,
+    rng: Rng,
+    took: Vec<Option<ContentHash>>,
+}
+
+impl Remote for SimRemote {
+    fn send(&mut self, request: &Request) -> Result<Vec<Entry>, Refusal> {
+        let answer = Remote::send(&mut *self.hub.borrow_mut(), request)?;
+        if let Request::Commit { content, .. } = request {
+            self.took.push(Some(*content));
+        }
+        match self.rng.chance(5) {
+            true => Err(Refusal::NoAnswer("the answer was lost".into())),
+            false => Ok(answer),
+        }
+    }
+
+    fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {
+        self.hub.borrow_mut().changes_since(cursor)
+    }
+}
+
+/// Local operations as the mount's engine carries them out: checked that a
+/// conflict copy is made only of a node another mount changed too.
+struct CopyCheck<'a> {
+    m: Actor,
+    editors: &'a HashMap<NodeId, HashSet<Actor>>,
+    wrong: Option<String>,
+}
+
+impl LocalSide for CopyCheck<'_> {
+    fn carry_out(&mut self, op: &Op) -> Result<(), String> {
+        if let Op::Create { copy_of: Some(from), id, .. } = op {
+            let others = self.editors.get(from).is_some_and(|e| e.iter().any(|a| *a != self.m));
+            if !others && self.wrong.is_none() {
+                self.wrong =
+                    Some(format!("mount {} made conflict copy {id:x} of {from:x}, which only it changed", self.m));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +208,8 @@ fn memory_hub_holding(start: &Tree) -> MemoryHub {
 struct World {
     rng: Rng,
     hub: Box<dyn SimHub>,
+    /// With the hub's rules: the hub each mount's `Engine` reaches.
+    engine_hub: Option<Rc<RefCell<MemoryHub>>>,
     mounts: Vec<Mount>,
     /// Every content the hub ever held.
     hub_seen: HashSet<Option<ContentHash>>,
@@ -274,25 +323,59 @@ impl World {
 
     /// The feed reaches mount `m`: its Remote tree becomes the hub's, and
     /// operations whose answers were lost are confirmed from it.
-    fn deliver_feed(&mut self, m: usize) {
+    fn deliver_feed(&mut self, m: usize) -> Result<(), String> {
         if self.verbose {
             eprintln!("feed reaches mount {m}");
+        }
+        if let Some(hub) = self.engine_hub.clone() {
+            return self.with_engine(m, hub, |e| e.read_feed().map_err(|e| e.to_string()));
         }
         let mount = &mut self.mounts[m];
         self.hub.read_feed(mount);
         let c = &mut mount.canopy;
-        for op in std::mem::take(&mut mount.unanswered) {
+        for (_, op) in std::mem::take(&mut mount.unanswered) {
             c.confirm_sent(&op);
         }
         let ids: Vec<NodeId> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
         for id in ids {
             c.settle(id);
         }
+        Ok(())
+    }
+
+    /// Runs `f` on mount `m` as the engine the mounts run (`sync::engine`),
+    /// made from the mount's state and taken apart again afterwards (so the
+    /// users can change Local between steps, and a crash drops the plan).
+    fn with_engine<T>(
+        &mut self,
+        m: usize,
+        hub: Rc<RefCell<MemoryHub>>,
+        f: impl FnOnce(&mut Engine<SimRemote>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mount = &mut self.mounts[m];
+        let remote = SimRemote { hub, rng: Rng::new(self.rng.next()), took: Vec::new() };
+        let mut view = std::mem::take(&mut mount.view);
+        view.check_placement = true;
+        let mut engine = Engine::from_parts(
+            std::mem::take(&mut mount.canopy),
+            view,
+            remote,
+            std::mem::take(&mut mount.unanswered),
+            std::mem::take(&mut mount.plan),
+        );
+        let out = f(&mut engine);
+        let (canopy, view, remote, unanswered, plan) = engine.into_parts();
+        *mount = Mount { canopy, view, unanswered, plan };
+        self.hub_seen.extend(remote.took);
+        out
     }
 
     /// Mount `m` carries out up to `n` operations of its plan (making a new
     /// plan when it has none); a refusal drops the rest of the plan.
     fn run_engine(&mut self, m: usize, n: usize) -> Result<(), String> {
+        if let Some(hub) = self.engine_hub.clone() {
+            return self.run_real_engine(m, n, hub);
+        }
         if self.mounts[m].plan.is_empty() {
             let c = &self.mounts[m].canopy;
             let merged = merge(c, &default_namer);
@@ -308,7 +391,7 @@ impl World {
                 Side::Remote => {
                     let done = self.hub.send(&mut self.mounts[m], &op, lost_answer);
                     if lost_answer {
-                        self.mounts[m].unanswered.push(op.clone());
+                        self.mounts[m].unanswered.push((0, op.clone()));
                     }
                     if done.is_ok() {
                         // What the hub holds now: the content this sent.
@@ -359,10 +442,32 @@ impl World {
             if op.side() == Side::Remote && !lost_answer {
                 let mount = &mut self.mounts[m];
                 let c = &mut mount.canopy;
-                mount.unanswered.retain(|sent| !c.confirm_sent(sent));
+                mount.unanswered.retain(|(_, sent)| !c.confirm_sent(sent));
             }
         }
         Ok(())
+    }
+
+    /// `run_engine` with the hub's rules: the mount's own `Engine::step`.
+    fn run_real_engine(&mut self, m: usize, n: usize, hub: Rc<RefCell<MemoryHub>>) -> Result<(), String> {
+        let editors = std::mem::take(&mut self.editors);
+        let mut check = CopyCheck { m, editors: &editors, wrong: None };
+        let round = self.with_engine(m, hub, |e| e.step(&mut check, n).map_err(|e| format!("mount {m}: {e}")));
+        let wrong = check.wrong.take();
+        self.editors = editors;
+        let round = round?;
+        for (op, done) in &round.tried {
+            self.say(format!("mount {m}: {op:?} -> {done:?}"));
+            // A conflict copy now holds what this mount's user last wrote to
+            // the node it copies: from here on the copy's fate is that write's.
+            if let (Op::Create { copy_of: Some(from), id, node, .. }, Ok(())) = (op, done) {
+                if self.last_written.get(&(m, *from)) == Some(&node.content) {
+                    self.last_written.remove(&(m, *from));
+                    self.last_written.insert((m, *id), node.content);
+                }
+            }
+        }
+        wrong.map_or(Ok(()), Err)
     }
 }
 
@@ -397,9 +502,10 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let size = 4 + rng.below(12);
     let start = random_tree(&mut rng, size);
-    let hub: Box<dyn SimHub> = match rules {
-        HubRules::Planner => Box::new(BareTree(start.clone())),
-        HubRules::Hub => Box::new(memory_hub_holding(&start)),
+    let engine_hub = (rules == HubRules::Hub).then(|| Rc::new(RefCell::new(memory_hub_holding(&start))));
+    let hub: Box<dyn SimHub> = match &engine_hub {
+        None => Box::new(BareTree(start.clone())),
+        Some(hub) => Box::new(SharedHub(hub.clone())),
     };
     let mut mounts: Vec<Mount> = (0..MOUNTS)
         .map(|_| Mount {
@@ -420,6 +526,7 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
         rng,
         hub_seen: start.iter().map(|(_, n)| n.content).collect(),
         hub,
+        engine_hub,
         mounts,
         last_written: HashMap::new(),
         editors: HashMap::new(),
@@ -450,7 +557,7 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
                     w.say("the hub restarts".to_string());
                     w.mounts.iter_mut().for_each(|m| m.plan.clear());
                 }
-                _ => w.deliver_feed(m),
+                _ => w.deliver_feed(m)?,
             }
             for (i, mount) in w.mounts.iter().enumerate() {
                 for (name, t) in [("local", &mount.canopy.local), ("remote", &mount.canopy.remote)] {
@@ -465,7 +572,7 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
                 return Err("no convergence after 200 rounds".to_string());
             }
             for m in 0..MOUNTS {
-                w.deliver_feed(m);
+                w.deliver_feed(m)?;
                 w.mounts[m].plan.clear();
                 w.run_engine(m, usize::MAX)?;
             }

@@ -57,6 +57,8 @@ impl Keeper for crate::local_db::LocalDb {
 pub struct Round {
     /// Operations carried out.
     pub done: usize,
+    /// Each operation tried, in order, with its outcome.
+    pub tried: Vec<(Op, Result<(), String>)>,
     /// What ended the round early, if anything did.
     pub refused: Option<String>,
 }
@@ -81,6 +83,18 @@ pub struct Engine<R: Remote> {
     /// Sent without an answer (with the number each is kept under):
     /// confirmed, or not, once the feed shows them.
     unanswered: Vec<(i64, Op)>,
+    /// The rest of the current plan, next operation last. Carried out a few
+    /// at a time, it may meet trees that changed since it was made: each
+    /// operation is checked against its base, and a refusal drops the rest.
+    plan: Vec<Op>,
+}
+
+/// What the engine keeps through a crash (the rest is lost with it).
+pub struct Kept<R> {
+    pub remote: R,
+    pub synced: Tree,
+    pub view: HubView,
+    pub sent: Vec<(i64, Op)>,
 }
 
 impl<R: Remote> Engine<R> {
@@ -103,7 +117,32 @@ impl<R: Remote> Engine<R> {
         let mut synced = synced;
         synced.track_changes();
         let canopy = Canopy { local: Tree::default(), remote: view.tree().clone(), synced };
-        Engine { canopy, view, remote, keeper, unanswered: sent }
+        Engine { canopy, view, remote, keeper, unanswered: sent, plan: Vec::new() }
+    }
+
+    /// The engine from its parts: the simulation keeps each mount's state
+    /// between steps and lets its users change Local in between.
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        canopy: Canopy,
+        view: HubView,
+        remote: R,
+        sent: Vec<(i64, Op)>,
+        plan: Vec<Op>,
+    ) -> Engine<R> {
+        Engine { canopy, view, remote, keeper: Box::new(Forgetful), unanswered: sent, plan }
+    }
+
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn into_parts(self) -> (Canopy, HubView, R, Vec<(i64, Op)>, Vec<Op>) {
+        (self.canopy, self.view, self.remote, self.unanswered, self.plan)
+    }
+
+    /// What a crash leaves: what the keeper kept (in the simulation, kept in
+    /// memory as the database would have it). The plan and Local are gone.
+    pub fn crash(self) -> Kept<R> {
+        Kept { remote: self.remote, synced: self.canopy.synced, view: self.view, sent: self.unanswered }
     }
 
     /// Keeps what changed since the last time, with these sent operations settled.
@@ -154,10 +193,21 @@ impl<R: Remote> Engine<R> {
     /// One round: plan from the trees as they are and carry the plan out,
     /// until it ends or something is refused.
     pub fn round(&mut self, local: &mut dyn LocalSide) -> Result<Round, EngineError> {
-        let merged = merge(&self.canopy, &default_namer);
-        let ops = plan(&self.canopy, &merged)?;
+        self.plan.clear();
+        self.step(local, usize::MAX)
+    }
+
+    /// Carries out up to `max` operations of the current plan, making one
+    /// from the trees as they are when there is none.
+    pub fn step(&mut self, local: &mut dyn LocalSide, max: usize) -> Result<Round, EngineError> {
+        if self.plan.is_empty() {
+            let merged = merge(&self.canopy, &default_namer);
+            self.plan = plan(&self.canopy, &merged)?;
+            self.plan.reverse();
+        }
         let mut round = Round::default();
-        for op in ops {
+        for _ in 0..max {
+            let Some(op) = self.plan.pop() else { break };
             let (done, settled) = match op.side() {
                 Side::Remote => self.send(&op)?,
                 Side::Local => {
@@ -171,9 +221,11 @@ impl<R: Remote> Engine<R> {
                 self.canopy.agree(&op);
                 round.done += 1;
             }
+            round.tried.push((op, done.clone()));
             self.keep(settled, None)?;
             if let Err(e) = done {
                 round.refused = Some(e);
+                self.plan.clear();
                 break;
             }
         }
@@ -291,7 +343,7 @@ mod tests {
             b.round(&mut Nothing).unwrap()
         };
         eprintln!("a rename of 5,050 nodes planned and sent in {:?}", started.elapsed());
-        assert_eq!(round, Round { done: 1, refused: None });
+        assert_eq!((round.done, round.refused), (1, None));
         b.read_feed().unwrap();
         assert!(b.converged());
         assert!(b.view().cursor() > before);

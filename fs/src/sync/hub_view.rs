@@ -73,6 +73,9 @@ pub enum ViewError {
     Stale(NodeId),
     #[error("node {0:x}'s place has no valid path: {1}")]
     BadPath(NodeId, String),
+    /// Checked by the simulation only (`check_placement`).
+    #[error("an answer's rows, placed one by one, gave another tree than deriving them all")]
+    Misplaced,
 }
 
 /// A path's newest row, as far as the view needs it (and the mount keeps).
@@ -113,6 +116,9 @@ pub struct HubView {
     unplaced: usize,
     /// Paths whose row changed since `take_changed_rows` (to persist).
     changed_rows: HashSet<RelPath>,
+    /// The simulation checks every answer's placement against a full derive.
+    #[cfg(test)]
+    pub(crate) check_placement: bool,
     /// The newest feed sequence number folded in.
     cursor: u64,
 }
@@ -205,6 +211,14 @@ impl HubView {
                     self.derive();
                     return Ok(Changed::Whole);
                 }
+            }
+        }
+        #[cfg(test)]
+        if self.check_placement {
+            let placed = self.tree.clone();
+            self.derive();
+            if self.tree != placed {
+                return Err(ViewError::Misplaced);
             }
         }
         Ok(Changed::Nodes(touched))
