@@ -293,6 +293,31 @@ impl World {
                 }
                 Op::Exchange { side: Side::Local, a, a_base, b, b_base }
             }
+            85..=91 => {
+                // A rename over another file, as a lock file is renamed onto
+                // what it replaces (git, editors): the target node goes, the
+                // renamed one takes its place.
+                let files = |t: &Tree| -> Vec<NodeId> {
+                    t.iter().filter(|(_, n)| n.kind != Kind::Dir).map(|(id, _)| id).collect()
+                };
+                let candidates = files(&t);
+                if candidates.len() < 2 {
+                    return;
+                }
+                let a = candidates[self.rng.below(candidates.len())];
+                let b = candidates[self.rng.below(candidates.len())];
+                if a == b {
+                    return;
+                }
+                let local = &mut self.mounts[m].canopy.local;
+                let (a_base, b_base) = (local.get(a).expect("listed").clone(), local.get(b).expect("listed").clone());
+                apply(local, &Op::Delete { side: Side::Local, id: b, base: b_base.clone() }).expect("a file goes");
+                let moved = Op::Move { side: Side::Local, id: a, base: a_base, to: b_base.place };
+                apply(local, &moved).expect("its place is free now");
+                self.last_written.remove(&(m, b));
+                self.say(format!("user {m}: rename {a:x} over {b:x}"));
+                return;
+            }
             _ => {
                 // rm -rf: the node and everything below it, deepest first.
                 let Some((id, _)) = self.pick(&t) else { return };
