@@ -118,9 +118,10 @@ fn hub_tree(m: &mut Machine) -> ssync_fs::sync::canopy::Tree {
     loop {
         let rows = m.engine.remote().changes_since(view.cursor()).unwrap();
         if rows.is_empty() {
+            view.settle_feed();
             return view.tree().clone();
         }
-        view.fold_feed(&rows).unwrap();
+        view.fold_page(&rows).unwrap();
     }
 }
 

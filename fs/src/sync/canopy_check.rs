@@ -133,8 +133,9 @@ impl SimHub for SharedHub {
             if rows.is_empty() {
                 break;
             }
-            mount.view.fold_feed(&rows).expect("the hub's feed folds");
+            mount.view.fold_page(&rows).expect("the hub's feed folds");
         }
+        mount.view.settle_feed();
         mount.canopy.remote = mount.view.tree().clone();
     }
 

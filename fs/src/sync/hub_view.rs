@@ -171,12 +171,21 @@ impl HubView {
         self.path_of_place(id, &node.place)
     }
 
-    /// Folds rows from the feed, oldest first, and moves the cursor past them.
-    pub fn fold_feed(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
+    /// Folds rows from the feed, oldest first, and moves the cursor past
+    /// them; `settle_feed` then derives the tree (once for all the pages a
+    /// read brings: deriving per page of 1,000 rows made reading a large
+    /// feed quadratic).
+    pub fn fold_page(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
         for row in rows {
             self.fold(row)?;
             self.cursor = self.cursor.max(row.version);
         }
+        Ok(())
+    }
+
+    /// After the pages of a read: drops the tombstones the cursor passed and
+    /// derives the Remote tree.
+    pub fn settle_feed(&mut self) {
         // No row older than the cursor can come any more: a tombstone the
         // feed has passed has nothing left to hide.
         let cursor = self.cursor;
@@ -187,6 +196,12 @@ impl HubView {
             self.changed_rows.insert(path);
         }
         self.derive();
+    }
+
+    /// `fold_page` and `settle_feed`, for a read of one page.
+    pub fn fold_feed(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
+        self.fold_page(rows)?;
+        self.settle_feed();
         Ok(())
     }
 

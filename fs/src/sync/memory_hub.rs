@@ -30,8 +30,9 @@ impl MemoryHub {
             if rows.is_empty() {
                 break;
             }
-            view.fold_feed(&rows).expect("the hub's own feed folds");
+            view.fold_page(&rows).expect("the hub's own feed folds");
         }
+        view.settle_feed();
         assert_eq!(view.unplaced(), 0, "the hub's feed named a folder it does not hold");
         view.tree().clone()
     }
