@@ -261,12 +261,9 @@ impl Canopy {
     pub fn settle(&mut self, id: NodeId) {
         match (self.local.get(id), self.remote.get(id)) {
             (None, None) => drop(self.synced.remove(id)),
-            // (Most nodes, most of the time: agreed already, nothing to set.)
-            (Some(l), Some(r)) if l == r => {
-                if self.synced.get(id) != Some(l) {
-                    self.synced.set(id, l.clone());
-                }
-            }
+            (Some(l), Some(r)) if l == r && self.synced.get(id) != Some(l) => self.synced.set(id, l.clone()),
+            // Most nodes, most of the time: agreed already, nothing to set.
+            (Some(l), Some(r)) if l == r => {}
             (Some(l), Some(r)) => {
                 let Some(mut s) = self.synced.get(id).cloned() else { return };
                 if l.place == r.place {
