@@ -286,7 +286,7 @@ pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeRes
 /// The folder `path` goes into must be node `folder`, when the client names
 /// it: a client that names its nodes is refused a folder deleted or replaced
 /// since it looked (see `Carried::parents_for`).
-pub fn check_folder(conn: &Connection, path: &RelPath, folder: Option<NodeId>) -> Result<(), TreeError> {
+fn check_folder(conn: &Connection, path: &RelPath, folder: Option<NodeId>) -> Result<(), TreeError> {
     let (Some(folder), Some(dir)) = (folder, path.parent()) else { return Ok(()) };
     match live(entries::get(conn, &dir)?) {
         Some(e) if e.kind == EntryKind::Dir && e.node == Some(folder) => Ok(()),
@@ -294,6 +294,9 @@ pub fn check_folder(conn: &Connection, path: &RelPath, folder: Option<NodeId>) -
     }
 }
 
+// The arguments are the rename request's fields, as the routes and the
+// simulation's hub have them.
+#[allow(clippy::too_many_arguments)]
 pub fn rename(
     conn: &Connection,
     dev: Dev,
@@ -301,8 +304,10 @@ pub fn rename(
     to: &RelPath,
     base: u64,
     to_base: u64,
+    to_parent: Option<NodeId>,
     limits: PathLimits,
 ) -> TreeResult {
+    check_folder(conn, to, to_parent)?;
     if from == to {
         return Ok(vec![]);
     }
@@ -337,7 +342,10 @@ pub fn rename(
         })
         .collect::<Result<Vec<(&Entry, RelPath)>, PathError>>()?;
     let mut out = Vec::new();
-    ensure_parents(conn, dev, to, &mut out)?;
+    // A client that named the folder has it checked above: nothing is made for it.
+    if to_parent.is_none() {
+        ensure_parents(conn, dev, to, &mut out)?;
+    }
     // New rows first, parents before children, then tombstones children first:
     // a feed reader applying changes in order never sees an orphan.
     for (e, path) in &moving {
@@ -569,7 +577,8 @@ pub(crate) mod tests {
         file(&c, "d/e/b", 0, b"2").unwrap();
         file(&c, "top", 0, b"3").unwrap();
         let a = v(file(&c, "d/a", a, b"4"), "d/a");
-        let moved = v(rename(&c, &dev, &p("d/a"), &p("d/e/a"), a, 0, ssync_common::PathLimits::default()), "d/e/a");
+        let moved =
+            v(rename(&c, &dev, &p("d/a"), &p("d/e/a"), a, 0, None, ssync_common::PathLimits::default()), "d/e/a");
         delete(&c, &dev, &p("d/e/a"), moved).unwrap();
         let kept = |dir: &str| crate::db::digests::get(&c, dir).unwrap();
         let before: Vec<_> = ["", "d", "d/e"].iter().map(|d| kept(d)).collect();
@@ -597,11 +606,12 @@ pub(crate) mod tests {
         assert_eq!((f.kind, f.version > link.version), (EntryKind::File, true));
         let other = content(&c, "m", 0, b"/etc/passwd", EntryKind::Symlink).unwrap().pop().unwrap();
         let out =
-            rename(&c, &Author::default(), &p("m"), &p("l"), other.version, f.version, PathLimits::default()).unwrap();
+            rename(&c, &Author::default(), &p("m"), &p("l"), other.version, f.version, None, PathLimits::default())
+                .unwrap();
         assert_eq!(out[0].kind, EntryKind::Symlink, "a symlink renamed over a file");
         let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Carried::default()).unwrap().pop().unwrap();
         let blocked =
-            rename(&c, &Author::default(), &p("l"), &p("d"), out[0].version, d.version, PathLimits::default());
+            rename(&c, &Author::default(), &p("l"), &p("d"), out[0].version, d.version, None, PathLimits::default());
         assert!(matches!(blocked, Err(TreeError::Blocked { .. })), "not over a folder");
     }
 
@@ -652,13 +662,13 @@ pub(crate) mod tests {
         file(&c, "d/x/1", 0, b"1").unwrap();
         file(&c, "d/2", 0, b"2").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        let out = rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
+        let out = rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, None, PathLimits::default()).unwrap();
         let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
         assert_eq!(order, vec!["+e", "+e/2", "+e/x", "+e/x/1", "-d/x/1", "-d/x", "-d/2", "-d"]);
         let live: Vec<_> = entries::all_live(&c).unwrap().into_iter().map(|e| e.path.to_string()).collect();
         assert_eq!(live, vec!["e", "e/2", "e/x", "e/x/1"]);
         assert!(matches!(
-            rename(&c, &Author::default(), &p("e"), &p("e/x/in"), 0, 0, PathLimits::default()),
+            rename(&c, &Author::default(), &p("e"), &p("e/x/in"), 0, 0, None, PathLimits::default()),
             Err(TreeError::Blocked { .. })
         ));
     }
@@ -669,10 +679,10 @@ pub(crate) mod tests {
         let a = file(&c, "a", 0, b"new").unwrap()[0].clone();
         let b = file(&c, "b", 0, b"old").unwrap()[0].clone();
         assert!(matches!(
-            rename(&c, &Author::default(), &p("a"), &p("b"), a.version, 0, PathLimits::default()),
+            rename(&c, &Author::default(), &p("a"), &p("b"), a.version, 0, None, PathLimits::default()),
             Err(TreeError::Conflict { .. })
         ));
-        rename(&c, &Author::default(), &p("a"), &p("b"), a.version, b.version, PathLimits::default()).unwrap();
+        rename(&c, &Author::default(), &p("a"), &p("b"), a.version, b.version, None, PathLimits::default()).unwrap();
         let now = entries::get(&c, &p("b")).unwrap().unwrap();
         assert_eq!(now.hash, Some(ContentHash::of(b"new")));
         assert!(entries::get(&c, &p("a")).unwrap().unwrap().deleted);
@@ -749,7 +759,7 @@ pub(crate) mod tests {
         let c = conn();
         file(&c, "d/x", 0, b"x").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
+        rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, None, PathLimits::default()).unwrap();
         let t = entries::get(&c, &p("d/x")).unwrap().unwrap();
         assert!(t.deleted);
         assert_eq!(t.moved_to.unwrap().as_str(), "e/x");
@@ -765,11 +775,11 @@ pub(crate) mod tests {
         let x = entries::get(&c, &p("d/x")).unwrap().unwrap();
         let node = x.node.expect("every entry has a node");
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        rename(&c, &dev, &p("d"), &p("e"), d.version, 0, PathLimits::default()).unwrap();
+        rename(&c, &dev, &p("d"), &p("e"), d.version, 0, None, PathLimits::default()).unwrap();
         let moved = entries::get(&c, &p("e/x")).unwrap().unwrap();
         assert_eq!(moved.node, Some(node), "a move keeps the node, folder and below");
         assert_eq!(entries::get(&c, &p("e")).unwrap().unwrap().node, d.node);
-        rename(&c, &dev, &p("e/x"), &p("e/y"), moved.version, 0, PathLimits::default()).unwrap();
+        rename(&c, &dev, &p("e/x"), &p("e/y"), moved.version, 0, None, PathLimits::default()).unwrap();
         let y = entries::get(&c, &p("e/y")).unwrap().unwrap();
         file(&c, "e/y", y.version, b"three").unwrap();
         // The history of e/y: its states here, and before under d/x and e/x.

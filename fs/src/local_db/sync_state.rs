@@ -186,8 +186,9 @@ impl LocalDb {
 mod tests {
     use super::*;
     use crate::sync::canopy::ROOT;
+    use crate::sync::hub_view::tests::row;
     use crate::sync::planner::Side;
-    use ssync_common::api::{Entry, EntryKind};
+    use ssync_common::api::EntryKind;
 
     #[test]
     fn the_engines_state_survives_a_reopen() {
@@ -200,22 +201,6 @@ mod tests {
             kind: Kind::File,
             content: Some(ContentHash::of(b"x")),
             mode: 0o600,
-        };
-        let row = |path: &str, node: u128, version, kind, deleted| Entry {
-            path: RelPath::parse(path).unwrap(),
-            kind,
-            version,
-            deleted,
-            hash: (kind != EntryKind::Dir).then(|| ContentHash::of(b"x")),
-            size: 1,
-            mode: 0o644,
-            mtime_ns: 0,
-            device: None,
-            origin: None,
-            moved_to: None,
-            owner: None,
-            xattrs: None,
-            node: Some(ssync_common::NodeId(node)),
         };
         let mut view = HubView::default();
         view.fold_feed(&[row("d", 7, 1, EntryKind::Dir, false), row("d/f", u128::MAX - 1, 2, EntryKind::File, false)])

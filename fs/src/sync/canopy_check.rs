@@ -78,70 +78,68 @@ struct Mount {
 }
 
 /// The hub a seed runs against.
-trait SimHub {
-    /// Carries out a mount's Remote operation. Unless its answer is lost,
-    /// the mount's Remote tree then shows what the hub did.
-    fn send(&mut self, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String>;
+enum SimHub {
+    /// The planner's own rules: a tree that operations are applied to as they are.
+    Bare(Tree),
+    /// The real hub's tree rules (path-keyed rows carrying node ids, bases as
+    /// versions), which each mount's `Engine` reaches through its `SimRemote`.
+    Shared(Rc<RefCell<MemoryHub>>),
+}
+
+impl SimHub {
     /// The feed reaches the mount: its Remote tree becomes the hub's.
-    fn read_feed(&mut self, mount: &mut Mount);
-    fn tree(&mut self) -> Tree;
-}
-
-/// The planner's own rules: a tree that operations are applied to as they are.
-struct BareTree(Tree);
-
-impl SimHub for BareTree {
-    fn send(&mut self, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String> {
-        apply(&mut self.0, op).map_err(|e| e.to_string())?;
-        if !answer_lost {
-            let c = &mut mount.canopy;
-            for id in op.nodes() {
-                match self.0.get(id) {
-                    Some(n) => c.remote.set(id, n.clone()),
-                    None => drop(c.remote.remove(id)),
+    fn read_feed(&mut self, mount: &mut Mount) {
+        match self {
+            SimHub::Bare(tree) => mount.canopy.remote = tree.clone(),
+            SimHub::Shared(hub) => {
+                loop {
+                    let rows = hub.borrow_mut().changes_since(mount.view.cursor()).expect("the in-memory hub answers");
+                    if rows.is_empty() {
+                        break;
+                    }
+                    mount.view.fold_page(&rows).expect("the hub's feed folds");
                 }
-            }
-            // The answer holds the hub's nodes: the mount's view stays a tree.
-            if c.remote.check().is_err() {
-                c.remote = self.0.clone();
+                mount.view.settle_feed();
+                mount.canopy.remote = mount.view.tree().clone();
             }
         }
-        Ok(())
-    }
-
-    fn read_feed(&mut self, mount: &mut Mount) {
-        mount.canopy.remote = self.0.clone();
     }
 
     fn tree(&mut self) -> Tree {
-        self.0.clone()
+        match self {
+            SimHub::Bare(tree) => tree.clone(),
+            SimHub::Shared(hub) => hub.borrow_mut().tree(),
+        }
+    }
+
+    /// The hub's rules, when the mounts run their `Engine` against them.
+    fn shared(&self) -> Option<Rc<RefCell<MemoryHub>>> {
+        match self {
+            SimHub::Bare(_) => None,
+            SimHub::Shared(hub) => Some(hub.clone()),
+        }
     }
 }
 
-/// The real hub's tree rules (path-keyed rows carrying node ids, bases as
-/// versions), shared by the mounts' engines (`SimRemote`); here only read.
-struct SharedHub(Rc<RefCell<MemoryHub>>);
-
-impl SimHub for SharedHub {
-    fn send(&mut self, _: &mut Mount, _: &Op, _: bool) -> Result<(), String> {
-        unreachable!("with the hub's rules, each mount's Engine sends through SimRemote")
-    }
-
-    fn read_feed(&mut self, mount: &mut Mount) {
-        loop {
-            let rows = self.0.borrow_mut().changes_since(mount.view.cursor()).expect("the in-memory hub answers");
-            if rows.is_empty() {
-                break;
+/// With the planner's rules: carries out a mount's Remote operation on the
+/// bare tree. Unless its answer is lost, the mount's Remote tree then shows
+/// what the hub did.
+fn send_bare(hub: &mut Tree, mount: &mut Mount, op: &Op, answer_lost: bool) -> Result<(), String> {
+    apply(hub, op).map_err(|e| e.to_string())?;
+    if !answer_lost {
+        let c = &mut mount.canopy;
+        for id in op.nodes() {
+            match hub.get(id) {
+                Some(n) => c.remote.set(id, n.clone()),
+                None => drop(c.remote.remove(id)),
             }
-            mount.view.fold_page(&rows).expect("the hub's feed folds");
         }
-        mount.view.settle_feed();
-        mount.canopy.remote = mount.view.tree().clone();
+        // The answer holds the hub's nodes: the mount's view stays a tree.
+        if c.remote.check().is_err() {
+            c.remote = hub.clone();
+        }
     }
-
-    fn tree(&mut self) -> Tree {
-        self.0.borrow_mut().tree()
-    }
+    Ok(())
 }
 
 /// One mount's way to the shared hub: answers lost at random after the hub
@@ -208,9 +206,7 @@ fn memory_hub_holding(start: &Tree) -> MemoryHub {
 
 struct World {
     rng: Rng,
-    hub: Box<dyn SimHub>,
-    /// With the hub's rules: the hub each mount's `Engine` reaches.
-    engine_hub: Option<Rc<RefCell<MemoryHub>>>,
+    hub: SimHub,
     mounts: Vec<Mount>,
     /// Every content the hub ever held.
     hub_seen: HashSet<Option<ContentHash>>,
@@ -353,7 +349,7 @@ impl World {
         if self.verbose {
             eprintln!("feed reaches mount {m}");
         }
-        if let Some(hub) = self.engine_hub.clone() {
+        if let Some(hub) = self.hub.shared() {
             return self.with_engine(m, hub, |e| e.read_feed().map_err(|e| e.to_string()));
         }
         let mount = &mut self.mounts[m];
@@ -399,7 +395,7 @@ impl World {
     /// Mount `m` carries out up to `n` operations of its plan (making a new
     /// plan when it has none); a refusal drops the rest of the plan.
     fn run_engine(&mut self, m: usize, n: usize) -> Result<(), String> {
-        if let Some(hub) = self.engine_hub.clone() {
+        if let Some(hub) = self.hub.shared() {
             return self.run_real_engine(m, n, hub);
         }
         if self.mounts[m].plan.is_empty() {
@@ -415,7 +411,10 @@ impl World {
             let lost_answer = self.rng.chance(5);
             let done = match op.side() {
                 Side::Remote => {
-                    let done = self.hub.send(&mut self.mounts[m], &op, lost_answer);
+                    let SimHub::Bare(hub) = &mut self.hub else {
+                        unreachable!("with the hub's rules the mounts run their Engine (run_real_engine)")
+                    };
+                    let done = send_bare(hub, &mut self.mounts[m], &op, lost_answer);
                     if lost_answer {
                         self.mounts[m].unanswered.push((0, op.clone()));
                     }
@@ -528,10 +527,9 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let size = 4 + rng.below(12);
     let start = random_tree(&mut rng, size);
-    let engine_hub = (rules == HubRules::Hub).then(|| Rc::new(RefCell::new(memory_hub_holding(&start))));
-    let hub: Box<dyn SimHub> = match &engine_hub {
-        None => Box::new(BareTree(start.clone())),
-        Some(hub) => Box::new(SharedHub(hub.clone())),
+    let mut hub = match rules {
+        HubRules::Planner => SimHub::Bare(start.clone()),
+        HubRules::Hub => SimHub::Shared(Rc::new(RefCell::new(memory_hub_holding(&start)))),
     };
     let mut mounts: Vec<Mount> = (0..MOUNTS)
         .map(|_| Mount {
@@ -541,7 +539,6 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
             unanswered: Vec::new(),
         })
         .collect();
-    let mut hub = hub;
     for mount in &mut mounts {
         hub.read_feed(mount);
         if mount.canopy.remote != start {
@@ -552,7 +549,6 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
         rng,
         hub_seen: start.iter().map(|(_, n)| n.content).collect(),
         hub,
-        engine_hub,
         mounts,
         last_written: HashMap::new(),
         editors: HashMap::new(),

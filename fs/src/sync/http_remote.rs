@@ -10,6 +10,7 @@ use super::hub_view::Request;
 use super::remote::{Refusal, Remote};
 use crate::chunk_upload::{upload_file, FileMeta};
 use crate::client::{self, ApiError};
+use crate::fs::now_ns;
 use ssync_common::api::{
     ContentKind, DeleteRequest, Entry, ExchangeRequest, MkdirRequest, RenameRequest, SetAttrRequest,
 };
@@ -100,17 +101,12 @@ impl HttpRemote {
     }
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
-}
-
 /// The hub said no (nothing changed there), or the answer did not come (it
 /// may have been carried out: the feed will tell).
 fn refusal(e: ApiError) -> Refusal {
     match e {
         ApiError::Rejected { status, .. } if status < 500 => Refusal::Refused(e.to_string()),
-        ApiError::ChangedWhileRead | ApiError::Inconsistent(_) => Refusal::Refused(e.to_string()),
-        ApiError::Local(_) => Refusal::Refused(e.to_string()),
+        ApiError::ChangedWhileRead | ApiError::Inconsistent(_) | ApiError::Local(_) => Refusal::Refused(e.to_string()),
         _ => Refusal::NoAnswer(e.to_string()),
     }
 }

@@ -394,12 +394,13 @@ impl HubView {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sync::planner::Side;
     use ssync_common::NodeId as WireId;
 
-    fn row(path: &str, node: NodeId, version: u64, kind: EntryKind, deleted: bool) -> Entry {
+    /// A hub row as the feed carries it (content named after the path).
+    pub(crate) fn row(path: &str, node: NodeId, version: u64, kind: EntryKind, deleted: bool) -> Entry {
         Entry {
             path: RelPath::parse(path).unwrap(),
             kind,

@@ -62,8 +62,9 @@ impl MemoryHub {
                     Request::SetMode { path, base, mode } => {
                         tree::set_attr(&tx, dev, path, *base, Some(*mode), None, Carried::default())
                     }
-                    Request::Rename { from, to, base, to_parent } => tree::check_folder(&tx, to, to_parent.map(WireId))
-                        .and_then(|()| tree::rename(&tx, dev, from, to, *base, 0, PathLimits::default())),
+                    Request::Rename { from, to, base, to_parent } => {
+                        tree::rename(&tx, dev, from, to, *base, 0, to_parent.map(WireId), PathLimits::default())
+                    }
                     Request::Exchange { a, a_base, b, b_base } => {
                         tree::exchange(&tx, dev, a, b, *a_base, *b_base, PathLimits::default())
                     }

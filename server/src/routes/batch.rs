@@ -50,10 +50,7 @@ fn apply(c: &Connection, d: &Author, limits: PathLimits, ready: Ready) -> Result
             tree::mkdir(c, d, &r.path, r.base, r.mode, r.mtime_ns, carried)
         }
         Ready::Delete(r) => tree::delete(c, d, &r.path, r.base),
-        Ready::Rename(r) => {
-            tree::check_folder(c, &r.to, r.to_parent)?;
-            tree::rename(c, d, &r.from, &r.to, r.base, r.to_base, limits)
-        }
+        Ready::Rename(r) => tree::rename(c, d, &r.from, &r.to, r.base, r.to_base, r.to_parent, limits),
         Ready::Exchange(r) => tree::exchange(c, d, &r.a, &r.b, r.a_base, r.b_base, limits),
         Ready::Setattr(r) => {
             tree::set_attr(c, d, &r.path, r.base, r.mode, r.mtime_ns, carried(r.owner.clone(), r.xattrs.clone()))

@@ -44,12 +44,7 @@ pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r)
     responses(MutationAnswers))]
 pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
     let limits = state.limits.paths;
-    ok(state
-        .mutate(move |c| {
-            tree::check_folder(c, &r.to, r.to_parent)?;
-            tree::rename(c, &d, &r.from, &r.to, r.base, r.to_base, limits)
-        })
-        .await?)
+    ok(state.mutate(move |c| tree::rename(c, &d, &r.from, &r.to, r.base, r.to_base, r.to_parent, limits)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/exchange", tag = "tree", request_body = ExchangeRequest, params(DeviceHeader),
