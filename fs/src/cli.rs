@@ -59,6 +59,12 @@ pub struct MountArgs {
     /// mount keeps a full copy.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub cache_max: Option<u64>,
+    /// The sync engine: `paths`, the engine keyed by path (the default for
+    /// now), or `nodes`, the engine on stable ids and three trees that
+    /// replaces it (docs/sync-engine.md). A cache once synced with `nodes`
+    /// stays with it. `nodes` does not serve --cache-max yet.
+    #[arg(long, value_enum, default_value = "paths")]
+    pub engine: crate::config::EngineChoice,
 }
 
 /// A size such as 512M, 20G or 1048576 (binary units: K, M, G, T).
@@ -108,6 +114,10 @@ impl MountArgs {
         cfg.sync_owners = self.sync_owners;
         cfg.passthrough = !self.no_passthrough;
         cfg.cache_max = self.cache_max;
+        cfg.engine = self.engine;
+        if cfg.engine == crate::config::EngineChoice::Nodes && cfg.cache_max.is_some() {
+            anyhow::bail!("--engine nodes does not serve --cache-max yet: leave one of them out");
+        }
         cfg.token_file = token_file;
         Ok(cfg)
     }

@@ -132,6 +132,12 @@ const STEPS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE TABLE hub_cursor (one INTEGER PRIMARY KEY CHECK (one = 1), cursor INTEGER NOT NULL);
      CREATE TABLE sent_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL);",
+    // 11: each node's id (32 hex digits; NULL: not known yet, see
+    // `tree::Node::id`), and the size and modification time of the hub's
+    // rows, which a file brought down takes.
+    "ALTER TABLE nodes ADD COLUMN node_id TEXT;
+     ALTER TABLE hub_rows ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE hub_rows ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;",
 ];
 
 mod sync_state;
@@ -155,10 +161,12 @@ struct Posix {
     /// Migration 8.
     cached: Option<Vec<u8>>,
     pinned: bool,
+    /// Migration 11.
+    node_id: Option<String>,
 }
 
 const NODE_COLUMNS: &str = "ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty, uid, gid, \
-     atime_ns, ctime_ns, special_format, rdev, link_group, xattrs, cached, pinned";
+     atime_ns, ctime_ns, special_format, rdev, link_group, xattrs, cached, pinned, node_id";
 
 impl LocalDb {
     pub fn open(path: &Path) -> Result<LocalDb, LocalDbError> {
@@ -207,6 +215,7 @@ impl LocalDb {
                     xattrs: r.get(17)?,
                     cached: r.get(18)?,
                     pinned: r.get::<_, i64>(19)? != 0,
+                    node_id: r.get(20)?,
                 },
             ))
         })?;
@@ -228,8 +237,13 @@ impl LocalDb {
             };
             let cached = crate::residency::Residency::decode(posix.cached.as_deref())
                 .map_err(|e| LocalDbError::Corrupt(format!("cached ranges of node {ino}: {e}")))?;
+            let id = match posix.node_id {
+                Some(t) => Some(t.parse().map_err(|_| LocalDbError::Corrupt(format!("node id of node {ino}")))?),
+                None => None,
+            };
             out.push(Node {
                 ino: ino as u64,
+                id,
                 xattrs,
                 cached,
                 pinned: posix.pinned,
@@ -253,12 +267,12 @@ impl LocalDb {
         self.conn
             .prepare_cached(
                 "INSERT INTO nodes (ino, parent, name, kind, size, mode, mtime_ns, base_version, hash, dirty,
-                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group, xattrs, cached, pinned)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                    uid, gid, atime_ns, ctime_ns, special_format, rdev, link_group, xattrs, cached, pinned, node_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
                  ON CONFLICT (ino) DO UPDATE SET parent = ?2, name = ?3, kind = ?4, size = ?5, mode = ?6,
                  mtime_ns = ?7, base_version = ?8, hash = ?9, dirty = ?10, uid = ?11, gid = ?12,
                  atime_ns = ?13, ctime_ns = ?14, special_format = ?15, rdev = ?16, link_group = ?17,
-                 xattrs = ?18, cached = ?19, pinned = ?20",
+                 xattrs = ?18, cached = ?19, pinned = ?20, node_id = ?21",
             )?
             .execute(params![
                 n.ino as i64,
@@ -281,6 +295,7 @@ impl LocalDb {
                 n.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
                 n.cached.encode(n.size),
                 n.pinned as i64,
+                n.id.map(|i| i.to_string()),
             ])?;
         Ok(())
     }

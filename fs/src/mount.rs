@@ -45,7 +45,9 @@ fn check_mountpoint(cfg: &MountConfig) -> anyhow::Result<()> {
 }
 
 /// Loads the persisted tree and queue, and queues anything a crash left unsent.
-fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
+/// With the engine on stable ids (`nodes`) nothing is queued: the engine
+/// plans from the files, and takes what the old queue says (sync/driver.rs).
+fn load_state(db: LocalDb, cache: &CacheDirs, nodes: bool) -> anyhow::Result<State> {
     let mut tree = Tree::from_nodes(db.load_nodes()?);
     if let Some(root) = tree.get_mut(ROOT).filter(|r| r.mtime_ns == 0) {
         root.mtime_ns = crate::fs::now_ns(); // the hub has no entry for the root itself
@@ -63,7 +65,7 @@ fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     for ino in lost {
         st.cache_file_lost(cache, ino);
     }
-    for n in st.tree.nodes() {
+    for n in st.tree.nodes().filter(|_| !nodes) {
         if n.ino == ROOT || st.pending.touches_ino(n.ino) {
             continue;
         }
@@ -126,8 +128,19 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         Some(_) => {}
         None => db.set_setting("server", &cfg.server)?,
     }
-    let synced_before = db.setting("cursor")?.is_some();
+    let nodes = cfg.engine == crate::config::EngineChoice::Nodes;
+    match (db.setting("engine")?.as_deref(), nodes) {
+        (Some("nodes"), false) => bail!(
+            "the cache dir {} is synced by the engine on stable ids: start it with --engine nodes",
+            cfg.cache_dir.display()
+        ),
+        (_, true) => db.set_setting("engine", "nodes")?,
+        _ => {}
+    }
+    let synced_before = db.setting("cursor")?.is_some() || nodes;
     let mount_id = mount_id(&db)?;
+    // The engine on stable ids reads its own changes in the feed too.
+    let hub_client = remote.clone();
     let remote = remote.for_mount(&mount_id);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -145,7 +158,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server),
     }
 
-    let mut state = load_state(db, &cache)?;
+    let mut state = load_state(db, &cache, nodes)?;
     state.limit = cfg.cache_max.map(crate::cache_limit::CacheLimit::new);
     if state.limit.is_some() {
         state.order_by_cache_file_age(&cache);
@@ -171,6 +184,13 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         on_demand: Arc::new(crate::on_demand::OnDemand::new(remote.clone(), rt.handle().clone())),
         refused_contents: Mutex::default(),
     });
+
+    let cancel = CancellationToken::new();
+    if nodes {
+        let db_path = cfg.cache_dir.join("state.db");
+        crate::sync::driver::spawn(shared.clone(), &db_path, hub_client, rt.handle().clone(), cancel.clone())
+            .context("starting the sync thread")?;
+    }
 
     let mut options = Config::default();
     options.mount_options = vec![
@@ -203,9 +223,10 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         })
         .context("starting the FUSE session thread")?;
 
-    let cancel = CancellationToken::new();
-    rt.spawn(watch::run(shared.clone(), remote.clone(), cancel.clone()));
-    rt.spawn(upload::run(shared.clone(), remote.clone(), cancel.clone()));
+    if !nodes {
+        rt.spawn(watch::run(shared.clone(), remote.clone(), cancel.clone()));
+        rt.spawn(upload::run(shared.clone(), remote.clone(), cancel.clone()));
+    }
     rt.spawn(publish_status(shared.clone(), cfg.clone(), cancel.clone()));
     println!(
         "ssync-mount: {} is mounted from {} ({} queued changes; cache in {}). Ctrl-C unmounts.",
@@ -229,7 +250,10 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     } else {
         tracing::info!("stopping: sending queued changes to the hub");
     }
-    rt.block_on(drain(&shared, cfg.drain_timeout));
+    match nodes {
+        true => rt.block_on(crate::sync::driver::drain(&shared, cfg.drain_timeout)),
+        false => rt.block_on(drain(&shared, cfg.drain_timeout)),
+    }
     cancel.cancel();
     if !outside_unmount {
         if let Err(e) = unmounter.unmount() {

@@ -26,6 +26,10 @@ pub struct State {
     journal: Journal,
     /// Told when the journal gets its first change after a commit.
     committer: Option<crossbeam_channel::Sender<()>>,
+    /// The sync thread of the engine on stable ids (`--engine nodes`), told
+    /// of every local change. With it, no operation is queued: the engine
+    /// plans from the trees.
+    engine_waker: Option<crossbeam_channel::Sender<()>>,
     /// The last inode number handed out, and the last one reserved in `db`.
     last_ino: u64,
     inos_reserved: u64,
@@ -62,6 +66,7 @@ impl State {
             db,
             journal: Journal::default(),
             committer: None,
+            engine_waker: None,
             last_ino,
             inos_reserved: last_ino,
             last_op_id,
@@ -73,6 +78,24 @@ impl State {
             tick: 0,
             fetch_soon: Vec::new(),
         })
+    }
+
+    /// From now on, local changes go to the engine on stable ids, which `tx`
+    /// wakes, and no operation is queued.
+    pub fn set_engine_waker(&mut self, tx: crossbeam_channel::Sender<()>) {
+        self.engine_waker = Some(tx);
+    }
+
+    /// Wakes the engine's sync thread (a no-op for the path-keyed engine).
+    pub fn wake_engine(&self) {
+        if let Some(waker) = &self.engine_waker {
+            let _ = waker.try_send(());
+        }
+    }
+
+    /// Whether the engine on stable ids syncs this mount.
+    pub fn engine_nodes(&self) -> bool {
+        self.engine_waker.is_some()
     }
 
     /// From now on, `tx` hears when there is something to commit.
@@ -131,6 +154,11 @@ impl State {
     /// the next commit.
     pub fn persist(&mut self, inos: &[u64], ops: Vec<Op>) {
         inos.iter().for_each(|ino| self.journal.node(*ino));
+        if let Some(waker) = &self.engine_waker {
+            let _ = waker.try_send(());
+            self.ask_commit();
+            return;
+        }
         // Special files (FIFOs, sockets, devices) stay on this mount.
         for mut op in ops.into_iter().filter(|op| self.tree.get(op.ino).is_none_or(|n| n.is_synced())) {
             self.last_op_id += 1;
@@ -404,6 +432,10 @@ pub struct Status {
     pub downloads_done: AtomicU64,
     /// Entries of the hub's tree being brought in (done, total); total 0: none.
     pub sync_done: AtomicU64,
+    /// The engine on stable ids: passes its sync thread has finished, and
+    /// whether the trees agreed at the end of the last one.
+    pub engine_passes: AtomicU64,
+    pub engine_converged: AtomicBool,
     pub sync_total: AtomicU64,
 }
 

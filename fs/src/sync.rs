@@ -19,11 +19,19 @@
 //! - `remote`: what the engine needs of the hub (`Remote`); the simulation's
 //!   `memory_hub` runs the hub's own tree rules behind it, `http_remote` is
 //!   the hub over HTTP.
+//! - On the mount (`--engine nodes`): `local_tree` (Local, read from the
+//!   mount's own tree), `content_ids` (what a closed file holds),
+//!   `mount_side` (Local operations on the tree and cache) and `driver`
+//!   (the sync thread).
 pub mod canopy;
+pub mod content_ids;
+pub mod driver;
 pub mod engine;
 pub mod http_remote;
 pub mod hub_view;
+pub mod local_tree;
 pub mod merge;
+pub mod mount_side;
 pub mod planner;
 pub mod remote;
 

@@ -15,6 +15,12 @@ pub use ssync_common::api::EntryKind as Kind;
 #[derive(Debug, Clone)]
 pub struct Node {
     pub ino: u64,
+    /// The node's identity in the sync engine on stable ids (see
+    /// docs/sync-engine.md): kept through every rename, the same on every
+    /// machine and on the hub. None: not known yet (a cache from before
+    /// identities, or a folder made for an entry whose own row comes later):
+    /// the hub's node at its path, once read.
+    pub id: Option<ssync_common::NodeId>,
     pub parent: u64,
     pub name: String,
     pub kind: Kind,
@@ -88,6 +94,7 @@ impl Node {
     pub fn new(kind: Kind, parent: u64, name: &str, mode: u32, mtime_ns: i64) -> Node {
         Node {
             ino: 0,
+            id: None,
             parent,
             name: name.to_string(),
             kind,

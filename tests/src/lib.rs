@@ -327,6 +327,11 @@ impl Mount {
         self.spawn();
     }
 
+    /// Replaces the extra `ssync-mount` flags, for the next start.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+    }
+
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "mount is still running");
         self.spawn();

@@ -41,7 +41,7 @@ struct Recorder {
 }
 
 impl LocalSide for Recorder {
-    fn carry_out(&mut self, op: &Op) -> Result<(), String> {
+    fn carry_out(&mut self, op: &Op, _: &ssync_fs::sync::hub_view::HubView) -> Result<(), String> {
         self.ops.push(op.clone());
         Ok(())
     }

@@ -53,6 +53,12 @@ impl SyncFs {
         let path = Self::child_path(st, parent, name)?;
         let mut node = Node::new(kind, parent, name, mode & 0o7777, now_ns());
         node.dirty = kind != Kind::Dir;
+        // The engine on stable ids knows a node by the id its creator gave
+        // it; the path-keyed engine leaves it unset (taken from the hub's
+        // node at the path if the mount moves to the new engine).
+        if st.engine_nodes() {
+            node.id = Some(ssync_common::NodeId::random());
+        }
         let dir = st.tree.get(parent).expect("checked by dir_of");
         let mut owner = Owner { uid: caller.uid, gid: caller.gid };
         if dir.mode & libc::S_ISGID != 0 {

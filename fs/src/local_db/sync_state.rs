@@ -78,7 +78,9 @@ impl LocalDb {
             let node = Node { place, kind: kind_of(&kind)?, content: content_of(content)?, mode };
             synced.set(id_of(&id)?, node);
         }
-        let mut st = self.conn.prepare("SELECT path, node, version, deleted, kind, content, mode FROM hub_rows")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT path, node, version, deleted, kind, content, mode, size, mtime_ns FROM hub_rows")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -88,11 +90,13 @@ impl LocalDb {
                 r.get::<_, String>(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
             ))
         })?;
         let mut kept = Vec::new();
         for row in rows {
-            let (path, node, version, deleted, kind, content, mode) = row?;
+            let (path, node, version, deleted, kind, content, mode, size, mtime_ns) = row?;
             let path = RelPath::parse(&path).map_err(|e| LocalDbError::Corrupt(format!("hub row path: {e}")))?;
             let row = Row {
                 node: id_of(&node)?,
@@ -101,6 +105,8 @@ impl LocalDb {
                 kind: kind_of(&kind)?,
                 content: content_of(content)?,
                 mode,
+                size: size as u64,
+                mtime_ns,
             };
             kept.push((path, row));
         }
@@ -148,8 +154,8 @@ impl LocalDb {
                 };
             }
             let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO hub_rows (path, node, version, deleted, kind, content, mode) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO hub_rows (path, node, version, deleted, kind, content, mode, size, mtime_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut gone = tx.prepare_cached("DELETE FROM hub_rows WHERE path = ?1")?;
             for (path, row) in &change.rows {
@@ -161,7 +167,9 @@ impl LocalDb {
                         r.deleted,
                         kind_text(r.kind),
                         r.content.map(|c| c.to_hex()),
-                        r.mode
+                        r.mode,
+                        r.size as i64,
+                        r.mtime_ns
                     ])?,
                     None => gone.execute([path.as_str()])?,
                 };

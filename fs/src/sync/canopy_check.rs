@@ -176,7 +176,7 @@ struct CopyCheck<'a> {
 }
 
 impl LocalSide for CopyCheck<'_> {
-    fn carry_out(&mut self, op: &Op) -> Result<(), String> {
+    fn carry_out(&mut self, op: &Op, _: &HubView) -> Result<(), String> {
         if let Op::Create { copy_of: Some(from), id, .. } = op {
             let others = self.editors.get(from).is_some_and(|e| e.iter().any(|a| *a != self.m));
             if !others && self.wrong.is_none() {

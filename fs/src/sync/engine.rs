@@ -16,9 +16,10 @@ use crate::local_db::SyncStateChange;
 
 /// This machine's side of the operations the planner makes for Local:
 /// bringing content from the hub, making folders, moving and removing what
-/// the kernel shows. Called before the op is recorded in the Local tree.
+/// the kernel shows. Called before the op is recorded in the Local tree;
+/// `hub` tells what is not merged (a file's size and time on the hub).
 pub trait LocalSide {
-    fn carry_out(&mut self, op: &Op) -> Result<(), String>;
+    fn carry_out(&mut self, op: &Op, hub: &HubView) -> Result<(), String>;
 }
 
 /// Where the engine keeps its state from step to step, so that a crash
@@ -217,7 +218,7 @@ impl<R: Remote> Engine<R> {
                 Side::Remote => self.send(&op)?,
                 Side::Local => {
                     let done = local
-                        .carry_out(&op)
+                        .carry_out(&op, &self.view)
                         .and_then(|()| apply(&mut self.canopy.local, &op).map_err(|e| e.to_string()));
                     (done, vec![])
                 }
@@ -298,7 +299,7 @@ mod tests {
 
     struct Nothing;
     impl LocalSide for Nothing {
-        fn carry_out(&mut self, _: &Op) -> Result<(), String> {
+        fn carry_out(&mut self, _: &Op, _: &HubView) -> Result<(), String> {
             Ok(())
         }
     }

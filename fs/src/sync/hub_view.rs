@@ -87,6 +87,9 @@ pub struct Row {
     pub kind: Kind,
     pub content: Option<ContentHash>,
     pub mode: u32,
+    /// Not merged: what a file brought down from the hub takes.
+    pub size: u64,
+    pub mtime_ns: i64,
 }
 
 impl Row {
@@ -169,6 +172,18 @@ impl HubView {
     fn path_of(&self, id: NodeId) -> Result<RelPath, ViewError> {
         let node = self.tree.get(id).ok_or(ViewError::Stale(id))?;
         self.path_of_place(id, &node.place)
+    }
+
+    /// The hub's newest row of node `id`, where the Remote tree has it: what
+    /// bringing the node down takes its size and modification time from.
+    pub fn row_of(&self, id: NodeId) -> Option<&Row> {
+        let path = self.path_of(id).ok()?;
+        self.rows.get(&path).filter(|r| r.node == id && !r.deleted)
+    }
+
+    /// The live row at `path`, if the hub has one there.
+    pub fn live_row_at(&self, path: &RelPath) -> Option<&Row> {
+        self.rows.get(path).filter(|r| !r.deleted)
     }
 
     /// Folds rows from the feed, oldest first, and moves the cursor past
@@ -296,7 +311,16 @@ impl HubView {
             EntryKind::Symlink => Kind::Symlink,
         };
         let content = if kind == Kind::Dir { None } else { row.hash };
-        let kept = Row { node, version: row.version, deleted: row.deleted, kind, content, mode: row.mode & 0o7777 };
+        let kept = Row {
+            node,
+            version: row.version,
+            deleted: row.deleted,
+            kind,
+            content,
+            mode: row.mode & 0o7777,
+            size: row.size,
+            mtime_ns: row.mtime_ns,
+        };
         self.rows.insert(row.path.clone(), kept);
         self.changed_rows.insert(row.path.clone());
         Ok(true)

@@ -1,0 +1,76 @@
+//! Content ids of what users wrote. A file or symlink written here has its
+//! cache file read into its chunk list once it is closed, or fsynced while
+//! still open (its `sealed` stamp), outside every lock. The list's id
+//! becomes the node's content (`hash`, which the Local tree shows) only if
+//! nothing wrote to the file meanwhile; otherwise the next close tries
+//! again. Until then Local shows the content the node had, so the planner
+//! never sees a half-written file. The list goes into the chunk index:
+//! downloads of other files take their chunks from it.
+use crate::handles::FileStamp;
+use crate::state::Shared;
+use crate::tree::{Kind, Node};
+use ssync_common::chunks::Chunker;
+use ssync_common::ChunkList;
+use std::path::Path;
+
+/// Whether `n` was written and is now closed (or fsynced since its last write).
+fn waiting(n: &Node) -> bool {
+    n.dirty
+        && n.kind != Kind::Dir
+        && n.special.is_none()
+        && n.parent != 0
+        && (n.open_writers == 0 || n.sealed.is_some_and(|(gen, _)| gen == n.write_gen))
+}
+
+fn stamp(file: &Path) -> Option<FileStamp> {
+    std::fs::File::open(file).and_then(|f| FileStamp::of(&f)).ok()
+}
+
+pub(crate) fn chunk_list(file: &Path) -> std::io::Result<ChunkList> {
+    let mut list = Vec::new();
+    for chunk in Chunker::new(std::io::BufReader::new(std::fs::File::open(file)?)) {
+        list.push(chunk?.0);
+    }
+    Ok(ChunkList(list))
+}
+
+/// Identifies the content of every node written and closed since the last
+/// call; returns how many got a new content id.
+pub fn identify_written(shared: &Shared) -> usize {
+    let todo: Vec<(u64, u64, Option<FileStamp>)> = {
+        let st = shared.state.lock();
+        st.tree.nodes().filter(|n| waiting(n)).map(|n| (n.ino, n.write_gen, n.sealed.map(|s| s.1))).collect()
+    };
+    let mut done = 0;
+    for (ino, gen, sealed) in todo {
+        let file = shared.cache.file(ino);
+        let before = stamp(&file);
+        let list = match chunk_list(&file) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(ino, "cannot read a written file to identify its content yet: {e}");
+                continue;
+            }
+        };
+        let mut st = shared.state.lock();
+        let Some(n) = st.tree.get_mut(ino) else { continue };
+        // Written while it was read (through the daemon: the generation; by
+        // the kernel, with passthrough: the file's stamp), or still open for
+        // writing with bytes after its fsync: the next close tries again.
+        let unchanged = n.write_gen == gen && stamp(&file) == before;
+        let settled = n.open_writers == 0 || (sealed.is_some() && sealed == before);
+        if !n.dirty || !unchanged || !settled {
+            continue;
+        }
+        n.hash = Some(list.id());
+        n.size = list.size();
+        n.dirty = false;
+        st.persist(&[ino], vec![]);
+        drop(st);
+        if let Err(e) = shared.chunks.record(ino, &list) {
+            tracing::debug!(ino, "cannot index the chunks of a written file: {e}");
+        }
+        done += 1;
+    }
+    done
+}

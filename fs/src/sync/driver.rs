@@ -1,0 +1,281 @@
+//! The mount's sync thread on the engine of stable ids (`--engine nodes`):
+//! it owns the `Engine`, over the hub's HTTP API, with the mount's
+//! database as its keeper (a connection of its own).
+//!
+//! It wakes on a local change (`State::persist` pokes it), on news in the
+//! feed (a long-poll task on the runtime only pokes it), and on a timer
+//! while something is left to do. Each wake: identify what was written and
+//! closed (`content_ids`), read Local from the mount's tree, read the feed,
+//! and run rounds until the trees agree or one is refused. Nothing is
+//! retried by rule: a refused round is planned again from the trees at the
+//! next wake.
+use super::canopy::Tree;
+use super::engine::{Engine, EngineError};
+use super::http_remote::HttpRemote;
+use super::local_tree;
+use super::mount_side::MountSide;
+use crate::client;
+use crate::local_db::LocalDb;
+use crate::state::Shared;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use ssync_common::log_limit::LogLimiter;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The longest a round waits for a wake while the trees differ (a refused
+/// operation, the hub out of reach).
+const RETRY: Duration = Duration::from_millis(500);
+/// Rounds run one after another while each carries something out.
+const ROUNDS_PER_WAKE: usize = 64;
+/// How long the feed's long-poll waits on the hub.
+const FEED_WAIT: Duration = Duration::from_secs(25);
+
+/// Starts the sync thread and the feed's waker. `client` must not name the
+/// mount (the engine confirms its own changes from the feed).
+pub fn spawn(
+    shared: Arc<Shared>,
+    db_path: &Path,
+    client: client::Remote,
+    runtime: tokio::runtime::Handle,
+    cancel: CancellationToken,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let db = LocalDb::open(db_path)?;
+    let kept = db.load_sync_state()?;
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    shared.state.lock().set_engine_waker(wake_tx.clone());
+    let cursor = Arc::new(AtomicU64::new(kept.view.cursor()));
+    runtime.spawn(wake_on_feed(client.clone(), cursor.clone(), wake_tx, cancel.clone()));
+    let contents_of = shared.clone();
+    let contents: super::http_remote::Contents = Box::new(move |id| {
+        let st = contents_of.state.lock();
+        let n = st.tree.nodes().find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0)?;
+        Some(contents_of.cache.file(n.ino))
+    });
+    let remote = HttpRemote::new(client.clone(), runtime.clone(), contents);
+    let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent);
+    let side = MountSide::new(shared.clone(), client, runtime);
+    let thread = std::thread::Builder::new()
+        .name("ssync-sync".into())
+        .spawn(move || run(shared, engine, side, wake_rx, cursor, cancel))?;
+    Ok(thread)
+}
+
+/// Pokes the sync thread whenever the feed has something past its cursor.
+async fn wake_on_feed(
+    client: client::Remote,
+    cursor: Arc<AtomicU64>,
+    wake: crossbeam_channel::Sender<()>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let since = cursor.load(Ordering::Acquire);
+        let page = tokio::select! {
+            p = client.changes(since, FEED_WAIT) => p,
+            _ = cancel.cancelled() => return,
+        };
+        match page {
+            Ok(p) if !p.entries.is_empty() => {
+                let _ = wake.try_send(());
+                // Until the sync thread has read them, the same rows would
+                // come back at once: wait for its cursor to move.
+                let moved = async {
+                    while cursor.load(Ordering::Acquire) == since {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = moved => {}
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!("the feed's long-poll failed: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+fn run(
+    shared: Arc<Shared>,
+    mut engine: Engine<HttpRemote>,
+    mut side: MountSide,
+    wake: Receiver<()>,
+    cursor: Arc<AtomicU64>,
+    cancel: CancellationToken,
+) {
+    let mut adopted = false;
+    let warnings = LogLimiter::new(Duration::from_secs(60), 5);
+    let mut wait = Duration::ZERO;
+    while !cancel.is_cancelled() {
+        match wake.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted);
+        shared.status.engine_converged.store(matches!(outcome, Ok(true)), Ordering::Release);
+        shared.status.engine_passes.fetch_add(1, Ordering::AcqRel);
+        match outcome {
+            Ok(true) => wait = Duration::from_secs(3600),
+            Ok(false) => wait = RETRY,
+            Err(EngineError::Feed(e)) => {
+                // The status logs going offline and back, once each.
+                shared.status.set_online(false, &e);
+                wait = RETRY;
+            }
+            Err(e) => {
+                let kind = match &e {
+                    EngineError::Stuck(_) => "stuck",
+                    EngineError::View(_) => "view",
+                    _ => "keep",
+                };
+                match warnings.admit(kind) {
+                    Some(left_out) => tracing::warn!(left_out, "sync round stopped: {e}"),
+                    None => tracing::debug!("sync round stopped: {e}"),
+                }
+                wait = RETRY;
+            }
+        }
+        cursor.store(engine.view().cursor(), Ordering::Release);
+    }
+}
+
+/// One wake's work; whether the trees agree at its end.
+fn sync_once(
+    shared: &Shared,
+    engine: &mut Engine<HttpRemote>,
+    side: &mut MountSide,
+    adopted: &mut bool,
+) -> Result<bool, EngineError> {
+    if !*adopted {
+        // Before any content is identified: a file written and not sent by
+        // the old engine still shows the content it was based on, which is
+        // its merge base.
+        engine.read_feed()?;
+        adopt(shared, engine, side);
+        *adopted = true;
+    }
+    super::content_ids::identify_written(shared);
+    for _ in 0..ROUNDS_PER_WAKE {
+        read_local(shared, engine, side);
+        engine.read_feed()?;
+        shared.hub_answered();
+        if engine.converged() {
+            return Ok(true);
+        }
+        let round = engine.round(side)?;
+        if let Some(why) = &round.refused {
+            tracing::debug!(done = round.done, "round ended early: {why}");
+            return Ok(false);
+        }
+        if round.done == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
+    let local = local_tree::read(&shared.state.lock().tree);
+    engine.canopy.local = local.tree;
+    side.ino_of = local.ino_of;
+}
+
+/// A cache from before identities: its nodes take the hub's ids, and
+/// Synced the state each was based on (`local_tree::adopt_ids`). The
+/// path-keyed engine's queue goes: what it held is planned again from the
+/// files, with the moves and deletes it names.
+fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
+    let bases = {
+        let mut st = shared.state.lock();
+        let without_id = st
+            .tree
+            .nodes()
+            .filter(|n| n.id.is_none() && n.ino != crate::tree::ROOT && n.parent != 0 && n.special.is_none())
+            .count();
+        if without_id == 0 && st.pending.is_empty() {
+            return;
+        }
+        let unsent = unsent_of(&st);
+        let bases = local_tree::adopt_ids(&mut st.tree, engine.view(), &unsent);
+        let queued: Vec<u64> = st.pending.ops().map(|op| op.id).collect();
+        for id in &queued {
+            st.op_done(*id);
+        }
+        let unlinked: Vec<u64> =
+            st.tree.nodes().filter(|n| n.parent == 0 && n.ino != crate::tree::ROOT).map(|n| n.ino).collect();
+        for ino in unlinked {
+            st.drop_if_orphan(ino);
+        }
+        let changed: Vec<u64> = st.tree.nodes().map(|n| n.ino).collect();
+        st.persist(&changed, vec![]);
+        tracing::info!(
+            nodes = without_id,
+            known_to_hub = bases.len(),
+            queued = queued.len(),
+            "this cache's nodes took their ids; its queue of changes is planned again from the files"
+        );
+        bases
+    };
+    let synced: &mut Tree = &mut engine.canopy.synced;
+    for (id, node) in bases {
+        if synced.get(id).is_none() {
+            synced.set(id, node);
+        }
+    }
+    read_local(shared, engine, side);
+}
+
+/// The moves and deletes the path-keyed engine's queue holds.
+fn unsent_of(st: &crate::state::State) -> local_tree::Unsent {
+    use crate::queue::OpKind;
+    let mut unsent = local_tree::Unsent::default();
+    let mut moved = std::collections::HashSet::new();
+    for op in st.pending.ops() {
+        match op.kind {
+            // The first move of a node says where the hub has it.
+            OpKind::Rename if moved.insert(op.ino) => unsent.moved.push((op.ino, op.path.clone())),
+            OpKind::Delete => {
+                if let Some(base) = st.tree.get(op.ino).map(|n| n.base_version).filter(|v| *v > 0) {
+                    unsent.deleted.push((op.path.clone(), base));
+                }
+            }
+            _ => {}
+        }
+    }
+    unsent
+}
+
+/// At a stop: waits until a pass that began after the last local change
+/// ends with the trees agreeing, or the timeout passes (while the hub is
+/// unreachable, at most a second). What is left stays in the trees and is
+/// sent when the mount starts again.
+pub async fn drain(shared: &Shared, timeout: Duration) {
+    let start = std::time::Instant::now();
+    let asked = shared.status.engine_passes.load(Ordering::Acquire);
+    shared.state.lock().wake_engine();
+    loop {
+        let passes = shared.status.engine_passes.load(Ordering::Acquire);
+        // The pass running when it was asked may have begun before the last change.
+        if passes > asked + 1 && shared.status.engine_converged.load(Ordering::Acquire) {
+            return;
+        }
+        let limit = if shared.status.is_online() { timeout } else { timeout.min(Duration::from_secs(1)) };
+        if start.elapsed() >= limit {
+            tracing::warn!("changes are still to be sent; they are kept and sent when the mount starts again");
+            return;
+        }
+        if passes > asked {
+            shared.state.lock().wake_engine();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,226 @@
+//! The Local tree, read from the mount's own tree (`tree::Tree`, what the
+//! kernel shows): each node by its id, in its folder's id, with its kind,
+//! content id and permission bits.
+//!
+//! What never travels stays out: FIFOs, sockets and devices, and unlinked
+//! nodes kept while a program has them open. A file written since its
+//! content was last identified shows the content it had (`content_ids`
+//! identifies the new one once the file is closed or fsynced), so nothing
+//! half-written is ever planned; a new file is left out until it has one.
+use super::canopy::{self, Kind, NodeId, Place, Tree};
+use super::hub_view::HubView;
+use crate::tree::{self as mount, Kind as MountKind};
+use std::collections::HashMap;
+
+/// Local, and which inode each of its nodes is on this mount.
+#[derive(Default)]
+pub struct LocalRead {
+    pub tree: Tree,
+    pub ino_of: HashMap<NodeId, u64>,
+    /// Nodes left out, with what lies below them, because they have no id
+    /// yet (see `adopt_ids`).
+    pub without_id: usize,
+}
+
+pub fn kind_of(kind: MountKind) -> Kind {
+    match kind {
+        MountKind::File => Kind::File,
+        MountKind::Dir => Kind::Dir,
+        MountKind::Symlink => Kind::Symlink,
+    }
+}
+
+/// The canopy node `n` is, in folder `parent`; None for a file or symlink
+/// whose content was never identified.
+pub(crate) fn node_of_in(n: &mount::Node, parent: NodeId) -> Option<canopy::Node> {
+    let kind = kind_of(n.kind);
+    let content = match kind {
+        Kind::Dir => None,
+        Kind::File | Kind::Symlink => Some(n.hash?),
+    };
+    Some(canopy::Node { place: Place { parent, name: n.name.clone() }, kind, content, mode: n.mode & 0o7777 })
+}
+
+pub fn read(tree: &mount::Tree) -> LocalRead {
+    let mut out = LocalRead::default();
+    let mut folders = vec![(mount::ROOT, canopy::ROOT)];
+    while let Some((ino, id)) = folders.pop() {
+        let Some(dir) = tree.get(ino) else { continue };
+        for child in dir.children.values() {
+            let Some(n) = tree.get(*child) else { continue };
+            if n.special.is_some() {
+                continue;
+            }
+            let Some(cid) = n.id else {
+                out.without_id += tree.subtree(*child).len();
+                continue;
+            };
+            let Some(node) = node_of_in(n, id) else { continue };
+            if node.kind == Kind::Dir {
+                folders.push((*child, cid.0));
+            }
+            out.tree.set(cid.0, node);
+            out.ino_of.insert(cid.0, *child);
+        }
+    }
+    out
+}
+
+/// What the path-keyed engine's queue, left unsent by a cache from before
+/// identities, says the files alone cannot: a node that was moved here
+/// from `from` (the hub still has it there), and a path deleted here that
+/// the hub still has at `base`.
+#[derive(Debug, Default)]
+pub struct Unsent {
+    pub moved: Vec<(u64, ssync_common::RelPath)>,
+    pub deleted: Vec<(ssync_common::RelPath, u64)>,
+}
+
+/// Gives every node without an id one (a cache from before identities, on
+/// its first start with the engine): the hub's node at its path when the
+/// hub has one of the same kind there, else a new id. Returns the merge
+/// base of each node the hub had, as Synced must start: its state at the
+/// version it was based on (`base_version`, `hash`). So a change made here
+/// and not sent yet is a local change against it, planned again from the
+/// files, and one made on both sides is a conflict, as it was. `unsent`
+/// adds the moves and deletes the files cannot show: a moved node takes
+/// the hub's node at its old path, and a deleted one is in Synced but not
+/// in Local, which the planner sends as a delete.
+pub fn adopt_ids(tree: &mut mount::Tree, hub: &HubView, unsent: &Unsent) -> Vec<(NodeId, canopy::Node)> {
+    let mut synced = Vec::new();
+    let mut claimed = std::collections::HashSet::new();
+    // The hub's node as it is, when it is still at the version this mount's
+    // change was based on.
+    let unchanged = |path: &ssync_common::RelPath, base: u64| {
+        hub.live_row_at(path)
+            .filter(|r| r.version == base)
+            .and_then(|r| Some((r.node, hub.tree().get(r.node)?.clone())))
+    };
+    for (path, base) in &unsent.deleted {
+        if let Some((id, node)) = unchanged(path, *base) {
+            claimed.insert(id);
+            synced.push((id, node));
+        }
+    }
+    for (ino, from) in &unsent.moved {
+        let Some(n) = tree.get(*ino).filter(|n| n.id.is_none() && n.parent != 0) else { continue };
+        match unchanged(from, n.base_version) {
+            Some((id, node)) if node.kind == kind_of(n.kind) && claimed.insert(id) => {
+                tree.get_mut(*ino).expect("listed").id = Some(ssync_common::NodeId(id));
+                synced.push((id, node));
+            }
+            _ => {}
+        }
+    }
+    let mut folders = vec![(mount::ROOT, canopy::ROOT)];
+    while let Some((ino, id)) = folders.pop() {
+        let Some(dir) = tree.get(ino) else { continue };
+        let children: Vec<u64> = dir.children.values().copied().collect();
+        for child in children {
+            let Some(n) = tree.get(child) else { continue };
+            if n.special.is_some() {
+                continue;
+            }
+            let cid = match n.id {
+                Some(cid) => cid,
+                None => {
+                    let path = tree.path_of(child);
+                    let row = path
+                        .as_ref()
+                        .and_then(|p| hub.live_row_at(p))
+                        .filter(|r| r.kind == kind_of(n.kind) && !claimed.contains(&r.node));
+                    let cid = row.map_or_else(ssync_common::NodeId::random, |r| ssync_common::NodeId(r.node));
+                    claimed.insert(cid.0);
+                    if n.base_version > 0 {
+                        let mut base = node_of_in(n, id);
+                        if let (Some(b), Some(r)) = (&mut base, row) {
+                            if r.version == n.base_version {
+                                b.mode = r.mode;
+                            }
+                        }
+                        synced.extend(base.map(|b| (cid.0, b)));
+                    }
+                    tree.get_mut(child).expect("listed above").id = Some(cid);
+                    cid
+                }
+            };
+            if tree.get(child).is_some_and(mount::Node::is_dir) {
+                folders.push((child, cid.0));
+            }
+        }
+    }
+    synced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::hub_view::tests::row;
+    use crate::tree::{Node, Special, Tree as MountTree, ROOT};
+    use ssync_common::api::EntryKind;
+    use ssync_common::{ContentHash, NodeId as WireId};
+
+    fn mount_tree(nodes: Vec<Node>) -> MountTree {
+        let mut all = vec![Node { ino: ROOT, ..Node::new(MountKind::Dir, 0, "", 0o755, 0) }];
+        all.extend(nodes);
+        MountTree::from_nodes(all)
+    }
+
+    fn node(ino: u64, parent: u64, name: &str, kind: MountKind, id: Option<u128>) -> Node {
+        let mut n = Node { ino, id: id.map(WireId), ..Node::new(kind, parent, name, 0o640, 0) };
+        if kind != MountKind::Dir {
+            n.hash = Some(ContentHash::of(name.as_bytes()));
+        }
+        n
+    }
+
+    #[test]
+    fn local_has_what_travels_by_id() {
+        let mut new_file = node(5, 2, "new", MountKind::File, Some(50));
+        new_file.hash = None; // written, never identified
+        let mut fifo = node(6, ROOT, "pipe", MountKind::File, Some(60));
+        fifo.special = Some(Special { format: libc::S_IFIFO, rdev: 0 });
+        let t = mount_tree(vec![
+            node(2, ROOT, "d", MountKind::Dir, Some(20)),
+            node(3, 2, "f", MountKind::File, Some(30)),
+            node(4, ROOT, "l", MountKind::Symlink, Some(40)),
+            new_file,
+            fifo,
+            node(7, ROOT, "old", MountKind::Dir, None),
+            node(8, 7, "inside", MountKind::File, Some(80)),
+        ]);
+        let local = read(&t);
+        assert_eq!(local.tree.len(), 3, "d, d/f and l: {:?}", local.tree);
+        let f = local.tree.get(30).unwrap();
+        assert_eq!((f.place.parent, f.place.name.as_str(), f.kind), (20, "f", Kind::File));
+        assert_eq!(f.content, Some(ContentHash::of(b"f")));
+        assert_eq!(f.mode, 0o640);
+        assert_eq!(local.tree.get(40).unwrap().kind, Kind::Symlink);
+        assert_eq!(local.ino_of[&30], 3);
+        assert_eq!(local.without_id, 2, "the folder without an id and what it holds");
+        local.tree.check().unwrap();
+    }
+
+    #[test]
+    fn an_upgraded_cache_takes_the_hubs_ids_and_its_merge_base() {
+        let mut hub = HubView::default();
+        hub.fold_feed(&[row("d", 20, 1, EntryKind::Dir, false), row("d/f", 30, 2, EntryKind::File, false)]).unwrap();
+        let mut f = node(3, 2, "f", MountKind::File, None);
+        f.base_version = 2;
+        let t = &mut mount_tree(vec![
+            Node { base_version: 1, ..node(2, ROOT, "d", MountKind::Dir, None) },
+            f,
+            node(4, 2, "mine", MountKind::File, None),
+        ]);
+        let synced = adopt_ids(t, &hub, &Unsent::default());
+        assert_eq!(t.get(2).unwrap().id, Some(WireId(20)));
+        assert_eq!(t.get(3).unwrap().id, Some(WireId(30)));
+        let mine = t.get(4).unwrap().id.expect("a new id");
+        assert!(mine.0 != 20 && mine.0 != 30);
+        let base: HashMap<_, _> = synced.into_iter().collect();
+        assert_eq!(base.len(), 2, "the hub had d and d/f; 'mine' is new");
+        assert_eq!(base[&30].content, Some(ContentHash::of(b"f")), "the content it was based on");
+        assert_eq!(base[&30].place, Place { parent: 20, name: "f".into() });
+        assert_eq!(read(t).tree.len(), 3);
+    }
+}

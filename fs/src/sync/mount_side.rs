@@ -1,0 +1,355 @@
+//! The mount's side of the operations the planner makes for Local: each
+//! one carried out on the mount's tree and cache, and told to the kernel.
+//!
+//! Content from the hub is downloaded first, outside every lock, into a
+//! partial file that is fsynced (`chunk_download`); then, under the state
+//! lock, the operation checks that the node is still as its base says and
+//! renames the file into place. A node that users changed meanwhile, or a
+//! file open right now, refuses the operation: the engine plans again from
+//! the trees as they are then. FUSE callbacks never wait on any of it.
+use super::canopy::{self, Kind, NodeId, ROOT};
+use super::engine::LocalSide;
+use super::hub_view::HubView;
+use super::local_tree::node_of_in;
+use super::planner::Op;
+use crate::client;
+use crate::invalidate::Inval;
+use crate::state::{Shared, State};
+use crate::tree::{self as mount, Kind as MountKind};
+use ssync_common::{ChunkList, ContentHash};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct MountSide {
+    shared: Arc<Shared>,
+    client: client::Remote,
+    runtime: tokio::runtime::Handle,
+    /// Where each node of Local is on this mount (set from each read of
+    /// Local, kept up to date by creates).
+    pub ino_of: HashMap<NodeId, u64>,
+}
+
+type Outcome = Result<(), String>;
+
+fn stale(id: NodeId) -> String {
+    format!("node {id:x} changed here meanwhile")
+}
+
+impl MountSide {
+    pub fn new(shared: Arc<Shared>, client: client::Remote, runtime: tokio::runtime::Handle) -> MountSide {
+        MountSide { shared, client, runtime, ino_of: HashMap::new() }
+    }
+
+    /// The inode of live node `id`, if it is as `base` says.
+    fn current(&self, st: &State, id: NodeId, base: &canopy::Node) -> Result<u64, String> {
+        let ino = *self.ino_of.get(&id).ok_or_else(|| stale(id))?;
+        let n = st.tree.get(ino).filter(|n| n.id.map(|i| i.0) == Some(id) && n.parent != 0).ok_or_else(|| stale(id))?;
+        let parent = self.folder_id(st, n.parent).ok_or_else(|| stale(id))?;
+        match node_of_in(n, parent) {
+            Some(now) if now == *base => Ok(ino),
+            _ => Err(stale(id)),
+        }
+    }
+
+    /// The id of the folder that is inode `ino`.
+    fn folder_id(&self, st: &State, ino: u64) -> Option<NodeId> {
+        match ino {
+            mount::ROOT => Some(ROOT),
+            _ => st.tree.get(ino).filter(|n| n.is_dir() && n.parent != 0)?.id.map(|i| i.0),
+        }
+    }
+
+    /// The inode of folder `id`.
+    fn folder(&self, st: &State, id: NodeId) -> Result<u64, String> {
+        if id == ROOT {
+            return Ok(mount::ROOT);
+        }
+        let ino = *self.ino_of.get(&id).ok_or_else(|| format!("folder {id:x} is not here"))?;
+        match self.folder_id(st, ino) {
+            Some(i) if i == id => Ok(ino),
+            _ => Err(format!("folder {id:x} is not here")),
+        }
+    }
+
+    fn free(st: &State, folder: u64, name: &str) -> Outcome {
+        match st.tree.child(folder, name) {
+            None => Ok(()),
+            Some(_) => Err(format!("'{name}' is taken here")),
+        }
+    }
+
+    /// Downloads content `id` (as the hub's row of `node` describes it) into
+    /// a partial file, with its chunk list; `have` is (inode, content) of an
+    /// earlier content of the node here, whose chunks need not come again.
+    fn download(
+        &self,
+        node: NodeId,
+        id: ContentHash,
+        hub: &HubView,
+        have: Option<(u64, ContentHash)>,
+    ) -> Result<(PathBuf, ChunkList, i64), String> {
+        let row = hub.row_of(node).ok_or_else(|| format!("the hub's row of node {node:x} is not known"))?;
+        let (size, mtime_ns, sh) = (row.size, row.mtime_ns, &self.shared);
+        let fetched = self.runtime.block_on(crate::chunk_download::fetch_file(
+            &self.client,
+            &sh.chunks,
+            &sh.cache.files,
+            sh.cache.partial(&id),
+            id,
+            size,
+            have,
+        ));
+        let (file, list) = fetched.map_err(|e| format!("content {id} could not be brought from the hub: {e}"))?;
+        sh.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((file, list, mtime_ns))
+    }
+
+    /// A copy of the cache file of local node `from`, which must hold
+    /// `content` (a conflict copy keeps the bytes this mount had).
+    fn copy_of(&self, from: NodeId, content: ContentHash) -> Result<(PathBuf, ChunkList), String> {
+        let ino = *self.ino_of.get(&from).ok_or_else(|| stale(from))?;
+        let sh = &self.shared;
+        let tmp = sh.cache.tmp.join(format!("copy-{}", ssync_common::NodeId::random()));
+        let copied = std::fs::copy(sh.cache.file(ino), &tmp)
+            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| super::content_ids::chunk_list(&tmp));
+        match copied {
+            Ok(list) if list.id() == content => Ok((tmp, list)),
+            Ok(_) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(stale(from))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(format!("cannot copy node {from:x} here: {e}"))
+            }
+        }
+    }
+
+    fn create(&mut self, id: NodeId, node: &canopy::Node, copy_of: Option<NodeId>, hub: &HubView) -> Outcome {
+        let brought = match (node.kind, node.content, copy_of) {
+            (Kind::Dir, _, _) => None,
+            (_, None, _) => return Err(format!("node {id:x} has no content")),
+            (_, Some(c), Some(from)) => Some(self.copy_of(from, c).map(|(f, l)| (f, l, crate::fs::now_ns()))?),
+            (_, Some(c), None) => Some(self.download(id, c, hub, None)?),
+        };
+        let sh = self.shared.clone();
+        let mut invals = Vec::new();
+        let done = {
+            let mut st = sh.state.lock();
+            self.insert(&mut st, id, node, brought.as_ref(), hub, &mut invals)
+        };
+        sh.invalidate(invals);
+        match (&done, brought) {
+            (Ok(ino), Some((_, list, _))) => {
+                if let Err(e) = sh.chunks.record(*ino, &list) {
+                    tracing::debug!(ino, "cannot index the chunks of a file brought here: {e}");
+                }
+            }
+            (Err(_), Some((file, _, _))) => drop(std::fs::remove_file(file)),
+            _ => {}
+        }
+        done.map(|_| ())
+    }
+
+    fn insert(
+        &mut self,
+        st: &mut State,
+        id: NodeId,
+        node: &canopy::Node,
+        brought: Option<&(PathBuf, ChunkList, i64)>,
+        hub: &HubView,
+        invals: &mut Vec<Inval>,
+    ) -> Result<u64, String> {
+        let parent = self.folder(st, node.place.parent)?;
+        Self::free(st, parent, &node.place.name)?;
+        let kind = match node.kind {
+            Kind::File => MountKind::File,
+            Kind::Dir => MountKind::Dir,
+            Kind::Symlink => MountKind::Symlink,
+        };
+        let mtime = brought.map_or_else(crate::fs::now_ns, |b| b.2);
+        let mut n = mount::Node::new(kind, parent, &node.place.name, node.mode, mtime);
+        n.id = Some(ssync_common::NodeId(id));
+        n.base_version = hub.version(id).unwrap_or(0);
+        n.ino = st.new_ino().map_err(|e| e.to_string())?;
+        if let Some((file, list, _)) = brought {
+            std::fs::rename(file, self.shared.cache.file(n.ino)).map_err(|e| format!("cannot place a file: {e}"))?;
+            n.hash = node.content;
+            n.size = list.size();
+        }
+        let ino = n.ino;
+        st.tree.insert(n);
+        st.note_node(ino);
+        self.ino_of.insert(id, ino);
+        invals.push(Inval::Entry { parent, name: node.place.name.clone() });
+        invals.push(Inval::Inode(parent));
+        Ok(ino)
+    }
+
+    fn edit(
+        &mut self,
+        id: NodeId,
+        base: &canopy::Node,
+        content: Option<ContentHash>,
+        mode: u32,
+        hub: &HubView,
+    ) -> Outcome {
+        let brought = match content {
+            Some(c) if content != base.content => {
+                let have = self.ino_of.get(&id).copied().zip(base.content);
+                Some(self.download(id, c, hub, have)?)
+            }
+            _ => None,
+        };
+        let sh = self.shared.clone();
+        let mut invals = Vec::new();
+        let done = {
+            let mut st = sh.state.lock();
+            self.change(&mut st, id, base, content, mode, brought.as_ref(), &mut invals)
+        };
+        sh.invalidate(invals);
+        match (&done, brought) {
+            (Ok(ino), Some((_, list, _))) => {
+                if let Err(e) = sh.chunks.record(*ino, &list) {
+                    tracing::debug!(ino, "cannot index the chunks of a file brought here: {e}");
+                }
+            }
+            (Err(_), Some((file, _, _))) => drop(std::fs::remove_file(file)),
+            _ => {}
+        }
+        done.map(|_| ())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &mut self,
+        st: &mut State,
+        id: NodeId,
+        base: &canopy::Node,
+        content: Option<ContentHash>,
+        mode: u32,
+        brought: Option<&(PathBuf, ChunkList, i64)>,
+        invals: &mut Vec<Inval>,
+    ) -> Result<u64, String> {
+        let ino = self.current(st, id, base)?;
+        if let Some((file, list, mtime)) = brought {
+            // Programs that have the file open keep reading the bytes they
+            // opened; its cache file is replaced once they close it.
+            let n = st.tree.get(ino).expect("current");
+            if n.open_handles > 0 || n.dirty || st.tree.has_other_names(ino) {
+                return Err(format!("node {id:x} is open or being written here"));
+            }
+            std::fs::rename(file, self.shared.cache.file(ino)).map_err(|e| format!("cannot place a file: {e}"))?;
+            let n = st.tree.get_mut(ino).expect("current");
+            n.hash = content;
+            n.size = list.size();
+            n.mtime_ns = *mtime;
+            n.cached = crate::residency::Residency::full();
+        }
+        let n = st.tree.get_mut(ino).expect("current");
+        n.mode = (n.mode & !0o7777) | (mode & 0o7777);
+        n.touch_ctime();
+        st.persist(&[ino], vec![]);
+        invals.push(Inval::Inode(ino));
+        Ok(ino)
+    }
+
+    fn move_to(&mut self, id: NodeId, base: &canopy::Node, to: &canopy::Place) -> Outcome {
+        let sh = self.shared.clone();
+        let mut invals = Vec::new();
+        let done = {
+            let mut st = sh.state.lock();
+            (|| {
+                let ino = self.current(&st, id, base)?;
+                let parent = self.folder(&st, to.parent)?;
+                Self::free(&st, parent, &to.name)?;
+                Self::relink(&mut st, ino, parent, &to.name, &mut invals);
+                Ok(())
+            })()
+        };
+        sh.invalidate(invals);
+        done
+    }
+
+    /// Moves `ino` to `name` in `parent`, telling the kernel.
+    fn relink(st: &mut State, ino: u64, parent: u64, name: &str, invals: &mut Vec<Inval>) {
+        let n = st.tree.get(ino).expect("live");
+        let (old_parent, old_name, kino) = (n.parent, n.name.clone(), n.kernel_ino());
+        st.tree.detach(ino);
+        st.tree.attach(ino, parent, name);
+        st.tree.get_mut(ino).expect("attached").touch_ctime();
+        st.persist(&[ino], vec![]);
+        invals.push(Inval::Delete { parent: old_parent, child: kino, name: old_name });
+        invals.push(Inval::Entry { parent, name: name.to_string() });
+        invals.push(Inval::Inode(old_parent));
+        invals.push(Inval::Inode(parent));
+    }
+
+    fn exchange(&mut self, a: NodeId, a_base: &canopy::Node, b: NodeId, b_base: &canopy::Node) -> Outcome {
+        let sh = self.shared.clone();
+        let mut invals = Vec::new();
+        let done = {
+            let mut st = sh.state.lock();
+            (|| {
+                let ia = self.current(&st, a, a_base)?;
+                let ib = self.current(&st, b, b_base)?;
+                let (pa, na) = st.tree.get(ia).map(|n| (n.parent, n.name.clone())).expect("current");
+                let (pb, nb) = st.tree.get(ib).map(|n| (n.parent, n.name.clone())).expect("current");
+                st.tree.detach(ia);
+                st.tree.detach(ib);
+                st.tree.attach(ia, pb, &nb);
+                st.tree.attach(ib, pa, &na);
+                for ino in [ia, ib] {
+                    st.tree.get_mut(ino).expect("attached").touch_ctime();
+                }
+                st.persist(&[ia, ib], vec![]);
+                invals.extend([
+                    Inval::Entry { parent: pa, name: na },
+                    Inval::Entry { parent: pb, name: nb },
+                    Inval::Inode(pa),
+                    Inval::Inode(pb),
+                ]);
+                Ok(())
+            })()
+        };
+        sh.invalidate(invals);
+        done
+    }
+
+    fn delete(&mut self, id: NodeId, base: &canopy::Node) -> Outcome {
+        let sh = self.shared.clone();
+        let mut invals = Vec::new();
+        let done = {
+            let mut st = sh.state.lock();
+            (|| {
+                let ino = self.current(&st, id, base)?;
+                let n = st.tree.get(ino).expect("current");
+                if !n.children.is_empty() {
+                    return Err(format!("folder {id:x} is not empty here"));
+                }
+                if n.dirty {
+                    return Err(format!("node {id:x} is being written here"));
+                }
+                crate::watch::remove_local(&mut st, &sh, ino, &mut invals).map_err(|e| e.to_string())?;
+                self.ino_of.remove(&id);
+                Ok(())
+            })()
+        };
+        sh.invalidate(invals);
+        done
+    }
+}
+
+impl LocalSide for MountSide {
+    fn carry_out(&mut self, op: &Op, hub: &HubView) -> Outcome {
+        match op {
+            Op::Create { id, node, copy_of, .. } => self.create(*id, node, *copy_of, hub),
+            Op::Edit { id, base, content, mode, .. } => self.edit(*id, base, *content, *mode, hub),
+            Op::Move { id, base, to, .. } => self.move_to(*id, base, to),
+            Op::Exchange { a, a_base, b, b_base, .. } => self.exchange(*a, a_base, *b, b_base),
+            Op::Delete { id, base, .. } => self.delete(*id, base),
+        }
+    }
+}
