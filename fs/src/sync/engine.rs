@@ -7,11 +7,28 @@
 //! An operation whose answer did not come is kept until the feed shows what
 //! it did (`Canopy::confirm_sent`), so a change of this mount's own that
 //! comes back through the feed is agreed, never a conflict.
+use super::canopy::NodeId;
 use super::canopy::{Canopy, Tree};
 use super::hub_view::{Changed, HubView, ViewError};
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side, Stuck};
 use super::remote::{Refusal, Remote};
+use ssync_common::api::Entry;
+use std::collections::HashSet;
+
+/// The most Remote operations sent to the hub in one batch.
+const BATCH_MAX: usize = 256;
+
+/// Whether `op` moves a folder (a move or an exchange of one).
+fn moves_a_folder(op: &Op) -> bool {
+    match op {
+        Op::Move { base, .. } => base.kind == super::canopy::Kind::Dir,
+        Op::Exchange { a_base, b_base, .. } => {
+            a_base.kind == super::canopy::Kind::Dir || b_base.kind == super::canopy::Kind::Dir
+        }
+        _ => false,
+    }
+}
 use crate::local_db::SyncStateChange;
 
 /// This machine's side of the operations the planner makes for Local:
@@ -204,7 +221,8 @@ impl<R: Remote> Engine<R> {
     }
 
     /// Carries out up to `max` operations of the current plan, making one
-    /// from the trees as they are when there is none.
+    /// from the trees as they are when there is none. Remote operations go
+    /// to the hub in batches (`next_batch`), Local ones one by one.
     pub fn step(&mut self, local: &mut dyn LocalSide, max: usize) -> Result<Round, EngineError> {
         if self.plan.is_empty() {
             let merged = merge(&self.canopy, &default_namer);
@@ -212,24 +230,37 @@ impl<R: Remote> Engine<R> {
             self.plan.reverse();
         }
         let mut round = Round::default();
-        for _ in 0..max {
+        while round.tried.len() < max {
             let Some(op) = self.plan.pop() else { break };
-            let (done, settled) = match op.side() {
-                Side::Remote => self.send(&op)?,
+            let outcomes = match op.side() {
+                Side::Remote => {
+                    let batch = self.next_batch(op, max - round.tried.len());
+                    self.send(batch)?
+                }
                 Side::Local => {
                     let done = local
                         .carry_out(&op, &self.view)
                         .and_then(|()| apply(&mut self.canopy.local, &op).map_err(|e| e.to_string()));
-                    (done, vec![])
+                    self.keep(vec![], None)?;
+                    vec![(op, done)]
                 }
             };
-            if done.is_ok() {
-                self.canopy.agree(&op);
-                round.done += 1;
+            if outcomes.is_empty() {
+                break; // nothing was tried: the rest waits for the next step
             }
-            round.tried.push((op, done.clone()));
-            self.keep(settled, None)?;
-            if let Err(e) = done {
+            let mut refused = None;
+            for (op, done) in outcomes {
+                match &done {
+                    Ok(()) => {
+                        self.canopy.agree(&op);
+                        round.done += 1;
+                    }
+                    Err(e) => refused = Some(e.clone()),
+                }
+                round.tried.push((op, done));
+            }
+            self.keep(vec![], None)?;
+            if let Some(e) = refused {
                 round.refused = Some(e);
                 self.plan.clear();
                 break;
@@ -238,41 +269,118 @@ impl<R: Remote> Engine<R> {
         Ok(round)
     }
 
-    /// Sends a Remote operation: its outcome, and the kept numbers it settles.
-    #[allow(clippy::type_complexity)]
-    fn send(&mut self, op: &Op) -> Result<(Result<(), String>, Vec<i64>), EngineError> {
-        let request = match self.view.request_for(op) {
-            Ok(r) => r,
-            Err(e) => return Ok((Err(e.to_string()), vec![])),
-        };
-        let seq = self.keeper.sending(op).map_err(EngineError::Keep)?;
-        let done = self.carry_to_hub(op, &request, seq);
-        let settled = if self.unanswered.iter().any(|(s, _)| *s == seq) { vec![] } else { vec![seq] };
-        Ok((done, settled))
+    /// `first` and the Remote operations after it in the plan that can go
+    /// in one batch: at most `max` (and `BATCH_MAX`), no two on one node,
+    /// and nothing after a folder's move or exchange (the path-keyed hub
+    /// gives everything below a moved folder new versions, which only its
+    /// answer tells).
+    fn next_batch(&mut self, first: Op, max: usize) -> Vec<Op> {
+        let mut touched: HashSet<NodeId> = first.nodes().into_iter().collect();
+        let mut batch = vec![first];
+        while batch.len() < max.min(BATCH_MAX) && !moves_a_folder(batch.last().expect("not empty")) {
+            match self.plan.last() {
+                Some(next) if next.side() == Side::Remote && next.nodes().iter().all(|n| !touched.contains(n)) => {
+                    touched.extend(next.nodes());
+                    batch.push(self.plan.pop().expect("looked at"));
+                }
+                _ => break,
+            }
+        }
+        batch
     }
 
-    fn carry_to_hub(&mut self, op: &Op, request: &super::hub_view::Request, seq: i64) -> Result<(), String> {
-        match self.remote.send(request) {
-            Ok(rows) => {
-                match self.view.fold_answer(&rows).map_err(|e| e.to_string())? {
-                    Changed::Nodes(ids) => {
-                        for id in ids {
-                            match self.view.tree().get(id) {
-                                Some(n) => self.canopy.remote.set(id, n.clone()),
-                                None => drop(self.canopy.remote.remove(id)),
-                            }
-                        }
+    /// Sends a batch of Remote operations: the outcome of each one tried.
+    /// One whose request cannot be made (its base is not what this view
+    /// holds) is refused if it is first; if not, it and the rest go back to
+    /// the plan, as do any the remote did not send.
+    fn send(&mut self, batch: Vec<Op>) -> Result<Vec<(Op, Result<(), String>)>, EngineError> {
+        let mut tree = if batch.len() > 1 { Some(self.view.tree().clone()) } else { None };
+        let mut requests = Vec::new();
+        let mut ops = Vec::new();
+        let mut rest = batch.into_iter();
+        for op in rest.by_ref() {
+            let request = match &tree {
+                Some(t) => self.view.request_in(&op, t),
+                None => self.view.request_for(&op),
+            };
+            match request {
+                Ok(r) => {
+                    // One that does not apply to the Remote tree as the view
+                    // has it goes alone (the hub decides); nothing follows it.
+                    let applies = tree.as_mut().is_none_or(|t| apply(t, &op).is_ok());
+                    if !applies && !ops.is_empty() {
+                        self.plan.push(op);
+                        break;
                     }
-                    Changed::Whole => self.canopy.remote = self.view.tree().clone(),
+                    requests.push(r);
+                    ops.push(op);
+                    if !applies {
+                        break;
+                    }
                 }
-                Ok(())
+                Err(e) if ops.is_empty() => return Ok(vec![(op, Err(e.to_string()))]),
+                Err(_) => {
+                    self.plan.push(op);
+                    break;
+                }
             }
-            Err(Refusal::NoAnswer(e)) => {
-                self.unanswered.push((seq, op.clone()));
-                Err(e)
-            }
-            Err(Refusal::Refused(e)) => Err(e),
         }
+        let mut back: Vec<Op> = rest.collect();
+        let mut seqs = Vec::new();
+        for op in &ops {
+            seqs.push(self.keeper.sending(op).map_err(EngineError::Keep)?);
+        }
+        let answer = self.remote.send_batch(&requests);
+        let mut outcomes = Vec::new();
+        let mut settled = Vec::new();
+        let done = answer.done.len();
+        for (i, (op, seq)) in ops.into_iter().zip(seqs).enumerate() {
+            if i < done {
+                let placed = self.fold(&answer.done[i]);
+                settled.push(seq);
+                outcomes.push((op, placed));
+                continue;
+            }
+            match (&answer.stopped, i == done) {
+                (None, _) => {
+                    settled.push(seq);
+                    back.insert(0, op);
+                }
+                (Some(Refusal::Refused(e)), true) => {
+                    settled.push(seq);
+                    outcomes.push((op, Err(e.clone())));
+                }
+                // After a refusal: not carried out, planned again.
+                (Some(Refusal::Refused(_)), false) => settled.push(seq),
+                (Some(Refusal::NoAnswer(e)), first) => {
+                    self.unanswered.push((seq, op.clone()));
+                    if first {
+                        outcomes.push((op, Err(e.clone())));
+                    }
+                }
+            }
+        }
+        for op in back.into_iter().rev() {
+            self.plan.push(op);
+        }
+        self.keep(settled, None)?;
+        Ok(outcomes)
+    }
+
+    /// Folds a carried-out request's rows into the view and the Remote tree.
+    fn fold(&mut self, rows: &[Entry]) -> Result<(), String> {
+        match self.view.fold_answer(rows).map_err(|e| e.to_string())? {
+            Changed::Nodes(ids) => {
+                for id in ids {
+                    match self.view.tree().get(id) {
+                        Some(n) => self.canopy.remote.set(id, n.clone()),
+                        None => drop(self.canopy.remote.remove(id)),
+                    }
+                }
+            }
+            Changed::Whole => self.canopy.remote = self.view.tree().clone(),
+        }
+        Ok(())
     }
 
     /// Rounds until the trees are equal or `rounds` have run; reads the feed

@@ -7,14 +7,16 @@
 //! The engine runs on a thread of its own and waits for each answer; the
 //! calls run on the mount's tokio runtime.
 use super::hub_view::Request;
-use super::remote::{Refusal, Remote};
-use crate::chunk_upload::{upload_file, FileMeta};
+use super::remote::{BatchAnswer, Refusal, Remote};
+use crate::chunk_upload::{read_small_file, upload_file, FileMeta};
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
 use ssync_common::api::{
-    ContentKind, DeleteRequest, Entry, ExchangeRequest, MkdirRequest, RenameRequest, SetAttrRequest,
+    BatchRequest, Change, ContentKind, DeleteRequest, Entry, ExchangeRequest, MkdirRequest, RenameRequest,
+    SetAttrRequest, WireList, INLINE_MAX,
 };
 use ssync_common::{ContentHash, NodeId as WireId};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,34 +36,90 @@ impl HttpRemote {
         HttpRemote { client, runtime, contents }
     }
 
+    /// The metadata a commit of `content` at `path` sends.
+    fn file_meta(
+        path: &ssync_common::RelPath,
+        base: u64,
+        node: u128,
+        kind: super::canopy::Kind,
+        mode: u32,
+    ) -> FileMeta {
+        FileMeta {
+            path: path.clone(),
+            kind: if kind == super::canopy::Kind::Symlink { ContentKind::Symlink } else { ContentKind::File },
+            base,
+            mode,
+            mtime_ns: now_ns(),
+            owner: None,
+            xattrs: None,
+            node: Some(WireId(node)),
+        }
+    }
+
+    fn file_of(&self, content: &ContentHash) -> Result<PathBuf, ApiError> {
+        (self.contents)(content)
+            .ok_or_else(|| ApiError::Local(std::io::Error::other(format!("content {content} is not here"))))
+    }
+
+    /// The change that carries out `request` in a batch; None for a file too
+    /// big to go inline (sent alone, the chunked way). A file whose bytes
+    /// are no longer the content planned is refused.
+    fn change_of(&self, request: &Request) -> Result<Option<Change>, ApiError> {
+        Ok(Some(match request {
+            Request::Mkdir { path, node, mode } => Change::Mkdir(Self::mkdir(path, *node, *mode)),
+            Request::Commit { path, base, node, kind, content, mode } => {
+                let file = self.file_of(content)?;
+                if std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
+                    return Ok(None);
+                }
+                let (list, inline) = read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?;
+                if list.id() != *content {
+                    return Err(ApiError::ChangedWhileRead);
+                }
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode);
+                Change::Commit(meta.commit(&list, WireList::whole(&list), inline))
+            }
+            Request::SetMode { path, base, mode } => Change::Setattr(Self::set_mode(path, *base, *mode)),
+            Request::Rename { from, to, base, to_parent } => Change::Rename(Self::rename(from, to, *base, *to_parent)),
+            Request::Exchange { a, a_base, b, b_base } => {
+                Change::Exchange(ExchangeRequest { a: a.clone(), b: b.clone(), a_base: *a_base, b_base: *b_base })
+            }
+            Request::Delete { path, base } => Change::Delete(DeleteRequest { path: path.clone(), base: *base }),
+        }))
+    }
+
+    fn mkdir(path: &ssync_common::RelPath, node: u128, mode: u32) -> MkdirRequest {
+        MkdirRequest {
+            path: path.clone(),
+            base: 0,
+            mode,
+            mtime_ns: now_ns(),
+            owner: None,
+            xattrs: None,
+            node: Some(WireId(node)),
+        }
+    }
+
+    fn set_mode(path: &ssync_common::RelPath, base: u64, mode: u32) -> SetAttrRequest {
+        SetAttrRequest { path: path.clone(), base, mode: Some(mode), mtime_ns: None, owner: None, xattrs: None }
+    }
+
+    fn rename(
+        from: &ssync_common::RelPath,
+        to: &ssync_common::RelPath,
+        base: u64,
+        to_parent: Option<u128>,
+    ) -> RenameRequest {
+        RenameRequest { from: from.clone(), to: to.clone(), base, to_base: 0, to_parent: to_parent.map(WireId) }
+    }
+
     async fn call(&self, request: &Request) -> Result<Vec<Entry>, ApiError> {
         let c = &self.client;
         let answer = match request {
-            Request::Mkdir { path, node, mode } => {
-                let r = MkdirRequest {
-                    path: path.clone(),
-                    base: 0,
-                    mode: *mode,
-                    mtime_ns: now_ns(),
-                    owner: None,
-                    xattrs: None,
-                    node: Some(WireId(*node)),
-                };
-                c.mkdir(&r).await?
-            }
+            Request::Mkdir { path, node, mode } => c.mkdir(&Self::mkdir(path, *node, *mode)).await?,
             Request::Commit { path, base, node, kind, content, mode } => {
-                let file = (self.contents)(content)
-                    .ok_or_else(|| ApiError::Local(std::io::Error::other(format!("content {content} is not here"))))?;
-                let meta = FileMeta {
-                    path: path.clone(),
-                    kind: if *kind == super::canopy::Kind::Symlink { ContentKind::Symlink } else { ContentKind::File },
-                    base: *base,
-                    mode: *mode,
-                    mtime_ns: now_ns(),
-                    owner: None,
-                    xattrs: None,
-                    node: Some(WireId(*node)),
-                };
+                let file = self.file_of(content)?;
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode);
                 let (answer, list) = upload_file(c, file, &meta, None, &|| true).await;
                 // The bytes read must be the content planned: a file changed
                 // since is another content, planned anew.
@@ -70,26 +128,9 @@ impl HttpRemote {
                 }
                 answer?
             }
-            Request::SetMode { path, base, mode } => {
-                let r = SetAttrRequest {
-                    path: path.clone(),
-                    base: *base,
-                    mode: Some(*mode),
-                    mtime_ns: None,
-                    owner: None,
-                    xattrs: None,
-                };
-                c.set_attr(&r).await?
-            }
+            Request::SetMode { path, base, mode } => c.set_attr(&Self::set_mode(path, *base, *mode)).await?,
             Request::Rename { from, to, base, to_parent } => {
-                let r = RenameRequest {
-                    from: from.clone(),
-                    to: to.clone(),
-                    base: *base,
-                    to_base: 0,
-                    to_parent: to_parent.map(WireId),
-                };
-                c.rename(&r).await?
+                c.rename(&Self::rename(from, to, *base, *to_parent)).await?
             }
             Request::Exchange { a, a_base, b, b_base } => {
                 let r = ExchangeRequest { a: a.clone(), b: b.clone(), a_base: *a_base, b_base: *b_base };
@@ -98,6 +139,39 @@ impl HttpRemote {
             Request::Delete { path, base } => c.delete(&DeleteRequest { path: path.clone(), base: *base }).await?,
         };
         Ok(answer.entries)
+    }
+
+    /// Sends the requests before the first that must go alone (a big file)
+    /// in one `POST /v1/batch`; a first that must go alone goes by itself.
+    fn batch(&mut self, requests: &[Request]) -> BatchAnswer {
+        let mut changes = Vec::new();
+        for r in requests {
+            match self.change_of(r) {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) if changes.is_empty() => {
+                    return match self.send(r) {
+                        Ok(rows) => BatchAnswer { done: vec![rows], stopped: None },
+                        Err(e) => BatchAnswer { done: vec![], stopped: Some(e) },
+                    };
+                }
+                Ok(None) => break,
+                Err(e) if changes.is_empty() => return BatchAnswer { done: vec![], stopped: Some(refusal(e)) },
+                Err(_) => break,
+            }
+        }
+        match self.runtime.block_on(self.client.batch(&BatchRequest { changes })) {
+            Ok(answer) => BatchAnswer {
+                done: answer.done.into_iter().map(|m| m.entries).collect(),
+                stopped: answer.refused.map(|r| {
+                    let why = format!("{}: {} ({})", r.error.code, r.error.message, r.status);
+                    match r.status {
+                        s if s < 500 => Refusal::Refused(why),
+                        _ => Refusal::NoAnswer(why),
+                    }
+                }),
+            },
+            Err(e) => BatchAnswer { done: vec![], stopped: Some(refusal(e)) },
+        }
     }
 }
 
@@ -114,6 +188,16 @@ fn refusal(e: ApiError) -> Refusal {
 impl Remote for HttpRemote {
     fn send(&mut self, request: &Request) -> Result<Vec<Entry>, Refusal> {
         self.runtime.block_on(self.call(request)).map_err(refusal)
+    }
+
+    fn send_batch(&mut self, requests: &[Request]) -> BatchAnswer {
+        match requests {
+            [one] => match self.send(one) {
+                Ok(rows) => BatchAnswer { done: vec![rows], stopped: None },
+                Err(e) => BatchAnswer { done: vec![], stopped: Some(e) },
+            },
+            _ => self.batch(requests),
+        }
     }
 
     fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {

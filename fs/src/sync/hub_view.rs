@@ -158,11 +158,12 @@ impl HubView {
         self.unplaced
     }
 
-    fn path_of_place(&self, id: NodeId, place: &Place) -> Result<RelPath, ViewError> {
+    /// The path of `place` in `tree`.
+    fn path_in(tree: &Tree, id: NodeId, place: &Place) -> Result<RelPath, ViewError> {
         let joined = match place.parent {
             ROOT => place.name.clone(),
             parent => {
-                let dir = self.tree.path_of(parent).ok_or(ViewError::Stale(parent))?;
+                let dir = tree.path_of(parent).ok_or(ViewError::Stale(parent))?;
                 format!("{dir}/{}", place.name)
             }
         };
@@ -170,8 +171,12 @@ impl HubView {
     }
 
     fn path_of(&self, id: NodeId) -> Result<RelPath, ViewError> {
-        let node = self.tree.get(id).ok_or(ViewError::Stale(id))?;
-        self.path_of_place(id, &node.place)
+        Self::node_path_in(&self.tree, id)
+    }
+
+    fn node_path_in(tree: &Tree, id: NodeId) -> Result<RelPath, ViewError> {
+        let node = tree.get(id).ok_or(ViewError::Stale(id))?;
+        Self::path_in(tree, id, &node.place)
     }
 
     /// The hub's newest row of node `id`, where the Remote tree has it: what
@@ -366,10 +371,11 @@ impl HubView {
         self.versions = versions;
     }
 
-    /// The node as this view has it, if it is `base`: an operation planned
-    /// on an older view is not sent (the hub would refuse it anyway).
-    fn expect(&self, id: NodeId, base: &Node) -> Result<u64, ViewError> {
-        match (self.tree.get(id), self.versions.get(&id)) {
+    /// The node as `tree` has it, with this view's version of it, if it is
+    /// `base`: an operation planned on an older view is not sent (the hub
+    /// would refuse it anyway).
+    fn expect(&self, tree: &Tree, id: NodeId, base: &Node) -> Result<u64, ViewError> {
+        match (tree.get(id), self.versions.get(&id)) {
             (Some(n), Some(v)) if n == base => Ok(*v),
             _ => Err(ViewError::Stale(id)),
         }
@@ -377,9 +383,18 @@ impl HubView {
 
     /// The hub's request that carries out `op` (a Remote operation).
     pub fn request_for(&self, op: &Op) -> Result<Request, ViewError> {
+        self.request_in(op, &self.tree)
+    }
+
+    /// `request_for`, with paths as `tree` has them: for an operation later
+    /// in a batch, `tree` is the Remote tree with the batch's operations
+    /// before it applied. Versions are this view's, so a batch holds no
+    /// two operations on one node, and nothing after a folder's move (the
+    /// path-keyed hub gives everything below it new versions).
+    pub fn request_in(&self, op: &Op, tree: &Tree) -> Result<Request, ViewError> {
         Ok(match op {
             Op::Create { id, node, .. } => {
-                let path = self.path_of_place(*id, &node.place)?;
+                let path = Self::path_in(tree, *id, &node.place)?;
                 match (node.kind, node.content) {
                     (Kind::Dir, _) => Request::Mkdir { path, node: *id, mode: node.mode },
                     (kind, Some(content)) => {
@@ -389,8 +404,8 @@ impl HubView {
                 }
             }
             Op::Edit { id, base, content, mode, .. } => {
-                let version = self.expect(*id, base)?;
-                let path = self.path_of(*id)?;
+                let version = self.expect(tree, *id, base)?;
+                let path = Self::node_path_in(tree, *id)?;
                 match content.filter(|c| base.content != Some(*c)) {
                     Some(content) => {
                         Request::Commit { path, base: version, node: *id, kind: base.kind, content, mode: *mode }
@@ -399,19 +414,24 @@ impl HubView {
                 }
             }
             Op::Move { id, base, to, .. } => {
-                let version = self.expect(*id, base)?;
+                let version = self.expect(tree, *id, base)?;
                 let to_parent = Some(to.parent).filter(|p| *p != ROOT);
-                Request::Rename { from: self.path_of(*id)?, to: self.path_of_place(*id, to)?, base: version, to_parent }
+                Request::Rename {
+                    from: Self::node_path_in(tree, *id)?,
+                    to: Self::path_in(tree, *id, to)?,
+                    base: version,
+                    to_parent,
+                }
             }
             Op::Exchange { a, a_base, b, b_base, .. } => Request::Exchange {
-                a_base: self.expect(*a, a_base)?,
-                b_base: self.expect(*b, b_base)?,
-                a: self.path_of(*a)?,
-                b: self.path_of(*b)?,
+                a_base: self.expect(tree, *a, a_base)?,
+                b_base: self.expect(tree, *b, b_base)?,
+                a: Self::node_path_in(tree, *a)?,
+                b: Self::node_path_in(tree, *b)?,
             },
             Op::Delete { id, base, .. } => {
-                let version = self.expect(*id, base)?;
-                Request::Delete { path: self.path_of(*id)?, base: version }
+                let version = self.expect(tree, *id, base)?;
+                Request::Delete { path: Self::node_path_in(tree, *id)?, base: version }
             }
         })
     }

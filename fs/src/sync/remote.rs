@@ -20,9 +20,36 @@ pub enum Refusal {
     NoAnswer(String),
 }
 
+/// What a batch of requests did: the rows each request carried out wrote,
+/// in order, and why the ones after those were not. `stopped` None with
+/// fewer done than sent: the rest were not sent (this remote sends some
+/// requests alone); Refused: the next one was refused and the rest were not
+/// carried out; NoAnswer: from the next one on, each may have been.
+#[derive(Debug, Default)]
+pub struct BatchAnswer {
+    pub done: Vec<Vec<Entry>>,
+    pub stopped: Option<Refusal>,
+}
+
 pub trait Remote {
     /// Carries out `request`; the rows it wrote, for the mount's view.
     fn send(&mut self, request: &Request) -> Result<Vec<Entry>, Refusal>;
+
+    /// Carries out `requests` in order, stopping at the first that is not.
+    /// By default one by one; the hub over HTTP sends them in one request.
+    fn send_batch(&mut self, requests: &[Request]) -> BatchAnswer {
+        let mut answer = BatchAnswer::default();
+        for r in requests {
+            match self.send(r) {
+                Ok(rows) => answer.done.push(rows),
+                Err(e) => {
+                    answer.stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        answer
+    }
 
     /// Rows changed after `cursor`, oldest first (at most a page of them).
     fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal>;
