@@ -124,7 +124,11 @@ pub(crate) fn read_small_file(
 }
 
 /// Reads and chunks `file`, sending every chunk the hub lacks; returns the list.
-async fn send_new_chunks(remote: &Remote, file: PathBuf, known: HashSet<ContentHash>) -> Result<ChunkList, ApiError> {
+pub(crate) async fn send_new_chunks(
+    remote: &Remote,
+    file: PathBuf,
+    known: HashSet<ContentHash>,
+) -> Result<ChunkList, ApiError> {
     type Batch = std::io::Result<Vec<(ChunkRef, Vec<u8>)>>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(1);
     // Dropping `rx` (an error below) makes the reader stop at its next send.

@@ -29,7 +29,7 @@ use super::hub_view::{HubView, Request};
 use super::memory_hub::MemoryHub;
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side};
-use super::remote::{Refusal, Remote};
+use super::remote::{BatchAnswer, Refusal, Remote};
 use ssync_common::api::Entry;
 use ssync_common::ContentHash;
 use std::cell::RefCell;
@@ -160,6 +160,26 @@ impl Remote for SimRemote {
             true => Err(Refusal::NoAnswer("the answer was lost".into())),
             false => Ok(answer),
         }
+    }
+
+    /// As the hub over HTTP does, a batch may end early with the rest not
+    /// sent (it sends a big file alone), and an answer may be lost.
+    fn send_batch(&mut self, requests: &[Request]) -> BatchAnswer {
+        let take = match requests.len() > 1 && self.rng.chance(30) {
+            true => 1 + self.rng.below(requests.len() - 1),
+            false => requests.len(),
+        };
+        let mut answer = BatchAnswer::default();
+        for r in &requests[..take] {
+            match self.send(r) {
+                Ok(rows) => answer.done.push(rows),
+                Err(e) => {
+                    answer.stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        answer
     }
 
     fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {

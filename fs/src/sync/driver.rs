@@ -173,7 +173,7 @@ fn sync_once(
         }
         let round = engine.round(side)?;
         if let Some(why) = &round.refused {
-            tracing::debug!(done = round.done, "round ended early: {why}");
+            tracing::debug!(done = round.done, last = ?round.tried.last().map(|t| &t.0), "round ended early: {why}");
             return Ok(false);
         }
         if round.done == 0 {

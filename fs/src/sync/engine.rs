@@ -37,7 +37,14 @@ use crate::local_db::SyncStateChange;
 /// `hub` tells what is not merged (a file's size and time on the hub).
 pub trait LocalSide {
     fn carry_out(&mut self, op: &Op, hub: &HubView) -> Result<(), String>;
+
+    /// The Local operations about to be carried out, in order: a side may
+    /// bring their contents ahead, several at a time.
+    fn prepare(&mut self, _ops: &[&Op], _hub: &HubView) {}
 }
+
+/// Local operations a side is told of ahead (`LocalSide::prepare`).
+const PREPARED_AHEAD: usize = 64;
 
 /// Where the engine keeps its state from step to step, so that a crash
 /// loses nothing: Synced, the hub's rows and cursor, and each operation
@@ -69,6 +76,9 @@ impl Keeper for crate::local_db::LocalDb {
         self.keep_sync_change(change).map_err(|e| e.to_string())
     }
 }
+
+/// An operation tried, with its outcome.
+type Tried = (Op, Result<(), String>);
 
 /// What one round did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -238,6 +248,11 @@ impl<R: Remote> Engine<R> {
                     self.send(batch)?
                 }
                 Side::Local => {
+                    let ahead: Vec<&Op> = std::iter::once(&op)
+                        .chain(self.plan.iter().rev().take_while(|o| o.side() == Side::Local))
+                        .take(PREPARED_AHEAD)
+                        .collect();
+                    local.prepare(&ahead, &self.view);
                     let done = local
                         .carry_out(&op, &self.view)
                         .and_then(|()| apply(&mut self.canopy.local, &op).map_err(|e| e.to_string()));
@@ -293,10 +308,12 @@ impl<R: Remote> Engine<R> {
     /// One whose request cannot be made (its base is not what this view
     /// holds) is refused if it is first; if not, it and the rest go back to
     /// the plan, as do any the remote did not send.
-    fn send(&mut self, batch: Vec<Op>) -> Result<Vec<(Op, Result<(), String>)>, EngineError> {
+    fn send(&mut self, batch: Vec<Op>) -> Result<Vec<Tried>, EngineError> {
         let mut tree = if batch.len() > 1 { Some(self.view.tree().clone()) } else { None };
         let mut requests = Vec::new();
         let mut ops = Vec::new();
+        // One left for the next step, before the rest.
+        let mut held = None;
         let mut rest = batch.into_iter();
         for op in rest.by_ref() {
             let request = match &tree {
@@ -309,7 +326,7 @@ impl<R: Remote> Engine<R> {
                     // has it goes alone (the hub decides); nothing follows it.
                     let applies = tree.as_mut().is_none_or(|t| apply(t, &op).is_ok());
                     if !applies && !ops.is_empty() {
-                        self.plan.push(op);
+                        held = Some(op);
                         break;
                     }
                     requests.push(r);
@@ -320,12 +337,14 @@ impl<R: Remote> Engine<R> {
                 }
                 Err(e) if ops.is_empty() => return Ok(vec![(op, Err(e.to_string()))]),
                 Err(_) => {
-                    self.plan.push(op);
+                    held = Some(op);
                     break;
                 }
             }
         }
-        let mut back: Vec<Op> = rest.collect();
+        let rest: Vec<Op> = rest.collect();
+        // Not sent (this remote sends some alone), in plan order, then the rest.
+        let mut back = Vec::new();
         let mut seqs = Vec::new();
         for op in &ops {
             seqs.push(self.keeper.sending(op).map_err(EngineError::Keep)?);
@@ -344,7 +363,7 @@ impl<R: Remote> Engine<R> {
             match (&answer.stopped, i == done) {
                 (None, _) => {
                     settled.push(seq);
-                    back.insert(0, op);
+                    back.push(op);
                 }
                 (Some(Refusal::Refused(e)), true) => {
                     settled.push(seq);
@@ -360,7 +379,7 @@ impl<R: Remote> Engine<R> {
                 }
             }
         }
-        for op in back.into_iter().rev() {
+        for op in back.into_iter().chain(held).chain(rest).rev() {
             self.plan.push(op);
         }
         self.keep(settled, None)?;

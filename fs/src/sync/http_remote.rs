@@ -8,7 +8,7 @@
 //! calls run on the mount's tokio runtime.
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
-use crate::chunk_upload::{read_small_file, upload_file, FileMeta};
+use crate::chunk_upload::{read_small_file, send_new_chunks, upload_file, FileMeta};
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
 use ssync_common::api::{
@@ -61,22 +61,23 @@ impl HttpRemote {
             .ok_or_else(|| ApiError::Local(std::io::Error::other(format!("content {content} is not here"))))
     }
 
-    /// The change that carries out `request` in a batch; None for a file too
-    /// big to go inline (sent alone, the chunked way). A file whose bytes
-    /// are no longer the content planned is refused.
-    fn change_of(&self, request: &Request) -> Result<Option<Change>, ApiError> {
-        Ok(Some(match request {
+    /// The change that carries out `request` in a batch. A file too big to
+    /// go inline has its chunks sent first (those the hub lacks), a few
+    /// files at a time, and is committed by its list. A file whose bytes are
+    /// no longer the content planned is refused.
+    async fn change_of(&self, request: &Request) -> Result<Change, ApiError> {
+        Ok(match request {
             Request::Mkdir { path, node, mode } => Change::Mkdir(Self::mkdir(path, *node, *mode)),
             Request::Commit { path, base, node, kind, content, mode } => {
                 let file = self.file_of(content)?;
-                if std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
-                    return Ok(None);
-                }
-                let (list, inline) = read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?;
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode);
+                let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
+                    true => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
+                    false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
+                };
                 if list.id() != *content {
                     return Err(ApiError::ChangedWhileRead);
                 }
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode);
                 Change::Commit(meta.commit(&list, WireList::whole(&list), inline))
             }
             Request::SetMode { path, base, mode } => Change::Setattr(Self::set_mode(path, *base, *mode)),
@@ -85,7 +86,7 @@ impl HttpRemote {
                 Change::Exchange(ExchangeRequest { a: a.clone(), b: b.clone(), a_base: *a_base, b_base: *b_base })
             }
             Request::Delete { path, base } => Change::Delete(DeleteRequest { path: path.clone(), base: *base }),
-        }))
+        })
     }
 
     fn mkdir(path: &ssync_common::RelPath, node: u128, mode: u32) -> MkdirRequest {
@@ -141,20 +142,18 @@ impl HttpRemote {
         Ok(answer.entries)
     }
 
-    /// Sends the requests before the first that must go alone (a big file)
-    /// in one `POST /v1/batch`; a first that must go alone goes by itself.
+    /// Sends the requests in one `POST /v1/batch`, after the chunks of big
+    /// files. A change that cannot be made (a file written since it was
+    /// planned) ends the batch before it; if it is the first, it is refused.
     fn batch(&mut self, requests: &[Request]) -> BatchAnswer {
+        use futures_util::StreamExt;
+        let made: Vec<Result<Change, ApiError>> = self.runtime.block_on(
+            futures_util::stream::iter(requests.iter().map(|r| self.change_of(r))).buffered(UPLOADS_AT_ONCE).collect(),
+        );
         let mut changes = Vec::new();
-        for r in requests {
-            match self.change_of(r) {
-                Ok(Some(change)) => changes.push(change),
-                Ok(None) if changes.is_empty() => {
-                    return match self.send(r) {
-                        Ok(rows) => BatchAnswer { done: vec![rows], stopped: None },
-                        Err(e) => BatchAnswer { done: vec![], stopped: Some(e) },
-                    };
-                }
-                Ok(None) => break,
+        for change in made {
+            match change {
+                Ok(c) => changes.push(c),
                 Err(e) if changes.is_empty() => return BatchAnswer { done: vec![], stopped: Some(refusal(e)) },
                 Err(_) => break,
             }
@@ -174,6 +173,9 @@ impl HttpRemote {
         }
     }
 }
+
+/// Files whose chunks are sent at once for one batch.
+const UPLOADS_AT_ONCE: usize = 4;
 
 /// The hub said no (nothing changed there), or the answer did not come (it
 /// may have been carried out: the feed will tell).

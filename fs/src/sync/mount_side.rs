@@ -28,7 +28,13 @@ pub struct MountSide {
     /// Where each node of Local is on this mount (set from each read of
     /// Local, kept up to date by creates).
     pub ino_of: HashMap<NodeId, u64>,
+    /// Contents brought ahead (`prepare`), each fsynced in its partial
+    /// file, with its chunk list and the hub's modification time.
+    fetched: HashMap<ContentHash, (PathBuf, ChunkList, i64)>,
 }
+
+/// Contents brought from the hub at once.
+const FETCHES_AT_ONCE: usize = 8;
 
 type Outcome = Result<(), String>;
 
@@ -38,7 +44,7 @@ fn stale(id: NodeId) -> String {
 
 impl MountSide {
     pub fn new(shared: Arc<Shared>, client: client::Remote, runtime: tokio::runtime::Handle) -> MountSide {
-        MountSide { shared, client, runtime, ino_of: HashMap::new() }
+        MountSide { shared, client, runtime, ino_of: HashMap::new(), fetched: HashMap::new() }
     }
 
     /// The inode of live node `id`, if it is as `base` says.
@@ -83,26 +89,40 @@ impl MountSide {
     /// a partial file, with its chunk list; `have` is (inode, content) of an
     /// earlier content of the node here, whose chunks need not come again.
     fn download(
-        &self,
+        &mut self,
         node: NodeId,
         id: ContentHash,
         hub: &HubView,
         have: Option<(u64, ContentHash)>,
     ) -> Result<(PathBuf, ChunkList, i64), String> {
+        if let Some(got) = self.fetched.remove(&id).filter(|(file, _, _)| file.exists()) {
+            return Ok(got);
+        }
         let row = hub.row_of(node).ok_or_else(|| format!("the hub's row of node {node:x} is not known"))?;
-        let (size, mtime_ns, sh) = (row.size, row.mtime_ns, &self.shared);
-        let fetched = self.runtime.block_on(crate::chunk_download::fetch_file(
-            &self.client,
+        let (size, mtime_ns) = (row.size, row.mtime_ns);
+        self.runtime.block_on(Self::fetch(&self.client, &self.shared, id, size, have)).map(|(f, l)| (f, l, mtime_ns))
+    }
+
+    async fn fetch(
+        client: &client::Remote,
+        sh: &Shared,
+        id: ContentHash,
+        size: u64,
+        have: Option<(u64, ContentHash)>,
+    ) -> Result<(PathBuf, ChunkList), String> {
+        let fetched = crate::chunk_download::fetch_file(
+            client,
             &sh.chunks,
             &sh.cache.files,
             sh.cache.partial(&id),
             id,
             size,
             have,
-        ));
-        let (file, list) = fetched.map_err(|e| format!("content {id} could not be brought from the hub: {e}"))?;
+        )
+        .await;
+        let got = fetched.map_err(|e| format!("content {id} could not be brought from the hub: {e}"))?;
         sh.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok((file, list, mtime_ns))
+        Ok(got)
     }
 
     /// A copy of the cache file of local node `from`, which must hold
@@ -343,6 +363,47 @@ impl MountSide {
 }
 
 impl LocalSide for MountSide {
+    /// Brings the contents of the creates and edits ahead from the hub,
+    /// several at a time (a new mount, or a burst of changes elsewhere,
+    /// brings thousands of files).
+    fn prepare(&mut self, ops: &[&Op], hub: &HubView) {
+        let mut wanted = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for op in ops {
+            let (id, content) = match op {
+                Op::Create { id, node, copy_of: None, .. } => (*id, node.content),
+                Op::Edit { id, base, content, .. } if *content != base.content => (*id, *content),
+                _ => continue,
+            };
+            // One download per content: two of the same would write one partial file.
+            let Some(content) = content.filter(|c| !self.fetched.contains_key(c) && seen.insert(*c)) else {
+                continue;
+            };
+            if let Some(row) = hub.row_of(id) {
+                wanted.push((content, row.size, row.mtime_ns));
+            }
+        }
+        if wanted.len() < 2 {
+            return; // one is brought when it is carried out
+        }
+        use futures_util::StreamExt;
+        let (client, sh) = (&self.client, &self.shared);
+        let got: Vec<_> =
+            self.runtime.block_on(
+                futures_util::stream::iter(wanted.into_iter().map(|(id, size, mtime)| async move {
+                    (id, mtime, Self::fetch(client, sh, id, size, None).await)
+                }))
+                .buffer_unordered(FETCHES_AT_ONCE)
+                .collect(),
+            );
+        for (id, mtime, fetched) in got {
+            match fetched {
+                Ok((file, list)) => drop(self.fetched.insert(id, (file, list, mtime))),
+                Err(e) => tracing::debug!("{e}"),
+            }
+        }
+    }
+
     fn carry_out(&mut self, op: &Op, hub: &HubView) -> Outcome {
         match op {
             Op::Create { id, node, copy_of, .. } => self.create(*id, node, *copy_of, hub),
