@@ -1,0 +1,89 @@
+//! xfstests' fsstress on one mount of a hub with a second mount, both run
+//! by the engine on stable ids (`--engine nodes`): afterwards the second
+//! mount shows exactly what the first does (names, kinds, modes, contents,
+//! symlink targets; FIFOs, sockets and device nodes stay on the mount that
+//! made them), no conflict copy exists (only one mount wrote), and an
+//! `rm -rf` of the tree reaches the second mount.
+//!
+//! Runs when FSSTRESS names a built fsstress (`.ci/run` builds it from
+//! ../shared/tools/xfstests-ltp).
+use ssync_tests::{run_bounded, wait_until, Cluster};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const NODES: &[&str] = &["--engine", "nodes"];
+
+/// What a mount shows below `dir`: path -> kind, permission bits, and the
+/// content's hash or the symlink's target (what syncs; special files do not).
+fn listing(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            let t = meta.file_type();
+            if t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device() {
+                continue;
+            }
+            let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if t.is_symlink() {
+                format!("l {mode:o} -> {}", std::fs::read_link(&p).map(|l| l.display().to_string()).unwrap_or_default())
+            } else if t.is_dir() {
+                stack.push(p.clone());
+                format!("d {mode:o}")
+            } else {
+                let hash = std::fs::read(&p).map(|b| blake3::hash(&b).to_hex().to_string()).unwrap_or_default();
+                format!("f {mode:o} {hash}")
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+/// The lines of `a` and `b` that differ, at most `n` of them.
+fn differences(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, n: usize) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .take(n)
+        .map(|k| format!("{k}: a={:?} b={:?}", a.get(k), b.get(k)))
+        .collect()
+}
+
+#[test]
+fn fsstress_on_one_mount_leaves_the_other_equal_without_conflict_copies() {
+    let Some(fsstress) = std::env::var_os("FSSTRESS").map(PathBuf::from) else {
+        eprintln!("skipped: set FSSTRESS to a built fsstress (see .ci/run)");
+        return;
+    };
+    assert!(fsstress.exists(), "FSSTRESS={} does not exist", fsstress.display());
+    let c = Cluster::with_mount_flags(&[NODES, NODES]);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    let mut run = Command::new(&fsstress);
+    run.arg("-d").arg(a.p("fss")).args(["-n", "10000", "-p", "4", "-s", "1", "-S", "c"]);
+    let (code, err) = run_bounded(&mut run, Duration::from_secs(300));
+    assert_eq!(code, Some(0), "fsstress ran to its end: {err}");
+
+    let want = listing(&a.path);
+    assert!(want.len() > 1000, "fsstress left a tree to compare ({} entries)", want.len());
+    let same = wait_until(Duration::from_secs(180), || listing(&b.path) == want);
+    let seen = listing(&b.path);
+    assert!(
+        same,
+        "B did not come to show what A shows; first differences:\n{}",
+        differences(&want, &seen, 20).join("\n")
+    );
+    let copies: Vec<&String> = want.keys().filter(|k| k.contains(".conflict-")).collect();
+    assert!(copies.is_empty(), "conflict copies of the mount's own changes: {copies:?}");
+
+    std::fs::remove_dir_all(a.p("fss")).unwrap();
+    let gone = wait_until(Duration::from_secs(120), || !b.p("fss").exists());
+    assert!(gone, "rm -rf reached B: {:?}", listing(&b.path).len());
+}
