@@ -112,13 +112,18 @@ fn an_edit_on_both_mounts_keeps_both_and_a_restart_sends_the_rest() {
 
     // A change made while the hub is away, by a mount stopped before it
     // could send it, goes when the mount starts again.
+    // Its modification time goes with it.
     c.hub.stop();
     fs::write(c.mounts[0].p("offline.txt"), b"written offline\n").unwrap();
+    let then = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    fs::File::options().write(true).open(c.mounts[0].p("offline.txt")).unwrap().set_modified(then).unwrap();
     let want = snapshot(&c.mounts[0].path);
     c.mounts[0].stop();
     c.hub.restart();
     c.mounts[0].start_again();
     converge(&c.mounts[0], &c.mounts[1], &want);
+    let mtime = fs::metadata(c.mounts[1].p("offline.txt")).unwrap().modified().unwrap();
+    assert_eq!(mtime, then, "the file's modification time came with it");
 }
 
 #[test]

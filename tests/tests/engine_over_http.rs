@@ -7,7 +7,7 @@
 use ssync_common::ContentHash;
 use ssync_fs::sync::canopy::{Kind, Node, NodeId, Place, ROOT};
 use ssync_fs::sync::engine::{Engine, LocalSide};
-use ssync_fs::sync::http_remote::HttpRemote;
+use ssync_fs::sync::http_remote::{Held, HttpRemote};
 use ssync_fs::sync::hub_view::{HubView, Request};
 use ssync_fs::sync::planner::{apply, Op, Side};
 use ssync_fs::sync::remote::{Refusal, Remote};
@@ -75,7 +75,9 @@ impl Machine {
         let token = ssync_fs::token::load(Some(&hub.token_file)).unwrap();
         let client = ssync_fs::client::Remote::new(&hub.url(), name, &token, None).unwrap();
         let files = store.files.clone();
-        let contents = Box::new(move |id: &ContentHash| files.lock().unwrap().get(id).cloned());
+        let contents = Box::new(move |id: &ContentHash| {
+            files.lock().unwrap().get(id).cloned().map(|file| Held { file, mtime_ns: None })
+        });
         let remote = HttpRemote::new(client, runtime.handle().clone(), contents);
         let seed = name.bytes().fold(0x9E37_79B9_7F4A_7C15u128, |a, b| a.wrapping_mul(31).wrapping_add(b as u128));
         Machine {

@@ -52,7 +52,7 @@ pub fn spawn(
     let contents: super::http_remote::Contents = Box::new(move |id| {
         let st = contents_of.state.lock();
         let n = st.tree.nodes().find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0)?;
-        Some(contents_of.cache.file(n.ino))
+        Some(super::http_remote::Held { file: contents_of.cache.file(n.ino), mtime_ns: Some(n.mtime_ns) })
     });
     let remote = HttpRemote::new(client.clone(), runtime.clone(), contents);
     let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent);

@@ -21,7 +21,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where this machine holds a content's bytes (a cache file), if it does.
-pub type Contents = Box<dyn Fn(&ContentHash) -> Option<PathBuf> + Send>;
+pub type Contents = Box<dyn Fn(&ContentHash) -> Option<Held> + Send>;
+
+/// A content's bytes here: the file, and the modification time the file
+/// holding them has (sent with it; None: the time it is sent).
+pub struct Held {
+    pub file: PathBuf,
+    pub mtime_ns: Option<i64>,
+}
 
 pub struct HttpRemote {
     client: client::Remote,
@@ -43,20 +50,21 @@ impl HttpRemote {
         node: u128,
         kind: super::canopy::Kind,
         mode: u32,
+        mtime_ns: Option<i64>,
     ) -> FileMeta {
         FileMeta {
             path: path.clone(),
             kind: if kind == super::canopy::Kind::Symlink { ContentKind::Symlink } else { ContentKind::File },
             base,
             mode,
-            mtime_ns: now_ns(),
+            mtime_ns: mtime_ns.unwrap_or_else(now_ns),
             owner: None,
             xattrs: None,
             node: Some(WireId(node)),
         }
     }
 
-    fn file_of(&self, content: &ContentHash) -> Result<PathBuf, ApiError> {
+    fn file_of(&self, content: &ContentHash) -> Result<Held, ApiError> {
         (self.contents)(content)
             .ok_or_else(|| ApiError::Local(std::io::Error::other(format!("content {content} is not here"))))
     }
@@ -69,8 +77,8 @@ impl HttpRemote {
         Ok(match request {
             Request::Mkdir { path, node, mode } => Change::Mkdir(Self::mkdir(path, *node, *mode)),
             Request::Commit { path, base, node, kind, content, mode } => {
-                let file = self.file_of(content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode);
+                let Held { file, mtime_ns } = self.file_of(content)?;
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode, mtime_ns);
                 let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
                     true => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
                     false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
@@ -119,8 +127,8 @@ impl HttpRemote {
         let answer = match request {
             Request::Mkdir { path, node, mode } => c.mkdir(&Self::mkdir(path, *node, *mode)).await?,
             Request::Commit { path, base, node, kind, content, mode } => {
-                let file = self.file_of(content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode);
+                let Held { file, mtime_ns } = self.file_of(content)?;
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode, mtime_ns);
                 let (answer, list) = upload_file(c, file, &meta, None, &|| true).await;
                 // The bytes read must be the content planned: a file changed
                 // since is another content, planned anew.
