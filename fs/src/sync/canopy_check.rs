@@ -169,17 +169,7 @@ impl Remote for SimRemote {
             true => 1 + self.rng.below(requests.len() - 1),
             false => requests.len(),
         };
-        let mut answer = BatchAnswer::default();
-        for r in &requests[..take] {
-            match self.send(r) {
-                Ok(rows) => answer.done.push(rows),
-                Err(e) => {
-                    answer.stopped = Some(e);
-                    break;
-                }
-            }
-        }
-        answer
+        super::remote::send_each(self, &requests[..take])
     }
 
     fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {

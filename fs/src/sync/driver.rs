@@ -196,12 +196,13 @@ fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut Mount
 fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
     let bases = {
         let mut st = shared.state.lock();
-        let without_id = st
+        let without_id: Vec<u64> = st
             .tree
             .nodes()
             .filter(|n| n.id.is_none() && n.ino != crate::tree::ROOT && n.parent != 0 && n.special.is_none())
-            .count();
-        if without_id == 0 && st.pending.is_empty() {
+            .map(|n| n.ino)
+            .collect();
+        if without_id.is_empty() && st.pending.is_empty() {
             return;
         }
         let unsent = unsent_of(&st);
@@ -215,10 +216,10 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
         for ino in unlinked {
             st.drop_if_orphan(ino);
         }
-        let changed: Vec<u64> = st.tree.nodes().map(|n| n.ino).collect();
-        st.persist(&changed, vec![]);
+        // Only the nodes that took an id changed.
+        st.persist(&without_id, vec![]);
         tracing::info!(
-            nodes = without_id,
+            nodes = without_id.len(),
             known_to_hub = bases.len(),
             queued = queued.len(),
             "this cache's nodes took their ids; its queue of changes is planned again from the files"

@@ -161,6 +161,12 @@ impl MountSide {
             self.insert(&mut st, id, node, brought.as_ref(), hub, &mut invals)
         };
         sh.invalidate(invals);
+        Self::settle_brought(&sh, done, brought)
+    }
+
+    /// After an operation that brought a file: its chunks are indexed where
+    /// it was placed, or the file goes if the operation was refused.
+    fn settle_brought(sh: &Shared, done: Result<u64, String>, brought: Option<(PathBuf, ChunkList, i64)>) -> Outcome {
         match (&done, brought) {
             (Ok(ino), Some((_, list, _))) => {
                 if let Err(e) = sh.chunks.record(*ino, &list) {
@@ -230,16 +236,7 @@ impl MountSide {
             self.change(&mut st, id, base, content, mode, brought.as_ref(), &mut invals)
         };
         sh.invalidate(invals);
-        match (&done, brought) {
-            (Ok(ino), Some((_, list, _))) => {
-                if let Err(e) = sh.chunks.record(*ino, &list) {
-                    tracing::debug!(ino, "cannot index the chunks of a file brought here: {e}");
-                }
-            }
-            (Err(_), Some((file, _, _))) => drop(std::fs::remove_file(file)),
-            _ => {}
-        }
-        done.map(|_| ())
+        Self::settle_brought(&sh, done, brought)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -38,19 +38,24 @@ pub trait Remote {
     /// Carries out `requests` in order, stopping at the first that is not.
     /// By default one by one; the hub over HTTP sends them in one request.
     fn send_batch(&mut self, requests: &[Request]) -> BatchAnswer {
-        let mut answer = BatchAnswer::default();
-        for r in requests {
-            match self.send(r) {
-                Ok(rows) => answer.done.push(rows),
-                Err(e) => {
-                    answer.stopped = Some(e);
-                    break;
-                }
-            }
-        }
-        answer
+        send_each(self, requests)
     }
 
     /// Rows changed after `cursor`, oldest first (at most a page of them).
     fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal>;
+}
+
+/// Sends `requests` one by one, stopping at the first that is not carried out.
+pub fn send_each<R: Remote + ?Sized>(remote: &mut R, requests: &[Request]) -> BatchAnswer {
+    let mut answer = BatchAnswer::default();
+    for r in requests {
+        match remote.send(r) {
+            Ok(rows) => answer.done.push(rows),
+            Err(e) => {
+                answer.stopped = Some(e);
+                break;
+            }
+        }
+    }
+    answer
 }
