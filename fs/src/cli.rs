@@ -63,7 +63,7 @@ pub struct MountArgs {
     /// now), or `nodes`, the engine on stable ids and three trees that
     /// replaces it (docs/sync-engine.md). A cache once synced with `nodes`
     /// stays with it. `nodes` does not serve --cache-max yet.
-    #[arg(long, value_enum, default_value = "paths")]
+    #[arg(long, value_enum, default_value = "paths", env = "SSYNC_ENGINE")]
     pub engine: crate::config::EngineChoice,
 }
 

@@ -49,6 +49,15 @@ pub fn refused_token_message(e: &ApiError) -> String {
     )
 }
 
+/// What a mount says when the hub's change sequence is behind its own.
+pub fn hub_behind_message(ours: u64, hubs: u64) -> String {
+    format!(
+        "the hub's change sequence ({hubs}) is behind this cache ({ours}): it is a different, wiped or \
+         restored hub. Not applying its changes, so no local file is deleted; local changes stay queued. \
+         To start over, stop this mount and start it with a new --cache-dir."
+    )
+}
+
 impl ApiError {
     /// The hub does not accept this mount's token (missing, wrong or revoked).
     pub fn is_unauthorized(&self) -> bool {

@@ -137,7 +137,8 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         (_, true) => db.set_setting("engine", "nodes")?,
         _ => {}
     }
-    let synced_before = db.setting("cursor")?.is_some() || nodes;
+    // A cache that has read the hub's feed (by either engine) can start offline.
+    let synced_before = db.setting("cursor")?.is_some() || db.sync_cursor()? > 0;
     let mount_id = mount_id(&db)?;
     // The engine on stable ids reads its own changes in the feed too.
     let hub_client = remote.clone();
@@ -286,7 +287,11 @@ fn current_status(shared: &Shared, cfg: &MountConfig, rate: &mut SendRate) -> Mo
             dirty: f.dirty,
             fetched: shared.on_demand.fetched_bytes.load(Relaxed),
         };
-        (st.pending.len(), st.pending.finished(), cache)
+        let queued = match st.engine_nodes() {
+            true => s.engine_unsent.load(Relaxed) as usize + st.tree.nodes().filter(|n| n.dirty).count(),
+            false => st.pending.len(),
+        };
+        (queued, st.pending.finished(), cache)
     };
     let total = s.sync_total.load(Relaxed);
     MountStatus {

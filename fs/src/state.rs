@@ -436,6 +436,9 @@ pub struct Status {
     /// whether the trees agreed at the end of the last one.
     pub engine_passes: AtomicU64,
     pub engine_converged: AtomicBool,
+    /// The engine on stable ids: nodes changed here and not on the hub yet
+    /// (at the start of its last pass).
+    pub engine_unsent: AtomicU64,
     pub sync_total: AtomicU64,
 }
 

@@ -34,6 +34,7 @@ pub mod merge;
 pub mod mount_side;
 pub mod planner;
 pub mod remote;
+pub mod upload_lane;
 
 #[cfg(test)]
 mod canopy_check;

@@ -201,11 +201,7 @@ async fn failed(shared: &Shared, e: &ApiError, cancel: &CancellationToken, backo
 // Reconciling with a hub that lost its history would delete local files it no
 // longer has: a mount stops following such a hub instead.
 fn refuse_hub_behind(shared: &Shared, ours: u64, hubs: u64) {
-    shared.halt(&format!(
-        "the hub's change sequence ({hubs}) is behind this cache ({ours}): it is a different, wiped or \
-         restored hub. Not applying its changes, so no local file is deleted; local changes stay queued. \
-         To start over, stop this mount and start it with a new --cache-dir."
-    ));
+    shared.halt(&crate::client::hub_behind_message(ours, hubs));
 }
 
 /// Brings the local tree in line with the hub's tree; returns its cursor,

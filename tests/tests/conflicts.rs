@@ -265,8 +265,13 @@ fn symlink_vs_symlink_keeps_both_as_symlinks() {
 }
 
 #[test]
-fn exchange_vs_edit_keeps_the_edit_and_the_swap_as_conflict_copies() {
-    let mut c = Cluster::new(2);
+fn exchange_vs_edit_keeps_the_swap_and_the_edit_follows_its_file() {
+    // The engine on stable ids: a swap moves two files, an edit changes one
+    // file's content; they touch different attributes of that file, so both
+    // hold and nothing is a conflict. (The path-keyed engine refused the
+    // swap and kept conflict copies of both names.)
+    const NODES: &[&str] = &["--engine", "nodes"];
+    let mut c = Cluster::with_mount_flags(&[NODES, NODES]);
     synced(&c, "x", "x");
     synced(&c, "y", "y");
     race(
@@ -282,10 +287,8 @@ fn exchange_vs_edit_keeps_the_edit_and_the_swap_as_conflict_copies() {
         },
         |t| hub_has(t, "x", 6),
     );
-    // The swap was refused (x changed first): the hub's x and y stay, and
-    // what B had under each name after its swap is kept beside it.
-    let want =
-        tree(&[("x", Some("edited")), ("x.conflict-b-T", Some("y")), ("y", Some("y")), ("y.conflict-b-T", Some("x"))]);
+    // The file first named x is now y, with A's edit; the other is x.
+    let want = tree(&[("x", Some("y")), ("y", Some("edited"))]);
     wait_for_tree(&mounts(&c), &want, SYNC_TIMEOUT);
     wait_for_hub_tree(&c.hub, &want, SYNC_TIMEOUT);
 }

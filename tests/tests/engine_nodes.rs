@@ -128,8 +128,10 @@ fn an_edit_on_both_mounts_keeps_both_and_a_restart_sends_the_rest() {
 
 #[test]
 fn a_cache_of_the_path_keyed_engine_keeps_its_unsent_changes_when_it_moves_to_nodes() {
-    // Both mounts start on the path-keyed engine; B stays on it.
-    let mut c = Cluster::new(2);
+    // Both mounts start on the path-keyed engine (named, whatever
+    // SSYNC_ENGINE says); B stays on it.
+    const PATHS: &[&str] = &["--engine", "paths"];
+    let mut c = Cluster::with_mount_flags(&[PATHS, PATHS]);
     fs::create_dir_all(c.mounts[0].p("d/sub")).unwrap();
     for name in ["keep", "edit", "move", "gone"] {
         fs::write(c.mounts[0].p(&format!("d/{name}.txt")), format!("{name}\n")).unwrap();

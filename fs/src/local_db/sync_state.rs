@@ -126,6 +126,13 @@ impl LocalDb {
         Ok(SyncState { synced, view, sent })
     }
 
+    /// How far the engine has read the hub's feed (0: never synced).
+    pub fn sync_cursor(&self) -> Result<u64, LocalDbError> {
+        let cursor: Option<i64> =
+            self.conn.query_row("SELECT cursor FROM hub_cursor WHERE one = 1", [], |r| r.get(0)).optional()?;
+        Ok(cursor.unwrap_or(0) as u64)
+    }
+
     /// Keeps `op` as sent (before it goes out): the number to settle it by.
     pub fn keep_sent(&self, op: &Op) -> Result<i64, LocalDbError> {
         let text = serde_json::to_string(op).map_err(|e| LocalDbError::Corrupt(format!("operation: {e}")))?;

@@ -340,6 +340,18 @@ impl Canopy {
         shown
     }
 
+    /// How many nodes this mount changed that the hub does not have yet
+    /// (Local differs from Synced and from Remote): what `ssync status`
+    /// calls queued.
+    pub fn local_changes(&self) -> usize {
+        let changed = |id: NodeId| {
+            let l = self.local.get(id);
+            l != self.synced.get(id) && l != self.remote.get(id)
+        };
+        let gone = self.synced.ids().filter(|id| !self.local.contains(*id) && self.remote.contains(*id));
+        self.local.ids().filter(|id| changed(*id)).count() + gone.count()
+    }
+
     /// Whether sync is complete: the three trees are equal.
     pub fn converged(&self) -> bool {
         self.local == self.remote && self.remote == self.synced

@@ -14,6 +14,7 @@ use super::engine::{Engine, EngineError};
 use super::http_remote::HttpRemote;
 use super::local_tree;
 use super::mount_side::MountSide;
+use super::remote::Refusal;
 use crate::client;
 use crate::local_db::LocalDb;
 use crate::state::Shared;
@@ -44,23 +45,54 @@ pub fn spawn(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let db = LocalDb::open(db_path)?;
     let kept = db.load_sync_state()?;
+    tracing::debug!(
+        synced = kept.synced.len(),
+        rows = kept.view.tree().len(),
+        cursor = kept.view.cursor(),
+        sent = kept.sent.len(),
+        "the sync state as kept"
+    );
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     shared.state.lock().set_engine_waker(wake_tx.clone());
     let cursor = Arc::new(AtomicU64::new(kept.view.cursor()));
-    runtime.spawn(wake_on_feed(client.clone(), cursor.clone(), wake_tx, cancel.clone()));
+    runtime.spawn(wake_on_feed(client.clone(), cursor.clone(), wake_tx.clone(), cancel.clone()));
     let contents_of = shared.clone();
     let contents: super::http_remote::Contents = Box::new(move |id| {
         let st = contents_of.state.lock();
         let n = st.tree.nodes().find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0)?;
         Some(super::http_remote::Held { file: contents_of.cache.file(n.ino), mtime_ns: Some(n.mtime_ns) })
     });
-    let remote = HttpRemote::new(client.clone(), runtime.clone(), contents);
-    let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent);
+    let lane_wake = wake_tx.clone();
+    let wake_on_push = Arc::new(move || {
+        let _ = lane_wake.try_send(());
+    });
+    let remote = HttpRemote::new(client.clone(), runtime.clone(), contents, wake_on_push);
+    let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent)
+        .with_namer(conflict_namer(shared.device.clone()));
     let side = MountSide::new(shared.clone(), client, runtime);
     let thread = std::thread::Builder::new()
         .name("ssync-sync".into())
         .spawn(move || run(shared, engine, side, wake_rx, cursor, cancel))?;
     Ok(thread)
+}
+
+/// Names a conflict copy this mount makes as users know them
+/// (`NAME.conflict-DEVICE-YYYYMMDD-HHMMSS.EXT`, `conflict::conflict_name`),
+/// at the time the planner first names it: the planner runs again until
+/// the copy exists, and must name it the same each time.
+fn conflict_namer(device: String) -> super::merge::OwnedNamer {
+    let named = std::sync::Mutex::new(std::collections::HashMap::<(String, u128), String>::new());
+    Box::new(move |name, id| {
+        let mut named = named.lock().unwrap_or_else(|e| e.into_inner());
+        named
+            .entry((name.to_string(), id))
+            .or_insert_with(|| {
+                // A conflict copy that meets another of its name takes a number.
+                let n = if crate::conflict::original_name(name).len() < name.len() { 2 } else { 1 };
+                crate::conflict::numbered_conflict_name(name, &device, std::time::SystemTime::now(), n)
+            })
+            .clone()
+    })
 }
 
 /// Pokes the sync thread whenever the feed has something past its cursor.
@@ -126,6 +158,12 @@ fn run(
         match outcome {
             Ok(true) => wait = Duration::from_secs(3600),
             Ok(false) => wait = RETRY,
+            Err(EngineError::Feed(Refusal::Halt(why))) => {
+                // Syncing stops until a user puts a valid token in place and
+                // restarts the mount; the trees keep every change meanwhile.
+                shared.halt(&why);
+                return;
+            }
             Err(EngineError::Feed(e)) => {
                 // The status logs going offline and back, once each.
                 shared.status.set_online(false, &e);
@@ -158,7 +196,11 @@ fn sync_once(
     if !*adopted {
         // Before any content is identified: a file written and not sent by
         // the old engine still shows the content it was based on, which is
-        // its merge base.
+        // its merge base. Local first: reading the feed settles Synced
+        // against Local, and a node the hub deleted while this mount was
+        // away must stay in Synced until Local is known (else it would
+        // look new here and be sent back).
+        read_local(shared, engine, side);
         engine.read_feed()?;
         adopt(shared, engine, side);
         *adopted = true;
@@ -171,7 +213,18 @@ fn sync_once(
         if engine.converged() {
             return Ok(true);
         }
+        tracing::debug!(
+            local = engine.canopy.local.len(),
+            remote = engine.canopy.remote.len(),
+            synced = engine.canopy.synced.len(),
+            "round starts"
+        );
         let round = engine.round(side)?;
+        for (op, outcome) in &round.tried {
+            tracing::debug!(?outcome, "{op:?}");
+        }
+        let sent = round.tried.iter().filter(|(op, ok)| ok.is_ok() && carries_content_up(op)).count();
+        shared.status.uploads_done.fetch_add(sent as u64, Ordering::Relaxed);
         if let Some(why) = &round.refused {
             tracing::debug!(done = round.done, last = ?round.tried.last().map(|t| &t.0), "round ended early: {why}");
             return Ok(false);
@@ -183,10 +236,23 @@ fn sync_once(
     Ok(false)
 }
 
+/// Whether `op` sent a file's or symlink's content to the hub (what
+/// `ssync status` counts as an upload).
+fn carries_content_up(op: &super::planner::Op) -> bool {
+    use super::planner::{Op, Side};
+    match op {
+        Op::Create { side: Side::Remote, node, .. } => node.content.is_some(),
+        Op::Edit { side: Side::Remote, base, content, .. } => base.content != *content,
+        _ => false,
+    }
+}
+
 fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
     let local = local_tree::read(&shared.state.lock().tree);
     engine.canopy.local = local.tree;
     side.ino_of = local.ino_of;
+    let unsent = engine.canopy.local_changes() + local.without_id;
+    shared.status.engine_unsent.store(unsent as u64, Ordering::Release);
 }
 
 /// A cache from before identities: its nodes take the hub's ids, and
@@ -264,6 +330,9 @@ pub async fn drain(shared: &Shared, timeout: Duration) {
     let asked = shared.status.engine_passes.load(Ordering::Acquire);
     shared.state.lock().wake_engine();
     loop {
+        if shared.status.halted.load(Ordering::Acquire) {
+            return; // syncing stopped (a refused token): nothing will go out
+        }
         let passes = shared.status.engine_passes.load(Ordering::Acquire);
         // The pass running when it was asked may have begun before the last change.
         if passes > asked + 1 && shared.status.engine_converged.load(Ordering::Acquire) {

@@ -10,7 +10,7 @@
 use super::canopy::NodeId;
 use super::canopy::{Canopy, Tree};
 use super::hub_view::{Changed, HubView, ViewError};
-use super::merge::{default_namer, merge};
+use super::merge::{default_namer, merge, OwnedNamer};
 use super::planner::{apply, plan, Op, Side, Stuck};
 use super::remote::{Refusal, Remote};
 use ssync_common::api::Entry;
@@ -115,6 +115,8 @@ pub struct Engine<R: Remote> {
     /// at a time, it may meet trees that changed since it was made: each
     /// operation is checked against its base, and a refusal drops the rest.
     plan: Vec<Op>,
+    /// Names conflict copies (`merge::default_namer` unless set).
+    namer: OwnedNamer,
 }
 
 /// What the engine keeps through a crash (the rest is lost with it).
@@ -145,7 +147,14 @@ impl<R: Remote> Engine<R> {
         let mut synced = synced;
         synced.track_changes();
         let canopy = Canopy { local: Tree::default(), remote: view.tree().clone(), synced };
-        Engine { canopy, view, remote, keeper, unanswered: sent, plan: Vec::new() }
+        Engine { canopy, view, remote, keeper, unanswered: sent, plan: Vec::new(), namer: Box::new(default_namer) }
+    }
+
+    /// Names this engine's conflict copies with `namer`, which must give the
+    /// same name for the same name and copy id while the copy is being made.
+    pub fn with_namer(mut self, namer: OwnedNamer) -> Engine<R> {
+        self.namer = namer;
+        self
     }
 
     /// The engine from its parts: the simulation keeps each mount's state
@@ -158,7 +167,15 @@ impl<R: Remote> Engine<R> {
         sent: Vec<(i64, Op)>,
         plan: Vec<Op>,
     ) -> Engine<R> {
-        Engine { canopy, view, remote, keeper: Box::new(Forgetful), unanswered: sent, plan }
+        Engine {
+            canopy,
+            view,
+            remote,
+            keeper: Box::new(Forgetful),
+            unanswered: sent,
+            plan,
+            namer: Box::new(default_namer),
+        }
     }
 
     #[cfg(test)]
@@ -189,7 +206,8 @@ impl<R: Remote> Engine<R> {
         &self.view
     }
 
-    /// Reads the feed to its end into the Remote tree.
+    /// Reads the feed to its end into the Remote tree. Local must be set
+    /// first: what both trees now agree on becomes Synced.
     pub fn read_feed(&mut self) -> Result<(), EngineError> {
         let mut read = 0;
         loop {
@@ -235,7 +253,7 @@ impl<R: Remote> Engine<R> {
     /// to the hub in batches (`next_batch`), Local ones one by one.
     pub fn step(&mut self, local: &mut dyn LocalSide, max: usize) -> Result<Round, EngineError> {
         if self.plan.is_empty() {
-            let merged = merge(&self.canopy, &default_namer);
+            let merged = merge(&self.canopy, &*self.namer);
             self.plan = plan(&self.canopy, &merged)?;
             self.plan.reverse();
         }
@@ -314,6 +332,10 @@ impl<R: Remote> Engine<R> {
         let mut ops = Vec::new();
         // One left for the next step, before the rest.
         let mut held = None;
+        // Big files whose content is still on its way to the hub: they wait
+        // in the plan, the rest of the batch goes (nothing in a batch
+        // depends on a file's content).
+        let mut waiting = Vec::new();
         let mut rest = batch.into_iter();
         for op in rest.by_ref() {
             let request = match &tree {
@@ -321,6 +343,7 @@ impl<R: Remote> Engine<R> {
                 None => self.view.request_for(&op),
             };
             match request {
+                Ok(r) if !self.remote.ready(&r) => waiting.push(op),
                 Ok(r) => {
                     // One that does not apply to the Remote tree as the view
                     // has it goes alone (the hub decides); nothing follows it.
@@ -343,6 +366,13 @@ impl<R: Remote> Engine<R> {
             }
         }
         let rest: Vec<Op> = rest.collect();
+        if ops.is_empty() {
+            // All waiting: the step ends, and the remote wakes the engine.
+            for op in waiting.into_iter().chain(held).chain(rest).rev() {
+                self.plan.push(op);
+            }
+            return Ok(Vec::new());
+        }
         // Not sent (this remote sends some alone), in plan order, then the rest.
         let mut back = Vec::new();
         let mut seqs = Vec::new();
@@ -365,12 +395,12 @@ impl<R: Remote> Engine<R> {
                     settled.push(seq);
                     back.push(op);
                 }
-                (Some(Refusal::Refused(e)), true) => {
+                (Some(Refusal::Refused(e) | Refusal::Halt(e)), true) => {
                     settled.push(seq);
                     outcomes.push((op, Err(e.clone())));
                 }
                 // After a refusal: not carried out, planned again.
-                (Some(Refusal::Refused(_)), false) => settled.push(seq),
+                (Some(Refusal::Refused(_) | Refusal::Halt(_)), false) => settled.push(seq),
                 (Some(Refusal::NoAnswer(e)), first) => {
                     self.unanswered.push((seq, op.clone()));
                     if first {
@@ -379,7 +409,7 @@ impl<R: Remote> Engine<R> {
                 }
             }
         }
-        for op in back.into_iter().chain(held).chain(rest).rev() {
+        for op in waiting.into_iter().chain(back).chain(held).chain(rest).rev() {
             self.plan.push(op);
         }
         self.keep(settled, None)?;

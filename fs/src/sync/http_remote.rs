@@ -8,6 +8,7 @@
 //! calls run on the mount's tokio runtime.
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
+use super::upload_lane::{UploadLane, LANE_MIN};
 use crate::chunk_upload::{read_small_file, send_new_chunks, upload_file, FileMeta};
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
@@ -34,13 +35,21 @@ pub struct HttpRemote {
     client: client::Remote,
     runtime: tokio::runtime::Handle,
     contents: Contents,
+    lane: UploadLane,
 }
 
 impl HttpRemote {
     /// `client` must not name a mount (`for_mount`): the engine reads its
     /// own changes in the feed too, which is how a lost answer is confirmed.
-    pub fn new(client: client::Remote, runtime: tokio::runtime::Handle, contents: Contents) -> HttpRemote {
-        HttpRemote { client, runtime, contents }
+    /// `wake` is called when a big file's chunks reached the hub.
+    pub fn new(
+        client: client::Remote,
+        runtime: tokio::runtime::Handle,
+        contents: Contents,
+        wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+    ) -> HttpRemote {
+        let lane = UploadLane::new(client.clone(), runtime.clone(), wake);
+        HttpRemote { client, runtime, contents, lane }
     }
 
     /// The metadata a commit of `content` at `path` sends.
@@ -79,6 +88,10 @@ impl HttpRemote {
             Request::Commit { path, base, node, kind, content, mode } => {
                 let Held { file, mtime_ns } = self.file_of(content)?;
                 let meta = Self::file_meta(path, *base, *node, *kind, *mode, mtime_ns);
+                if let Some(pushed) = self.lane.take(content) {
+                    let list = pushed?;
+                    return Ok(Change::Commit(meta.commit(&list, WireList::whole(&list), None)));
+                }
                 let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
                     true => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
                     false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
@@ -129,6 +142,10 @@ impl HttpRemote {
             Request::Commit { path, base, node, kind, content, mode } => {
                 let Held { file, mtime_ns } = self.file_of(content)?;
                 let meta = Self::file_meta(path, *base, *node, *kind, *mode, mtime_ns);
+                if let Some(pushed) = self.lane.take(content) {
+                    let list = pushed?;
+                    return Ok(c.commit(&meta.commit(&list, WireList::whole(&list), None)).await?.entries);
+                }
                 let (answer, list) = upload_file(c, file, &meta, None, &|| true).await;
                 // The bytes read must be the content planned: a file changed
                 // since is another content, planned anew.
@@ -172,6 +189,7 @@ impl HttpRemote {
                 stopped: answer.refused.map(|r| {
                     let why = format!("{}: {} ({})", r.error.code, r.error.message, r.status);
                     match r.status {
+                        401 => Refusal::Halt(why),
                         s if s < 500 => Refusal::Refused(why),
                         _ => Refusal::NoAnswer(why),
                     }
@@ -189,6 +207,7 @@ const UPLOADS_AT_ONCE: usize = 4;
 /// may have been carried out: the feed will tell).
 fn refusal(e: ApiError) -> Refusal {
     match e {
+        e if e.is_unauthorized() => Refusal::Halt(client::refused_token_message(&e)),
         ApiError::Rejected { status, .. } if status < 500 => Refusal::Refused(e.to_string()),
         ApiError::ChangedWhileRead | ApiError::Inconsistent(_) | ApiError::Local(_) => Refusal::Refused(e.to_string()),
         _ => Refusal::NoAnswer(e.to_string()),
@@ -196,6 +215,16 @@ fn refusal(e: ApiError) -> Refusal {
 }
 
 impl Remote for HttpRemote {
+    fn ready(&mut self, request: &Request) -> bool {
+        let Request::Commit { content, .. } = request else { return true };
+        // Not here (refused when sent) or small: it goes in its batch.
+        let Some(Held { file, .. }) = (self.contents)(content) else { return true };
+        if std::fs::metadata(&file).map_or(true, |m| m.len() < LANE_MIN) {
+            return true;
+        }
+        self.lane.ready(*content, file)
+    }
+
     fn send(&mut self, request: &Request) -> Result<Vec<Entry>, Refusal> {
         self.runtime.block_on(self.call(request)).map_err(refusal)
     }
@@ -212,6 +241,9 @@ impl Remote for HttpRemote {
 
     fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {
         let page = self.runtime.block_on(self.client.changes(cursor, Duration::ZERO)).map_err(refusal)?;
+        if page.cursor < cursor {
+            return Err(Refusal::Halt(client::hub_behind_message(cursor, page.cursor)));
+        }
         Ok(page.entries)
     }
 }

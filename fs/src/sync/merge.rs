@@ -28,6 +28,9 @@ use std::collections::BTreeMap;
 /// for a given pair, as the planner runs again and again until it is done.
 pub type Namer<'a> = &'a dyn Fn(&str, NodeId) -> String;
 
+/// A `Namer` an engine owns.
+pub type OwnedNamer = Box<dyn Fn(&str, NodeId) -> String + Send>;
+
 /// The target tree, and the conflict copies in it: copy id -> the node
 /// whose local content it keeps.
 #[derive(Debug, Clone, Default)]

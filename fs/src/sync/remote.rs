@@ -18,6 +18,13 @@ pub enum Refusal {
     /// feed will tell.
     #[error("no answer from the hub: {0}")]
     NoAnswer(String),
+    /// The hub cannot be followed, and syncing must stop until a user acts
+    /// (the reason says what to do): it refuses this mount's token, or its
+    /// change sequence is behind this mount's (a wiped or restored hub,
+    /// whose feed would make this mount delete files it no longer has).
+    /// Nothing changed there.
+    #[error("{0}")]
+    Halt(String),
 }
 
 /// What a batch of requests did: the rows each request carried out wrote,
@@ -39,6 +46,13 @@ pub trait Remote {
     /// By default one by one; the hub over HTTP sends them in one request.
     fn send_batch(&mut self, requests: &[Request]) -> BatchAnswer {
         send_each(self, requests)
+    }
+
+    /// Whether `request` can go now. A big file's content may still be on
+    /// its way to the hub: its request waits in the plan, and the requests
+    /// after it go on without it.
+    fn ready(&mut self, _request: &Request) -> bool {
+        true
     }
 
     /// Rows changed after `cursor`, oldest first (at most a page of them).
