@@ -138,6 +138,10 @@ const STEPS: &[&str] = &[
     "ALTER TABLE nodes ADD COLUMN node_id TEXT;
      ALTER TABLE hub_rows ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE hub_rows ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;",
+    // 12: owner and user extended attributes of Synced's nodes and of the
+    // hub's rows (JSON of `canopy::Meta`; NULL: neither).
+    "ALTER TABLE synced_nodes ADD COLUMN meta TEXT;
+     ALTER TABLE hub_rows ADD COLUMN meta TEXT;",
 ];
 
 mod sync_state;

@@ -99,7 +99,7 @@ impl Machine {
 
     fn create(&mut self, parent: NodeId, name: &str, kind: Kind, content: Option<ContentHash>) -> NodeId {
         let id = self.new_id();
-        let node = Node { place: Place { parent, name: name.into() }, kind, content, mode: 0o644 };
+        let node = Node { place: Place { parent, name: name.into() }, kind, content, mode: 0o644, meta: None };
         self.user(Op::Create { side: Side::Local, id, node, copy_of: None });
         id
     }
@@ -181,10 +181,10 @@ fn two_engines_converge_through_a_real_hub() {
     // Edits of different files on both: no conflict copy.
     let e1 = store.put(b"a's edit of f1");
     let base = a.local(f1);
-    a.user(Op::Edit { side: Side::Local, id: f1, base, content: Some(e1), mode: 0o644 });
+    a.user(Op::Edit { side: Side::Local, id: f1, base, content: Some(e1), mode: 0o644, meta: None });
     let e2 = store.put(b"b's edit of the big file");
     let base = b.local(f2);
-    b.user(Op::Edit { side: Side::Local, id: f2, base, content: Some(e2), mode: 0o600 });
+    b.user(Op::Edit { side: Side::Local, id: f2, base, content: Some(e2), mode: 0o600, meta: None });
     a.sync();
     b.sync();
     a.sync();
@@ -195,8 +195,8 @@ fn two_engines_converge_through_a_real_hub() {
     // Both edit the same file: the hub's (first) edit keeps the node, the other is a copy beside it.
     let (ea, eb) = (store.put(b"a, concurrently"), store.put(b"b, concurrently"));
     let base = a.local(f1);
-    a.user(Op::Edit { side: Side::Local, id: f1, base: base.clone(), content: Some(ea), mode: 0o644 });
-    b.user(Op::Edit { side: Side::Local, id: f1, base, content: Some(eb), mode: 0o644 });
+    a.user(Op::Edit { side: Side::Local, id: f1, base: base.clone(), content: Some(ea), mode: 0o644, meta: None });
+    b.user(Op::Edit { side: Side::Local, id: f1, base, content: Some(eb), mode: 0o644, meta: None });
     a.sync();
     b.sync();
     a.sync();

@@ -3,7 +3,7 @@
 //! sent whose outcome is not recorded yet. Each change is written in one
 //! transaction, so a crash leaves the state before or after it.
 use super::{LocalDb, LocalDbError};
-use crate::sync::canopy::{Kind, Node, NodeId, Place, Tree};
+use crate::sync::canopy::{Kind, Meta, Node, NodeId, Place, Tree};
 use crate::sync::hub_view::{HubView, Row};
 use crate::sync::planner::Op;
 use rusqlite::{params, OptionalExtension};
@@ -58,10 +58,19 @@ fn content_of(text: Option<String>) -> Result<Option<ContentHash>, LocalDbError>
     text.map(|t| t.parse().map_err(|_| LocalDbError::Corrupt(format!("content id {t:?}")))).transpose()
 }
 
+fn meta_of(text: Option<String>) -> Result<Option<Box<Meta>>, LocalDbError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| LocalDbError::Corrupt(format!("owner and attributes: {e}"))))
+        .transpose()
+}
+
+fn meta_text(meta: &Option<Box<Meta>>) -> Option<String> {
+    meta.as_ref().map(|m| serde_json::to_string(m).expect("owners and attributes serialize"))
+}
+
 impl LocalDb {
     pub fn load_sync_state(&self) -> Result<SyncState, LocalDbError> {
         let mut synced = Tree::default();
-        let mut st = self.conn.prepare("SELECT id, parent, name, kind, content, mode FROM synced_nodes")?;
+        let mut st = self.conn.prepare("SELECT id, parent, name, kind, content, mode, meta FROM synced_nodes")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -70,17 +79,18 @@ impl LocalDb {
                 r.get::<_, String>(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })?;
         for row in rows {
-            let (id, parent, name, kind, content, mode) = row?;
+            let (id, parent, name, kind, content, mode, meta) = row?;
             let place = Place { parent: id_of(&parent)?, name };
-            let node = Node { place, kind: kind_of(&kind)?, content: content_of(content)?, mode };
+            let node = Node { place, kind: kind_of(&kind)?, content: content_of(content)?, mode, meta: meta_of(meta)? };
             synced.set(id_of(&id)?, node);
         }
         let mut st = self
             .conn
-            .prepare("SELECT path, node, version, deleted, kind, content, mode, size, mtime_ns FROM hub_rows")?;
+            .prepare("SELECT path, node, version, deleted, kind, content, mode, size, mtime_ns, meta FROM hub_rows")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -92,11 +102,12 @@ impl LocalDb {
                 r.get(6)?,
                 r.get::<_, i64>(7)?,
                 r.get::<_, i64>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })?;
         let mut kept = Vec::new();
         for row in rows {
-            let (path, node, version, deleted, kind, content, mode, size, mtime_ns) = row?;
+            let (path, node, version, deleted, kind, content, mode, size, mtime_ns, meta) = row?;
             let path = RelPath::parse(&path).map_err(|e| LocalDbError::Corrupt(format!("hub row path: {e}")))?;
             let row = Row {
                 node: id_of(&node)?,
@@ -107,6 +118,7 @@ impl LocalDb {
                 mode,
                 size: size as u64,
                 mtime_ns,
+                meta: meta_of(meta)?,
             };
             kept.push((path, row));
         }
@@ -144,7 +156,8 @@ impl LocalDb {
         let tx = self.conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO synced_nodes (id, parent, name, kind, content, mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO synced_nodes (id, parent, name, kind, content, mode, meta) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut gone = tx.prepare_cached("DELETE FROM synced_nodes WHERE id = ?1")?;
             for (id, node) in &change.synced {
@@ -155,14 +168,15 @@ impl LocalDb {
                         n.place.name,
                         kind_text(n.kind),
                         n.content.map(|c| c.to_hex()),
-                        n.mode
+                        n.mode,
+                        meta_text(&n.meta)
                     ])?,
                     None => gone.execute([id_text(*id)])?,
                 };
             }
             let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO hub_rows (path, node, version, deleted, kind, content, mode, size, mtime_ns) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR REPLACE INTO hub_rows (path, node, version, deleted, kind, content, mode, size, mtime_ns, meta) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut gone = tx.prepare_cached("DELETE FROM hub_rows WHERE path = ?1")?;
             for (path, row) in &change.rows {
@@ -176,7 +190,8 @@ impl LocalDb {
                         r.content.map(|c| c.to_hex()),
                         r.mode,
                         r.size as i64,
-                        r.mtime_ns
+                        r.mtime_ns,
+                        meta_text(&r.meta)
                     ])?,
                     None => gone.execute([path.as_str()])?,
                 };
@@ -209,13 +224,24 @@ mod tests {
     fn the_engines_state_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let folder =
-            Node { place: Place { parent: ROOT, name: "d".into() }, kind: Kind::Dir, content: None, mode: 0o755 };
+        let folder = Node {
+            place: Place { parent: ROOT, name: "d".into() },
+            kind: Kind::Dir,
+            content: None,
+            mode: 0o755,
+            meta: None,
+        };
         let file = Node {
             place: Place { parent: 7, name: "f".into() },
             kind: Kind::File,
             content: Some(ContentHash::of(b"x")),
             mode: 0o600,
+            meta: {
+                let mut x = ssync_common::xattrs::Xattrs::default();
+                x.set("user.origin", b"\x00\xffkept").unwrap();
+                let owner = ssync_common::api::Owner { uid: 1001, gid: 1002, user: Some("ann".into()), group: None };
+                Meta::boxed(Some(owner), Some(x))
+            },
         };
         let mut view = HubView::default();
         view.fold_feed(&[row("d", 7, 1, EntryKind::Dir, false), row("d/f", u128::MAX - 1, 2, EntryKind::File, false)])

@@ -40,6 +40,32 @@ pub struct Node {
     pub content: Option<ContentHash>,
     /// Permission bits.
     pub mode: u32,
+    /// Owner and user extended attributes; None: neither (most nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Box<Meta>>,
+}
+
+/// What travels with a node besides its content and mode. One attribute
+/// for the merge: both changed otherwise, and the hub's wins.
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    /// The owner as the hub keeps it (see `local_tree::owner_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ssync_common::api::Owner>,
+    /// `user.` extended attributes (the others stay on their mount); None: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<ssync_common::xattrs::Xattrs>,
+}
+
+impl Meta {
+    /// The attribute as a node holds it: None when there is nothing.
+    pub fn boxed(
+        owner: Option<ssync_common::api::Owner>,
+        xattrs: Option<ssync_common::xattrs::Xattrs>,
+    ) -> Option<Box<Meta>> {
+        let xattrs = xattrs.filter(|x| !x.is_empty());
+        (owner.is_some() || xattrs.is_some()).then(|| Box::new(Meta { owner, xattrs }))
+    }
 }
 
 /// Why a tree is not valid.
@@ -274,6 +300,9 @@ impl Canopy {
                 }
                 if l.mode == r.mode {
                     s.mode = l.mode;
+                }
+                if l.meta == r.meta {
+                    s.meta = l.meta.clone();
                 }
                 self.synced.set(id, s);
             }

@@ -277,16 +277,33 @@ impl World {
                 let kind = [Kind::File, Kind::Dir, Kind::Symlink, Kind::File][self.rng.below(4)];
                 let content = if kind == Kind::Dir { None } else { self.fresh_content() };
                 let id = self.rng.id();
-                Op::Create { side: Side::Local, id, node: Node { place, kind, content, mode: 0o644 }, copy_of: None }
+                Op::Create {
+                    side: Side::Local,
+                    id,
+                    node: Node { place, kind, content, mode: 0o644, meta: None },
+                    copy_of: None,
+                }
             }
             25..=49 => {
                 let Some((id, n)) = self.pick(&t).filter(|(_, n)| n.kind != Kind::Dir) else { return };
                 let content = self.fresh_content();
-                Op::Edit { side: Side::Local, id, base: n.clone(), content, mode: n.mode }
+                Op::Edit { side: Side::Local, id, base: n.clone(), content, mode: n.mode, meta: n.meta.clone() }
             }
-            50..=59 => {
+            50..=54 => {
                 let Some((id, n)) = self.pick(&t) else { return };
-                Op::Edit { side: Side::Local, id, base: n.clone(), content: n.content, mode: n.mode ^ 0o100 }
+                let (content, mode, meta) = (n.content, n.mode ^ 0o100, n.meta.clone());
+                Op::Edit { side: Side::Local, id, base: n, content, mode, meta }
+            }
+            55..=59 => {
+                // An extended attribute set (or cleared: value 0).
+                let Some((id, n)) = self.pick(&t) else { return };
+                let value = self.rng.below(3) as u8;
+                let mut x = ssync_common::xattrs::Xattrs::default();
+                if value > 0 {
+                    x.set("user.tag", &[value]).expect("a valid attribute");
+                }
+                let meta = super::canopy::Meta::boxed(None, Some(x));
+                Op::Edit { side: Side::Local, id, base: n.clone(), content: n.content, mode: n.mode, meta }
             }
             60..=79 => {
                 let Some((id, n)) = self.pick(&t) else { return };
@@ -518,7 +535,7 @@ fn random_tree(rng: &mut Rng, nodes: usize) -> Tree {
         }
         let kind = if rng.chance(40) { Kind::Dir } else { Kind::File };
         let content = (kind == Kind::File).then(|| ContentHash::of(&(1_000_000 + i as u64).to_le_bytes()));
-        t.set(rng.id(), Node { place, kind, content, mode: 0o644 });
+        t.set(rng.id(), Node { place, kind, content, mode: 0o644, meta: None });
     }
     t
 }
@@ -658,11 +675,20 @@ fn a_folder_rename_is_one_operation_whatever_lies_below() {
     let mut rng = Rng::new(7);
     let mut t = Tree::default();
     let dir = rng.id();
-    t.set(dir, Node { place: Place { parent: ROOT, name: "big".into() }, kind: Kind::Dir, content: None, mode: 0o755 });
+    t.set(
+        dir,
+        Node {
+            place: Place { parent: ROOT, name: "big".into() },
+            kind: Kind::Dir,
+            content: None,
+            mode: 0o755,
+            meta: None,
+        },
+    );
     for i in 0..1000 {
         let content = Some(ContentHash::of(&(i as u64).to_le_bytes()));
         let place = Place { parent: dir, name: format!("f{i}") };
-        t.set(rng.id(), Node { place, kind: Kind::File, content, mode: 0o644 });
+        t.set(rng.id(), Node { place, kind: Kind::File, content, mode: 0o644, meta: None });
     }
     let mut c = Canopy { local: t.clone(), remote: t.clone(), synced: t };
     let moved = Node { place: Place { parent: ROOT, name: "renamed".into() }, ..c.local.get(dir).unwrap().clone() };
@@ -685,12 +711,14 @@ fn a_big_change_is_planned_one_operation_per_node() {
         kind: Kind::File,
         content: Some(ContentHash::of(&i.to_le_bytes())),
         mode: 0o644,
+        meta: None,
     };
     let dir = |parent: NodeId, name: String| Node {
         place: Place { parent, name },
         kind: Kind::Dir,
         content: None,
         mode: 0o755,
+        meta: None,
     };
     let mut base = Tree::default();
     let (old, kept) = (rng.id(), rng.id());
@@ -735,6 +763,7 @@ fn the_conflict_table_holds_on_one_node() {
         kind: Kind::File,
         content: Some(ContentHash::of(&content.to_le_bytes())),
         mode,
+        meta: None,
     };
     let target_of = |s: Option<Node>, l: Option<Node>, r: Option<Node>| {
         let mut c = Canopy::default();

@@ -248,7 +248,7 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
 }
 
 fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
-    let local = local_tree::read(&shared.state.lock().tree);
+    let local = local_tree::read(&shared.state.lock().tree, &engine.canopy.synced, &shared.accounts);
     engine.canopy.local = local.tree;
     side.ino_of = local.ino_of;
     let unsent = engine.canopy.local_changes() + local.without_id;

@@ -472,8 +472,13 @@ mod tests {
         let nodes = 1 + folders * 101;
         let mut a = Engine::new(MemoryHub::new());
         let top = 1u128 << 100;
-        let dir =
-            |parent, name: String| Node { place: Place { parent, name }, kind: Kind::Dir, content: None, mode: 0o755 };
+        let dir = |parent, name: String| Node {
+            place: Place { parent, name },
+            kind: Kind::Dir,
+            content: None,
+            mode: 0o755,
+            meta: None,
+        };
         a.canopy.local.set(top, dir(ROOT, "untar".into()));
         let mut id = top;
         for d in 0..folders {
@@ -484,7 +489,7 @@ mod tests {
                 id += 1;
                 let content = Some(ContentHash::of(&(d * 1000 + f).to_le_bytes()));
                 let place = Place { parent: sub, name: format!("f{f}") };
-                a.canopy.local.set(id, Node { place, kind: Kind::File, content, mode: 0o644 });
+                a.canopy.local.set(id, Node { place, kind: Kind::File, content, mode: 0o644, meta: None });
             }
         }
         let started = std::time::Instant::now();
@@ -573,12 +578,19 @@ mod tests {
             kind: Kind::File,
             content: Some(ContentHash::of(&n.to_le_bytes())),
             mode: 0o644,
+            meta: None,
         };
         let (d, f, g) = (11u128, 12u128, 13u128);
         let mut local = Tree::default();
         local.set(
             d,
-            Node { place: Place { parent: ROOT, name: "d".into() }, kind: Kind::Dir, content: None, mode: 0o755 },
+            Node {
+                place: Place { parent: ROOT, name: "d".into() },
+                kind: Kind::Dir,
+                content: None,
+                mode: 0o755,
+                meta: None,
+            },
         );
         local.set(f, file(d, "f", 1));
         local.set(g, file(d, "g", 2));

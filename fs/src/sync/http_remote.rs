@@ -6,6 +6,7 @@
 //!
 //! The engine runs on a thread of its own and waits for each answer; the
 //! calls run on the mount's tokio runtime.
+use super::canopy::Meta;
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
@@ -59,16 +60,18 @@ impl HttpRemote {
         node: u128,
         kind: super::canopy::Kind,
         mode: u32,
+        meta: &Option<Box<Meta>>,
         mtime_ns: Option<i64>,
     ) -> FileMeta {
+        let (owner, xattrs) = carried(meta);
         FileMeta {
             path: path.clone(),
             kind: if kind == super::canopy::Kind::Symlink { ContentKind::Symlink } else { ContentKind::File },
             base,
             mode,
             mtime_ns: mtime_ns.unwrap_or_else(now_ns),
-            owner: None,
-            xattrs: None,
+            owner,
+            xattrs,
             node: Some(WireId(node)),
         }
     }
@@ -84,10 +87,10 @@ impl HttpRemote {
     /// no longer the content planned is refused.
     async fn change_of(&self, request: &Request) -> Result<Change, ApiError> {
         Ok(match request {
-            Request::Mkdir { path, node, mode } => Change::Mkdir(Self::mkdir(path, *node, *mode)),
-            Request::Commit { path, base, node, kind, content, mode } => {
+            Request::Mkdir { path, node, mode, meta } => Change::Mkdir(Self::mkdir(path, *node, *mode, meta)),
+            Request::Commit { path, base, node, kind, content, mode, meta } => {
                 let Held { file, mtime_ns } = self.file_of(content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode, mtime_ns);
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode, meta, mtime_ns);
                 if let Some(pushed) = self.lane.take(content) {
                     let list = pushed?;
                     return Ok(Change::Commit(meta.commit(&list, WireList::whole(&list), None)));
@@ -101,7 +104,7 @@ impl HttpRemote {
                 }
                 Change::Commit(meta.commit(&list, WireList::whole(&list), inline))
             }
-            Request::SetMode { path, base, mode } => Change::Setattr(Self::set_mode(path, *base, *mode)),
+            Request::SetAttr { path, base, mode, meta } => Change::Setattr(Self::set_attr(path, *base, *mode, meta)),
             Request::Rename { from, to, base, to_parent } => Change::Rename(Self::rename(from, to, *base, *to_parent)),
             Request::Exchange { a, a_base, b, b_base } => {
                 Change::Exchange(ExchangeRequest { a: a.clone(), b: b.clone(), a_base: *a_base, b_base: *b_base })
@@ -110,20 +113,14 @@ impl HttpRemote {
         })
     }
 
-    fn mkdir(path: &ssync_common::RelPath, node: u128, mode: u32) -> MkdirRequest {
-        MkdirRequest {
-            path: path.clone(),
-            base: 0,
-            mode,
-            mtime_ns: now_ns(),
-            owner: None,
-            xattrs: None,
-            node: Some(WireId(node)),
-        }
+    fn mkdir(path: &ssync_common::RelPath, node: u128, mode: u32, meta: &Option<Box<Meta>>) -> MkdirRequest {
+        let (owner, xattrs) = carried(meta);
+        MkdirRequest { path: path.clone(), base: 0, mode, mtime_ns: now_ns(), owner, xattrs, node: Some(WireId(node)) }
     }
 
-    fn set_mode(path: &ssync_common::RelPath, base: u64, mode: u32) -> SetAttrRequest {
-        SetAttrRequest { path: path.clone(), base, mode: Some(mode), mtime_ns: None, owner: None, xattrs: None }
+    fn set_attr(path: &ssync_common::RelPath, base: u64, mode: u32, meta: &Option<Box<Meta>>) -> SetAttrRequest {
+        let (owner, xattrs) = carried(meta);
+        SetAttrRequest { path: path.clone(), base, mode: Some(mode), mtime_ns: None, owner, xattrs }
     }
 
     fn rename(
@@ -138,10 +135,10 @@ impl HttpRemote {
     async fn call(&self, request: &Request) -> Result<Vec<Entry>, ApiError> {
         let c = &self.client;
         let answer = match request {
-            Request::Mkdir { path, node, mode } => c.mkdir(&Self::mkdir(path, *node, *mode)).await?,
-            Request::Commit { path, base, node, kind, content, mode } => {
+            Request::Mkdir { path, node, mode, meta } => c.mkdir(&Self::mkdir(path, *node, *mode, meta)).await?,
+            Request::Commit { path, base, node, kind, content, mode, meta } => {
                 let Held { file, mtime_ns } = self.file_of(content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode, mtime_ns);
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode, meta, mtime_ns);
                 if let Some(pushed) = self.lane.take(content) {
                     let list = pushed?;
                     return Ok(c.commit(&meta.commit(&list, WireList::whole(&list), None)).await?.entries);
@@ -154,7 +151,9 @@ impl HttpRemote {
                 }
                 answer?
             }
-            Request::SetMode { path, base, mode } => c.set_attr(&Self::set_mode(path, *base, *mode)).await?,
+            Request::SetAttr { path, base, mode, meta } => {
+                c.set_attr(&Self::set_attr(path, *base, *mode, meta)).await?
+            }
             Request::Rename { from, to, base, to_parent } => {
                 c.rename(&Self::rename(from, to, *base, *to_parent)).await?
             }
@@ -198,6 +197,14 @@ impl HttpRemote {
             Err(e) => BatchAnswer { done: vec![], stopped: Some(refusal(e)) },
         }
     }
+}
+
+/// The owner and extended attributes a request carries: the node's owner
+/// (None: the hub keeps the one it has) and all of its `user.` attributes
+/// (an empty set clears the hub's).
+fn carried(meta: &Option<Box<Meta>>) -> (Option<ssync_common::api::Owner>, Option<ssync_common::xattrs::Xattrs>) {
+    let owner = meta.as_ref().and_then(|m| m.owner.clone());
+    (owner, Some(meta.as_ref().and_then(|m| m.xattrs.clone()).unwrap_or_default()))
 }
 
 /// Files whose chunks are sent at once for one batch.

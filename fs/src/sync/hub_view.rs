@@ -14,7 +14,7 @@
 //! Going the other way, `request_for` turns a planned Remote operation into
 //! the hub's path-keyed request, with the version this view holds as its
 //! base: a hub that changed since refuses it and changes nothing.
-use super::canopy::{Kind, Node, NodeId, Place, Tree, ROOT};
+use super::canopy::{Kind, Meta, Node, NodeId, Place, Tree, ROOT};
 use super::planner::Op;
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::{ContentHash, RelPath};
@@ -28,6 +28,7 @@ pub enum Request {
         path: RelPath,
         node: NodeId,
         mode: u32,
+        meta: Option<Box<Meta>>,
     },
     /// New content (or a new file or symlink) at `path`; `base` 0 for a new node.
     Commit {
@@ -37,11 +38,14 @@ pub enum Request {
         kind: Kind,
         content: ContentHash,
         mode: u32,
+        meta: Option<Box<Meta>>,
     },
-    SetMode {
+    /// Mode, owner and extended attributes (the node's, all of them).
+    SetAttr {
         path: RelPath,
         base: u64,
         mode: u32,
+        meta: Option<Box<Meta>>,
     },
     /// `to_parent`: the node `to`'s folder must be (None: the root).
     Rename {
@@ -90,13 +94,14 @@ pub struct Row {
     /// Not merged: what a file brought down from the hub takes.
     pub size: u64,
     pub mtime_ns: i64,
+    pub meta: Option<Box<Meta>>,
 }
 
 impl Row {
     /// The node it shows, in folder `parent`.
     fn node_in(&self, parent: NodeId, path: &RelPath) -> Node {
         let place = Place { parent, name: path.file_name().to_string() };
-        Node { place, kind: self.kind, content: self.content, mode: self.mode }
+        Node { place, kind: self.kind, content: self.content, mode: self.mode, meta: self.meta.clone() }
     }
 }
 
@@ -325,6 +330,7 @@ impl HubView {
             mode: row.mode & 0o7777,
             size: row.size,
             mtime_ns: row.mtime_ns,
+            meta: Meta::boxed(row.owner.clone(), row.xattrs.clone()),
         };
         self.rows.insert(row.path.clone(), kept);
         self.changed_rows.insert(row.path.clone());
@@ -395,22 +401,24 @@ impl HubView {
         Ok(match op {
             Op::Create { id, node, .. } => {
                 let path = Self::path_in(tree, *id, &node.place)?;
+                let meta = node.meta.clone();
                 match (node.kind, node.content) {
-                    (Kind::Dir, _) => Request::Mkdir { path, node: *id, mode: node.mode },
+                    (Kind::Dir, _) => Request::Mkdir { path, node: *id, mode: node.mode, meta },
                     (kind, Some(content)) => {
-                        Request::Commit { path, base: 0, node: *id, kind, content, mode: node.mode }
+                        Request::Commit { path, base: 0, node: *id, kind, content, mode: node.mode, meta }
                     }
                     (_, None) => return Err(ViewError::BadPath(*id, "a file without content".into())),
                 }
             }
-            Op::Edit { id, base, content, mode, .. } => {
+            Op::Edit { id, base, content, mode, meta, .. } => {
                 let version = self.expect(tree, *id, base)?;
                 let path = Self::node_path_in(tree, *id)?;
+                let (mode, meta) = (*mode, meta.clone());
                 match content.filter(|c| base.content != Some(*c)) {
                     Some(content) => {
-                        Request::Commit { path, base: version, node: *id, kind: base.kind, content, mode: *mode }
+                        Request::Commit { path, base: version, node: *id, kind: base.kind, content, mode, meta }
                     }
-                    None => Request::SetMode { path, base: version, mode: *mode },
+                    None => Request::SetAttr { path, base: version, mode, meta },
                 }
             }
             Op::Move { id, base, to, .. } => {

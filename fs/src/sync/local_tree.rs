@@ -9,7 +9,9 @@
 //! half-written is ever planned; a new file is left out until it has one.
 use super::canopy::{self, Kind, NodeId, Place, Tree};
 use super::hub_view::HubView;
+use crate::accounts::Accounts;
 use crate::tree::{self as mount, Kind as MountKind};
+use ssync_common::api::Owner;
 use std::collections::HashMap;
 
 /// Local, and which inode each of its nodes is on this mount.
@@ -30,18 +32,36 @@ pub fn kind_of(kind: MountKind) -> Kind {
     }
 }
 
-/// The canopy node `n` is, in folder `parent`; None for a file or symlink
-/// whose content was never identified.
-pub(crate) fn node_of_in(n: &mount::Node, parent: NodeId) -> Option<canopy::Node> {
+/// The canopy node `n` is, in folder `parent`, with `owner` (see
+/// `owner_of`); None for a file or symlink whose content was never
+/// identified. Of its extended attributes, the `user.` ones travel.
+pub(crate) fn node_of_in(n: &mount::Node, parent: NodeId, owner: Option<Owner>) -> Option<canopy::Node> {
     let kind = kind_of(n.kind);
     let content = match kind {
         Kind::Dir => None,
         Kind::File | Kind::Symlink => Some(n.hash?),
     };
-    Some(canopy::Node { place: Place { parent, name: n.name.clone() }, kind, content, mode: n.mode & 0o7777 })
+    let meta = canopy::Meta::boxed(owner, n.xattrs.as_ref().map(|x| x.synced()));
+    Some(canopy::Node { place: Place { parent, name: n.name.clone() }, kind, content, mode: n.mode & 0o7777, meta })
 }
 
-pub fn read(tree: &mount::Tree) -> LocalRead {
+/// A node's owner as Local says it: the one this mount and the hub last
+/// agreed on (Synced's), unless the owner here changed since (a chown, or
+/// a file made here by another user). A mount shows owners from the hub
+/// only with `--sync-owners` (the others show its own user), so what it
+/// shows is not what the hub has; it is a change only when it moved away
+/// from what was agreed.
+pub(crate) fn owner_of(n: &mount::Node, synced: Option<&Owner>, accounts: &Accounts) -> Option<Owner> {
+    match n.owner {
+        None => synced.cloned(),
+        Some(o) if synced.is_some_and(|s| accounts.to_local(s) == o) => synced.cloned(),
+        Some(o) => Some(accounts.to_wire(o)),
+    }
+}
+
+/// Local, from the mount's tree; `synced` and `accounts` say owners
+/// (`owner_of`).
+pub fn read(tree: &mount::Tree, synced: &Tree, accounts: &Accounts) -> LocalRead {
     let mut out = LocalRead::default();
     let mut folders = vec![(mount::ROOT, canopy::ROOT)];
     while let Some((ino, id)) = folders.pop() {
@@ -55,7 +75,8 @@ pub fn read(tree: &mount::Tree) -> LocalRead {
                 out.without_id += tree.subtree(*child).len();
                 continue;
             };
-            let Some(node) = node_of_in(n, id) else { continue };
+            let agreed = synced.get(cid.0).and_then(|s| s.meta.as_ref()).and_then(|m| m.owner.as_ref());
+            let Some(node) = node_of_in(n, id, owner_of(n, agreed, accounts)) else { continue };
             if node.kind == Kind::Dir {
                 folders.push((*child, cid.0));
             }
@@ -132,10 +153,11 @@ pub fn adopt_ids(tree: &mut mount::Tree, hub: &HubView, unsent: &Unsent) -> Vec<
                     let cid = row.map_or_else(ssync_common::NodeId::random, |r| ssync_common::NodeId(r.node));
                     claimed.insert(cid.0);
                     if n.base_version > 0 {
-                        let mut base = node_of_in(n, id);
+                        let mut base = node_of_in(n, id, None);
                         if let (Some(b), Some(r)) = (&mut base, row) {
                             if r.version == n.base_version {
                                 b.mode = r.mode;
+                                b.meta = r.meta.clone();
                             }
                         }
                         synced.extend(base.map(|b| (cid.0, b)));
@@ -189,7 +211,7 @@ mod tests {
             node(7, ROOT, "old", MountKind::Dir, None),
             node(8, 7, "inside", MountKind::File, Some(80)),
         ]);
-        let local = read(&t);
+        let local = read(&t, &Tree::default(), &Accounts::default());
         assert_eq!(local.tree.len(), 3, "d, d/f and l: {:?}", local.tree);
         let f = local.tree.get(30).unwrap();
         assert_eq!((f.place.parent, f.place.name.as_str(), f.kind), (20, "f", Kind::File));
@@ -221,6 +243,6 @@ mod tests {
         assert_eq!(base.len(), 2, "the hub had d and d/f; 'mine' is new");
         assert_eq!(base[&30].content, Some(ContentHash::of(b"f")), "the content it was based on");
         assert_eq!(base[&30].place, Place { parent: 20, name: "f".into() });
-        assert_eq!(read(t).tree.len(), 3);
+        assert_eq!(read(t, &Tree::default(), &Accounts::default()).tree.len(), 3);
     }
 }

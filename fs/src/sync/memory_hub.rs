@@ -2,7 +2,7 @@
 //! database, as a `Remote`: what the simulation runs the engine against, so
 //! a rule of the real hub that the planner does not expect shows as a seed
 //! that fails.
-use super::canopy::{Kind, NodeId, Tree};
+use super::canopy::{Kind, Meta, NodeId, Tree};
 use super::hub_view::{HubView, Request};
 use super::remote::{Refusal, Remote};
 use ssync_common::api::{Entry, EntryKind};
@@ -39,13 +39,19 @@ impl MemoryHub {
 
     fn run(&self, request: &Request) -> Result<Vec<Entry>, TreeError> {
         let dev = &self.author;
-        let named = |node: NodeId| Carried { node: Some(WireId(node)), ..Carried::default() };
+        let carried = |node: Option<NodeId>, meta: &Option<Box<Meta>>| Carried {
+            node: node.map(WireId),
+            owner: meta.as_ref().and_then(|m| m.owner.clone()),
+            xattrs: Some(meta.as_ref().and_then(|m| m.xattrs.clone()).unwrap_or_default()),
+        };
         self.db
             .with_conn(|c| {
                 let tx = c.unchecked_transaction()?;
                 let done = match request {
-                    Request::Mkdir { path, node, mode } => tree::mkdir(&tx, dev, path, 0, *mode, 0, named(*node)),
-                    Request::Commit { path, base, node, kind, content, mode } => {
+                    Request::Mkdir { path, node, mode, meta } => {
+                        tree::mkdir(&tx, dev, path, 0, *mode, 0, carried(Some(*node), meta))
+                    }
+                    Request::Commit { path, base, node, kind, content, mode, meta } => {
                         let kind = if *kind == Kind::Symlink { EntryKind::Symlink } else { EntryKind::File };
                         let commit = FileCommit {
                             path: path.clone(),
@@ -55,12 +61,12 @@ impl MemoryHub {
                             size: 0,
                             mode: *mode,
                             mtime_ns: 0,
-                            carried: named(*node),
+                            carried: carried(Some(*node), meta),
                         };
                         tree::commit_file(&tx, dev, commit)
                     }
-                    Request::SetMode { path, base, mode } => {
-                        tree::set_attr(&tx, dev, path, *base, Some(*mode), None, Carried::default())
+                    Request::SetAttr { path, base, mode, meta } => {
+                        tree::set_attr(&tx, dev, path, *base, Some(*mode), None, carried(None, meta))
                     }
                     Request::Rename { from, to, base, to_parent } => {
                         tree::rename(&tx, dev, from, to, *base, 0, to_parent.map(WireId), PathLimits::default())

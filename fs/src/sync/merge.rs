@@ -5,7 +5,8 @@
 //! Per node (the conflict table; docs/sync-engine.md says it in words):
 //! - changed on one side only: that side's state;
 //! - the same change on both sides: that state, nothing else happens;
-//! - location (folder and name) or mode changed differently on both sides:
+//! - location (folder and name), mode, or owner and extended attributes
+//!   changed differently on both sides:
 //!   the hub's, which already took its change (the first rename wins);
 //! - content changed differently on both sides: the hub's content keeps the
 //!   node, and this mount's becomes a conflict copy, a new node beside it;
@@ -87,14 +88,16 @@ fn merge_node(s: Option<&Node>, l: Option<&Node>, r: Option<&Node>) -> (Option<N
         (Some(l), Some(r)) => {
             let place = pick(&s.place, &l.place, &r.place);
             let mode = pick(&s.mode, &l.mode, &r.mode);
+            let meta = pick(&s.meta, &l.meta, &r.meta);
             let both_changed = l.content != s.content && r.content != s.content && l.content != r.content;
             let content = pick(&s.content, &l.content, &r.content);
-            let merged = Node { place: place.clone(), kind: s.kind, content, mode };
+            let merged = Node { place: place.clone(), kind: s.kind, content, mode, meta };
             let copy = both_changed.then(|| Node {
                 place: Place { parent: place.parent, name: place.name.clone() }, // named in `merge`
                 kind: s.kind,
                 content: l.content,
                 mode: l.mode,
+                meta: l.meta.clone(),
             });
             (Some(merged), copy)
         }

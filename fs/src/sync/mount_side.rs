@@ -52,10 +52,31 @@ impl MountSide {
         let ino = *self.ino_of.get(&id).ok_or_else(|| stale(id))?;
         let n = st.tree.get(ino).filter(|n| n.id.map(|i| i.0) == Some(id) && n.parent != 0).ok_or_else(|| stale(id))?;
         let parent = self.folder_id(st, n.parent).ok_or_else(|| stale(id))?;
-        match node_of_in(n, parent) {
+        // The owner aside: Local says it from Synced (`owner_of`), which
+        // this side does not hold; an owner changed here meanwhile is the
+        // next round's change.
+        let owner = base.meta.as_ref().and_then(|m| m.owner.clone());
+        match node_of_in(n, parent, owner) {
             Some(now) if now == *base => Ok(ino),
             _ => Err(stale(id)),
         }
+    }
+
+    /// `n` takes the owner and `user.` extended attributes the hub has
+    /// (`meta`), keeping its attributes of other namespaces. Owners show
+    /// only with `--sync-owners`; without, a node whose owner the hub
+    /// changed shows the mount's user.
+    fn take_meta(shared: &Shared, n: &mut mount::Node, meta: &Option<Box<canopy::Meta>>) {
+        let owner = meta.as_ref().and_then(|m| m.owner.as_ref());
+        let accounts = &shared.accounts;
+        match owner {
+            Some(o) if shared.sync_owners => n.owner = Some(accounts.to_local(o)),
+            Some(o) if n.owner.is_some_and(|mine| mine != accounts.to_local(o)) => n.owner = None,
+            _ => {}
+        }
+        let hub = meta.as_ref().and_then(|m| m.xattrs.clone()).unwrap_or_default();
+        let merged = n.xattrs.as_deref().cloned().unwrap_or_default().with_synced(&hub);
+        n.xattrs = (!merged.is_empty()).then(|| Box::new(merged));
     }
 
     /// The id of the folder that is inode `ino`.
@@ -199,6 +220,7 @@ impl MountSide {
         let mut n = mount::Node::new(kind, parent, &node.place.name, node.mode, mtime);
         n.id = Some(ssync_common::NodeId(id));
         n.base_version = hub.version(id).unwrap_or(0);
+        Self::take_meta(&self.shared, &mut n, &node.meta);
         n.ino = st.new_ino().map_err(|e| e.to_string())?;
         if let Some((file, list, _)) = brought {
             std::fs::rename(file, self.shared.cache.file(n.ino)).map_err(|e| format!("cannot place a file: {e}"))?;
@@ -220,6 +242,7 @@ impl MountSide {
         base: &canopy::Node,
         content: Option<ContentHash>,
         mode: u32,
+        meta: &Option<Box<canopy::Meta>>,
         hub: &HubView,
     ) -> Outcome {
         let brought = match content {
@@ -233,23 +256,23 @@ impl MountSide {
         let mut invals = Vec::new();
         let done = {
             let mut st = sh.state.lock();
-            self.change(&mut st, id, base, content, mode, brought.as_ref(), &mut invals)
+            self.change(&mut st, id, base, (content, mode, meta), brought.as_ref(), &mut invals)
         };
         sh.invalidate(invals);
         Self::settle_brought(&sh, done, brought)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `to`: the content, mode, owner and attributes the node takes.
     fn change(
         &mut self,
         st: &mut State,
         id: NodeId,
         base: &canopy::Node,
-        content: Option<ContentHash>,
-        mode: u32,
+        to: (Option<ContentHash>, u32, &Option<Box<canopy::Meta>>),
         brought: Option<&(PathBuf, ChunkList, i64)>,
         invals: &mut Vec<Inval>,
     ) -> Result<u64, String> {
+        let (content, mode, meta) = to;
         let ino = self.current(st, id, base)?;
         if let Some((file, list, mtime)) = brought {
             // Programs that have the file open keep reading the bytes they
@@ -267,6 +290,7 @@ impl MountSide {
         }
         let n = st.tree.get_mut(ino).expect("current");
         n.mode = (n.mode & !0o7777) | (mode & 0o7777);
+        Self::take_meta(&self.shared, n, meta);
         n.touch_ctime();
         st.persist(&[ino], vec![]);
         invals.push(Inval::Inode(ino));
@@ -404,7 +428,7 @@ impl LocalSide for MountSide {
     fn carry_out(&mut self, op: &Op, hub: &HubView) -> Outcome {
         match op {
             Op::Create { id, node, copy_of, .. } => self.create(*id, node, *copy_of, hub),
-            Op::Edit { id, base, content, mode, .. } => self.edit(*id, base, *content, *mode, hub),
+            Op::Edit { id, base, content, mode, meta, .. } => self.edit(*id, base, *content, *mode, meta, hub),
             Op::Move { id, base, to, .. } => self.move_to(*id, base, to),
             Op::Exchange { a, a_base, b, b_base, .. } => self.exchange(*a, a_base, *b, b_base),
             Op::Delete { id, base, .. } => self.delete(*id, base),

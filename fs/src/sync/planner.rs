@@ -12,7 +12,7 @@
 //! nothing), records what each did in its tree, settles Synced, and plans
 //! again. There is no recovery code for a refusal: the next plan starts from
 //! the trees as they are.
-use super::canopy::{Canopy, Node, NodeId, Place, Tree};
+use super::canopy::{Canopy, Meta, Node, NodeId, Place, Tree};
 use super::merge::Merged;
 use ssync_common::ContentHash;
 use std::collections::HashMap;
@@ -32,8 +32,16 @@ pub enum Op {
     /// Make node `id`. Its content comes from the other side, or for a
     /// conflict copy (`copy_of`) from that local node.
     Create { side: Side, id: NodeId, node: Node, copy_of: Option<NodeId> },
-    /// New content and mode, in place.
-    Edit { side: Side, id: NodeId, base: Node, content: Option<ContentHash>, mode: u32 },
+    /// New content, mode, owner and extended attributes, in place.
+    Edit {
+        side: Side,
+        id: NodeId,
+        base: Node,
+        content: Option<ContentHash>,
+        mode: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta: Option<Box<Meta>>,
+    },
     /// Another folder or name.
     Move { side: Side, id: NodeId, base: Node, to: Place },
     /// `a` and `b` take each other's places, in one step.
@@ -110,9 +118,9 @@ pub fn apply(tree: &mut Tree, op: &Op) -> Result<(), Refused> {
             may_take(*id, &node.place, None)?;
             tree.set(*id, node.clone());
         }
-        Op::Edit { id, base, content, mode, .. } => {
+        Op::Edit { id, base, content, mode, meta, .. } => {
             expect(*id, base)?;
-            tree.set(*id, Node { content: *content, mode: *mode, ..base.clone() });
+            tree.set(*id, Node { content: *content, mode: *mode, meta: meta.clone(), ..base.clone() });
         }
         Op::Move { id, base, to, .. } => {
             expect(*id, base)?;
@@ -141,12 +149,12 @@ pub fn apply(tree: &mut Tree, op: &Op) -> Result<(), Refused> {
 fn already_done(tree: &Tree, op: &Op) -> bool {
     match op {
         Op::Create { id, node, .. } => tree.get(*id) == Some(node),
-        Op::Edit { id, base, content, mode, .. } => {
-            tree.get(*id).is_some_and(|n| n.content == *content && n.mode == *mode && n.place == base.place)
-        }
-        Op::Move { id, base, to, .. } => {
-            tree.get(*id).is_some_and(|n| n.place == *to && n.content == base.content && n.mode == base.mode)
-        }
+        Op::Edit { id, base, content, mode, meta, .. } => tree
+            .get(*id)
+            .is_some_and(|n| n.content == *content && n.mode == *mode && n.meta == *meta && n.place == base.place),
+        Op::Move { id, base, to, .. } => tree
+            .get(*id)
+            .is_some_and(|n| n.place == *to && n.content == base.content && n.mode == base.mode && n.meta == base.meta),
         Op::Delete { id, .. } => !tree.contains(*id),
         Op::Exchange { .. } => false,
     }
@@ -242,14 +250,14 @@ impl Draft<'_> {
                 copy_of,
             });
         };
-        let edit = have.content != want.content || have.mode != want.mode;
+        let edit = have.content != want.content || have.mode != want.mode || have.meta != want.meta;
         // A node whose local content goes to a conflict copy keeps it until
         // the copy is made.
         let copies_made = side == Side::Remote
             || self.copies_of.get(&id).is_none_or(|copies| copies.iter().all(|c| self.local.contains(*c)));
         if edit && copies_made && self.has_bytes(side, id, want.content) {
-            let (content, mode) = (want.content, want.mode);
-            return Some(Op::Edit { side, id, base: have.clone(), content, mode });
+            let (content, mode, meta) = (want.content, want.mode, want.meta.clone());
+            return Some(Op::Edit { side, id, base: have.clone(), content, mode, meta });
         }
         if have.place != want.place && self.can_take(side, id, &want.place) {
             return Some(Op::Move { side, id, base: have.clone(), to: want.place.clone() });
