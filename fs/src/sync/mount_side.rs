@@ -256,13 +256,14 @@ impl MountSide {
         let mut invals = Vec::new();
         let done = {
             let mut st = sh.state.lock();
-            self.change(&mut st, id, base, (content, mode, meta), brought.as_ref(), &mut invals)
+            self.change(&mut st, id, base, (content, mode, meta), brought.as_ref(), hub, &mut invals)
         };
         sh.invalidate(invals);
         Self::settle_brought(&sh, done, brought)
     }
 
     /// `to`: the content, mode, owner and attributes the node takes.
+    #[allow(clippy::too_many_arguments)]
     fn change(
         &mut self,
         st: &mut State,
@@ -270,6 +271,7 @@ impl MountSide {
         base: &canopy::Node,
         to: (Option<ContentHash>, u32, &Option<Box<canopy::Meta>>),
         brought: Option<&(PathBuf, ChunkList, i64)>,
+        hub: &HubView,
         invals: &mut Vec<Inval>,
     ) -> Result<u64, String> {
         let (content, mode, meta) = to;
@@ -278,8 +280,20 @@ impl MountSide {
             // Programs that have the file open keep reading the bytes they
             // opened; its cache file is replaced once they close it.
             let n = st.tree.get(ino).expect("current");
-            if n.open_handles > 0 || n.dirty || st.tree.has_other_names(ino) {
-                return Err(format!("node {id:x} is open or being written here"));
+            if n.dirty {
+                return Err(format!("node {id:x} is being written here"));
+            }
+            if st.tree.has_other_names(ino) {
+                // One name of a hard-linked file: the change is that name's
+                // alone, so it becomes a file of its own (a new inode), and
+                // the other names keep what they had.
+                crate::watch::remove_local(st, &self.shared, ino, invals).map_err(|e| e.to_string())?;
+                let mut node = base.clone();
+                (node.content, node.mode, node.meta) = (content, mode, meta.clone());
+                return self.insert(st, id, &node, brought, hub, invals);
+            }
+            if n.open_handles > 0 {
+                return Err(format!("node {id:x} is open here"));
             }
             std::fs::rename(file, self.shared.cache.file(ino)).map_err(|e| format!("cannot place a file: {e}"))?;
             let n = st.tree.get_mut(ino).expect("current");
