@@ -27,6 +27,7 @@ pub mod canopy;
 pub mod content_ids;
 pub mod driver;
 pub mod engine;
+pub mod heal;
 pub mod http_remote;
 pub mod hub_view;
 pub mod local_tree;

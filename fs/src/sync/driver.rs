@@ -69,10 +69,11 @@ pub fn spawn(
     let remote = HttpRemote::new(client.clone(), runtime.clone(), contents, wake_on_push);
     let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent)
         .with_namer(conflict_namer(shared.device.clone()));
-    let side = MountSide::new(shared.clone(), client, runtime);
+    let side = MountSide::new(shared.clone(), client.clone(), runtime.clone());
+    let heal = Heal { client, runtime, last: std::time::Instant::now() };
     let thread = std::thread::Builder::new()
         .name("ssync-sync".into())
-        .spawn(move || run(shared, engine, side, wake_rx, cursor, cancel))?;
+        .spawn(move || run(shared, engine, side, heal, wake_rx, cursor, cancel))?;
     Ok(thread)
 }
 
@@ -136,10 +137,43 @@ async fn wake_on_feed(
     }
 }
 
+/// When the idle mount last compared its view with the hub (`heal`).
+struct Heal {
+    client: client::Remote,
+    runtime: tokio::runtime::Handle,
+    last: std::time::Instant,
+}
+
+impl Heal {
+    /// Compares when the trees agree and the last compare is `HEAL_EVERY`
+    /// old; whether it found anything to take.
+    fn when_due(&mut self, engine: &mut Engine<HttpRemote>, warnings: &LogLimiter) -> bool {
+        if self.last.elapsed() < HEAL_EVERY {
+            return false;
+        }
+        self.last = std::time::Instant::now();
+        match super::heal::compare(engine, &self.client, &self.runtime) {
+            Ok(healed) => healed > 0,
+            Err(e) => {
+                match warnings.admit("heal") {
+                    Some(left_out) => tracing::warn!(left_out, "comparing with the hub's tree failed: {e}"),
+                    None => tracing::debug!("comparing with the hub's tree failed: {e}"),
+                }
+                false
+            }
+        }
+    }
+}
+
+/// How often an idle mount compares its view of the hub with the hub's
+/// digests (one small request when they agree).
+const HEAL_EVERY: Duration = Duration::from_secs(15);
+
 fn run(
     shared: Arc<Shared>,
     mut engine: Engine<HttpRemote>,
     mut side: MountSide,
+    mut heal: Heal,
     wake: Receiver<()>,
     cursor: Arc<AtomicU64>,
     cancel: CancellationToken,
@@ -156,7 +190,8 @@ fn run(
         shared.status.engine_converged.store(matches!(outcome, Ok(true)), Ordering::Release);
         shared.status.engine_passes.fetch_add(1, Ordering::AcqRel);
         match outcome {
-            Ok(true) => wait = Duration::from_secs(3600),
+            // In agreement: the next wake is a change, or the next compare.
+            Ok(true) => wait = if heal.when_due(&mut engine, &warnings) { Duration::ZERO } else { HEAL_EVERY },
             Ok(false) => wait = RETRY,
             Err(EngineError::Feed(Refusal::Halt(why))) => {
                 // Syncing stops until a user puts a valid token in place and

@@ -236,6 +236,19 @@ impl<R: Remote> Engine<R> {
         self.keep(settled, Some(cursor))
     }
 
+    /// Changes the hub's view outside the feed (`heal`: what the hub has
+    /// that the feed never reported), then takes Remote from it and settles
+    /// Synced as after a read of the feed. Local must be set first.
+    pub fn heal_view<T>(&mut self, f: impl FnOnce(&mut HubView) -> T) -> Result<T, EngineError> {
+        let out = f(&mut self.view);
+        let c = &mut self.canopy;
+        c.remote = self.view.tree().clone();
+        let ids: Vec<_> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
+        ids.into_iter().for_each(|id| c.settle(id));
+        self.keep(vec![], None)?;
+        Ok(out)
+    }
+
     /// Whether Local, Remote and Synced are equal.
     pub fn converged(&self) -> bool {
         self.canopy.converged()

@@ -158,6 +158,46 @@ impl HubView {
         paths.into_iter().map(|p| (p.clone(), self.rows.get(&p).cloned())).collect()
     }
 
+    /// Every live row's path and version, and whether it is a folder: what
+    /// the hub's folder digests are computed over (`tree::folder_digests`).
+    pub fn live_versions(&self) -> Vec<(String, u64, bool)> {
+        let live = self.rows.iter().filter(|(_, r)| !r.deleted);
+        live.map(|(p, r)| (p.as_str().to_string(), r.version, r.kind == Kind::Dir)).collect()
+    }
+
+    /// Makes the rows directly in `dir` (None: the root) what the hub lists
+    /// there (`listed`, its live rows as of this view's cursor), for what the
+    /// feed never reported (a hub database restored from a backup): a newer
+    /// row is folded, and a row the hub no longer has is forgotten with
+    /// every row below it. Returns how many paths changed.
+    pub fn heal_folder(&mut self, dir: Option<&RelPath>, listed: &[Entry]) -> Result<usize, ViewError> {
+        let mut changed = 0;
+        for row in listed {
+            changed += usize::from(self.fold(row)?);
+        }
+        let listed: HashSet<&RelPath> = listed.iter().map(|e| &e.path).collect();
+        let gone: Vec<RelPath> = self
+            .rows
+            .iter()
+            .filter(|(p, r)| !r.deleted && p.parent().as_ref() == dir && !listed.contains(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in gone {
+            let below = format!("{}/", path.as_str());
+            let forgotten: Vec<RelPath> =
+                self.rows.keys().filter(|p| *p == &path || p.as_str().starts_with(&below)).cloned().collect();
+            for p in forgotten {
+                self.rows.remove(&p);
+                self.changed_rows.insert(p);
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.derive();
+        }
+        Ok(changed)
+    }
+
     /// Live nodes whose folder is not placed: none once the feed is read to its end.
     pub fn unplaced(&self) -> usize {
         self.unplaced
@@ -469,6 +509,32 @@ pub(crate) mod tests {
             xattrs: None,
             node: Some(WireId(node)),
         }
+    }
+
+    #[test]
+    fn a_healed_folder_takes_the_hubs_rows_and_forgets_what_it_lost() {
+        use EntryKind::{Dir, File};
+        let mut view = HubView::default();
+        let rows = [
+            row("d", 1, 1, Dir, false),
+            row("d/a", 2, 2, File, false),
+            row("d/b", 3, 3, File, false),
+            row("d/sub", 4, 4, Dir, false),
+            row("d/sub/x", 5, 5, File, false),
+            row("e", 6, 6, File, false),
+        ];
+        view.fold_feed(&rows).unwrap();
+        view.take_changed_rows();
+        // The hub lists d with a as it was, c new, and b and sub gone.
+        let d = RelPath::parse("d").unwrap();
+        let changed = view.heal_folder(Some(&d), &[row("d/a", 2, 2, File, false), row("d/c", 7, 3, File, false)]);
+        assert_eq!(changed, Ok(4), "c came; b, sub and sub/x went");
+        let paths: Vec<String> = view.tree().ids().filter_map(|id| view.tree().path_of(id)).collect();
+        let mut paths = paths;
+        paths.sort();
+        assert_eq!(paths, ["d", "d/a", "d/c", "e"]);
+        assert_eq!(view.take_changed_rows().len(), 4, "kept as changed, for the mount's database");
+        assert_eq!(view.cursor(), 6, "the cursor is the feed's alone");
     }
 
     #[test]
