@@ -62,7 +62,7 @@ pub struct MountArgs {
     /// The sync engine: `paths`, the engine keyed by path (the default for
     /// now), or `nodes`, the engine on stable ids and three trees that
     /// replaces it (docs/sync-engine.md). A cache once synced with `nodes`
-    /// stays with it. `nodes` does not serve --cache-max yet.
+    /// stays with it.
     #[arg(long, value_enum, default_value = "paths", env = "SSYNC_ENGINE")]
     pub engine: crate::config::EngineChoice,
 }
@@ -115,9 +115,6 @@ impl MountArgs {
         cfg.passthrough = !self.no_passthrough;
         cfg.cache_max = self.cache_max;
         cfg.engine = self.engine;
-        if cfg.engine == crate::config::EngineChoice::Nodes && cfg.cache_max.is_some() {
-            anyhow::bail!("--engine nodes does not serve --cache-max yet: leave one of them out");
-        }
         cfg.token_file = token_file;
         Ok(cfg)
     }

@@ -34,6 +34,19 @@ pub(crate) fn chunk_list(file: &Path) -> std::io::Result<ChunkList> {
     Ok(ChunkList(list))
 }
 
+/// Records that the hub holds `content` as node `ino`'s, at `version`
+/// (after this mount sent it): the cache file may then be evicted under a
+/// cache limit, as it can be fetched again. Nothing changes if the node's
+/// content changed since.
+pub fn mark_on_hub(shared: &Shared, ino: u64, content: ssync_common::ContentHash, version: u64) {
+    let mut st = shared.state.lock();
+    let Some(n) = st.tree.get_mut(ino).filter(|n| n.hash == Some(content) && !n.dirty) else { return };
+    if n.base_version != version {
+        n.base_version = version;
+        st.persist(&[ino], vec![]);
+    }
+}
+
 /// Identifies the content of every node written and closed since the last
 /// call; returns how many got a new content id.
 pub fn identify_written(shared: &Shared) -> usize {
@@ -65,6 +78,9 @@ pub fn identify_written(shared: &Shared) -> usize {
         n.hash = Some(list.id());
         n.size = list.size();
         n.dirty = false;
+        // Not on the hub yet: a cache limit must not evict it until it is
+        // (`mark_on_hub`).
+        n.base_version = 0;
         st.persist(&[ino], vec![]);
         drop(st);
         if let Err(e) = shared.chunks.record(ino, &list) {

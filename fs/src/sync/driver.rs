@@ -59,7 +59,9 @@ pub fn spawn(
     let contents_of = shared.clone();
     let contents: super::http_remote::Contents = Box::new(move |id| {
         let st = contents_of.state.lock();
-        let n = st.tree.nodes().find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0)?;
+        // Only a file whose bytes are all here (files on demand may not be).
+        let n =
+            st.tree.nodes().find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0 && n.cached.is_full())?;
         Some(super::http_remote::Held { file: contents_of.cache.file(n.ino), mtime_ns: Some(n.mtime_ns) })
     });
     let lane_wake = wake_tx.clone();
@@ -241,6 +243,7 @@ fn sync_once(
         *adopted = true;
     }
     super::content_ids::identify_written(shared);
+    engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
         read_local(shared, engine, side);
         engine.read_feed()?;
@@ -258,7 +261,19 @@ fn sync_once(
         for (op, outcome) in &round.tried {
             tracing::debug!(?outcome, "{op:?}");
         }
-        let sent = round.tried.iter().filter(|(op, ok)| ok.is_ok() && carries_content_up(op)).count();
+        let mut sent = 0;
+        for (op, _) in round.tried.iter().filter(|(op, ok)| ok.is_ok() && carries_content_up(op)) {
+            sent += 1;
+            let (id, content) = match op {
+                super::planner::Op::Create { id, node, .. } => (*id, node.content),
+                super::planner::Op::Edit { id, content, .. } => (*id, *content),
+                _ => continue,
+            };
+            let version = engine.view().version(id);
+            if let (Some(ino), Some(content), Some(version)) = (side.ino_of.get(&id), content, version) {
+                super::content_ids::mark_on_hub(shared, *ino, content, version);
+            }
+        }
         shared.status.uploads_done.fetch_add(sent as u64, Ordering::Relaxed);
         if let Some(why) = &round.refused {
             tracing::debug!(done = round.done, last = ?round.tried.last().map(|t| &t.0), "round ended early: {why}");

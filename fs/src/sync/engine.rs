@@ -8,12 +8,13 @@
 //! it did (`Canopy::confirm_sent`), so a change of this mount's own that
 //! comes back through the feed is agreed, never a conflict.
 use super::canopy::NodeId;
-use super::canopy::{Canopy, Tree};
+use super::canopy::{Canopy, Node, Tree};
 use super::hub_view::{Changed, HubView, ViewError};
 use super::merge::{default_namer, merge, OwnedNamer};
 use super::planner::{apply, plan, Op, Side, Stuck};
 use super::remote::{Refusal, Remote};
 use ssync_common::api::Entry;
+use ssync_common::ContentHash;
 use std::collections::HashSet;
 
 /// The most Remote operations sent to the hub in one batch.
@@ -117,6 +118,9 @@ pub struct Engine<R: Remote> {
     plan: Vec<Op>,
     /// Names conflict copies (`merge::default_namer` unless set).
     namer: OwnedNamer,
+    /// Contents this mount cannot take (they do not add up, or cannot be
+    /// held here): Remote keeps them out (`remote_of`).
+    refused: HashSet<ContentHash>,
 }
 
 /// What the engine keeps through a crash (the rest is lost with it).
@@ -147,7 +151,16 @@ impl<R: Remote> Engine<R> {
         let mut synced = synced;
         synced.track_changes();
         let canopy = Canopy { local: Tree::default(), remote: view.tree().clone(), synced };
-        Engine { canopy, view, remote, keeper, unanswered: sent, plan: Vec::new(), namer: Box::new(default_namer) }
+        Engine {
+            canopy,
+            view,
+            remote,
+            keeper,
+            unanswered: sent,
+            plan: Vec::new(),
+            namer: Box::new(default_namer),
+            refused: HashSet::new(),
+        }
     }
 
     /// Names this engine's conflict copies with `namer`, which must give the
@@ -175,6 +188,7 @@ impl<R: Remote> Engine<R> {
             unanswered: sent,
             plan,
             namer: Box::new(default_namer),
+            refused: HashSet::new(),
         }
     }
 
@@ -206,6 +220,47 @@ impl<R: Remote> Engine<R> {
         &self.view
     }
 
+    /// Contents this mount cannot take: a node of the hub's with one keeps
+    /// the content both sides last agreed on, or, new here, stays out of
+    /// Remote, so nothing is planned for it and the rest goes on.
+    pub fn set_refused(&mut self, refused: HashSet<ContentHash>) {
+        if refused != self.refused {
+            self.refused = refused;
+            self.take_remote();
+        }
+    }
+
+    /// Node `id` as Remote shows it: as the hub has it (`n`), unless its
+    /// content is refused here (see `set_refused`).
+    fn remote_of(&self, id: NodeId, n: &Node) -> Option<Node> {
+        match n.content {
+            Some(c) if self.refused.contains(&c) => {
+                let agreed = self.canopy.synced.get(id)?;
+                Some(Node { content: agreed.content, ..n.clone() })
+            }
+            _ => Some(n.clone()),
+        }
+    }
+
+    /// Remote, from the whole view.
+    fn take_remote(&mut self) {
+        let mut remote = self.view.tree().clone();
+        if !self.refused.is_empty() {
+            let refused: Vec<(NodeId, Option<Node>)> = remote
+                .iter()
+                .filter(|(_, n)| n.content.is_some_and(|c| self.refused.contains(&c)))
+                .map(|(id, n)| (id, self.remote_of(id, n)))
+                .collect();
+            for (id, shown) in refused {
+                match shown {
+                    Some(n) => remote.set(id, n),
+                    None => drop(remote.remove(id)),
+                }
+            }
+        }
+        self.canopy.remote = remote;
+    }
+
     /// Reads the feed to its end into the Remote tree. Local must be set
     /// first: what both trees now agree on becomes Synced.
     pub fn read_feed(&mut self) -> Result<(), EngineError> {
@@ -218,11 +273,11 @@ impl<R: Remote> Engine<R> {
             read += rows.len();
             self.view.fold_page(&rows)?;
         }
-        let c = &mut self.canopy;
         if read > 0 {
             self.view.settle_feed();
-            c.remote = self.view.tree().clone();
+            self.take_remote();
         }
+        let c = &mut self.canopy;
         // One the feed does not show was not done (or was undone since):
         // the next plan starts from what the hub has.
         let mut settled = Vec::new();
@@ -241,8 +296,8 @@ impl<R: Remote> Engine<R> {
     /// Synced as after a read of the feed. Local must be set first.
     pub fn heal_view<T>(&mut self, f: impl FnOnce(&mut HubView) -> T) -> Result<T, EngineError> {
         let out = f(&mut self.view);
+        self.take_remote();
         let c = &mut self.canopy;
-        c.remote = self.view.tree().clone();
         let ids: Vec<_> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
         ids.into_iter().for_each(|id| c.settle(id));
         self.keep(vec![], None)?;
@@ -271,8 +326,17 @@ impl<R: Remote> Engine<R> {
             self.plan.reverse();
         }
         let mut round = Round::default();
+        // Nodes a Local operation failed on in this step: what is left of
+        // them waits for the next plan, the rest of the plan goes on (a file
+        // the hub cannot give, or one written here meanwhile, must not hold
+        // up everything after it).
+        let mut failed_here: HashSet<NodeId> = HashSet::new();
         while round.tried.len() < max {
             let Some(op) = self.plan.pop() else { break };
+            if op.side() == Side::Local && op.nodes().iter().any(|n| failed_here.contains(n)) {
+                continue;
+            }
+            let side = op.side();
             let outcomes = match op.side() {
                 Side::Remote => {
                     let batch = self.next_batch(op, max - round.tried.len());
@@ -301,15 +365,22 @@ impl<R: Remote> Engine<R> {
                         self.canopy.agree(&op);
                         round.done += 1;
                     }
-                    Err(e) => refused = Some(e.clone()),
+                    Err(e) => {
+                        refused = Some(e.clone());
+                        failed_here.extend(op.nodes());
+                    }
                 }
                 round.tried.push((op, done));
             }
             self.keep(vec![], None)?;
-            if let Some(e) = refused {
-                round.refused = Some(e);
-                self.plan.clear();
-                break;
+            match (refused, side) {
+                (Some(e), Side::Local) => drop(round.refused.get_or_insert(e)),
+                (Some(e), Side::Remote) => {
+                    round.refused = Some(e);
+                    self.plan.clear();
+                    break;
+                }
+                (None, _) => {}
             }
         }
         Ok(round)
@@ -434,13 +505,13 @@ impl<R: Remote> Engine<R> {
         match self.view.fold_answer(rows).map_err(|e| e.to_string())? {
             Changed::Nodes(ids) => {
                 for id in ids {
-                    match self.view.tree().get(id) {
-                        Some(n) => self.canopy.remote.set(id, n.clone()),
+                    match self.view.tree().get(id).and_then(|n| self.remote_of(id, n)) {
+                        Some(n) => self.canopy.remote.set(id, n),
                         None => drop(self.canopy.remote.remove(id)),
                     }
                 }
             }
-            Changed::Whole => self.canopy.remote = self.view.tree().clone(),
+            Changed::Whole => self.take_remote(),
         }
         Ok(())
     }

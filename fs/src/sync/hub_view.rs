@@ -231,6 +231,11 @@ impl HubView {
         self.rows.get(&path).filter(|r| r.node == id && !r.deleted)
     }
 
+    /// Where node `id` is on the hub, if this view places it.
+    pub fn path_of_node(&self, id: NodeId) -> Option<RelPath> {
+        self.path_of(id).ok()
+    }
+
     /// The live row at `path`, if the hub has one there.
     pub fn live_row_at(&self, path: &RelPath) -> Option<&Row> {
         self.rows.get(path).filter(|r| !r.deleted)

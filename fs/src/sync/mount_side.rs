@@ -12,7 +12,7 @@ use super::engine::LocalSide;
 use super::hub_view::HubView;
 use super::local_tree::node_of_in;
 use super::planner::Op;
-use crate::client;
+use crate::client::{self, ApiError};
 use crate::invalidate::Inval;
 use crate::state::{Shared, State};
 use crate::tree::{self as mount, Kind as MountKind};
@@ -28,9 +28,19 @@ pub struct MountSide {
     /// Where each node of Local is on this mount (set from each read of
     /// Local, kept up to date by creates).
     pub ino_of: HashMap<NodeId, u64>,
-    /// Contents brought ahead (`prepare`), each fsynced in its partial
-    /// file, with its chunk list and the hub's modification time.
-    fetched: HashMap<ContentHash, (PathBuf, ChunkList, i64)>,
+    /// Contents brought ahead (`prepare`), each fsynced in its partial file.
+    fetched: HashMap<ContentHash, Brought>,
+}
+
+/// A file ready to take a node's place: its bytes in `file`, fsynced, and
+/// their chunk list; or, for files on demand (`--cache-max`), a sparse
+/// file of the content's size (`list` None), filled in as it is read.
+pub struct Brought {
+    file: PathBuf,
+    list: Option<ChunkList>,
+    size: u64,
+    /// The modification time the node takes (the hub's).
+    mtime_ns: i64,
 }
 
 /// Contents brought from the hub at once.
@@ -115,13 +125,52 @@ impl MountSide {
         id: ContentHash,
         hub: &HubView,
         have: Option<(u64, ContentHash)>,
-    ) -> Result<(PathBuf, ChunkList, i64), String> {
-        if let Some(got) = self.fetched.remove(&id).filter(|(file, _, _)| file.exists()) {
+    ) -> Result<Brought, String> {
+        if let Some(got) = self.fetched.remove(&id).filter(|b| b.file.exists()) {
             return Ok(got);
+        }
+        if self.shared.refused_contents.lock().contains(&id) {
+            return Err(format!("content {id} was refused here before; not fetched again"));
         }
         let row = hub.row_of(node).ok_or_else(|| format!("the hub's row of node {node:x} is not known"))?;
         let (size, mtime_ns) = (row.size, row.mtime_ns);
-        self.runtime.block_on(Self::fetch(&self.client, &self.shared, id, size, have)).map(|(f, l)| (f, l, mtime_ns))
+        let brought = match self.on_demand(row.kind) {
+            true => self.placeholder(size, mtime_ns),
+            false => self
+                .runtime
+                .block_on(Self::fetch(&self.client, &self.shared, id, size, have))
+                .map(|(file, list)| Brought { file, size: list.size(), list: Some(list), mtime_ns }),
+        };
+        brought.map_err(|e| {
+            // Trying again cannot help (the hub's chunk list does not add up,
+            // or this machine cannot hold the size): the node is left out
+            // (`Engine::set_refused`) rather than stall the rest; said once.
+            let too_big = matches!(&e, ApiError::Local(io) if io.raw_os_error() == Some(libc::EFBIG));
+            if (too_big || !e.is_retryable()) && self.shared.refused_contents.lock().insert(id) {
+                let path = hub.path_of_node(node).map_or_else(|| format!("node {node:x}"), |p| p.to_string());
+                tracing::error!(path, %id, "cannot take this file from the hub, skipped: {e}");
+            }
+            e.to_string()
+        })
+    }
+
+    /// Whether a node of `kind` from the hub comes without its content:
+    /// files, with a cache limit (the whole tree is listed before any
+    /// content comes; small and pinned files are fetched at once in the
+    /// background, the rest when read, on_demand.rs).
+    fn on_demand(&self, kind: Kind) -> bool {
+        kind == Kind::File && self.shared.state.lock().limit.is_some()
+    }
+
+    /// A sparse file of `size` bytes that stands in for a content not here
+    /// (a size the local filesystem cannot hold fails with EFBIG).
+    fn placeholder(&self, size: u64, mtime_ns: i64) -> Result<Brought, ApiError> {
+        let made = tempfile::Builder::new().prefix("hole-").tempfile_in(&self.shared.cache.tmp).and_then(|tmp| {
+            tmp.as_file().set_len(size)?;
+            tmp.into_temp_path().keep().map_err(|e| e.error)
+        });
+        let file = made.map_err(ApiError::Local)?;
+        Ok(Brought { file, list: None, size, mtime_ns })
     }
 
     async fn fetch(
@@ -130,7 +179,7 @@ impl MountSide {
         id: ContentHash,
         size: u64,
         have: Option<(u64, ContentHash)>,
-    ) -> Result<(PathBuf, ChunkList), String> {
+    ) -> Result<(PathBuf, ChunkList), ApiError> {
         let fetched = crate::chunk_download::fetch_file(
             client,
             &sh.chunks,
@@ -141,7 +190,7 @@ impl MountSide {
             have,
         )
         .await;
-        let got = fetched.map_err(|e| format!("content {id} could not be brought from the hub: {e}"))?;
+        let got = fetched?;
         sh.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(got)
     }
@@ -172,7 +221,10 @@ impl MountSide {
         let brought = match (node.kind, node.content, copy_of) {
             (Kind::Dir, _, _) => None,
             (_, None, _) => return Err(format!("node {id:x} has no content")),
-            (_, Some(c), Some(from)) => Some(self.copy_of(from, c).map(|(f, l)| (f, l, crate::fs::now_ns()))?),
+            (_, Some(c), Some(from)) => {
+                let (file, list) = self.copy_of(from, c)?;
+                Some(Brought { file, size: list.size(), list: Some(list), mtime_ns: crate::fs::now_ns() })
+            }
             (_, Some(c), None) => Some(self.download(id, c, hub, None)?),
         };
         let sh = self.shared.clone();
@@ -186,18 +238,39 @@ impl MountSide {
     }
 
     /// After an operation that brought a file: its chunks are indexed where
-    /// it was placed, or the file goes if the operation was refused.
-    fn settle_brought(sh: &Shared, done: Result<u64, String>, brought: Option<(PathBuf, ChunkList, i64)>) -> Outcome {
+    /// it was placed (a file on demand is fetched at once if it is small or
+    /// pinned), or the file goes if the operation was refused.
+    fn settle_brought(sh: &Arc<Shared>, done: Result<u64, String>, brought: Option<Brought>) -> Outcome {
         match (&done, brought) {
-            (Ok(ino), Some((_, list, _))) => {
+            (Ok(ino), Some(Brought { list: Some(list), .. })) => {
                 if let Err(e) = sh.chunks.record(*ino, &list) {
                     tracing::debug!(ino, "cannot index the chunks of a file brought here: {e}");
                 }
             }
-            (Err(_), Some((file, _, _))) => drop(std::fs::remove_file(file)),
+            (Ok(ino), Some(Brought { list: None, size, .. })) if size > 0 => {
+                let soon = size <= crate::config::EAGER_MAX || sh.state.lock().tree.is_pinned(*ino);
+                if soon {
+                    sh.on_demand.spawn_ensure(sh.clone(), vec![*ino], 0..u64::MAX);
+                }
+            }
+            (Err(_), Some(b)) => drop(std::fs::remove_file(b.file)),
             _ => {}
         }
         done.map(|_| ())
+    }
+
+    /// Puts `b`'s file in place as `ino`'s cache file.
+    fn place(&self, n: &mut mount::Node, b: &Brought, content: Option<ContentHash>) -> Outcome {
+        std::fs::rename(&b.file, self.shared.cache.file(n.ino)).map_err(|e| format!("cannot place a file: {e}"))?;
+        n.hash = content;
+        n.size = b.size;
+        n.mtime_ns = b.mtime_ns;
+        // An empty file is whole: nothing to fetch.
+        n.cached = match b.list.is_some() || b.size == 0 {
+            true => crate::residency::Residency::full(),
+            false => crate::residency::Residency::none(),
+        };
+        Ok(())
     }
 
     fn insert(
@@ -205,7 +278,7 @@ impl MountSide {
         st: &mut State,
         id: NodeId,
         node: &canopy::Node,
-        brought: Option<&(PathBuf, ChunkList, i64)>,
+        brought: Option<&Brought>,
         hub: &HubView,
         invals: &mut Vec<Inval>,
     ) -> Result<u64, String> {
@@ -216,16 +289,14 @@ impl MountSide {
             Kind::Dir => MountKind::Dir,
             Kind::Symlink => MountKind::Symlink,
         };
-        let mtime = brought.map_or_else(crate::fs::now_ns, |b| b.2);
+        let mtime = brought.map_or_else(crate::fs::now_ns, |b| b.mtime_ns);
         let mut n = mount::Node::new(kind, parent, &node.place.name, node.mode, mtime);
         n.id = Some(ssync_common::NodeId(id));
         n.base_version = hub.version(id).unwrap_or(0);
         Self::take_meta(&self.shared, &mut n, &node.meta);
         n.ino = st.new_ino().map_err(|e| e.to_string())?;
-        if let Some((file, list, _)) = brought {
-            std::fs::rename(file, self.shared.cache.file(n.ino)).map_err(|e| format!("cannot place a file: {e}"))?;
-            n.hash = node.content;
-            n.size = list.size();
+        if let Some(b) = brought {
+            self.place(&mut n, b, node.content)?;
         }
         let ino = n.ino;
         st.tree.insert(n);
@@ -270,13 +341,13 @@ impl MountSide {
         id: NodeId,
         base: &canopy::Node,
         to: (Option<ContentHash>, u32, &Option<Box<canopy::Meta>>),
-        brought: Option<&(PathBuf, ChunkList, i64)>,
+        brought: Option<&Brought>,
         hub: &HubView,
         invals: &mut Vec<Inval>,
     ) -> Result<u64, String> {
         let (content, mode, meta) = to;
         let ino = self.current(st, id, base)?;
-        if let Some((file, list, mtime)) = brought {
+        if let Some(b) = brought {
             // Programs that have the file open keep reading the bytes they
             // opened; its cache file is replaced once they close it.
             let n = st.tree.get(ino).expect("current");
@@ -295,12 +366,9 @@ impl MountSide {
             if n.open_handles > 0 {
                 return Err(format!("node {id:x} is open here"));
             }
-            std::fs::rename(file, self.shared.cache.file(ino)).map_err(|e| format!("cannot place a file: {e}"))?;
             let n = st.tree.get_mut(ino).expect("current");
-            n.hash = content;
-            n.size = list.size();
-            n.mtime_ns = *mtime;
-            n.cached = crate::residency::Residency::full();
+            self.place(n, b, content)?;
+            n.base_version = hub.version(id).unwrap_or(0);
         }
         let n = st.tree.get_mut(ino).expect("current");
         n.mode = (n.mode & !0o7777) | (mode & 0o7777);
@@ -404,6 +472,8 @@ impl LocalSide for MountSide {
     fn prepare(&mut self, ops: &[&Op], hub: &HubView) {
         let mut wanted = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        // Files on demand are not brought ahead.
+        let later = self.shared.state.lock().limit.is_some();
         for op in ops {
             let (id, content) = match op {
                 Op::Create { id, node, copy_of: None, .. } => (*id, node.content),
@@ -414,7 +484,7 @@ impl LocalSide for MountSide {
             let Some(content) = content.filter(|c| !self.fetched.contains_key(c) && seen.insert(*c)) else {
                 continue;
             };
-            if let Some(row) = hub.row_of(id) {
+            if let Some(row) = hub.row_of(id).filter(|r| !(later && r.kind == Kind::File)) {
                 wanted.push((content, row.size, row.mtime_ns));
             }
         }
@@ -433,8 +503,11 @@ impl LocalSide for MountSide {
             );
         for (id, mtime, fetched) in got {
             match fetched {
-                Ok((file, list)) => drop(self.fetched.insert(id, (file, list, mtime))),
-                Err(e) => tracing::debug!("{e}"),
+                Ok((file, list)) => {
+                    let brought = Brought { file, size: list.size(), list: Some(list), mtime_ns: mtime };
+                    self.fetched.insert(id, brought);
+                }
+                Err(e) => tracing::debug!(%id, "a content brought ahead did not come: {e}"),
             }
         }
     }
