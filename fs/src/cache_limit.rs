@@ -60,7 +60,15 @@ impl crate::state::Shared {
         mut make: impl FnMut(&mut State) -> FsResult<T>,
     ) -> FsResult<T> {
         loop {
-            let made = make(&mut self.state.lock());
+            let (made, evicted) = {
+                let mut st = self.state.lock();
+                let made = make(&mut st);
+                (made, std::mem::take(&mut st.evicted))
+            };
+            // What was evicted is no longer held: the kernel must not serve
+            // it from its page cache either (reads come back through the
+            // mount, which fetches it again, or fails with EIO offline).
+            self.invalidate(evicted.into_iter().map(crate::invalidate::Inval::Inode).collect());
             match made {
                 Err(FsError::CacheFull { .. }) if std::time::Instant::now() < deadline => {
                     self.wake_uploader.notify_one();
@@ -244,6 +252,7 @@ impl State {
         n.cached = crate::residency::Residency::none();
         // A fetch into this file that started before must not mark its bytes held.
         n.write_gen += 1;
+        self.evicted.push(ino);
         tracing::debug!(ino, size, "evicted from the cache");
         self.persist(&[ino], vec![]);
         Ok(())

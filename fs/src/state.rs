@@ -52,6 +52,9 @@ pub struct State {
     /// Files applied without content that are fetched at once in the
     /// background (small or pinned ones, with a cache limit).
     pub fetch_soon: Vec<u64>,
+    /// Files evicted since the last `Shared::wait_for_room`, whose pages the
+    /// kernel must drop too (it would go on serving them from memory).
+    pub evicted: Vec<u64>,
 }
 
 /// Inode numbers reserved in the database at a time (see `State::new_ino`).
@@ -77,6 +80,7 @@ impl State {
             limit: None,
             tick: 0,
             fetch_soon: Vec::new(),
+            evicted: Vec::new(),
         })
     }
 
