@@ -59,11 +59,12 @@ pub struct MountArgs {
     /// mount keeps a full copy.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub cache_max: Option<u64>,
-    /// The sync engine: `paths`, the engine keyed by path (the default for
-    /// now), or `nodes`, the engine on stable ids and three trees that
-    /// replaces it (docs/sync-engine.md). A cache once synced with `nodes`
-    /// stays with it.
-    #[arg(long, value_enum, default_value = "paths", env = "SSYNC_ENGINE")]
+    /// The sync engine: `nodes`, the engine on stable ids and three trees
+    /// (docs/sync-engine.md), or `paths`, the engine keyed by path that it
+    /// replaces (kept for one release, then removed). A cache of `paths` is
+    /// taken over by `nodes` on its first start with it, unsent changes
+    /// included; a cache once synced by `nodes` stays with it.
+    #[arg(long, value_enum, default_value = "nodes", env = "SSYNC_ENGINE")]
     pub engine: crate::config::EngineChoice,
 }
 
