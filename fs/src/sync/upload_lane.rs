@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 /// Files at least this big take the lane; smaller ones go inside their batch.
 pub const LANE_MIN: u64 = 4 << 20;
-/// Files whose chunks are sent at once.
-const AT_ONCE: usize = 2;
+/// Files whose chunks are sent at once (as many as batches sent before the
+/// lane; fsstress seed 1 converged 4 s sooner than with 2).
+const AT_ONCE: usize = 4;
 /// A pushed content not committed within this long (its file changed
 /// again first) is forgotten.
 const KEPT_FOR: Duration = Duration::from_secs(600);
