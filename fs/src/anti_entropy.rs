@@ -6,9 +6,7 @@
 use crate::client::{ApiError, Remote};
 use crate::state::Shared;
 use crate::watch::{reconcile, Scope};
-use ssync_common::digest::EMPTY;
 use ssync_common::RelPath;
-use std::collections::BTreeSet;
 
 /// Most folders one compare reconciles; the rest wait for the next round.
 const MAX_FOLDERS: usize = 1000;
@@ -51,16 +49,8 @@ pub async fn compare(shared: &Shared, remote: &Remote, cursor: u64) -> Result<()
             tracing::info!(folder = key, "this folder's entries differ from the hub's; reconciling it");
             reconcile(shared, remote, cursor, Scope::Folder(dir.clone())).await?;
         }
-        let hubs: std::collections::HashMap<&str, _> =
-            hub.folders.iter().map(|f| (f.name.as_str(), f.subtree)).collect();
-        let names: BTreeSet<&str> = hubs.keys().copied().chain(mine.folders.iter().map(String::as_str)).collect();
-        for name in names {
-            let Ok(child) = RelPath::child_of(dir.as_ref(), name) else { continue };
-            let theirs = hubs.get(name).copied().unwrap_or(EMPTY);
-            let ours = local.get(child.as_str()).map_or(EMPTY, |d| d.subtree);
-            if theirs != ours {
-                todo.push(Some(child));
-            }
+        for (child, _) in crate::tree::differing_subfolders(dir.as_ref(), &hub, &local) {
+            todo.push(Some(child));
         }
     }
     Ok(())

@@ -484,6 +484,30 @@ pub fn folder_digests(versions: &[(String, u64, bool)]) -> HashMap<String, Folde
 }
 
 /// One folder's digests on this mount (see `folder_digests`).
+/// The subfolders of `dir` whose subtree digests differ between the hub
+/// (`hub`, its answer for `dir` with subfolders) and this mount (`mine`,
+/// from `folder_digests`), each with the hub's digest (`digest::EMPTY`: the
+/// hub has nothing there). A compare descends into these.
+pub fn differing_subfolders(
+    dir: Option<&RelPath>,
+    hub: &ssync_common::api::FolderDigest,
+    mine: &HashMap<String, FolderDigests>,
+) -> Vec<(RelPath, ContentHash)> {
+    let key = dir.map_or("", |d| d.as_str());
+    let hubs: HashMap<&str, ContentHash> = hub.folders.iter().map(|f| (f.name.as_str(), f.subtree)).collect();
+    let ours = mine.get(key).map(|d| d.folders.as_slice()).unwrap_or_default();
+    let names: BTreeSet<&str> = hubs.keys().copied().chain(ours.iter().map(String::as_str)).collect();
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(child) = RelPath::child_of(dir, name) else { continue };
+        let theirs = hubs.get(name).copied().unwrap_or(digest::EMPTY);
+        if theirs != mine.get(child.as_str()).map_or(digest::EMPTY, |d| d.subtree) {
+            out.push((child, theirs));
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct FolderDigests {
     pub direct: ContentHash,

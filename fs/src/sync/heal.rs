@@ -9,7 +9,6 @@ use super::http_remote::HttpRemote;
 use crate::client::{self, ApiError};
 use ssync_common::digest::EMPTY;
 use ssync_common::RelPath;
-use std::collections::BTreeSet;
 
 /// Most folders one compare heals; the rest wait for the next one.
 const MAX_FOLDERS: usize = 1000;
@@ -67,15 +66,9 @@ pub fn compare(
             let dir_ref = dir.as_ref();
             engine.heal_view(|view| view.heal_folder(dir_ref, &page.entries))??;
         }
-        let hubs: std::collections::HashMap<&str, _> =
-            hub.folders.iter().map(|f| (f.name.as_str(), f.subtree)).collect();
-        let names: BTreeSet<&str> = hubs.keys().copied().chain(ours.folders.iter().map(String::as_str)).collect();
-        for name in names {
-            let Ok(child) = RelPath::child_of(dir.as_ref(), name) else { continue };
-            let theirs = hubs.get(name).copied().unwrap_or(EMPTY);
-            let ours = mine.get(child.as_str()).map_or(EMPTY, |d| d.subtree);
+        for (child, theirs) in crate::tree::differing_subfolders(dir.as_ref(), &hub, &mine) {
             // A folder the hub no longer has went with its parent's heal.
-            if theirs != ours && theirs != EMPTY {
+            if theirs != EMPTY {
                 todo.push(Some(child));
             }
         }
