@@ -1,6 +1,6 @@
 //! An idle mount compares folder digests with the hub's and heals what the
 //! feed never reported, reconciling only the folder that differs.
-use ssync_tests::{hub_tree, wait_for_absence, wait_until, Cluster, SYNC_TIMEOUT};
+use ssync_tests::{api_upload, hub_tree, wait_for_absence, wait_for_content, wait_until, Cluster, SYNC_TIMEOUT};
 use std::fs;
 use std::time::Duration;
 
@@ -18,12 +18,26 @@ fn an_idle_mount_heals_a_difference_the_feed_never_reported() {
     }
     let on_hub = wait_until(SYNC_TIMEOUT, || hub_tree(&c.hub).is_some_and(|t| t.len() == 6));
     assert!(on_hub, "the hub never held the tree: {:?}", hub_tree(&c.hub));
-    // The hub loses an entry behind every mount's back (a database restored
+    // The mount reads its own changes back from the feed before it goes
+    // (the older hub below gives every entry a new node id): a change made
+    // after them, seen on the mount, says it read them all.
+    let after = api_upload(&c.hub.http(), &c.hub.url(), "after.txt", 0, b"after");
+    assert!(after.status().is_success(), "the hub refused a commit: {}", after.text().unwrap_or_default());
+    wait_for_content(&a.join("after.txt"), b"after", SYNC_TIMEOUT);
+    c.mounts[0].stop();
+    // While the mount is away, the hub takes a change whose row it then
+    // loses with another: the hub's latest change lies past every row left,
+    // and the mount must still reach it (digests are compared only at the
+    // hub's cursor).
+    let late = api_upload(&c.hub.http(), &c.hub.url(), "a/late.txt", 0, b"late");
+    assert!(late.status().is_success(), "the hub refused a commit: {}", late.text().unwrap_or_default());
+    // The hub loses entries behind every mount's back (a database restored
     // from a backup, say): no change, so nothing in the feed.
     c.hub.stop();
     {
         let db = rusqlite::Connection::open(c.hub.data.join("meta.db")).unwrap();
-        assert_eq!(db.execute("DELETE FROM entries WHERE path = 'a/b/vanish.txt'", []).unwrap(), 1);
+        let lost = db.execute("DELETE FROM entries WHERE path IN ('a/b/vanish.txt', 'a/late.txt')", []).unwrap();
+        assert_eq!(lost, 2);
         // As a hub from before digests (and owners, xattrs and node ids,
         // later steps): digests are computed from the entries at start.
         db.execute_batch(
@@ -41,9 +55,11 @@ fn an_idle_mount_heals_a_difference_the_feed_never_reported() {
         db.pragma_update(None, "user_version", 8).unwrap();
     }
     c.hub.restart();
+    c.mounts[0].start_again();
     wait_for_absence(&a.join("a/b/vanish.txt"), HEAL_TIMEOUT);
     assert_eq!(fs::read(a.join("a/b/keep.txt")).unwrap(), b"a/b/keep.txt");
     assert_eq!(fs::read(a.join("a/other/x.txt")).unwrap(), b"a/other/x.txt");
+    assert!(!a.join("a/late.txt").exists(), "a change the hub lost reached the mount");
     let log = c.mounts[0].log();
     let healed: Vec<&str> = log.lines().filter(|l| l.contains("entries differ from the hub's")).collect();
     assert!(

@@ -59,7 +59,7 @@ impl Remote for Counted {
         self.http.send(request)
     }
 
-    fn changes_since(&mut self, cursor: u64) -> Result<Vec<ssync_common::api::Entry>, Refusal> {
+    fn changes_since(&mut self, cursor: u64) -> Result<ssync_common::api::EntriesPage, Refusal> {
         self.http.changes_since(cursor)
     }
 }
@@ -118,12 +118,12 @@ impl Machine {
 fn hub_tree(m: &mut Machine) -> ssync_fs::sync::canopy::Tree {
     let mut view = HubView::default();
     loop {
-        let rows = m.engine.remote().changes_since(view.cursor()).unwrap();
-        if rows.is_empty() {
+        let page = m.engine.remote().changes_since(view.cursor()).unwrap();
+        view.fold_page(&page).unwrap();
+        if page.entries.is_empty() {
             view.settle_feed();
             return view.tree().clone();
         }
-        view.fold_page(&rows).unwrap();
     }
 }
 

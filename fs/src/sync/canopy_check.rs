@@ -30,7 +30,7 @@ use super::memory_hub::MemoryHub;
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side};
 use super::remote::{BatchAnswer, Refusal, Remote};
-use ssync_common::api::Entry;
+use ssync_common::api::{EntriesPage, Entry};
 use ssync_common::ContentHash;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -93,11 +93,11 @@ impl SimHub {
             SimHub::Bare(tree) => mount.canopy.remote = tree.clone(),
             SimHub::Shared(hub) => {
                 loop {
-                    let rows = hub.borrow_mut().changes_since(mount.view.cursor()).expect("the in-memory hub answers");
-                    if rows.is_empty() {
+                    let page = hub.borrow_mut().changes_since(mount.view.cursor()).expect("the in-memory hub answers");
+                    mount.view.fold_page(&page).expect("the hub's feed folds");
+                    if page.entries.is_empty() {
                         break;
                     }
-                    mount.view.fold_page(&rows).expect("the hub's feed folds");
                 }
                 mount.view.settle_feed();
                 mount.canopy.remote = mount.view.tree().clone();
@@ -172,7 +172,7 @@ impl Remote for SimRemote {
         super::remote::send_each(self, &requests[..take])
     }
 
-    fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {
+    fn changes_since(&mut self, cursor: u64) -> Result<EntriesPage, Refusal> {
         self.hub.borrow_mut().changes_since(cursor)
     }
 }

@@ -266,12 +266,12 @@ impl<R: Remote> Engine<R> {
     pub fn read_feed(&mut self) -> Result<(), EngineError> {
         let mut read = 0;
         loop {
-            let rows = self.remote.changes_since(self.view.cursor()).map_err(EngineError::Feed)?;
-            if rows.is_empty() {
+            let page = self.remote.changes_since(self.view.cursor()).map_err(EngineError::Feed)?;
+            self.view.fold_page(&page)?;
+            if page.entries.is_empty() {
                 break;
             }
-            read += rows.len();
-            self.view.fold_page(&rows)?;
+            read += page.entries.len();
         }
         if read > 0 {
             self.view.settle_feed();
@@ -644,7 +644,7 @@ mod tests {
                 false => Ok(answer),
             }
         }
-        fn changes_since(&mut self, cursor: u64) -> Result<Vec<ssync_common::api::Entry>, Refusal> {
+        fn changes_since(&mut self, cursor: u64) -> Result<ssync_common::api::EntriesPage, Refusal> {
             self.hub.changes_since(cursor)
         }
     }

@@ -14,7 +14,7 @@ use crate::chunk_upload::{read_small_file, send_new_chunks, upload_file, FileMet
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
 use ssync_common::api::{
-    BatchRequest, Change, ContentKind, DeleteRequest, Entry, ExchangeRequest, MkdirRequest, RenameRequest,
+    BatchRequest, Change, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest, RenameRequest,
     SetAttrRequest, WireList, INLINE_MAX,
 };
 use ssync_common::{ContentHash, NodeId as WireId};
@@ -246,11 +246,11 @@ impl Remote for HttpRemote {
         }
     }
 
-    fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {
+    fn changes_since(&mut self, cursor: u64) -> Result<EntriesPage, Refusal> {
         let page = self.runtime.block_on(self.client.changes(cursor, Duration::ZERO)).map_err(refusal)?;
         if page.cursor < cursor {
             return Err(Refusal::Halt(client::hub_behind_message(cursor, page.cursor)));
         }
-        Ok(page.entries)
+        Ok(page)
     }
 }

@@ -16,7 +16,7 @@
 //! base: a hub that changed since refuses it and changes nothing.
 use super::canopy::{Kind, Meta, Node, NodeId, Place, Tree, ROOT};
 use super::planner::Op;
-use ssync_common::api::{Entry, EntryKind};
+use ssync_common::api::{EntriesPage, Entry, EntryKind};
 use ssync_common::{ContentHash, RelPath};
 use std::collections::{HashMap, HashSet};
 
@@ -241,11 +241,19 @@ impl HubView {
         self.rows.get(path).filter(|r| !r.deleted)
     }
 
-    /// Folds rows from the feed, oldest first, and moves the cursor past
-    /// them; `settle_feed` then derives the tree (once for all the pages a
-    /// read brings: deriving per page of 1,000 rows made reading a large
-    /// feed quadratic).
-    pub fn fold_page(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
+    /// Folds a page of the feed, oldest row first, and moves the cursor to
+    /// the page's: past its rows, and past changes whose rows the hub no
+    /// longer has (else a mount would wait for them for ever, and never
+    /// compare digests, which needs the hub's cursor). `settle_feed` then
+    /// derives the tree (once for all the pages a read brings: deriving per
+    /// page of 1,000 rows made reading a large feed quadratic).
+    pub fn fold_page(&mut self, page: &EntriesPage) -> Result<(), ViewError> {
+        self.fold_rows(&page.entries)?;
+        self.cursor = self.cursor.max(page.cursor);
+        Ok(())
+    }
+
+    fn fold_rows(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
         for row in rows {
             self.fold(row)?;
             self.cursor = self.cursor.max(row.version);
@@ -268,9 +276,10 @@ impl HubView {
         self.derive();
     }
 
-    /// `fold_page` and `settle_feed`, for a read of one page.
+    /// Folds `rows` as a page of the feed that ends at the last of them,
+    /// and settles.
     pub fn fold_feed(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
-        self.fold_page(rows)?;
+        self.fold_rows(rows)?;
         self.settle_feed();
         Ok(())
     }
@@ -583,6 +592,18 @@ pub(crate) mod tests {
         // A row over a place another node held replaced that node.
         v.fold_feed(&[row("g", 3, 10, EntryKind::File, false)]).unwrap();
         assert_eq!((v.tree().len(), v.tree().holder(&Place { parent: ROOT, name: "g".into() })), (1, Some(3)));
+    }
+
+    #[test]
+    fn the_cursor_follows_the_page_past_rows_the_hub_lost() {
+        let mut v = HubView::default();
+        let page = EntriesPage { cursor: 12, entries: vec![row("f", 7, 5, EntryKind::File, false)] };
+        v.fold_page(&page).unwrap();
+        assert_eq!(v.cursor(), 12, "changes 6 to 12 have no row left; waiting for them would stop digest compares");
+        // An empty page moves it too; an older page's cursor never takes it back.
+        v.fold_page(&EntriesPage { cursor: 15, entries: vec![] }).unwrap();
+        v.fold_page(&EntriesPage { cursor: 3, entries: vec![] }).unwrap();
+        assert_eq!(v.cursor(), 15);
     }
 
     #[test]

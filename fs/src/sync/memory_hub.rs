@@ -5,7 +5,7 @@
 use super::canopy::{Kind, Meta, NodeId, Tree};
 use super::hub_view::{HubView, Request};
 use super::remote::{Refusal, Remote};
-use ssync_common::api::{Entry, EntryKind};
+use ssync_common::api::{EntriesPage, Entry, EntryKind};
 use ssync_common::{NodeId as WireId, PathLimits};
 use ssync_server::db::{entries, Db};
 use ssync_server::tree::{self, Author, Carried, FileCommit, TreeError};
@@ -26,11 +26,11 @@ impl MemoryHub {
     pub fn tree(&mut self) -> Tree {
         let mut view = HubView::default();
         loop {
-            let rows = self.changes_since(view.cursor()).expect("the in-memory hub answers");
-            if rows.is_empty() {
+            let page = self.changes_since(view.cursor()).expect("the in-memory hub answers");
+            view.fold_page(&page).expect("the hub's own feed folds");
+            if page.entries.is_empty() {
                 break;
             }
-            view.fold_page(&rows).expect("the hub's own feed folds");
         }
         view.settle_feed();
         assert_eq!(view.unplaced(), 0, "the hub's feed named a folder it does not hold");
@@ -93,7 +93,7 @@ impl Remote for MemoryHub {
         })
     }
 
-    fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal> {
-        Ok(self.db.with_conn(|c| entries::changed_since(c, cursor, PAGE)).expect("the in-memory database answers"))
+    fn changes_since(&mut self, cursor: u64) -> Result<EntriesPage, Refusal> {
+        Ok(self.db.with_conn(|c| entries::feed_page(c, cursor, PAGE)).expect("the in-memory database answers"))
     }
 }

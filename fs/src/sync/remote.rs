@@ -4,7 +4,7 @@
 //! simulation runs the engine against another, the hub's own tree rules
 //! over an in-memory database (`memory_hub`).
 use super::hub_view::Request;
-use ssync_common::api::Entry;
+use ssync_common::api::{EntriesPage, Entry};
 
 /// Why the hub did not carry out a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,8 +55,9 @@ pub trait Remote {
         true
     }
 
-    /// Rows changed after `cursor`, oldest first (at most a page of them).
-    fn changes_since(&mut self, cursor: u64) -> Result<Vec<Entry>, Refusal>;
+    /// Rows changed after `cursor`, oldest first (at most a page of them),
+    /// and the cursor a reader is at once it has them.
+    fn changes_since(&mut self, cursor: u64) -> Result<EntriesPage, Refusal>;
 }
 
 /// Sends `requests` one by one, stopping at the first that is not carried out.

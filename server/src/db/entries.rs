@@ -3,7 +3,7 @@
 //! `tree.rs`. Every entry written is also appended to `versions`, here and
 //! only here, so history can never miss a change.
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use ssync_common::api::{Entry, EntryKind, VersionInfo};
+use ssync_common::api::{EntriesPage, Entry, EntryKind, VersionInfo};
 use ssync_common::{NodeId, RelPath};
 
 const COLUMNS: &str =
@@ -152,6 +152,19 @@ pub fn changed_since(conn: &Connection, since: u64, limit: u32) -> rusqlite::Res
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE version > ?1 ORDER BY version LIMIT ?2"))?;
     let rows = st.query_map(params![since as i64, limit as i64], from_row)?;
     rows.collect()
+}
+
+/// A page of the change feed after `since`, with the cursor a reader is at
+/// once it has folded it: the last row's version when the page is full,
+/// else the hub's latest change (read in the same transaction), which may lie
+/// past every row left in `entries` when rows were lost outside the feed.
+pub fn feed_page(conn: &Connection, since: u64, limit: u32) -> rusqlite::Result<EntriesPage> {
+    let entries = changed_since(conn, since, limit)?;
+    let cursor = match entries.last() {
+        Some(e) if entries.len() as u32 == limit => e.version,
+        _ => last_seq(conn)?,
+    };
+    Ok(EntriesPage { cursor, entries })
 }
 
 pub fn all_live(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {

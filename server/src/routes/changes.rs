@@ -108,16 +108,12 @@ pub async fn changes(
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let mut entries = entries::changed_since(&tx, since, limit)?;
-                let cursor = match entries.last() {
-                    Some(e) if entries.len() as u32 == limit => e.version,
-                    _ => entries::last_seq(&tx)?,
-                };
-                let any = !entries.is_empty();
+                let mut page = entries::feed_page(&tx, since, limit)?;
+                let any = !page.entries.is_empty();
                 if omit.is_some() {
-                    entries.retain(|e| e.origin != omit);
+                    page.entries.retain(|e| e.origin != omit);
                 }
-                Ok::<_, ApiError>((EntriesPage { cursor, entries }, any))
+                Ok::<_, ApiError>((page, any))
             })
             .await?;
         if any {
