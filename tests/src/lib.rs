@@ -4,6 +4,8 @@
 //! Every wait is bounded. `Drop` stops what was started and unmounts, aborting
 //! the FUSE connection first if a daemon hangs, so a failing test never leaves
 //! a mount or a process behind.
+pub mod listing;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -10,12 +10,12 @@ use super::canopy::Meta;
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
-use crate::chunk_upload::{read_small_file, send_new_chunks, upload_file, FileMeta};
+use crate::chunk_upload::{read_small_file, send_new_chunks, FileMeta};
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
 use ssync_common::api::{
-    BatchRequest, Change, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest, RenameRequest,
-    SetAttrRequest, WireList, INLINE_MAX,
+    BatchRequest, Change, CommitRequest, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest,
+    RenameRequest, SetAttrRequest, WireList, INLINE_MAX,
 };
 use ssync_common::{ContentHash, NodeId as WireId};
 use std::collections::HashSet;
@@ -89,20 +89,7 @@ impl HttpRemote {
         Ok(match request {
             Request::Mkdir { path, node, mode, meta } => Change::Mkdir(Self::mkdir(path, *node, *mode, meta)),
             Request::Commit { path, base, node, kind, content, mode, meta } => {
-                let Held { file, mtime_ns } = self.file_of(content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode, meta, mtime_ns);
-                if let Some(pushed) = self.lane.take(content) {
-                    let list = pushed?;
-                    return Ok(Change::Commit(meta.commit(&list, WireList::whole(&list), None)));
-                }
-                let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
-                    true => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
-                    false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
-                };
-                if list.id() != *content {
-                    return Err(ApiError::ChangedWhileRead);
-                }
-                Change::Commit(meta.commit(&list, WireList::whole(&list), inline))
+                Change::Commit(self.commit_of(path, *base, *node, *kind, content, *mode, meta).await?)
             }
             Request::SetAttr { path, base, mode, meta } => Change::Setattr(Self::set_attr(path, *base, *mode, meta)),
             Request::Rename { from, to, base, to_parent } => Change::Rename(Self::rename(from, to, *base, *to_parent)),
@@ -111,6 +98,41 @@ impl HttpRemote {
             }
             Request::Delete { path, base } => Change::Delete(DeleteRequest { path: path.clone(), base: *base }),
         })
+    }
+
+    /// The commit that makes `content` the file's, its chunks sent first
+    /// (those the hub lacks; a big file's may be on their way already, by
+    /// the upload lane). The bytes read must be the content planned, checked
+    /// before anything is committed: a file written since is another
+    /// content, planned anew. (Committing what was read and refusing after
+    /// made the hub hold a version this mount did not know as its own, which
+    /// came back through the feed as another device's edit: a conflict copy
+    /// of a file only this mount wrote, as configure's config.log showed.)
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_of(
+        &self,
+        path: &ssync_common::RelPath,
+        base: u64,
+        node: u128,
+        kind: super::canopy::Kind,
+        content: &ContentHash,
+        mode: u32,
+        meta: &Option<Box<Meta>>,
+    ) -> Result<CommitRequest, ApiError> {
+        let Held { file, mtime_ns } = self.file_of(content)?;
+        let meta = Self::file_meta(path, base, node, kind, mode, meta, mtime_ns);
+        if let Some(pushed) = self.lane.take(content) {
+            let list = pushed?;
+            return Ok(meta.commit(&list, WireList::whole(&list), None));
+        }
+        let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
+            true => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
+            false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
+        };
+        if list.id() != *content {
+            return Err(ApiError::ChangedWhileRead);
+        }
+        Ok(meta.commit(&list, WireList::whole(&list), inline))
     }
 
     fn mkdir(path: &ssync_common::RelPath, node: u128, mode: u32, meta: &Option<Box<Meta>>) -> MkdirRequest {
@@ -137,19 +159,7 @@ impl HttpRemote {
         let answer = match request {
             Request::Mkdir { path, node, mode, meta } => c.mkdir(&Self::mkdir(path, *node, *mode, meta)).await?,
             Request::Commit { path, base, node, kind, content, mode, meta } => {
-                let Held { file, mtime_ns } = self.file_of(content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode, meta, mtime_ns);
-                if let Some(pushed) = self.lane.take(content) {
-                    let list = pushed?;
-                    return Ok(c.commit(&meta.commit(&list, WireList::whole(&list), None)).await?.entries);
-                }
-                let (answer, list) = upload_file(c, file, &meta, None, &|| true).await;
-                // The bytes read must be the content planned: a file changed
-                // since is another content, planned anew.
-                if list.is_some_and(|l| l.id() != *content) {
-                    return Err(ApiError::ChangedWhileRead);
-                }
-                answer?
+                c.commit(&self.commit_of(path, *base, *node, *kind, content, *mode, meta).await?).await?
             }
             Request::SetAttr { path, base, mode, meta } => {
                 c.set_attr(&Self::set_attr(path, *base, *mode, meta)).await?
