@@ -7,7 +7,12 @@
 //! - once quiet, the writing mount, the hub and a second mount hold the same
 //!   tree;
 //! - that tree is what the threads last did to each name (the latest local
-//!   state of every path reached the hub: the queue's rule).
+//!   state of every path reached the hub: the queue's rule);
+//! - an operation on a live entry never fails (a local disk never answers
+//!   ENOENT for a file that is there), and reading one back gives what was
+//!   last written to it.
+//!
+//! Runs in both modes: passthrough (as root) and `--no-passthrough`.
 //!
 //! Each operation holds the locks of the names it touches, so a reference
 //! model can follow it exactly while different names change concurrently.
@@ -41,10 +46,12 @@ fn random_path(rng: &mut Rng) -> String {
     }
 }
 
-/// The model of the files and symlinks, and one lock per name.
+/// The model of the files and symlinks, one lock per name, and the errors
+/// the mount gave for live entries.
 struct World {
     model: Mutex<BTreeMap<String, Node>>,
     locks: HashMap<String, Mutex<()>>,
+    errors: Mutex<Vec<String>>,
 }
 
 impl World {
@@ -57,7 +64,15 @@ impl World {
                 locks.insert(p, Mutex::new(()));
             }
         }
-        World { model: Mutex::new(BTreeMap::new()), locks }
+        World { model: Mutex::new(BTreeMap::new()), locks, errors: Mutex::new(Vec::new()) }
+    }
+
+    /// Records `what` failing on `p` when the model holds `p` as a file:
+    /// it was there, so the call had to work.
+    fn on_live<T>(&self, m: &BTreeMap<String, Node>, p: &str, what: &str, r: &std::io::Result<T>) {
+        if let (Some(Node::File(_)), Err(e)) = (m.get(p), r) {
+            self.errors.lock().unwrap().push(format!("{what} {p}: {e}"));
+        }
     }
 
     /// Runs `f` holding the locks of `paths` (taken in sorted order).
@@ -109,18 +124,21 @@ fn c_path(p: &Path) -> std::ffi::CString {
 fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
     let p = random_path(rng);
     let at = |rel: &str| root.join(rel);
-    match rng.below(17) {
+    match rng.below(18) {
         0..=3 => w.with(&[&p], |m| {
             let body = format!("{tag} {:x}\n", rng.next_u64()).into_bytes();
             let ok =
                 no_follow().write(true).create(true).truncate(true).open(at(&p)).and_then(|mut f| f.write_all(&body));
+            w.on_live(m, &p, "rewrite", &ok);
             if ok.is_ok() {
                 m.insert(p.clone(), Node::File(body));
             }
         }),
         4 => w.with(&[&p], |m| {
             let extra = format!("+{tag}\n").into_bytes();
-            if no_follow().append(true).open(at(&p)).and_then(|mut f| f.write_all(&extra)).is_ok() {
+            let ok = no_follow().append(true).open(at(&p)).and_then(|mut f| f.write_all(&extra));
+            w.on_live(m, &p, "append", &ok);
+            if ok.is_ok() {
                 let mut b = known_file(m, &p, root);
                 b.extend_from_slice(&extra);
                 m.insert(p.clone(), Node::File(b));
@@ -128,7 +146,9 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
         }),
         5 => w.with(&[&p], |m| {
             let len = rng.below(12) as usize;
-            if no_follow().write(true).open(at(&p)).and_then(|f| f.set_len(len as u64)).is_ok() {
+            let ok = no_follow().write(true).open(at(&p)).and_then(|f| f.set_len(len as u64));
+            w.on_live(m, &p, "truncate", &ok);
+            if ok.is_ok() {
                 let mut b = known_file(m, &p, root);
                 b.resize(len, 0);
                 m.insert(p.clone(), Node::File(b));
@@ -165,7 +185,9 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
             })
         }
         10 => w.with(&[&p], |m| {
-            if fs::remove_file(at(&p)).is_ok() {
+            let ok = fs::remove_file(at(&p));
+            w.on_live(m, &p, "unlink", &ok);
+            if ok.is_ok() {
                 m.remove(&p);
             }
         }),
@@ -178,7 +200,7 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
         12 => w.with(&[&p], |m| {
             if matches!(m.get(&p), Some(Node::File(_))) {
                 let mode = if rng.below(2) == 0 { 0o600 } else { 0o644 };
-                fs::set_permissions(at(&p), fs::Permissions::from_mode(mode)).expect("chmod of a file");
+                w.on_live(m, &p, "chmod", &fs::set_permissions(at(&p), fs::Permissions::from_mode(mode)));
             }
         }),
         13 => {
@@ -211,6 +233,24 @@ fn act(rng: &mut Rng, w: &World, root: &Path, tag: &str) {
                 }
             })
         }
+        // Read back what the model says is there.
+        16 => w.with(&[&p], |m| {
+            let seen = match m.get(&p) {
+                Some(Node::File(b)) => fs::read(at(&p)).map(|got| (got, b)),
+                Some(Node::Link(t)) => fs::read_link(at(&p)).map(|got| (got.into_os_string().into_encoded_bytes(), t)),
+                None => return,
+            };
+            let mut errors = w.errors.lock().unwrap();
+            match seen {
+                Ok((got, want)) if got == *want => {}
+                Ok((got, want)) => errors.push(format!(
+                    "read {p}: {:?}, last written {:?}",
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(want)
+                )),
+                Err(e) => errors.push(format!("read {p}: {e}")),
+            }
+        }),
         14 => {
             let d = DIRS[1 + rng.below(DIRS.len() as u64 - 1) as usize];
             w.with(&[d], |_| {
@@ -232,10 +272,19 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[test]
 fn concurrent_programs_on_one_mount_make_no_conflicts_and_converge() {
+    churn(&[]);
+}
+
+#[test]
+fn concurrent_programs_on_one_mount_make_no_conflicts_and_converge_without_passthrough() {
+    churn(&["--no-passthrough"]);
+}
+
+fn churn(flags: &[&str]) {
     let secs = env_u64("SSYNC_SOLO_SECS", 8);
     let seed = env_u64("SSYNC_SOLO_SEED", 20261203).max(1);
-    eprintln!("one_mount_concurrency: seed={seed} secs={secs}");
-    let c = Cluster::new(2);
+    eprintln!("one_mount_concurrency {flags:?}: seed={seed} secs={secs}");
+    let c = Cluster::with_mount_flags(&[flags, flags]);
     let world = Arc::new(World::new());
     let root = c.mounts[0].path.clone();
     let start = Instant::now();
@@ -255,7 +304,14 @@ fn concurrent_programs_on_one_mount_make_no_conflicts_and_converge() {
         .collect();
     let ops: u64 = threads.into_iter().map(|h| h.join().expect("a worker thread panicked")).sum();
     let worked = start.elapsed();
-    eprintln!("one_mount_concurrency: {ops} ops by 4 threads in {worked:?}");
+    eprintln!("one_mount_concurrency {flags:?}: {ops} ops by 4 threads in {worked:?}");
+    let errors = world.errors.lock().unwrap().clone();
+    assert!(
+        errors.is_empty(),
+        "seed {seed}: {} errors on live entries, e.g. {:?}",
+        errors.len(),
+        errors.iter().take(10).collect::<Vec<_>>()
+    );
 
     // The writing mount shows exactly what the threads did.
     let model = world.model.lock().unwrap().clone();
@@ -286,7 +342,9 @@ fn concurrent_programs_on_one_mount_make_no_conflicts_and_converge() {
         as_hashes(&snapshot(&c.mounts[1].path)),
         hub_tree(&c.hub)
     );
-    eprintln!("one_mount_concurrency: hub and second mount equal the writer {drained:?} after the work ended");
+    eprintln!(
+        "one_mount_concurrency {flags:?}: hub and second mount equal the writer {drained:?} after the work ended"
+    );
     for (path, node) in &model {
         let is_link = fs::symlink_metadata(c.mounts[1].p(path)).is_ok_and(|m| m.file_type().is_symlink());
         assert_eq!(is_link, matches!(node, Node::Link(_)), "{path}: symlink on one side only");
