@@ -1,11 +1,15 @@
 //! ssync-smallfiles-bench: small-file work on a mount against a plain local
-//! folder measured in the same run, as a root user gets it (FUSE passthrough)
-//! and as every other user does (`--no-passthrough`). Prints Markdown.
+//! folder and bindfs (a bare FUSE passthrough over a plain folder: the floor
+//! for any FUSE filesystem) measured in the same run, as a root user gets it
+//! (FUSE passthrough) and as every other user does (`--no-passthrough`).
+//! Prints Markdown.
 //!
-//! Each workload runs in REPS alternating pairs (plain folder, then mount),
+//! Each workload runs in REPS alternating rounds (plain folder, bindfs, mount),
 //! each after a `sync` and after the second mount has taken in the step
 //! before (it shares the cores and the disk); the table gives the medians and
-//! the ratio of the medians (1.0 = as fast as the local disk). Creates and
+//! the ratios of the medians (1.0 = as fast as the local disk, or as bindfs;
+//! above 1.0 = faster). `ls -lR` runs twice and the second, warm, is
+//! measured. Creates and
 //! `tar x` run before any `rm -rf` (see the printed note on ext4). Also: how long after the last
 //! close a second mount holds all the files, and the hub's rate for
 //! metadata changes sent straight to it.
@@ -65,19 +69,45 @@ fn count_files(dir: &Path) -> usize {
 struct Row {
     name: &'static str,
     plain: Vec<Duration>,
+    bind: Vec<Duration>,
     mount: Vec<Duration>,
 }
 
 impl Row {
     fn print(&self, mode: &str, files: usize) {
-        let (p, m) = (median(self.plain.clone()), median(self.mount.clone()));
+        let (p, b, m) = (median(self.plain.clone()), median(self.bind.clone()), median(self.mount.clone()));
+        let per_file = |d: Duration| d.as_secs_f64() * 1e6 / files as f64;
         println!(
-            "| {mode} | {} | {:.0} µs/file | {:.0} µs/file | **{:.2}** |",
+            "| {mode} | {} | {:.0} µs/file | {:.0} µs/file | {:.0} µs/file | **{:.2}** | **{:.2}** |",
             self.name,
-            p.as_secs_f64() * 1e6 / files as f64,
-            m.as_secs_f64() * 1e6 / files as f64,
-            p.as_secs_f64() / m.as_secs_f64()
+            per_file(p),
+            per_file(b),
+            per_file(m),
+            p.as_secs_f64() / m.as_secs_f64(),
+            b.as_secs_f64() / m.as_secs_f64()
         );
+    }
+}
+
+/// bindfs over a plain folder, unmounted on drop.
+struct Bindfs {
+    path: std::path::PathBuf,
+}
+
+impl Bindfs {
+    fn mount(under: &Path) -> Bindfs {
+        let (src, path) = (under.join("bind-src"), under.join("bind"));
+        fs::create_dir_all(&src).unwrap();
+        fs::create_dir_all(&path).unwrap();
+        let st = Command::new("bindfs").arg(&src).arg(&path).status();
+        assert!(st.is_ok_and(|s| s.success()), "bindfs is needed for the FUSE baseline: apt-get install bindfs");
+        Bindfs { path }
+    }
+}
+
+impl Drop for Bindfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
 
@@ -89,6 +119,7 @@ fn main() {
     let dir = tempfile::Builder::new().prefix("ssync-smallfiles-").tempdir_in("/var/tmp").expect("temp dir");
     let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
     let observer = Mount::start(dir.path(), "observer", &hub);
+    let bindfs = Bindfs::mount(dir.path());
     let plain = dir.path().join("plain");
     fs::create_dir_all(&plain).unwrap();
     // The tree `tar x` unpacks, made on the local disk.
@@ -97,10 +128,11 @@ fn main() {
     let archive = dir.path().join("tree.tar");
     run(Command::new("tar").arg("cf").arg(&archive).arg("-C").arg(&src).arg("."));
 
-    println!("# Small files: mount vs a plain folder on the same disk\n");
+    println!("# Small files: mount vs a plain folder and bindfs on the same disk\n");
     println!("{files} files of 4 KiB in {dirs} folders; median of {reps} alternating pairs, `sync` before each, and the second mount caught up.\n");
     println!("In each mode every create and `tar x` is measured before anything is deleted, and the next mode starts a minute after the last `rm -rf`: ext4 without a journal checks each inode freed in the last minute when it allocates one, so a create just after an `rm -rf` of thousands of files runs 10-20x slower, in a plain folder as on a mount.\n");
-    println!("| mode | workload | plain folder | ssync mount | ratio |\n| --- | --- | --- | --- | --- |");
+    println!("Ratios are speed: the baseline's time over the mount's (1.0 = as fast, above = faster).\n");
+    println!("| mode | workload | plain folder | bindfs | ssync mount | vs plain | vs bindfs |\n| --- | --- | --- | --- | --- | --- | --- |");
     // Each step starts on a quiet machine: the other mount has taken in the
     // step before (it shares these 2 cores and the disk).
     let settled = |dir: &str, want: usize| {
@@ -119,11 +151,13 @@ fn main() {
         // below `root` and names the folder (below `root`) where the other
         // mount must then hold the number of files it returns.
         let mut pairs = |label: &'static str, step: &dyn Fn(&Path, &str) -> (Duration, String, usize)| {
-            let mut row = Row { name: label, plain: vec![], mount: vec![] };
+            let mut row = Row { name: label, plain: vec![], bind: vec![], mount: vec![] };
             for rep in 0..reps {
                 let dir = format!("{name}-{rep}");
                 sync_disks();
                 row.plain.push(step(&plain, &dir).0);
+                sync_disks();
+                row.bind.push(step(&bindfs.path, &dir).0);
                 sync_disks();
                 let (took, there, want) = step(&m.path, &dir);
                 let closed = Instant::now();
@@ -143,6 +177,12 @@ fn main() {
             let there = format!("tar-{dir}");
             fs::create_dir_all(root.join(&there)).unwrap();
             (run(Command::new("tar").arg("xf").arg(&archive).arg("-C").arg(root.join(&there))), there, files)
+        });
+        pairs("ls -lR (warm)", &|root, dir| {
+            let there = format!("tar-{dir}");
+            let ls = || run(Command::new("sh").arg("-c").arg("ls -lR \"$0\" > /dev/null").arg(root.join(&there)));
+            ls();
+            (ls(), there, files)
         });
         pairs("rm -rf", &|root, dir| {
             let there = format!("tar-{dir}");
