@@ -226,8 +226,15 @@ fn fill_locally(partial: &Path, wanted: Vec<Wanted>) -> std::io::Result<Vec<(u64
     let file =
         ssync_common::private::file_options().read(true).write(true).create(true).truncate(false).open(partial)?;
     let have_len = file.metadata()?.len();
+    let zero = crate::file_chunks::zero_chunk();
     let mut needed = Vec::new();
     for w in wanted {
+        // A run of zeros stays a hole: past the end of what the partial
+        // file holds, it reads as zeros once the file takes its size. (A
+        // sparse file of gigabytes was written out in full, and fsynced.)
+        if w.chunk == zero && w.offset >= have_len {
+            continue;
+        }
         if w.offset + w.chunk.len as u64 <= have_len && read_verified(partial, w.offset, &w.chunk).is_some() {
             continue;
         }

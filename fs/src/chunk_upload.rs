@@ -182,6 +182,70 @@ pub(crate) async fn send_new_chunks(
     Ok(ChunkList(list))
 }
 
+/// Sends the chunks of `file` the hub lacks when its chunk list is already
+/// known (the content was identified from it): the hub is asked about the
+/// list, and only the chunks it lacks are read, at their offsets, so a big
+/// file is not read and chunked a second time. A chunk whose bytes no longer
+/// match its hash means the file changed since: nothing more is sent.
+pub(crate) async fn send_listed_chunks(remote: &Remote, file: PathBuf, list: &ChunkList) -> Result<(), ApiError> {
+    let mut seen = HashSet::new();
+    let unique: Vec<ContentHash> = list.0.iter().map(|c| c.hash).filter(|h| seen.insert(*h)).collect();
+    let missing: HashSet<ContentHash> = remote.missing(&unique).await?.into_iter().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // Each missing chunk once, at the first offset that holds it.
+    let mut wanted = HashSet::new();
+    let at: Vec<(u64, ChunkRef)> =
+        list.with_offsets().filter(|(_, c)| missing.contains(&c.hash) && wanted.insert(c.hash)).collect();
+    let mut sends = tokio::task::JoinSet::new();
+    let mut start = 0;
+    while start < at.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < at.len() && (bytes < BATCH_BYTES || end == start) {
+            bytes += at[end].1.len as usize;
+            end += 1;
+        }
+        let part = at[start..end].to_vec();
+        start = end;
+        let file = file.clone();
+        let body = tokio::task::spawn_blocking(move || frames_at(&file, &part))
+            .await
+            .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+        while sends.len() >= IN_FLIGHT {
+            if let Some(done) = sends.join_next().await {
+                done.map_err(|e| ApiError::Protocol(e.to_string()))??;
+            }
+        }
+        let remote = remote.clone();
+        sends.spawn(async move { remote.send_chunks(body).await.map(drop) });
+    }
+    while let Some(done) = sends.join_next().await {
+        done.map_err(|e| ApiError::Protocol(e.to_string()))??;
+    }
+    Ok(())
+}
+
+/// The frames of the chunks at `part`'s offsets in `file`, each checked
+/// against its hash.
+fn frames_at(file: &std::path::Path, part: &[(u64, ChunkRef)]) -> Result<Vec<u8>, ApiError> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(file)?;
+    let wire: usize = part.iter().map(|(_, c)| c.len as usize + frames::HEADER).sum();
+    let mut body = Vec::with_capacity(wire);
+    let mut data = Vec::new();
+    for (off, c) in part {
+        data.resize(c.len as usize, 0);
+        f.read_exact_at(&mut data, *off)?;
+        if ContentHash::of(&data) != c.hash {
+            return Err(ApiError::ChangedWhileRead);
+        }
+        frames::encode(&mut body, &c.hash, &data, true);
+    }
+    Ok(body)
+}
+
 /// Asks which of `fresh` the hub lacks and sends those.
 async fn send_missing(remote: &Remote, fresh: Vec<(ChunkRef, Vec<u8>)>) -> Result<(), ApiError> {
     let hashes: Vec<ContentHash> = fresh.iter().map(|(r, _)| r.hash).collect();

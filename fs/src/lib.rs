@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 mod conflict;
 pub mod error;
+mod file_chunks;
 pub mod fs;
 mod fuse;
 mod handles;

@@ -76,7 +76,7 @@ impl Machine {
         let client = ssync_fs::client::Remote::new(&hub.url(), name, &token, None).unwrap();
         let files = store.files.clone();
         let contents = Box::new(move |id: &ContentHash| {
-            files.lock().unwrap().get(id).cloned().map(|file| Held { file, mtime_ns: None })
+            files.lock().unwrap().get(id).cloned().map(|file| Held { file, mtime_ns: None, list: None })
         });
         let remote = HttpRemote::new(client, runtime.handle().clone(), contents, std::sync::Arc::new(|| {}));
         let seed = name.bytes().fold(0x9E37_79B9_7F4A_7C15u128, |a, b| a.wrapping_mul(31).wrapping_add(b as u128));

@@ -58,11 +58,23 @@ pub fn spawn(
     runtime.spawn(wake_on_feed(client.clone(), cursor.clone(), wake_tx.clone(), cancel.clone()));
     let contents_of = shared.clone();
     let contents: super::http_remote::Contents = Box::new(move |id| {
-        let st = contents_of.state.lock();
-        // Only a file whose bytes are all here (files on demand may not be).
-        let n =
-            st.tree.nodes().find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0 && n.cached.is_full())?;
-        Some(super::http_remote::Held { file: contents_of.cache.file(n.ino), mtime_ns: Some(n.mtime_ns) })
+        let (ino, mtime_ns, size) = {
+            let st = contents_of.state.lock();
+            // Only a file whose bytes are all here (files on demand may not be).
+            let n = st
+                .tree
+                .nodes()
+                .find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0 && n.cached.is_full())?;
+            (n.ino, n.mtime_ns, n.size)
+        };
+        // A big file's list, as identifying it recorded it (the index's own
+        // connection, outside the state lock).
+        let list = (size > ssync_common::api::INLINE_MAX).then(|| contents_of.chunks.list_of(ino, id).ok().flatten());
+        Some(super::http_remote::Held {
+            file: contents_of.cache.file(ino),
+            mtime_ns: Some(mtime_ns),
+            list: list.flatten(),
+        })
     });
     let lane_wake = wake_tx.clone();
     let wake_on_push = Arc::new(move || {
@@ -245,25 +257,31 @@ fn sync_once(
     super::content_ids::identify_written(shared);
     engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
+        let started = std::time::Instant::now();
         read_local(shared, engine, side);
+        let local_read = started.elapsed();
         engine.read_feed()?;
         shared.hub_answered();
         if engine.converged() {
+            tracing::debug!(nodes = engine.canopy.local.len(), "the trees agree");
             return Ok(true);
         }
         tracing::debug!(
+            ?local_read,
+            feed_read = ?(started.elapsed() - local_read),
             local = engine.canopy.local.len(),
             remote = engine.canopy.remote.len(),
             synced = engine.canopy.synced.len(),
             "round starts"
         );
+        let planned = std::time::Instant::now();
         let round = engine.round(side)?;
+        tracing::debug!(tried = round.tried.len(), took = ?planned.elapsed(), "round ran");
         for (op, outcome) in &round.tried {
             tracing::debug!(?outcome, "{op:?}");
         }
-        let mut sent = 0;
+        let mut sent = Vec::new();
         for (op, _) in round.tried.iter().filter(|(op, ok)| ok.is_ok() && carries_content_up(op)) {
-            sent += 1;
             let (id, content) = match op {
                 super::planner::Op::Create { id, node, .. } => (*id, node.content),
                 super::planner::Op::Edit { id, content, .. } => (*id, *content),
@@ -271,10 +289,13 @@ fn sync_once(
             };
             let version = engine.view().version(id);
             if let (Some(ino), Some(content), Some(version)) = (side.ino_of.get(&id), content, version) {
-                super::content_ids::mark_on_hub(shared, *ino, content, version);
+                sent.push((*ino, content, version));
             }
         }
-        shared.status.uploads_done.fetch_add(sent as u64, Ordering::Relaxed);
+        let marking = std::time::Instant::now();
+        super::content_ids::mark_on_hub(shared, &sent);
+        tracing::debug!(files = sent.len(), took = ?marking.elapsed(), "marked as on the hub");
+        shared.status.uploads_done.fetch_add(sent.len() as u64, Ordering::Relaxed);
         if let Some(why) = &round.refused {
             tracing::debug!(done = round.done, last = ?round.tried.last().map(|t| &t.0), "round ended early: {why}");
             return Ok(false);

@@ -10,14 +10,14 @@ use super::canopy::Meta;
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
-use crate::chunk_upload::{read_small_file, send_new_chunks, FileMeta};
+use crate::chunk_upload::{read_small_file, send_listed_chunks, send_new_chunks, FileMeta};
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
 use ssync_common::api::{
     BatchRequest, Change, CommitRequest, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest,
     RenameRequest, SetAttrRequest, WireList, INLINE_MAX,
 };
-use ssync_common::{ContentHash, NodeId as WireId};
+use ssync_common::{ChunkList, ContentHash, NodeId as WireId};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub type Contents = Box<dyn Fn(&ContentHash) -> Option<Held> + Send>;
 pub struct Held {
     pub file: PathBuf,
     pub mtime_ns: Option<i64>,
+    /// Its chunk list, when identifying the content recorded it (big
+    /// files): sending then reads only the chunks the hub lacks.
+    pub list: Option<ChunkList>,
 }
 
 pub struct HttpRemote {
@@ -119,15 +122,19 @@ impl HttpRemote {
         mode: u32,
         meta: &Option<Box<Meta>>,
     ) -> Result<CommitRequest, ApiError> {
-        let Held { file, mtime_ns } = self.file_of(content)?;
+        let Held { file, mtime_ns, list } = self.file_of(content)?;
         let meta = Self::file_meta(path, base, node, kind, mode, meta, mtime_ns);
         if let Some(pushed) = self.lane.take(content) {
             let list = pushed?;
             return Ok(meta.commit(&list, WireList::whole(&list), None));
         }
-        let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
-            true => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
-            false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
+        let (list, inline) = match (std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX, list) {
+            (true, Some(list)) if list.id() == *content => {
+                send_listed_chunks(&self.client, file, &list).await?;
+                (list, None)
+            }
+            (true, _) => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
+            (false, _) => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
         };
         if list.id() != *content {
             return Err(ApiError::ChangedWhileRead);
@@ -235,11 +242,11 @@ impl Remote for HttpRemote {
     fn ready(&mut self, request: &Request) -> bool {
         let Request::Commit { content, .. } = request else { return true };
         // Not here (refused when sent) or small: it goes in its batch.
-        let Some(Held { file, .. }) = (self.contents)(content) else { return true };
+        let Some(Held { file, list, .. }) = (self.contents)(content) else { return true };
         if std::fs::metadata(&file).map_or(true, |m| m.len() < LANE_MIN) {
             return true;
         }
-        self.lane.ready(*content, file)
+        self.lane.ready(*content, file, list)
     }
 
     fn send(&mut self, request: &Request) -> Result<Vec<Entry>, Refusal> {

@@ -4,7 +4,7 @@
 //! then commits by its chunk list in a later batch, without reading the
 //! file again. So a small file closed after a large one reaches other
 //! machines first.
-use crate::chunk_upload::send_new_chunks;
+use crate::chunk_upload::{send_listed_chunks, send_new_chunks};
 use crate::client::{self, ApiError};
 use parking_lot::Mutex;
 use ssync_common::{ChunkList, ContentHash};
@@ -54,8 +54,10 @@ impl UploadLane {
 
     /// Whether `content` can be committed now: its chunks are on the hub
     /// (or sending them failed, which its commit then reports). If nobody
-    /// is sending them yet, starts sending them from `file`.
-    pub fn ready(&self, content: ContentHash, file: PathBuf) -> bool {
+    /// is sending them yet, starts sending them from `file`: by `list` when
+    /// identifying the content recorded it (only the chunks the hub lacks
+    /// are read), else by reading and chunking the whole file.
+    pub fn ready(&self, content: ContentHash, file: PathBuf, list: Option<ChunkList>) -> bool {
         let mut pushes = self.pushes.lock();
         match pushes.get(&content) {
             Some(Push::Done(..)) => return true,
@@ -68,7 +70,10 @@ impl UploadLane {
             (self.client.clone(), self.pushes.clone(), self.slots.clone(), self.wake.clone());
         self.runtime.spawn(async move {
             let sent = match slots.acquire_owned().await {
-                Ok(_slot) => send_new_chunks(&client, file, HashSet::new()).await,
+                Ok(_slot) => match list.filter(|l| l.id() == content) {
+                    Some(list) => send_listed_chunks(&client, file, &list).await.map(|()| list),
+                    None => send_new_chunks(&client, file, HashSet::new()).await,
+                },
                 Err(e) => Err(ApiError::Local(std::io::Error::other(e))),
             };
             // Bytes read that are not the content planned: the file changed
