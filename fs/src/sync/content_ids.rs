@@ -50,6 +50,53 @@ pub fn mark_on_hub(shared: &Shared, sent: &[(u64, ssync_common::ContentHash, u64
     }
 }
 
+/// Reads the chunk list of each file in `todo`, on as many threads as
+/// there are cores (after a burst of writes this is gigabytes to read, cut
+/// and hash): each file's path, its stamp before the read, and its list.
+type Read = (std::path::PathBuf, Option<FileStamp>, std::io::Result<ChunkList>);
+
+fn read_lists(shared: &Shared, todo: &[(u64, u64, Option<FileStamp>)]) -> Vec<Read> {
+    let read_one = |ino: u64| {
+        let file = shared.cache.file(ino);
+        let before = stamp(&file);
+        let list = chunk_list(&file);
+        (file, before, list)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(todo.len());
+    if threads <= 1 {
+        return todo.iter().map(|(ino, ..)| read_one(*ino)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<Read>> = Vec::new();
+    out.resize_with(todo.len(), || None);
+    let parts: Vec<Vec<(usize, Read)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((ino, ..)) = todo.get(i) else { break };
+                        mine.push((i, read_one(*ino)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
+    });
+    for (i, r) in parts.into_iter().flatten() {
+        out[i] = Some(r);
+    }
+    // A worker that panicked left its files unread: they wait for the next call.
+    out.into_iter()
+        .zip(todo)
+        .map(|(r, (ino, ..))| {
+            r.unwrap_or_else(|| (shared.cache.file(*ino), None, Err(std::io::Error::other("not read"))))
+        })
+        .collect()
+}
+
 /// Identifies the content of every node written and closed since the last
 /// call; returns how many got a new content id.
 pub fn identify_written(shared: &Shared) -> usize {
@@ -58,10 +105,8 @@ pub fn identify_written(shared: &Shared) -> usize {
         st.tree.nodes().filter(|n| waiting(n)).map(|n| (n.ino, n.write_gen, n.sealed.map(|s| s.1))).collect()
     };
     let (started, tried, mut bytes, mut done) = (std::time::Instant::now(), todo.len(), 0u64, 0);
-    for (ino, gen, sealed) in todo {
-        let file = shared.cache.file(ino);
-        let before = stamp(&file);
-        let list = match chunk_list(&file) {
+    for ((ino, gen, sealed), (file, before, list)) in todo.iter().copied().zip(read_lists(shared, &todo)) {
+        let list = match list {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(ino, "cannot read a written file to identify its content yet: {e}");

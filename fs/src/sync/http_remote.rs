@@ -241,8 +241,12 @@ fn refusal(e: ApiError) -> Refusal {
 impl Remote for HttpRemote {
     fn ready(&mut self, request: &Request) -> bool {
         let Request::Commit { content, .. } = request else { return true };
-        // Not here (refused when sent) or small: it goes in its batch.
-        let Some(Held { file, list, .. }) = (self.contents)(content) else { return true };
+        // Small files go in their batch. One whose content is not here
+        // (written again since it was planned; the next plan has its new
+        // content) waits, and the rest of the batch goes: as the batch's
+        // first change it was refused, which ended the round, and under
+        // fsstress a mount sent almost nothing until the writing stopped.
+        let Some(Held { file, list, .. }) = (self.contents)(content) else { return false };
         if std::fs::metadata(&file).map_or(true, |m| m.len() < LANE_MIN) {
             return true;
         }
