@@ -182,12 +182,32 @@ pub(crate) async fn send_new_chunks(
     Ok(ChunkList(list))
 }
 
+/// Sends the chunks of `file` the hub lacks, the file being `content`: by
+/// `known`, its list as identifying it recorded it (only the chunks the hub
+/// lacks are read), else by reading and chunking the whole file. Bytes that
+/// are not `content` (the file changed since) are `ChangedWhileRead`.
+pub(crate) async fn send_content_chunks(
+    remote: &Remote,
+    file: PathBuf,
+    content: ContentHash,
+    known: Option<ChunkList>,
+) -> Result<ChunkList, ApiError> {
+    let list = match known.filter(|l| l.id() == content) {
+        Some(list) => send_listed_chunks(remote, file, &list).await.map(|()| list)?,
+        None => send_new_chunks(remote, file, HashSet::new()).await?,
+    };
+    match list.id() == content {
+        true => Ok(list),
+        false => Err(ApiError::ChangedWhileRead),
+    }
+}
+
 /// Sends the chunks of `file` the hub lacks when its chunk list is already
 /// known (the content was identified from it): the hub is asked about the
 /// list, and only the chunks it lacks are read, at their offsets, so a big
 /// file is not read and chunked a second time. A chunk whose bytes no longer
 /// match its hash means the file changed since: nothing more is sent.
-pub(crate) async fn send_listed_chunks(remote: &Remote, file: PathBuf, list: &ChunkList) -> Result<(), ApiError> {
+async fn send_listed_chunks(remote: &Remote, file: PathBuf, list: &ChunkList) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     let unique: Vec<ContentHash> = list.0.iter().map(|c| c.hash).filter(|h| seen.insert(*h)).collect();
     let missing: HashSet<ContentHash> = remote.missing(&unique).await?.into_iter().collect();

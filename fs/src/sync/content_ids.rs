@@ -25,10 +25,6 @@ fn stamp(file: &Path) -> Option<FileStamp> {
     std::fs::File::open(file).and_then(|f| FileStamp::of(&f)).ok()
 }
 
-pub(crate) fn chunk_list(file: &Path) -> std::io::Result<ChunkList> {
-    crate::file_chunks::list_of_file(file)
-}
-
 /// Records that the hub holds `content` as node `ino`'s, at `version`
 /// (after this mount sent it): the cache file may then be evicted under a
 /// cache limit, as it can be fetched again. Nothing changes if the node's
@@ -59,7 +55,7 @@ fn read_lists(shared: &Shared, todo: &[(u64, u64, Option<FileStamp>)]) -> Vec<Re
     let read_one = |ino: u64| {
         let file = shared.cache.file(ino);
         let before = stamp(&file);
-        let list = chunk_list(&file);
+        let list = crate::file_chunks::list_of_file(&file);
         (file, before, list)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(todo.len());

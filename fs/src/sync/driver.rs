@@ -292,9 +292,7 @@ fn sync_once(
                 sent.push((*ino, content, version));
             }
         }
-        let marking = std::time::Instant::now();
         super::content_ids::mark_on_hub(shared, &sent);
-        tracing::debug!(files = sent.len(), took = ?marking.elapsed(), "marked as on the hub");
         shared.status.uploads_done.fetch_add(sent.len() as u64, Ordering::Relaxed);
         if let Some(why) = &round.refused {
             tracing::debug!(done = round.done, last = ?round.tried.last().map(|t| &t.0), "round ended early: {why}");

@@ -10,7 +10,7 @@ use super::canopy::Meta;
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
-use crate::chunk_upload::{read_small_file, send_listed_chunks, send_new_chunks, FileMeta};
+use crate::chunk_upload::{read_small_file, send_content_chunks, FileMeta};
 use crate::client::{self, ApiError};
 use crate::fs::now_ns;
 use ssync_common::api::{
@@ -128,13 +128,9 @@ impl HttpRemote {
             let list = pushed?;
             return Ok(meta.commit(&list, WireList::whole(&list), None));
         }
-        let (list, inline) = match (std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX, list) {
-            (true, Some(list)) if list.id() == *content => {
-                send_listed_chunks(&self.client, file, &list).await?;
-                (list, None)
-            }
-            (true, _) => (send_new_chunks(&self.client, file, HashSet::new()).await?, None),
-            (false, _) => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
+        let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
+            true => (send_content_chunks(&self.client, file, *content, list).await?, None),
+            false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
         };
         if list.id() != *content {
             return Err(ApiError::ChangedWhileRead);

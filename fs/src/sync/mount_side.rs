@@ -203,7 +203,7 @@ impl MountSide {
         let tmp = sh.cache.tmp.join(format!("copy-{}", ssync_common::NodeId::random()));
         let copied = std::fs::copy(sh.cache.file(ino), &tmp)
             .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| super::content_ids::chunk_list(&tmp));
+            .and_then(|()| crate::file_chunks::list_of_file(&tmp));
         match copied {
             Ok(list) if list.id() == content => Ok((tmp, list)),
             Ok(_) => {

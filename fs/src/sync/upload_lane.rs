@@ -4,11 +4,11 @@
 //! then commits by its chunk list in a later batch, without reading the
 //! file again. So a small file closed after a large one reaches other
 //! machines first.
-use crate::chunk_upload::{send_listed_chunks, send_new_chunks};
+use crate::chunk_upload::send_content_chunks;
 use crate::client::{self, ApiError};
 use parking_lot::Mutex;
 use ssync_common::{ChunkList, ContentHash};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,15 +70,11 @@ impl UploadLane {
             (self.client.clone(), self.pushes.clone(), self.slots.clone(), self.wake.clone());
         self.runtime.spawn(async move {
             let sent = match slots.acquire_owned().await {
-                Ok(_slot) => match list.filter(|l| l.id() == content) {
-                    Some(list) => send_listed_chunks(&client, file, &list).await.map(|()| list),
-                    None => send_new_chunks(&client, file, HashSet::new()).await,
-                },
+                // Bytes that are not the content planned (the file changed
+                // since) fail: its new content is planned anew.
+                Ok(_slot) => send_content_chunks(&client, file, content, list).await,
                 Err(e) => Err(ApiError::Local(std::io::Error::other(e))),
             };
-            // Bytes read that are not the content planned: the file changed
-            // since; its new content is planned anew.
-            let sent = sent.and_then(|l| if l.id() == content { Ok(l) } else { Err(ApiError::ChangedWhileRead) });
             if let Err(e) = &sent {
                 tracing::debug!(%content, "the chunks of a big file did not all reach the hub: {e}");
             }
