@@ -4,7 +4,7 @@
 //! feed, a write that grows a file) asks `State::make_room` first, under the
 //! state lock, so the limit holds at every moment, not after a timer's sweep.
 //! Room is made by evicting the least recently used contents that are clean,
-//! closed (or only read through the daemon), unqueued and unpinned: their
+//! closed (or only read through the daemon), sent and unpinned: their
 //! cache files become holes of the same size, their metadata stays, and the
 //! next read fetches them again. When nothing is left to evict, the caller
 //! waits for uploads (writes) or gets ENOSPC.
@@ -71,7 +71,8 @@ impl crate::state::Shared {
             self.invalidate(evicted.into_iter().map(crate::invalidate::Inval::Inode).collect());
             match made {
                 Err(FsError::CacheFull { .. }) if std::time::Instant::now() < deadline => {
-                    self.wake_uploader.notify_one();
+                    // Sending what is written here frees room to evict.
+                    self.state.lock().wake_engine();
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 other => return other,
@@ -145,7 +146,6 @@ impl State {
             // Handles that read through the daemon check residency under the
             // state lock; passthrough ones (whole at open) read the file directly.
             && n.open_handles == n.streaming
-            && !self.pending.touches_ino(n.ino)
     }
 
     /// Makes room for `need` more bytes in the cache, evicting least recently
@@ -238,7 +238,7 @@ impl State {
         // A fetch into this file that started before must not mark its bytes held.
         n.write_gen += 1;
         tracing::debug!(ino, freed, before, "evicted the bytes behind a reader");
-        self.persist(&[ino], vec![]);
+        self.persist(&[ino]);
         Some(freed)
     }
 
@@ -254,7 +254,7 @@ impl State {
         n.write_gen += 1;
         self.evicted.push(ino);
         tracing::debug!(ino, size, "evicted from the cache");
-        self.persist(&[ino], vec![]);
+        self.persist(&[ino]);
         Ok(())
     }
 }
@@ -262,7 +262,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use crate::local_db::LocalDb;
-    use crate::queue::Pending;
     use crate::state::{CacheDirs, State};
     use crate::tree::{Kind, Node, Tree, ROOT};
     use std::time::{Duration, SystemTime};
@@ -285,7 +284,7 @@ mod tests {
             let t = now - Duration::from_secs(age);
             f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t)).unwrap();
         }
-        let mut st = State::new(db, tree, Pending::from_ops(vec![])).unwrap();
+        let mut st = State::new(db, tree).unwrap();
         st.order_by_cache_file_age(&cache);
         let used = |ino| st.tree.get(ino).unwrap().last_used;
         assert!(used(3) < used(2), "the file used longest ago goes first: {} vs {}", used(3), used(2));

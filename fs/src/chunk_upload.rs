@@ -5,7 +5,7 @@
 //! when this cache knows it. Chunks the hub already holds, from an upload cut
 //! off earlier or from any other file, are not sent again.
 use crate::client::{ApiError, Remote};
-use ssync_common::api::{codes, inline_encode, CommitRequest, ContentKind, MutationResponse, WireList, INLINE_MAX};
+use ssync_common::api::{inline_encode, CommitRequest, ContentKind, WireList};
 use ssync_common::chunks::Chunker;
 use ssync_common::{frames, ChunkList, ChunkRef, ContentHash, RelPath};
 use std::collections::HashSet;
@@ -49,67 +49,8 @@ impl FileMeta {
     }
 }
 
-/// Uploads `file` as the content of `meta.path`. `base` is the id and chunk
-/// list of the version the node is based on, if known. `still_current` is
-/// asked just before the commit: false means the file was written while it
-/// was read, and nothing is committed (`ApiError::ChangedWhileRead`). Returns the
-/// hub's answer and the chunk list that was sent (also on refusal).
-pub async fn upload_file(
-    remote: &Remote,
-    file: PathBuf,
-    meta: &FileMeta,
-    base: Option<(ContentHash, ChunkList)>,
-    still_current: &(dyn Fn() -> bool + Send + Sync),
-) -> (Result<MutationResponse, ApiError>, Option<ChunkList>) {
-    let mut base = base;
-    let started = std::time::Instant::now();
-    loop {
-        let known: HashSet<ContentHash> =
-            base.as_ref().map(|(_, l)| l.0.iter().map(|c| c.hash).collect()).unwrap_or_default();
-        let small = std::fs::metadata(&file).is_ok_and(|m| m.len() <= INLINE_MAX);
-        let sent = match small {
-            true => small_file_frames(file.clone(), known).await,
-            false => send_new_chunks(remote, file.clone(), known).await.map(|l| (l, None)),
-        };
-        let (list, inline) = match sent {
-            Ok(l) => l,
-            Err(e) => return (Err(e), None),
-        };
-        let wire = match &base {
-            Some((id, old)) => WireList::delta(*id, &list.delta_from(old)),
-            None => WireList::whole(&list),
-        };
-        let req = meta.commit(&list, wire, inline);
-        let chunked = started.elapsed();
-        if !still_current() {
-            return (Err(ApiError::ChangedWhileRead), Some(list));
-        }
-        let result = remote.commit(&req).await;
-        tracing::debug!(path = %meta.path, chunks = list.len(), size = list.size(), ?chunked, total = ?started.elapsed(), "upload sent");
-        if base.is_some() && result.as_ref().err().and_then(|e| e.code()) == Some(codes::MISSING_CHUNKS) {
-            // The hub no longer has the base version's chunks (collected): ask about every chunk.
-            tracing::info!(path = %meta.path, "the hub lacks chunks of the base version; sending the whole list");
-            base = None;
-            continue;
-        }
-        return (result, Some(list));
-    }
-}
-
 /// A small file in one piece: its list, and the frames of its chunks not in
 /// `known`, to travel inside the commit.
-pub(crate) async fn small_file_frames(
-    file: PathBuf,
-    known: HashSet<ContentHash>,
-) -> Result<(ChunkList, Option<String>), ApiError> {
-    let built = tokio::task::spawn_blocking(move || read_small_file(&file, &known))
-        .await
-        .map_err(|e| ApiError::Local(std::io::Error::other(e)))?;
-    Ok(built?)
-}
-
-/// `small_file_frames`, on the calling thread (a batch reads all its files
-/// in one blocking task).
 pub(crate) fn read_small_file(
     file: &std::path::Path,
     known: &HashSet<ContentHash>,

@@ -59,13 +59,6 @@ pub struct MountArgs {
     /// mount keeps a full copy.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub cache_max: Option<u64>,
-    /// The sync engine: `nodes`, the engine on stable ids and three trees
-    /// (docs/sync-engine.md), or `paths`, the engine keyed by path that it
-    /// replaces (kept for one release, then removed). A cache of `paths` is
-    /// taken over by `nodes` on its first start with it, unsent changes
-    /// included; a cache once synced by `nodes` stays with it.
-    #[arg(long, value_enum, default_value = "nodes", env = "SSYNC_ENGINE")]
-    pub engine: crate::config::EngineChoice,
 }
 
 /// A size such as 512M, 20G or 1048576 (binary units: K, M, G, T).
@@ -115,7 +108,6 @@ impl MountArgs {
         cfg.sync_owners = self.sync_owners;
         cfg.passthrough = !self.no_passthrough;
         cfg.cache_max = self.cache_max;
-        cfg.engine = self.engine;
         cfg.token_file = token_file;
         Ok(cfg)
     }

@@ -27,17 +27,6 @@ pub struct MountConfig {
     /// `--cache-max`: the most bytes of contents kept on disk (None: a full
     /// mirror); with it, large files are fetched when read (see cache_limit.rs).
     pub cache_max: Option<u64>,
-    /// Which sync engine runs the mount (see `EngineChoice`).
-    pub engine: EngineChoice,
-}
-
-/// The sync engine. `Paths` is the engine keyed by path with a queue of
-/// operations; `Nodes` is the engine on stable ids and three trees that
-/// replaces it (docs/sync-engine.md), being switched to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EngineChoice {
-    Paths,
-    Nodes,
 }
 
 /// With a cache limit, files up to this size are still fetched as soon as
@@ -61,7 +50,6 @@ impl MountConfig {
             token_file: None,
             ca_cert: None,
             cache_max: None,
-            engine: EngineChoice::Paths,
         }
     }
 }

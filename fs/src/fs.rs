@@ -1,10 +1,9 @@
 //! `SyncFs`: the filesystem core. Every call works on local state only (the
 //! inode tree, the cache files, the local database) and never waits on the
-//! network; what must reach the hub is queued for the uploader. Plain Rust
+//! network; the sync thread sees what changed and sends it. Plain Rust
 //! types in and out: the fuser adapter in `fuse.rs` is the only kernel-facing code.
 use crate::error::{FsError, FsResult};
 use crate::handles::Handle;
-use crate::queue::OpKind;
 use crate::state::{Shared, State};
 use crate::tree::{Kind, Node};
 use ssync_common::{PathError, RelPath};
@@ -116,7 +115,6 @@ impl SyncFs {
         match std::fs::read(self.shared.cache.file(ino)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.shared.state.lock().cache_file_lost(&self.shared.cache, ino);
-                self.shared.wake_watcher.notify_one();
                 Err(e.into())
             }
             // A target the kernel would cut at its NUL (only an old hub could
@@ -161,7 +159,6 @@ impl SyncFs {
         let file = match OpenOptions::new().read(true).write(writable).open(self.shared.cache.file(ino)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 st.cache_file_lost(&self.shared.cache, ino);
-                self.shared.wake_watcher.notify_one();
                 return Err(e.into());
             }
             other => other?,
@@ -386,17 +383,18 @@ impl SyncFs {
         self.shared.state.lock().commit(true)
     }
 
-    /// Queues an upload if `h` wrote; returns whether it did.
-    fn upload_if_written(&self, st: &mut State, h: &Handle) -> FsResult<bool> {
+    /// Records what `h` wrote, if it wrote; returns whether it did.
+    fn record_if_written(&self, st: &mut State, h: &Handle) -> FsResult<bool> {
         if !h.take_written() {
             return Ok(false);
         }
-        self.queue_written(st, h)?;
+        self.record_written(st, h)?;
         Ok(true)
     }
 
-    /// Records the cache file's new size and mtime and queues its upload.
-    fn queue_written(&self, st: &mut State, h: &Handle) -> FsResult<()> {
+    /// Records the cache file's new size and mtime: the sync thread
+    /// identifies the new content (`sync::content_ids`) and sends it.
+    fn record_written(&self, st: &mut State, h: &Handle) -> FsResult<()> {
         if let Ok(stamp) = h.stamp() {
             st.tree.update_members(h.ino, |n| {
                 n.size = stamp.len;
@@ -407,16 +405,14 @@ impl SyncFs {
             });
         }
         // Each name of a hard-linked file is its own entry on the hub.
-        for m in st.tree.members(h.ino) {
-            st.queue_upload(m);
-        }
-        self.shared.wake_uploader.notify_one();
+        let members = st.tree.members(h.ino);
+        st.persist(&members);
         Ok(())
     }
 
     /// close(2) waits for flush, not for release (which the kernel sends
-    /// later): a close queues its upload here, so it is on its way by the
-    /// time close returns, ahead of whatever the program does next.
+    /// later): a close records its content here, so the sync thread has it
+    /// by the time close returns, ahead of whatever the program does next.
     pub fn flush(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         if !h.writable {
@@ -426,7 +422,7 @@ impl SyncFs {
         if h.take_written_since_open() {
             // The written bytes cover the open's truncation too.
             h.emptied_at_open.store(false, std::sync::atomic::Ordering::Release);
-            self.queue_written(&mut st, &h)?;
+            self.record_written(&mut st, &h)?;
         }
         // With another writer still open, the file may hold its unfinished writes.
         if st.tree.get(h.ino).is_some_and(|n| n.open_writers <= 1) {
@@ -439,14 +435,14 @@ impl SyncFs {
         let h = self.handle(fh)?;
         h.file.sync_all()?;
         let mut st = self.shared.state.lock();
-        self.upload_if_written(&mut st, &h)?;
+        self.record_if_written(&mut st, &h)?;
         Self::seal(&mut st, &h);
         st.commit(true)
     }
 
     /// Records the cache file as it is now as a state a program closed or
     /// synced: while a writer has the file open, only such a state is sent
-    /// (`upload::request_for`), never the middle of a write.
+    /// (`sync::content_ids`), never the middle of a write.
     fn seal(st: &mut State, h: &Handle) {
         if let Ok(stamp) = h.stamp() {
             st.tree.update_members(h.ino, |n| n.sealed = Some((n.write_gen, stamp)));
@@ -463,23 +459,16 @@ impl SyncFs {
                 n.open_writers = n.open_writers.saturating_sub(1);
             }
         });
-        let wrote = self.upload_if_written(&mut st, &h)?;
+        let wrote = self.record_if_written(&mut st, &h)?;
         let ino = h.ino;
         tracing::trace!(ino, writable = h.writable, wrote, path = ?st.tree.path_of(ino), "release");
         for m in st.tree.members(ino) {
-            let has_upload = st.pending.has_op(m, OpKind::Upload);
             let still_dirty = st.tree.get(m).is_some_and(|n| n.open_writers == 0 && n.dirty);
-            if h.writable && !wrote && still_dirty && !has_upload {
-                // Marked dirty at open and no upload will clear it: send the bytes
-                // (the hub makes no new version if they are what it has).
-                st.queue_upload(m);
-                self.shared.wake_uploader.notify_one();
+            if h.writable && !wrote && still_dirty {
+                // Marked dirty at open and not written since: the sync thread
+                // identifies its content now (the same as the hub's: no new version).
+                st.persist(&[m]);
             }
-        }
-        let idle = st.tree.get(ino).is_none_or(|n| n.open_handles == 0);
-        if idle && !st.deferred.is_empty() {
-            // A remote update may have waited for this file to close.
-            self.shared.wake_watcher.notify_one();
         }
         Ok(())
     }

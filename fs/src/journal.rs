@@ -1,5 +1,5 @@
-//! Write-behind for the local database. FUSE callbacks and the background
-//! tasks change the in-memory tree and queue, and note here what changed;
+//! Write-behind for the local database. FUSE callbacks and the sync thread
+//! change the in-memory tree, and note here what changed;
 //! one transaction commits all of it at most `COMMIT_INTERVAL` later (the
 //! committer thread, `spawn_committer`), or at once when a program asks for
 //! durability (fsync) or a change must not be hidden by a crash.
@@ -9,8 +9,7 @@
 //! is a bound: a kill of the mount can lose what changed in the last
 //! interval, the same kind of loss as a kill just before
 //! the close. Every commit holds a consistent state (it is taken under the
-//! state lock), so a crash never leaves a queue that contradicts the tree.
-use crate::queue::Op;
+//! state lock), so a crash never leaves a half-made change.
 use crate::state::Shared;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,31 +26,18 @@ pub struct Journal {
     /// Nodes whose row must be brought in line with the tree: written as
     /// they are in it at commit time, or deleted if it no longer has them.
     pub nodes: BTreeSet<u64>,
-    /// Ops queued since the last commit, by id.
-    pub ops_added: BTreeMap<u64, Op>,
-    /// Ops that left the queue and are in the database.
-    pub ops_done: Vec<u64>,
+    /// The path-keyed engine's queue was adopted and goes from the database.
+    pub clear_old_queue: bool,
     pub settings: BTreeMap<&'static str, String>,
 }
 
 impl Journal {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.ops_added.is_empty() && self.ops_done.is_empty() && self.settings.is_empty()
+        self.nodes.is_empty() && !self.clear_old_queue && self.settings.is_empty()
     }
 
     pub fn node(&mut self, ino: u64) {
         self.nodes.insert(ino);
-    }
-
-    pub fn op_added(&mut self, op: Op) {
-        self.ops_added.insert(op.id, op);
-    }
-
-    /// An op added and done within one interval never reaches the database.
-    pub fn op_done(&mut self, id: u64) {
-        if self.ops_added.remove(&id).is_none() {
-            self.ops_done.push(id);
-        }
     }
 
     pub fn setting(&mut self, key: &'static str, value: String) {
@@ -76,25 +62,4 @@ pub fn spawn_committer(shared: Arc<Shared>) -> std::io::Result<()> {
         }
     })?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::queue::OpKind;
-    use ssync_common::RelPath;
-
-    fn op(id: u64) -> Op {
-        Op { id, kind: OpKind::Upload, ino: 5, ino2: 0, path: RelPath::parse("a").unwrap(), path2: None }
-    }
-
-    #[test]
-    fn an_op_added_and_done_before_a_commit_leaves_no_trace() {
-        let mut j = Journal::default();
-        j.op_added(op(7));
-        j.op_done(7);
-        assert!(j.is_empty());
-        j.op_done(3);
-        assert_eq!(j.ops_done, vec![3], "an op already in the database is deleted from it");
-    }
 }

@@ -1,14 +1,12 @@
-//! ssync-fs: the FUSE mount. A local cache served to the kernel, a queue of
-//! local changes sent to the hub, and a watcher that pulls everyone else's.
+//! ssync-fs: the FUSE mount. A local cache served to the kernel, and a sync
+//! engine that keeps it and the hub's tree equal (docs/sync-engine.md).
 //!
 //! Layout: `fuse` (kernel adapter) -> `fs` (core, local state only) over
-//! `tree` (inodes), `handles`, `local_db` (persisted state); background tasks
-//! `upload` and `watch` talk to the hub through `client`, moving contents as
-//! chunks (`chunk_upload`, `chunk_download`, `chunk_index`); `invalidate` owns
-//! the kernel notifier; `workers` answers the FUSE requests that may block.
+//! `tree` (inodes), `handles`, `local_db` (persisted state); the sync thread
+//! (`sync`) talks to the hub through `client`, moving contents as chunks
+//! (`chunk_upload`, `chunk_download`, `chunk_index`); `invalidate` owns the
+//! kernel notifier; `workers` answers the FUSE requests that may block.
 mod accounts;
-mod anti_entropy;
-mod batch;
 mod cache_limit;
 mod chunk_download;
 mod chunk_index;
@@ -28,19 +26,14 @@ pub mod local_db;
 pub mod mount;
 mod on_demand;
 mod pin_cli;
-mod prefetch;
-pub mod queue;
 mod reaper;
 mod residency;
-mod resolve;
 mod state;
 pub mod status_file;
 pub mod sync;
 pub mod token;
 pub mod tree;
-mod upload;
 pub mod user_cli;
-mod watch;
 mod workers;
 
 pub use cli::cli_main;

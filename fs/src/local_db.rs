@@ -1,11 +1,11 @@
 //! The mount's own SQLite database in the cache dir: the one place that owns
 //! its schema. It holds every node (the local tree, with the hub version each
-//! is based on and whether it holds unsent writes), the queue of operations
-//! still to send, and small settings such as the change-feed cursor.
-use crate::queue::{Op, OpKind};
+//! is based on and whether it holds unsent writes), what the sync engine
+//! keeps (`sync_state`), and small settings. The queue of operations that
+//! the path-keyed engine kept is only read, once, when such a cache is
+//! adopted (`old_queue`).
 use crate::tree::{Kind, Node, Owner, Special, ROOT};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use ssync_common::RelPath;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +144,9 @@ const STEPS: &[&str] = &[
      ALTER TABLE hub_rows ADD COLUMN meta TEXT;",
 ];
 
+mod old_queue;
 mod sync_state;
+pub use old_queue::{OldOp, OldOpKind};
 pub use sync_state::{SyncState, SyncStateChange};
 
 pub struct LocalDb {
@@ -323,11 +325,6 @@ impl LocalDb {
     }
 
     /// The highest op id used so far.
-    pub fn op_mark(&self) -> Result<u64, LocalDbError> {
-        let max: i64 = self.conn.query_row("SELECT coalesce(max(id), 0) FROM ops", [], |r| r.get(0))?;
-        Ok(self.seq("ops")?.max(max as u64))
-    }
-
     fn seq(&self, table: &str) -> Result<u64, LocalDbError> {
         let seq: Option<i64> =
             self.conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0)).optional()?;
@@ -344,54 +341,6 @@ impl LocalDb {
             self.conn.prepare_cached(sql)?.execute([ino as i64])?;
         }
         Ok(())
-    }
-
-    /// Appends `op`, with the id it was given.
-    pub fn push_op(&self, op: &Op) -> Result<(), LocalDbError> {
-        self.conn
-            .prepare_cached("INSERT INTO ops (id, kind, ino, ino2, path, path2) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-            .execute(params![
-                op.id as i64,
-                op.kind.as_str(),
-                op.ino as i64,
-                op.ino2 as i64,
-                op.path.as_str(),
-                op.path2.as_ref().map(|p| p.as_str()),
-            ])?;
-        Ok(())
-    }
-
-    pub fn delete_op(&self, id: u64) -> Result<(), LocalDbError> {
-        self.conn.prepare_cached("DELETE FROM ops WHERE id = ?1")?.execute([id as i64])?;
-        Ok(())
-    }
-
-    pub fn load_ops(&self) -> Result<Vec<Op>, LocalDbError> {
-        let mut st = self.conn.prepare("SELECT id, kind, ino, ino2, path, path2 FROM ops ORDER BY id")?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, kind, ino, ino2, path, path2) = row?;
-            let corrupt = || LocalDbError::Corrupt(format!("queued operation {id}"));
-            out.push(Op {
-                id: id as u64,
-                kind: OpKind::parse(&kind).ok_or_else(corrupt)?,
-                ino: ino as u64,
-                ino2: ino2 as u64,
-                path: RelPath::parse(&path).map_err(|_| corrupt())?,
-                path2: path2.map(|p| RelPath::parse(&p)).transpose().map_err(|_| corrupt())?,
-            });
-        }
-        Ok(out)
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, LocalDbError> {
@@ -418,8 +367,9 @@ impl LocalDb {
                     None => db.delete_node(*ino)?,
                 }
             }
-            c.ops_added.iter().try_for_each(|op| db.push_op(op))?;
-            c.ops_done.iter().try_for_each(|id| db.delete_op(*id))?;
+            if c.clear_old_queue {
+                db.clear_old_queue()?;
+            }
             c.settings.iter().try_for_each(|(k, v)| db.set_setting(k, v))
         });
         if durable {
@@ -449,8 +399,8 @@ impl LocalDb {
 pub struct Commit<'a> {
     /// Each node to write, or to delete (None).
     pub nodes: Vec<(u64, Option<&'a Node>)>,
-    pub ops_added: Vec<&'a Op>,
-    pub ops_done: Vec<u64>,
+    /// The path-keyed engine's queue was adopted: it goes.
+    pub clear_old_queue: bool,
     pub settings: Vec<(&'static str, &'a str)>,
 }
 
@@ -459,7 +409,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nodes_and_ops_survive_reopen() {
+    fn nodes_and_settings_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         {
@@ -477,20 +427,7 @@ mod tests {
             fifo.ino = 3;
             fifo.special = Some(Special { format: libc::S_IFIFO, rdev: 0 });
             db.save_node(&fifo).unwrap();
-            let op = Op {
-                id: 5,
-                kind: OpKind::Upload,
-                ino: n.ino,
-                ino2: 0,
-                path: RelPath::parse("f.txt").unwrap(),
-                path2: None,
-            };
-            let c = Commit {
-                nodes: vec![(2, Some(&n))],
-                ops_added: vec![&op],
-                settings: vec![("cursor", "42")],
-                ..Commit::default()
-            };
+            let c = Commit { nodes: vec![(2, Some(&n))], settings: vec![("cursor", "42")], ..Commit::default() };
             db.reserve_inos(100).unwrap();
             db.commit(&c, true).unwrap();
         }
@@ -505,14 +442,10 @@ mod tests {
         let fifo = nodes.iter().find(|n| n.name == "pipe").unwrap();
         assert_eq!((fifo.owner, fifo.atime_ns, fifo.ctime_ns), (None, None, 7), "unset: the mount's user, the mtime");
         assert_eq!(fifo.special, Some(Special { format: libc::S_IFIFO, rdev: 0 }));
-        let ops = db.load_ops().unwrap();
-        assert_eq!((ops.len(), ops[0].kind, ops[0].ino), (1, OpKind::Upload, 2));
         assert_eq!(db.setting("cursor").unwrap().as_deref(), Some("42"));
         assert_eq!(db.ino_mark().unwrap(), 100, "numbers reserved, even unused, are never handed out again");
-        assert_eq!(db.op_mark().unwrap(), 5);
-        db.commit(&Commit { nodes: vec![(2, None)], ops_done: vec![5], ..Commit::default() }, false).unwrap();
+        db.commit(&Commit { nodes: vec![(2, None)], ..Commit::default() }, false).unwrap();
         assert!(db.load_nodes().unwrap().iter().all(|n| n.name != "f.txt"));
-        assert!(db.load_ops().unwrap().is_empty());
         assert_eq!(db.ino_mark().unwrap(), 100, "deleting keeps the mark");
     }
 
@@ -566,24 +499,18 @@ mod tests {
             .unwrap();
         }
         let db = LocalDb::open(&path).unwrap();
-        let ops = db.load_ops().unwrap();
-        let kept: Vec<(u64, OpKind)> = ops.iter().map(|o| (o.id, o.kind)).collect();
-        assert_eq!(
-            kept,
-            vec![(2, OpKind::Upload), (3, OpKind::Mkdir)],
-            "the frozen upload is gone, in order otherwise"
-        );
+        let ops = db.load_old_queue().unwrap();
+        let kept: Vec<(u64, String)> = ops.iter().map(|o| (o.ino, o.path.to_string())).collect();
+        assert_eq!(kept, vec![(2, "f".into()), (3, "d".into())], "the frozen upload is gone, in order otherwise");
     }
 
     #[test]
     fn a_failed_commit_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = LocalDb::open(&dir.path().join("s.db")).unwrap();
-        let op = |id| Op { id, kind: OpKind::Mkdir, ino: 2, ino2: 0, path: RelPath::parse("d").unwrap(), path2: None };
-        let (a, b) = (op(1), op(1));
-        let c = Commit { ops_added: vec![&a, &b], settings: vec![("k", "v")], ..Commit::default() };
-        assert!(db.commit(&c, false).is_err(), "the second op repeats an id");
+        db.conn.execute_batch("DROP TABLE ops").unwrap(); // so clearing the old queue fails
+        let c = Commit { clear_old_queue: true, settings: vec![("k", "v")], ..Commit::default() };
+        assert!(db.commit(&c, false).is_err());
         assert_eq!(db.setting("k").unwrap(), None);
-        assert!(db.load_ops().unwrap().is_empty());
     }
 }

@@ -1,19 +1,18 @@
 //! Wires a mount together and runs it until a signal or an outside unmount:
-//! local state, the FUSE session, the invalidation thread, the watcher and the
-//! uploader. On the way out it hands queued changes to the hub (bounded),
-//! unmounts, and stops the tasks.
+//! local state, the FUSE session, the invalidation thread and the sync
+//! thread. On the way out it lets the sync thread send what is unsent
+//! (bounded), unmounts, and stops the tasks.
 use crate::client::Remote;
 use crate::config::MountConfig;
 use crate::fs::SyncFs;
 use crate::fuse::SsyncFuse;
 use crate::handles::Handles;
+use crate::invalidate;
 use crate::local_db::LocalDb;
-use crate::queue::{OpKind, Pending};
 use crate::state::{CacheDirs, Shared, State, Status};
 use crate::status_file::{self, MountStatus};
-use crate::tree::{Kind, Tree, ROOT};
+use crate::tree::{Tree, ROOT};
 use crate::workers::Workers;
-use crate::{invalidate, upload, watch};
 use anyhow::{bail, Context};
 use fuser::{Config, MountOption, Session, SessionACL};
 use parking_lot::Mutex;
@@ -44,18 +43,14 @@ fn check_mountpoint(cfg: &MountConfig) -> anyhow::Result<()> {
     }
 }
 
-/// Loads the persisted tree and queue, and queues anything a crash left unsent.
-/// With the engine on stable ids (`nodes`) nothing is queued: the engine
-/// plans from the files, and takes what the old queue says (sync/driver.rs).
-fn load_state(db: LocalDb, cache: &CacheDirs, nodes: bool) -> anyhow::Result<State> {
+/// Loads the persisted tree. Nothing is queued: the sync thread plans from
+/// the files and the trees it keeps (sync/driver.rs).
+fn load_state(db: LocalDb, cache: &CacheDirs) -> anyhow::Result<State> {
     let mut tree = Tree::from_nodes(db.load_nodes()?);
     if let Some(root) = tree.get_mut(ROOT).filter(|r| r.mtime_ns == 0) {
         root.mtime_ns = crate::fs::now_ns(); // the hub has no entry for the root itself
     }
-    let pending = Pending::from_ops(db.load_ops()?);
-    let mut st = State::new(db, tree, pending)?;
-    let mut repair: Vec<(u64, OpKind)> = Vec::new();
-    let mut orphans = Vec::new();
+    let mut st = State::new(db, tree)?;
     let lost: Vec<u64> = st
         .tree
         .nodes()
@@ -64,29 +59,6 @@ fn load_state(db: LocalDb, cache: &CacheDirs, nodes: bool) -> anyhow::Result<Sta
         .collect();
     for ino in lost {
         st.cache_file_lost(cache, ino);
-    }
-    for n in st.tree.nodes().filter(|_| !nodes) {
-        if n.ino == ROOT || st.pending.touches_ino(n.ino) {
-            continue;
-        }
-        if n.parent == 0 {
-            orphans.push(n.ino);
-        } else if n.has_content() && (n.dirty || n.base_version == 0) {
-            repair.push((n.ino, OpKind::Upload));
-        } else if n.kind == Kind::Dir && n.base_version == 0 {
-            repair.push((n.ino, OpKind::Mkdir));
-        }
-    }
-    // Parents before children, so folders exist on the hub before their files.
-    repair.sort_by_key(|(ino, _)| st.tree.path_of(*ino).map(|p| p.components().count()).unwrap_or(0));
-    for (ino, kind) in repair {
-        if let Some(path) = st.tree.path_of(ino) {
-            tracing::info!(%path, "queueing a change left unsent by the last run");
-            st.persist(&[], vec![State::op(kind, ino, path)]);
-        }
-    }
-    for ino in orphans {
-        st.drop_if_orphan(ino);
     }
     let needed = |ino: u64| st.tree.get(ino).is_some_and(|n| n.has_content() && n.parent != 0);
     match crate::reaper::sweep(&cache.files, needed) {
@@ -128,15 +100,8 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         Some(_) => {}
         None => db.set_setting("server", &cfg.server)?,
     }
-    let nodes = cfg.engine == crate::config::EngineChoice::Nodes;
-    match (db.setting("engine")?.as_deref(), nodes) {
-        (Some("nodes"), false) => bail!(
-            "the cache dir {} is synced by the engine on stable ids: start it with --engine nodes",
-            cfg.cache_dir.display()
-        ),
-        (_, true) => db.set_setting("engine", "nodes")?,
-        _ => {}
-    }
+    // Older releases read this before starting their path-keyed engine on a cache.
+    db.set_setting("engine", "nodes")?;
     // A cache that has read the hub's feed (by either engine) can start offline.
     let synced_before = db.setting("cursor")?.is_some() || db.sync_cursor()? > 0;
     let mount_id = mount_id(&db)?;
@@ -159,13 +124,12 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server),
     }
 
-    let mut state = load_state(db, &cache, nodes)?;
+    let mut state = load_state(db, &cache)?;
     state.limit = cfg.cache_max.map(crate::cache_limit::CacheLimit::new);
     if state.limit.is_some() {
         state.order_by_cache_file_age(&cache);
     }
     let chunks = crate::chunk_index::ChunkIndex::open(&cfg.cache_dir.join("state.db"))?;
-    let queued = state.pending.len();
     let (inval_tx, inval_rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
@@ -173,8 +137,6 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         cache,
         reaper: crate::reaper::Reaper::spawn().context("starting the cache cleanup thread")?,
         chunks,
-        wake_uploader: tokio::sync::Notify::new(),
-        wake_watcher: tokio::sync::Notify::new(),
         inval: inval_tx,
         owner: (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
         sync_owners: cfg.sync_owners,
@@ -187,11 +149,9 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     });
 
     let cancel = CancellationToken::new();
-    if nodes {
-        let db_path = cfg.cache_dir.join("state.db");
-        crate::sync::driver::spawn(shared.clone(), &db_path, hub_client, rt.handle().clone(), cancel.clone())
-            .context("starting the sync thread")?;
-    }
+    let db_path = cfg.cache_dir.join("state.db");
+    crate::sync::driver::spawn(shared.clone(), &db_path, hub_client, rt.handle().clone(), cancel.clone())
+        .context("starting the sync thread")?;
 
     let mut options = Config::default();
     options.mount_options = vec![
@@ -224,16 +184,11 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         })
         .context("starting the FUSE session thread")?;
 
-    if !nodes {
-        rt.spawn(watch::run(shared.clone(), remote.clone(), cancel.clone()));
-        rt.spawn(upload::run(shared.clone(), remote.clone(), cancel.clone()));
-    }
     rt.spawn(publish_status(shared.clone(), cfg.clone(), cancel.clone()));
     println!(
-        "ssync-mount: {} is mounted from {} ({} queued changes; cache in {}). Ctrl-C unmounts.",
+        "ssync-mount: {} is mounted from {} (cache in {}). Ctrl-C unmounts.",
         cfg.mountpoint.display(),
         cfg.server,
-        queued,
         cfg.cache_dir.display()
     );
 
@@ -251,10 +206,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     } else {
         tracing::info!("stopping: sending queued changes to the hub");
     }
-    match nodes {
-        true => rt.block_on(crate::sync::driver::drain(&shared, cfg.drain_timeout)),
-        false => rt.block_on(drain(&shared, cfg.drain_timeout)),
-    }
+    rt.block_on(crate::sync::driver::drain(&shared, cfg.drain_timeout));
     cancel.cancel();
     if !outside_unmount {
         if let Err(e) = unmounter.unmount() {
@@ -287,11 +239,8 @@ fn current_status(shared: &Shared, cfg: &MountConfig, rate: &mut SendRate) -> Mo
             dirty: f.dirty,
             fetched: shared.on_demand.fetched_bytes.load(Relaxed),
         };
-        let queued = match st.engine_nodes() {
-            true => s.engine_unsent.load(Relaxed) as usize + st.tree.nodes().filter(|n| n.dirty).count(),
-            false => st.pending.len(),
-        };
-        (queued, st.pending.finished(), cache)
+        let queued = s.engine_unsent.load(Relaxed) as usize + st.tree.nodes().filter(|n| n.dirty).count();
+        (queued, s.uploads_done.load(Relaxed), cache)
     };
     let total = s.sync_total.load(Relaxed);
     MountStatus {
@@ -318,7 +267,7 @@ fn current_status(shared: &Shared, cfg: &MountConfig, rate: &mut SendRate) -> Mo
     }
 }
 
-/// How fast the queue drains: ops finished per second over the last ~5 s.
+/// How fast changes go out: uploads finished per second over the last ~5 s.
 #[derive(Default)]
 struct SendRate {
     samples: std::collections::VecDeque<(Instant, u64)>,
@@ -356,23 +305,5 @@ async fn publish_status(shared: Arc<Shared>, cfg: MountConfig, cancel: Cancellat
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = cancel.cancelled() => return,
         }
-    }
-}
-
-/// Waits until the queue is empty or the timeout passes; while the hub is
-/// unreachable, at most a second (a retry may still get through).
-async fn drain(shared: &Shared, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        let left = shared.state.lock().pending.len();
-        if left == 0 || shared.status.halted.load(std::sync::atomic::Ordering::Acquire) {
-            return;
-        }
-        let limit = if shared.status.is_online() { timeout } else { timeout.min(Duration::from_secs(1)) };
-        if start.elapsed() >= limit {
-            tracing::warn!("{left} changes are still queued; they are kept and sent when the mount starts again");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -344,7 +344,7 @@ fn sync_fetched(shared: &Shared, ino: u64) -> std::io::Result<()> {
     let mut st = shared.state.lock();
     if let Some(n) = st.tree.get_mut(ino) {
         n.cached.synced(&todo);
-        st.persist(&[ino], vec![]);
+        st.persist(&[ino]);
     }
     Ok(())
 }

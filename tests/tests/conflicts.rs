@@ -270,8 +270,7 @@ fn exchange_vs_edit_keeps_the_swap_and_the_edit_follows_its_file() {
     // file's content; they touch different attributes of that file, so both
     // hold and nothing is a conflict. (The path-keyed engine refused the
     // swap and kept conflict copies of both names.)
-    const NODES: &[&str] = &["--engine", "nodes"];
-    let mut c = Cluster::with_mount_flags(&[NODES, NODES]);
+    let mut c = Cluster::new(2);
     synced(&c, "x", "x");
     synced(&c, "y", "y");
     race(

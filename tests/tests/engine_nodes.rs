@@ -1,5 +1,5 @@
-//! Mounts run by the engine on stable ids and three trees (`--engine
-//! nodes`), with plain file calls: what one mount does the other shows, a
+//! Mounts run by the engine on stable ids and three trees, with plain file
+//! calls: what one mount does the other shows, a
 //! mount's own changes never come back as conflicts, a change made on two
 //! machines at once keeps both, and a stopped mount sends the rest when it
 //! starts again.
@@ -9,10 +9,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-const NODES: &[&str] = &["--engine", "nodes"];
-
 fn two() -> Cluster {
-    Cluster::with_mount_flags(&[NODES, NODES])
+    Cluster::new(2)
 }
 
 fn conflict_copies(m: &Mount) -> Vec<String> {
@@ -124,46 +122,4 @@ fn an_edit_on_both_mounts_keeps_both_and_a_restart_sends_the_rest() {
     converge(&c.mounts[0], &c.mounts[1], &want);
     let mtime = fs::metadata(c.mounts[1].p("offline.txt")).unwrap().modified().unwrap();
     assert_eq!(mtime, then, "the file's modification time came with it");
-}
-
-#[test]
-fn a_cache_of_the_path_keyed_engine_keeps_its_unsent_changes_when_it_moves_to_nodes() {
-    // Both mounts start on the path-keyed engine (named, whatever
-    // SSYNC_ENGINE says); B stays on it.
-    const PATHS: &[&str] = &["--engine", "paths"];
-    let mut c = Cluster::with_mount_flags(&[PATHS, PATHS]);
-    fs::create_dir_all(c.mounts[0].p("d/sub")).unwrap();
-    for name in ["keep", "edit", "move", "gone"] {
-        fs::write(c.mounts[0].p(&format!("d/{name}.txt")), format!("{name}\n")).unwrap();
-    }
-    let want = snapshot(&c.mounts[0].path);
-    converge(&c.mounts[0], &c.mounts[1], &want);
-
-    // Changes the old engine cannot send: the hub is away, and the mount stops.
-    c.hub.stop();
-    let a = &c.mounts[0];
-    fs::write(a.p("d/edit.txt"), b"edited while the hub was away\n").unwrap();
-    fs::rename(a.p("d/move.txt"), a.p("moved.txt")).unwrap();
-    fs::remove_file(a.p("d/gone.txt")).unwrap();
-    fs::write(a.p("d/sub/new.txt"), b"new\n").unwrap();
-    fs::create_dir(a.p("newdir")).unwrap();
-    let want = snapshot(&a.path);
-    c.mounts[0].stop();
-    c.hub.restart();
-
-    // A starts again on the engine on stable ids: its unsent changes reach
-    // the hub and B, and none of them is taken for a conflict.
-    c.mounts[0].set_args(NODES);
-    c.mounts[0].start_again();
-    converge(&c.mounts[0], &c.mounts[1], &want);
-    assert_eq!(conflict_copies(&c.mounts[0]), Vec::<String>::new());
-
-    // And it stays: a restart changes nothing, and B's next edit arrives.
-    c.mounts[0].restart();
-    fs::write(c.mounts[1].p("d/keep.txt"), b"edited on b\n").unwrap();
-    let want = snapshot(&c.mounts[1].path);
-    converge(&c.mounts[0], &c.mounts[1], &want);
-    let log = c.mounts[0].log();
-    assert!(log.contains("this cache's nodes took their ids"), "the cache was adopted once");
-    assert_eq!(log.matches("this cache's nodes took their ids").count(), 1, "and only once");
 }

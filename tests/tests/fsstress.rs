@@ -13,8 +13,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-const NODES: &[&str] = &["--engine", "nodes"];
-
 #[test]
 fn fsstress_on_one_mount_leaves_the_other_equal_without_conflict_copies() {
     let Some(fsstress) = std::env::var_os("FSSTRESS").map(PathBuf::from) else {
@@ -22,7 +20,7 @@ fn fsstress_on_one_mount_leaves_the_other_equal_without_conflict_copies() {
         return;
     };
     assert!(fsstress.exists(), "FSSTRESS={} does not exist", fsstress.display());
-    let c = Cluster::with_mount_flags(&[NODES, NODES]);
+    let c = Cluster::new(2);
     let (a, b) = (&c.mounts[0], &c.mounts[1]);
     let mut run = Command::new(&fsstress);
     run.arg("-d").arg(a.p("fss")).args(["-n", "10000", "-p", "4", "-s", "1", "-S", "c"]);

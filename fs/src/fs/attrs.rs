@@ -4,7 +4,6 @@
 use super::SyncFs;
 use crate::error::{FsError, FsResult};
 use crate::handles::FileStamp;
-use crate::queue::OpKind;
 use crate::state::State;
 use crate::tree::{Kind, Node, Owner, Special, Tree};
 use std::fs::OpenOptions;
@@ -125,21 +124,10 @@ impl SyncFs {
             }
         });
         let members = st.tree.members(ino);
-        st.persist(&members, vec![]);
+        st.persist(&members);
         if let Some(kino) = st.tree.get(ino).map(Node::kernel_ino) {
             self.shared.invalidate(vec![crate::invalidate::Inval::Inode(kino)]);
         }
-    }
-
-    /// The setattr ops that tell the hub of a metadata change to `members`,
-    /// skipping those a waiting upload or setattr already covers (both read
-    /// the node's metadata when they are sent).
-    pub(super) fn setattr_ops(st: &State, members: &[u64]) -> Vec<crate::queue::Op> {
-        members
-            .iter()
-            .filter(|m| !st.pending.has_waiting_upload(**m) && !st.pending.waiting_of(**m, OpKind::SetAttr))
-            .filter_map(|m| Some(State::op(OpKind::SetAttr, *m, st.tree.path_of(*m)?)))
-            .collect()
     }
 
     pub fn getattr(&self, kino: u64) -> FsResult<NodeAttr> {
@@ -178,12 +166,11 @@ impl SyncFs {
         let kind = st.tree.get(ino).ok_or(FsError::NotFound)?.kind;
         // Every name of a hard-linked file is one inode: all change together.
         let members = st.tree.members(ino);
-        let mut upload = false;
         if let Some(size) = change.size {
             if kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
-            // Without a handle, any writer of this file will upload on close.
+            // With a writer open, its handle marks the write (its close makes the file's new content).
             let handle = {
                 let handles = self.shared.handles.lock();
                 fh.and_then(|fh| handles.get(fh))
@@ -197,7 +184,6 @@ impl SyncFs {
                 }
                 None => {
                     OpenOptions::new().write(true).open(self.shared.cache.file(ino))?.set_len(size)?;
-                    upload = true;
                 }
             }
             st.tree.update_members(ino, |n| {
@@ -219,7 +205,6 @@ impl SyncFs {
                 n.drop_setid(in_group);
             });
         }
-        let meta_changed = change.mode.is_some() || chown || (change.mtime.is_some() && change.size.is_none());
         let mount_owner = self.owner();
         let (mtime, atime) = (change.mtime.map(time_ns), change.atime.map(time_ns));
         st.tree.update_members(ino, |n| {
@@ -241,17 +226,7 @@ impl SyncFs {
             n.touch_ctime();
         });
         let attr = self.attr_of(&st.tree, st.tree.get(ino).expect("checked above"));
-        let mut ops = Vec::new();
-        if upload {
-            for &m in &members {
-                st.queue_upload(m);
-            }
-        } else if meta_changed {
-            ops = Self::setattr_ops(&st, &members);
-        }
-        st.persist(&members, ops);
-        drop(st);
-        self.shared.wake_uploader.notify_one();
+        st.persist(&members);
         Ok(attr)
     }
 }

@@ -1,10 +1,9 @@
 //! Names in the tree: creating files, folders, symlinks, special files and
 //! hard links, removing them, and renaming. Each records the change in the
-//! tree and queues what the hub must hear.
+//! tree; the sync thread sees the change in Local.
 use super::{now_ns, utf8, Caller, NodeAttr, SyncFs};
 use crate::error::{FsError, FsResult};
 use crate::handles::Handle;
-use crate::queue::{Op, OpKind};
 use crate::state::State;
 use crate::tree::{Kind, Node, Owner, Special};
 use ssync_common::api::MAX_SYMLINK_TARGET;
@@ -53,12 +52,8 @@ impl SyncFs {
         let path = Self::child_path(st, parent, name)?;
         let mut node = Node::new(kind, parent, name, mode & 0o7777, now_ns());
         node.dirty = kind != Kind::Dir;
-        // The engine on stable ids knows a node by the id its creator gave
-        // it; the path-keyed engine leaves it unset (taken from the hub's
-        // node at the path if the mount moves to the new engine).
-        if st.engine_nodes() {
-            node.id = Some(ssync_common::NodeId::random());
-        }
+        // A node is known everywhere by the id its creator gave it.
+        node.id = Some(ssync_common::NodeId::random());
         let dir = st.tree.get(parent).expect("checked by dir_of");
         let mut owner = Owner { uid: caller.uid, gid: caller.gid };
         if dir.mode & libc::S_ISGID != 0 {
@@ -92,13 +87,11 @@ impl SyncFs {
     pub fn mkdir(&self, caller: Caller, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<NodeAttr> {
         let name = new_name(name)?;
         let mut st = self.shared.state.lock();
-        let (mut node, path) = self.new_node(&st, caller, parent, name, Kind::Dir, mode & !umask)?;
+        let (mut node, _path) = self.new_node(&st, caller, parent, name, Kind::Dir, mode & !umask)?;
         let ino = Self::number(&mut st, &mut node)?;
         let attr = NodeAttr::from(&node);
         st.tree.insert(node);
-        st.persist(&[], vec![State::op(OpKind::Mkdir, ino, path)]);
-        drop(st);
-        self.shared.wake_uploader.notify_one();
+        st.persist(&[ino]);
         Ok(attr)
     }
 
@@ -136,12 +129,10 @@ impl SyncFs {
                 Some(self.shared.handles.lock().insert(h))
             }
             None => {
-                st.queue_upload(ino);
+                st.persist(&[ino]);
                 None
             }
         };
-        drop(st);
-        self.shared.wake_uploader.notify_one();
         Ok((attr, fh))
     }
 
@@ -181,9 +172,7 @@ impl SyncFs {
         Self::touch_dir(&mut st, parent);
         let attr = NodeAttr::from(&node);
         st.tree.insert(node);
-        st.queue_upload(ino);
-        drop(st);
-        self.shared.wake_uploader.notify_one();
+        st.persist(&[ino]);
         Ok(attr)
     }
 
@@ -225,15 +214,9 @@ impl SyncFs {
         st.tree.join(src, ino);
         st.tree.update_members(src, Node::touch_ctime);
         Self::touch_dir(&mut st, newparent);
-        if s.open_writers == 0 {
-            st.queue_upload(ino); // else the writer's close sends every name
-        }
         let members = st.tree.members(src);
-        st.persist(&members, vec![]);
-        let attr = self.attr_of(&st.tree, st.tree.get(ino).expect("inserted above"));
-        drop(st);
-        self.shared.wake_uploader.notify_one();
-        Ok(attr)
+        st.persist(&members);
+        Ok(self.attr_of(&st.tree, st.tree.get(ino).expect("inserted above")))
     }
 
     /// A regular file, or a FIFO, socket or device node, which stays on this
@@ -265,17 +248,11 @@ impl SyncFs {
         Ok(attr)
     }
 
-    /// Takes `ino` out of the tree; keeps it (unlinked) while the hub must hear of it.
-    fn remove_node(&self, st: &mut State, ino: u64) -> FsResult<Option<Op>> {
+    /// Takes `ino` out of the tree. Open handles keep their own descriptors;
+    /// the sync thread sees the node gone from Local.
+    fn remove_node(&self, st: &mut State, ino: u64) -> FsResult<()> {
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
-        let path = st.tree.path_of(ino).ok_or(FsError::NotFound)?;
         let has_content = node.has_content();
-        // Never on the hub: its queued ops (create, writes, chmod) go with it,
-        // so a temp file made and removed between two sends costs nothing.
-        let on_hub = st.may_be_on_hub(ino);
-        if !on_hub {
-            st.drop_ops_of(ino);
-        }
         // The file's other names (hard links) stay; one name fewer is a
         // change of their inode (its link count).
         for other in st.tree.members(ino).into_iter().skip(1) {
@@ -284,19 +261,13 @@ impl SyncFs {
                 st.note_node(other);
             }
         }
-        let keep = on_hub || st.pending.touches_ino(ino);
         st.tree.detach(ino);
         if has_content {
-            // Open handles keep their own descriptors; nothing reads this path again.
             self.shared.reaper.remove(self.shared.cache.file(ino));
         }
-        if keep {
-            Ok(Some(State::op(OpKind::Delete, ino, path)))
-        } else {
-            st.tree.remove(ino);
-            st.note_node(ino);
-            Ok(None)
-        }
+        st.tree.remove(ino);
+        st.persist(&[ino]);
+        Ok(())
     }
 
     /// Removes a file or a symlink.
@@ -315,12 +286,8 @@ impl SyncFs {
         let ino = st.tree.child(parent, name).ok_or(FsError::NotFound)?;
         let node = st.tree.get(ino).ok_or(FsError::NotFound)?;
         may_replace(want, node)?;
-        let op = self.remove_node(&mut st, ino)?;
+        self.remove_node(&mut st, ino)?;
         Self::touch_dir(&mut st, parent);
-        let keep: Vec<u64> = if op.is_some() { vec![ino] } else { vec![] };
-        st.persist(&keep, op.into_iter().collect());
-        drop(st);
-        self.shared.wake_uploader.notify_one();
         Ok(())
     }
 
@@ -342,27 +309,12 @@ impl SyncFs {
         if target == Some(src) {
             return Ok(());
         }
-        // Nothing of the source reached the hub yet: the rename stays local,
-        // and the source is sent as new at its new path. A rename op is only
-        // ever queued for an entry the hub knows.
-        let local_only = !st.subtree_may_be_on_hub(src);
-        let mut keep = vec![src];
-        let mut ops = Vec::new();
-        let mut ino2 = 0;
         if let Some(t) = target {
             if flags & libc::RENAME_NOREPLACE != 0 {
                 return Err(FsError::Exists);
             }
             may_replace(src_kind, st.tree.get(t).ok_or(FsError::NotFound)?)?;
-            if let Some(delete) = self.remove_node(&mut st, t)? {
-                keep.push(t);
-                if local_only {
-                    ops.push(delete);
-                } else {
-                    // The hub replaces the target as part of the rename.
-                    ino2 = t;
-                }
-            }
+            self.remove_node(&mut st, t)?;
         }
         let from = st.tree.path_of(src).ok_or(FsError::NotFound)?;
         st.tree.detach(src);
@@ -370,23 +322,13 @@ impl SyncFs {
         st.tree.get_mut(src).expect("attached above").touch_ctime();
         Self::touch_dir(&mut st, parent);
         Self::touch_dir(&mut st, newparent);
-        let to = st.tree.path_of(src).ok_or(FsError::NotFound)?;
-        tracing::debug!(%from, %to, ino = src, ino2, replaced = ?target, local_only, "renamed");
-        if local_only {
-            st.persist(&keep, ops);
-            st.queue_subtree_as_new(src);
-        } else {
-            ops.push(Op { id: 0, kind: OpKind::Rename, ino: src, ino2, path: from, path2: Some(to) });
-            st.persist(&keep, ops);
-        }
-        drop(st);
-        self.shared.wake_uploader.notify_one();
+        tracing::debug!(%from, to = ?st.tree.path_of(src), ino = src, replaced = ?target, "renamed");
+        st.persist(&[src]);
         Ok(())
     }
 
-    /// renameat2 RENAME_EXCHANGE: `name` and `newname` trade places. The hub
-    /// hears it as one swap when it knows both, else as a rename of the one it
-    /// knows and the other sent as new at its new path.
+    /// renameat2 RENAME_EXCHANGE: `name` and `newname` trade places (the
+    /// planner sends it to the hub as one exchange).
     fn exchange(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr) -> FsResult<()> {
         let (name, newname) = (utf8(name)?, utf8(newname)?);
         let mut st = self.shared.state.lock();
@@ -400,7 +342,6 @@ impl SyncFs {
         if st.tree.is_within(newparent, a) || st.tree.is_within(parent, b) {
             return Err(FsError::InvalidArgument("swapping a folder with something inside it"));
         }
-        let (a_on_hub, b_on_hub) = (st.subtree_may_be_on_hub(a), st.subtree_may_be_on_hub(b));
         let (from, to) = (st.tree.path_of(a).ok_or(FsError::NotFound)?, st.tree.path_of(b).ok_or(FsError::NotFound)?);
         st.tree.detach(a);
         st.tree.detach(b);
@@ -411,32 +352,8 @@ impl SyncFs {
         }
         Self::touch_dir(&mut st, parent);
         Self::touch_dir(&mut st, newparent);
-        tracing::debug!(%from, %to, a, b, a_on_hub, b_on_hub, "exchanged");
-        let swap = |kind, ino, ino2, path: &RelPath, path2: &RelPath| Op {
-            id: 0,
-            kind,
-            ino,
-            ino2,
-            path: path.clone(),
-            path2: Some(path2.clone()),
-        };
-        match (a_on_hub, b_on_hub) {
-            (true, true) => st.persist(&[a, b], vec![swap(OpKind::Exchange, a, b, &from, &to)]),
-            (true, false) => {
-                st.persist(&[a, b], vec![swap(OpKind::Rename, a, 0, &from, &to)]);
-                st.queue_subtree_as_new(b);
-            }
-            (false, true) => {
-                st.persist(&[a, b], vec![swap(OpKind::Rename, b, 0, &to, &from)]);
-                st.queue_subtree_as_new(a);
-            }
-            (false, false) => {
-                st.queue_subtree_as_new(a);
-                st.queue_subtree_as_new(b);
-            }
-        }
-        drop(st);
-        self.shared.wake_uploader.notify_one();
+        tracing::debug!(%from, %to, a, b, "exchanged");
+        st.persist(&[a, b]);
         Ok(())
     }
 }

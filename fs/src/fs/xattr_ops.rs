@@ -4,7 +4,7 @@
 //! machine and stay on it (SEMANTICS.md).
 use super::SyncFs;
 use crate::error::{FsError, FsResult};
-use ssync_common::xattrs::{is_synced, Xattrs};
+use ssync_common::xattrs::Xattrs;
 use std::ffi::OsStr;
 
 /// What getxattr and listxattr answer: the size a buffer needs (when asked
@@ -75,7 +75,7 @@ impl SyncFs {
             LOCAL => return Err(FsError::NotPermitted("user.ssync.local is read-only")),
             _ => {}
         }
-        self.change_xattrs(kino, name, |x| {
+        self.change_xattrs(kino, |x| {
             let exists = x.get(name).is_some();
             if flags & libc::XATTR_CREATE != 0 && exists {
                 return Err(FsError::Exists);
@@ -92,12 +92,12 @@ impl SyncFs {
         if name == PIN {
             return self.set_pin(kino, false);
         }
-        self.change_xattrs(kino, name, |x| if x.remove(name) { Ok(()) } else { Err(FsError::NoXattr) })
+        self.change_xattrs(kino, |x| if x.remove(name) { Ok(()) } else { Err(FsError::NoXattr) })
     }
 
     /// Applies `change` to the attributes of `kino` (every name of a
     /// hard-linked file) and, for a `user.` name, queues what the hub must hear.
-    fn change_xattrs(&self, kino: u64, name: &str, change: impl FnOnce(&mut Xattrs) -> FsResult<()>) -> FsResult<()> {
+    fn change_xattrs(&self, kino: u64, change: impl FnOnce(&mut Xattrs) -> FsResult<()>) -> FsResult<()> {
         let mut st = self.shared.state.lock();
         let ino = Self::node_of(&st, kino)?;
         let n = st.tree.live(ino).ok_or(FsError::NotFound)?;
@@ -109,10 +109,7 @@ impl SyncFs {
             n.touch_ctime();
         });
         let members = st.tree.members(ino);
-        let ops = if is_synced(name) { Self::setattr_ops(&st, &members) } else { vec![] };
-        st.persist(&members, ops);
-        drop(st);
-        self.shared.wake_uploader.notify_one();
+        st.persist(&members);
         Ok(())
     }
 }
@@ -144,7 +141,7 @@ impl SyncFs {
             }
         }
         st.tree.get_mut(ino).expect("checked above").pinned = pin;
-        st.persist(&[ino], vec![]);
+        st.persist(&[ino]);
         if !pin {
             return Ok(());
         }

@@ -42,7 +42,7 @@ pub fn mark_on_hub(shared: &Shared, sent: &[(u64, ssync_common::ContentHash, u64
         }
     }
     if !changed.is_empty() {
-        st.persist(&changed, vec![]);
+        st.persist(&changed);
     }
 }
 
@@ -126,7 +126,7 @@ pub fn identify_written(shared: &Shared) -> usize {
         // Not on the hub yet: a cache limit must not evict it until it is
         // (`mark_on_hub`).
         n.base_version = 0;
-        st.persist(&[ino], vec![]);
+        st.persist(&[ino]);
         drop(st);
         if let Err(e) = shared.chunks.record(ino, &list) {
             tracing::debug!(ino, "cannot index the chunks of a written file: {e}");

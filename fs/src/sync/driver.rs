@@ -337,26 +337,24 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
             .filter(|n| n.id.is_none() && n.ino != crate::tree::ROOT && n.parent != 0 && n.special.is_none())
             .map(|n| n.ino)
             .collect();
-        if without_id.is_empty() && st.pending.is_empty() {
+        if without_id.is_empty() && st.old_queue.is_empty() {
             return;
         }
         let unsent = unsent_of(&st);
         let bases = local_tree::adopt_ids(&mut st.tree, engine.view(), &unsent);
-        let queued: Vec<u64> = st.pending.ops().map(|op| op.id).collect();
-        for id in &queued {
-            st.op_done(*id);
-        }
+        let queued = st.old_queue.len();
+        st.old_queue_adopted();
         let unlinked: Vec<u64> =
             st.tree.nodes().filter(|n| n.parent == 0 && n.ino != crate::tree::ROOT).map(|n| n.ino).collect();
         for ino in unlinked {
             st.drop_if_orphan(ino);
         }
         // Only the nodes that took an id changed.
-        st.persist(&without_id, vec![]);
+        st.persist(&without_id);
         tracing::info!(
             nodes = without_id.len(),
             known_to_hub = bases.len(),
-            queued = queued.len(),
+            queued,
             "this cache's nodes took their ids; its queue of changes is planned again from the files"
         );
         bases
@@ -372,14 +370,14 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
 
 /// The moves and deletes the path-keyed engine's queue holds.
 fn unsent_of(st: &crate::state::State) -> local_tree::Unsent {
-    use crate::queue::OpKind;
+    use crate::local_db::OldOpKind;
     let mut unsent = local_tree::Unsent::default();
     let mut moved = std::collections::HashSet::new();
-    for op in st.pending.ops() {
+    for op in &st.old_queue {
         match op.kind {
             // The first move of a node says where the hub has it.
-            OpKind::Rename if moved.insert(op.ino) => unsent.moved.push((op.ino, op.path.clone())),
-            OpKind::Delete => {
+            OldOpKind::Rename if moved.insert(op.ino) => unsent.moved.push((op.ino, op.path.clone())),
+            OldOpKind::Delete => {
                 if let Some(base) = st.tree.get(op.ino).map(|n| n.base_version).filter(|v| *v > 0) {
                     unsent.deleted.push((op.path.clone(), base));
                 }

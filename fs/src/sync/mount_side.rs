@@ -358,7 +358,7 @@ impl MountSide {
                 // One name of a hard-linked file: the change is that name's
                 // alone, so it becomes a file of its own (a new inode), and
                 // the other names keep what they had.
-                crate::watch::remove_local(st, &self.shared, ino, invals).map_err(|e| e.to_string())?;
+                remove_local(st, &self.shared, ino, invals).map_err(|e| e.to_string())?;
                 let mut node = base.clone();
                 (node.content, node.mode, node.meta) = (content, mode, meta.clone());
                 return self.insert(st, id, &node, brought, hub, invals);
@@ -374,7 +374,7 @@ impl MountSide {
         n.mode = (n.mode & !0o7777) | (mode & 0o7777);
         Self::take_meta(&self.shared, n, meta);
         n.touch_ctime();
-        st.persist(&[ino], vec![]);
+        st.persist(&[ino]);
         invals.push(Inval::Inode(ino));
         Ok(ino)
     }
@@ -403,7 +403,7 @@ impl MountSide {
         st.tree.detach(ino);
         st.tree.attach(ino, parent, name);
         st.tree.get_mut(ino).expect("attached").touch_ctime();
-        st.persist(&[ino], vec![]);
+        st.persist(&[ino]);
         invals.push(Inval::Delete { parent: old_parent, child: kino, name: old_name });
         invals.push(Inval::Entry { parent, name: name.to_string() });
         invals.push(Inval::Inode(old_parent));
@@ -427,7 +427,7 @@ impl MountSide {
                 for ino in [ia, ib] {
                     st.tree.get_mut(ino).expect("attached").touch_ctime();
                 }
-                st.persist(&[ia, ib], vec![]);
+                st.persist(&[ia, ib]);
                 invals.extend([
                     Inval::Entry { parent: pa, name: na },
                     Inval::Entry { parent: pb, name: nb },
@@ -455,7 +455,7 @@ impl MountSide {
                 if n.dirty {
                     return Err(format!("node {id:x} is being written here"));
                 }
-                crate::watch::remove_local(&mut st, &sh, ino, &mut invals).map_err(|e| e.to_string())?;
+                remove_local(&mut st, &sh, ino, &mut invals).map_err(|e| e.to_string())?;
                 self.ino_of.remove(&id);
                 Ok(())
             })()
@@ -521,4 +521,23 @@ impl LocalSide for MountSide {
             Op::Delete { id, base, .. } => self.delete(*id, base),
         }
     }
+}
+
+/// Takes `ino` and everything below it out of the mount's tree, and tells
+/// the kernel its name is gone.
+fn remove_local(st: &mut State, shared: &Shared, ino: u64, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+    let Some(n) = st.tree.get(ino) else { return Ok(()) };
+    let (parent, name, kernel_ino) = (n.parent, n.name.clone(), n.kernel_ino());
+    let mut all = st.tree.subtree(ino);
+    all.reverse();
+    for i in all {
+        if st.tree.get(i).is_some_and(mount::Node::has_content) {
+            shared.reaper.remove(shared.cache.file(i));
+        }
+        st.tree.remove(i);
+        st.note_node(i);
+    }
+    invals.push(Inval::Delete { parent, child: kernel_ino, name });
+    invals.push(Inval::Inode(parent));
+    Ok(())
 }
