@@ -1,6 +1,6 @@
 //! The sync engine on stable identities and three trees, in the manner of
-//! Dropbox's Nucleus (see docs/sync-engine.md). Built beside the engine in
-//! `upload.rs`/`watch.rs`, which it is to replace:
+//! Dropbox's Nucleus (see docs/sync-engine.md). The layer above `local/`
+//! and `remote/`, below `kernel/` (see `fs/tests/layers.rs`):
 //!
 //! - `canopy`: the three trees a mount persists: Local (what its users did),
 //!   Remote (the hub, as its feed said) and Synced (per node, the last state
@@ -19,17 +19,21 @@
 //! - `remote`: what the engine needs of the hub (`Remote`); the simulation's
 //!   `memory_hub` runs the hub's own tree rules behind it, `http_remote` is
 //!   the hub over HTTP.
-//! - On the mount (`--engine nodes`): `local_tree` (Local, read from the
-//!   mount's own tree), `content_ids` (what a closed file holds),
-//!   `mount_side` (Local operations on the tree and cache) and `driver`
+//! - On the mount: `local_tree` (Local, read from the mount's own tree),
+//!   `content_ids` (what a closed file holds), `mount_side` (Local
+//!   operations on the tree and cache), `conflict` (conflict copies' names),
+//!   `keeper` (the engine's state in the mount's database) and `driver`
 //!   (the sync thread).
+mod agreement;
 pub mod canopy;
+mod conflict;
 pub mod content_ids;
 pub mod driver;
 pub mod engine;
 pub mod heal;
 pub mod http_remote;
 pub mod hub_view;
+pub mod keeper;
 pub mod local_tree;
 pub mod merge;
 pub mod mount_side;

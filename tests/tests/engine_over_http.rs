@@ -72,8 +72,8 @@ struct Machine {
 
 impl Machine {
     fn new(hub: &Hub, runtime: &tokio::runtime::Runtime, store: &Store, name: &str) -> Machine {
-        let token = ssync_fs::token::load(Some(&hub.token_file)).unwrap();
-        let client = ssync_fs::client::Remote::new(&hub.url(), name, &token, None).unwrap();
+        let token = ssync_fs::remote::token::load(Some(&hub.token_file)).unwrap();
+        let client = ssync_fs::remote::client::Remote::new(&hub.url(), name, &token, None).unwrap();
         let files = store.files.clone();
         let contents = Box::new(move |id: &ContentHash| {
             files.lock().unwrap().get(id).cloned().map(|file| Held { file, mtime_ns: None, list: None })
@@ -150,8 +150,8 @@ fn two_engines_converge_through_a_real_hub() {
     b.sync();
     assert_eq!(b.engine.canopy.local, a.engine.canopy.local, "B has A's tree, node for node");
     assert_eq!(hub_tree(&mut a), a.engine.canopy.local);
-    let token = ssync_fs::token::load(Some(&hub.token_file)).unwrap();
-    let client = ssync_fs::client::Remote::new(&hub.url(), "check", &token, None).unwrap();
+    let token = ssync_fs::remote::token::load(Some(&hub.token_file)).unwrap();
+    let client = ssync_fs::remote::client::Remote::new(&hub.url(), "check", &token, None).unwrap();
     let big_on_hub = runtime.block_on(client.manifest(&big, None)).unwrap();
     assert_eq!(big_on_hub.id, big, "the hub holds the big file's chunks");
 

@@ -1,3 +1,3 @@
 fn main() -> anyhow::Result<()> {
-    ssync_fs::user_cli::main()
+    ssync_fs::cmd::user_cli::main()
 }

@@ -6,9 +6,9 @@
 //! again. Until then Local shows the content the node had, so the planner
 //! never sees a half-written file. The list goes into the chunk index:
 //! downloads of other files take their chunks from it.
-use crate::handles::FileStamp;
-use crate::state::Shared;
-use crate::tree::{Kind, Node};
+use crate::local::handles::FileStamp;
+use crate::local::state::Shared;
+use crate::local::tree::{Kind, Node};
 use ssync_common::ChunkList;
 use std::path::Path;
 
@@ -55,7 +55,7 @@ fn read_lists(shared: &Shared, todo: &[(u64, u64, Option<FileStamp>)]) -> Vec<Re
     let read_one = |ino: u64| {
         let file = shared.cache.file(ino);
         let before = stamp(&file);
-        let list = crate::file_chunks::list_of_file(&file);
+        let list = crate::content::file_chunks::list_of_file(&file);
         (file, before, list)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(todo.len());

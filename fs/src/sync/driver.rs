@@ -15,9 +15,9 @@ use super::http_remote::HttpRemote;
 use super::local_tree;
 use super::mount_side::MountSide;
 use super::remote::Refusal;
-use crate::client;
-use crate::local_db::LocalDb;
-use crate::state::Shared;
+use crate::local::db::LocalDb;
+use crate::local::state::Shared;
+use crate::remote::client;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use ssync_common::log_limit::LogLimiter;
 use std::path::Path;
@@ -38,6 +38,7 @@ const FEED_WAIT: Duration = Duration::from_secs(25);
 /// mount (the engine confirms its own changes from the feed).
 pub fn spawn(
     shared: Arc<Shared>,
+    on_demand: Arc<crate::local::on_demand::OnDemand>,
     db_path: &Path,
     client: client::Remote,
     runtime: tokio::runtime::Handle,
@@ -83,7 +84,7 @@ pub fn spawn(
     let remote = HttpRemote::new(client.clone(), runtime.clone(), contents, wake_on_push);
     let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent)
         .with_namer(conflict_namer(shared.device.clone()));
-    let side = MountSide::new(shared.clone(), client.clone(), runtime.clone());
+    let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone());
     let heal = Heal { client, runtime, last: std::time::Instant::now() };
     let thread = std::thread::Builder::new()
         .name("ssync-sync".into())
@@ -103,8 +104,8 @@ fn conflict_namer(device: String) -> super::merge::OwnedNamer {
             .entry((name.to_string(), id))
             .or_insert_with(|| {
                 // A conflict copy that meets another of its name takes a number.
-                let n = if crate::conflict::original_name(name).len() < name.len() { 2 } else { 1 };
-                crate::conflict::numbered_conflict_name(name, &device, std::time::SystemTime::now(), n)
+                let n = if crate::sync::conflict::original_name(name).len() < name.len() { 2 } else { 1 };
+                crate::sync::conflict::numbered_conflict_name(name, &device, std::time::SystemTime::now(), n)
             })
             .clone()
     })
@@ -334,7 +335,7 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
         let without_id: Vec<u64> = st
             .tree
             .nodes()
-            .filter(|n| n.id.is_none() && n.ino != crate::tree::ROOT && n.parent != 0 && n.special.is_none())
+            .filter(|n| n.id.is_none() && n.ino != crate::local::tree::ROOT && n.parent != 0 && n.special.is_none())
             .map(|n| n.ino)
             .collect();
         if without_id.is_empty() && st.old_queue.is_empty() {
@@ -345,7 +346,7 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
         let queued = st.old_queue.len();
         st.old_queue_adopted();
         let unlinked: Vec<u64> =
-            st.tree.nodes().filter(|n| n.parent == 0 && n.ino != crate::tree::ROOT).map(|n| n.ino).collect();
+            st.tree.nodes().filter(|n| n.parent == 0 && n.ino != crate::local::tree::ROOT).map(|n| n.ino).collect();
         for ino in unlinked {
             st.drop_if_orphan(ino);
         }
@@ -369,8 +370,8 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
 }
 
 /// The moves and deletes the path-keyed engine's queue holds.
-fn unsent_of(st: &crate::state::State) -> local_tree::Unsent {
-    use crate::local_db::OldOpKind;
+fn unsent_of(st: &crate::local::state::State) -> local_tree::Unsent {
+    use crate::local::db::OldOpKind;
     let mut unsent = local_tree::Unsent::default();
     let mut moved = std::collections::HashSet::new();
     for op in &st.old_queue {

@@ -30,7 +30,7 @@ fn moves_a_folder(op: &Op) -> bool {
         _ => false,
     }
 }
-use crate::local_db::SyncStateChange;
+use crate::sync::keeper::SyncStateChange;
 
 /// This machine's side of the operations the planner makes for Local:
 /// bringing content from the hub, making folders, moving and removing what
@@ -69,7 +69,7 @@ impl Keeper for Forgetful {
     }
 }
 
-impl Keeper for crate::local_db::LocalDb {
+impl Keeper for crate::local::db::LocalDb {
     fn sending(&mut self, op: &Op) -> Result<i64, String> {
         self.keep_sent(op).map_err(|e| e.to_string())
     }
@@ -678,7 +678,7 @@ mod tests {
         );
         local.set(f, file(d, "f", 1));
         local.set(g, file(d, "g", 2));
-        let keeper = Box::new(crate::local_db::LocalDb::open(&db_path).unwrap());
+        let keeper = Box::new(crate::local::db::LocalDb::open(&db_path).unwrap());
         // Requests 0-2 make the tree; 3, the edit below, is carried out but its answer is lost.
         let lossy = Lossy { hub: MemoryHub::new(), sent: 0, lose: vec![3], drop: vec![] };
         let mut a = Engine::resume(lossy, keeper, Tree::default(), HubView::default(), vec![]);
@@ -695,7 +695,7 @@ mod tests {
         let hub = std::mem::replace(&mut a.remote().hub, MemoryHub::new());
         drop(a);
         local.set(f, file(d, "f", 6));
-        let db = crate::local_db::LocalDb::open(&db_path).unwrap();
+        let db = crate::local::db::LocalDb::open(&db_path).unwrap();
         let kept = db.load_sync_state().unwrap();
         assert_eq!(kept.sent.len(), 1, "the edit whose answer was lost was kept as sent");
         // After the restart, the first request never reaches the hub.

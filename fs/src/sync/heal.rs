@@ -6,7 +6,7 @@
 //! rest, as for any change from the hub.
 use super::engine::{Engine, EngineError};
 use super::http_remote::HttpRemote;
-use crate::client::{self, ApiError};
+use crate::remote::client::{self, ApiError};
 use ssync_common::digest::EMPTY;
 use ssync_common::RelPath;
 
@@ -31,7 +31,7 @@ pub fn compare(
     runtime: &tokio::runtime::Handle,
 ) -> Result<usize, HealError> {
     let cursor = engine.view().cursor();
-    let mine = crate::tree::folder_digests(&engine.view().live_versions());
+    let mine = crate::local::tree::folder_digests(&engine.view().live_versions());
     let mut todo: Vec<Option<RelPath>> = vec![None];
     let mut healed = 0;
     while let Some(dir) = todo.pop() {
@@ -66,7 +66,7 @@ pub fn compare(
             let dir_ref = dir.as_ref();
             engine.heal_view(|view| view.heal_folder(dir_ref, &page.entries))??;
         }
-        for (child, theirs) in crate::tree::differing_subfolders(dir.as_ref(), &hub, &mine) {
+        for (child, theirs) in crate::local::tree::differing_subfolders(dir.as_ref(), &hub, &mine) {
             // A folder the hub no longer has went with its parent's heal.
             if theirs != EMPTY {
                 todo.push(Some(child));

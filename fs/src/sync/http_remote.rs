@@ -10,9 +10,9 @@ use super::canopy::Meta;
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
-use crate::chunk_upload::{read_small_file, send_content_chunks, FileMeta};
-use crate::client::{self, ApiError};
-use crate::fs::now_ns;
+use crate::local::clock::now_ns;
+use crate::remote::chunk_upload::{read_small_file, send_content_chunks, FileMeta};
+use crate::remote::client::{self, ApiError};
 use ssync_common::api::{
     BatchRequest, Change, CommitRequest, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest,
     RenameRequest, SetAttrRequest, WireList, INLINE_MAX,

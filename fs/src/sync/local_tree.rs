@@ -9,8 +9,8 @@
 //! half-written is ever planned; a new file is left out until it has one.
 use super::canopy::{self, Kind, NodeId, Place, Tree};
 use super::hub_view::HubView;
-use crate::accounts::Accounts;
-use crate::tree::{self as mount, Kind as MountKind};
+use crate::local::accounts::Accounts;
+use crate::local::tree::{self as mount, Kind as MountKind};
 use ssync_common::api::Owner;
 use std::collections::HashMap;
 
@@ -177,8 +177,8 @@ pub fn adopt_ids(tree: &mut mount::Tree, hub: &HubView, unsent: &Unsent) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::local::tree::{Node, Special, Tree as MountTree, ROOT};
     use crate::sync::hub_view::tests::row;
-    use crate::tree::{Node, Special, Tree as MountTree, ROOT};
     use ssync_common::api::EntryKind;
     use ssync_common::{ContentHash, NodeId as WireId};
 

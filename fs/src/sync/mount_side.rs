@@ -12,10 +12,11 @@ use super::engine::LocalSide;
 use super::hub_view::HubView;
 use super::local_tree::node_of_in;
 use super::planner::Op;
-use crate::client::{self, ApiError};
-use crate::invalidate::Inval;
-use crate::state::{Shared, State};
-use crate::tree::{self as mount, Kind as MountKind};
+use crate::local::invalidate::Inval;
+use crate::local::on_demand::OnDemand;
+use crate::local::state::{Shared, State};
+use crate::local::tree::{self as mount, Kind as MountKind};
+use crate::remote::client::{self, ApiError};
 use ssync_common::{ChunkList, ContentHash};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub struct MountSide {
     shared: Arc<Shared>,
+    on_demand: Arc<OnDemand>,
     client: client::Remote,
     runtime: tokio::runtime::Handle,
     /// Where each node of Local is on this mount (set from each read of
@@ -53,8 +55,13 @@ fn stale(id: NodeId) -> String {
 }
 
 impl MountSide {
-    pub fn new(shared: Arc<Shared>, client: client::Remote, runtime: tokio::runtime::Handle) -> MountSide {
-        MountSide { shared, client, runtime, ino_of: HashMap::new(), fetched: HashMap::new() }
+    pub fn new(
+        shared: Arc<Shared>,
+        on_demand: Arc<OnDemand>,
+        client: client::Remote,
+        runtime: tokio::runtime::Handle,
+    ) -> MountSide {
+        MountSide { shared, on_demand, client, runtime, ino_of: HashMap::new(), fetched: HashMap::new() }
     }
 
     /// The inode of live node `id`, if it is as `base` says.
@@ -180,7 +187,7 @@ impl MountSide {
         size: u64,
         have: Option<(u64, ContentHash)>,
     ) -> Result<(PathBuf, ChunkList), ApiError> {
-        let fetched = crate::chunk_download::fetch_file(
+        let fetched = crate::remote::chunk_download::fetch_file(
             client,
             &sh.chunks,
             &sh.cache.files,
@@ -203,7 +210,7 @@ impl MountSide {
         let tmp = sh.cache.tmp.join(format!("copy-{}", ssync_common::NodeId::random()));
         let copied = std::fs::copy(sh.cache.file(ino), &tmp)
             .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| crate::file_chunks::list_of_file(&tmp));
+            .and_then(|()| crate::content::file_chunks::list_of_file(&tmp));
         match copied {
             Ok(list) if list.id() == content => Ok((tmp, list)),
             Ok(_) => {
@@ -223,7 +230,7 @@ impl MountSide {
             (_, None, _) => return Err(format!("node {id:x} has no content")),
             (_, Some(c), Some(from)) => {
                 let (file, list) = self.copy_of(from, c)?;
-                Some(Brought { file, size: list.size(), list: Some(list), mtime_ns: crate::fs::now_ns() })
+                Some(Brought { file, size: list.size(), list: Some(list), mtime_ns: crate::local::clock::now_ns() })
             }
             (_, Some(c), None) => Some(self.download(id, c, hub, None)?),
         };
@@ -234,13 +241,13 @@ impl MountSide {
             self.insert(&mut st, id, node, brought.as_ref(), hub, &mut invals)
         };
         sh.invalidate(invals);
-        Self::settle_brought(&sh, done, brought)
+        self.settle_brought(&sh, done, brought)
     }
 
     /// After an operation that brought a file: its chunks are indexed where
     /// it was placed (a file on demand is fetched at once if it is small or
     /// pinned), or the file goes if the operation was refused.
-    fn settle_brought(sh: &Arc<Shared>, done: Result<u64, String>, brought: Option<Brought>) -> Outcome {
+    fn settle_brought(&self, sh: &Arc<Shared>, done: Result<u64, String>, brought: Option<Brought>) -> Outcome {
         match (&done, brought) {
             (Ok(ino), Some(Brought { list: Some(list), .. })) => {
                 if let Err(e) = sh.chunks.record(*ino, &list) {
@@ -248,9 +255,9 @@ impl MountSide {
                 }
             }
             (Ok(ino), Some(Brought { list: None, size, .. })) if size > 0 => {
-                let soon = size <= crate::config::EAGER_MAX || sh.state.lock().tree.is_pinned(*ino);
+                let soon = size <= crate::local::cache_limit::EAGER_MAX || sh.state.lock().tree.is_pinned(*ino);
                 if soon {
-                    sh.on_demand.spawn_ensure(sh.clone(), vec![*ino], 0..u64::MAX);
+                    self.on_demand.spawn_ensure(sh.clone(), vec![*ino], 0..u64::MAX);
                 }
             }
             (Err(_), Some(b)) => drop(std::fs::remove_file(b.file)),
@@ -267,8 +274,8 @@ impl MountSide {
         n.mtime_ns = b.mtime_ns;
         // An empty file is whole: nothing to fetch.
         n.cached = match b.list.is_some() || b.size == 0 {
-            true => crate::residency::Residency::full(),
-            false => crate::residency::Residency::none(),
+            true => crate::local::residency::Residency::full(),
+            false => crate::local::residency::Residency::none(),
         };
         Ok(())
     }
@@ -289,7 +296,7 @@ impl MountSide {
             Kind::Dir => MountKind::Dir,
             Kind::Symlink => MountKind::Symlink,
         };
-        let mtime = brought.map_or_else(crate::fs::now_ns, |b| b.mtime_ns);
+        let mtime = brought.map_or_else(crate::local::clock::now_ns, |b| b.mtime_ns);
         let mut n = mount::Node::new(kind, parent, &node.place.name, node.mode, mtime);
         n.id = Some(ssync_common::NodeId(id));
         n.base_version = hub.version(id).unwrap_or(0);
@@ -330,7 +337,7 @@ impl MountSide {
             self.change(&mut st, id, base, (content, mode, meta), brought.as_ref(), hub, &mut invals)
         };
         sh.invalidate(invals);
-        Self::settle_brought(&sh, done, brought)
+        self.settle_brought(&sh, done, brought)
     }
 
     /// `to`: the content, mode, owner and attributes the node takes.
@@ -525,7 +532,12 @@ impl LocalSide for MountSide {
 
 /// Takes `ino` and everything below it out of the mount's tree, and tells
 /// the kernel its name is gone.
-fn remove_local(st: &mut State, shared: &Shared, ino: u64, invals: &mut Vec<Inval>) -> crate::error::FsResult<()> {
+fn remove_local(
+    st: &mut State,
+    shared: &Shared,
+    ino: u64,
+    invals: &mut Vec<Inval>,
+) -> crate::local::error::FsResult<()> {
     let Some(n) = st.tree.get(ino) else { return Ok(()) };
     let (parent, name, kernel_ino) = (n.parent, n.name.clone(), n.kernel_ino());
     let mut all = st.tree.subtree(ino);

@@ -4,8 +4,8 @@
 //! then commits by its chunk list in a later batch, without reading the
 //! file again. So a small file closed after a large one reaches other
 //! machines first.
-use crate::chunk_upload::send_content_chunks;
-use crate::client::{self, ApiError};
+use crate::remote::chunk_upload::send_content_chunks;
+use crate::remote::client::{self, ApiError};
 use parking_lot::Mutex;
 use ssync_common::{ChunkList, ContentHash};
 use std::collections::HashMap;
