@@ -50,6 +50,12 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = "^[0-9a-f]{32}$")]
     pub node: Option<NodeId>,
+    /// The node of the folder it is in (32 zeros: the root). The tree is
+    /// `(node, parent, name)`: a folder's rename is one change to one entry,
+    /// and what is below it keeps its rows. Absent from hubs older than that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-f]{32}$")]
+    pub parent: Option<NodeId>,
 }
 
 /// Who owns an entry, as the machine that last set it saw it: numeric ids,

@@ -9,6 +9,9 @@ use std::str::FromStr;
 pub struct NodeId(pub u128);
 
 impl NodeId {
+    /// The root folder's id: it has no entry of its own.
+    pub const ROOT: NodeId = NodeId(0);
+
     /// A new id, from the operating system's random source.
     pub fn random() -> NodeId {
         let mut raw = [0u8; 16];

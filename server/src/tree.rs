@@ -83,9 +83,9 @@ fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Ent
                     owner: None,
                     xattrs: None,
                     node: Some(NodeId::random()),
+                    parent: None,
                 };
-                entries::put(conn, &e)?;
-                out.push(e);
+                out.push(entries::put(conn, &e)?);
             }
         }
     }
@@ -203,10 +203,10 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
         owner: kept.as_ref().and_then(|k| k.owner.clone()),
         node: Some(node),
         xattrs: kept.and_then(|k| k.xattrs),
+        parent: None,
     };
     c.carried.onto(&mut e);
-    entries::put(conn, &e)?;
-    out.push(e);
+    out.push(entries::put(conn, &e)?);
     Ok(out)
 }
 
@@ -248,10 +248,10 @@ pub fn mkdir(
         owner: None,
         xattrs: None,
         node: Some(node),
+        parent: None,
     };
     carried.onto(&mut e);
-    entries::put(conn, &e)?;
-    out.push(e);
+    out.push(entries::put(conn, &e)?);
     Ok(out)
 }
 
@@ -266,8 +266,7 @@ fn tombstone(conn: &Connection, dev: Dev, e: &Entry, moved_to: Option<RelPath>) 
         moved_to,
         ..e.clone()
     };
-    entries::put(conn, &t)?;
-    Ok(t)
+    Ok(entries::put(conn, &t)?)
 }
 
 pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeResult {
@@ -333,35 +332,29 @@ pub fn rename(
     let descendants = if src.kind == EntryKind::Dir { entries::live_descendants(conn, from)? } else { vec![] };
     // Every new path is checked before anything is written: a deep folder
     // moved under a longer name could outgrow the limits.
-    let moving = std::iter::once(&src)
-        .chain(&descendants)
-        .map(|e| {
-            let moved = e.path.rebase(from, to).expect("descendant lies within the moved folder")?;
-            limits.check(&moved)?;
-            Ok((e, moved))
-        })
-        .collect::<Result<Vec<(&Entry, RelPath)>, PathError>>()?;
+    for e in std::iter::once(&src).chain(&descendants) {
+        limits.check(&e.path.rebase(from, to).expect("descendant lies within the moved folder")?)?;
+    }
     let mut out = Vec::new();
     // A client that named the folder has it checked above: nothing is made for it.
     if to_parent.is_none() {
         ensure_parents(conn, dev, to, &mut out)?;
     }
-    // New rows first, parents before children, then tombstones children first:
-    // a feed reader applying changes in order never sees an orphan.
-    for (e, path) in &moving {
-        let moved = Entry {
-            path: path.clone(),
-            version: entries::next_seq(conn)?,
-            device: dev.device.clone(),
-            origin: dev.origin.clone(),
-            ..(*e).clone()
-        };
-        entries::put(conn, &moved)?;
-        out.push(moved);
+    // What it replaces goes first, so no reader sees two nodes on one path.
+    if let Some(t) = live(target) {
+        out.push(tombstone(conn, dev, &t, None)?);
     }
-    for (e, went) in moving.into_iter().rev() {
-        out.push(tombstone(conn, dev, e, Some(went))?);
-    }
+    // One change, to the moved node: what is below a folder keeps its rows
+    // (and their versions), and its paths follow.
+    let moved = Entry {
+        path: to.clone(),
+        version: entries::next_seq(conn)?,
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
+        ..src
+    };
+    out.push(entries::put(conn, &moved)?);
+    entries::move_below(conn, from, to)?;
     Ok(out)
 }
 
@@ -388,8 +381,7 @@ pub fn set_attr(
         ..e
     };
     carried.onto(&mut e);
-    entries::put(conn, &e)?;
-    Ok(vec![e])
+    Ok(vec![entries::put(conn, &e)?])
 }
 
 /// Writes `state` (a past entry) as the new current entry at its path. It is
@@ -413,8 +405,7 @@ fn revive(conn: &Connection, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> R
         node: Some(node),
         ..state.clone()
     };
-    entries::put(conn, &e)?;
-    out.push(e);
+    out.push(entries::put(conn, &e)?);
     Ok(())
 }
 
@@ -608,10 +599,11 @@ pub(crate) mod tests {
         let out =
             rename(&c, &Author::default(), &p("m"), &p("l"), other.version, f.version, None, PathLimits::default())
                 .unwrap();
-        assert_eq!(out[0].kind, EntryKind::Symlink, "a symlink renamed over a file");
+        assert!(out[0].deleted && out[0].node == f.node, "the file it replaced goes first");
+        assert_eq!(out[1].kind, EntryKind::Symlink, "a symlink renamed over a file");
         let d = mkdir(&c, &Author::default(), &p("d"), 0, 0o755, 0, Carried::default()).unwrap().pop().unwrap();
         let blocked =
-            rename(&c, &Author::default(), &p("l"), &p("d"), out[0].version, d.version, None, PathLimits::default());
+            rename(&c, &Author::default(), &p("l"), &p("d"), out[1].version, d.version, None, PathLimits::default());
         assert!(matches!(blocked, Err(TreeError::Blocked { .. })), "not over a folder");
     }
 
@@ -657,20 +649,51 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn folder_rename_moves_subtree_in_feed_safe_order() {
+    fn a_folder_rename_is_one_change_and_what_is_below_follows() {
         let c = conn();
         file(&c, "d/x/1", 0, b"1").unwrap();
         file(&c, "d/2", 0, b"2").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
+        let below: Vec<Entry> = entries::live_descendants(&c, &p("d")).unwrap();
+        let before = entries::last_seq(&c).unwrap();
         let out = rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, None, PathLimits::default()).unwrap();
         let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
-        assert_eq!(order, vec!["+e", "+e/2", "+e/x", "+e/x/1", "-d/x/1", "-d/x", "-d/2", "-d"]);
+        assert_eq!(order, vec!["+e"]);
+        assert_eq!(out[0].node, d.node, "the folder keeps its node");
+        assert_eq!(entries::changed_since(&c, before, 100).unwrap().len(), 1, "one feed row");
         let live: Vec<_> = entries::all_live(&c).unwrap().into_iter().map(|e| e.path.to_string()).collect();
         assert_eq!(live, vec!["e", "e/2", "e/x", "e/x/1"]);
+        let now: Vec<Entry> = entries::live_descendants(&c, &p("e")).unwrap();
+        let kept = |es: &[Entry]| es.iter().map(|e| (e.node, e.version, e.parent)).collect::<Vec<_>>();
+        assert_eq!(kept(&now), kept(&below), "the rows below keep their nodes, versions and folders");
+        assert!(entries::entries_within(&c, &p("d")).unwrap().is_empty(), "nothing is left at the old paths");
+        let digests = |c: &Connection| crate::db::digests::get(c, "").unwrap();
+        let kept_digest = digests(&c);
+        crate::db::digests::rebuild(&c).unwrap();
+        assert_eq!(digests(&c), kept_digest, "the digests followed the move");
         assert!(matches!(
             rename(&c, &Author::default(), &p("e"), &p("e/x/in"), 0, 0, None, PathLimits::default()),
             Err(TreeError::Blocked { .. })
         ));
+    }
+
+    #[test]
+    fn the_feed_shows_a_folder_before_what_is_in_it() {
+        let c = conn();
+        let dev = Author::default();
+        file(&c, "d/f", 0, b"1").unwrap(); // d: 1, d/f: 2
+        let d = entries::get(&c, &p("d")).unwrap().unwrap();
+        // The folder's newest row comes after the file's: moved, then chmodded.
+        let moved = rename(&c, &dev, &p("d"), &p("top/d"), d.version, 0, None, PathLimits::default()).unwrap();
+        set_attr(&c, &dev, &p("top/d"), moved.last().unwrap().version, Some(0o700), None, Carried::default()).unwrap();
+        let page = entries::feed_page(&c, 0, 100).unwrap();
+        let order: Vec<_> = page.entries.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(order, vec!["top", "top/d", "top/d/f"], "folders first, each once");
+        assert_eq!(page.cursor, entries::last_seq(&c).unwrap());
+        // From a cursor past the folder's making, the rows that follow only.
+        let later = entries::feed_page(&c, 2, 100).unwrap();
+        let order: Vec<_> = later.entries.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(order, vec!["top", "top/d"]);
     }
 
     #[test]
@@ -684,8 +707,9 @@ pub(crate) mod tests {
         ));
         rename(&c, &Author::default(), &p("a"), &p("b"), a.version, b.version, None, PathLimits::default()).unwrap();
         let now = entries::get(&c, &p("b")).unwrap().unwrap();
-        assert_eq!(now.hash, Some(ContentHash::of(b"new")));
-        assert!(entries::get(&c, &p("a")).unwrap().unwrap().deleted);
+        assert_eq!((now.hash, now.node), (Some(ContentHash::of(b"new")), a.node));
+        assert_eq!(entries::get(&c, &p("a")).unwrap(), None, "the node moved: nothing is left at its old path");
+        assert!(entries::get_node(&c, b.node.unwrap()).unwrap().unwrap().deleted, "the file it replaced is gone");
     }
 
     #[test]
@@ -755,17 +779,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rename_tombstones_say_where_entries_went() {
-        let c = conn();
-        file(&c, "d/x", 0, b"x").unwrap();
-        let d = entries::get(&c, &p("d")).unwrap().unwrap();
-        rename(&c, &Author::default(), &p("d"), &p("e"), d.version, 0, None, PathLimits::default()).unwrap();
-        let t = entries::get(&c, &p("d/x")).unwrap().unwrap();
-        assert!(t.deleted);
-        assert_eq!(t.moved_to.unwrap().as_str(), "e/x");
-    }
-
-    #[test]
     fn a_node_keeps_its_id_and_its_history_through_renames() {
         let c = conn();
         let dev = Author::default();
@@ -786,7 +799,9 @@ pub(crate) mod tests {
         let history = entries::versions_of(&c, &p("e/y")).unwrap();
         let names: Vec<String> =
             history.iter().filter(|v| !v.entry.deleted).map(|v| v.entry.path.to_string()).collect();
-        assert_eq!(names, ["e/y", "e/y", "e/x", "d/x", "d/x"], "newest first, under every name");
+        // (Moving its folder changed nothing of the file: no version of it
+        // was made as e/x.)
+        assert_eq!(names, ["e/y", "e/y", "d/x", "d/x"], "newest first, under every name");
         assert!(history.iter().all(|v| v.entry.node == Some(node)));
         // An earlier version is found (and restored) through the new name.
         let first = history.last().unwrap().entry.version;

@@ -76,6 +76,7 @@ async fn whole_content_objects_become_chunk_lists() {
             owner: None,
             xattrs: None,
             node: Some(ssync_common::NodeId::random()),
+            parent: None,
         };
         state
             .db

@@ -208,9 +208,56 @@ fn history_follows_a_file_through_renames() {
     let named =
         |name: &str| rows.iter().filter(|r| r.contains(&format!("as {name}")) && !r.contains("moved to")).count();
     assert_eq!(named("d/f.txt"), 2, "both versions written as d/f.txt are listed:\n{list}");
-    assert!(named("e/f.txt") >= 1, "and the one the folder rename made:\n{list}");
+    // The folder's rename was one change, to the folder: it made no version
+    // of the file (the path-keyed hub made one, as e/f.txt).
+    assert_eq!(named("e/f.txt"), 0, "the folder's rename made no version of the file:\n{list}");
     let first = rows.iter().rev().find(|r| r.contains("as d/f.txt")).unwrap();
     let first = first.split_whitespace().next().unwrap().to_string();
     ok(&[s("restore"), b.p("e/g.txt").as_os_str(), s("--version"), s(&first)]);
     wait_for_content(&a.p("e/g.txt"), b"one", SYNC_TIMEOUT);
+}
+
+/// The hub's latest change number, from its feed.
+fn hub_cursor(c: &Cluster) -> u64 {
+    let page: serde_json::Value =
+        c.hub.http().get(format!("{}/v1/changes?since=0&wait=0", c.hub.url())).send().unwrap().json().unwrap();
+    page["cursor"].as_u64().expect("a page has a cursor")
+}
+
+#[test]
+fn a_folder_rename_is_one_change_and_its_files_keep_their_history() {
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    fs::create_dir_all(a.p("big/sub")).unwrap();
+    for i in 0..300 {
+        fs::write(a.p(&format!("big/sub/f{i}")), format!("file {i}\n")).unwrap();
+    }
+    for body in ["first\n", "second\n"] {
+        fs::write(a.p("big/notes.txt"), body).unwrap();
+        wait_for_content(&b.p("big/notes.txt"), body.as_bytes(), SYNC_TIMEOUT);
+    }
+    let want = snapshot(&a.path);
+    wait_for_tree(&[a, b], &want, SYNC_TIMEOUT);
+    let before = hub_cursor(&c);
+
+    fs::rename(a.p("big"), a.p("renamed")).unwrap();
+    wait_for_content(&b.p("renamed/sub/f299"), b"file 299\n", SYNC_TIMEOUT);
+    wait_for_absence(&b.p("big"), SYNC_TIMEOUT);
+    let want = snapshot(&a.path);
+    wait_for_tree(&[a, b], &want, SYNC_TIMEOUT);
+    let changes: serde_json::Value =
+        c.hub.http().get(format!("{}/v1/changes?since={before}&wait=0", c.hub.url())).send().unwrap().json().unwrap();
+    let rows: Vec<String> =
+        changes["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(rows, ["renamed"], "one change, to the folder");
+    assert_eq!(hub_cursor(&c), before + 1);
+
+    // The file's history follows it: both states of notes.txt, under its old name.
+    let list = ok(&[s("versions"), b.p("renamed/notes.txt").as_os_str()]);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(rows.iter().all(|r| r.contains("big/notes.txt")), "its earlier name is shown:\n{list}");
+    let first: String = rows[1].split_whitespace().next().unwrap().to_string();
+    ok(&[s("restore"), b.p("renamed/notes.txt").as_os_str(), s("--version"), s(&first)]);
+    wait_for_content(&a.p("renamed/notes.txt"), b"first\n", SYNC_TIMEOUT);
 }

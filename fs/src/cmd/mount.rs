@@ -104,7 +104,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     // Older releases read this before starting their path-keyed engine on a cache.
     db.set_setting("engine", "nodes")?;
     // A cache that has read the hub's feed (by either engine) can start offline.
-    let synced_before = db.setting("cursor")?.is_some() || db.sync_cursor()? > 0;
+    let synced_before = db.setting("cursor")?.is_some() || db.synced_before()?;
     let mount_id = mount_id(&db)?;
     // The engine on stable ids reads its own changes in the feed too.
     let hub_client = remote.clone();

@@ -261,9 +261,11 @@ fn versions(path: &Path) -> anyhow::Result<()> {
             (false, _, ssync_common::api::EntryKind::Symlink) => "symlink".into(),
             _ => size(e.size),
         };
-        // A file keeps its history through renames: say under which name.
+        // A file keeps its history through renames (its own, and its
+        // folders': those make no version of it): say under which name.
         let mark = match (i, e.path == rel) {
-            (0, _) => "current".to_string(),
+            (0, true) => "current".to_string(),
+            (0, false) => format!("current, as {}", e.path),
             (_, true) => String::new(),
             (_, false) => format!("as {}", e.path),
         };
@@ -367,6 +369,7 @@ mod tests {
                 owner: None,
                 xattrs: None,
                 node: None,
+                parent: None,
             },
             at_ns: version as i64,
         }

@@ -20,7 +20,7 @@ pub enum LocalDbError {
     Create(std::path::PathBuf, std::io::Error),
 }
 
-const STEPS: &[&str] = &[
+pub(crate) const STEPS: &[&str] = &[
     "CREATE TABLE nodes (
         ino INTEGER PRIMARY KEY AUTOINCREMENT, -- the inode number; never reused
         parent INTEGER NOT NULL,               -- 0: unlinked, kept while queued ops need it
@@ -142,6 +142,25 @@ const STEPS: &[&str] = &[
     // hub's rows (JSON of `canopy::Meta`; NULL: neither).
     "ALTER TABLE synced_nodes ADD COLUMN meta TEXT;
      ALTER TABLE hub_rows ADD COLUMN meta TEXT;",
+    // 13: the hub keys its rows by node (its schema step 14): so does this
+    // mount's picture of it, each row with its folder's node and its name.
+    // The rows kept by path go, and the feed is read again from its start
+    // (the hub's rows, not contents: Synced and the files stay as they are).
+    "DROP TABLE hub_rows;
+     CREATE TABLE hub_rows (
+        node TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        content TEXT,
+        mode INTEGER NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0,
+        mtime_ns INTEGER NOT NULL DEFAULT 0,
+        meta TEXT
+     ) STRICT;
+     DELETE FROM hub_cursor;",
 ];
 
 mod old_queue;

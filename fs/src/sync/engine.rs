@@ -20,16 +20,6 @@ use std::collections::HashSet;
 /// The most Remote operations sent to the hub in one batch.
 const BATCH_MAX: usize = 256;
 
-/// Whether `op` moves a folder (a move or an exchange of one).
-fn moves_a_folder(op: &Op) -> bool {
-    match op {
-        Op::Move { base, .. } => base.kind == super::canopy::Kind::Dir,
-        Op::Exchange { a_base, b_base, .. } => {
-            a_base.kind == super::canopy::Kind::Dir || b_base.kind == super::canopy::Kind::Dir
-        }
-        _ => false,
-    }
-}
 use crate::sync::keeper::SyncStateChange;
 
 /// This machine's side of the operations the planner makes for Local:
@@ -387,14 +377,13 @@ impl<R: Remote> Engine<R> {
     }
 
     /// `first` and the Remote operations after it in the plan that can go
-    /// in one batch: at most `max` (and `BATCH_MAX`), no two on one node,
-    /// and nothing after a folder's move or exchange (the path-keyed hub
-    /// gives everything below a moved folder new versions, which only its
-    /// answer tells).
+    /// in one batch: at most `max` (and `BATCH_MAX`), no two on one node.
+    /// (A folder's move may be followed by operations below it: the hub
+    /// keys its rows by node, so what is below keeps its versions.)
     fn next_batch(&mut self, first: Op, max: usize) -> Vec<Op> {
         let mut touched: HashSet<NodeId> = first.nodes().into_iter().collect();
         let mut batch = vec![first];
-        while batch.len() < max.min(BATCH_MAX) && !moves_a_folder(batch.last().expect("not empty")) {
+        while batch.len() < max.min(BATCH_MAX) {
             match self.plan.last() {
                 Some(next) if next.side() == Side::Remote && next.nodes().iter().all(|n| !touched.contains(n)) => {
                     touched.extend(next.nodes());

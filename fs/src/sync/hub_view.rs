@@ -2,14 +2,16 @@
 //! rows as the feed (or an answer) brings them, and the hub's version of
 //! each node, which every request names as its base.
 //!
-//! The hub still keys its rows by path (each carrying its node's id), and
-//! its feed holds only each path's newest row. So the view keeps the same:
-//! the newest row of each path, a newer row replacing an older one whatever
-//! order answers and the feed bring them in. The Remote tree is derived from
-//! the live rows: each node where its newest row puts it, under the node its
-//! folder's path holds. Once the feed is read to its end this is exactly the
-//! hub's tree; in between (a folder rename split across feed pages) a node
-//! whose folder is not placed yet is left out until it is.
+//! The hub keys its rows by node: each names its node, the node of its
+//! folder and its name, and the feed holds each node's newest row (a folder's
+//! rename is one row; what is below it keeps its rows). The view keeps the
+//! same: the newest row of each node, a newer row replacing an older one
+//! whatever order answers and the feed bring them in. The Remote tree is
+//! the live rows placed from the root down. Once the feed is read to its end
+//! this is exactly the hub's tree; in between, a node whose folder is not
+//! placed (yet) is left out until it is, and of two nodes that the view
+//! has on one place the newer row holds it (the other's newer row, which
+//! moves or deletes it, is still to come).
 //!
 //! Going the other way, `request_for` turns a planned Remote operation into
 //! the hub's path-keyed request, with the version this view holds as its
@@ -69,7 +71,7 @@ pub enum Request {
 /// Why a row or an operation does not fit this view.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
-    #[error("the hub's row for '{0}' has no node id (a hub older than this mount)")]
+    #[error("the hub's row for '{0}' has no node or folder id (a hub older than this mount)")]
     NoNode(RelPath),
     #[error("the hub's row for '{0}' came before its folder's")]
     Orphan(RelPath),
@@ -82,10 +84,11 @@ pub enum ViewError {
     Misplaced,
 }
 
-/// A path's newest row, as far as the view needs it (and the mount keeps).
+/// A node's newest row, as far as the view needs it (and the mount keeps).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
-    pub node: NodeId,
+    /// Where it is: its folder's node and its name.
+    pub place: Place,
     pub version: u64,
     pub deleted: bool,
     pub kind: Kind,
@@ -98,10 +101,15 @@ pub struct Row {
 }
 
 impl Row {
-    /// The node it shows, in folder `parent`.
-    fn node_in(&self, parent: NodeId, path: &RelPath) -> Node {
-        let place = Place { parent, name: path.file_name().to_string() };
-        Node { place, kind: self.kind, content: self.content, mode: self.mode, meta: self.meta.clone() }
+    /// The node it shows.
+    fn node(&self) -> Node {
+        Node {
+            place: self.place.clone(),
+            kind: self.kind,
+            content: self.content,
+            mode: self.mode,
+            meta: self.meta.clone(),
+        }
     }
 }
 
@@ -115,15 +123,15 @@ pub enum Changed {
 
 #[derive(Clone, Default, Debug)]
 pub struct HubView {
-    /// The newest row of each path (tombstones until the feed passes them).
-    rows: HashMap<RelPath, Row>,
+    /// The newest row of each node (tombstones until the feed passes them).
+    rows: HashMap<NodeId, Row>,
     /// Derived from `rows`: the Remote tree, and each node's version.
     tree: Tree,
     versions: HashMap<NodeId, u64>,
     /// Live nodes left out of the tree: their folder is not placed (yet).
     unplaced: usize,
-    /// Paths whose row changed since `take_changed_rows` (to persist).
-    changed_rows: HashSet<RelPath>,
+    /// Nodes whose row changed since `take_changed_rows` (to persist).
+    changed_rows: HashSet<NodeId>,
     /// The simulation checks every answer's placement against a full derive.
     #[cfg(test)]
     pub(crate) check_placement: bool,
@@ -145,7 +153,7 @@ impl HubView {
     }
 
     /// A view as the mount kept it: its rows and the cursor they reach.
-    pub fn restore(rows: impl IntoIterator<Item = (RelPath, Row)>, cursor: u64) -> HubView {
+    pub fn restore(rows: impl IntoIterator<Item = (NodeId, Row)>, cursor: u64) -> HubView {
         let mut view = HubView { rows: rows.into_iter().collect(), cursor, ..HubView::default() };
         view.derive();
         view
@@ -153,43 +161,44 @@ impl HubView {
 
     /// The rows changed since the last call, each with its row now (None:
     /// gone), for the mount to keep.
-    pub fn take_changed_rows(&mut self) -> Vec<(RelPath, Option<Row>)> {
-        let paths: Vec<RelPath> = self.changed_rows.drain().collect();
-        paths.into_iter().map(|p| (p.clone(), self.rows.get(&p).cloned())).collect()
+    pub fn take_changed_rows(&mut self) -> Vec<(NodeId, Option<Row>)> {
+        let ids: Vec<NodeId> = self.changed_rows.drain().collect();
+        ids.into_iter().map(|id| (id, self.rows.get(&id).cloned())).collect()
     }
 
-    /// Every live row's path and version, and whether it is a folder: what
-    /// the hub's folder digests are computed over (`tree::folder_digests`).
+    /// Every placed node's path and version, and whether it is a folder:
+    /// what the hub's folder digests are computed over (`tree::folder_digests`).
     pub fn live_versions(&self) -> Vec<(String, u64, bool)> {
-        let live = self.rows.iter().filter(|(_, r)| !r.deleted);
-        live.map(|(p, r)| (p.as_str().to_string(), r.version, r.kind == Kind::Dir)).collect()
+        let placed = self.tree.iter().filter_map(|(id, n)| Some((self.tree.path_of(id)?, self.versions.get(&id)?, n)));
+        placed.map(|(path, v, n)| (path, *v, n.kind == Kind::Dir)).collect()
     }
 
     /// Makes the rows directly in `dir` (None: the root) what the hub lists
     /// there (`listed`, its live rows as of this view's cursor), for what the
     /// feed never reported (a hub database restored from a backup): a newer
     /// row is folded, and a row the hub no longer has is forgotten with
-    /// every row below it. Returns how many paths changed.
+    /// every row below it. Returns how many rows changed.
     pub fn heal_folder(&mut self, dir: Option<&RelPath>, listed: &[Entry]) -> Result<usize, ViewError> {
+        let folder = match dir {
+            None => ROOT,
+            Some(d) => self.lookup(d).ok_or_else(|| ViewError::Orphan(d.clone()))?,
+        };
         let mut changed = 0;
         for row in listed {
             changed += usize::from(self.fold(row)?);
         }
-        let listed: HashSet<&RelPath> = listed.iter().map(|e| &e.path).collect();
-        let gone: Vec<RelPath> = self
+        let listed: HashSet<NodeId> = listed.iter().filter_map(|e| e.node).map(|n| n.0).collect();
+        let mut gone: Vec<NodeId> = self
             .rows
             .iter()
-            .filter(|(p, r)| !r.deleted && p.parent().as_ref() == dir && !listed.contains(p))
-            .map(|(p, _)| p.clone())
+            .filter(|(id, r)| !r.deleted && r.place.parent == folder && !listed.contains(*id))
+            .map(|(id, _)| *id)
             .collect();
-        for path in gone {
-            let below = format!("{}/", path.as_str());
-            let forgotten: Vec<RelPath> =
-                self.rows.keys().filter(|p| *p == &path || p.as_str().starts_with(&below)).cloned().collect();
-            for p in forgotten {
-                self.rows.remove(&p);
-                self.changed_rows.insert(p);
+        while let Some(id) = gone.pop() {
+            if self.rows.remove(&id).is_some() {
+                self.changed_rows.insert(id);
                 changed += 1;
+                gone.extend(self.rows.iter().filter(|(_, r)| r.place.parent == id).map(|(c, _)| *c));
             }
         }
         if changed > 0 {
@@ -224,11 +233,11 @@ impl HubView {
         Self::path_in(tree, id, &node.place)
     }
 
-    /// The hub's newest row of node `id`, where the Remote tree has it: what
+    /// The hub's newest row of node `id`, if the Remote tree has it: what
     /// bringing the node down takes its size and modification time from.
     pub fn row_of(&self, id: NodeId) -> Option<&Row> {
-        let path = self.path_of(id).ok()?;
-        self.rows.get(&path).filter(|r| r.node == id && !r.deleted)
+        self.tree.get(id)?;
+        self.rows.get(&id).filter(|r| !r.deleted)
     }
 
     /// Where node `id` is on the hub, if this view places it.
@@ -236,28 +245,25 @@ impl HubView {
         self.path_of(id).ok()
     }
 
-    /// The live row at `path`, if the hub has one there.
-    pub fn live_row_at(&self, path: &RelPath) -> Option<&Row> {
-        self.rows.get(path).filter(|r| !r.deleted)
+    /// The node at `path` and its row, if the hub has one there.
+    pub fn live_row_at(&self, path: &RelPath) -> Option<(NodeId, &Row)> {
+        let id = self.lookup(path)?;
+        Some((id, self.row_of(id)?))
     }
 
-    /// Folds a page of the feed, oldest row first, and moves the cursor to
-    /// the page's: past its rows, and past changes whose rows the hub no
-    /// longer has (else a mount would wait for them for ever, and never
-    /// compare digests, which needs the hub's cursor). `settle_feed` then
-    /// derives the tree (once for all the pages a read brings: deriving per
-    /// page of 1,000 rows made reading a large feed quadratic).
+    /// Folds a page of the feed and moves the cursor to the page's: past
+    /// its rows, and past changes whose rows the hub no longer has (else a
+    /// mount would wait for them for ever, and never compare digests, which
+    /// needs the hub's cursor). Only the page's cursor moves it: a page may
+    /// bring a folder's row ahead of its turn (the hub shows a folder before
+    /// what is in it). `settle_feed` then derives the tree (once for all the
+    /// pages a read brings: deriving per page of 1,000 rows made reading a
+    /// large feed quadratic).
     pub fn fold_page(&mut self, page: &EntriesPage) -> Result<(), ViewError> {
-        self.fold_rows(&page.entries)?;
-        self.cursor = self.cursor.max(page.cursor);
-        Ok(())
-    }
-
-    fn fold_rows(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
-        for row in rows {
+        for row in &page.entries {
             self.fold(row)?;
-            self.cursor = self.cursor.max(row.version);
         }
+        self.cursor = self.cursor.max(page.cursor);
         Ok(())
     }
 
@@ -267,11 +273,11 @@ impl HubView {
         // No row older than the cursor can come any more: a tombstone the
         // feed has passed has nothing left to hide.
         let cursor = self.cursor;
-        let passed: Vec<RelPath> =
-            self.rows.iter().filter(|(_, r)| r.deleted && r.version <= cursor).map(|(p, _)| p.clone()).collect();
-        for path in passed {
-            self.rows.remove(&path);
-            self.changed_rows.insert(path);
+        let passed: Vec<NodeId> =
+            self.rows.iter().filter(|(_, r)| r.deleted && r.version <= cursor).map(|(id, _)| *id).collect();
+        for id in passed {
+            self.rows.remove(&id);
+            self.changed_rows.insert(id);
         }
         self.derive();
     }
@@ -279,7 +285,8 @@ impl HubView {
     /// Folds `rows` as a page of the feed that ends at the last of them,
     /// and settles.
     pub fn fold_feed(&mut self, rows: &[Entry]) -> Result<(), ViewError> {
-        self.fold_rows(rows)?;
+        let cursor = rows.iter().map(|r| r.version).max().unwrap_or(0);
+        self.fold_page(&EntriesPage { cursor, entries: rows.to_vec() })?;
         self.settle_feed();
         Ok(())
     }
@@ -290,7 +297,7 @@ impl HubView {
     /// An answer's rows are the hub's newest, so each places its node at
     /// once, without deriving the whole tree again (a plan of thousands of
     /// operations folds thousands of answers); only an answer that does not
-    /// fit that way (its folder unknown here, a replaced folder that still
+    /// fit that way (its folder unknown here, a node it displaces that still
     /// holds nodes) falls back to deriving it all.
     pub fn fold_answer(&mut self, rows: &[Entry]) -> Result<Changed, ViewError> {
         let mut touched = Vec::new();
@@ -303,12 +310,26 @@ impl HubView {
                 None => {
                     rows.iter().try_for_each(|row| self.fold(row).map(drop))?;
                     self.derive();
+                    #[cfg(test)]
+                    if self.check_placement {
+                        let unfolded = rows
+                            .iter()
+                            .any(|r| r.node.is_some_and(|n| self.rows.get(&n.0).is_none_or(|k| k.version < r.version)));
+                        if unfolded {
+                            return Err(ViewError::Misplaced);
+                        }
+                    }
                     return Ok(Changed::Whole);
                 }
             }
         }
         #[cfg(test)]
         if self.check_placement {
+            let unfolded =
+                rows.iter().any(|r| r.node.is_some_and(|n| self.rows.get(&n.0).is_none_or(|k| k.version < r.version)));
+            if unfolded {
+                return Err(ViewError::Misplaced);
+            }
             let placed = self.tree.clone();
             self.derive();
             if self.tree != placed {
@@ -318,14 +339,17 @@ impl HubView {
         Ok(Changed::Nodes(touched))
     }
 
-    /// Places one (newest) row in the tree; the nodes it changed, or None
-    /// when only deriving the whole tree can place it.
+    /// Places one (newest, folded) row in the tree; the nodes it changed, or
+    /// None when only deriving the whole tree can place it.
     fn place_answer_row(&mut self, row: &Entry) -> Option<Vec<NodeId>> {
+        if self.unplaced > 0 {
+            // A place this row frees may be one a left-out node's row names.
+            return None;
+        }
         let id = row.node?.0;
-        if row.deleted {
-            // A move's tombstones name the old paths: only the node's own
-            // place is removed by its tombstone.
-            if self.tree.get(id).is_none() || self.path_of(id).ok().as_ref() != Some(&row.path) {
+        let kept = self.rows.get(&id)?;
+        if kept.deleted {
+            if self.tree.get(id).is_none() {
                 return Some(vec![]);
             }
             if self.tree.has_children(id) {
@@ -335,23 +359,28 @@ impl HubView {
             self.versions.remove(&id);
             return Some(vec![id]);
         }
-        let parent = match row.path.parent() {
-            None => ROOT,
-            Some(dir) => self.lookup(&dir).filter(|p| self.tree.is_dir(*p))?,
-        };
-        let node = self.rows.get(&row.path)?.node_in(parent, &row.path);
+        let node = kept.node();
+        let version = kept.version;
+        if node.place.parent != ROOT && !self.tree.is_dir(node.place.parent) {
+            return None;
+        }
+        if node.kind == Kind::Dir && self.tree.is_within(node.place.parent, id) {
+            return None; // a cycle in between states of the view: derive decides
+        }
         let mut changed = vec![id];
-        // A row over a place another node held replaced that node.
+        // A node this view still has on that place: its newer row (a move or
+        // a delete) is still to come, and until then it is left out.
         if let Some(other) = self.tree.holder(&node.place).filter(|h| *h != id) {
             if self.tree.has_children(other) {
                 return None;
             }
             self.tree.remove(other);
             self.versions.remove(&other);
+            self.unplaced += 1;
             changed.push(other);
         }
         self.tree.set(id, node);
-        self.versions.insert(id, row.version);
+        self.versions.insert(id, version);
         Some(changed)
     }
 
@@ -362,12 +391,15 @@ impl HubView {
             .try_fold(ROOT, |at, name| self.tree.holder(&Place { parent: at, name: name.to_string() }))
     }
 
-    /// Records `row` as its path's newest, unless the view has a newer one;
+    /// Records `row` as its node's newest, unless the view has a newer one;
     /// whether it did.
     fn fold(&mut self, row: &Entry) -> Result<bool, ViewError> {
-        let node = row.node.ok_or_else(|| ViewError::NoNode(row.path.clone()))?.0;
-        if self.rows.get(&row.path).is_some_and(|r| r.version >= row.version) {
-            return Ok(false); // this view has the path as it is since
+        let (Some(node), Some(parent)) = (row.node, row.parent) else {
+            return Err(ViewError::NoNode(row.path.clone()));
+        };
+        let node = node.0;
+        if self.rows.get(&node).is_some_and(|r| r.version >= row.version) {
+            return Ok(false); // this view has the node as it is since
         }
         let kind = match row.kind {
             EntryKind::File => Kind::File,
@@ -376,7 +408,7 @@ impl HubView {
         };
         let content = if kind == Kind::Dir { None } else { row.hash };
         let kept = Row {
-            node,
+            place: Place { parent: parent.0, name: row.path.file_name().to_string() },
             version: row.version,
             deleted: row.deleted,
             kind,
@@ -386,8 +418,8 @@ impl HubView {
             mtime_ns: row.mtime_ns,
             meta: Meta::boxed(row.owner.clone(), row.xattrs.clone()),
         };
-        self.rows.insert(row.path.clone(), kept);
-        self.changed_rows.insert(row.path.clone());
+        self.rows.insert(node, kept);
+        self.changed_rows.insert(node);
         Ok(true)
     }
 
@@ -398,33 +430,32 @@ impl HubView {
         self.derive();
     }
 
-    /// The Remote tree from the rows: each node at its newest live row,
-    /// folders before what they hold.
+    /// The Remote tree from the rows: the live ones placed from the root
+    /// down, folders before what they hold; of two on one place, the newer.
     fn derive(&mut self) {
-        let mut newest: HashMap<NodeId, (&RelPath, &Row)> = HashMap::new();
-        for (path, row) in self.rows.iter().filter(|(_, r)| !r.deleted) {
-            match newest.get(&row.node) {
-                Some((_, seen)) if seen.version >= row.version => {}
-                _ => drop(newest.insert(row.node, (path, row))),
-            }
+        let mut in_folder: HashMap<NodeId, Vec<(NodeId, &Row)>> = HashMap::new();
+        let mut live = 0;
+        for (id, row) in self.rows.iter().filter(|(_, r)| !r.deleted) {
+            in_folder.entry(row.place.parent).or_default().push((*id, row));
+            live += 1;
         }
-        let mut placed: Vec<(&RelPath, &Row)> = newest.into_values().collect();
-        placed.sort_by_key(|(path, _)| path.as_str().matches('/').count());
         let mut tree = Tree::default();
         let mut versions = HashMap::new();
-        let mut at_path: HashMap<&RelPath, NodeId> = HashMap::new();
-        let live = placed.len();
-        for (path, row) in placed {
-            let parent = match path.parent() {
-                None => ROOT,
-                Some(dir) => match at_path.get(&dir) {
-                    Some(p) if tree.is_dir(*p) => *p,
-                    _ => continue, // its folder is not placed (yet)
-                },
-            };
-            tree.set(row.node, row.node_in(parent, path));
-            versions.insert(row.node, row.version);
-            at_path.insert(path, row.node);
+        let mut folders = vec![ROOT];
+        while let Some(folder) = folders.pop() {
+            let Some(mut children) = in_folder.remove(&folder) else { continue };
+            // Newest first: it takes a place that two rows name.
+            children.sort_by_key(|(_, r)| std::cmp::Reverse(r.version));
+            for (id, row) in children {
+                if tree.holder(&row.place).is_some() {
+                    continue;
+                }
+                tree.set(id, row.node());
+                versions.insert(id, row.version);
+                if row.kind == Kind::Dir {
+                    folders.push(id);
+                }
+            }
         }
         self.unplaced = live - tree.len();
         self.tree = tree;
@@ -449,8 +480,7 @@ impl HubView {
     /// `request_for`, with paths as `tree` has them: for an operation later
     /// in a batch, `tree` is the Remote tree with the batch's operations
     /// before it applied. Versions are this view's, so a batch holds no
-    /// two operations on one node, and nothing after a folder's move (the
-    /// path-keyed hub gives everything below it new versions).
+    /// two operations on one node.
     pub fn request_in(&self, op: &Op, tree: &Tree) -> Result<Request, ViewError> {
         Ok(match op {
             Op::Create { id, node, .. } => {
@@ -505,8 +535,9 @@ pub(crate) mod tests {
     use crate::sync::planner::Side;
     use ssync_common::NodeId as WireId;
 
-    /// A hub row as the feed carries it (content named after the path).
-    pub(crate) fn row(path: &str, node: NodeId, version: u64, kind: EntryKind, deleted: bool) -> Entry {
+    /// A hub row as the feed carries it, of node `node` in folder `parent`
+    /// (content named after the path).
+    pub(crate) fn row(path: &str, node: NodeId, parent: NodeId, version: u64, kind: EntryKind, deleted: bool) -> Entry {
         Entry {
             path: RelPath::parse(path).unwrap(),
             kind,
@@ -522,6 +553,7 @@ pub(crate) mod tests {
             owner: None,
             xattrs: None,
             node: Some(WireId(node)),
+            parent: Some(WireId(parent)),
         }
     }
 
@@ -530,21 +562,21 @@ pub(crate) mod tests {
         use EntryKind::{Dir, File};
         let mut view = HubView::default();
         let rows = [
-            row("d", 1, 1, Dir, false),
-            row("d/a", 2, 2, File, false),
-            row("d/b", 3, 3, File, false),
-            row("d/sub", 4, 4, Dir, false),
-            row("d/sub/x", 5, 5, File, false),
-            row("e", 6, 6, File, false),
+            row("d", 1, ROOT, 1, Dir, false),
+            row("d/a", 2, 1, 2, File, false),
+            row("d/b", 3, 1, 3, File, false),
+            row("d/sub", 4, 1, 4, Dir, false),
+            row("d/sub/x", 5, 4, 5, File, false),
+            row("e", 6, ROOT, 6, File, false),
         ];
         view.fold_feed(&rows).unwrap();
         view.take_changed_rows();
         // The hub lists d with a as it was, c new, and b and sub gone.
         let d = RelPath::parse("d").unwrap();
-        let changed = view.heal_folder(Some(&d), &[row("d/a", 2, 2, File, false), row("d/c", 7, 3, File, false)]);
+        let listed = [row("d/a", 2, 1, 2, File, false), row("d/c", 7, 1, 3, File, false)];
+        let changed = view.heal_folder(Some(&d), &listed);
         assert_eq!(changed, Ok(4), "c came; b, sub and sub/x went");
-        let paths: Vec<String> = view.tree().ids().filter_map(|id| view.tree().path_of(id)).collect();
-        let mut paths = paths;
+        let mut paths: Vec<String> = view.tree().ids().filter_map(|id| view.tree().path_of(id)).collect();
         paths.sort();
         assert_eq!(paths, ["d", "d/a", "d/c", "e"]);
         assert_eq!(view.take_changed_rows().len(), 4, "kept as changed, for the mount's database");
@@ -552,27 +584,22 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_folder_rename_as_the_path_keyed_hub_writes_it_moves_one_node() {
+    fn a_folder_rename_is_one_row_and_moves_one_node() {
         let mut v = HubView::default();
         let (d, f) = (1, 2);
-        v.fold_feed(&[row("d", d, 1, EntryKind::Dir, false), row("d/f", f, 2, EntryKind::File, false)]).unwrap();
-        // The hub's rename: new rows parent first, then tombstones child first.
-        v.fold_feed(&[
-            row("e", d, 3, EntryKind::Dir, false),
-            row("e/f", f, 4, EntryKind::File, false),
-            row("d/f", f, 5, EntryKind::File, true),
-            row("d", d, 6, EntryKind::Dir, true),
-        ])
-        .unwrap();
+        v.fold_feed(&[row("d", d, ROOT, 1, EntryKind::Dir, false), row("d/f", f, d, 2, EntryKind::File, false)])
+            .unwrap();
+        // The hub's rename of d to e: one row, the folder's.
+        v.fold_feed(&[row("e", d, ROOT, 3, EntryKind::Dir, false)]).unwrap();
         assert_eq!(v.tree().len(), 2);
         assert_eq!(v.tree().path_of(f).as_deref(), Some("e/f"));
-        assert_eq!((v.version(d), v.version(f), v.cursor()), (Some(3), Some(4), 6));
+        assert_eq!((v.version(d), v.version(f), v.cursor()), (Some(3), Some(2), 3));
         // Operations go out by path, with the hub's versions as bases.
         let base = v.tree().get(f).unwrap().clone();
         let op =
             Op::Move { side: Side::Remote, id: f, base: base.clone(), to: Place { parent: ROOT, name: "g".into() } };
         let (from, to) = (RelPath::parse("e/f").unwrap(), RelPath::parse("g").unwrap());
-        let want = Request::Rename { from, to, base: 4, to_parent: None };
+        let want = Request::Rename { from, to, base: 2, to_parent: None };
         assert_eq!(v.request_for(&op).unwrap(), want);
         // An operation planned on another state of the node is not sent.
         let stale = Op::Delete { side: Side::Remote, id: f, base: Node { mode: 0o600, ..base } };
@@ -584,36 +611,42 @@ pub(crate) mod tests {
         let mut v = HubView::default();
         let f = 7;
         // An answer shows the file deleted at 9; the feed then brings its creation at 5.
-        v.fold_feed(&[row("f", f, 5, EntryKind::File, false)]).unwrap();
-        v.fold_answer(&[row("f", f, 9, EntryKind::File, true)]).unwrap();
+        v.fold_feed(&[row("f", f, ROOT, 5, EntryKind::File, false)]).unwrap();
+        v.fold_answer(&[row("f", f, ROOT, 9, EntryKind::File, true)]).unwrap();
         assert!(v.tree().is_empty());
-        v.fold_feed(&[row("f", f, 5, EntryKind::File, false), row("g", 8, 6, EntryKind::File, false)]).unwrap();
+        v.fold_feed(&[row("f", f, ROOT, 5, EntryKind::File, false), row("g", 8, ROOT, 6, EntryKind::File, false)])
+            .unwrap();
         assert!(v.tree().get(f).is_none(), "a row older than the delete brought the file back");
-        // A row over a place another node held replaced that node.
-        v.fold_feed(&[row("g", 3, 10, EntryKind::File, false)]).unwrap();
+        // A newer row on a place another node holds: the newer holds it
+        // until the other's own newer row comes.
+        v.fold_feed(&[row("g", 3, ROOT, 10, EntryKind::File, false)]).unwrap();
         assert_eq!((v.tree().len(), v.tree().holder(&Place { parent: ROOT, name: "g".into() })), (1, Some(3)));
+        assert_eq!(v.unplaced(), 1);
+        v.fold_feed(&[row("h", 8, ROOT, 11, EntryKind::File, false)]).unwrap();
+        assert_eq!((v.tree().len(), v.unplaced()), (2, 0));
     }
 
     #[test]
     fn the_cursor_follows_the_page_past_rows_the_hub_lost() {
         let mut v = HubView::default();
-        let page = EntriesPage { cursor: 12, entries: vec![row("f", 7, 5, EntryKind::File, false)] };
+        let page = EntriesPage { cursor: 12, entries: vec![row("f", 7, ROOT, 5, EntryKind::File, false)] };
         v.fold_page(&page).unwrap();
         assert_eq!(v.cursor(), 12, "changes 6 to 12 have no row left; waiting for them would stop digest compares");
         // An empty page moves it too; an older page's cursor never takes it back.
         v.fold_page(&EntriesPage { cursor: 15, entries: vec![] }).unwrap();
         v.fold_page(&EntriesPage { cursor: 3, entries: vec![] }).unwrap();
         assert_eq!(v.cursor(), 15);
+        // A folder's row brought ahead of its turn does not move it.
+        v.fold_page(&EntriesPage { cursor: 16, entries: vec![row("d", 9, ROOT, 40, EntryKind::Dir, false)] }).unwrap();
+        assert_eq!(v.cursor(), 16);
     }
 
     #[test]
     fn a_row_waits_for_its_folders_row() {
-        // The folder was chmodded after its file was made: the feed holds the
-        // folder's newest row, after the file's.
         let mut v = HubView::default();
-        v.fold_feed(&[row("d/f", 2, 5, EntryKind::File, false)]).unwrap();
+        v.fold_feed(&[row("d/f", 2, 1, 5, EntryKind::File, false)]).unwrap();
         assert_eq!((v.tree().len(), v.unplaced(), v.cursor()), (0, 1, 5));
-        v.fold_feed(&[row("d", 1, 10, EntryKind::Dir, false)]).unwrap();
+        v.fold_feed(&[row("d", 1, ROOT, 10, EntryKind::Dir, false)]).unwrap();
         assert_eq!((v.tree().len(), v.unplaced()), (2, 0));
         assert_eq!(v.tree().path_of(2).as_deref(), Some("d/f"));
     }

@@ -7,7 +7,7 @@ use crate::sync::canopy::{Kind, Meta, Node, NodeId, Place, Tree};
 use crate::sync::hub_view::{HubView, Row};
 use crate::sync::planner::Op;
 use rusqlite::{params, OptionalExtension};
-use ssync_common::{ContentHash, RelPath};
+use ssync_common::ContentHash;
 
 /// The engine's state as it was kept.
 #[derive(Debug, Default)]
@@ -23,7 +23,7 @@ pub struct SyncState {
 pub struct SyncStateChange<'a> {
     /// Synced nodes now (None: gone from Synced).
     pub synced: Vec<(NodeId, Option<&'a Node>)>,
-    pub rows: Vec<(RelPath, Option<Row>)>,
+    pub rows: Vec<(NodeId, Option<Row>)>,
     pub cursor: Option<u64>,
     /// Sent operations whose outcome is now recorded.
     pub settled: Vec<i64>,
@@ -88,29 +88,29 @@ impl LocalDb {
             let node = Node { place, kind: kind_of(&kind)?, content: content_of(content)?, mode, meta: meta_of(meta)? };
             synced.set(id_of(&id)?, node);
         }
-        let mut st = self
-            .conn
-            .prepare("SELECT path, node, version, deleted, kind, content, mode, size, mtime_ns, meta FROM hub_rows")?;
+        let mut st = self.conn.prepare(
+            "SELECT node, parent, name, version, deleted, kind, content, mode, size, mtime_ns, meta FROM hub_rows",
+        )?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, bool>(3)?,
-                r.get::<_, String>(4)?,
-                r.get(5)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, String>(5)?,
                 r.get(6)?,
-                r.get::<_, i64>(7)?,
+                r.get(7)?,
                 r.get::<_, i64>(8)?,
-                r.get::<_, Option<String>>(9)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, Option<String>>(10)?,
             ))
         })?;
         let mut kept = Vec::new();
         for row in rows {
-            let (path, node, version, deleted, kind, content, mode, size, mtime_ns, meta) = row?;
-            let path = RelPath::parse(&path).map_err(|e| LocalDbError::Corrupt(format!("hub row path: {e}")))?;
+            let (node, parent, name, version, deleted, kind, content, mode, size, mtime_ns, meta) = row?;
             let row = Row {
-                node: id_of(&node)?,
+                place: Place { parent: id_of(&parent)?, name },
                 version: version as u64,
                 deleted,
                 kind: kind_of(&kind)?,
@@ -120,7 +120,7 @@ impl LocalDb {
                 mtime_ns,
                 meta: meta_of(meta)?,
             };
-            kept.push((path, row));
+            kept.push((id_of(&node)?, row));
         }
         let cursor: Option<i64> =
             self.conn.query_row("SELECT cursor FROM hub_cursor WHERE one = 1", [], |r| r.get(0)).optional()?;
@@ -139,6 +139,14 @@ impl LocalDb {
     }
 
     /// How far the engine has read the hub's feed (0: never synced).
+    /// Whether this mount has synced with the hub before: it has a feed
+    /// cursor, or a merge base (the cursor starts again from 0 when the
+    /// hub's rows are read anew, schema step 13).
+    pub fn synced_before(&self) -> Result<bool, LocalDbError> {
+        let base: bool = self.conn.query_row("SELECT EXISTS(SELECT 1 FROM synced_nodes)", [], |r| r.get(0))?;
+        Ok(base || self.sync_cursor()? > 0)
+    }
+
     pub fn sync_cursor(&self) -> Result<u64, LocalDbError> {
         let cursor: Option<i64> =
             self.conn.query_row("SELECT cursor FROM hub_cursor WHERE one = 1", [], |r| r.get(0)).optional()?;
@@ -175,15 +183,16 @@ impl LocalDb {
                 };
             }
             let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO hub_rows (path, node, version, deleted, kind, content, mode, size, mtime_ns, meta) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT OR REPLACE INTO hub_rows (node, parent, name, version, deleted, kind, content, mode, size, \
+                 mtime_ns, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
-            let mut gone = tx.prepare_cached("DELETE FROM hub_rows WHERE path = ?1")?;
-            for (path, row) in &change.rows {
+            let mut gone = tx.prepare_cached("DELETE FROM hub_rows WHERE node = ?1")?;
+            for (id, row) in &change.rows {
                 match row {
                     Some(r) => put.execute(params![
-                        path.as_str(),
-                        id_text(r.node),
+                        id_text(*id),
+                        id_text(r.place.parent),
+                        r.place.name,
                         r.version as i64,
                         r.deleted,
                         kind_text(r.kind),
@@ -193,7 +202,7 @@ impl LocalDb {
                         r.mtime_ns,
                         meta_text(&r.meta)
                     ])?,
-                    None => gone.execute([path.as_str()])?,
+                    None => gone.execute([id_text(*id)])?,
                 };
             }
             if let Some(cursor) = change.cursor {
@@ -244,10 +253,13 @@ mod tests {
             },
         };
         let mut view = HubView::default();
-        view.fold_feed(&[row("d", 7, 1, EntryKind::Dir, false), row("d/f", u128::MAX - 1, 2, EntryKind::File, false)])
-            .unwrap();
-        view.fold_feed(&[row("gone", 9, 3, EntryKind::File, false)]).unwrap();
-        view.fold_answer(&[row("gone", 9, 4, EntryKind::File, true)]).unwrap();
+        view.fold_feed(&[
+            row("d", 7, 0, 1, EntryKind::Dir, false),
+            row("d/f", u128::MAX - 1, 7, 2, EntryKind::File, false),
+        ])
+        .unwrap();
+        view.fold_feed(&[row("gone", 9, 0, 3, EntryKind::File, false)]).unwrap();
+        view.fold_answer(&[row("gone", 9, 0, 4, EntryKind::File, true)]).unwrap();
         let sent = Op::Delete { side: Side::Remote, id: u128::MAX - 1, base: file.clone() };
         {
             let mut db = LocalDb::open(&path).unwrap();
@@ -271,5 +283,34 @@ mod tests {
         assert_eq!(kept.view.version(u128::MAX - 1), Some(2));
         assert_eq!(kept.sent.len(), 1, "the settled one is gone");
         assert_eq!(kept.sent[0].1, sent);
+    }
+
+    /// A mount that kept the hub's rows by path (schema step 12) keeps its
+    /// merge base and reads the hub's feed again from its start.
+    #[test]
+    fn rows_kept_by_path_go_and_the_merge_base_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for step in &crate::local::db::STEPS[..12] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 12).unwrap();
+            let id = format!("{:032x}", 7);
+            conn.execute_batch(&format!(
+                "INSERT INTO synced_nodes (id, parent, name, kind, content, mode) VALUES ('{id}', '{}', 'd', 'dir', NULL, 493);
+                 INSERT INTO hub_rows (path, node, version, deleted, kind, content, mode) VALUES ('d', '{id}', 5, 0, 'dir', NULL, 493);
+                 INSERT INTO hub_cursor (one, cursor) VALUES (1, 50);",
+                "0".repeat(32)
+            ))
+            .unwrap();
+        }
+        let db = LocalDb::open(&path).unwrap();
+        let kept = db.load_sync_state().unwrap();
+        assert_eq!(kept.synced.len(), 1, "the merge base stays");
+        assert!(kept.view.tree().is_empty(), "the hub's rows are read again");
+        assert_eq!(kept.view.cursor(), 0);
+        assert!(db.synced_before().unwrap(), "it has synced before: it may start offline");
     }
 }

@@ -114,8 +114,8 @@ pub fn adopt_ids(tree: &mut mount::Tree, hub: &HubView, unsent: &Unsent) -> Vec<
     // change was based on.
     let unchanged = |path: &ssync_common::RelPath, base: u64| {
         hub.live_row_at(path)
-            .filter(|r| r.version == base)
-            .and_then(|r| Some((r.node, hub.tree().get(r.node)?.clone())))
+            .filter(|(_, r)| r.version == base)
+            .and_then(|(id, _)| Some((id, hub.tree().get(id)?.clone())))
     };
     for (path, base) in &unsent.deleted {
         if let Some((id, node)) = unchanged(path, *base) {
@@ -149,12 +149,12 @@ pub fn adopt_ids(tree: &mut mount::Tree, hub: &HubView, unsent: &Unsent) -> Vec<
                     let row = path
                         .as_ref()
                         .and_then(|p| hub.live_row_at(p))
-                        .filter(|r| r.kind == kind_of(n.kind) && !claimed.contains(&r.node));
-                    let cid = row.map_or_else(ssync_common::NodeId::random, |r| ssync_common::NodeId(r.node));
+                        .filter(|(id, r)| r.kind == kind_of(n.kind) && !claimed.contains(id));
+                    let cid = row.map_or_else(ssync_common::NodeId::random, |(id, _)| ssync_common::NodeId(id));
                     claimed.insert(cid.0);
                     if n.base_version > 0 {
                         let mut base = node_of_in(n, id, None);
-                        if let (Some(b), Some(r)) = (&mut base, row) {
+                        if let (Some(b), Some((_, r))) = (&mut base, row) {
                             if r.version == n.base_version {
                                 b.mode = r.mode;
                                 b.meta = r.meta.clone();
@@ -226,7 +226,8 @@ mod tests {
     #[test]
     fn an_upgraded_cache_takes_the_hubs_ids_and_its_merge_base() {
         let mut hub = HubView::default();
-        hub.fold_feed(&[row("d", 20, 1, EntryKind::Dir, false), row("d/f", 30, 2, EntryKind::File, false)]).unwrap();
+        hub.fold_feed(&[row("d", 20, 0, 1, EntryKind::Dir, false), row("d/f", 30, 20, 2, EntryKind::File, false)])
+            .unwrap();
         let mut f = node(3, 2, "f", MountKind::File, None);
         f.base_version = 2;
         let t = &mut mount_tree(vec![

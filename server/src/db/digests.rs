@@ -1,5 +1,5 @@
 //! Folder digests (see `ssync_common::digest`), kept in step with `entries`:
-//! `entries::put` calls `on_change` for every row it writes, in the same
+//! `entries::put` calls `on_move` for every row it writes, in the same
 //! transaction, so a digest always matches the entries it covers.
 use rusqlite::{params, Connection, OptionalExtension};
 use ssync_common::api::Entry;
@@ -34,19 +34,41 @@ fn put(conn: &Connection, dir: &str, direct: &ContentHash, subtree: &ContentHash
     Ok(())
 }
 
-/// Moves the digests of `new.path`'s folders from `old` (the row it
-/// replaces, if any) to `new`.
-pub fn on_change(conn: &Connection, old: Option<&Entry>, new: &Entry) -> rusqlite::Result<()> {
-    let delta = xor(&old.map_or(EMPTY, share), &share(new));
-    if delta == EMPTY {
-        return Ok(());
+/// Rows replaced (`before`: the nodes' rows as they were, wherever they
+/// were) by `after`: a write, a swap, or what is below a renamed folder.
+pub fn on_move(conn: &Connection, before: &[Entry], after: &[Entry]) -> rusqlite::Result<()> {
+    apply(conn, before.iter(), after.iter())
+}
+
+/// Takes the shares of `gone` out of their folders' digests and puts those
+/// of `come` into theirs, writing each folder's row once.
+fn apply<'a>(
+    conn: &Connection,
+    gone: impl Iterator<Item = &'a Entry>,
+    come: impl Iterator<Item = &'a Entry>,
+) -> rusqlite::Result<()> {
+    let mut deltas: HashMap<&str, (ContentHash, ContentHash)> = HashMap::new();
+    for e in gone.chain(come) {
+        let share = share(e);
+        if share == EMPTY {
+            continue;
+        }
+        let path = e.path.as_str();
+        let home = folder_of(path);
+        for dir in folders_above(path) {
+            let d = deltas.entry(dir).or_insert((EMPTY, EMPTY));
+            if dir == home {
+                d.0 = xor(&d.0, &share);
+            }
+            d.1 = xor(&d.1, &share);
+        }
     }
-    let path = new.path.as_str();
-    let home = folder_of(path);
-    for dir in folders_above(path) {
+    for (dir, (d_direct, d_subtree)) in deltas {
+        if (d_direct, d_subtree) == (EMPTY, EMPTY) {
+            continue;
+        }
         let (direct, subtree) = get(conn, dir)?;
-        let direct = if dir == home { xor(&direct, &delta) } else { direct };
-        put(conn, dir, &direct, &xor(&subtree, &delta))?;
+        put(conn, dir, &xor(&direct, &d_direct), &xor(&subtree, &d_subtree))?;
     }
     Ok(())
 }

@@ -2,14 +2,18 @@
 //! transaction; this module only reads and writes rows, the rules live in
 //! `tree.rs`. Every entry written is also appended to `versions`, here and
 //! only here, so history can never miss a change.
+//!
+//! Entries are keyed by node (schema step 14): one row per node, with the
+//! node of its folder and its path now. A live path is unique; a path may
+//! also hold tombstones of nodes that were there before.
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use ssync_common::api::{EntriesPage, Entry, EntryKind, VersionInfo};
 use ssync_common::{NodeId, RelPath};
 
 const COLUMNS: &str =
-    "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner, xattrs, node";
+    "path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin, owner, xattrs, node, parent";
 /// How many columns `COLUMNS` names: a query's next column is at this index.
-const N_COLUMNS: usize = 14;
+const N_COLUMNS: usize = 15;
 
 fn bad(i: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
@@ -47,6 +51,11 @@ fn from_row_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
             .get::<_, Option<String>>(o + 13)?
             .map(|n| n.parse().map_err(|_| bad(o + 13, "stored node id is invalid")))
             .transpose()?,
+        parent: r
+            .get::<_, Option<String>>(o + 14)?
+            .filter(|p| !p.is_empty())
+            .map(|n| n.parse().map_err(|_| bad(o + 14, "stored parent id is invalid")))
+            .transpose()?,
     })
 }
 
@@ -54,10 +63,45 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
     from_row_at(r, 0)
 }
 
+/// The entry at `path`: the live one, else the newest tombstone there.
 pub fn get(conn: &Connection, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE path = ?1"))?
-        .query_row([path.as_str()], from_row)
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM entries WHERE path = ?1 ORDER BY deleted, version DESC LIMIT 1"
+    ))?
+    .query_row([path.as_str()], from_row)
+    .optional()
+}
+
+/// Node `node`'s row (live or its tombstone).
+pub fn get_node(conn: &Connection, node: NodeId) -> rusqlite::Result<Option<Entry>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE node = ?1"))?
+        .query_row([node.to_string()], from_row)
         .optional()
+}
+
+/// The node of the folder `path` is in: the root's, or the node at the
+/// folder's path (a tombstone's folder may be gone too: its newest row).
+fn folder_node(conn: &Connection, path: &RelPath) -> rusqlite::Result<NodeId> {
+    match path.parent() {
+        None => Ok(NodeId::ROOT),
+        Some(dir) => Ok(get(conn, &dir)?.and_then(|d| d.node).unwrap_or(NodeId::ROOT)),
+    }
+}
+
+/// Fills in every entry's folder node from the paths (the step that keys
+/// entries by node).
+pub fn fill_parents(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT node, path FROM entries")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut set = conn.prepare("UPDATE entries SET parent = ?2 WHERE node = ?1")?;
+    for (node, path) in rows {
+        let path = parse_path(0, path)?;
+        set.execute(params![node, folder_node(conn, &path)?.to_string()])?;
+    }
+    conn.execute("UPDATE versions SET parent = (SELECT e.parent FROM entries e WHERE e.node = versions.node)", [])?;
+    Ok(())
 }
 
 /// Takes the next number of the change sequence.
@@ -75,37 +119,112 @@ fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
-/// Inserts or replaces the row for `e.path`, records it in the history, and
-/// updates the digests of its folders.
-pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
-    let kind = e.kind.as_str();
-    let values = params![
-        e.path.as_str(),
-        kind,
-        e.version as i64,
-        e.deleted as i64,
-        e.hash.map(|h| h.to_hex()),
-        e.size as i64,
-        e.mode as i64,
-        e.mtime_ns,
-        e.device,
-        e.moved_to.as_ref().map(|p| p.as_str()),
-        e.origin,
-        e.owner.as_ref().map(|o| serde_json::to_string(o).expect("an owner serializes")),
-        e.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
-        e.node.expect("tree.rs gives every entry its node").to_string(),
-    ];
-    let old = get(conn, &e.path)?;
-    conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-    ))?
-    .execute(values)?;
-    super::digests::on_change(conn, old.as_ref(), e)?;
-    // The history row is a copy of the row just written, stamped with the time.
-    conn.prepare_cached(&format!(
-        "INSERT INTO versions ({COLUMNS}, at_ns) SELECT {COLUMNS}, ?2 FROM entries WHERE path = ?1"
-    ))?
-    .execute(params![e.path.as_str(), now_ns()])?;
+/// Inserts or replaces the row of node `e.node` (its folder's node taken
+/// from its path), records it in the history, and updates the digests of
+/// its folders. Returns the entry as stored.
+pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<Entry> {
+    Ok(write(conn, std::slice::from_ref(e))?.pop().expect("one row written"))
+}
+
+/// `put` of two nodes that trade places (a swap): neither path is ever
+/// held by two live rows.
+pub fn put_swapped(conn: &Connection, a: &Entry, b: &Entry) -> rusqlite::Result<Vec<Entry>> {
+    write(conn, &[a.clone(), b.clone()])
+}
+
+fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
+    let nodes: Vec<NodeId> = rows.iter().map(|e| e.node.expect("tree.rs gives every entry its node")).collect();
+    let mut old = Vec::new();
+    for node in &nodes {
+        old.extend(get_node(conn, *node)?);
+    }
+    if rows.len() > 1 {
+        // Off their paths first (a leading '/' no relative path has).
+        for node in &nodes {
+            conn.prepare_cached("UPDATE entries SET path = '/' || path WHERE node = ?1 AND deleted = 0")?
+                .execute([node.to_string()])?;
+        }
+    }
+    let mut stored = Vec::with_capacity(rows.len());
+    for (e, node) in rows.iter().zip(&nodes) {
+        let e = Entry { parent: Some(folder_node(conn, &e.path)?), ..e.clone() };
+        let values = params![
+            e.path.as_str(),
+            e.kind.as_str(),
+            e.version as i64,
+            e.deleted as i64,
+            e.hash.map(|h| h.to_hex()),
+            e.size as i64,
+            e.mode as i64,
+            e.mtime_ns,
+            e.device,
+            e.moved_to.as_ref().map(|p| p.as_str()),
+            e.origin,
+            e.owner.as_ref().map(|o| serde_json::to_string(o).expect("an owner serializes")),
+            e.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
+            node.to_string(),
+            e.parent.expect("set above").to_string(),
+        ];
+        conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        ))?
+        .execute(values)?;
+        // The history row is a copy of the row just written, stamped with the time.
+        conn.prepare_cached(&format!(
+            "INSERT INTO versions ({COLUMNS}, at_ns) SELECT {COLUMNS}, ?2 FROM entries WHERE node = ?1"
+        ))?
+        .execute(params![node.to_string(), now_ns()])?;
+        stored.push(e);
+    }
+    super::digests::on_move(conn, &old, &stored)?;
+    Ok(stored)
+}
+
+/// What is below folder `from` moves below `to` (the folder's own row is
+/// the caller's): each live row keeps its version and folder node, and its
+/// path follows; the digests of both places follow. No row is written to
+/// the history or the feed: a rename is one change, to the folder.
+pub fn move_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<usize> {
+    let (below, moved) = stage_below(conn, from, to)?;
+    finish_moves(conn)?;
+    super::digests::on_move(conn, &below, &moved)?;
+    Ok(below.len())
+}
+
+/// `move_below` both ways at once: what is below `a` goes below `b`, and
+/// what is below `b` below `a` (a swap of two folders).
+pub fn swap_below(conn: &Connection, a: &RelPath, b: &RelPath) -> rusqlite::Result<()> {
+    let (mut below, mut moved) = stage_below(conn, a, b)?;
+    let (below_b, moved_b) = stage_below(conn, b, a)?;
+    below.extend(below_b);
+    moved.extend(moved_b);
+    finish_moves(conn)?;
+    super::digests::on_move(conn, &below, &moved)
+}
+
+/// Gives the live rows below `from` their paths below `to`, behind a
+/// leading '/' (which no relative path has) until `finish_moves`, so that
+/// no two live rows share a path in between. Returns the rows as they were and as they will be.
+fn stage_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<(Vec<Entry>, Vec<Entry>)> {
+    let below = live_descendants(conn, from)?;
+    let moved = below
+        .iter()
+        .map(|e| {
+            let path = e.path.rebase(from, to).expect("the query keeps to the folder");
+            Ok(Entry { path: path.map_err(|_| bad(0, "a moved path outgrows the limits"))?, ..e.clone() })
+        })
+        .collect::<rusqlite::Result<Vec<Entry>>>()?;
+    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
+    conn.prepare_cached(
+        "UPDATE entries SET path = '/' || ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+    )?
+    .execute(params![lo, hi, to.as_str()])?;
+    Ok((below, moved))
+}
+
+fn finish_moves(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE entries SET path = substr(path, 2) WHERE deleted = 0 AND path >= '/' AND path < '0'")?
+        .execute([])?;
     Ok(())
 }
 
@@ -158,12 +277,43 @@ pub fn changed_since(conn: &Connection, since: u64, limit: u32) -> rusqlite::Res
 /// once it has folded it: the last row's version when the page is full,
 /// else the hub's latest change (read in the same transaction), which may lie
 /// past every row left in `entries` when rows were lost outside the feed.
+///
+/// The feed never shows a node before its folder: a row holds its node's
+/// newest state, so a folder changed after a node was made in it (moved,
+/// chmodded) has a row later than the node's. Such a folder's row (and
+/// its folders', as far up as needed) comes before the node's too, in the
+/// same page; it comes again at its own place (the same state: nothing to
+/// fold twice).
 pub fn feed_page(conn: &Connection, since: u64, limit: u32) -> rusqlite::Result<EntriesPage> {
-    let entries = changed_since(conn, since, limit)?;
-    let cursor = match entries.last() {
-        Some(e) if entries.len() as u32 == limit => e.version,
+    let rows = changed_since(conn, since, limit)?;
+    let cursor = match rows.last() {
+        Some(e) if rows.len() as u32 == limit => e.version,
         _ => last_seq(conn)?,
     };
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut shown: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
+    for e in rows {
+        if !e.deleted {
+            let mut folders = Vec::new();
+            let mut up = e.parent.unwrap_or(NodeId::ROOT);
+            while up != NodeId::ROOT && !shown.contains(&up) {
+                match get_node(conn, up)? {
+                    Some(f) if f.version > e.version => {
+                        up = f.parent.unwrap_or(NodeId::ROOT);
+                        folders.push(f);
+                    }
+                    _ => break, // in order already: before this row, or before `since`
+                }
+            }
+            for f in folders.into_iter().rev() {
+                shown.insert(f.node.expect("stored rows have nodes"));
+                entries.push(f);
+            }
+        }
+        if e.node.is_none_or(|n| shown.insert(n)) {
+            entries.push(e);
+        }
+    }
     Ok(EntriesPage { cursor, entries })
 }
 
@@ -176,7 +326,8 @@ pub fn all_live(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
 /// The versions a path's history holds: every state kept at this path, and
 /// every state of the node that is (or was last) there, under its earlier
 /// names too. (`?1` is the path.)
-const HISTORY: &str = "path = ?1 OR node = (SELECT node FROM entries WHERE path = ?1)";
+const HISTORY: &str =
+    "path = ?1 OR node = (SELECT node FROM entries WHERE path = ?1 ORDER BY deleted, version DESC LIMIT 1)";
 
 /// The kept versions of `path`, newest first: what was at this path, and what
 /// the node there was called before (a file keeps its history through renames).

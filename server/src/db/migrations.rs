@@ -114,11 +114,52 @@ const STEPS: &[&str] = &[
      UPDATE versions SET node = (SELECT e.node FROM entries e WHERE e.path = versions.path);
      CREATE INDEX versions_by_node ON versions (node, version);
      CREATE INDEX entries_by_node ON entries (node);",
+    // 14: the tree keyed by node (docs/sync-engine.md): one row per node,
+    // with the node of its folder (`parent`, 32 zeros for the root) and its
+    // path now. A rename rewrites one row's version; what is below a renamed
+    // folder keeps its rows (their paths follow in place). Of a node's rows
+    // under path keys (a renamed entry left a tombstone at each old path)
+    // the live one is kept, else its newest tombstone (a second live one,
+    // which no hub made, would become a node of its own, not be dropped);
+    // `parent` is filled in by `entries::fill_parents` right after this step.
+    "CREATE TABLE entries_v14 (
+        node TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        version INTEGER NOT NULL UNIQUE,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        device TEXT,
+        moved_to TEXT,
+        origin TEXT,
+        owner TEXT,
+        xattrs TEXT
+     ) STRICT;
+     INSERT INTO entries_v14 (node, parent, path, kind, version, deleted, hash, size, mode, mtime_ns, device,
+                              moved_to, origin, owner, xattrs)
+        SELECT CASE WHEN rn = 1 THEN node ELSE lower(hex(randomblob(16))) END, '', path, kind, version, deleted,
+               hash, size, mode, mtime_ns, device, moved_to, origin, owner, xattrs
+        FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY node ORDER BY deleted, version DESC) AS rn
+              FROM (SELECT coalesce(node, lower(hex(randomblob(16)))) AS node, path, kind, version, deleted, hash,
+                           size, mode, mtime_ns, device, moved_to, origin, owner, xattrs FROM entries))
+        WHERE rn = 1 OR deleted = 0;
+     DROP TABLE entries;
+     ALTER TABLE entries_v14 RENAME TO entries;
+     CREATE UNIQUE INDEX entries_live_path ON entries (path) WHERE deleted = 0;
+     CREATE INDEX entries_by_path ON entries (path, version);
+     ALTER TABLE versions ADD COLUMN parent TEXT;",
 ];
 
 /// The step that adds folder digests; a database older than it gets them
 /// computed from the entries once every step has run.
 const DIGESTS_STEP: usize = 9;
+/// The step that keys entries by node; a database older than it gets each
+/// entry's folder node filled in once every step has run.
+const NODES_STEP: usize = 14;
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -133,7 +174,13 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
         tracing::info!(step = i + 1, "applied database migration");
     }
     // Filled by code, which reads rows as the last step shapes them: after every step.
-    if (current as usize) < DIGESTS_STEP {
+    if (current as usize) < NODES_STEP {
+        super::entries::fill_parents(&tx)?;
+    }
+    // Digests are derived from the entries: a database without them (older
+    // than them, or restored without them) has them computed.
+    let none: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM dir_digests)", [], |r| r.get(0))?;
+    if (current as usize) < DIGESTS_STEP || none {
         super::digests::rebuild(&tx)?;
     }
     tx.commit()?;
@@ -184,12 +231,14 @@ mod tests {
             .unwrap();
         assert_eq!(rows, ["d dir 1 0 laptop -", "d/f file 2 1 - g"]);
         conn.execute(
-            "INSERT INTO entries (path, kind, version, mode, mtime_ns) VALUES ('l', 'symlink', 3, 511, 0)",
+            "INSERT INTO entries (node, parent, path, kind, version, mode, mtime_ns) VALUES ('1', '', 'l', 'symlink', 3, 511, 0)",
             [],
         )
         .unwrap();
-        let dup = conn
-            .execute("INSERT INTO entries (path, kind, version, mode, mtime_ns) VALUES ('m', 'file', 3, 420, 0)", []);
+        let dup = conn.execute(
+            "INSERT INTO entries (node, parent, path, kind, version, mode, mtime_ns) VALUES ('2', '', 'm', 'file', 3, 420, 0)",
+            [],
+        );
         assert!(dup.is_err(), "versions stay unique");
     }
 
@@ -241,5 +290,45 @@ mod tests {
             4,
             "each version carries the node of its path's entry"
         );
+    }
+
+    /// A hub keyed by path (schema step 13) keeps one row per node: the
+    /// live one (a rename left tombstones of the node at its old paths), and
+    /// every row names its folder's node.
+    #[test]
+    fn entries_keyed_by_path_become_one_row_per_node_with_its_folder() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &STEPS[..13] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 13).unwrap();
+        let (d, x, gone) = ("d".repeat(32), "a".repeat(32), "b".repeat(32));
+        conn.execute_batch(&format!(
+            "INSERT INTO entries (path, kind, version, deleted, mode, mtime_ns, node, moved_to) VALUES
+                ('e', 'dir', 4, 0, 493, 0, '{d}', NULL), ('e/x', 'file', 5, 0, 420, 0, '{x}', NULL),
+                ('d', 'dir', 7, 1, 493, 0, '{d}', 'e'), ('d/x', 'file', 6, 1, 420, 0, '{x}', 'e/x'),
+                ('e/old', 'file', 8, 1, 420, 0, '{gone}', NULL);
+             INSERT INTO versions (path, version, kind, deleted, size, mode, mtime_ns, at_ns, node) VALUES
+                ('d/x', 2, 'file', 0, 0, 420, 0, 0, '{x}'), ('e/x', 5, 'file', 0, 0, 420, 0, 0, '{x}')"
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<String> = conn
+            .prepare("SELECT path || ' ' || deleted || ' ' || (parent = node) || ' ' || parent FROM entries ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let root = "0".repeat(32);
+        assert_eq!(rows, [format!("e 0 0 {root}"), format!("e/x 0 0 {d}"), format!("e/old 1 0 {d}")]);
+        let kept: i64 =
+            conn.query_row("SELECT count(*) FROM versions WHERE parent IS NOT NULL", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 2, "every version is kept, with its node's folder");
+        let twice = conn.execute(
+            &format!("INSERT INTO entries (node, parent, path, kind, version, mode, mtime_ns) VALUES ('c', '{root}', 'e', 'file', 9, 420, 0)"),
+            [],
+        );
+        assert!(twice.is_err(), "one live entry per path");
     }
 }

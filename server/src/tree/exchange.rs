@@ -1,11 +1,10 @@
 //! Swapping two entries (renameat2 RENAME_EXCHANGE) in one transaction, so no
 //! reader of the feed ever sees either path missing or a temporary name.
-use super::{blocked, check_base, live, tombstone, Dev, TreeError, TreeResult};
+use super::{blocked, check_base, live, Dev, TreeError, TreeResult};
 use crate::db::entries;
 use rusqlite::Connection;
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::{PathError, PathLimits, RelPath};
-use std::collections::HashSet;
 
 /// `a` and what is below it, each with the path it moves to under `b`.
 fn moving(
@@ -29,9 +28,8 @@ fn moving(
 /// Puts `a` (at version `a_base`) where `b` (at `b_base`) is, and `b` where
 /// `a` is, with what is below them. Both must exist; either may be a folder.
 ///
-/// Rows come out in feed-safe order: every new row, parents before children
-/// (both swapped entries keep existing, so no row lacks its parent), then a
-/// tombstone for each old path that nothing moved onto, children first.
+/// Two changes, one to each node; what is below a folder keeps its rows,
+/// and its paths follow.
 pub fn exchange(
     conn: &Connection,
     dev: Dev,
@@ -58,25 +56,25 @@ pub fn exchange(
     }
     let eb = sides.pop().expect("two sides");
     let ea = sides.pop().expect("two sides");
-    let mut all = moving(conn, a, b, ea, limits)?;
-    all.extend(moving(conn, b, a, eb, limits)?);
-    all.sort_by_key(|(_, to)| to.components().count());
-    let taken: HashSet<RelPath> = all.iter().map(|(_, to)| to.clone()).collect();
-    let mut out = Vec::with_capacity(all.len() * 2);
-    for (e, to) in &all {
-        let moved = Entry {
-            path: to.clone(),
-            version: entries::next_seq(conn)?,
-            device: dev.device.clone(),
-            origin: dev.origin.clone(),
-            moved_to: None,
-            ..e.clone()
-        };
-        entries::put(conn, &moved)?;
-        out.push(moved);
-    }
-    for (e, to) in all.into_iter().rev().filter(|(e, _)| !taken.contains(&e.path)) {
-        out.push(tombstone(conn, dev, &e, Some(to))?);
+    // Every new path is checked before anything is written.
+    moving(conn, a, b, ea.clone(), limits)?;
+    moving(conn, b, a, eb.clone(), limits)?;
+    let swapped = |e: &Entry, to: &RelPath, version| Entry {
+        path: to.clone(),
+        version,
+        device: dev.device.clone(),
+        origin: dev.origin.clone(),
+        moved_to: None,
+        ..e.clone()
+    };
+    let (va, vb) = (entries::next_seq(conn)?, entries::next_seq(conn)?);
+    let out = entries::put_swapped(conn, &swapped(&ea, b, va), &swapped(&eb, a, vb))?;
+    // Two changes, one to each node: what is below a folder keeps its rows.
+    match (ea.kind == EntryKind::Dir, eb.kind == EntryKind::Dir) {
+        (true, true) => entries::swap_below(conn, a, b)?,
+        (true, false) => drop(entries::move_below(conn, a, b)?),
+        (false, true) => drop(entries::move_below(conn, b, a)?),
+        (false, false) => {}
     }
     Ok(out)
 }
@@ -124,16 +122,26 @@ mod tests {
         file(&c, "y/2", 0, b"2").unwrap();
         let x = entries::get(&c, &p("x")).unwrap().unwrap();
         let y = entries::get(&c, &p("y")).unwrap().unwrap();
+        let one = entries::get(&c, &p("x/1")).unwrap().unwrap();
         let out =
             exchange(&c, &Author::default(), &p("x"), &p("y"), x.version, y.version, PathLimits::default()).unwrap();
-        let order: Vec<_> = out.iter().map(|e| format!("{}{}", if e.deleted { "-" } else { "+" }, e.path)).collect();
-        assert_eq!(order[..2], ["+y".to_string(), "+x".to_string()], "the swapped entries first: {order:?}");
-        assert!(order.ends_with(&["-y/2".to_string(), "-x/1".to_string()]), "then the paths left behind: {order:?}");
+        let order: Vec<_> =
+            out.iter().map(|e| format!("{}{} {:?}", if e.deleted { "-" } else { "+" }, e.path, e.node)).collect();
+        assert_eq!(
+            order,
+            [format!("+y {:?}", x.node), format!("+x {:?}", y.node)],
+            "one change to each node, nothing below"
+        );
         assert_eq!(live_paths(&c), vec!["x", "x/2", "x/both", "y", "y/1", "y/both"]);
         assert_eq!(hash_at(&c, "x/both"), Some(ContentHash::of(b"y")));
         assert_eq!(hash_at(&c, "y/1"), Some(ContentHash::of(b"1")));
-        let gone = entries::get(&c, &p("x/1")).unwrap().unwrap();
-        assert_eq!(gone.moved_to, Some(p("y/1")), "a tombstone says where its entry went");
+        let moved = entries::get(&c, &p("y/1")).unwrap().unwrap();
+        assert_eq!((moved.node, moved.version, moved.parent), (one.node, one.version, x.node), "its row, now below y");
+        assert_eq!(entries::get(&c, &p("x/1")).unwrap(), None, "no tombstone: the node lives on");
+        let digests = |c: &Connection| crate::db::digests::get(c, "").unwrap();
+        let kept = digests(&c);
+        crate::db::digests::rebuild(&c).unwrap();
+        assert_eq!(digests(&c), kept, "the digests followed the swap");
 
         let f = file(&c, "f", 0, b"f").unwrap()[0].clone();
         let x = entries::get(&c, &p("x")).unwrap().unwrap();
