@@ -217,10 +217,16 @@ fn history_follows_a_file_through_renames() {
     wait_for_content(&a.p("e/g.txt"), b"one", SYNC_TIMEOUT);
 }
 
-/// The hub's latest change number, from its feed.
+/// The hub's latest change number: the cursor of an empty page of its feed.
 fn hub_cursor(c: &Cluster) -> u64 {
-    let page: serde_json::Value =
-        c.hub.http().get(format!("{}/v1/changes?since=0&wait=0", c.hub.url())).send().unwrap().json().unwrap();
+    let page: serde_json::Value = c
+        .hub
+        .http()
+        .get(format!("{}/v1/changes?since=9223372036854775807&wait=0", c.hub.url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     page["cursor"].as_u64().expect("a page has a cursor")
 }
 

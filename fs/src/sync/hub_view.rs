@@ -132,6 +132,9 @@ pub struct HubView {
     unplaced: usize,
     /// Nodes whose row changed since `take_changed_rows` (to persist).
     changed_rows: HashSet<NodeId>,
+    /// Nodes whose row the feed brought since the last `settle_feed`, in
+    /// the order it brought them: placed one by one when it settles.
+    unsettled: Vec<NodeId>,
     /// The simulation checks every answer's placement against a full derive.
     #[cfg(test)]
     pub(crate) check_placement: bool,
@@ -261,25 +264,45 @@ impl HubView {
     /// large feed quadratic).
     pub fn fold_page(&mut self, page: &EntriesPage) -> Result<(), ViewError> {
         for row in &page.entries {
-            self.fold(row)?;
+            if self.fold(row)? {
+                self.unsettled.extend(row.node.map(|n| n.0));
+            }
         }
         self.cursor = self.cursor.max(page.cursor);
         Ok(())
     }
 
-    /// After the pages of a read: drops the tombstones the cursor passed and
-    /// derives the Remote tree.
+    /// After the pages of a read: drops the tombstones the cursor passed, and
+    /// places what the feed brought in the Remote tree, row by row in the
+    /// order it came (folders first: the hub shows a folder before what is
+    /// in it), or derives the tree anew when a row does not place that way.
     pub fn settle_feed(&mut self) {
         // No row older than the cursor can come any more: a tombstone the
         // feed has passed has nothing left to hide.
         let cursor = self.cursor;
         let passed: Vec<NodeId> =
             self.rows.iter().filter(|(_, r)| r.deleted && r.version <= cursor).map(|(id, _)| *id).collect();
+        let brought = std::mem::take(&mut self.unsettled);
+        let mut placed = true;
+        for id in &brought {
+            if self.place_row(*id).is_none() {
+                placed = false;
+                break;
+            }
+        }
         for id in passed {
             self.rows.remove(&id);
             self.changed_rows.insert(id);
         }
-        self.derive();
+        if !placed {
+            self.derive();
+        }
+        #[cfg(test)]
+        if self.check_placement && placed {
+            let patched = self.tree.clone();
+            self.derive();
+            assert_eq!(self.tree, patched, "the feed's rows, placed one by one, gave another tree than deriving them");
+        }
     }
 
     /// Folds `rows` as a page of the feed that ends at the last of them,
@@ -305,7 +328,7 @@ impl HubView {
             if !self.fold(row)? {
                 continue;
             }
-            match self.place_answer_row(row) {
+            match row.node.and_then(|n| self.place_row(n.0)) {
                 Some(ids) => touched.extend(ids),
                 None => {
                     rows.iter().try_for_each(|row| self.fold(row).map(drop))?;
@@ -339,14 +362,14 @@ impl HubView {
         Ok(Changed::Nodes(touched))
     }
 
-    /// Places one (newest, folded) row in the tree; the nodes it changed, or
-    /// None when only deriving the whole tree can place it.
-    fn place_answer_row(&mut self, row: &Entry) -> Option<Vec<NodeId>> {
+    /// Places node `id` in the tree as its (newest, folded) row says; the
+    /// nodes it changed, or None when only deriving the whole tree can
+    /// place it.
+    fn place_row(&mut self, id: NodeId) -> Option<Vec<NodeId>> {
         if self.unplaced > 0 {
             // A place this row frees may be one a left-out node's row names.
             return None;
         }
-        let id = row.node?.0;
         let kept = self.rows.get(&id)?;
         if kept.deleted {
             if self.tree.get(id).is_none() {

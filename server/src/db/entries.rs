@@ -185,8 +185,14 @@ fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
 /// path follows; the digests of both places follow. No row is written to
 /// the history or the feed: a rename is one change, to the folder.
 pub fn move_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<usize> {
-    let (below, moved) = stage_below(conn, from, to)?;
-    finish_moves(conn)?;
+    // Nothing lives below `to` (a folder is moved only to a free name or
+    // over an empty folder): the paths change in one pass, not staged.
+    let (below, moved) = paths_below(conn, from, to)?;
+    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
+    conn.prepare_cached(
+        "UPDATE entries SET path = ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+    )?
+    .execute(params![lo, hi, to.as_str()])?;
     super::digests::on_move(conn, &below, &moved)?;
     Ok(below.len())
 }
@@ -206,6 +212,17 @@ pub fn swap_below(conn: &Connection, a: &RelPath, b: &RelPath) -> rusqlite::Resu
 /// leading '/' (which no relative path has) until `finish_moves`, so that
 /// no two live rows share a path in between. Returns the rows as they were and as they will be.
 fn stage_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<(Vec<Entry>, Vec<Entry>)> {
+    let (below, moved) = paths_below(conn, from, to)?;
+    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
+    conn.prepare_cached(
+        "UPDATE entries SET path = '/' || ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+    )?
+    .execute(params![lo, hi, to.as_str()])?;
+    Ok((below, moved))
+}
+
+/// The live rows below `from`, as they are and with their paths below `to`.
+fn paths_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<(Vec<Entry>, Vec<Entry>)> {
     let below = live_descendants(conn, from)?;
     let moved = below
         .iter()
@@ -214,11 +231,6 @@ fn stage_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Res
             Ok(Entry { path: path.map_err(|_| bad(0, "a moved path outgrows the limits"))?, ..e.clone() })
         })
         .collect::<rusqlite::Result<Vec<Entry>>>()?;
-    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
-    conn.prepare_cached(
-        "UPDATE entries SET path = '/' || ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
-    )?
-    .execute(params![lo, hi, to.as_str()])?;
     Ok((below, moved))
 }
 

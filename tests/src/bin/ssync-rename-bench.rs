@@ -9,7 +9,9 @@
 //! back and forth; each time is from the `rename(2)` on A until B shows the
 //! new name and not the old one (polled every millisecond).
 //!
-//! Run with `bench/rename.sh` (release build). Knobs (env): FILES (10000), REPS (5).
+//! Run with `bench/rename.sh` (release build). Knobs (env): FILES (10000), REPS (5);
+//! SSYNC_BENCH_KEEP=1 keeps each run's folder (the processes' logs; with
+//! SSYNC_TEST_LOG=info,ssync_fs::sync=debug they say where time goes).
 use ssync_tests::{batch_commit, wait_until, Hub, Mount};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,8 +26,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn hub_cursor(hub: &Hub) -> u64 {
-    let page: serde_json::Value =
-        hub.http().get(format!("{}/v1/changes?since=0&wait=0", hub.url())).send().unwrap().json().unwrap();
+    let page: serde_json::Value = hub
+        .http()
+        .get(format!("{}/v1/changes?since=9223372036854775807&wait=0", hub.url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     page["cursor"].as_u64().expect("a page has a cursor")
 }
 
@@ -89,6 +96,10 @@ fn measure(files: usize, reps: usize, mount_args: &[&str]) -> Figures {
         file_rows = file_rows.max(rows);
     }
     assert_eq!(count_files(&b.p(&format!("folder-{reps}"))), files, "B holds every file under the new name");
+    drop((a, b, hub));
+    if std::env::var_os("SSYNC_BENCH_KEEP").is_some() {
+        eprintln!("logs kept in {}", dir.keep().display());
+    }
     Figures { folder: median(folder), folder_rows, file: median(file), file_rows }
 }
 
