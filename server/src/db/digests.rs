@@ -35,25 +35,26 @@ fn put(conn: &Connection, dir: &str, direct: &ContentHash, subtree: &ContentHash
 }
 
 /// Rows replaced (`before`: the nodes' rows as they were, wherever they
-/// were) by `after`: a write, a swap, or what is below a renamed folder.
+/// were) by `after`: a write, or a swap.
 pub fn on_move(conn: &Connection, before: &[Entry], after: &[Entry]) -> rusqlite::Result<()> {
-    apply(conn, before.iter(), after.iter())
+    apply(conn, before.iter().chain(after).map(|e| (e.path.as_str(), share(e))))
 }
 
-/// Takes the shares of `gone` out of their folders' digests and puts those
-/// of `come` into theirs, writing each folder's row once.
-fn apply<'a>(
-    conn: &Connection,
-    gone: impl Iterator<Item = &'a Entry>,
-    come: impl Iterator<Item = &'a Entry>,
-) -> rusqlite::Result<()> {
+/// Live rows that moved from the paths of `before` to those of `after`
+/// with their versions (what is below a renamed folder): `(path, version)`.
+pub fn on_paths_moved(conn: &Connection, before: &[(String, u64)], after: &[(String, u64)]) -> rusqlite::Result<()> {
+    let shares = before.iter().chain(after).map(|(p, v)| (p.as_str(), entry_digest(p, *v)));
+    apply(conn, shares)
+}
+
+/// XORs each `(path, share)` into the digests of the path's folders
+/// (a share given twice cancels out), writing each folder's row once.
+fn apply<'a>(conn: &Connection, shares: impl Iterator<Item = (&'a str, ContentHash)>) -> rusqlite::Result<()> {
     let mut deltas: HashMap<&str, (ContentHash, ContentHash)> = HashMap::new();
-    for e in gone.chain(come) {
-        let share = share(e);
+    for (path, share) in shares {
         if share == EMPTY {
             continue;
         }
-        let path = e.path.as_str();
         let home = folder_of(path);
         for dir in folders_above(path) {
             let d = deltas.entry(dir).or_insert((EMPTY, EMPTY));

@@ -186,14 +186,23 @@ fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
 /// the history or the feed: a rename is one change, to the folder.
 pub fn move_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<usize> {
     // Nothing lives below `to` (a folder is moved only to a free name or
-    // over an empty folder): the paths change in one pass, not staged.
-    let (below, moved) = paths_below(conn, from, to)?;
+    // over an empty folder): the paths change in one pass, not staged. Only
+    // paths and versions are read: the digests need no more.
     let (lo, hi) = (format!("{from}/"), format!("{from}0"));
+    let below: Vec<(String, u64)> = conn
+        .prepare_cached("SELECT path, version FROM entries WHERE deleted = 0 AND path >= ?1 AND path < ?2")?
+        .query_map(params![lo, hi], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if below.is_empty() {
+        return Ok(0);
+    }
+    let keep = from.as_str().len();
+    let moved: Vec<(String, u64)> = below.iter().map(|(p, v)| (format!("{}{}", to.as_str(), &p[keep..]), *v)).collect();
     conn.prepare_cached(
         "UPDATE entries SET path = ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
     )?
     .execute(params![lo, hi, to.as_str()])?;
-    super::digests::on_move(conn, &below, &moved)?;
+    super::digests::on_paths_moved(conn, &below, &moved)?;
     Ok(below.len())
 }
 
