@@ -36,6 +36,7 @@ pub mod hub_view;
 pub mod keeper;
 pub mod local_tree;
 pub mod merge;
+pub mod mount_keeper;
 pub mod mount_side;
 pub mod planner;
 pub mod remote;

@@ -376,6 +376,13 @@ impl LocalDb {
     /// Writes one commit of the write-behind journal in one transaction;
     /// `durable` also syncs it to disk (for fsync), not only to the OS.
     pub fn commit(&self, c: &Commit<'_>, durable: bool) -> Result<(), LocalDbError> {
+        self.commit_with(c, durable, &mut |_| Ok(()))
+    }
+
+    /// `commit`, with `also`'s writes in the same transaction: what must be
+    /// kept together with the tree, never ahead of it (the sync engine's
+    /// merge base, see `sync::mount_keeper`).
+    pub fn commit_with(&self, c: &Commit<'_>, durable: bool, also: AlsoWrite<'_>) -> Result<(), LocalDbError> {
         if durable {
             self.conn.pragma_update(None, "synchronous", "FULL")?;
         }
@@ -389,7 +396,8 @@ impl LocalDb {
             if c.clear_old_queue {
                 db.clear_old_queue()?;
             }
-            c.settings.iter().try_for_each(|(k, v)| db.set_setting(k, v))
+            c.settings.iter().try_for_each(|(k, v)| db.set_setting(k, v))?;
+            also(db)
         });
         if durable {
             self.conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -398,7 +406,7 @@ impl LocalDb {
     }
 
     /// Runs `f` in one transaction.
-    fn atomically<R, E: From<LocalDbError>>(&self, f: impl FnOnce(&Self) -> Result<R, E>) -> Result<R, E> {
+    pub(crate) fn atomically<R, E: From<LocalDbError>>(&self, f: impl FnOnce(&Self) -> Result<R, E>) -> Result<R, E> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(LocalDbError::from)?;
         match f(self) {
             Ok(r) => {
@@ -412,6 +420,9 @@ impl LocalDb {
         }
     }
 }
+
+/// Writes a commit carries beside the tree's rows (`LocalDb::commit_with`).
+pub type AlsoWrite<'a> = &'a mut dyn FnMut(&LocalDb) -> Result<(), LocalDbError>;
 
 /// The rows of one write-behind commit (see journal.rs), as they are now.
 #[derive(Default)]

@@ -3,7 +3,7 @@
 //! Lock order: `state` before `handles`; never hold either across an `.await`,
 //! a network call, or a kernel notification (those go through `inval`, drained
 //! by the invalidation thread).
-use crate::local::db::{Commit, LocalDb, OldOp};
+use crate::local::db::{AlsoWrite, Commit, LocalDb, OldOp};
 use crate::local::error::FsResult;
 use crate::local::handles::Handles;
 use crate::local::invalidate::Inval;
@@ -151,13 +151,19 @@ impl State {
         if self.journal.is_empty() && !durable {
             return Ok(());
         }
+        self.commit_with(durable, &mut |_| Ok(()))
+    }
+
+    /// `commit`, with `also`'s writes in the same transaction (see
+    /// `LocalDb::commit_with`), even when the journal is empty.
+    pub fn commit_with(&mut self, durable: bool, also: AlsoWrite<'_>) -> FsResult<()> {
         let j = std::mem::take(&mut self.journal);
         let c = Commit {
             nodes: j.nodes.iter().map(|ino| (*ino, self.tree.get(*ino))).collect(),
             clear_old_queue: j.clear_old_queue,
             settings: j.settings.iter().map(|(k, v)| (*k, v.as_str())).collect(),
         };
-        let written = self.db.commit(&c, durable);
+        let written = self.db.commit_with(&c, durable, also);
         drop(c);
         if written.is_err() {
             self.journal = j;

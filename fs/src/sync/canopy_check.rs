@@ -23,14 +23,15 @@
 //!
 //! `SSYNC_SIM_SEEDS=N` runs N seeds (default 10,000 each);
 //! `SSYNC_SIM_SEED=S` replays one seed alone, with its steps printed.
-use super::canopy::{Canopy, Kind, Node, NodeId, Place, Tree, ROOT};
+use super::canopy::{Canopy, Kind, Meta, Node, NodeId, Place, Tree, ROOT};
 use super::engine::{Engine, LocalSide};
 use super::hub_view::{HubView, Request};
+use super::local_tree::agreed_owner;
 use super::memory_hub::MemoryHub;
 use super::merge::{default_namer, merge};
 use super::planner::{apply, plan, Op, Side};
 use super::remote::{BatchAnswer, Refusal, Remote};
-use ssync_common::api::{EntriesPage, Entry};
+use ssync_common::api::{EntriesPage, Entry, Owner};
 use ssync_common::ContentHash;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -66,6 +67,15 @@ impl Rng {
 /// Who made a change: a mount's user.
 type Actor = usize;
 
+/// The owner of what mount `m`'s user makes.
+fn user_owner(m: usize) -> Owner {
+    Owner { uid: 1000 + m as u32, gid: 1000 + m as u32, user: None, group: None }
+}
+
+fn owner_in(meta: &Option<Box<Meta>>) -> Option<Owner> {
+    meta.as_ref().and_then(|m| m.owner.clone())
+}
+
 struct Mount {
     canopy: Canopy,
     /// Its picture of the hub, with the hub's versions (the hub's own rules only).
@@ -75,6 +85,28 @@ struct Mount {
     /// Operations sent to the hub whose answers were lost (with the number
     /// the engine keeps each under).
     unanswered: Vec<(i64, Op)>,
+    /// Owners this mount's user set (made the node, or chowned it): what the
+    /// mount's tree holds. A node brought here from the hub holds none, and
+    /// Local says its owner as the mount does (`local_tree::agreed_owner`).
+    owners_set: HashMap<NodeId, Owner>,
+    /// The mount's database as it was before its last engine step, while
+    /// nothing else happened on the mount since: a crash may lose the step's
+    /// transactions (a power cut loses the tail of SQLite's log).
+    before_step: Option<Box<BeforeStep>>,
+}
+
+/// What a crash that loses an engine step's transactions leaves: Local and
+/// Synced (kept in one transaction, `MountKeeper`) and the hub's view as
+/// they were; each operation the step sent stays sent, outcome unknown
+/// (`Keeper::sending` keeps it before it goes).
+struct BeforeStep {
+    local: Tree,
+    synced: Tree,
+    view: HubView,
+    unanswered: Vec<(i64, Op)>,
+    /// The last content this mount's user gave each node, as the simulation
+    /// knew it then (a conflict copy made in the step took some over).
+    last_written: Vec<(NodeId, Option<ContentHash>)>,
 }
 
 /// The hub a seed runs against.
@@ -269,6 +301,7 @@ impl World {
 
     /// One random change by mount `m`'s user to its Local tree.
     fn user_change(&mut self, m: usize) {
+        self.mounts[m].before_step = None;
         let t = self.mounts[m].canopy.local.clone();
         let roll = self.rng.below(100);
         let op = match roll {
@@ -277,10 +310,12 @@ impl World {
                 let kind = [Kind::File, Kind::Dir, Kind::Symlink, Kind::File][self.rng.below(4)];
                 let content = if kind == Kind::Dir { None } else { self.fresh_content() };
                 let id = self.rng.id();
+                let meta = Meta::boxed(Some(user_owner(m)), None);
+                self.mounts[m].owners_set.insert(id, user_owner(m));
                 Op::Create {
                     side: Side::Local,
                     id,
-                    node: Node { place, kind, content, mode: 0o644, meta: None },
+                    node: Node { place, kind, content, mode: 0o644, meta },
                     copy_of: None,
                 }
             }
@@ -294,7 +329,7 @@ impl World {
                 let (content, mode, meta) = (n.content, n.mode ^ 0o100, n.meta.clone());
                 Op::Edit { side: Side::Local, id, base: n, content, mode, meta }
             }
-            55..=59 => {
+            55..=57 => {
                 // An extended attribute set (or cleared: value 0).
                 let Some((id, n)) = self.pick(&t) else { return };
                 let value = self.rng.below(3) as u8;
@@ -302,7 +337,15 @@ impl World {
                 if value > 0 {
                     x.set("user.tag", &[value]).expect("a valid attribute");
                 }
-                let meta = super::canopy::Meta::boxed(None, Some(x));
+                let meta = Meta::boxed(owner_in(&n.meta), Some(x));
+                Op::Edit { side: Side::Local, id, base: n.clone(), content: n.content, mode: n.mode, meta }
+            }
+            58..=59 => {
+                // A chown, to one of the users.
+                let Some((id, n)) = self.pick(&t) else { return };
+                let owner = user_owner(self.rng.below(MOUNTS));
+                self.mounts[m].owners_set.insert(id, owner.clone());
+                let meta = Meta::boxed(Some(owner), n.meta.as_ref().and_then(|m| m.xattrs.clone()));
                 Op::Edit { side: Side::Local, id, base: n.clone(), content: n.content, mode: n.mode, meta }
             }
             60..=79 => {
@@ -370,12 +413,42 @@ impl World {
         }
     }
 
+    /// Local's owners as the mount reads them from its tree before it plans:
+    /// the one its user set, else the agreed one, else the hub's.
+    fn read_owners(&mut self, m: usize) {
+        let mount = &mut self.mounts[m];
+        let c = &mut mount.canopy;
+        let ids: Vec<NodeId> = c.local.ids().collect();
+        for id in ids {
+            let n = c.local.get(id).expect("listed");
+            let owner = match mount.owners_set.get(&id) {
+                Some(o) => Some(o.clone()),
+                None => agreed_owner(c.synced.get(id), c.remote.get(id)).cloned(),
+            };
+            if owner_in(&n.meta) != owner {
+                let meta = Meta::boxed(owner, n.meta.as_ref().and_then(|m| m.xattrs.clone()));
+                c.local.set(id, Node { meta, ..n.clone() });
+            }
+        }
+    }
+
+    /// After the engine changed mount `m`'s Local: a node that took another
+    /// owner from the hub no longer holds the one its user set (as the mount
+    /// does without `--sync-owners`), and a node gone holds none.
+    fn forget_owners(&mut self, m: usize) {
+        let mount = &mut self.mounts[m];
+        let local = &mount.canopy.local;
+        mount.owners_set.retain(|id, o| local.get(*id).is_some_and(|n| owner_in(&n.meta).as_ref() == Some(o)));
+    }
+
     /// The feed reaches mount `m`: its Remote tree becomes the hub's, and
     /// operations whose answers were lost are confirmed from it.
     fn deliver_feed(&mut self, m: usize) -> Result<(), String> {
         if self.verbose {
             eprintln!("feed reaches mount {m}");
         }
+        self.read_owners(m);
+        self.mounts[m].before_step = None;
         if let Some(hub) = self.hub.shared() {
             return self.with_engine(m, hub, |e| e.read_feed().map_err(|e| e.to_string()));
         }
@@ -414,14 +487,23 @@ impl World {
         );
         let out = f(&mut engine);
         let (canopy, view, remote, unanswered, plan) = engine.into_parts();
-        *mount = Mount { canopy, view, unanswered, plan };
+        *mount = Mount {
+            canopy,
+            view,
+            unanswered,
+            plan,
+            owners_set: std::mem::take(&mut mount.owners_set),
+            before_step: mount.before_step.take(),
+        };
         self.hub_seen.extend(remote.took);
+        self.forget_owners(m);
         out
     }
 
     /// Mount `m` carries out up to `n` operations of its plan (making a new
     /// plan when it has none); a refusal drops the rest of the plan.
     fn run_engine(&mut self, m: usize, n: usize) -> Result<(), String> {
+        self.read_owners(m);
         if let Some(hub) = self.hub.shared() {
             return self.run_real_engine(m, n, hub);
         }
@@ -502,12 +584,28 @@ impl World {
 
     /// `run_engine` with the hub's rules: the mount's own `Engine::step`.
     fn run_real_engine(&mut self, m: usize, n: usize, hub: Rc<RefCell<MemoryHub>>) -> Result<(), String> {
+        let mount = &self.mounts[m];
+        let mut before = BeforeStep {
+            local: mount.canopy.local.clone(),
+            synced: mount.canopy.synced.clone(),
+            view: mount.view.clone(),
+            unanswered: mount.unanswered.clone(),
+            last_written: self
+                .last_written
+                .iter()
+                .filter(|((a, _), _)| *a == m)
+                .map(|((_, id), c)| (*id, *c))
+                .collect(),
+        };
         let editors = std::mem::take(&mut self.editors);
         let mut check = CopyCheck { m, editors: &editors, wrong: None };
         let round = self.with_engine(m, hub, |e| e.step(&mut check, n).map_err(|e| format!("mount {m}: {e}")));
         let wrong = check.wrong.take();
         self.editors = editors;
         let round = round?;
+        let sent = round.tried.iter().filter(|(op, _)| op.side() == Side::Remote);
+        before.unanswered.extend(sent.map(|(op, _)| (0, op.clone())));
+        self.mounts[m].before_step = Some(Box::new(before));
         for (op, done) in &round.tried {
             self.say(format!("mount {m}: {op:?} -> {done:?}"));
             // A conflict copy now holds what this mount's user last wrote to
@@ -564,6 +662,8 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
             view: HubView::default(),
             plan: Vec::new(),
             unanswered: Vec::new(),
+            owners_set: HashMap::new(),
+            before_step: None,
         })
         .collect();
     for mount in &mut mounts {
@@ -596,9 +696,21 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
                 16 => {
                     // The mount crashes and starts again: its trees were
                     // persisted, its plan was not, and the answer to what it
-                    // had just sent is lost.
-                    w.say(format!("mount {m} crashes"));
+                    // had just sent is lost. Half the time, right after an
+                    // engine step, the step's transactions are lost too.
                     w.mounts[m].plan.clear();
+                    match w.mounts[m].before_step.take().filter(|_| w.rng.chance(50)) {
+                        Some(b) => {
+                            w.say(format!("mount {m} crashes and loses its last step"));
+                            let mount = &mut w.mounts[m];
+                            (mount.canopy.local, mount.canopy.synced) = (b.local, b.synced);
+                            (mount.view, mount.unanswered) = (b.view, b.unanswered);
+                            mount.canopy.remote = mount.view.tree().clone();
+                            w.last_written.retain(|(a, _), _| *a != m);
+                            w.last_written.extend(b.last_written.into_iter().map(|(id, c)| ((m, id), c)));
+                        }
+                        None => w.say(format!("mount {m} crashes")),
+                    }
                 }
                 17 => {
                     // The hub restarts: requests in flight fail; each mount

@@ -82,7 +82,8 @@ pub fn spawn(
         let _ = lane_wake.try_send(());
     });
     let remote = HttpRemote::new(client.clone(), runtime.clone(), contents, wake_on_push);
-    let engine = Engine::resume(remote, Box::new(db), kept.synced, kept.view, kept.sent)
+    let keeper = Box::new(super::mount_keeper::MountKeeper { db, shared: shared.clone() });
+    let engine = Engine::resume(remote, keeper, kept.synced, kept.view, kept.sent)
         .with_namer(conflict_namer(shared.device.clone()));
     let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone());
     let heal = Heal { client, runtime, last: std::time::Instant::now() };
@@ -318,7 +319,8 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
 }
 
 fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
-    let local = local_tree::read(&shared.state.lock().tree, &engine.canopy.synced, &shared.accounts);
+    let c = &engine.canopy;
+    let local = local_tree::read(&shared.state.lock().tree, &c.synced, &c.remote, &shared.accounts);
     engine.canopy.local = local.tree;
     side.ino_of = local.ino_of;
     let unsent = engine.canopy.local_changes() + local.without_id;
@@ -350,7 +352,8 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
         for ino in unlinked {
             st.drop_if_orphan(ino);
         }
-        // Only the nodes that took an id changed.
+        // Only the nodes that took an id changed (committed before Synced
+        // names them: `MountKeeper`).
         st.persist(&without_id);
         tracing::info!(
             nodes = without_id.len(),

@@ -160,8 +160,14 @@ impl LocalDb {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Keeps `change` in one transaction of its own.
     pub fn keep_sync_change(&mut self, change: &SyncStateChange) -> Result<(), LocalDbError> {
-        let tx = self.conn.transaction()?;
+        self.atomically(|db| db.write_sync_change(change))
+    }
+
+    /// Writes `change` in the transaction the caller holds.
+    pub fn write_sync_change(&self, change: &SyncStateChange) -> Result<(), LocalDbError> {
+        let tx = &self.conn;
         {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO synced_nodes (id, parent, name, kind, content, mode, meta) \
@@ -216,7 +222,6 @@ impl LocalDb {
                 settled.execute([seq])?;
             }
         }
-        tx.commit()?;
         Ok(())
     }
 }
@@ -283,6 +288,42 @@ mod tests {
         assert_eq!(kept.view.version(u128::MAX - 1), Some(2));
         assert_eq!(kept.sent.len(), 1, "the settled one is gone");
         assert_eq!(kept.sent[0].1, sent);
+    }
+
+    /// The merge base is kept in the transaction that commits the mount's
+    /// tree (`MountKeeper`): both are there after it, and neither when a
+    /// write of it fails.
+    #[test]
+    fn the_merge_base_is_kept_with_the_tree_or_not_at_all() {
+        use crate::local::db::Commit;
+        use crate::local::tree::{Kind as MountKind, Node as MountNode, ROOT as MOUNT_ROOT};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let node = Node {
+            place: Place { parent: ROOT, name: "f".into() },
+            kind: Kind::File,
+            content: Some(ContentHash::of(b"x")),
+            mode: 0o644,
+            meta: None,
+        };
+        let mut file = MountNode::new(MountKind::File, MOUNT_ROOT, "f", 0o644, 0);
+        file.ino = 2;
+        let db = LocalDb::open(&path).unwrap();
+        let change = SyncStateChange { synced: vec![(5, Some(&node))], ..Default::default() };
+        let commit = Commit { nodes: vec![(2, Some(&file))], ..Default::default() };
+        let failing = db.commit_with(&commit, false, &mut |db| {
+            db.write_sync_change(&change)?;
+            Err(crate::local::db::LocalDbError::Corrupt("a write failed".into()))
+        });
+        assert!(failing.is_err());
+        let has_file = |db: &LocalDb| db.load_nodes().unwrap().iter().any(|n| n.ino == 2);
+        assert!(!has_file(&db), "the tree's rows went back with the failed write");
+        assert_eq!(db.load_sync_state().unwrap().synced.len(), 0);
+        db.commit_with(&commit, false, &mut |db| db.write_sync_change(&change)).unwrap();
+        drop(db);
+        let db = LocalDb::open(&path).unwrap();
+        assert!(has_file(&db));
+        assert_eq!(db.load_sync_state().unwrap().synced.get(5), Some(&node));
     }
 
     /// A mount that kept the hub's rows by path (schema step 12) keeps its

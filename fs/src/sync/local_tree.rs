@@ -45,12 +45,11 @@ pub(crate) fn node_of_in(n: &mount::Node, parent: NodeId, owner: Option<Owner>) 
     Some(canopy::Node { place: Place { parent, name: n.name.clone() }, kind, content, mode: n.mode & 0o7777, meta })
 }
 
-/// A node's owner as Local says it: the one this mount and the hub last
-/// agreed on (Synced's), unless the owner here changed since (a chown, or
-/// a file made here by another user). A mount shows owners from the hub
-/// only with `--sync-owners` (the others show its own user), so what it
-/// shows is not what the hub has; it is a change only when it moved away
-/// from what was agreed.
+/// A node's owner as Local says it: `agreed` (see `agreed_owner`), unless
+/// the owner here changed since (a chown, or a file made here by another
+/// user). A mount shows owners from the hub only with `--sync-owners` (the
+/// others show its own user), so what it shows is not what the hub has; it
+/// is a change only when it moved away from what was agreed.
 pub(crate) fn owner_of(n: &mount::Node, synced: Option<&Owner>, accounts: &Accounts) -> Option<Owner> {
     match n.owner {
         None => synced.cloned(),
@@ -59,9 +58,19 @@ pub(crate) fn owner_of(n: &mount::Node, synced: Option<&Owner>, accounts: &Accou
     }
 }
 
-/// Local, from the mount's tree; `synced` and `accounts` say owners
-/// (`owner_of`).
-pub fn read(tree: &mount::Tree, synced: &Tree, accounts: &Accounts) -> LocalRead {
+/// The owner a node has in Local when this mount set none: the one both
+/// sides last agreed on (Synced's), or, for a node Synced lacks (one
+/// brought here whose agreement a crash lost before it was kept), the
+/// hub's. Never "none" against an owner the hub has: the hub keeps the
+/// owner of a change that sends none, so a change to "none" could never
+/// be carried out, and would be planned again and again.
+pub fn agreed_owner<'a>(synced: Option<&'a canopy::Node>, remote: Option<&'a canopy::Node>) -> Option<&'a Owner> {
+    synced.or(remote).and_then(|n| n.meta.as_ref()).and_then(|m| m.owner.as_ref())
+}
+
+/// Local, from the mount's tree; `synced`, `remote` and `accounts` say
+/// owners (`owner_of`, `agreed_owner`).
+pub fn read(tree: &mount::Tree, synced: &Tree, remote: &Tree, accounts: &Accounts) -> LocalRead {
     let mut out = LocalRead::default();
     let mut folders = vec![(mount::ROOT, canopy::ROOT)];
     while let Some((ino, id)) = folders.pop() {
@@ -75,7 +84,7 @@ pub fn read(tree: &mount::Tree, synced: &Tree, accounts: &Accounts) -> LocalRead
                 out.without_id += tree.subtree(*child).len();
                 continue;
             };
-            let agreed = synced.get(cid.0).and_then(|s| s.meta.as_ref()).and_then(|m| m.owner.as_ref());
+            let agreed = agreed_owner(synced.get(cid.0), remote.get(cid.0));
             let Some(node) = node_of_in(n, id, owner_of(n, agreed, accounts)) else { continue };
             if node.kind == Kind::Dir {
                 folders.push((*child, cid.0));
@@ -211,7 +220,7 @@ mod tests {
             node(7, ROOT, "old", MountKind::Dir, None),
             node(8, 7, "inside", MountKind::File, Some(80)),
         ]);
-        let local = read(&t, &Tree::default(), &Accounts::default());
+        let local = read(&t, &Tree::default(), &Tree::default(), &Accounts::default());
         assert_eq!(local.tree.len(), 3, "d, d/f and l: {:?}", local.tree);
         let f = local.tree.get(30).unwrap();
         assert_eq!((f.place.parent, f.place.name.as_str(), f.kind), (20, "f", Kind::File));
@@ -221,6 +230,39 @@ mod tests {
         assert_eq!(local.ino_of[&30], 3);
         assert_eq!(local.without_id, 2, "the folder without an id and what it holds");
         local.tree.check().unwrap();
+    }
+
+    /// An owner this mount never set is the one agreed on, else the hub's:
+    /// never "none" against an owner the hub has (the hub keeps an owner a
+    /// change does not send, so "none" could never be carried out and would
+    /// be planned again each round). One set here is this mount's change.
+    #[test]
+    fn an_owner_not_set_here_is_the_agreed_one_else_the_hubs() {
+        let owner = |uid: u32| ssync_common::api::Owner { uid, gid: uid, user: None, group: None };
+        let with_owner = |uid: u32| canopy::Node {
+            place: Place { parent: canopy::ROOT, name: "f".into() },
+            kind: Kind::File,
+            content: Some(ContentHash::of(b"f")),
+            mode: 0o640,
+            meta: canopy::Meta::boxed(Some(owner(uid)), None),
+        };
+        let t = mount_tree(vec![node(3, ROOT, "f", MountKind::File, Some(30))]);
+        let (mut synced, mut remote) = (Tree::default(), Tree::default());
+        let owner_read = |synced: &Tree, remote: &Tree| {
+            let local = read(&t, synced, remote, &Accounts::default());
+            local.tree.get(30).unwrap().meta.as_ref().and_then(|m| m.owner.clone())
+        };
+        assert_eq!(owner_read(&synced, &remote), None, "known nowhere");
+        remote.set(30, with_owner(1001));
+        assert_eq!(owner_read(&synced, &remote), Some(owner(1001)), "Synced lacks it (a crash lost its agreement)");
+        synced.set(30, with_owner(1002));
+        assert_eq!(owner_read(&synced, &remote), Some(owner(1002)), "agreed on, and changed on the hub since");
+        let mut chowned = node(3, ROOT, "f", MountKind::File, Some(30));
+        chowned.owner = Some(crate::local::tree::Owner { uid: 1003, gid: 1003 });
+        let chowned = mount_tree(vec![chowned]);
+        let local = read(&chowned, &synced, &remote, &Accounts::default());
+        let o = local.tree.get(30).unwrap().meta.as_ref().and_then(|m| m.owner.clone()).unwrap();
+        assert_eq!((o.uid, o.gid), (1003, 1003), "set here: a change of this mount's");
     }
 
     #[test]
@@ -244,6 +286,6 @@ mod tests {
         assert_eq!(base.len(), 2, "the hub had d and d/f; 'mine' is new");
         assert_eq!(base[&30].content, Some(ContentHash::of(b"f")), "the content it was based on");
         assert_eq!(base[&30].place, Place { parent: 20, name: "f".into() });
-        assert_eq!(read(t, &Tree::default(), &Accounts::default()).tree.len(), 3);
+        assert_eq!(read(t, &Tree::default(), &Tree::default(), &Accounts::default()).tree.len(), 3);
     }
 }
