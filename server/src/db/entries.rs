@@ -186,23 +186,17 @@ fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
 /// the history or the feed: a rename is one change, to the folder.
 pub fn move_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<usize> {
     // Nothing lives below `to` (a folder is moved only to a free name or
-    // over an empty folder): the paths change in one pass, not staged. Only
-    // paths and versions are read: the digests need no more.
-    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
-    let below: Vec<(String, u64)> = conn
-        .prepare_cached("SELECT path, version FROM entries WHERE deleted = 0 AND path >= ?1 AND path < ?2")?
-        .query_map(params![lo, hi], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-        .collect::<rusqlite::Result<_>>()?;
+    // over an empty folder): the paths change in one pass, not staged.
+    let below = paths_below(conn, from)?;
     if below.is_empty() {
         return Ok(0);
     }
-    let keep = from.as_str().len();
-    let moved: Vec<(String, u64)> = below.iter().map(|(p, v)| (format!("{}{}", to.as_str(), &p[keep..]), *v)).collect();
+    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
     conn.prepare_cached(
         "UPDATE entries SET path = ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
     )?
     .execute(params![lo, hi, to.as_str()])?;
-    super::digests::on_paths_moved(conn, &below, &moved)?;
+    super::digests::on_paths_moved(conn, &below, &rebased(&below, from, to))?;
     Ok(below.len())
 }
 
@@ -214,39 +208,61 @@ pub fn swap_below(conn: &Connection, a: &RelPath, b: &RelPath) -> rusqlite::Resu
     below.extend(below_b);
     moved.extend(moved_b);
     finish_moves(conn)?;
-    super::digests::on_move(conn, &below, &moved)
+    super::digests::on_paths_moved(conn, &below, &moved)
 }
+
+/// A live row's path and version: all the digests need of a row that moves.
+type PathVersion = (String, u64);
 
 /// Gives the live rows below `from` their paths below `to`, behind a
 /// leading '/' (which no relative path has) until `finish_moves`, so that
-/// no two live rows share a path in between. Returns the rows as they were and as they will be.
-fn stage_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<(Vec<Entry>, Vec<Entry>)> {
-    let (below, moved) = paths_below(conn, from, to)?;
+/// no two live rows share a path in between. Returns the rows' paths and
+/// versions as they were and as they will be.
+fn stage_below(
+    conn: &Connection,
+    from: &RelPath,
+    to: &RelPath,
+) -> rusqlite::Result<(Vec<PathVersion>, Vec<PathVersion>)> {
+    let below = paths_below(conn, from)?;
     let (lo, hi) = (format!("{from}/"), format!("{from}0"));
     conn.prepare_cached(
         "UPDATE entries SET path = '/' || ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
     )?
     .execute(params![lo, hi, to.as_str()])?;
+    let moved = rebased(&below, from, to);
     Ok((below, moved))
 }
 
-/// The live rows below `from`, as they are and with their paths below `to`.
-fn paths_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<(Vec<Entry>, Vec<Entry>)> {
-    let below = live_descendants(conn, from)?;
-    let moved = below
-        .iter()
-        .map(|e| {
-            let path = e.path.rebase(from, to).expect("the query keeps to the folder");
-            Ok(Entry { path: path.map_err(|_| bad(0, "a moved path outgrows the limits"))?, ..e.clone() })
-        })
-        .collect::<rusqlite::Result<Vec<Entry>>>()?;
-    Ok((below, moved))
+/// The paths and versions of the live rows below `from`. Only these are
+/// read: parsing whole rows (owners and xattrs in JSON) was most of the
+/// cost of a large folder's rename.
+fn paths_below(conn: &Connection, from: &RelPath) -> rusqlite::Result<Vec<PathVersion>> {
+    let (lo, hi) = (format!("{from}/"), format!("{from}0"));
+    conn.prepare_cached("SELECT path, version FROM entries WHERE deleted = 0 AND path >= ?1 AND path < ?2")?
+        .query_map(params![lo, hi], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect()
+}
+
+/// `below` (paths below `from`) with their paths below `to`.
+fn rebased(below: &[PathVersion], from: &RelPath, to: &RelPath) -> Vec<PathVersion> {
+    let keep = from.as_str().len();
+    below.iter().map(|(p, v)| (format!("{}{}", to.as_str(), &p[keep..]), *v)).collect()
 }
 
 fn finish_moves(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE entries SET path = substr(path, 2) WHERE deleted = 0 AND path >= '/' AND path < '0'")?
         .execute([])?;
     Ok(())
+}
+
+/// The length in bytes of the longest live path strictly below `dir`.
+pub fn longest_path_below(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Option<usize>> {
+    let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
+    conn.prepare_cached(
+        "SELECT max(length(CAST(path AS BLOB))) FROM entries WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+    )?
+    .query_row(params![lo, hi], |r| r.get::<_, Option<i64>>(0))
+    .map(|n| n.map(|n| n as usize))
 }
 
 /// Live entries strictly below `dir`, in path order (parents before children).

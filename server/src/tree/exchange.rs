@@ -1,29 +1,10 @@
 //! Swapping two entries (renameat2 RENAME_EXCHANGE) in one transaction, so no
 //! reader of the feed ever sees either path missing or a temporary name.
-use super::{blocked, check_base, live, Dev, TreeError, TreeResult};
+use super::{blocked, check_base, check_moved_limits, live, Dev, TreeError, TreeResult};
 use crate::db::entries;
 use rusqlite::Connection;
 use ssync_common::api::{Entry, EntryKind};
-use ssync_common::{PathError, PathLimits, RelPath};
-
-/// `a` and what is below it, each with the path it moves to under `b`.
-fn moving(
-    conn: &Connection,
-    a: &RelPath,
-    b: &RelPath,
-    e: Entry,
-    limits: PathLimits,
-) -> Result<Vec<(Entry, RelPath)>, TreeError> {
-    let below = if e.kind == EntryKind::Dir { entries::live_descendants(conn, a)? } else { vec![] };
-    Ok(std::iter::once(e)
-        .chain(below)
-        .map(|e| {
-            let moved = e.path.rebase(a, b).expect("descendant lies within the swapped folder")?;
-            limits.check(&moved)?;
-            Ok((e, moved))
-        })
-        .collect::<Result<Vec<_>, PathError>>()?)
-}
+use ssync_common::{PathLimits, RelPath};
 
 /// Puts `a` (at version `a_base`) where `b` (at `b_base`) is, and `b` where
 /// `a` is, with what is below them. Both must exist; either may be a folder.
@@ -57,8 +38,8 @@ pub fn exchange(
     let eb = sides.pop().expect("two sides");
     let ea = sides.pop().expect("two sides");
     // Every new path is checked before anything is written.
-    moving(conn, a, b, ea.clone(), limits)?;
-    moving(conn, b, a, eb.clone(), limits)?;
+    check_moved_limits(conn, ea.kind, a, b, limits)?;
+    check_moved_limits(conn, eb.kind, b, a, limits)?;
     let swapped = |e: &Entry, to: &RelPath, version| Entry {
         path: to.clone(),
         version,
