@@ -266,6 +266,7 @@ fn sync_once(
         shared.hub_answered();
         if engine.converged() {
             tracing::debug!(nodes = engine.canopy.local.len(), "the trees agree");
+            side.drop_unused_fetches();
             return Ok(true);
         }
         tracing::debug!(

@@ -30,8 +30,19 @@ pub struct MountSide {
     /// Where each node of Local is on this mount (set from each read of
     /// Local, kept up to date by creates).
     pub ino_of: HashMap<NodeId, u64>,
-    /// Contents brought ahead (`prepare`), each fsynced in its partial file.
-    fetched: HashMap<ContentHash, Brought>,
+    /// Contents being brought ahead (`prepare`): each download runs on the
+    /// runtime, FETCHES_AT_ONCE at a time, while this thread carries out the
+    /// operations before the one that needs it.
+    fetching: HashMap<ContentHash, Fetching>,
+    /// What limits the downloads brought ahead to FETCHES_AT_ONCE.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A content on its way here: the download's task, and the modification
+/// time its node takes (the hub's).
+struct Fetching {
+    task: tokio::task::JoinHandle<Result<(PathBuf, ChunkList), ApiError>>,
+    mtime_ns: i64,
 }
 
 /// A file ready to take a node's place: its bytes in `file`, fsynced, and
@@ -61,7 +72,15 @@ impl MountSide {
         client: client::Remote,
         runtime: tokio::runtime::Handle,
     ) -> MountSide {
-        MountSide { shared, on_demand, client, runtime, ino_of: HashMap::new(), fetched: HashMap::new() }
+        MountSide {
+            shared,
+            on_demand,
+            client,
+            runtime,
+            ino_of: HashMap::new(),
+            fetching: HashMap::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
+        }
     }
 
     /// The inode of live node `id`, if it is as `base` says.
@@ -133,8 +152,15 @@ impl MountSide {
         hub: &HubView,
         have: Option<(u64, ContentHash)>,
     ) -> Result<Brought, String> {
-        if let Some(got) = self.fetched.remove(&id).filter(|b| b.file.exists()) {
-            return Ok(got);
+        if let Some(f) = self.fetching.remove(&id) {
+            match self.runtime.block_on(f.task) {
+                Ok(Ok((file, list))) => {
+                    return Ok(Brought { file, size: list.size(), list: Some(list), mtime_ns: f.mtime_ns })
+                }
+                // Fetched again below, with what the hub says now.
+                Ok(Err(e)) => tracing::debug!(%id, "a content brought ahead did not come: {e}"),
+                Err(e) => tracing::debug!(%id, "a content brought ahead did not come: {e}"),
+            }
         }
         if self.shared.refused_contents.lock().contains(&id) {
             return Err(format!("content {id} was refused here before; not fetched again"));
@@ -159,6 +185,21 @@ impl MountSide {
             }
             e.to_string()
         })
+    }
+
+    /// Once the trees agree, nothing will take the contents brought ahead
+    /// and not used (their operations were refused, or planned otherwise):
+    /// the finished downloads' files go. One still running stays until it
+    /// has finished (its file is being written).
+    pub fn drop_unused_fetches(&mut self) {
+        let done: Vec<ContentHash> =
+            self.fetching.iter().filter(|(_, f)| f.task.is_finished()).map(|(c, _)| *c).collect();
+        for id in done {
+            let f = self.fetching.remove(&id).expect("listed");
+            if let Ok(Ok((file, _))) = self.runtime.block_on(f.task) {
+                let _ = std::fs::remove_file(file);
+            }
+        }
     }
 
     /// Whether a node of `kind` from the hub comes without its content:
@@ -477,8 +518,6 @@ impl LocalSide for MountSide {
     /// several at a time (a new mount, or a burst of changes elsewhere,
     /// brings thousands of files).
     fn prepare(&mut self, ops: &[&Op], hub: &HubView) {
-        let mut wanted = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         // Files on demand are not brought ahead.
         let later = self.shared.state.lock().limit.is_some();
         for op in ops {
@@ -488,34 +527,16 @@ impl LocalSide for MountSide {
                 _ => continue,
             };
             // One download per content: two of the same would write one partial file.
-            let Some(content) = content.filter(|c| !self.fetched.contains_key(c) && seen.insert(*c)) else {
+            let Some(content) = content.filter(|c| !self.fetching.contains_key(c)) else {
                 continue;
             };
-            if let Some(row) = hub.row_of(id).filter(|r| !(later && r.kind == Kind::File)) {
-                wanted.push((content, row.size, row.mtime_ns));
-            }
-        }
-        if wanted.len() < 2 {
-            return; // one is brought when it is carried out
-        }
-        use futures_util::StreamExt;
-        let (client, sh) = (&self.client, &self.shared);
-        let got: Vec<_> =
-            self.runtime.block_on(
-                futures_util::stream::iter(wanted.into_iter().map(|(id, size, mtime)| async move {
-                    (id, mtime, Self::fetch(client, sh, id, size, None).await)
-                }))
-                .buffer_unordered(FETCHES_AT_ONCE)
-                .collect(),
-            );
-        for (id, mtime, fetched) in got {
-            match fetched {
-                Ok((file, list)) => {
-                    let brought = Brought { file, size: list.size(), list: Some(list), mtime_ns: mtime };
-                    self.fetched.insert(id, brought);
-                }
-                Err(e) => tracing::debug!(%id, "a content brought ahead did not come: {e}"),
-            }
+            let Some(row) = hub.row_of(id).filter(|r| !(later && r.kind == Kind::File)) else { continue };
+            let (client, sh, slots, size) = (self.client.clone(), self.shared.clone(), self.slots.clone(), row.size);
+            let task = self.runtime.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                Self::fetch(&client, &sh, content, size, None).await
+            });
+            self.fetching.insert(content, Fetching { task, mtime_ns: row.mtime_ns });
         }
     }
 
