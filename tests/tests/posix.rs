@@ -402,3 +402,46 @@ fn set_id_bits_drop_when_others_write_truncate_or_chown() {
     assert!(fs::read_to_string(&f).unwrap().ends_with("late\n"));
     assert_eq!(now(), 0o4666, "SEMANTICS.md: kept (ext4 would drop it)");
 }
+
+/// A folder read in several calls while names come and go lists each name
+/// that stayed exactly once, as on a local disk; a listing the kernel keeps
+/// between opens shows what another mount added.
+#[test]
+fn a_folder_read_while_it_changes_lists_each_name_that_stayed_once() {
+    let c = Cluster::new(2);
+    let (a, b) = (&c.mounts[0], &c.mounts[1]);
+    let dir = a.p("big");
+    fs::create_dir(&dir).unwrap();
+    // Enough names that one read of the folder takes several calls.
+    let names: Vec<String> = (0..3000).map(|i| format!("name-{i:05}")).collect();
+    for n in &names {
+        fs::write(dir.join(n), b"").unwrap();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut listing = fs::read_dir(&dir).unwrap();
+    for e in listing.by_ref().take(10) {
+        seen.push(e.unwrap().file_name().into_string().unwrap());
+    }
+    // Names before and after the reader's place go, and new ones come.
+    let gone: Vec<&String> = names.iter().step_by(7).collect();
+    for n in &gone {
+        fs::remove_file(dir.join(n)).unwrap();
+    }
+    for i in 0..200 {
+        fs::write(dir.join(format!("added-{i}")), b"").unwrap();
+    }
+    seen.extend(listing.map(|e| e.unwrap().file_name().into_string().unwrap()));
+    for n in names.iter().filter(|n| !gone.contains(n)) {
+        let times = seen.iter().filter(|s| *s == n).count();
+        assert_eq!(times, 1, "{n} stayed and was listed {times} times");
+    }
+
+    // B lists the folder (the kernel keeps the listing), then A adds a name.
+    let on_b = b.p("big");
+    let all_there =
+        wait_until(SYNC_TIMEOUT, || fs::read_dir(&on_b).map(|d| d.count()).unwrap_or(0) == 3000 - 429 + 200);
+    assert!(all_there, "B never listed the folder as A has it");
+    fs::write(dir.join("late"), b"").unwrap();
+    let shown = wait_until(SYNC_TIMEOUT, || fs::read_dir(&on_b).unwrap().any(|e| e.unwrap().file_name() == "late"));
+    assert!(shown, "B's listing never showed a name A added after B listed the folder");
+}

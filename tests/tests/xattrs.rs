@@ -111,7 +111,9 @@ fn user_attributes_travel_and_the_others_stay_on_the_mount() {
     wait_for_xattr(&b.p("d"), "user.color", Some(b"blue"));
     let on_b = run("getfattr", &["--absolute-names", "-d", "-m", "-", b.p("f").to_str().unwrap()]);
     assert!(on_b.contains("user.x=\"1\"") && !on_b.contains("trusted"), "only user. attributes travel: {on_b}");
-    assert_eq!(get(&b.p("f"), "system.posix_acl_access", 256), Err(libc::ENODATA), "ACLs stay on a");
+    // Not sent: B has none, and says ACLs are not applied here (EOPNOTSUPP,
+    // which `ls -l` takes to stop asking every file; SEMANTICS.md).
+    assert_eq!(get(&b.p("f"), "system.posix_acl_access", 256), Err(libc::EOPNOTSUPP), "ACLs stay on a");
 
     // A content edit on B keeps them; a change and a removal on A arrive.
     fs::write(b.p("f"), b"edited on b").unwrap();
@@ -150,6 +152,16 @@ fn cp_a_keeps_them_and_the_calls_answer_as_on_a_local_disk() {
     assert_eq!(get(&f, "user.origin", 0), Ok(vec![]), "size 0 asks for the length");
     assert_eq!(get(&f, "user.origin", 4), Err(libc::ERANGE), "a buffer too small");
     assert_eq!(get(&f, "user.none", 16), Err(libc::ENODATA));
+    // Labels and ACLs a file does not have: not applied here (EOPNOTSUPP), so
+    // `ls -l` stops asking each file; one that is set reads back.
+    // (`cp -a` gave the copy an ACL; a file made here has none.)
+    let fresh = a.p("copy/fresh");
+    fs::write(&fresh, b"").unwrap();
+    assert_eq!(get(&fresh, "security.selinux", 255), Err(libc::EOPNOTSUPP));
+    assert_eq!(get(&fresh, "system.posix_acl_access", 0), Err(libc::EOPNOTSUPP));
+    set(&fresh, "security.label", b"kept here", 0).unwrap();
+    assert_eq!(get(&fresh, "security.label", 64), Ok(b"kept here".to_vec()));
+    assert!(run("ls", &["-l", fresh.to_str().unwrap()]).starts_with("-rw"), "ls -l still lists it");
     assert_eq!(set(&f, "user.origin", b"x", libc::XATTR_CREATE), Err(libc::EEXIST));
     assert_eq!(set(&f, "user.new", b"x", libc::XATTR_REPLACE), Err(libc::ENODATA));
     assert_eq!(remove(&f, "user.none"), Err(libc::ENODATA));

@@ -14,6 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 mod attrs;
+mod listings;
 mod namespace;
 mod range_ops;
 mod xattr_ops;
@@ -54,11 +55,13 @@ pub struct SyncFs {
     shared: Arc<Shared>,
     /// Fetches what a read needs of content not held (see on_demand.rs).
     on_demand: Arc<OnDemand>,
+    /// The listings of open folders (`listings.rs`).
+    listings: Arc<listings::Listings>,
 }
 
 impl SyncFs {
     pub fn new(shared: Arc<Shared>, on_demand: Arc<OnDemand>) -> SyncFs {
-        SyncFs { shared, on_demand }
+        SyncFs { shared, on_demand, listings: Arc::default() }
     }
 
     pub fn owner(&self) -> (u32, u32) {

@@ -458,8 +458,23 @@ impl Filesystem for SsyncFuse {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let entries = match self.core.readdir(ino.0) {
+    /// Folders are cached by the kernel between opens (`FOPEN_CACHE_DIR`,
+    /// kept by `FOPEN_KEEP_CACHE`): a change made through the kernel resets
+    /// the cache, and one from the hub invalidates the folder's inode.
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply_err!("opendir", reply, e),
+        }
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.core.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match self.core.listing(ino.0, fh.0, offset) {
             Ok(e) => e,
             Err(e) => return reply_err!("readdir", reply, e),
         };
@@ -473,15 +488,15 @@ impl Filesystem for SsyncFuse {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let (entries, me) = match (self.core.readdir(ino.0), self.core.getattr(ino.0)) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let (entries, me) = match (self.core.listing(ino.0, fh.0, offset), self.core.getattr(ino.0)) {
             (Ok(e), Ok(me)) => (e, me),
             (Err(e), _) | (_, Err(e)) => return reply_err!("readdirplus", reply, e),
         };
-        let dots = [(".".to_string(), me), ("..".to_string(), me)];
-        let all = dots.into_iter().chain(entries.into_iter().map(|e| (e.name, e.attr)));
+        let dots = [(".", me), ("..", me)];
+        let all = dots.into_iter().chain(entries.iter().map(|e| (e.name.as_str(), e.attr)));
         for (i, (name, attr)) in all.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(attr.ino), (i + 1) as u64, &name, &TTL, &self.attr(&attr), Generation(0)) {
+            if reply.add(INodeNo(attr.ino), (i + 1) as u64, name, &TTL, &self.attr(&attr), Generation(0)) {
                 break;
             }
         }
