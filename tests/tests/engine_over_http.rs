@@ -75,7 +75,7 @@ impl Machine {
         let token = ssync_fs::remote::token::load(Some(&hub.token_file)).unwrap();
         let client = ssync_fs::remote::client::Remote::new(&hub.url(), name, &token, None).unwrap();
         let files = store.files.clone();
-        let contents = Box::new(move |id: &ContentHash| {
+        let contents = Box::new(move |_node: u128, id: &ContentHash| {
             files.lock().unwrap().get(id).cloned().map(|file| Held { file, mtime_ns: None, list: None })
         });
         let remote = HttpRemote::new(client, runtime.handle().clone(), contents, std::sync::Arc::new(|| {}));

@@ -57,16 +57,21 @@ pub fn spawn(
     shared.state.lock().set_engine_waker(wake_tx.clone());
     let cursor = Arc::new(AtomicU64::new(kept.view.cursor()));
     runtime.spawn(wake_on_feed(client.clone(), cursor.clone(), wake_tx.clone(), cancel.clone()));
+    // Which inode each node of Local is on, as of the last read of Local
+    // (the mount side publishes it): a content to send is found by its
+    // node, not by looking through every node under the state lock.
+    let inos = super::mount_side::PublishedInos::default();
     let contents_of = shared.clone();
-    let contents: super::http_remote::Contents = Box::new(move |id| {
-        let (ino, mtime_ns, size) = {
+    let inos_of = inos.clone();
+    let contents: super::http_remote::Contents = Box::new(move |node, id| {
+        let ino = *inos_of.lock().get(&node)?;
+        let (mtime_ns, size) = {
             let st = contents_of.state.lock();
-            // Only a file whose bytes are all here (files on demand may not be).
-            let n = st
-                .tree
-                .nodes()
-                .find(|n| n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0 && n.cached.is_full())?;
-            (n.ino, n.mtime_ns, n.size)
+            let n = st.tree.get(ino)?;
+            // Only bytes that are this content, all here (files on demand
+            // may not be), and not being written.
+            let held = n.hash.as_ref() == Some(id) && !n.dirty && n.parent != 0 && n.cached.is_full();
+            held.then_some((n.mtime_ns, n.size))?
         };
         // A big file's list, as identifying it recorded it (the index's own
         // connection, outside the state lock).
@@ -85,7 +90,7 @@ pub fn spawn(
     let keeper = Box::new(super::mount_keeper::MountKeeper { db, shared: shared.clone() });
     let engine = Engine::resume(remote, keeper, kept.synced, kept.view, kept.sent)
         .with_namer(conflict_namer(shared.device.clone()));
-    let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone());
+    let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone(), inos);
     let heal = Heal { client, runtime, last: std::time::Instant::now() };
     let thread = std::thread::Builder::new()
         .name("ssync-sync".into())
@@ -320,10 +325,15 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
 }
 
 fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
+    // Copied under the state lock, built without it.
+    let started = std::time::Instant::now();
+    let copied = local_tree::copy(&shared.state.lock().tree);
+    let locked = started.elapsed();
     let c = &engine.canopy;
-    let local = local_tree::read(&shared.state.lock().tree, &c.synced, &c.remote, &shared.accounts);
+    let local = local_tree::build(copied, &c.synced, &c.remote, &shared.accounts);
+    tracing::trace!(?locked, built = ?(started.elapsed() - locked), "Local read");
     engine.canopy.local = local.tree;
-    side.ino_of = local.ino_of;
+    side.set_ino_of(local.ino_of);
     let unsent = engine.canopy.local_changes() + local.without_id;
     shared.status.engine_unsent.store(unsent as u64, Ordering::Release);
 }

@@ -22,8 +22,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where this machine holds a content's bytes (a cache file), if it does.
-pub type Contents = Box<dyn Fn(&ContentHash) -> Option<Held> + Send>;
+/// Where this machine holds node `id`'s bytes (its cache file), if it holds
+/// them and they are the content given.
+pub type Contents = Box<dyn Fn(u128, &ContentHash) -> Option<Held> + Send>;
 
 /// A content's bytes here: the file, and the modification time the file
 /// holding them has (sent with it; None: the time it is sent).
@@ -79,8 +80,8 @@ impl HttpRemote {
         }
     }
 
-    fn file_of(&self, content: &ContentHash) -> Result<Held, ApiError> {
-        (self.contents)(content)
+    fn file_of(&self, node: u128, content: &ContentHash) -> Result<Held, ApiError> {
+        (self.contents)(node, content)
             .ok_or_else(|| ApiError::Local(std::io::Error::other(format!("content {content} is not here"))))
     }
 
@@ -122,7 +123,7 @@ impl HttpRemote {
         mode: u32,
         meta: &Option<Box<Meta>>,
     ) -> Result<CommitRequest, ApiError> {
-        let Held { file, mtime_ns, list } = self.file_of(content)?;
+        let Held { file, mtime_ns, list } = self.file_of(node, content)?;
         let meta = Self::file_meta(path, base, node, kind, mode, meta, mtime_ns);
         if let Some(pushed) = self.lane.take(content) {
             let list = pushed?;
@@ -236,13 +237,13 @@ fn refusal(e: ApiError) -> Refusal {
 
 impl Remote for HttpRemote {
     fn ready(&mut self, request: &Request) -> bool {
-        let Request::Commit { content, .. } = request else { return true };
+        let Request::Commit { content, node, .. } = request else { return true };
         // Small files go in their batch. One whose content is not here
         // (written again since it was planned; the next plan has its new
         // content) waits, and the rest of the batch goes: as the batch's
         // first change it was refused, which ended the round, and under
         // fsstress a mount sent almost nothing until the writing stopped.
-        let Some(Held { file, list, .. }) = (self.contents)(content) else { return false };
+        let Some(Held { file, list, .. }) = (self.contents)(*node, content) else { return false };
         if std::fs::metadata(&file).map_or(true, |m| m.len() < LANE_MIN) {
             return true;
         }

@@ -50,8 +50,8 @@ pub(crate) fn node_of_in(n: &mount::Node, parent: NodeId, owner: Option<Owner>) 
 /// user). A mount shows owners from the hub only with `--sync-owners` (the
 /// others show its own user), so what it shows is not what the hub has; it
 /// is a change only when it moved away from what was agreed.
-pub(crate) fn owner_of(n: &mount::Node, synced: Option<&Owner>, accounts: &Accounts) -> Option<Owner> {
-    match n.owner {
+pub(crate) fn owner_of(here: Option<mount::Owner>, synced: Option<&Owner>, accounts: &Accounts) -> Option<Owner> {
+    match here {
         None => synced.cloned(),
         Some(o) if synced.is_some_and(|s| accounts.to_local(s) == o) => synced.cloned(),
         Some(o) => Some(accounts.to_wire(o)),
@@ -71,7 +71,30 @@ pub fn agreed_owner<'a>(synced: Option<&'a canopy::Node>, remote: Option<&'a can
 /// Local, from the mount's tree; `synced`, `remote` and `accounts` say
 /// owners (`owner_of`, `agreed_owner`).
 pub fn read(tree: &mount::Tree, synced: &Tree, remote: &Tree, accounts: &Accounts) -> LocalRead {
-    let mut out = LocalRead::default();
+    build(copy(tree), synced, remote, accounts)
+}
+
+/// What Local needs of the mount's tree, copied while the state is locked:
+/// each node that travels, with its folder's id and inode, as a canopy node
+/// whose owner is not said yet (`build` says it, without the lock: every
+/// FUSE call waits on the state while it is held, and building the tree's
+/// indexes was most of a read of a large tree).
+pub struct Copied {
+    nodes: Vec<Seen>,
+    without_id: usize,
+}
+
+struct Seen {
+    id: NodeId,
+    ino: u64,
+    node: canopy::Node,
+    /// The owner set here, if any (`mount::Node::owner`).
+    owner: Option<mount::Owner>,
+}
+
+/// Phase one of a read, under the state lock.
+pub fn copy(tree: &mount::Tree) -> Copied {
+    let mut out = Copied { nodes: Vec::new(), without_id: 0 };
     let mut folders = vec![(mount::ROOT, canopy::ROOT)];
     while let Some((ino, id)) = folders.pop() {
         let Some(dir) = tree.get(ino) else { continue };
@@ -84,14 +107,29 @@ pub fn read(tree: &mount::Tree, synced: &Tree, remote: &Tree, accounts: &Account
                 out.without_id += tree.subtree(*child).len();
                 continue;
             };
-            let agreed = agreed_owner(synced.get(cid.0), remote.get(cid.0));
-            let Some(node) = node_of_in(n, id, owner_of(n, agreed, accounts)) else { continue };
+            let Some(node) = node_of_in(n, id, None) else { continue };
             if node.kind == Kind::Dir {
                 folders.push((*child, cid.0));
             }
-            out.tree.set(cid.0, node);
-            out.ino_of.insert(cid.0, *child);
+            out.nodes.push(Seen { id: cid.0, ino: *child, node, owner: n.owner });
         }
+    }
+    out
+}
+
+/// Phase two of a read, without the lock: owners said, the tree built.
+pub fn build(copied: Copied, synced: &Tree, remote: &Tree, accounts: &Accounts) -> LocalRead {
+    let mut out = LocalRead { without_id: copied.without_id, ..LocalRead::default() };
+    out.ino_of.reserve(copied.nodes.len());
+    for Seen { id, ino, mut node, owner } in copied.nodes {
+        let agreed = agreed_owner(synced.get(id), remote.get(id));
+        let owner = owner_of(owner, agreed, accounts);
+        if owner.is_some() {
+            let xattrs = node.meta.take().and_then(|m| m.xattrs);
+            node.meta = canopy::Meta::boxed(owner, xattrs);
+        }
+        out.tree.set(id, node);
+        out.ino_of.insert(id, ino);
     }
     out
 }

@@ -30,6 +30,8 @@ pub struct MountSide {
     /// Where each node of Local is on this mount (set from each read of
     /// Local, kept up to date by creates).
     pub ino_of: HashMap<NodeId, u64>,
+    /// `ino_of` as of the last read of Local, for the sending side.
+    published: PublishedInos,
     /// Contents being brought ahead (`prepare`): each download runs on the
     /// runtime, FETCHES_AT_ONCE at a time, while this thread carries out the
     /// operations before the one that needs it.
@@ -56,6 +58,10 @@ pub struct Brought {
     mtime_ns: i64,
 }
 
+/// Which inode each node of Local is on, as of the last read of Local:
+/// what sending a node's content looks its file up by.
+pub type PublishedInos = Arc<parking_lot::Mutex<Arc<HashMap<NodeId, u64>>>>;
+
 /// Contents brought from the hub at once.
 const FETCHES_AT_ONCE: usize = 8;
 
@@ -71,6 +77,7 @@ impl MountSide {
         on_demand: Arc<OnDemand>,
         client: client::Remote,
         runtime: tokio::runtime::Handle,
+        published: PublishedInos,
     ) -> MountSide {
         MountSide {
             shared,
@@ -78,9 +85,16 @@ impl MountSide {
             client,
             runtime,
             ino_of: HashMap::new(),
+            published,
             fetching: HashMap::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
         }
+    }
+
+    /// Local was read: where its nodes are.
+    pub fn set_ino_of(&mut self, ino_of: HashMap<NodeId, u64>) {
+        *self.published.lock() = Arc::new(ino_of.clone());
+        self.ino_of = ino_of;
     }
 
     /// The inode of live node `id`, if it is as `base` says.

@@ -14,7 +14,7 @@
 //! folder of that disk (the plain folder and bindfs are not churned).
 //!
 //! Run with `bench/churn.sh` (release build). Knobs (env): FILES (5000),
-//! DIRS (50), REPS (3), CHURN_OPS (200000).
+//! DIRS (50), REPS (3), CHURN_OPS (200000), MODES ("root nopt").
 use ssync_tests::{wait_until, Hub, Mount, Rng};
 use std::fs;
 use std::io::Write;
@@ -159,8 +159,10 @@ fn main() {
     println!("{files} files of 4 KiB in {dirs} folders per measure, medians of {reps} alternating rounds; per-file cost (lower is better). After the churn, each measure waits until the hub is quiet and 65 s more (see the source).\n");
     println!("| mode | when | plain folder | bindfs | ssync mount | mount / bindfs | churn took |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let modes = [("root, passthrough", &[][..]), ("--no-passthrough", &["--no-passthrough"][..])];
-    for (i, (mode, args)) in modes.into_iter().enumerate() {
+    let wanted = std::env::var("MODES").unwrap_or_else(|_| "root nopt".into());
+    let modes = [("root", "root, passthrough", &[][..]), ("nopt", "--no-passthrough", &["--no-passthrough"][..])];
+    let modes = modes.into_iter().filter(|(key, _, _)| wanted.split_whitespace().any(|w| w == *key));
+    for (i, (_, mode, args)) in modes.enumerate() {
         if i > 0 {
             // The last mode's folders were just deleted (see above).
             std::thread::sleep(Duration::from_secs(65));
