@@ -92,31 +92,11 @@ pub fn spawn(
         .with_namer(conflict_namer(shared.device.clone()));
     let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone(), inos);
     let heal = Heal { client, runtime, last: std::time::Instant::now() };
-    let thread = std::thread::Builder::new().name("ssync-sync".into()).spawn(move || {
-        yield_to_the_kernel_side();
-        run(shared, engine, side, heal, wake_rx, cursor, cancel)
-    })?;
+    let thread = std::thread::Builder::new()
+        .name("ssync-sync".into())
+        .spawn(move || run(shared, engine, side, heal, wake_rx, cursor, cancel))?;
     Ok(thread)
 }
-
-/// The sync thread's work (identifying what was closed, reading the trees,
-/// planning) is background work: on a busy machine, the FUSE threads that
-/// answer the programs using the mount go first. A burst of creates on a
-/// large tree otherwise shared the cores with rounds that each read the
-/// whole tree (a round is O(nodes), see docs/sync-engine.md). Nice 10 on
-/// this thread alone (Linux keeps nice per thread); an idle machine runs it
-/// as fast as before. The state lock it takes is held for short copies only
-/// (`local_tree::copy`), so FUSE calls do not wait long behind it.
-fn yield_to_the_kernel_side() {
-    // SAFETY: plain syscalls about this thread; no memory is passed.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, SYNC_NICE) } != 0 {
-        tracing::debug!("the sync thread keeps its priority: {}", std::io::Error::last_os_error());
-    }
-}
-
-/// The sync thread's nice value (see `yield_to_the_kernel_side`).
-const SYNC_NICE: libc::c_int = 10;
 
 /// Names a conflict copy this mount makes as users know them
 /// (`NAME.conflict-DEVICE-YYYYMMDD-HHMMSS.EXT`, `conflict::conflict_name`),
