@@ -31,8 +31,6 @@ use tokio_util::sync::CancellationToken;
 const RETRY: Duration = Duration::from_millis(500);
 /// Rounds run one after another while each carries something out.
 const ROUNDS_PER_WAKE: usize = 64;
-/// How long a round runs before it yields to a wake (see `sync_once`).
-const ROUND_SLICE: Duration = Duration::from_secs(2);
 /// How long the feed's long-poll waits on the hub.
 const FEED_WAIT: Duration = Duration::from_secs(25);
 
@@ -209,7 +207,7 @@ fn run(
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted, &wake);
+        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted);
         shared.status.engine_converged.store(matches!(outcome, Ok(true)), Ordering::Release);
         shared.status.engine_passes.fetch_add(1, Ordering::AcqRel);
         match outcome {
@@ -250,7 +248,6 @@ fn sync_once(
     engine: &mut Engine<HttpRemote>,
     side: &mut MountSide,
     adopted: &mut bool,
-    wake: &Receiver<()>,
 ) -> Result<bool, EngineError> {
     if !*adopted {
         // Before any content is identified: a file written and not sent by
@@ -264,11 +261,9 @@ fn sync_once(
         adopt(shared, engine, side);
         *adopted = true;
     }
+    super::content_ids::identify_written(shared);
+    engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
-        // Each round: files closed since (during a long round, too) get
-        // their content ids, and are planned.
-        super::content_ids::identify_written(shared);
-        engine.set_refused(shared.refused_contents.lock().clone());
         let started = std::time::Instant::now();
         read_local(shared, engine, side);
         let local_read = started.elapsed();
@@ -288,10 +283,7 @@ fn sync_once(
             "round starts"
         );
         let planned = std::time::Instant::now();
-        // A round that brings thousands of files yields, after ROUND_SLICE,
-        // to anything that woke the thread meanwhile (files closed here are
-        // planned, and sent first, by the next round).
-        let round = engine.round_while(side, &mut || planned.elapsed() < ROUND_SLICE || wake.is_empty())?;
+        let round = engine.round(side)?;
         tracing::debug!(tried = round.tried.len(), took = ?planned.elapsed(), "round ran");
         for (op, outcome) in &round.tried {
             tracing::debug!(?outcome, "{op:?}");

@@ -302,34 +302,14 @@ impl<R: Remote> Engine<R> {
     /// One round: plan from the trees as they are and carry the plan out,
     /// until it ends or something is refused.
     pub fn round(&mut self, local: &mut dyn LocalSide) -> Result<Round, EngineError> {
-        self.round_while(local, &mut || true)
-    }
-
-    /// `round`, ended early (between operations) once `go_on` says so: a
-    /// long round (thousands of files coming down) then yields to changes
-    /// made here meanwhile, which the next plan sends first.
-    pub fn round_while(
-        &mut self,
-        local: &mut dyn LocalSide,
-        go_on: &mut dyn FnMut() -> bool,
-    ) -> Result<Round, EngineError> {
         self.plan.clear();
-        self.step_while(local, usize::MAX, go_on)
+        self.step(local, usize::MAX)
     }
 
     /// Carries out up to `max` operations of the current plan, making one
     /// from the trees as they are when there is none. Remote operations go
     /// to the hub in batches (`next_batch`), Local ones one by one.
     pub fn step(&mut self, local: &mut dyn LocalSide, max: usize) -> Result<Round, EngineError> {
-        self.step_while(local, max, &mut || true)
-    }
-
-    fn step_while(
-        &mut self,
-        local: &mut dyn LocalSide,
-        max: usize,
-        go_on: &mut dyn FnMut() -> bool,
-    ) -> Result<Round, EngineError> {
         if self.plan.is_empty() {
             let merged = merge(&self.canopy, &*self.namer);
             self.plan = plan(&self.canopy, &merged)?;
@@ -341,7 +321,7 @@ impl<R: Remote> Engine<R> {
         // the hub cannot give, or one written here meanwhile, must not hold
         // up everything after it).
         let mut failed_here: HashSet<NodeId> = HashSet::new();
-        while round.tried.len() < max && (round.tried.is_empty() || go_on()) {
+        while round.tried.len() < max {
             let Some(op) = self.plan.pop() else { break };
             if op.side() == Side::Local && op.nodes().iter().any(|n| failed_here.contains(n)) {
                 continue;
@@ -628,45 +608,6 @@ mod tests {
         b.read_feed().unwrap();
         assert!(b.converged());
         assert!(b.view().cursor() > before);
-    }
-
-    /// A long round that brings files down yields when asked, between
-    /// operations, and the next plan sends what was made here meanwhile
-    /// before it brings down the rest.
-    #[test]
-    fn a_long_round_yields_and_the_next_sends_what_was_made_here_first() {
-        let file = |name: String, n: u64| Node {
-            place: Place { parent: ROOT, name },
-            kind: Kind::File,
-            content: Some(ContentHash::of(&n.to_le_bytes())),
-            mode: 0o644,
-            meta: None,
-        };
-        let mut a = Engine::new(MemoryHub::new());
-        for i in 0..200u64 {
-            a.canopy.local.set(1000 + i as u128, file(format!("from-a-{i}"), i));
-        }
-        a.sync(&mut Nothing, 5).unwrap();
-        let hub = std::mem::replace(a.remote(), MemoryHub::new());
-        let mut b = Engine::new(hub);
-        b.read_feed().unwrap();
-        let mut asked = 0;
-        let round = b.round_while(&mut Nothing, &mut || {
-            asked += 1;
-            asked < 50
-        });
-        let round = round.unwrap();
-        assert_eq!(round.done, 50, "the round ended where it was asked to");
-        assert!(round.tried.iter().all(|(op, _)| op.side() == Side::Local));
-        // Made here meanwhile: the next round sends it first.
-        b.canopy.local.set(7, file("made-on-b".into(), 9999));
-        b.read_feed().unwrap();
-        let next = b.round(&mut Nothing).unwrap();
-        let first = &next.tried[0].0;
-        assert!(matches!(first, Op::Create { side: Side::Remote, id: 7, .. }), "{first:?}");
-        assert_eq!(next.done, 151, "then the other 150 came down");
-        b.read_feed().unwrap();
-        assert!(b.converged());
     }
 
     /// The hub, whose answers to chosen requests are lost: each request in

@@ -11,11 +11,9 @@
 //! listed every 50 ms (a listing takes B's cores too).
 //!
 //! Run with `bench/arrival.sh` (release build). Knobs (env): FILES (5000),
-//! DIRS (50), REPS (3), PRELOAD (0: files the hub holds before the mounts
-//! start, which they are still bringing down when A writes);
-//! SSYNC_BENCH_KEEP=1 keeps the logs (with
+//! DIRS (50), REPS (3); SSYNC_BENCH_KEEP=1 keeps the logs (with
 //! SSYNC_TEST_LOG=info,ssync_fs::sync=debug they say where time goes).
-use ssync_tests::{batch_commit, wait_until, Hub, Mount};
+use ssync_tests::{wait_until, Hub, Mount};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -83,28 +81,9 @@ struct Figures {
     on_b: Duration,
 }
 
-/// Puts `files` small files on the hub (one batch request per 250), as
-/// another machine would have.
-fn preload(hub: &Hub, files: usize) {
-    let (http, url) = (hub.http(), hub.url());
-    let mut changes =
-        vec![serde_json::json!({"op": "mkdir", "path": "preload", "base": 0, "mode": 493, "mtime_ns": 1})];
-    for i in 0..files {
-        changes.push(batch_commit(&format!("preload/f{i}"), format!("preloaded {i}\n").as_bytes()));
-        if changes.len() == 250 || i + 1 == files {
-            let body = serde_json::json!({ "changes": std::mem::take(&mut changes) });
-            let v: serde_json::Value = http.post(format!("{url}/v1/batch")).json(&body).send().unwrap().json().unwrap();
-            assert!(v["refused"].is_null(), "a change was refused: {v}");
-        }
-    }
-}
-
-fn measure(files: usize, dirs: usize, reps: usize, preloaded: usize, mount_args: &[&str]) -> Figures {
+fn measure(files: usize, dirs: usize, reps: usize, mount_args: &[&str]) -> Figures {
     let dir = tempfile::Builder::new().prefix("ssync-arrival-").tempdir_in("/var/tmp").expect("temp dir");
     let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
-    if preloaded > 0 {
-        preload(&hub, preloaded);
-    }
     let a = Mount::start_with(dir.path(), "a", &hub, mount_args);
     let b = Mount::start_with(dir.path(), "b", &hub, mount_args);
     let (mut on_hub, mut on_b) = (Vec::new(), Vec::new());
@@ -145,16 +124,12 @@ fn main() {
     let files = env("FILES", 5000).max(1);
     let dirs = env("DIRS", 50).max(1);
     let reps = env("REPS", 3).max(1);
-    let preloaded = env("PRELOAD", 0);
     println!("# {files} small files closed on mount A, until mount B holds them all\n");
     println!("{files} files of 4 KiB in {dirs} folders, written on A; medians of {reps} reps, from the last close.\n");
-    if preloaded > 0 {
-        println!("The hub holds {preloaded} other files when A and B start, and A writes at once, while both still bring those down.\n");
-    }
     println!("| mode | the hub has all | B holds all | B's part |");
     println!("| --- | --- | --- | --- |");
     for (mode, args) in [("root, passthrough", &[][..]), ("--no-passthrough", &["--no-passthrough"][..])] {
-        let f = measure(files, dirs, reps, preloaded, args);
+        let f = measure(files, dirs, reps, args);
         println!("| {mode} | {} | **{}** | {} |", secs(f.on_hub), secs(f.on_b), secs(f.on_b - f.on_hub));
     }
 }
