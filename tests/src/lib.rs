@@ -4,6 +4,7 @@
 //! Every wait is bounded. `Drop` stops what was started and unmounts, aborting
 //! the FUSE connection first if a daemon hangs, so a failing test never leaves
 //! a mount or a process behind.
+pub mod bench;
 pub mod listing;
 
 use std::io::{BufRead, BufReader};

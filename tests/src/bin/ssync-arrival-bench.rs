@@ -13,18 +13,10 @@
 //! Run with `bench/arrival.sh` (release build). Knobs (env): FILES (5000),
 //! DIRS (50), REPS (3); SSYNC_BENCH_KEEP=1 keeps the logs (with
 //! SSYNC_TEST_LOG=info,ssync_fs::sync=debug they say where time goes).
+use ssync_tests::bench::{hub_cursor, knob, median};
 use ssync_tests::{wait_until, Hub, Mount};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 /// Files (not folders) below `dir`, recursively.
 fn count_files(dir: &Path) -> usize {
@@ -55,13 +47,6 @@ fn follow_feed(hub: &Hub, dir: &str, cursor: &mut u64, live: &mut std::collectio
         }
     }
     *cursor = v["cursor"].as_u64().unwrap_or(*cursor);
-}
-
-/// The hub's latest change.
-fn hub_cursor(hub: &Hub) -> u64 {
-    let url = format!("{}/v1/changes?since=9223372036854775807&wait=0", hub.url());
-    let page: serde_json::Value = hub.http().get(url).send().unwrap().json().unwrap();
-    page["cursor"].as_u64().expect("a page has a cursor")
 }
 
 fn write_files(root: &Path, files: usize, dirs: usize) {
@@ -121,9 +106,9 @@ fn secs(d: Duration) -> String {
 }
 
 fn main() {
-    let files = env("FILES", 5000).max(1);
-    let dirs = env("DIRS", 50).max(1);
-    let reps = env("REPS", 3).max(1);
+    let files = knob("FILES", 5000).max(1);
+    let dirs = knob("DIRS", 50).max(1);
+    let reps = knob("REPS", 3).max(1);
     println!("# {files} small files closed on mount A, until mount B holds them all\n");
     println!("{files} files of 4 KiB in {dirs} folders, written on A; medians of {reps} reps, from the last close.\n");
     println!("| mode | the hub has all | B holds all | B's part |");

@@ -4,15 +4,12 @@
 //! Run with `bench/run.sh` (release build). Knobs (env): SAMPLES (latency
 //! samples per mode, 200), BIG_MB (end-to-end file size, 1024), LOCAL_MB
 //! (sequential local I/O size, 256), FILES (small files, 2000).
+use ssync_tests::bench::knob;
 use ssync_tests::{peak_rss_kib, pseudo_random, wait_until, Cluster};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -96,10 +93,10 @@ fn walk(dir: &Path) -> (usize, Duration) {
 }
 
 fn main() {
-    let samples = env("SAMPLES", 200);
-    let big_mb = env("BIG_MB", 1024);
-    let local_mb = env("LOCAL_MB", 256);
-    let files = env("FILES", 2000);
+    let samples = knob("SAMPLES", 200);
+    let big_mb = knob("BIG_MB", 1024);
+    let local_mb = knob("LOCAL_MB", 256);
+    let files = knob("FILES", 2000);
     let c = Cluster::new(2);
     let (a, b) = (&c.mounts[0], &c.mounts[1]);
     let native = c.dir.path().join("native");

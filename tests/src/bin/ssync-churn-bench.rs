@@ -15,55 +15,14 @@
 //!
 //! Run with `bench/churn.sh` (release build). Knobs (env): FILES (5000),
 //! DIRS (50), REPS (3), CHURN_OPS (200000), MODES ("root nopt").
+use ssync_tests::bench::{create_small_files, hub_cursor, knob, median, Bindfs};
 use ssync_tests::{wait_until, Hub, Mount, Rng};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn create_files(root: &Path, files: usize, dirs: usize) -> Duration {
-    let body = vec![b'x'; 4096];
-    let t = Instant::now();
-    for d in 0..dirs {
-        fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
-    }
-    for i in 0..files {
-        fs::write(root.join(format!("d{}/f{i}", i % dirs)), &body).unwrap();
-    }
-    t.elapsed()
-}
-
-struct Bindfs {
-    path: PathBuf,
-}
-
-impl Bindfs {
-    fn mount(under: &Path) -> Bindfs {
-        let (src, path) = (under.join("bind-src"), under.join("bind"));
-        fs::create_dir_all(&src).unwrap();
-        fs::create_dir_all(&path).unwrap();
-        let st = Command::new("bindfs").arg(&src).arg(&path).status();
-        assert!(st.is_ok_and(|s| s.success()), "bindfs is needed for the FUSE baseline: apt-get install bindfs");
-        Bindfs { path }
-    }
-}
-
-impl Drop for Bindfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 const DIRS: &[&str] = &["", "d0", "d1", "d0/e"];
 const NAMES: &[&str] =
@@ -117,13 +76,6 @@ fn churn(root: &Path, ops: usize) -> Duration {
     t.elapsed()
 }
 
-/// The hub's latest change.
-fn hub_cursor(hub: &Hub) -> u64 {
-    let url = format!("{}/v1/changes?since=9223372036854775807&wait=0", hub.url());
-    let page: serde_json::Value = hub.http().get(url).send().unwrap().json().unwrap();
-    page["cursor"].as_u64().expect("a page has a cursor")
-}
-
 /// Per-file create cost: medians of `reps` alternating rounds.
 struct Creates {
     plain: Duration,
@@ -136,11 +88,11 @@ fn creates(tag: &str, plain: &Path, bind: &Path, mount: &Path, files: usize, dir
     for rep in 0..reps {
         let name = format!("{tag}-{rep}");
         let _ = Command::new("sync").status();
-        p.push(create_files(&plain.join(&name), files, dirs));
+        p.push(create_small_files(&plain.join(&name), files, dirs));
         let _ = Command::new("sync").status();
-        b.push(create_files(&bind.join(&name), files, dirs));
+        b.push(create_small_files(&bind.join(&name), files, dirs));
         let _ = Command::new("sync").status();
-        m.push(create_files(&mount.join(&name), files, dirs));
+        m.push(create_small_files(&mount.join(&name), files, dirs));
     }
     let per_file = |v: Vec<Duration>| median(v) / files as u32;
     Creates { plain: per_file(p), bind: per_file(b), mount: per_file(m) }
@@ -151,10 +103,10 @@ fn us(d: Duration) -> String {
 }
 
 fn main() {
-    let files = env("FILES", 5000).max(1);
-    let dirs = env("DIRS", 50).max(1);
-    let reps = env("REPS", 3).max(1);
-    let ops = env("CHURN_OPS", 200_000).max(4);
+    let files = knob("FILES", 5000).max(1);
+    let dirs = knob("DIRS", 50).max(1);
+    let reps = knob("REPS", 3).max(1);
+    let ops = knob("CHURN_OPS", 200_000).max(4);
     println!("# Creating small files, on a fresh mount and after {ops} churn operations\n");
     println!("{files} files of 4 KiB in {dirs} folders per measure, medians of {reps} alternating rounds; per-file cost (lower is better). After the churn, each measure waits until the hub is quiet and 65 s more (see the source).\n");
     println!("| mode | when | plain folder | bindfs | ssync mount | mount / bindfs | churn took |");

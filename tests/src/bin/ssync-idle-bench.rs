@@ -8,12 +8,9 @@
 //!
 //! Run with `bench/idle.sh` (release build). Knobs (env): ENTRIES (100000),
 //! MINUTES (1).
+use ssync_tests::bench::knob;
 use ssync_tests::{batch_commit, hub_traffic, wait_until, Hub, Mount};
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Entries below `dir` on a mount (folders and files), walking it.
 fn count_entries(dir: &std::path::Path) -> u64 {
@@ -22,8 +19,8 @@ fn count_entries(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let entries = env("ENTRIES", 100_000).max(100);
-    let minutes = env("MINUTES", 1).max(1);
+    let entries = knob("ENTRIES", 100_000).max(100);
+    let minutes = knob("MINUTES", 1).max(1);
     let dir = tempfile::Builder::new().prefix("ssync-idle-").tempdir_in("/var/tmp").expect("temp dir");
     let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
     let http = hub.http();

@@ -17,6 +17,7 @@
 //! Run with `bench/ondemand.sh` (release build, as root: it drops the page
 //! cache). Knobs (env): BIG_MB (1024), COPY_MB (128: twice C's limit),
 //! TREE_FILES (10000), TREE_MB (2048).
+use ssync_tests::bench::knob;
 use ssync_tests::{hub_traffic, pseudo_random, wait_until, CacheSampler, Cluster, Mount};
 use std::fs;
 use std::io::{Read, Write};
@@ -25,10 +26,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn drop_page_cache() {
     nix_sync();
@@ -77,8 +74,8 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 fn run(mode: &str, extra: &[&str]) {
-    let big = env("BIG_MB", 1024);
-    let copy = env("COPY_MB", 128);
+    let big = knob("BIG_MB", 1024);
+    let copy = knob("COPY_MB", 128);
     let b_limit = format!("{}M", big + 256);
     let mut b_flags = vec!["--cache-max", b_limit.as_str()];
     b_flags.extend_from_slice(extra);
@@ -197,7 +194,7 @@ fn main() {
     }
     run("root, passthrough", &[]);
     run("--no-passthrough", &["--no-passthrough"]);
-    browse(env("TREE_FILES", 10_000), env("TREE_MB", 2048));
+    browse(knob("TREE_FILES", 10_000), knob("TREE_MB", 2048));
 }
 
 /// The effective uid, from /proc (no libc call needed).

@@ -12,29 +12,10 @@
 //! Run with `bench/rename.sh` (release build). Knobs (env): FILES (10000), REPS (5);
 //! SSYNC_BENCH_KEEP=1 keeps each run's folder (the processes' logs; with
 //! SSYNC_TEST_LOG=info,ssync_fs::sync=debug they say where time goes).
+use ssync_tests::bench::{hub_cursor, knob, median};
 use ssync_tests::{batch_commit, wait_until, Hub, Mount};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn hub_cursor(hub: &Hub) -> u64 {
-    let page: serde_json::Value = hub
-        .http()
-        .get(format!("{}/v1/changes?since=9223372036854775807&wait=0", hub.url()))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    page["cursor"].as_u64().expect("a page has a cursor")
-}
 
 fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|rd| rd.count()).unwrap_or(0)
@@ -108,8 +89,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let files = env("FILES", 10_000).max(1);
-    let reps = env("REPS", 5).max(1);
+    let files = knob("FILES", 10_000).max(1);
+    let reps = knob("REPS", 5).max(1);
     println!("# A folder rename on mount A, until mount B shows it\n");
     println!("Folder of {files} files; medians of {reps} renames each; the feed rows are the hub's cursor moves.\n");
     println!("| mode | folder of {files} files | feed rows | one file (same run) | feed rows | folder / file |");

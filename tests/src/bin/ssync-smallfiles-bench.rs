@@ -16,36 +16,15 @@
 //!
 //! Run with `bench/smallfiles.sh` (release build). Knobs (env): FILES (5000),
 //! DIRS (50), REPS (3), HUB_OPS (4000).
+use ssync_tests::bench::{create_small_files, knob, median, Bindfs};
 use ssync_tests::{api_upload, batch_commit, wait_until, Hub, Mount};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn sync_disks() {
     let _ = Command::new("sync").status();
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Creates `files` files of 4 KiB in `dirs` folders below `root`.
-fn create_files(root: &Path, files: usize, dirs: usize) -> Duration {
-    let body = vec![b'x'; 4096];
-    let t = Instant::now();
-    for d in 0..dirs {
-        fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
-    }
-    for i in 0..files {
-        fs::write(root.join(format!("d{}/f{i}", i % dirs)), &body).unwrap();
-    }
-    t.elapsed()
 }
 
 fn run(cmd: &mut Command) -> Duration {
@@ -89,33 +68,11 @@ impl Row {
     }
 }
 
-/// bindfs over a plain folder, unmounted on drop.
-struct Bindfs {
-    path: std::path::PathBuf,
-}
-
-impl Bindfs {
-    fn mount(under: &Path) -> Bindfs {
-        let (src, path) = (under.join("bind-src"), under.join("bind"));
-        fs::create_dir_all(&src).unwrap();
-        fs::create_dir_all(&path).unwrap();
-        let st = Command::new("bindfs").arg(&src).arg(&path).status();
-        assert!(st.is_ok_and(|s| s.success()), "bindfs is needed for the FUSE baseline: apt-get install bindfs");
-        Bindfs { path }
-    }
-}
-
-impl Drop for Bindfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
-
 fn main() {
-    let files = env("FILES", 5000);
-    let dirs = env("DIRS", 50);
-    let reps = env("REPS", 3).max(1);
-    let hub_ops = env("HUB_OPS", 4000);
+    let files = knob("FILES", 5000);
+    let dirs = knob("DIRS", 50);
+    let reps = knob("REPS", 3).max(1);
+    let hub_ops = knob("HUB_OPS", 4000);
     let dir = tempfile::Builder::new().prefix("ssync-smallfiles-").tempdir_in("/var/tmp").expect("temp dir");
     let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
     let observer = Mount::start(dir.path(), "observer", &hub);
@@ -124,7 +81,7 @@ fn main() {
     fs::create_dir_all(&plain).unwrap();
     // The tree `tar x` unpacks, made on the local disk.
     let src = dir.path().join("tar-src");
-    create_files(&src, files, dirs);
+    create_small_files(&src, files, dirs);
     let archive = dir.path().join("tree.tar");
     run(Command::new("tar").arg("cf").arg(&archive).arg("-C").arg(&src).arg("."));
 
@@ -171,7 +128,7 @@ fn main() {
         };
         pairs("create", &|root, dir| {
             let there = format!("create-{dir}");
-            (create_files(&root.join(&there), files, dirs), there, files)
+            (create_small_files(&root.join(&there), files, dirs), there, files)
         });
         pairs("tar x", &|root, dir| {
             let there = format!("tar-{dir}");

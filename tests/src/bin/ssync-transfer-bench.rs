@@ -9,6 +9,7 @@
 //! SSYNC_BENCH_PHASES=1 SSYNC_TEST_LOG=info,ssync_fs=debug it also prints how
 //! long A's upload and B's download of each file took.
 use ssync_common::ContentHasher;
+use ssync_tests::bench::knob;
 use ssync_tests::{hub_traffic, peak_rss_kib, pseudo_random, wait_until, Cluster};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -16,10 +17,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn hash_file(p: &Path) -> Option<ssync_common::ContentHash> {
     let mut f = fs::File::open(p).ok()?;
@@ -81,8 +78,8 @@ fn kib(n: u64) -> String {
 }
 
 fn main() {
-    let edit_mb = env("EDIT_MB", 256);
-    let big_mb = env("BIG_MB", 1024);
+    let edit_mb = knob("EDIT_MB", 256);
+    let big_mb = knob("BIG_MB", 1024);
     let c = Cluster::new(2);
     let (a, b) = (&c.mounts[0], &c.mounts[1]);
     println!("# ssync-transfer-bench\n\nhub and two mounts on 127.0.0.1; bytes from the hub's counters.\n");
