@@ -57,10 +57,10 @@ pub fn spawn(
     shared.state.lock().set_engine_waker(wake_tx.clone());
     let cursor = Arc::new(AtomicU64::new(kept.view.cursor()));
     runtime.spawn(wake_on_feed(client.clone(), cursor.clone(), wake_tx.clone(), cancel.clone()));
-    // Which inode each node of Local is on, as of the last read of Local
-    // (the mount side publishes it): a content to send is found by its
-    // node, not by looking through every node under the state lock.
-    let inos = super::mount_side::PublishedInos::default();
+    // Which inode each node of Local is on (the mount side keeps it): a
+    // content to send is found by its node, not by looking through every
+    // node under the state lock.
+    let inos = super::mount_side::InoMap::default();
     let contents_of = shared.clone();
     let inos_of = inos.clone();
     let contents: super::http_remote::Contents = Box::new(move |node, id| {
@@ -296,8 +296,8 @@ fn sync_once(
                 _ => continue,
             };
             let version = engine.view().version(id);
-            if let (Some(ino), Some(content), Some(version)) = (side.ino_of.get(&id), content, version) {
-                sent.push((*ino, content, version));
+            if let (Some(ino), Some(content), Some(version)) = (side.ino(id), content, version) {
+                sent.push((ino, content, version));
             }
         }
         super::content_ids::mark_on_hub(shared, &sent);

@@ -167,13 +167,13 @@ impl LocalDb {
 
     /// Writes `change` in the transaction the caller holds.
     pub fn write_sync_change(&self, change: &SyncStateChange) -> Result<(), LocalDbError> {
-        let tx = &self.conn;
+        let conn = &self.conn;
         {
-            let mut put = tx.prepare_cached(
+            let mut put = conn.prepare_cached(
                 "INSERT OR REPLACE INTO synced_nodes (id, parent, name, kind, content, mode, meta) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            let mut gone = tx.prepare_cached("DELETE FROM synced_nodes WHERE id = ?1")?;
+            let mut gone = conn.prepare_cached("DELETE FROM synced_nodes WHERE id = ?1")?;
             for (id, node) in &change.synced {
                 match node {
                     Some(n) => put.execute(params![
@@ -188,11 +188,11 @@ impl LocalDb {
                     None => gone.execute([id_text(*id)])?,
                 };
             }
-            let mut put = tx.prepare_cached(
+            let mut put = conn.prepare_cached(
                 "INSERT OR REPLACE INTO hub_rows (node, parent, name, version, deleted, kind, content, mode, size, \
                  mtime_ns, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
-            let mut gone = tx.prepare_cached("DELETE FROM hub_rows WHERE node = ?1")?;
+            let mut gone = conn.prepare_cached("DELETE FROM hub_rows WHERE node = ?1")?;
             for (id, row) in &change.rows {
                 match row {
                     Some(r) => put.execute(params![
@@ -212,12 +212,12 @@ impl LocalDb {
                 };
             }
             if let Some(cursor) = change.cursor {
-                tx.execute(
+                conn.execute(
                     "INSERT INTO hub_cursor (one, cursor) VALUES (1, ?1) ON CONFLICT (one) DO UPDATE SET cursor = ?1",
                     [cursor as i64],
                 )?;
             }
-            let mut settled = tx.prepare_cached("DELETE FROM sent_ops WHERE seq = ?1")?;
+            let mut settled = conn.prepare_cached("DELETE FROM sent_ops WHERE seq = ?1")?;
             for seq in &change.settled {
                 settled.execute([seq])?;
             }

@@ -29,9 +29,8 @@ pub struct MountSide {
     runtime: tokio::runtime::Handle,
     /// Where each node of Local is on this mount (set from each read of
     /// Local, kept up to date by creates).
-    pub ino_of: HashMap<NodeId, u64>,
-    /// `ino_of` as of the last read of Local, for the sending side.
-    published: PublishedInos,
+    /// The sending side looks a content's file up in it too.
+    ino_of: InoMap,
     /// Contents being brought ahead (`prepare`): each download runs on the
     /// runtime, FETCHES_AT_ONCE at a time, while this thread carries out the
     /// operations before the one that needs it.
@@ -58,9 +57,10 @@ pub struct Brought {
     mtime_ns: i64,
 }
 
-/// Which inode each node of Local is on, as of the last read of Local:
-/// what sending a node's content looks its file up by.
-pub type PublishedInos = Arc<parking_lot::Mutex<Arc<HashMap<NodeId, u64>>>>;
+/// Which inode each node of Local is on: set from each read of Local, kept
+/// up to date by this side's creates and deletes; what sending a node's
+/// content looks its file up by.
+pub type InoMap = Arc<parking_lot::Mutex<HashMap<NodeId, u64>>>;
 
 /// Contents brought from the hub at once.
 const FETCHES_AT_ONCE: usize = 8;
@@ -77,15 +77,14 @@ impl MountSide {
         on_demand: Arc<OnDemand>,
         client: client::Remote,
         runtime: tokio::runtime::Handle,
-        published: PublishedInos,
+        ino_of: InoMap,
     ) -> MountSide {
         MountSide {
             shared,
             on_demand,
             client,
             runtime,
-            ino_of: HashMap::new(),
-            published,
+            ino_of,
             fetching: HashMap::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
         }
@@ -93,13 +92,17 @@ impl MountSide {
 
     /// Local was read: where its nodes are.
     pub fn set_ino_of(&mut self, ino_of: HashMap<NodeId, u64>) {
-        *self.published.lock() = Arc::new(ino_of.clone());
-        self.ino_of = ino_of;
+        *self.ino_of.lock() = ino_of;
+    }
+
+    /// The inode node `id` is on, if Local has it.
+    pub fn ino(&self, id: NodeId) -> Option<u64> {
+        self.ino_of.lock().get(&id).copied()
     }
 
     /// The inode of live node `id`, if it is as `base` says.
     fn current(&self, st: &State, id: NodeId, base: &canopy::Node) -> Result<u64, String> {
-        let ino = *self.ino_of.get(&id).ok_or_else(|| stale(id))?;
+        let ino = self.ino(id).ok_or_else(|| stale(id))?;
         let n = st.tree.get(ino).filter(|n| n.id.map(|i| i.0) == Some(id) && n.parent != 0).ok_or_else(|| stale(id))?;
         let parent = self.folder_id(st, n.parent).ok_or_else(|| stale(id))?;
         // The owner aside: Local says it from Synced (`owner_of`), which
@@ -142,7 +145,7 @@ impl MountSide {
         if id == ROOT {
             return Ok(mount::ROOT);
         }
-        let ino = *self.ino_of.get(&id).ok_or_else(|| format!("folder {id:x} is not here"))?;
+        let ino = self.ino(id).ok_or_else(|| format!("folder {id:x} is not here"))?;
         match self.folder_id(st, ino) {
             Some(i) if i == id => Ok(ino),
             _ => Err(format!("folder {id:x} is not here")),
@@ -260,7 +263,7 @@ impl MountSide {
     /// A copy of the cache file of local node `from`, which must hold
     /// `content` (a conflict copy keeps the bytes this mount had).
     fn copy_of(&self, from: NodeId, content: ContentHash) -> Result<(PathBuf, ChunkList), String> {
-        let ino = *self.ino_of.get(&from).ok_or_else(|| stale(from))?;
+        let ino = self.ino(from).ok_or_else(|| stale(from))?;
         let sh = &self.shared;
         let tmp = sh.cache.tmp.join(format!("copy-{}", ssync_common::NodeId::random()));
         let copied = std::fs::copy(sh.cache.file(ino), &tmp)
@@ -363,7 +366,7 @@ impl MountSide {
         let ino = n.ino;
         st.tree.insert(n);
         st.note_node(ino);
-        self.ino_of.insert(id, ino);
+        self.ino_of.lock().insert(id, ino);
         invals.push(Inval::Entry { parent, name: node.place.name.clone() });
         invals.push(Inval::Inode(parent));
         Ok(ino)
@@ -380,7 +383,7 @@ impl MountSide {
     ) -> Outcome {
         let brought = match content {
             Some(c) if content != base.content => {
-                let have = self.ino_of.get(&id).copied().zip(base.content);
+                let have = self.ino(id).zip(base.content);
                 Some(self.download(id, c, hub, have)?)
             }
             _ => None,
@@ -518,7 +521,7 @@ impl MountSide {
                     return Err(format!("node {id:x} is being written here"));
                 }
                 remove_local(&mut st, &sh, ino, &mut invals).map_err(|e| e.to_string())?;
-                self.ino_of.remove(&id);
+                self.ino_of.lock().remove(&id);
                 Ok(())
             })()
         };
