@@ -4,7 +4,7 @@
 //! (`Tree::check`); Local and Remote are always valid, Synced holds per node
 //! the merge base and need not be.
 use ssync_common::ContentHash;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A node's identity: chosen at random by the machine that creates the node
 /// and kept through every rename and move, on every machine and on the hub.
@@ -85,16 +85,58 @@ pub enum Invalid {
 
 /// Nodes by id, with indexes kept as nodes change: who holds a place, and
 /// how many nodes a folder holds (the planner asks both for every operation).
-#[derive(Clone, Default, Debug)]
+///
+/// The maps are persistent (`imbl`): a copy shares what neither side changes
+/// afterwards, so the merge and the planner work on copies of big trees at
+/// the cost of what they change, not of the tree.
+#[derive(Debug)]
 pub struct Tree {
-    nodes: BTreeMap<NodeId, Node>,
+    nodes: imbl::OrdMap<NodeId, Node>,
     /// The nodes at each place (more than one only in a tree being made valid).
-    places: HashMap<Place, Vec<NodeId>>,
+    places: imbl::HashMap<Place, Vec<NodeId>>,
     /// How many nodes are directly in each folder.
-    kids: HashMap<NodeId, usize>,
+    kids: imbl::HashMap<NodeId, usize>,
     /// Nodes set or removed since `take_changes`, when tracked: the engine
     /// persists only what changed of Synced.
     changes: Option<HashSet<NodeId>>,
+    /// Nodes set or removed since `take_touched`: how a `Canopy` keeps the
+    /// nodes its trees differ on without comparing the trees whole.
+    touched: HashSet<NodeId>,
+    /// Which tree this is: a new tree, or a copy, has a stamp of its own, so
+    /// a `Canopy` whose tree was replaced compares that tree whole once.
+    stamp: u64,
+}
+
+fn next_stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Default for Tree {
+    fn default() -> Tree {
+        Tree {
+            nodes: imbl::OrdMap::new(),
+            places: imbl::HashMap::new(),
+            kids: imbl::HashMap::new(),
+            changes: None,
+            touched: HashSet::new(),
+            stamp: next_stamp(),
+        }
+    }
+}
+
+impl Clone for Tree {
+    /// A copy in O(1); it is another tree (its own stamp, nothing touched yet).
+    fn clone(&self) -> Tree {
+        Tree {
+            nodes: self.nodes.clone(),
+            places: self.places.clone(),
+            kids: self.kids.clone(),
+            changes: self.changes.clone(),
+            touched: HashSet::new(),
+            stamp: next_stamp(),
+        }
+    }
 }
 
 impl PartialEq for Tree {
@@ -124,13 +166,30 @@ impl Tree {
         self.changes.as_mut().map(|c| c.drain().collect()).unwrap_or_default()
     }
 
+    /// This tree's stamp (see `stamp`).
+    pub fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
+    /// The nodes set or removed since the last call.
+    pub fn take_touched(&mut self) -> Vec<NodeId> {
+        self.touched.drain().collect()
+    }
+
     pub fn set(&mut self, id: NodeId, node: Node) {
         debug_assert_ne!(id, ROOT, "the root is not a node of its own");
         if let Some(c) = &mut self.changes {
             c.insert(id);
         }
-        self.places.entry(node.place.clone()).or_default().push(id);
-        *self.kids.entry(node.place.parent).or_default() += 1;
+        self.touched.insert(id);
+        match self.places.get_mut(&node.place) {
+            Some(holders) => holders.push(id),
+            None => drop(self.places.insert(node.place.clone(), vec![id])),
+        }
+        match self.kids.get_mut(&node.place.parent) {
+            Some(n) => *n += 1,
+            None => drop(self.kids.insert(node.place.parent, 1)),
+        }
         if let Some(old) = self.nodes.insert(id, node) {
             self.unindex(id, &old);
         }
@@ -141,6 +200,7 @@ impl Tree {
         if let Some(c) = &mut self.changes {
             c.insert(id);
         }
+        self.touched.insert(id);
         self.unindex(id, &old);
         Some(old)
     }
@@ -185,6 +245,11 @@ impl Tree {
     /// The node at `place`, if any.
     pub fn holder(&self, place: &Place) -> Option<NodeId> {
         self.places.get(place).and_then(|h| h.first().copied())
+    }
+
+    /// Every node at `place` (more than one only in a tree being made valid).
+    pub fn holders(&self, place: &Place) -> &[NodeId] {
+        self.places.get(place).map_or(&[], |h| h.as_slice())
     }
 
     /// Whether any node is directly in `id`.
@@ -263,7 +328,7 @@ impl Tree {
                     return Err(Invalid::Cycle(at));
                 }
                 chain.push(at);
-                at = self.nodes[&at].place.parent;
+                at = self.nodes.get(&at).expect("every node was seen above").place.parent;
             }
             rooted.extend(chain);
         }
@@ -277,9 +342,72 @@ pub struct Canopy {
     pub local: Tree,
     pub remote: Tree,
     pub synced: Tree,
+    /// The nodes the three trees do not all agree on, kept as the trees
+    /// change (`refresh`): what a round settles, merges and plans. A round
+    /// costs what changed, not the size of the tree.
+    differ: Differ,
+}
+
+#[derive(Clone, Default, Debug)]
+struct Differ {
+    ids: BTreeSet<NodeId>,
+    /// The stamps of the trees `ids` was kept for; a tree replaced since is
+    /// compared whole.
+    stamps: [u64; 3],
 }
 
 impl Canopy {
+    pub fn new(local: Tree, remote: Tree, synced: Tree) -> Canopy {
+        Canopy { local, remote, synced, differ: Differ::default() }
+    }
+
+    /// Whether the three trees agree on node `id` (all have it alike, or none).
+    fn agreed(&self, id: NodeId) -> bool {
+        let l = self.local.get(id);
+        l == self.remote.get(id) && l == self.synced.get(id)
+    }
+
+    /// Brings the differing nodes up to date with what changed in the trees
+    /// since: only the nodes touched, unless a tree was replaced.
+    fn refresh(&mut self) {
+        let stamps = [self.local.stamp(), self.remote.stamp(), self.synced.stamp()];
+        if stamps != self.differ.stamps {
+            for t in [&mut self.local, &mut self.remote, &mut self.synced] {
+                t.touched.clear();
+            }
+            let all: BTreeSet<NodeId> = self.local.ids().chain(self.remote.ids()).chain(self.synced.ids()).collect();
+            self.differ.ids = all.into_iter().filter(|id| !self.agreed(*id)).collect();
+            self.differ.stamps = stamps;
+            return;
+        }
+        let mut touched = self.local.take_touched();
+        touched.extend(self.remote.take_touched());
+        touched.extend(self.synced.take_touched());
+        for id in touched {
+            if self.agreed(id) {
+                self.differ.ids.remove(&id);
+            } else {
+                self.differ.ids.insert(id);
+            }
+        }
+    }
+
+    /// The nodes the trees do not all agree on, in order.
+    pub fn differing(&mut self) -> Vec<NodeId> {
+        self.refresh();
+        self.differ.ids.iter().copied().collect()
+    }
+
+    /// In the simulation: the differing nodes as kept are those a whole
+    /// comparison finds.
+    #[cfg(test)]
+    pub fn check_differing(&mut self) {
+        let kept = self.differing();
+        let all: BTreeSet<NodeId> = self.local.ids().chain(self.remote.ids()).chain(self.synced.ids()).collect();
+        let whole: Vec<NodeId> = all.into_iter().filter(|id| !self.agreed(*id)).collect();
+        assert_eq!(kept, whole, "the differing nodes as kept are not those the trees differ on");
+    }
+
     /// After an operation changed `id` in Local or Remote: what both now
     /// agree on is the new merge base, attribute by attribute (a node both
     /// have moved alike but edited differently has its new place agreed,
@@ -313,17 +441,21 @@ impl Canopy {
     /// How many nodes this mount changed that the hub does not have yet
     /// (Local differs from Synced and from Remote): what `ssync status`
     /// calls queued.
-    pub fn local_changes(&self) -> usize {
-        let changed = |id: NodeId| {
-            let l = self.local.get(id);
-            l != self.synced.get(id) && l != self.remote.get(id)
+    pub fn local_changes(&mut self) -> usize {
+        self.refresh();
+        let changed = |id: &&NodeId| {
+            let l = self.local.get(**id);
+            match l {
+                Some(_) => l != self.synced.get(**id) && l != self.remote.get(**id),
+                None => self.synced.contains(**id) && self.remote.contains(**id),
+            }
         };
-        let gone = self.synced.ids().filter(|id| !self.local.contains(*id) && self.remote.contains(*id));
-        self.local.ids().filter(|id| changed(*id)).count() + gone.count()
+        self.differ.ids.iter().filter(changed).count()
     }
 
     /// Whether sync is complete: the three trees are equal.
-    pub fn converged(&self) -> bool {
-        self.local == self.remote && self.remote == self.synced
+    pub fn converged(&mut self) -> bool {
+        self.refresh();
+        self.differ.ids.is_empty()
     }
 }

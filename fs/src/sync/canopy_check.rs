@@ -28,7 +28,7 @@ use super::engine::{Engine, LocalSide};
 use super::hub_view::{HubView, Request};
 use super::local_tree::agreed_owner;
 use super::memory_hub::MemoryHub;
-use super::merge::{default_namer, merge};
+use super::merge::{default_namer, merge, merge_in};
 use super::planner::{apply, plan, Op, Side};
 use super::remote::{BatchAnswer, Refusal, Remote};
 use ssync_common::api::{EntriesPage, Entry, Owner};
@@ -508,10 +508,20 @@ impl World {
             return self.run_real_engine(m, n, hub);
         }
         if self.mounts[m].plan.is_empty() {
-            let c = &self.mounts[m].canopy;
-            let merged = merge(c, &default_namer);
+            let c = &mut self.mounts[m].canopy;
+            c.check_differing();
+            let scope = c.differing();
+            let merged = merge_in(c, &scope, &default_namer);
             merged.target.check().map_err(|e| format!("mount {m}: the merged target is not valid: {e}"))?;
             let ops = plan(c, &merged).map_err(|e| format!("mount {m}: {e}"))?;
+            // Merging and planning the differing nodes gives what merging every node gives.
+            let whole = merge(c, &default_namer);
+            if (&whole.target, &whole.copies) != (&merged.target, &merged.copies) {
+                return Err(format!("mount {m}: the merge of the differing nodes is not the whole merge"));
+            }
+            if plan(c, &whole).map_err(|e| format!("mount {m}: {e}"))? != ops {
+                return Err(format!("mount {m}: the plan of the differing nodes is not the whole plan"));
+            }
             self.mounts[m].plan = ops;
             self.mounts[m].plan.reverse();
         }
@@ -658,7 +668,7 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
     };
     let mut mounts: Vec<Mount> = (0..MOUNTS)
         .map(|_| Mount {
-            canopy: Canopy { local: start.clone(), remote: start.clone(), synced: start.clone() },
+            canopy: Canopy::new(start.clone(), start.clone(), start.clone()),
             view: HubView::default(),
             plan: Vec::new(),
             unanswered: Vec::new(),
@@ -738,7 +748,7 @@ fn run_seed(seed: u64, rules: HubRules, verbose: bool) -> Result<(), String> {
                 w.run_engine(m, usize::MAX)?;
             }
             let hub = w.hub.tree();
-            let done = w.mounts.iter().all(|m| m.canopy.converged() && m.canopy.local == hub);
+            let done = w.mounts.iter_mut().all(|m| m.canopy.converged() && m.canopy.local == hub);
             if done && (0..MOUNTS).all(|m| w.mounts[m].plan.is_empty()) {
                 break;
             }
@@ -802,7 +812,7 @@ fn a_folder_rename_is_one_operation_whatever_lies_below() {
         let place = Place { parent: dir, name: format!("f{i}") };
         t.set(rng.id(), Node { place, kind: Kind::File, content, mode: 0o644, meta: None });
     }
-    let mut c = Canopy { local: t.clone(), remote: t.clone(), synced: t };
+    let mut c = Canopy::new(t.clone(), t.clone(), t);
     let moved = Node { place: Place { parent: ROOT, name: "renamed".into() }, ..c.local.get(dir).unwrap().clone() };
     c.local.set(dir, moved.clone());
     let merged = merge(&c, &default_namer);
@@ -840,7 +850,7 @@ fn a_big_change_is_planned_one_operation_per_node() {
         base.set(rng.id(), file(old, format!("f{i}"), i));
         base.set(rng.id(), file(kept, format!("f{i}"), 10_000 + i));
     }
-    let mut c = Canopy { local: base.clone(), remote: base.clone(), synced: base };
+    let mut c = Canopy::new(base.clone(), base.clone(), base);
     let top = rng.id();
     c.local.set(top, dir(ROOT, "untar".into()));
     for d in 0..50u64 {

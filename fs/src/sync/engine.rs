@@ -9,8 +9,10 @@
 //! comes back through the feed is agreed, never a conflict.
 use super::canopy::NodeId;
 use super::canopy::{Canopy, Node, Tree};
-use super::hub_view::{Changed, HubView, ViewError};
-use super::merge::{default_namer, merge, OwnedNamer};
+use super::hub_view::{HubView, ViewError};
+#[cfg(test)]
+use super::merge::merge;
+use super::merge::{default_namer, merge_in, OwnedNamer};
 use super::planner::{apply, plan, Op, Side, Stuck};
 use super::remote::{Refusal, Remote};
 use ssync_common::api::Entry;
@@ -111,6 +113,13 @@ pub struct Engine<R: Remote> {
     /// Contents this mount cannot take (they do not add up, or cannot be
     /// held here): Remote keeps them out (`remote_of`).
     refused: HashSet<ContentHash>,
+    /// The stamp of the view's tree Remote was last taken whole from: while
+    /// it is the same, Remote follows the nodes the view touched.
+    remote_from: u64,
+    /// In the simulation: each plan is checked against one made from every
+    /// node of the trees.
+    #[cfg(test)]
+    pub(crate) check_scope: bool,
 }
 
 /// What the engine keeps through a crash (the rest is lost with it).
@@ -140,9 +149,8 @@ impl<R: Remote> Engine<R> {
     ) -> Engine<R> {
         let mut synced = synced;
         synced.track_changes();
-        let canopy = Canopy { local: Tree::default(), remote: view.tree().clone(), synced };
-        Engine {
-            canopy,
+        let mut engine = Engine {
+            canopy: Canopy::new(Tree::default(), Tree::default(), synced),
             view,
             remote,
             keeper,
@@ -150,7 +158,12 @@ impl<R: Remote> Engine<R> {
             plan: Vec::new(),
             namer: Box::new(default_namer),
             refused: HashSet::new(),
-        }
+            remote_from: 0,
+            #[cfg(test)]
+            check_scope: false,
+        };
+        engine.take_remote();
+        engine
     }
 
     /// Names this engine's conflict copies with `namer`, which must give the
@@ -179,6 +192,8 @@ impl<R: Remote> Engine<R> {
             plan,
             namer: Box::new(default_namer),
             refused: HashSet::new(),
+            remote_from: 0,
+            check_scope: true,
         }
     }
 
@@ -232,8 +247,25 @@ impl<R: Remote> Engine<R> {
         }
     }
 
+    /// Remote, as the view has it now: the nodes the view's tree touched
+    /// since, or the whole tree when the view derived it anew.
+    fn follow_view(&mut self) {
+        if self.view.tree().stamp() != self.remote_from {
+            return self.take_remote();
+        }
+        for id in self.view.take_touched() {
+            match self.view.tree().get(id).and_then(|n| self.remote_of(id, n)) {
+                Some(n) if self.canopy.remote.get(id) != Some(&n) => self.canopy.remote.set(id, n),
+                Some(_) => {}
+                None => drop(self.canopy.remote.remove(id)),
+            }
+        }
+    }
+
     /// Remote, from the whole view.
     fn take_remote(&mut self) {
+        self.view.take_touched();
+        self.remote_from = self.view.tree().stamp();
         let mut remote = self.view.tree().clone();
         if !self.refused.is_empty() {
             let refused: Vec<(NodeId, Option<Node>)> = remote
@@ -265,7 +297,7 @@ impl<R: Remote> Engine<R> {
         }
         if read > 0 {
             self.view.settle_feed();
-            self.take_remote();
+            self.follow_view();
         }
         let c = &mut self.canopy;
         // One the feed does not show was not done (or was undone since):
@@ -275,8 +307,8 @@ impl<R: Remote> Engine<R> {
             c.confirm_sent(&op);
             settled.push(seq);
         }
-        let ids: Vec<_> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
-        ids.into_iter().for_each(|id| c.settle(id));
+        // Where the trees agree there is nothing to settle.
+        c.differing().into_iter().for_each(|id| c.settle(id));
         let cursor = self.view.cursor();
         self.keep(settled, Some(cursor))
     }
@@ -286,16 +318,15 @@ impl<R: Remote> Engine<R> {
     /// Synced as after a read of the feed. Local must be set first.
     pub fn heal_view<T>(&mut self, f: impl FnOnce(&mut HubView) -> T) -> Result<T, EngineError> {
         let out = f(&mut self.view);
-        self.take_remote();
+        self.follow_view();
         let c = &mut self.canopy;
-        let ids: Vec<_> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
-        ids.into_iter().for_each(|id| c.settle(id));
+        c.differing().into_iter().for_each(|id| c.settle(id));
         self.keep(vec![], None)?;
         Ok(out)
     }
 
     /// Whether Local, Remote and Synced are equal.
-    pub fn converged(&self) -> bool {
+    pub fn converged(&mut self) -> bool {
         self.canopy.converged()
     }
 
@@ -311,8 +342,21 @@ impl<R: Remote> Engine<R> {
     /// to the hub in batches (`next_batch`), Local ones one by one.
     pub fn step(&mut self, local: &mut dyn LocalSide, max: usize) -> Result<Round, EngineError> {
         if self.plan.is_empty() {
-            let merged = merge(&self.canopy, &*self.namer);
+            let scope = self.canopy.differing();
+            let merged = merge_in(&self.canopy, &scope, &*self.namer);
             self.plan = plan(&self.canopy, &merged)?;
+            #[cfg(test)]
+            if self.check_scope {
+                self.canopy.check_differing();
+                let whole = merge(&self.canopy, &*self.namer);
+                assert_eq!(whole.target, merged.target, "the merge of the differing nodes is not the whole merge");
+                assert_eq!(whole.copies, merged.copies);
+                assert_eq!(
+                    plan(&self.canopy, &whole)?,
+                    self.plan,
+                    "the plan of the differing nodes is not the whole plan"
+                );
+            }
             self.plan.reverse();
         }
         let mut round = Round::default();
@@ -491,17 +535,9 @@ impl<R: Remote> Engine<R> {
 
     /// Folds a carried-out request's rows into the view and the Remote tree.
     fn fold(&mut self, rows: &[Entry]) -> Result<(), String> {
-        match self.view.fold_answer(rows).map_err(|e| e.to_string())? {
-            Changed::Nodes(ids) => {
-                for id in ids {
-                    match self.view.tree().get(id).and_then(|n| self.remote_of(id, n)) {
-                        Some(n) => self.canopy.remote.set(id, n),
-                        None => drop(self.canopy.remote.remove(id)),
-                    }
-                }
-            }
-            Changed::Whole => self.take_remote(),
-        }
+        // Placed row by row, or derived anew: the view's tree says which.
+        self.view.fold_answer(rows).map_err(|e| e.to_string())?;
+        self.follow_view();
         Ok(())
     }
 

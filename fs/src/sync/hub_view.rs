@@ -299,9 +299,11 @@ impl HubView {
         }
         #[cfg(test)]
         if self.check_placement && placed {
-            let patched = self.tree.clone();
-            self.derive();
-            assert_eq!(self.tree, patched, "the feed's rows, placed one by one, gave another tree than deriving them");
+            assert_eq!(
+                self.derived(),
+                self.tree,
+                "the feed's rows, placed one by one, gave another tree than deriving them"
+            );
         }
     }
 
@@ -342,9 +344,7 @@ impl HubView {
         #[cfg(test)]
         if self.check_placement {
             self.check_all_folded(rows)?;
-            let placed = self.tree.clone();
-            self.derive();
-            if self.tree != placed {
+            if self.derived() != self.tree {
                 return Err(ViewError::Misplaced);
             }
         }
@@ -452,6 +452,21 @@ impl HubView {
     #[cfg(test)]
     pub fn rederive(&mut self) {
         self.derive();
+    }
+
+    /// The tree derived from every row, this view left as it is (so the
+    /// simulation's checks do not replace the tree the engine follows).
+    #[cfg(test)]
+    fn derived(&self) -> Tree {
+        let mut whole = self.clone();
+        whole.derive();
+        whole.tree
+    }
+
+    /// The nodes of the tree set or removed since the last call (a tree
+    /// derived anew has another stamp: take all of it).
+    pub fn take_touched(&mut self) -> Vec<NodeId> {
+        self.tree.take_touched()
     }
 
     /// The Remote tree from the rows: the live ones placed from the root

@@ -23,7 +23,7 @@
 //! hub, and the other gets a conflict name.
 use super::canopy::{Canopy, Node, NodeId, Place, Tree, ROOT};
 use ssync_common::ContentHash;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Names a conflict copy of `name` that is node `id`; must be deterministic
 /// for a given pair, as the planner runs again and again until it is done.
@@ -38,6 +38,10 @@ pub type OwnedNamer = Box<dyn Fn(&str, NodeId) -> String + Send>;
 pub struct Merged {
     pub target: Tree,
     pub copies: BTreeMap<NodeId, NodeId>,
+    /// The nodes the target may differ on from Local or Remote: those
+    /// merged, the conflict copies, and what making the target valid
+    /// changed. Elsewhere the target is Local, which is Remote there.
+    pub scope: BTreeSet<NodeId>,
 }
 
 /// The id of the conflict copy of `from`'s local content `content`: the same
@@ -104,15 +108,26 @@ fn merge_node(s: Option<&Node>, l: Option<&Node>, r: Option<&Node>) -> (Option<N
     }
 }
 
+/// The target, merging every node of the three trees.
 pub fn merge(c: &Canopy, namer: Namer) -> Merged {
-    let mut ids: Vec<NodeId> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut out = Merged::default();
-    for id in ids {
+    let ids: BTreeSet<NodeId> = c.local.ids().chain(c.remote.ids()).chain(c.synced.ids()).collect();
+    merge_in(c, &ids.into_iter().collect::<Vec<_>>(), namer)
+}
+
+/// The target, merging the nodes of `scope` (in order): it must hold every
+/// node the trees do not all agree on (`Canopy::differing`). Any other is
+/// the same in Local, Remote and Synced, so the target has it as Local does:
+/// the target starts as a copy of Local (O(1)), and a round costs what
+/// changed. Gives what `merge` gives.
+pub fn merge_in(c: &Canopy, scope: &[NodeId], namer: Namer) -> Merged {
+    let mut out = Merged { target: c.local.clone(), ..Merged::default() };
+    out.scope.extend(scope.iter().copied());
+    for &id in scope {
         let (node, copy) = merge_node(c.synced.get(id), c.local.get(id), c.remote.get(id));
-        if let Some(n) = node {
-            out.target.set(id, n);
+        match node {
+            Some(n) if out.target.get(id) != Some(&n) => out.target.set(id, n),
+            Some(_) => {}
+            None => drop(out.target.remove(id)),
         }
         if let Some(mut copy) = copy {
             let cid = copy_id(id, copy.content);
@@ -124,18 +139,21 @@ pub fn merge(c: &Canopy, namer: Namer) -> Merged {
             copy.place.name = namer(&copy.place.name, cid);
             out.target.set(cid, copy);
             out.copies.insert(cid, id);
+            out.scope.insert(cid);
         }
     }
-    make_valid(c, &mut out.target, namer);
+    make_valid(c, &mut out.target, &mut out.scope, namer);
     out
 }
 
 /// Brings back folders that nodes of the target are in, undoes this mount's
 /// side of cycles, and renames all but one of the nodes that share a name.
-fn make_valid(c: &Canopy, t: &mut Tree, namer: Namer) {
+/// Only nodes of `scope` can need it (any other is where Local has it, in
+/// a folder Local has), and each node changed joins `scope`.
+fn make_valid(c: &Canopy, t: &mut Tree, scope: &mut BTreeSet<NodeId>, namer: Namer) {
     // Each pass fixes something or ends; a bound keeps a bug from looping.
     for _ in 0..=4 * (t.len() + 2) {
-        if restore_folders(c, t) || undo_cycles(c, t) || rename_same_names(c, t, namer) {
+        if restore_folders(c, t, scope) || undo_cycles(c, t, scope) || rename_same_names(c, t, scope, namer) {
             continue;
         }
         return;
@@ -145,8 +163,9 @@ fn make_valid(c: &Canopy, t: &mut Tree, namer: Namer) {
 
 /// A node in a folder the target lacks brings the folder back, as the hub
 /// has it, else as this mount has it, else as both last agreed.
-fn restore_folders(c: &Canopy, t: &mut Tree) -> bool {
-    let missing: Vec<NodeId> = t.iter().map(|(_, n)| n.place.parent).filter(|p| !t.contains(*p)).collect();
+fn restore_folders(c: &Canopy, t: &mut Tree, scope: &mut BTreeSet<NodeId>) -> bool {
+    let missing: BTreeSet<NodeId> =
+        scope.iter().filter_map(|id| t.get(*id)).map(|n| n.place.parent).filter(|p| !t.contains(*p)).collect();
     let mut changed = false;
     for p in missing {
         if t.contains(p) {
@@ -154,10 +173,14 @@ fn restore_folders(c: &Canopy, t: &mut Tree) -> bool {
         }
         let back = c.remote.get(p).or(c.local.get(p)).or(c.synced.get(p)).cloned();
         match back {
-            Some(folder) => t.set(p, folder),
+            Some(folder) => {
+                t.set(p, folder);
+                scope.insert(p);
+            }
             // Never known anywhere: its nodes go to the root.
             None => {
-                let lost: Vec<NodeId> = t.iter().filter(|(_, n)| n.place.parent == p).map(|(id, _)| id).collect();
+                let lost: Vec<NodeId> =
+                    scope.iter().copied().filter(|id| t.get(*id).is_some_and(|n| n.place.parent == p)).collect();
                 for id in lost {
                     let mut n = t.get(id).expect("listed").clone();
                     n.place.parent = ROOT;
@@ -171,61 +194,75 @@ fn restore_folders(c: &Canopy, t: &mut Tree) -> bool {
 }
 
 /// A node inside itself (two moves that cross): its nodes that the hub has
-/// elsewhere go back to where the hub has them.
-fn undo_cycles(c: &Canopy, t: &mut Tree) -> bool {
-    let ids: Vec<NodeId> = t.ids().collect();
-    for id in ids {
+/// elsewhere go back to where the hub has them. Of several cycles, the one
+/// with the smallest node goes first, whatever the scope.
+fn undo_cycles(c: &Canopy, t: &mut Tree, scope: &mut BTreeSet<NodeId>) -> bool {
+    let mut first: Option<Vec<NodeId>> = None;
+    for &id in scope.iter() {
         let mut chain = vec![id];
         let mut at = t.get(id).map(|n| n.place.parent);
         while let Some(p) = at.filter(|p| *p != ROOT) {
             if let Some(i) = chain.iter().position(|x| *x == p) {
-                let cycle = chain[i..].to_vec();
-                let mut fixed = false;
-                for n in &cycle {
-                    if let Some(r) = c.remote.get(*n) {
-                        let mut node = t.get(*n).expect("in the cycle").clone();
-                        if node.place != r.place {
-                            node.place = r.place.clone();
-                            t.set(*n, node);
-                            fixed = true;
-                        }
-                    }
+                let mut cycle = chain[i..].to_vec();
+                let low = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i);
+                cycle.rotate_left(low);
+                if first.as_ref().is_none_or(|f| cycle[0] < f[0]) {
+                    first = Some(cycle);
                 }
-                if !fixed {
-                    let mut node = t.get(cycle[0]).expect("in the cycle").clone();
-                    node.place.parent = ROOT;
-                    t.set(cycle[0], node);
-                }
-                return true;
+                break;
             }
             chain.push(p);
             at = t.get(p).map(|n| n.place.parent);
         }
     }
-    false
+    let Some(cycle) = first else { return false };
+    let mut fixed = false;
+    for n in &cycle {
+        if let Some(r) = c.remote.get(*n) {
+            let mut node = t.get(*n).expect("in the cycle").clone();
+            if node.place != r.place {
+                node.place = r.place.clone();
+                t.set(*n, node);
+                scope.insert(*n);
+                fixed = true;
+            }
+        }
+    }
+    if !fixed {
+        let mut node = t.get(cycle[0]).expect("in the cycle").clone();
+        node.place.parent = ROOT;
+        t.set(cycle[0], node);
+        scope.insert(cycle[0]);
+    }
+    true
 }
 
 /// One node per name in a folder: the one the hub has there keeps it, else
 /// the one this mount has there, else the smallest id; the others take a
 /// conflict name.
-fn rename_same_names(c: &Canopy, t: &mut Tree, namer: Namer) -> bool {
+fn rename_same_names(c: &Canopy, t: &mut Tree, scope: &mut BTreeSet<NodeId>, namer: Namer) -> bool {
     // Ordered, so that a seed replays the same renames.
     let mut by_place: BTreeMap<Place, Vec<NodeId>> = BTreeMap::new();
-    for (id, n) in t.iter() {
-        by_place.entry(n.place.clone()).or_default().push(id);
+    for id in scope.iter() {
+        let Some(n) = t.get(*id) else { continue };
+        let holders = t.holders(&n.place);
+        if holders.len() > 1 {
+            by_place.entry(n.place.clone()).or_insert_with(|| holders.to_vec());
+        }
     }
     let mut changed = false;
-    for (place, mut ids) in by_place.into_iter().filter(|(_, v)| v.len() > 1) {
+    for (place, mut ids) in by_place {
         let holds = |tree: &Tree, id: NodeId| tree.get(id).is_some_and(|n| n.place == place);
         ids.sort_by_key(|id| (!holds(&c.remote, *id), !holds(&c.local, *id), *id));
         for id in &ids[1..] {
             let mut n = t.get(*id).expect("grouped").clone();
             let mut name = namer(&place.name, *id);
-            while t.iter().any(|(_, o)| o.place.parent == place.parent && o.place.name == name) {
+            while t.holder(&Place { parent: place.parent, name: name.clone() }).is_some() {
                 name.push('~');
             }
             n.place.name = name;
             t.set(*id, n);
+            scope.insert(*id);
             changed = true;
         }
     }

@@ -15,7 +15,7 @@
 use super::canopy::{Canopy, Meta, Node, NodeId, Place, Tree};
 use super::merge::Merged;
 use ssync_common::ContentHash;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Side {
@@ -169,6 +169,9 @@ struct Draft<'a> {
     merged: &'a Merged,
     /// Conflict copies by the node whose local content they keep.
     copies_of: HashMap<NodeId, Vec<NodeId>>,
+    /// The nodes either tree may differ on from the target: the merge's
+    /// scope, and every node an operation changed.
+    scope: BTreeSet<NodeId>,
 }
 
 impl Draft<'_> {
@@ -191,14 +194,19 @@ impl Draft<'_> {
     fn pending(&self, side: Side) -> Vec<NodeId> {
         let t = self.tree(side);
         let mut to_place: Vec<(usize, NodeId)> = self
-            .target
+            .scope
             .iter()
-            .filter(|(id, n)| t.get(*id) != Some(*n))
-            .map(|(id, _)| (self.target.depth(id), id))
+            .filter_map(|id| {
+                self.target.get(*id).filter(|n| t.get(*id) != Some(*n)).map(|_| (self.target.depth(*id), *id))
+            })
             .collect();
         to_place.sort_unstable();
-        let mut to_delete: Vec<(usize, NodeId)> =
-            t.ids().filter(|id| !self.target.contains(*id)).map(|id| (t.depth(id), id)).collect();
+        let mut to_delete: Vec<(usize, NodeId)> = self
+            .scope
+            .iter()
+            .filter(|id| t.contains(**id) && !self.target.contains(**id))
+            .map(|id| (t.depth(*id), *id))
+            .collect();
         to_delete.sort_unstable_by(|a, b| b.cmp(a));
         to_place.into_iter().chain(to_delete).map(|(_, id)| id).collect()
     }
@@ -307,6 +315,7 @@ impl Draft<'_> {
 
     /// Records `op` in the draft and the plan.
     fn push(&mut self, op: Op, ops: &mut Vec<Op>) -> bool {
+        self.scope.extend(op.nodes());
         let done = apply(self.tree_mut(op.side()), &op);
         debug_assert!(done.is_ok(), "the planner made an invalid operation: {op:?}: {done:?}");
         ops.push(op);
@@ -335,7 +344,9 @@ pub fn plan(c: &Canopy, merged: &Merged) -> Result<Vec<Op>, Stuck> {
     for (copy, from) in &merged.copies {
         copies_of.entry(*from).or_default().push(*copy);
     }
-    let mut d = Draft { local: c.local.clone(), remote: c.remote.clone(), target: &merged.target, merged, copies_of };
+    let scope = merged.scope.clone();
+    let mut d =
+        Draft { local: c.local.clone(), remote: c.remote.clone(), target: &merged.target, merged, copies_of, scope };
     let mut ops = Vec::new();
     let bound = 4 * (merged.target.len() + c.local.len() + c.remote.len() + 4);
     'passes: for _ in 0..bound {
@@ -371,23 +382,12 @@ pub fn plan(c: &Canopy, merged: &Merged) -> Result<Vec<Op>, Stuck> {
         }
     }
     for (side, tree) in [(Side::Local, &d.local), (Side::Remote, &d.remote)] {
-        if tree != &merged.target {
-            let left = differing(tree, &merged.target);
-            let first = tree
-                .iter()
-                .map(|(id, n)| (id, Some(n)))
-                .chain(merged.target.iter().map(|(id, _)| (id, tree.get(id))))
-                .find(|(id, n)| merged.target.get(*id) != *n)
-                .map(|(id, n)| format!("{id:x}: {n:?} -> {:?}", merged.target.get(id)))
-                .unwrap_or_default();
-            return Err(Stuck { side, left, first });
+        let differ: Vec<NodeId> =
+            d.scope.iter().copied().filter(|id| tree.get(*id) != merged.target.get(*id)).collect();
+        if let Some(id) = differ.first() {
+            let first = format!("{id:x}: {:?} -> {:?}", tree.get(*id), merged.target.get(*id));
+            return Err(Stuck { side, left: differ.len(), first });
         }
     }
     Ok(ops)
-}
-
-fn differing(a: &Tree, b: &Tree) -> usize {
-    let only_a = a.iter().filter(|(id, n)| b.get(*id) != Some(*n)).count();
-    let only_b = b.iter().filter(|(id, _)| !a.contains(*id)).count();
-    only_a + only_b
 }
