@@ -24,6 +24,10 @@ pub struct State {
     /// The sync thread (`sync::driver`), told of every local change: it
     /// plans from the trees.
     engine_waker: Option<crossbeam_channel::Sender<()>>,
+    /// Nodes changed since the sync thread last read them
+    /// (`take_changed_for_sync`); None until its first read, which reads
+    /// the whole tree.
+    changed_for_sync: Option<std::collections::HashSet<u64>>,
     /// The last inode number handed out, and the last one reserved in `db`.
     last_ino: u64,
     inos_reserved: u64,
@@ -55,6 +59,7 @@ impl State {
             journal: Journal::default(),
             committer: None,
             engine_waker: None,
+            changed_for_sync: None,
             last_ino,
             inos_reserved: last_ino,
             old_queue,
@@ -106,7 +111,17 @@ impl State {
     /// Records that `ino` changed (or went from the tree): the next commit writes it.
     pub fn note_node(&mut self, ino: u64) {
         self.journal.node(ino);
+        if let Some(changed) = &mut self.changed_for_sync {
+            changed.insert(ino);
+        }
         self.ask_commit();
+    }
+
+    /// The nodes changed (or gone) since the last call, for the sync
+    /// thread's read of Local; None at the first call, which starts the
+    /// record: the caller reads the whole tree (under the same lock).
+    pub fn take_changed_for_sync(&mut self) -> Option<std::collections::HashSet<u64>> {
+        self.changed_for_sync.replace(std::collections::HashSet::new())
     }
 
     /// The old queue was adopted: the next commit removes it.
@@ -131,9 +146,8 @@ impl State {
     /// Records that `inos` changed here: the next commit writes them, and
     /// the sync thread looks at the trees again.
     pub fn persist(&mut self, inos: &[u64]) {
-        inos.iter().for_each(|ino| self.journal.node(*ino));
+        inos.iter().for_each(|ino| self.note_node(*ino));
         self.wake_engine();
-        self.ask_commit();
     }
 
     /// `persist`, committed before returning: for a change a crash must not

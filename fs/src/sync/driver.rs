@@ -9,7 +9,7 @@
 //! and run rounds until the trees agree or one is refused. Nothing is
 //! retried by rule: a refused round is planned again from the trees at the
 //! next wake.
-use super::canopy::Tree;
+use super::canopy::{NodeId, Tree};
 use super::engine::{Engine, EngineError};
 use super::http_remote::HttpRemote;
 use super::local_tree;
@@ -20,6 +20,7 @@ use crate::local::state::Shared;
 use crate::remote::client;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use ssync_common::log_limit::LogLimiter;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -200,6 +201,7 @@ fn run(
     cancel: CancellationToken,
 ) {
     let mut adopted = false;
+    let mut reads = LocalReads::default();
     let warnings = LogLimiter::new(Duration::from_secs(60), 5);
     let mut wait = Duration::ZERO;
     while !cancel.is_cancelled() {
@@ -207,7 +209,7 @@ fn run(
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted);
+        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted, &mut reads);
         shared.status.engine_converged.store(matches!(outcome, Ok(true)), Ordering::Release);
         shared.status.engine_passes.fetch_add(1, Ordering::AcqRel);
         match outcome {
@@ -248,6 +250,7 @@ fn sync_once(
     engine: &mut Engine<HttpRemote>,
     side: &mut MountSide,
     adopted: &mut bool,
+    reads: &mut LocalReads,
 ) -> Result<bool, EngineError> {
     if !*adopted {
         // Before any content is identified: a file written and not sent by
@@ -256,16 +259,16 @@ fn sync_once(
         // against Local, and a node the hub deleted while this mount was
         // away must stay in Synced until Local is known (else it would
         // look new here and be sent back).
-        read_local(shared, engine, side);
+        read_local(shared, engine, side, reads);
         engine.read_feed()?;
-        adopt(shared, engine, side);
+        adopt(shared, engine, side, reads);
         *adopted = true;
     }
     super::content_ids::identify_written(shared);
     engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
         let started = std::time::Instant::now();
-        read_local(shared, engine, side);
+        read_local(shared, engine, side, reads);
         let local_read = started.elapsed();
         engine.read_feed()?;
         shared.hub_answered();
@@ -324,17 +327,83 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
     }
 }
 
-fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
-    // Copied under the state lock, built without it.
+/// What the sync thread keeps from one read of Local to the next.
+#[derive(Default)]
+struct LocalReads {
+    /// Which node each inode of Local is (the inverse of the mount side's map).
+    id_of: HashMap<u64, NodeId>,
+    /// The next read reads the whole tree (ids were given to a cache from
+    /// before identities).
+    whole_next: bool,
+    /// Nodes left out for want of an id, at the last whole read.
+    without_id: usize,
+}
+
+/// Brings Local up to date with the mount's tree: only the nodes changed
+/// since the last read (`State::take_changed_for_sync`), so that a round on
+/// a big tree costs what changed; the whole tree at the first read.
+fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reads: &mut LocalReads) {
     let started = std::time::Instant::now();
-    let copied = local_tree::copy(&shared.state.lock().tree);
+    // The nodes the trees differ on are read again too: the owner Local
+    // says depends on Synced and Remote (`local_tree::agreed_owner`).
+    let again: Vec<u64> = {
+        let differing = engine.canopy.differing();
+        let inos = side.inos();
+        let inos = inos.lock();
+        differing.iter().filter_map(|id| inos.get(id).copied()).collect()
+    };
+    let whole_next = std::mem::take(&mut reads.whole_next);
+    let (copied, mut whole_check) = {
+        let st = &mut *shared.state.lock();
+        let changed = st.take_changed_for_sync().filter(|_| !whole_next);
+        let copied = match changed {
+            Some(changed) => local_tree::copy_nodes(&st.tree, changed.into_iter().chain(again)).ok_or(()),
+            None => Err(()),
+        };
+        let copied = copied.map_err(|()| local_tree::copy(&st.tree));
+        // In debug builds (the tests), every read in part is checked
+        // against a whole read of the same state.
+        let whole_check = (cfg!(debug_assertions) && copied.is_ok()).then(|| local_tree::copy(&st.tree));
+        (copied, whole_check)
+    };
     let locked = started.elapsed();
-    let c = &engine.canopy;
-    let local = local_tree::build(copied, &c.synced, &c.remote, &shared.accounts);
-    tracing::trace!(?locked, built = ?(started.elapsed() - locked), "Local read");
-    engine.canopy.local = local.tree;
-    side.set_ino_of(local.ino_of);
-    let unsent = engine.canopy.local_changes() + local.without_id;
+    let c = &mut engine.canopy;
+    match copied {
+        Ok(nodes) => {
+            let inos = side.inos();
+            let mut ino_of = inos.lock();
+            local_tree::update(
+                nodes,
+                &mut c.local,
+                &mut ino_of,
+                &mut reads.id_of,
+                (&c.synced, &c.remote),
+                &shared.accounts,
+            );
+        }
+        Err(whole) => {
+            let local = local_tree::build(whole, &c.synced, &c.remote, &shared.accounts);
+            reads.id_of = local.ino_of.iter().map(|(id, ino)| (*ino, *id)).collect();
+            reads.without_id = local.without_id;
+            c.local = local.tree;
+            side.set_ino_of(local.ino_of);
+        }
+    }
+    if let Some(whole) = whole_check.take() {
+        let whole = local_tree::build(whole, &c.synced, &c.remote, &shared.accounts);
+        if whole.tree != c.local {
+            let first = whole
+                .tree
+                .iter()
+                .map(|(id, n)| (id, Some(n)))
+                .chain(c.local.iter().map(|(id, _)| (id, whole.tree.get(id))))
+                .find(|(id, n)| c.local.get(*id) != *n)
+                .map(|(id, n)| format!("{id:x}: read in part {:?}, whole {n:?}", c.local.get(id)));
+            panic!("Local read in part differs from a whole read: {first:?}");
+        }
+    }
+    tracing::trace!(?locked, read = ?started.elapsed(), "Local read");
+    let unsent = c.local_changes() + reads.without_id;
     shared.status.engine_unsent.store(unsent as u64, Ordering::Release);
 }
 
@@ -342,7 +411,7 @@ fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut Mount
 /// Synced the state each was based on (`local_tree::adopt_ids`). The
 /// path-keyed engine's queue goes: what it held is planned again from the
 /// files, with the moves and deletes it names.
-fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
+fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reads: &mut LocalReads) {
     let bases = {
         let mut st = shared.state.lock();
         let without_id: Vec<u64> = st
@@ -380,7 +449,9 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
             synced.set(id, node);
         }
     }
-    read_local(shared, engine, side);
+    // Nodes took ids, and what is below them is in other folders now.
+    reads.whole_next = true;
+    read_local(shared, engine, side, reads);
 }
 
 /// The moves and deletes the path-keyed engine's queue holds.
