@@ -250,8 +250,11 @@ impl CacheDirs {
         self.files.join(ino.to_string())
     }
 
-    pub fn partial(&self, id: &ssync_common::ContentHash) -> PathBuf {
-        self.partial.join(id.to_hex())
+    /// Where content `id` for node `node` is downloaded: one file per node,
+    /// as files of one content come at once (and a download resumes, with
+    /// the chunks it holds, after a restart).
+    pub fn partial(&self, id: &ssync_common::ContentHash, node: u128) -> PathBuf {
+        self.partial.join(format!("{}.{node:032x}", id.to_hex()))
     }
 }
 

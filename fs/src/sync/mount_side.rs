@@ -31,10 +31,10 @@ pub struct MountSide {
     /// Local, kept up to date by creates).
     /// The sending side looks a content's file up in it too.
     ino_of: InoMap,
-    /// Contents being brought ahead (`prepare`): each download runs on the
+    /// Contents being brought ahead (`prepare`), by node: each download runs on the
     /// runtime, FETCHES_AT_ONCE at a time, while this thread carries out the
     /// operations before the one that needs it.
-    fetching: HashMap<ContentHash, Fetching>,
+    fetching: HashMap<(NodeId, ContentHash), Fetching>,
     /// What limits the downloads brought ahead to FETCHES_AT_ONCE.
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -174,7 +174,7 @@ impl MountSide {
         hub: &HubView,
         have: Option<(u64, ContentHash)>,
     ) -> Result<Brought, String> {
-        if let Some(f) = self.fetching.remove(&id) {
+        if let Some(f) = self.fetching.remove(&(node, id)) {
             match self.runtime.block_on(f.task) {
                 Ok(Ok((file, list))) => {
                     return Ok(Brought { file, size: list.size(), list: Some(list), mtime_ns: f.mtime_ns })
@@ -193,7 +193,7 @@ impl MountSide {
             true => self.placeholder(size, mtime_ns),
             false => self
                 .runtime
-                .block_on(Self::fetch(&self.client, &self.shared, id, size, have))
+                .block_on(Self::fetch(&self.client, &self.shared, node, id, size, have))
                 .map(|(file, list)| Brought { file, size: list.size(), list: Some(list), mtime_ns }),
         };
         brought.map_err(|e| {
@@ -214,8 +214,8 @@ impl MountSide {
     /// the finished downloads' files go. One still running stays until it
     /// has finished (its file is being written).
     pub fn drop_unused_fetches(&mut self) {
-        let done: Vec<ContentHash> =
-            self.fetching.iter().filter(|(_, f)| f.task.is_finished()).map(|(c, _)| *c).collect();
+        let done: Vec<(NodeId, ContentHash)> =
+            self.fetching.iter().filter(|(_, f)| f.task.is_finished()).map(|(k, _)| *k).collect();
         for id in done {
             let f = self.fetching.remove(&id).expect("listed");
             if let Ok(Ok((file, _))) = self.runtime.block_on(f.task) {
@@ -246,6 +246,7 @@ impl MountSide {
     async fn fetch(
         client: &client::Remote,
         sh: &Shared,
+        node: NodeId,
         id: ContentHash,
         size: u64,
         have: Option<(u64, ContentHash)>,
@@ -254,7 +255,7 @@ impl MountSide {
             client,
             &sh.chunks,
             &sh.cache.files,
-            sh.cache.partial(&id),
+            sh.cache.partial(&id, node),
             id,
             size,
             have,
@@ -548,17 +549,18 @@ impl LocalSide for MountSide {
                 Op::Edit { id, base, content, .. } if *content != base.content => (*id, *content),
                 _ => continue,
             };
-            // One download per content: two of the same would write one partial file.
-            let Some(content) = content.filter(|c| !self.fetching.contains_key(c)) else {
+            // One download per node: many files of one content (empty
+            // files, copies) come at once, each into its own partial file.
+            let Some(content) = content.filter(|c| !self.fetching.contains_key(&(id, *c))) else {
                 continue;
             };
             let Some(row) = hub.row_of(id).filter(|r| !(later && r.kind == Kind::File)) else { continue };
             let (client, sh, slots, size) = (self.client.clone(), self.shared.clone(), self.slots.clone(), row.size);
             let task = self.runtime.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                Self::fetch(&client, &sh, content, size, None).await
+                Self::fetch(&client, &sh, id, content, size, None).await
             });
-            self.fetching.insert(content, Fetching { task, mtime_ns: row.mtime_ns });
+            self.fetching.insert((id, content), Fetching { task, mtime_ns: row.mtime_ns });
         }
     }
 
