@@ -114,6 +114,14 @@ fn main() {
             std::thread::sleep(Duration::from_secs(65));
         }
         let m = Mount::start_with(dir.path(), name, &hub, flags);
+        // A new mount first brings down what the hub holds (the modes before
+        // left 15,000 files): the steps start once it has.
+        let held = count_files(&observer.path);
+        let caught_up = wait_until(Duration::from_secs(600), || {
+            std::thread::sleep(Duration::from_millis(40));
+            count_files(&m.path) == held
+        });
+        assert!(caught_up, "mount {name} never held the {held} files the hub holds");
         // One workload in `reps` alternating pairs. `step(root, dir)` does it
         // below `root` and names the folder (below `root`) where the other
         // mount must then hold the number of files it returns.
