@@ -28,6 +28,9 @@ pub struct State {
     /// (`take_changed_for_sync`); None until its first read, which reads
     /// the whole tree.
     changed_for_sync: Option<std::collections::HashSet<u64>>,
+    /// Nodes changed here whose content may need identifying
+    /// (`take_written`); None until the first call, which looks at every node.
+    written: Option<std::collections::HashSet<u64>>,
     /// The last inode number handed out, and the last one reserved in `db`.
     last_ino: u64,
     inos_reserved: u64,
@@ -60,6 +63,7 @@ impl State {
             committer: None,
             engine_waker: None,
             changed_for_sync: None,
+            written: None,
             last_ino,
             inos_reserved: last_ino,
             old_queue,
@@ -147,7 +151,22 @@ impl State {
     /// the sync thread looks at the trees again.
     pub fn persist(&mut self, inos: &[u64]) {
         inos.iter().for_each(|ino| self.note_node(*ino));
+        if let Some(written) = &mut self.written {
+            written.extend(inos);
+        }
         self.wake_engine();
+    }
+
+    /// The nodes changed here since the last call (see `written`); None at
+    /// the first call: the caller looks at every node. What it cannot
+    /// identify yet it gives back (`written_again`).
+    pub fn take_written(&mut self) -> Option<std::collections::HashSet<u64>> {
+        self.written.replace(std::collections::HashSet::new())
+    }
+
+    /// Nodes still written and not closed: looked at again at the next call.
+    pub fn written_again(&mut self, inos: &[u64]) {
+        self.written.get_or_insert_with(Default::default).extend(inos);
     }
 
     /// `persist`, committed before returning: for a change a crash must not

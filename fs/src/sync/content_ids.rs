@@ -12,6 +12,11 @@ use crate::local::tree::{Kind, Node};
 use ssync_common::ChunkList;
 use std::path::Path;
 
+/// Whether `n` is written and may wait to be closed (or fsynced).
+fn may_wait(n: &Node) -> bool {
+    n.dirty && n.kind != Kind::Dir && n.special.is_none() && n.parent != 0
+}
+
 /// Whether `n` was written and is now closed (or fsynced since its last write).
 fn waiting(n: &Node) -> bool {
     n.dirty
@@ -97,8 +102,30 @@ fn read_lists(shared: &Shared, todo: &[(u64, u64, Option<FileStamp>)]) -> Vec<Re
 /// call; returns how many got a new content id.
 pub fn identify_written(shared: &Shared) -> usize {
     let todo: Vec<(u64, u64, Option<FileStamp>)> = {
-        let st = shared.state.lock();
-        st.tree.nodes().filter(|n| waiting(n)).map(|n| (n.ino, n.write_gen, n.sealed.map(|s| s.1))).collect()
+        let mut st = shared.state.lock();
+        // The nodes changed here since the last call (every node at the
+        // first): a scan of the whole tree under the lock at every wake cost
+        // FUSE calls their share of it on a big tree.
+        let candidates: Vec<u64> = match st.take_written() {
+            Some(changed) => changed.into_iter().collect(),
+            None => st.tree.nodes().filter(|n| n.dirty).map(|n| n.ino).collect(),
+        };
+        let (mut todo, mut later) = (Vec::new(), Vec::new());
+        for ino in candidates {
+            match st.tree.get(ino) {
+                Some(n) if waiting(n) => todo.push((n.ino, n.write_gen, n.sealed.map(|s| s.1))),
+                Some(n) if may_wait(n) => later.push(ino),
+                _ => {}
+            }
+        }
+        st.written_again(&later);
+        if cfg!(debug_assertions) {
+            // The tests check that no closed file is left out.
+            let taken: std::collections::HashSet<u64> = todo.iter().map(|t| t.0).collect();
+            let missed = st.tree.nodes().find(|n| waiting(n) && !taken.contains(&n.ino));
+            assert!(missed.is_none(), "a written file was not identified: {:?}", missed.map(|n| n.ino));
+        }
+        todo
     };
     let (started, tried, mut bytes, mut done) = (std::time::Instant::now(), todo.len(), 0u64, 0);
     for ((ino, gen, sealed), (file, before, list)) in todo.iter().copied().zip(read_lists(shared, &todo)) {
@@ -106,6 +133,7 @@ pub fn identify_written(shared: &Shared) -> usize {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(ino, "cannot read a written file to identify its content yet: {e}");
+                shared.state.lock().written_again(&[ino]);
                 continue;
             }
         };
@@ -117,7 +145,11 @@ pub fn identify_written(shared: &Shared) -> usize {
         // writing with bytes after its fsync: the next close tries again.
         let unchanged = n.write_gen == gen && stamp(&file) == before;
         let settled = n.open_writers == 0 || (sealed.is_some() && sealed == before);
-        if !n.dirty || !unchanged || !settled {
+        if !n.dirty {
+            continue;
+        }
+        if !unchanged || !settled {
+            st.written_again(&[ino]);
             continue;
         }
         n.hash = Some(list.id());

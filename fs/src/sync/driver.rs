@@ -344,15 +344,15 @@ struct LocalReads {
 /// a big tree costs what changed; the whole tree at the first read.
 fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reads: &mut LocalReads) {
     let started = std::time::Instant::now();
-    // The nodes the trees differ on are read again too: the owner Local
-    // says depends on Synced and Remote (`local_tree::agreed_owner`).
-    let again: Vec<u64> = {
-        let differing = engine.canopy.differing();
+    // The nodes whose Synced or Remote changed are read again too: the
+    // owner Local says depends on them (`local_tree::agreed_owner`).
+    let again: Option<Vec<u64>> = engine.canopy.take_changed_bases().map(|ids| {
         let inos = side.inos();
         let inos = inos.lock();
-        differing.iter().filter_map(|id| inos.get(id).copied()).collect()
-    };
-    let whole_next = std::mem::take(&mut reads.whole_next);
+        ids.iter().filter_map(|id| inos.get(id).copied()).collect()
+    });
+    let whole_next = std::mem::take(&mut reads.whole_next) || again.is_none();
+    let again = again.unwrap_or_default();
     let (copied, mut whole_check) = {
         let st = &mut *shared.state.lock();
         let changed = st.take_changed_for_sync().filter(|_| !whole_next);
