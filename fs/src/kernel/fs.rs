@@ -456,6 +456,9 @@ impl SyncFs {
     fn seal(st: &mut State, h: &Handle) {
         if let Ok(stamp) = h.stamp() {
             st.tree.update_members(h.ino, |n| n.sealed = Some((n.write_gen, stamp)));
+            // A sealed state is one to identify, written or not since.
+            let members = st.tree.members(h.ino);
+            st.written_again(&members);
         }
     }
 

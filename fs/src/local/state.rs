@@ -164,7 +164,9 @@ impl State {
         self.written.replace(std::collections::HashSet::new())
     }
 
-    /// Nodes still written and not closed: looked at again at the next call.
+    /// Nodes whose content may be ready to identify without a change
+    /// noted (sealed by a flush or fsync), or still written and not closed:
+    /// looked at at the next `take_written`.
     pub fn written_again(&mut self, inos: &[u64]) {
         self.written.get_or_insert_with(Default::default).extend(inos);
     }

@@ -123,7 +123,17 @@ pub fn identify_written(shared: &Shared) -> usize {
             // The tests check that no closed file is left out.
             let taken: std::collections::HashSet<u64> = todo.iter().map(|t| t.0).collect();
             let missed = st.tree.nodes().find(|n| waiting(n) && !taken.contains(&n.ino));
-            assert!(missed.is_none(), "a written file was not identified: {:?}", missed.map(|n| n.ino));
+            if let Some(n) = missed {
+                panic!(
+                    "a written file was not identified: ino {} ({:?}), dirty {}, writers {}, gen {}, sealed {:?}",
+                    n.ino,
+                    st.tree.path_of(n.ino),
+                    n.dirty,
+                    n.open_writers,
+                    n.write_gen,
+                    n.sealed.map(|s| s.0)
+                );
+            }
         }
         todo
     };
