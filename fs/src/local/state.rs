@@ -271,11 +271,14 @@ impl CacheDirs {
         self.files.join(ino.to_string())
     }
 
-    /// Where content `id` for node `node` is downloaded: one file per node,
-    /// as files of one content come at once (and a download resumes, with
-    /// the chunks it holds, after a restart).
-    pub fn partial(&self, id: &ssync_common::ContentHash, node: u128) -> PathBuf {
-        self.partial.join(format!("{}.{node:032x}", id.to_hex()))
+    /// Where content `id` is downloaded (a download cut off resumes from the
+    /// chunks this file holds); `beside` names the node of a download of
+    /// the same content while another one runs, in a file of its own.
+    pub fn partial(&self, id: &ssync_common::ContentHash, beside: Option<u128>) -> PathBuf {
+        match beside {
+            None => self.partial.join(id.to_hex()),
+            Some(node) => self.partial.join(format!("{}.{node:032x}", id.to_hex())),
+        }
     }
 }
 

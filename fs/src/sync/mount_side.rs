@@ -193,7 +193,7 @@ impl MountSide {
             true => self.placeholder(size, mtime_ns),
             false => self
                 .runtime
-                .block_on(Self::fetch(&self.client, &self.shared, node, id, size, have))
+                .block_on(Self::fetch(&self.client, &self.shared, self.partial_for(node, id), id, size, have))
                 .map(|(file, list)| Brought { file, size: list.size(), list: Some(list), mtime_ns }),
         };
         brought.map_err(|e| {
@@ -246,24 +246,25 @@ impl MountSide {
     async fn fetch(
         client: &client::Remote,
         sh: &Shared,
-        node: NodeId,
+        partial: PathBuf,
         id: ContentHash,
         size: u64,
         have: Option<(u64, ContentHash)>,
     ) -> Result<(PathBuf, ChunkList), ApiError> {
-        let fetched = crate::remote::chunk_download::fetch_file(
-            client,
-            &sh.chunks,
-            &sh.cache.files,
-            sh.cache.partial(&id, node),
-            id,
-            size,
-            have,
-        )
-        .await;
+        let fetched =
+            crate::remote::chunk_download::fetch_file(client, &sh.chunks, &sh.cache.files, partial, id, size, have)
+                .await;
         let got = fetched?;
         sh.status.downloads_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(got)
+    }
+
+    /// Where node `node`'s download of content `id` goes: the content's
+    /// partial file, or one of its own while another node's download of the
+    /// same content runs (files of one content come side by side).
+    fn partial_for(&self, node: NodeId, id: ContentHash) -> PathBuf {
+        let beside = self.fetching.keys().any(|(n, c)| *c == id && *n != node);
+        self.shared.cache.partial(&id, beside.then_some(node))
     }
 
     /// A copy of the cache file of local node `from`, which must hold
@@ -556,9 +557,10 @@ impl LocalSide for MountSide {
             };
             let Some(row) = hub.row_of(id).filter(|r| !(later && r.kind == Kind::File)) else { continue };
             let (client, sh, slots, size) = (self.client.clone(), self.shared.clone(), self.slots.clone(), row.size);
+            let partial = self.partial_for(id, content);
             let task = self.runtime.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                Self::fetch(&client, &sh, id, content, size, None).await
+                Self::fetch(&client, &sh, partial, content, size, None).await
             });
             self.fetching.insert((id, content), Fetching { task, mtime_ns: row.mtime_ns });
         }
