@@ -9,7 +9,7 @@
 //! and run rounds until the trees agree or one is refused. Nothing is
 //! retried by rule: a refused round is planned again from the trees at the
 //! next wake.
-use super::canopy::{NodeId, Tree};
+use super::canopy::Tree;
 use super::engine::{Engine, EngineError};
 use super::http_remote::HttpRemote;
 use super::local_tree;
@@ -20,7 +20,6 @@ use crate::local::state::Shared;
 use crate::remote::client;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use ssync_common::log_limit::LogLimiter;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -330,78 +329,27 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
 /// What the sync thread keeps from one read of Local to the next.
 #[derive(Default)]
 struct LocalReads {
-    /// Which node each inode of Local is (the inverse of the mount side's map).
-    id_of: HashMap<u64, NodeId>,
-    /// The next read reads the whole tree (ids were given to a cache from
-    /// before identities).
-    whole_next: bool,
-    /// Nodes left out for want of an id, at the last whole read.
+    /// Nodes left out for want of an id, at the last read.
     without_id: usize,
 }
 
-/// Brings Local up to date with the mount's tree: only the nodes changed
-/// since the last read (`State::take_changed_for_sync`), so that a round on
-/// a big tree costs what changed; the whole tree at the first read.
+/// Brings Local up to date with the mount's tree: read whole (copied under
+/// the state lock, built without it), then set in Local in place, so that
+/// only the nodes that changed count as changed (`Canopy::differing`) and
+/// the rest of the round costs what changed.
+///
+/// A read of only the nodes noted as changed was tried (720539a) and
+/// reverted: CI's `random_ops` with crashes stopped on its debug check (a
+/// read in part that differed from a whole read), cause not found yet.
 fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reads: &mut LocalReads) {
     let started = std::time::Instant::now();
-    // The nodes whose Synced or Remote changed are read again too: the
-    // owner Local says depends on them (`local_tree::agreed_owner`).
-    let again: Option<Vec<u64>> = engine.canopy.take_changed_bases().map(|ids| {
-        let inos = side.inos();
-        let inos = inos.lock();
-        ids.iter().filter_map(|id| inos.get(id).copied()).collect()
-    });
-    let whole_next = std::mem::take(&mut reads.whole_next) || again.is_none();
-    let again = again.unwrap_or_default();
-    let (copied, mut whole_check) = {
-        let st = &mut *shared.state.lock();
-        let changed = st.take_changed_for_sync().filter(|_| !whole_next);
-        let copied = match changed {
-            Some(changed) => local_tree::copy_nodes(&st.tree, changed.into_iter().chain(again)).ok_or(()),
-            None => Err(()),
-        };
-        let copied = copied.map_err(|()| local_tree::copy(&st.tree));
-        // In debug builds (the tests), every read in part is checked
-        // against a whole read of the same state.
-        let whole_check = (cfg!(debug_assertions) && copied.is_ok()).then(|| local_tree::copy(&st.tree));
-        (copied, whole_check)
-    };
+    let copied = local_tree::copy(&shared.state.lock().tree);
     let locked = started.elapsed();
     let c = &mut engine.canopy;
-    match copied {
-        Ok(nodes) => {
-            let inos = side.inos();
-            let mut ino_of = inos.lock();
-            local_tree::update(
-                nodes,
-                &mut c.local,
-                &mut ino_of,
-                &mut reads.id_of,
-                (&c.synced, &c.remote),
-                &shared.accounts,
-            );
-        }
-        Err(whole) => {
-            let local = local_tree::build(whole, &c.synced, &c.remote, &shared.accounts);
-            reads.id_of = local.ino_of.iter().map(|(id, ino)| (*ino, *id)).collect();
-            reads.without_id = local.without_id;
-            c.local = local.tree;
-            side.set_ino_of(local.ino_of);
-        }
-    }
-    if let Some(whole) = whole_check.take() {
-        let whole = local_tree::build(whole, &c.synced, &c.remote, &shared.accounts);
-        if whole.tree != c.local {
-            let first = whole
-                .tree
-                .iter()
-                .map(|(id, n)| (id, Some(n)))
-                .chain(c.local.iter().map(|(id, _)| (id, whole.tree.get(id))))
-                .find(|(id, n)| c.local.get(*id) != *n)
-                .map(|(id, n)| format!("{id:x}: read in part {:?}, whole {n:?}", c.local.get(id)));
-            panic!("Local read in part differs from a whole read: {first:?}");
-        }
-    }
+    let read = local_tree::build(copied, &c.synced, &c.remote, &shared.accounts);
+    local_tree::set_in_place(&mut c.local, &read.tree);
+    reads.without_id = read.without_id;
+    side.set_ino_of(read.ino_of);
     tracing::trace!(?locked, read = ?started.elapsed(), "Local read");
     let unsent = c.local_changes() + reads.without_id;
     shared.status.engine_unsent.store(unsent as u64, Ordering::Release);
@@ -449,8 +397,6 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide,
             synced.set(id, node);
         }
     }
-    // Nodes took ids, and what is below them is in other folders now.
-    reads.whole_next = true;
     read_local(shared, engine, side, reads);
 }
 

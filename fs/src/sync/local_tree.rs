@@ -117,73 +117,17 @@ pub fn copy(tree: &mount::Tree) -> Copied {
     out
 }
 
-/// What changed of some nodes of the mount's tree, copied under the state
-/// lock (`copy_nodes`): each node as Local has it now (its owner not said
-/// yet), or gone from Local.
-pub struct CopiedNodes {
-    seen: Vec<Seen>,
-    gone: Vec<u64>,
-}
-
-/// Phase one of a read of nodes `inos` alone, under the state lock. None
-/// when only a whole read can say (a node without an id, or in a folder
-/// without one: a cache from before identities).
-///
-/// Whether a node is in Local depends on itself and on its folder's id, so
-/// the nodes that changed are all a read needs: a folder's move changes
-/// nothing of what is below it (nodes name their folder by id), and a
-/// folder leaves the tree only empty.
-pub fn copy_nodes(tree: &mount::Tree, inos: impl IntoIterator<Item = u64>) -> Option<CopiedNodes> {
-    let mut out = CopiedNodes { seen: Vec::new(), gone: Vec::new() };
-    for ino in inos {
-        if ino == mount::ROOT {
-            continue;
-        }
-        let Some(n) = tree.get(ino).filter(|n| n.parent != 0 && n.special.is_none()) else {
-            out.gone.push(ino);
-            continue;
-        };
-        let cid = n.id?;
-        let parent = match n.parent {
-            mount::ROOT => canopy::ROOT,
-            p => tree.get(p)?.id?.0,
-        };
-        match node_of_in(n, parent, None) {
-            Some(node) => out.seen.push(Seen { id: cid.0, ino, node, owner: n.owner }),
-            None => out.gone.push(ino),
+/// Makes `local` equal to `read`, setting and removing only the nodes that
+/// differ: `local` keeps its journal of what changed (`Tree::take_touched`).
+pub fn set_in_place(local: &mut Tree, read: &Tree) {
+    for (id, n) in read.iter() {
+        if local.get(id) != Some(n) {
+            local.set(id, n.clone());
         }
     }
-    Some(out)
-}
-
-/// Phase two of a read of some nodes, without the lock: `local` and
-/// `ino_of` (with `id_of`, its inverse) brought up to date in place, so
-/// that a round costs what changed (`Canopy::differing`).
-pub fn update(
-    copied: CopiedNodes,
-    local: &mut Tree,
-    ino_of: &mut HashMap<NodeId, u64>,
-    id_of: &mut HashMap<u64, NodeId>,
-    (synced, remote): (&Tree, &Tree),
-    accounts: &Accounts,
-) {
-    for ino in copied.gone {
-        if let Some(id) = id_of.remove(&ino) {
-            if ino_of.get(&id) == Some(&ino) {
-                ino_of.remove(&id);
-                local.remove(id);
-            }
-        }
-    }
-    for Seen { id, ino, node, owner } in copied.seen {
-        let node = with_owner(node, owner, agreed_owner(synced.get(id), remote.get(id)), accounts);
-        if local.get(id) != Some(&node) {
-            local.set(id, node);
-        }
-        if let Some(before) = ino_of.insert(id, ino).filter(|b| *b != ino) {
-            id_of.remove(&before);
-        }
-        id_of.insert(ino, id);
+    let gone: Vec<NodeId> = local.ids().filter(|id| !read.contains(*id)).collect();
+    for id in gone {
+        local.remove(id);
     }
 }
 

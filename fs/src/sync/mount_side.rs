@@ -95,11 +95,6 @@ impl MountSide {
         *self.ino_of.lock() = ino_of;
     }
 
-    /// Which inode each node of Local is on, to bring up to date in place.
-    pub fn inos(&self) -> InoMap {
-        self.ino_of.clone()
-    }
-
     /// The inode node `id` is on, if Local has it.
     pub fn ino(&self, id: NodeId) -> Option<u64> {
         self.ino_of.lock().get(&id).copied()
