@@ -200,7 +200,6 @@ fn run(
     cancel: CancellationToken,
 ) {
     let mut adopted = false;
-    let mut reads = LocalReads::default();
     let warnings = LogLimiter::new(Duration::from_secs(60), 5);
     let mut wait = Duration::ZERO;
     while !cancel.is_cancelled() {
@@ -208,7 +207,7 @@ fn run(
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted, &mut reads);
+        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted);
         shared.status.engine_converged.store(matches!(outcome, Ok(true)), Ordering::Release);
         shared.status.engine_passes.fetch_add(1, Ordering::AcqRel);
         match outcome {
@@ -249,7 +248,6 @@ fn sync_once(
     engine: &mut Engine<HttpRemote>,
     side: &mut MountSide,
     adopted: &mut bool,
-    reads: &mut LocalReads,
 ) -> Result<bool, EngineError> {
     if !*adopted {
         // Before any content is identified: a file written and not sent by
@@ -258,16 +256,16 @@ fn sync_once(
         // against Local, and a node the hub deleted while this mount was
         // away must stay in Synced until Local is known (else it would
         // look new here and be sent back).
-        read_local(shared, engine, side, reads);
+        read_local(shared, engine, side);
         engine.read_feed()?;
-        adopt(shared, engine, side, reads);
+        adopt(shared, engine, side);
         *adopted = true;
     }
     super::content_ids::identify_written(shared);
     engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
         let started = std::time::Instant::now();
-        read_local(shared, engine, side, reads);
+        read_local(shared, engine, side);
         let local_read = started.elapsed();
         engine.read_feed()?;
         shared.hub_answered();
@@ -326,13 +324,6 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
     }
 }
 
-/// What the sync thread keeps from one read of Local to the next.
-#[derive(Default)]
-struct LocalReads {
-    /// Nodes left out for want of an id, at the last read.
-    without_id: usize,
-}
-
 /// Brings Local up to date with the mount's tree: read whole (copied under
 /// the state lock, built without it), then set in Local in place, so that
 /// only the nodes that changed count as changed (`Canopy::differing`) and
@@ -341,17 +332,16 @@ struct LocalReads {
 /// A read of only the nodes noted as changed was tried (720539a) and
 /// reverted: CI's `random_ops` with crashes stopped on its debug check (a
 /// read in part that differed from a whole read), cause not found yet.
-fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reads: &mut LocalReads) {
+fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
     let started = std::time::Instant::now();
     let copied = local_tree::copy(&shared.state.lock().tree);
     let locked = started.elapsed();
     let c = &mut engine.canopy;
     let read = local_tree::build(copied, &c.synced, &c.remote, &shared.accounts);
     local_tree::set_in_place(&mut c.local, &read.tree);
-    reads.without_id = read.without_id;
     side.set_ino_of(read.ino_of);
     tracing::trace!(?locked, read = ?started.elapsed(), "Local read");
-    let unsent = c.local_changes() + reads.without_id;
+    let unsent = c.local_changes() + read.without_id;
     shared.status.engine_unsent.store(unsent as u64, Ordering::Release);
 }
 
@@ -359,7 +349,7 @@ fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut Mount
 /// Synced the state each was based on (`local_tree::adopt_ids`). The
 /// path-keyed engine's queue goes: what it held is planned again from the
 /// files, with the moves and deletes it names.
-fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reads: &mut LocalReads) {
+fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
     let bases = {
         let mut st = shared.state.lock();
         let without_id: Vec<u64> = st
@@ -397,7 +387,7 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide,
             synced.set(id, node);
         }
     }
-    read_local(shared, engine, side, reads);
+    read_local(shared, engine, side);
 }
 
 /// The moves and deletes the path-keyed engine's queue holds.
