@@ -19,7 +19,8 @@
 //! - `remote`: what the engine needs of the hub (`Remote`); the simulation's
 //!   `memory_hub` runs the hub's own tree rules behind it, `http_remote` is
 //!   the hub over HTTP.
-//! - On the mount: `local_tree` (Local, read from the mount's own tree),
+//! - On the mount: `local_tree` (Local, read from the mount's own tree;
+//!   `local_reader` reads what changed),
 //!   `content_ids` (what a closed file holds), `mount_side` (Local
 //!   operations on the tree and cache), `conflict` (conflict copies' names),
 //!   `keeper` (the engine's state in the mount's database) and `driver`
@@ -33,7 +34,9 @@ pub mod engine;
 pub mod heal;
 pub mod http_remote;
 pub mod hub_view;
+pub mod inode_map;
 pub mod keeper;
+pub mod local_reader;
 pub mod local_tree;
 pub mod merge;
 pub mod mount_keeper;

@@ -354,6 +354,10 @@ struct Differ {
     /// The stamps of the trees `ids` was kept for; a tree replaced since is
     /// compared whole.
     stamps: [u64; 3],
+    /// Nodes changed in Remote or Synced since `take_changed_bases`, and
+    /// whether either tree was replaced since (then: every node).
+    bases: HashSet<NodeId>,
+    bases_all: bool,
 }
 
 impl Canopy {
@@ -372,6 +376,10 @@ impl Canopy {
     fn refresh(&mut self) {
         let stamps = [self.local.stamp(), self.remote.stamp(), self.synced.stamp()];
         if stamps != self.differ.stamps {
+            if stamps[1..] != self.differ.stamps[1..] {
+                self.differ.bases_all = true;
+                self.differ.bases.clear();
+            }
             for t in [&mut self.local, &mut self.remote, &mut self.synced] {
                 t.touched.clear();
             }
@@ -381,8 +389,12 @@ impl Canopy {
             return;
         }
         let mut touched = self.local.take_touched();
+        let bases = touched.len();
         touched.extend(self.remote.take_touched());
         touched.extend(self.synced.take_touched());
+        if !self.differ.bases_all {
+            self.differ.bases.extend(&touched[bases..]);
+        }
         for id in touched {
             if self.agreed(id) {
                 self.differ.ids.remove(&id);
@@ -390,6 +402,17 @@ impl Canopy {
                 self.differ.ids.insert(id);
             }
         }
+    }
+
+    /// The nodes changed in Remote or Synced since the last call (what Local
+    /// says of a node's owner depends on them: `local_tree::agreed_owner`);
+    /// None when either tree was replaced since: every node.
+    pub fn take_changed_bases(&mut self) -> Option<Vec<NodeId>> {
+        self.refresh();
+        if std::mem::take(&mut self.differ.bases_all) {
+            return None;
+        }
+        Some(self.differ.bases.drain().collect())
     }
 
     /// The nodes the trees do not all agree on, in order.

@@ -12,6 +12,7 @@
 use super::canopy::Tree;
 use super::engine::{Engine, EngineError};
 use super::http_remote::HttpRemote;
+use super::local_reader::LocalReader;
 use super::local_tree;
 use super::mount_side::MountSide;
 use super::remote::Refusal;
@@ -60,11 +61,11 @@ pub fn spawn(
     // Which inode each node of Local is on (the mount side keeps it): a
     // content to send is found by its node, not by looking through every
     // node under the state lock.
-    let inos = super::mount_side::InoMap::default();
+    let inos = super::inode_map::InoMap::default();
     let contents_of = shared.clone();
     let inos_of = inos.clone();
     let contents: super::http_remote::Contents = Box::new(move |node, id| {
-        let ino = *inos_of.lock().get(&node)?;
+        let ino = inos_of.lock().ino(node)?;
         let (mtime_ns, size) = {
             let st = contents_of.state.lock();
             let n = st.tree.get(ino)?;
@@ -200,6 +201,7 @@ fn run(
     cancel: CancellationToken,
 ) {
     let mut adopted = false;
+    let mut reader = LocalReader::default();
     let warnings = LogLimiter::new(Duration::from_secs(60), 5);
     let mut wait = Duration::ZERO;
     while !cancel.is_cancelled() {
@@ -207,7 +209,7 @@ fn run(
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let outcome = sync_once(&shared, &mut engine, &mut side, &mut adopted);
+        let outcome = sync_once(&shared, &mut engine, &mut side, &mut reader, &mut adopted);
         shared.status.engine_converged.store(matches!(outcome, Ok(true)), Ordering::Release);
         shared.status.engine_passes.fetch_add(1, Ordering::AcqRel);
         match outcome {
@@ -247,6 +249,7 @@ fn sync_once(
     shared: &Shared,
     engine: &mut Engine<HttpRemote>,
     side: &mut MountSide,
+    reader: &mut LocalReader,
     adopted: &mut bool,
 ) -> Result<bool, EngineError> {
     if !*adopted {
@@ -256,16 +259,16 @@ fn sync_once(
         // against Local, and a node the hub deleted while this mount was
         // away must stay in Synced until Local is known (else it would
         // look new here and be sent back).
-        read_local(shared, engine, side);
+        reader.read(shared, engine, side);
         engine.read_feed()?;
-        adopt(shared, engine, side);
+        adopt(shared, engine, side, reader);
         *adopted = true;
     }
     super::content_ids::identify_written(shared);
     engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
         let started = std::time::Instant::now();
-        read_local(shared, engine, side);
+        reader.read(shared, engine, side);
         let local_read = started.elapsed();
         engine.read_feed()?;
         shared.hub_answered();
@@ -324,32 +327,11 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
     }
 }
 
-/// Brings Local up to date with the mount's tree: read whole (copied under
-/// the state lock, built without it), then set in Local in place, so that
-/// only the nodes that changed count as changed (`Canopy::differing`) and
-/// the rest of the round costs what changed.
-///
-/// A read of only the nodes noted as changed was tried (720539a) and
-/// reverted: CI's `random_ops` with crashes stopped on its debug check (a
-/// read in part that differed from a whole read), cause not found yet.
-fn read_local(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
-    let started = std::time::Instant::now();
-    let copied = local_tree::copy(&shared.state.lock().tree);
-    let locked = started.elapsed();
-    let c = &mut engine.canopy;
-    let read = local_tree::build(copied, &c.synced, &c.remote, &shared.accounts);
-    local_tree::set_in_place(&mut c.local, &read.tree);
-    side.set_ino_of(read.ino_of);
-    tracing::trace!(?locked, read = ?started.elapsed(), "Local read");
-    let unsent = c.local_changes() + read.without_id;
-    shared.status.engine_unsent.store(unsent as u64, Ordering::Release);
-}
-
 /// A cache from before identities: its nodes take the hub's ids, and
 /// Synced the state each was based on (`local_tree::adopt_ids`). The
 /// path-keyed engine's queue goes: what it held is planned again from the
 /// files, with the moves and deletes it names.
-fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide) {
+fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reader: &mut LocalReader) {
     let bases = {
         let mut st = shared.state.lock();
         let without_id: Vec<u64> = st
@@ -387,7 +369,8 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide)
             synced.set(id, node);
         }
     }
-    read_local(shared, engine, side);
+    reader.read_whole_next();
+    reader.read(shared, engine, side);
 }
 
 /// The moves and deletes the path-keyed engine's queue holds.

@@ -9,6 +9,7 @@
 //! half-written is ever planned; a new file is left out until it has one.
 use super::canopy::{self, Kind, NodeId, Place, Tree};
 use super::hub_view::HubView;
+use super::inode_map::InodeMap;
 use crate::local::accounts::Accounts;
 use crate::local::tree::{self as mount, Kind as MountKind};
 use ssync_common::api::Owner;
@@ -128,6 +129,70 @@ pub fn set_in_place(local: &mut Tree, read: &Tree) {
     let gone: Vec<NodeId> = local.ids().filter(|id| !read.contains(*id)).collect();
     for id in gone {
         local.remove(id);
+    }
+}
+
+/// What changed of some nodes of the mount's tree, copied under the state
+/// lock (`copy_nodes`): each node as Local has it now (its owner not said
+/// yet), or gone from Local.
+pub struct CopiedNodes {
+    seen: Vec<Seen>,
+    gone: Vec<u64>,
+}
+
+/// Phase one of a read of nodes `inos` alone, under the state lock. None
+/// when only a whole read can say (a node without an id, or in a folder
+/// without one: a cache from before identities).
+///
+/// Whether a node is in Local depends on itself and on its folder's id, so
+/// the nodes that changed are all a read needs: a folder's move changes
+/// nothing of what is below it (nodes name their folder by id), and a
+/// folder leaves the tree only empty.
+pub fn copy_nodes(tree: &mount::Tree, inos: impl IntoIterator<Item = u64>) -> Option<CopiedNodes> {
+    let mut out = CopiedNodes { seen: Vec::new(), gone: Vec::new() };
+    for ino in inos {
+        if ino == mount::ROOT {
+            continue;
+        }
+        let Some(n) = tree.get(ino).filter(|n| n.parent != 0 && n.special.is_none()) else {
+            out.gone.push(ino);
+            continue;
+        };
+        let cid = n.id?;
+        let parent = match n.parent {
+            mount::ROOT => canopy::ROOT,
+            p => tree.get(p)?.id?.0,
+        };
+        match node_of_in(n, parent, None) {
+            Some(node) => out.seen.push(Seen { id: cid.0, ino, node, owner: n.owner }),
+            None => out.gone.push(ino),
+        }
+    }
+    Some(out)
+}
+
+/// Phase two of a read of some nodes, without the lock: `local` and
+/// `inos` brought up to date in place, so that a round costs what changed
+/// (`Canopy::differing`).
+pub fn update(
+    copied: CopiedNodes,
+    local: &mut Tree,
+    inos: &mut InodeMap,
+    (synced, remote): (&Tree, &Tree),
+    accounts: &Accounts,
+) {
+    for ino in copied.gone {
+        // None: the mount side deleted the node (and Local lost it then).
+        if let Some(id) = inos.remove_ino(ino) {
+            local.remove(id);
+        }
+    }
+    for Seen { id, ino, node, owner } in copied.seen {
+        let node = with_owner(node, owner, agreed_owner(synced.get(id), remote.get(id)), accounts);
+        if local.get(id) != Some(&node) {
+            local.set(id, node);
+        }
+        inos.insert(id, ino);
     }
 }
 

@@ -10,6 +10,7 @@
 use super::canopy::{self, Kind, NodeId, ROOT};
 use super::engine::LocalSide;
 use super::hub_view::HubView;
+use super::inode_map::{InoMap, InodeMap};
 use super::local_tree::node_of_in;
 use super::planner::Op;
 use crate::local::invalidate::Inval;
@@ -57,11 +58,6 @@ pub struct Brought {
     mtime_ns: i64,
 }
 
-/// Which inode each node of Local is on: set from each read of Local, kept
-/// up to date by this side's creates and deletes; what sending a node's
-/// content looks its file up by.
-pub type InoMap = Arc<parking_lot::Mutex<HashMap<NodeId, u64>>>;
-
 /// Contents brought from the hub at once.
 const FETCHES_AT_ONCE: usize = 8;
 
@@ -92,12 +88,17 @@ impl MountSide {
 
     /// Local was read: where its nodes are.
     pub fn set_ino_of(&mut self, ino_of: HashMap<NodeId, u64>) {
-        *self.ino_of.lock() = ino_of;
+        *self.ino_of.lock() = InodeMap::from_ids(ino_of);
+    }
+
+    /// Which inode each node of Local is on, to bring up to date in place.
+    pub fn inos(&self) -> InoMap {
+        self.ino_of.clone()
     }
 
     /// The inode node `id` is on, if Local has it.
     pub fn ino(&self, id: NodeId) -> Option<u64> {
-        self.ino_of.lock().get(&id).copied()
+        self.ino_of.lock().ino(id)
     }
 
     /// The inode of live node `id`, if it is as `base` says.
@@ -523,7 +524,7 @@ impl MountSide {
                     return Err(format!("node {id:x} is being written here"));
                 }
                 remove_local(&mut st, &sh, ino, &mut invals).map_err(|e| e.to_string())?;
-                self.ino_of.lock().remove(&id);
+                self.ino_of.lock().remove_id(id);
                 Ok(())
             })()
         };
