@@ -151,7 +151,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     let on_demand = Arc::new(OnDemand::new(remote.clone(), rt.handle().clone()));
     let cancel = CancellationToken::new();
     let db_path = cfg.cache_dir.join("state.db");
-    crate::sync::driver::spawn(
+    let sync_thread = crate::sync::driver::spawn(
         shared.clone(),
         on_demand.clone(),
         &db_path,
@@ -225,6 +225,19 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
             tracing::warn!("the FUSE session did not end within 5 s; exiting anyway");
         }
     }
+    // The sync thread ends its round first (woken, it sees the cancel): a
+    // request of it still running when the runtime shuts down would panic.
+    shared.state.lock().wake_engine();
+    let stopping = std::time::Instant::now();
+    while !sync_thread.is_finished() && stopping.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !sync_thread.is_finished() {
+        tracing::warn!(
+            "the sync thread did not end its round within 5 s; stopping anyway (what it did not send is kept)"
+        );
+    }
+    on_demand.stop(Duration::from_secs(5));
     rt.shutdown_timeout(Duration::from_secs(2));
     crate::local::on_demand::sync_all_fetched(&shared);
     if let Err(e) = shared.state.lock().commit(true) {

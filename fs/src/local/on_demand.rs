@@ -56,6 +56,11 @@ pub struct OnDemand {
     to_sync_rx: Mutex<Option<crossbeam_channel::Receiver<u64>>>,
     /// Chunk bytes fetched from the hub on demand (for `ssync status` and the bench).
     pub fetched_bytes: AtomicU64,
+    /// Set when the mount stops (`stop`): no new fetch starts.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Fetches waiting on the runtime now (`by_deadline`): the runtime is
+    /// shut down only once they end, since a wait on it then panics.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// What a fetch starts from: the node's content id, size and write
@@ -80,6 +85,8 @@ impl OnDemand {
             to_sync,
             to_sync_rx: Mutex::new(Some(rx)),
             fetched_bytes: AtomicU64::new(0),
+            stopping: Default::default(),
+            waiting: Default::default(),
         }
     }
 
@@ -159,6 +166,9 @@ impl OnDemand {
         let me = self.clone();
         self.rt.spawn_blocking(move || {
             for ino in inos {
+                if me.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 if let Err(e) = me.ensure(&shared, ino, range.clone()) {
                     tracing::info!(ino, "not fetched in the background: {e}");
                 }
@@ -256,10 +266,34 @@ impl OnDemand {
         Ok(Some(Start { id, size: n.size, gen: n.write_gen, path, missing }))
     }
 
-    /// Runs `work` on the runtime, from this (non-runtime) thread, until `deadline`.
+    /// Runs `work` on the runtime, from this (non-runtime) thread, until
+    /// `deadline`; refused once the mount is stopping.
     fn by_deadline<F: std::future::Future>(&self, deadline: Instant, work: F) -> Result<F::Output, FetchError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.rt.block_on(async { tokio::time::timeout(left, work).await }).map_err(|_| FetchError::TimedOut)
+        use std::sync::atomic::Ordering::SeqCst;
+        // Counted before the check, so that `stop` either sees this wait or
+        // this wait sees `stopping`.
+        self.waiting.fetch_add(1, SeqCst);
+        let out = match self.stopping.load(SeqCst) {
+            true => Err(FetchError::Hub("the mount is stopping".into())),
+            false => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.rt.block_on(async { tokio::time::timeout(left, work).await }).map_err(|_| FetchError::TimedOut)
+            }
+        };
+        self.waiting.fetch_sub(1, SeqCst);
+        out
+    }
+
+    /// The mount is stopping: no fetch starts from now on, and this waits
+    /// (at most `bound`) for those running to end, before the runtime they
+    /// wait on shuts down.
+    pub fn stop(&self, bound: std::time::Duration) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.stopping.store(true, SeqCst);
+        let started = Instant::now();
+        while self.waiting.load(SeqCst) > 0 && started.elapsed() < bound {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Fetches the chunks that cover `mine` (parts of `s.missing`), by
