@@ -44,8 +44,9 @@ const PREPARED_AHEAD: usize = 64;
 /// sent to the hub, kept before it goes and settled once its outcome is in
 /// the trees. The mount keeps them in its database (`LocalDb`).
 pub trait Keeper {
-    /// Before `op` goes to the hub: the number to settle it by.
-    fn sending(&mut self, op: &Op) -> Result<i64, String>;
+    /// Before `ops` go to the hub (kept in one transaction): the number to
+    /// settle each by.
+    fn sending(&mut self, ops: &[Op]) -> Result<Vec<i64>, String>;
     fn keep(&mut self, change: &SyncStateChange) -> Result<(), String>;
 }
 
@@ -53,8 +54,8 @@ pub trait Keeper {
 pub struct Forgetful;
 
 impl Keeper for Forgetful {
-    fn sending(&mut self, _: &Op) -> Result<i64, String> {
-        Ok(0)
+    fn sending(&mut self, ops: &[Op]) -> Result<Vec<i64>, String> {
+        Ok(vec![0; ops.len()])
     }
     fn keep(&mut self, _: &SyncStateChange) -> Result<(), String> {
         Ok(())
@@ -62,8 +63,8 @@ impl Keeper for Forgetful {
 }
 
 impl Keeper for crate::local::db::LocalDb {
-    fn sending(&mut self, op: &Op) -> Result<i64, String> {
-        self.keep_sent(op).map_err(|e| e.to_string())
+    fn sending(&mut self, ops: &[Op]) -> Result<Vec<i64>, String> {
+        self.keep_sent(ops).map_err(|e| e.to_string())
     }
     fn keep(&mut self, change: &SyncStateChange) -> Result<(), String> {
         self.keep_sync_change(change).map_err(|e| e.to_string())
@@ -209,11 +210,15 @@ impl<R: Remote> Engine<R> {
         Kept { remote: self.remote, synced: self.canopy.synced, view: self.view, sent: self.unanswered }
     }
 
-    /// Keeps what changed since the last time, with these sent operations settled.
+    /// Keeps what changed since the last time, with these sent operations
+    /// settled (nothing, with no transaction, when nothing changed).
     fn keep(&mut self, settled: Vec<i64>, cursor: Option<u64>) -> Result<(), EngineError> {
         let ids = self.canopy.synced.take_changes();
-        let synced = ids.iter().map(|id| (*id, self.canopy.synced.get(*id))).collect();
+        let synced: Vec<_> = ids.iter().map(|id| (*id, self.canopy.synced.get(*id))).collect();
         let change = SyncStateChange { synced, rows: self.view.take_changed_rows(), cursor, settled };
+        if change.is_empty() {
+            return Ok(());
+        }
         self.keeper.keep(&change).map_err(EngineError::Keep)
     }
 
@@ -371,7 +376,7 @@ impl<R: Remote> Engine<R> {
                 continue;
             }
             let side = op.side();
-            let outcomes = match op.side() {
+            let (outcomes, settled) = match op.side() {
                 Side::Remote => {
                     let batch = self.next_batch(op, max - round.tried.len());
                     self.send(batch)?
@@ -385,8 +390,7 @@ impl<R: Remote> Engine<R> {
                     let done = local
                         .carry_out(&op, &self.view)
                         .and_then(|()| apply(&mut self.canopy.local, &op).map_err(|e| e.to_string()));
-                    self.keep(vec![], None)?;
-                    vec![(op, done)]
+                    (vec![(op, done)], Vec::new())
                 }
             };
             if outcomes.is_empty() {
@@ -406,7 +410,9 @@ impl<R: Remote> Engine<R> {
                 }
                 round.tried.push((op, done));
             }
-            self.keep(vec![], None)?;
+            // One transaction: what the operations changed in the mount's
+            // tree, in Synced and in the hub's rows, and the sent ones settled.
+            self.keep(settled, None)?;
             match (refused, side) {
                 (Some(e), Side::Local) => drop(round.refused.get_or_insert(e)),
                 (Some(e), Side::Remote) => {
@@ -439,11 +445,12 @@ impl<R: Remote> Engine<R> {
         batch
     }
 
-    /// Sends a batch of Remote operations: the outcome of each one tried.
+    /// Sends a batch of Remote operations: the outcome of each one tried,
+    /// and the sent ones to settle once the outcomes are in the trees.
     /// One whose request cannot be made (its base is not what this view
     /// holds) is refused if it is first; if not, it and the rest go back to
     /// the plan, as do any the remote did not send.
-    fn send(&mut self, batch: Vec<Op>) -> Result<Vec<Tried>, EngineError> {
+    fn send(&mut self, batch: Vec<Op>) -> Result<(Vec<Tried>, Vec<i64>), EngineError> {
         let mut tree = if batch.len() > 1 { Some(self.view.tree().clone()) } else { None };
         let mut requests = Vec::new();
         let mut ops = Vec::new();
@@ -475,7 +482,7 @@ impl<R: Remote> Engine<R> {
                         break;
                     }
                 }
-                Err(e) if ops.is_empty() => return Ok(vec![(op, Err(e.to_string()))]),
+                Err(e) if ops.is_empty() => return Ok((vec![(op, Err(e.to_string()))], Vec::new())),
                 Err(_) => {
                     held = Some(op);
                     break;
@@ -488,14 +495,11 @@ impl<R: Remote> Engine<R> {
             for op in waiting.into_iter().chain(held).chain(rest).rev() {
                 self.plan.push(op);
             }
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         // Not sent (this remote sends some alone), in plan order, then the rest.
         let mut back = Vec::new();
-        let mut seqs = Vec::new();
-        for op in &ops {
-            seqs.push(self.keeper.sending(op).map_err(EngineError::Keep)?);
-        }
+        let seqs = self.keeper.sending(&ops).map_err(EngineError::Keep)?;
         let answer = self.remote.send_batch(&requests);
         let mut outcomes = Vec::new();
         let mut settled = Vec::new();
@@ -529,8 +533,7 @@ impl<R: Remote> Engine<R> {
         for op in waiting.into_iter().chain(back).chain(held).chain(rest).rev() {
             self.plan.push(op);
         }
-        self.keep(settled, None)?;
-        Ok(outcomes)
+        Ok((outcomes, settled))
     }
 
     /// Folds a carried-out request's rows into the view and the Remote tree.

@@ -29,6 +29,12 @@ pub struct SyncStateChange<'a> {
     pub settled: Vec<i64>,
 }
 
+impl SyncStateChange<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.synced.is_empty() && self.rows.is_empty() && self.cursor.is_none() && self.settled.is_empty()
+    }
+}
+
 fn id_text(id: NodeId) -> String {
     format!("{id:032x}")
 }
@@ -153,11 +159,19 @@ impl LocalDb {
         Ok(cursor.unwrap_or(0) as u64)
     }
 
-    /// Keeps `op` as sent (before it goes out): the number to settle it by.
-    pub fn keep_sent(&self, op: &Op) -> Result<i64, LocalDbError> {
-        let text = serde_json::to_string(op).map_err(|e| LocalDbError::Corrupt(format!("operation: {e}")))?;
-        self.conn.execute("INSERT INTO sent_ops (op) VALUES (?1)", [text])?;
-        Ok(self.conn.last_insert_rowid())
+    /// Keeps `ops` as sent (before they go out), in one transaction: the
+    /// number to settle each by.
+    pub fn keep_sent(&self, ops: &[Op]) -> Result<Vec<i64>, LocalDbError> {
+        self.atomically(|db| {
+            let mut put = db.conn.prepare_cached("INSERT INTO sent_ops (op) VALUES (?1)")?;
+            let mut seqs = Vec::with_capacity(ops.len());
+            for op in ops {
+                let text = serde_json::to_string(op).map_err(|e| LocalDbError::Corrupt(format!("operation: {e}")))?;
+                put.execute([text])?;
+                seqs.push(db.conn.last_insert_rowid());
+            }
+            Ok(seqs)
+        })
     }
 
     /// Keeps `change` in one transaction of its own.
@@ -268,7 +282,8 @@ mod tests {
         let sent = Op::Delete { side: Side::Remote, id: u128::MAX - 1, base: file.clone() };
         {
             let mut db = LocalDb::open(&path).unwrap();
-            let (s1, s2) = (db.keep_sent(&sent).unwrap(), db.keep_sent(&sent).unwrap());
+            let seqs = db.keep_sent(&[sent.clone(), sent.clone()]).unwrap();
+            let (s1, s2) = (seqs[0], seqs[1]);
             let change = SyncStateChange {
                 synced: vec![(7, Some(&folder)), (u128::MAX - 1, Some(&file)), (3, None)],
                 rows: view.take_changed_rows(),

@@ -27,8 +27,8 @@ pub struct MountKeeper {
 }
 
 impl Keeper for MountKeeper {
-    fn sending(&mut self, op: &Op) -> Result<i64, String> {
-        self.db.keep_sent(op).map_err(|e| e.to_string())
+    fn sending(&mut self, ops: &[Op]) -> Result<Vec<i64>, String> {
+        self.db.keep_sent(ops).map_err(|e| e.to_string())
     }
 
     fn keep(&mut self, change: &SyncStateChange) -> Result<(), String> {
