@@ -5,6 +5,7 @@
 //! the merge base and need not be.
 use ssync_common::ContentHash;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// A node's identity: chosen at random by the machine that creates the node
 /// and kept through every rename and move, on every machine and on the hub.
@@ -91,9 +92,12 @@ pub enum Invalid {
 /// the cost of what they change, not of the tree.
 #[derive(Debug)]
 pub struct Tree {
-    nodes: imbl::OrdMap<NodeId, Node>,
+    /// Each node behind an `Arc`, and each place key too: a change to a
+    /// copy of the tree copies the map's chunks on its path, and a chunk's
+    /// copy then costs a count per entry, not a name's allocation.
+    nodes: imbl::OrdMap<NodeId, Arc<Node>>,
     /// The nodes at each place (more than one only in a tree being made valid).
-    places: imbl::HashMap<Place, Vec<NodeId>>,
+    places: imbl::HashMap<Arc<Place>, Holders>,
     /// How many nodes are directly in each folder.
     kids: imbl::HashMap<NodeId, usize>,
     /// Nodes set or removed since `take_changes`, when tracked: the engine
@@ -106,6 +110,9 @@ pub struct Tree {
     /// a `Canopy` whose tree was replaced compares that tree whole once.
     stamp: u64,
 }
+
+/// The nodes at one place: almost always one, kept inline.
+type Holders = smallvec::SmallVec<[NodeId; 1]>;
 
 fn next_stamp() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -149,7 +156,7 @@ impl Eq for Tree {}
 
 impl Tree {
     pub fn get(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.get(&id)
+        self.nodes.get(&id).map(|n| &**n)
     }
 
     pub fn contains(&self, id: NodeId) -> bool {
@@ -184,13 +191,13 @@ impl Tree {
         self.touched.insert(id);
         match self.places.get_mut(&node.place) {
             Some(holders) => holders.push(id),
-            None => drop(self.places.insert(node.place.clone(), vec![id])),
+            None => drop(self.places.insert(Arc::new(node.place.clone()), Holders::from_elem(id, 1))),
         }
         match self.kids.get_mut(&node.place.parent) {
             Some(n) => *n += 1,
             None => drop(self.kids.insert(node.place.parent, 1)),
         }
-        if let Some(old) = self.nodes.insert(id, node) {
+        if let Some(old) = self.nodes.insert(id, Arc::new(node)) {
             self.unindex(id, &old);
         }
     }
@@ -202,7 +209,7 @@ impl Tree {
         }
         self.touched.insert(id);
         self.unindex(id, &old);
-        Some(old)
+        Some(Arc::unwrap_or_clone(old))
     }
 
     fn unindex(&mut self, id: NodeId, old: &Node) {
@@ -235,7 +242,7 @@ impl Tree {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (NodeId, &Node)> + '_ {
-        self.nodes.iter().map(|(id, n)| (*id, n))
+        self.nodes.iter().map(|(id, n)| (*id, &**n))
     }
 
     pub fn is_dir(&self, id: NodeId) -> bool {
