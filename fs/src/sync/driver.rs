@@ -93,27 +93,10 @@ pub fn spawn(
         .with_namer(conflict_namer(shared.device.clone()));
     let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone(), inos);
     let heal = Heal { client, runtime, last: std::time::Instant::now() };
-    let thread = std::thread::Builder::new().name("ssync-sync".into()).spawn(move || {
-        yield_to_users();
-        run(shared, engine, side, heal, wake_rx, cursor, cancel)
-    })?;
+    let thread = std::thread::Builder::new()
+        .name("ssync-sync".into())
+        .spawn(move || run(shared, engine, side, heal, wake_rx, cursor, cancel))?;
     Ok(thread)
-}
-
-/// The sync thread's nice value: it yields the CPU to the programs using
-/// the mount (and to the threads serving their calls), as Syncthing runs
-/// at nice 9. On an idle machine it changes nothing; while a build or an
-/// untar keeps the cores busy, the sync catches up after, instead of
-/// slowing every create down.
-const SYNC_NICE: i32 = 9;
-
-/// Lowers this thread's scheduling priority to `SYNC_NICE` (Linux sets a
-/// nice value per thread); best effort.
-fn yield_to_users() {
-    let me = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(me), SYNC_NICE) {
-        tracing::debug!("cannot lower the sync thread's priority: {e}");
-    }
 }
 
 /// Names a conflict copy this mount makes as users know them
