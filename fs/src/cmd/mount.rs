@@ -225,14 +225,7 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
             tracing::warn!("the FUSE session did not end within 5 s; exiting anyway");
         }
     }
-    // The sync thread ends its round first (woken, it sees the cancel): a
-    // request of it still running when the runtime shuts down would panic.
-    shared.state.lock().wake_engine();
-    let stopping = std::time::Instant::now();
-    while !sync_thread.is_finished() && stopping.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if !sync_thread.is_finished() {
+    if !crate::sync::driver::join(&shared, &sync_thread, Duration::from_secs(5)) {
         tracing::warn!(
             "the sync thread did not end its round within 5 s; stopping anyway (what it did not send is kept)"
         );

@@ -290,10 +290,7 @@ impl OnDemand {
     pub fn stop(&self, bound: std::time::Duration) {
         use std::sync::atomic::Ordering::SeqCst;
         self.stopping.store(true, SeqCst);
-        let started = Instant::now();
-        while self.waiting.load(SeqCst) > 0 && started.elapsed() < bound {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        ssync_common::wait::wait_while(bound, || self.waiting.load(SeqCst) > 0);
     }
 
     /// Fetches the chunks that cover `mine` (parts of `s.missing`), by

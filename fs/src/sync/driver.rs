@@ -91,12 +91,31 @@ pub fn spawn(
     let keeper = Box::new(super::mount_keeper::MountKeeper { db, shared: shared.clone() });
     let engine = Engine::resume(remote, keeper, kept.synced, kept.view, kept.sent)
         .with_namer(conflict_namer(shared.device.clone()));
+    let reader = LocalReader::new(inos.clone());
     let side = MountSide::new(shared.clone(), on_demand, client.clone(), runtime.clone(), inos);
     let heal = Heal { client, runtime, last: std::time::Instant::now() };
+    let parts = Parts { engine, side, reader, heal };
     let thread = std::thread::Builder::new()
         .name("ssync-sync".into())
-        .spawn(move || run(shared, engine, side, heal, wake_rx, cursor, cancel))?;
+        .spawn(move || run(shared, parts, wake_rx, cursor, cancel))?;
     Ok(thread)
+}
+
+/// What the sync thread owns.
+struct Parts {
+    engine: Engine<HttpRemote>,
+    side: MountSide,
+    reader: LocalReader,
+    heal: Heal,
+}
+
+/// After `drain` and the cancel: wakes the sync thread so it sees the
+/// cancel, and waits (at most `bound`) for it to end its round, so that no
+/// request of it is left waiting on a runtime being shut down (a wait on
+/// it then panics). Whether it ended.
+pub fn join(shared: &Shared, thread: &std::thread::JoinHandle<()>, bound: Duration) -> bool {
+    shared.state.lock().wake_engine();
+    ssync_common::wait::wait_while(bound, || !thread.is_finished())
 }
 
 /// Names a conflict copy this mount makes as users know them
@@ -191,17 +210,9 @@ impl Heal {
 /// digests (one small request when they agree).
 const HEAL_EVERY: Duration = Duration::from_secs(15);
 
-fn run(
-    shared: Arc<Shared>,
-    mut engine: Engine<HttpRemote>,
-    mut side: MountSide,
-    mut heal: Heal,
-    wake: Receiver<()>,
-    cursor: Arc<AtomicU64>,
-    cancel: CancellationToken,
-) {
+fn run(shared: Arc<Shared>, parts: Parts, wake: Receiver<()>, cursor: Arc<AtomicU64>, cancel: CancellationToken) {
+    let Parts { mut engine, mut side, mut reader, mut heal } = parts;
     let mut adopted = false;
-    let mut reader = LocalReader::default();
     let warnings = LogLimiter::new(Duration::from_secs(60), 5);
     let mut wait = Duration::ZERO;
     while !cancel.is_cancelled() {
@@ -259,16 +270,16 @@ fn sync_once(
         // against Local, and a node the hub deleted while this mount was
         // away must stay in Synced until Local is known (else it would
         // look new here and be sent back).
-        reader.read(shared, engine, side);
+        reader.read(shared, engine);
         engine.read_feed()?;
-        adopt(shared, engine, side, reader);
+        adopt(shared, engine, reader);
         *adopted = true;
     }
     super::content_ids::identify_written(shared);
     engine.set_refused(shared.refused_contents.lock().clone());
     for _ in 0..ROUNDS_PER_WAKE {
         let started = std::time::Instant::now();
-        reader.read(shared, engine, side);
+        reader.read(shared, engine);
         let local_read = started.elapsed();
         engine.read_feed()?;
         shared.hub_answered();
@@ -331,7 +342,7 @@ fn carries_content_up(op: &super::planner::Op) -> bool {
 /// Synced the state each was based on (`local_tree::adopt_ids`). The
 /// path-keyed engine's queue goes: what it held is planned again from the
 /// files, with the moves and deletes it names.
-fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide, reader: &mut LocalReader) {
+fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, reader: &mut LocalReader) {
     let bases = {
         let mut st = shared.state.lock();
         let without_id: Vec<u64> = st
@@ -370,7 +381,7 @@ fn adopt(shared: &Shared, engine: &mut Engine<HttpRemote>, side: &mut MountSide,
         }
     }
     reader.read_whole_next();
-    reader.read(shared, engine, side);
+    reader.read(shared, engine);
 }
 
 /// The moves and deletes the path-keyed engine's queue holds.

@@ -10,15 +10,16 @@
 //! Debug builds (the tests) check every read in part against a whole read
 //! of the same state, and stop on a difference.
 use super::engine::Engine;
+use super::inode_map::{InoMap, InodeMap};
 use super::local_tree;
-use super::mount_side::MountSide;
 use super::remote::Remote;
 use crate::local::state::Shared;
 use std::sync::atomic::Ordering;
 
 /// What one read of Local keeps for the next.
-#[derive(Default)]
 pub struct LocalReader {
+    /// Which inode each node of Local is on, shared with the mount side.
+    inos: InoMap,
     /// The next read reads the whole tree.
     whole_next: bool,
     /// Nodes left out for want of an id, at the last whole read.
@@ -26,6 +27,10 @@ pub struct LocalReader {
 }
 
 impl LocalReader {
+    pub fn new(inos: InoMap) -> LocalReader {
+        LocalReader { inos, whole_next: false, without_id: 0 }
+    }
+
     /// The next read reads the whole tree (nodes took ids, and what is below
     /// them is in other folders now).
     pub fn read_whole_next(&mut self) {
@@ -33,9 +38,9 @@ impl LocalReader {
     }
 
     /// Brings the engine's Local up to date with the mount's tree.
-    pub fn read<R: Remote>(&mut self, shared: &Shared, engine: &mut Engine<R>, side: &mut MountSide) {
+    pub fn read<R: Remote>(&mut self, shared: &Shared, engine: &mut Engine<R>) {
         let started = std::time::Instant::now();
-        let inos = side.inos();
+        let inos = &self.inos;
         let again: Option<Vec<u64>> = engine.canopy.take_changed_bases().map(|ids| {
             let inos = inos.lock();
             ids.iter().filter_map(|id| inos.ino(*id)).collect()
@@ -62,7 +67,7 @@ impl LocalReader {
                 let read = local_tree::build(all, &c.synced, &c.remote, &shared.accounts);
                 local_tree::set_in_place(&mut c.local, &read.tree);
                 self.without_id = read.without_id;
-                side.set_ino_of(read.ino_of);
+                *inos.lock() = InodeMap::from_ids(read.ino_of);
             }
         }
         if let Some(all) = check {

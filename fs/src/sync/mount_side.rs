@@ -10,7 +10,7 @@
 use super::canopy::{self, Kind, NodeId, ROOT};
 use super::engine::LocalSide;
 use super::hub_view::HubView;
-use super::inode_map::{InoMap, InodeMap};
+use super::inode_map::InoMap;
 use super::local_tree::node_of_in;
 use super::planner::Op;
 use crate::local::invalidate::Inval;
@@ -28,9 +28,9 @@ pub struct MountSide {
     on_demand: Arc<OnDemand>,
     client: client::Remote,
     runtime: tokio::runtime::Handle,
-    /// Where each node of Local is on this mount (set from each read of
-    /// Local, kept up to date by creates).
-    /// The sending side looks a content's file up in it too.
+    /// Where each node of Local is on this mount: set by the reads of
+    /// Local (`local_reader`), kept up to date by this side's creates and
+    /// deletes. The sending side looks a content's file up in it too.
     ino_of: InoMap,
     /// Contents being brought ahead (`prepare`), by node: each download runs on the
     /// runtime, FETCHES_AT_ONCE at a time, while this thread carries out the
@@ -84,16 +84,6 @@ impl MountSide {
             fetching: HashMap::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
         }
-    }
-
-    /// Local was read: where its nodes are.
-    pub fn set_ino_of(&mut self, ino_of: HashMap<NodeId, u64>) {
-        *self.ino_of.lock() = InodeMap::from_ids(ino_of);
-    }
-
-    /// Which inode each node of Local is on, to bring up to date in place.
-    pub fn inos(&self) -> InoMap {
-        self.ino_of.clone()
     }
 
     /// The inode node `id` is on, if Local has it.
