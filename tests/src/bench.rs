@@ -59,3 +59,73 @@ impl Drop for Bindfs {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// Where a bench keeps its folders, caches and hub: a fresh ext4 with a
+/// journal (what a user's disk has) in a loop image when run as root, else
+/// a folder in /var/tmp. On a disk that has seen other runs' deletes,
+/// creates are slow for minutes: ext4 without a journal (as this machine's
+/// root disk is) checks every inode freed in the last minute, or five
+/// while its bitmap is dirty, before it reuses one, and a plain folder's
+/// create cost swung from 9 to 244 µs between runs here. `SSYNC_BENCH_DISK=host`
+/// keeps the old place. Unmounted and removed on drop.
+pub struct BenchDisk {
+    dir: Option<tempfile::TempDir>,
+    fs: Option<PathBuf>,
+}
+
+impl BenchDisk {
+    pub fn new(prefix: &str) -> BenchDisk {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in("/var/tmp").expect("temp dir");
+        let wanted = std::env::var("SSYNC_BENCH_DISK").map_or(true, |v| v != "host");
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if !wanted || unsafe { libc::geteuid() } != 0 {
+            return BenchDisk { dir: Some(dir), fs: None };
+        }
+        let (image, fs) = (dir.path().join("disk.img"), dir.path().join("fs"));
+        std::fs::create_dir_all(&fs).unwrap();
+        // Sparse: it takes only what the bench writes.
+        std::fs::File::create(&image).and_then(|f| f.set_len(knob("BENCH_DISK_GB", 32u64) << 30)).unwrap();
+        let made = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image).status();
+        let mounted = made.is_ok_and(|s| s.success())
+            && Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&fs).status().is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("no loop device for a scratch ext4: the bench runs in {}", dir.path().display());
+            return BenchDisk { dir: Some(dir), fs: None };
+        }
+        BenchDisk { dir: Some(dir), fs: Some(fs) }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.fs.as_deref().unwrap_or_else(|| self.dir.as_ref().expect("kept until drop").path())
+    }
+
+    /// What the bench ran on, for its header.
+    pub fn describe(&self) -> &'static str {
+        match self.fs {
+            Some(_) => "a fresh ext4 (with a journal) in a loop image",
+            None => "a folder in /var/tmp",
+        }
+    }
+
+    /// Keeps the folder (logs included) instead of removing it; a scratch
+    /// ext4 stays mounted.
+    pub fn keep(mut self) -> PathBuf {
+        let path = self.path().to_path_buf();
+        let _ = self.fs.take();
+        let _ = self.dir.take().expect("kept until drop").keep();
+        path
+    }
+
+    /// Whether creates after many deletes are slow for a while (see above).
+    pub fn slow_after_deletes(&self) -> bool {
+        self.fs.is_none()
+    }
+}
+
+impl Drop for BenchDisk {
+    fn drop(&mut self) {
+        if let Some(fs) = self.fs.take() {
+            let _ = Command::new("umount").arg(&fs).status();
+        }
+    }
+}

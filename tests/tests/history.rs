@@ -183,6 +183,44 @@ fn shell_redirects_make_one_version_per_write() {
     assert!(h.iter().all(|s| [6, 9, 8].contains(s)) && h.len() <= 3, "history: {h:?}");
 }
 
+/// A descriptor closed while another one of the same open file still
+/// writes (a `dup`, or a copy a child process inherited) is not the file's
+/// close: the half-written state before it never reaches the hub.
+#[test]
+fn an_early_close_of_a_shared_descriptor_sends_nothing() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    for flags in [&[][..], &["--no-passthrough"][..]] {
+        let c = Cluster::with_mount_flags(&[flags]);
+        let mut f = fs::File::create(c.mounts[0].p("log.txt")).unwrap();
+        f.write_all(b"first half|").unwrap();
+        // SAFETY: a copy of a descriptor this test owns, closed at once.
+        let copy = unsafe { libc::dup(f.as_raw_fd()) };
+        assert!(copy >= 0, "dup: {}", std::io::Error::last_os_error());
+        // SAFETY: `copy` is ours and used nowhere else.
+        assert_eq!(unsafe { libc::close(copy) }, 0);
+        // Time for the mount to send whatever it would take as closed.
+        std::thread::sleep(Duration::from_secs(2));
+        f.write_all(b"second half").unwrap();
+        drop(f);
+        let (url, http) = (c.hub.url(), c.hub.http());
+        let sizes = || -> Vec<u64> {
+            http.get(format!("{url}/v1/versions?path=log.txt"))
+                .send()
+                .and_then(|r| r.json::<serde_json::Value>())
+                .ok()
+                .and_then(|v| {
+                    v["versions"]
+                        .as_array()
+                        .map(|vs| vs.iter().map(|v| v["entry"]["size"].as_u64().unwrap_or(0)).collect())
+                })
+                .unwrap_or_default()
+        };
+        assert!(wait_until(SYNC_TIMEOUT, || sizes().first() == Some(&22)), "{flags:?}: history {:?}", sizes());
+        assert_eq!(sizes(), vec![22], "{flags:?}: only the state of the last close is a version");
+    }
+}
+
 /// A file keeps its history through renames, its folder's included: `ssync
 /// versions` of its new name lists what it was under its earlier names, and
 /// any of those versions can be restored through the new name.

@@ -420,25 +420,11 @@ impl SyncFs {
         Ok(())
     }
 
-    /// close(2) waits for flush, not for release (which the kernel sends
-    /// later): a close records its content here, so the sync thread has it
-    /// by the time close returns, ahead of whatever the program does next.
+    /// Nothing to record: a content is recorded at release, the last close
+    /// of the open file (`release`). Kernels that know `FOPEN_NOFLUSH` (see
+    /// `kernel::fuse`) do not send a flush at all.
     pub fn flush(&self, fh: u64) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writable {
-            return Ok(());
-        }
-        let mut st = self.shared.state.lock();
-        if h.take_written_since_open() {
-            // The written bytes cover the open's truncation too.
-            h.emptied_at_open.store(false, std::sync::atomic::Ordering::Release);
-            self.record_written(&mut st, &h)?;
-        }
-        // With another writer still open, the file may hold its unfinished writes.
-        if st.tree.get(h.ino).is_some_and(|n| n.open_writers <= 1) {
-            Self::seal(&mut st, &h);
-        }
-        Ok(())
+        self.handle(fh).map(drop)
     }
 
     pub fn fsync(&self, fh: u64) -> FsResult<()> {

@@ -29,6 +29,13 @@ const TTL: Duration = Duration::from_secs(1);
 /// may wait on the disk; smaller ones cost less than the handoff would.
 const WORKER_IO_BYTES: u32 = 64 * 1024;
 
+/// Every open file: no FLUSH at close(2). close would wait for that round
+/// trip (release it does not wait for), and the mount has nothing to do
+/// there: no writes are held back (no writeback cache), and a content is
+/// recorded at release, the last close of the open file, so a descriptor a
+/// child or a shell's `>` closes early never seals a half-written file.
+const FILE_OPEN: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
 pub struct SsyncFuse {
     core: SyncFs,
     /// Kernel passthrough: reads and writes of open files go straight to the
@@ -290,16 +297,16 @@ impl Filesystem for SsyncFuse {
             // its writers never use passthrough (see `SyncFs::open`).
             let core = self.core.clone();
             return self.workers.run(move || match core.open(ino.0, flags.0, caller) {
-                Ok((fh, _)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Ok((fh, _)) => reply.opened(FileHandle(fh), FILE_OPEN | FopenFlags::FOPEN_KEEP_CACHE),
                 Err(e) => reply_err!("open", reply, e),
             });
         }
         match self.core.open(ino.0, flags.0, caller) {
             Ok((fh, may_pass)) => {
                 match may_pass.then(|| self.backing_for(ino.0, fh, |f| reply.open_backing(f))).flatten() {
-                    Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+                    Some(id) => reply.opened_passthrough(FileHandle(fh), FILE_OPEN, &id),
                     // KEEP_CACHE: page cache survives reopen; remote updates invalidate it.
-                    None => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                    None => reply.opened(FileHandle(fh), FILE_OPEN | FopenFlags::FOPEN_KEEP_CACHE),
                 }
             }
             Err(e) => reply_err!("open", reply, e),
@@ -353,6 +360,8 @@ impl Filesystem for SsyncFuse {
         self.workers.run(move || answer(&core, &data, reply));
     }
 
+    /// Only a kernel without `FOPEN_NOFLUSH` sends this (see `FILE_OPEN`):
+    /// the content is recorded at release, as it is everywhere else.
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         match self.core.flush(fh.0) {
             Ok(()) => reply.ok(),
@@ -610,10 +619,8 @@ impl Filesystem for SsyncFuse {
                 // With a cache limit, writes go through the daemon (see `SyncFs::open`).
                 let pass = !self.core.has_cache_limit();
                 match pass.then(|| self.backing_for(a.ino, fh, |f| reply.open_backing(f))).flatten() {
-                    Some(id) => {
-                        reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty(), &id)
-                    }
-                    None => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                    Some(id) => reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), FILE_OPEN, &id),
+                    None => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FILE_OPEN),
                 }
             }
             Err(e) => reply_err!("create", reply, e),

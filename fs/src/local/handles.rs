@@ -31,8 +31,7 @@ pub struct Handle {
     /// Set by writes and truncates; release or fsync then queues an upload.
     pub needs_upload: AtomicBool,
     /// Created, or truncated by O_TRUNC, at open: the empty file must reach the
-    /// hub if nothing is written, but a flush alone (a shell's `>` dup2s and
-    /// closes the first descriptor before writing) must not send it.
+    /// hub if nothing is written.
     pub emptied_at_open: AtomicBool,
     /// The cache file as of open (or the last fsync), for writable handles.
     stamp: Mutex<Option<FileStamp>>,
@@ -85,7 +84,7 @@ impl Handle {
     }
 
     /// Like `take_written`, but an open's own truncation does not count.
-    pub fn take_written_since_open(&self) -> bool {
+    fn take_written_since_open(&self) -> bool {
         let seen = self.needs_upload.swap(false, Ordering::AcqRel);
         let mut stamp = self.stamp.lock();
         let Some(before) = *stamp else { return seen };

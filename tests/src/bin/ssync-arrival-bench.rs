@@ -13,7 +13,7 @@
 //! Run with `bench/arrival.sh` (release build). Knobs (env): FILES (5000),
 //! DIRS (50), REPS (3); SSYNC_BENCH_KEEP=1 keeps the logs (with
 //! SSYNC_TEST_LOG=info,ssync_fs::sync=debug they say where time goes).
-use ssync_tests::bench::{hub_cursor, knob, median};
+use ssync_tests::bench::{hub_cursor, knob, median, BenchDisk};
 use ssync_tests::{wait_until, Hub, Mount};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -64,10 +64,11 @@ fn write_files(root: &Path, files: usize, dirs: usize) {
 struct Figures {
     on_hub: Duration,
     on_b: Duration,
+    disk: &'static str,
 }
 
 fn measure(files: usize, dirs: usize, reps: usize, mount_args: &[&str]) -> Figures {
-    let dir = tempfile::Builder::new().prefix("ssync-arrival-").tempdir_in("/var/tmp").expect("temp dir");
+    let dir = BenchDisk::new("ssync-arrival-");
     let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
     let a = Mount::start_with(dir.path(), "a", &hub, mount_args);
     let b = Mount::start_with(dir.path(), "b", &hub, mount_args);
@@ -95,10 +96,11 @@ fn measure(files: usize, dirs: usize, reps: usize, mount_args: &[&str]) -> Figur
         std::thread::sleep(Duration::from_secs(2));
     }
     drop((a, b, hub));
+    let disk = dir.describe();
     if std::env::var_os("SSYNC_BENCH_KEEP").is_some() {
         eprintln!("logs kept in {}", dir.keep().display());
     }
-    Figures { on_hub: median(on_hub), on_b: median(on_b) }
+    Figures { on_hub: median(on_hub), on_b: median(on_b), disk }
 }
 
 fn secs(d: Duration) -> String {
@@ -113,8 +115,11 @@ fn main() {
     println!("{files} files of 4 KiB in {dirs} folders, written on A; medians of {reps} reps, from the last close.\n");
     println!("| mode | the hub has all | B holds all | B's part |");
     println!("| --- | --- | --- | --- |");
+    let mut disk = "";
     for (mode, args) in [("root, passthrough", &[][..]), ("--no-passthrough", &["--no-passthrough"][..])] {
         let f = measure(files, dirs, reps, args);
         println!("| {mode} | {} | **{}** | {} |", secs(f.on_hub), secs(f.on_b), secs(f.on_b - f.on_hub));
+        disk = f.disk;
     }
+    println!("\nEach mode on a disk of its own: {disk} (see `BenchDisk`).");
 }

@@ -8,14 +8,15 @@
 //!
 //! Each create measure is FILES files of 4 KiB in DIRS folders, in REPS
 //! alternating rounds (plain, bindfs, mount), medians. After the churn the
-//! mount is left to send it all, and the measure waits 65 s more: ext4
-//! without a journal checks every inode freed in the last minute when it
-//! allocates one, so creates just after many unlinks are slow on any
-//! folder of that disk (the plain folder and bindfs are not churned).
+//! mount is left to send it all. Each mode gets a fresh disk (`BenchDisk`):
+//! on a disk without a journal, the measure also waits 65 s, since ext4
+//! then checks every inode freed in the last minute when it allocates one,
+//! so creates just after many unlinks are slow on any folder of that disk
+//! (the plain folder and bindfs are not churned).
 //!
 //! Run with `bench/churn.sh` (release build). Knobs (env): FILES (5000),
 //! DIRS (50), REPS (3), CHURN_OPS (200000), MODES ("root nopt").
-use ssync_tests::bench::{create_small_files, hub_cursor, knob, median, Bindfs};
+use ssync_tests::bench::{create_small_files, hub_cursor, knob, median, BenchDisk, Bindfs};
 use ssync_tests::{wait_until, Hub, Mount, Rng};
 use std::fs;
 use std::io::Write;
@@ -108,18 +109,20 @@ fn main() {
     let reps = knob("REPS", 3).max(1);
     let ops = knob("CHURN_OPS", 200_000).max(4);
     println!("# Creating small files, on a fresh mount and after {ops} churn operations\n");
-    println!("{files} files of 4 KiB in {dirs} folders per measure, medians of {reps} alternating rounds; per-file cost (lower is better). After the churn, each measure waits until the hub is quiet and 65 s more (see the source).\n");
+    println!("{files} files of 4 KiB in {dirs} folders per measure, medians of {reps} alternating rounds; per-file cost (lower is better). Each mode runs on a disk of its own (named below the table); after the churn, the measure waits until the hub is quiet.\n");
     println!("| mode | when | plain folder | bindfs | ssync mount | mount / bindfs | churn took |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let wanted = std::env::var("MODES").unwrap_or_else(|_| "root nopt".into());
     let modes = [("root", "root, passthrough", &[][..]), ("nopt", "--no-passthrough", &["--no-passthrough"][..])];
     let modes = modes.into_iter().filter(|(key, _, _)| wanted.split_whitespace().any(|w| w == *key));
+    let mut disk = "";
     for (i, (_, mode, args)) in modes.enumerate() {
-        if i > 0 {
-            // The last mode's folders were just deleted (see above).
+        let dir = BenchDisk::new("ssync-churn-");
+        disk = dir.describe();
+        if i > 0 && dir.slow_after_deletes() {
+            // The last mode's folders were just deleted (see `BenchDisk`).
             std::thread::sleep(Duration::from_secs(65));
         }
-        let dir = tempfile::Builder::new().prefix("ssync-churn-").tempdir_in("/var/tmp").expect("temp dir");
         let hub = Hub::start_with(&dir.path().join("hub"), "127.0.0.1:0", &[]);
         let m = Mount::start_with(dir.path(), "m", &hub, args);
         let bindfs = Bindfs::mount(dir.path());
@@ -141,7 +144,9 @@ fn main() {
         quiet();
         let took = churn(&m.path.join("churn"), ops);
         quiet();
-        std::thread::sleep(Duration::from_secs(65));
+        if dir.slow_after_deletes() {
+            std::thread::sleep(Duration::from_secs(65));
+        }
         let after = creates("after", &plain, &bindfs.path, &m.path, files, dirs, reps);
         for (when, c, took) in
             [("fresh", fresh, String::new()), ("after the churn", after, format!("{:.1} s", took.as_secs_f64()))]
@@ -159,4 +164,5 @@ fn main() {
             eprintln!("logs kept in {}", dir.keep().display());
         }
     }
+    println!("\nDisk: {disk}.");
 }
