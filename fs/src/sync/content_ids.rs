@@ -9,7 +9,6 @@
 use crate::local::handles::FileStamp;
 use crate::local::state::Shared;
 use crate::local::tree::{Kind, Node};
-use ssync_common::ChunkList;
 use std::path::Path;
 
 /// Whether `n` is written and may wait to be closed (or fsynced).
@@ -51,57 +50,117 @@ pub fn mark_on_hub(shared: &Shared, sent: &[(u64, ssync_common::ContentHash, u64
     }
 }
 
-/// Reads the chunk list of each file in `todo`, on as many threads as
-/// there are cores (after a burst of writes this is gigabytes to read, cut
-/// and hash): each file's path, its stamp before the read, and its list.
-type Read = (std::path::PathBuf, Option<FileStamp>, std::io::Result<ChunkList>);
+/// How identifying one file ended.
+enum Identified {
+    /// It got a content id: this many bytes.
+    Done(u64),
+    /// Written, or opened for writing, around its read (or unreadable): the
+    /// next call tries again.
+    Again,
+    /// Gone, or no longer written (nothing to do).
+    Nothing,
+}
 
-fn read_lists(shared: &Shared, todo: &[(u64, u64, Option<FileStamp>)]) -> Vec<Read> {
-    let read_one = |ino: u64| {
-        let file = shared.cache.file(ino);
-        let before = stamp(&file);
-        let list = crate::content::file_chunks::list_of_file(&file);
-        (file, before, list)
+/// Identifies one written file. Its generation and stamp are taken just
+/// before its read and compared just after, under the lock, so that only a
+/// write during its own read sends it back: a check against the whole
+/// call's start failed nine files in ten under fsstress (each call read
+/// for seconds, and four writers touched most files meanwhile), and the
+/// mount then identified almost nothing until the writers stopped.
+fn identify_one(shared: &Shared, ino: u64) -> Identified {
+    let (gen, sealed) = {
+        let st = shared.state.lock();
+        match st.tree.get(ino) {
+            Some(n) if waiting(n) => (n.write_gen, n.sealed.map(|s| s.1)),
+            Some(n) if may_wait(n) => return Identified::Again,
+            _ => return Identified::Nothing,
+        }
     };
+    let file = shared.cache.file(ino);
+    let before = stamp(&file);
+    let list = match crate::content::file_chunks::list_of_file(&file) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(ino, "cannot read a written file to identify its content yet: {e}");
+            return Identified::Again;
+        }
+    };
+    let mut st = shared.state.lock();
+    let Some(n) = st.tree.get_mut(ino) else { return Identified::Nothing };
+    if !n.dirty {
+        return Identified::Nothing;
+    }
+    // Written while it was read (through the daemon: the generation; by
+    // the kernel, with passthrough: the file's stamp), or still open for
+    // writing with bytes after its fsync: the next close tries again.
+    let unchanged = n.write_gen == gen && stamp(&file) == before;
+    let settled = n.open_writers == 0 || (sealed.is_some() && sealed == before);
+    if !unchanged || !settled {
+        return Identified::Again;
+    }
+    n.hash = Some(list.id());
+    n.size = list.size();
+    n.dirty = false;
+    // Not on the hub yet: a cache limit must not evict it until it is
+    // (`mark_on_hub`).
+    n.base_version = 0;
+    st.persist(&[ino]);
+    drop(st);
+    if let Err(e) = shared.chunks.record(ino, &list) {
+        tracing::debug!(ino, "cannot index the chunks of a written file: {e}");
+    }
+    Identified::Done(list.size())
+}
+
+/// Identifies each file of `todo` on as many threads as there are cores
+/// (up to 4: after a burst of writes this is gigabytes to read, cut and
+/// hash); the files to try again, and (files, bytes) identified.
+fn identify_all(shared: &Shared, todo: &[u64]) -> (Vec<u64>, (usize, u64)) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(todo.len());
-    if threads <= 1 {
-        return todo.iter().map(|(ino, ..)| read_one(*ino)).collect();
-    }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut out: Vec<Option<Read>> = Vec::new();
-    out.resize_with(todo.len(), || None);
-    let parts: Vec<Vec<(usize, Read)>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((ino, ..)) = todo.get(i) else { break };
-                        mine.push((i, read_one(*ino)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
-    });
-    for (i, r) in parts.into_iter().flatten() {
-        out[i] = Some(r);
+    let work = || {
+        let (mut again, mut done, mut bytes) = (Vec::new(), 0, 0);
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&ino) = todo.get(i) else { break };
+            match identify_one(shared, ino) {
+                Identified::Done(b) => (done, bytes) = (done + 1, bytes + b),
+                Identified::Again => again.push(ino),
+                Identified::Nothing => {}
+            }
+        }
+        (again, (done, bytes))
+    };
+    if threads <= 1 {
+        return work();
     }
-    // A worker that panicked left its files unread: they wait for the next call.
-    out.into_iter()
-        .zip(todo)
-        .map(|(r, (ino, ..))| {
-            r.unwrap_or_else(|| (shared.cache.file(*ino), None, Err(std::io::Error::other("not read"))))
-        })
-        .collect()
+    let parts: Vec<std::thread::Result<_>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+        workers.into_iter().map(|w| w.join()).collect()
+    });
+    let (mut again, mut done, mut bytes) = (Vec::new(), 0, 0);
+    let mut lost = false;
+    for part in parts {
+        match part {
+            Ok((a, (d, b))) => {
+                again.extend(a);
+                done += d;
+                bytes += b;
+            }
+            Err(_) => lost = true,
+        }
+    }
+    if lost {
+        // A worker that panicked left files untried: all wait for the next call.
+        again = todo.to_vec();
+    }
+    (again, (done, bytes))
 }
 
 /// Identifies the content of every node written and closed since the last
 /// call; returns how many got a new content id.
 pub fn identify_written(shared: &Shared) -> usize {
-    let todo: Vec<(u64, u64, Option<FileStamp>)> = {
+    let todo: Vec<u64> = {
         let mut st = shared.state.lock();
         // The nodes changed here since the last call (every node at the
         // first): a scan of the whole tree under the lock at every wake cost
@@ -113,7 +172,7 @@ pub fn identify_written(shared: &Shared) -> usize {
         let (mut todo, mut later) = (Vec::new(), Vec::new());
         for ino in candidates {
             match st.tree.get(ino) {
-                Some(n) if waiting(n) => todo.push((n.ino, n.write_gen, n.sealed.map(|s| s.1))),
+                Some(n) if waiting(n) => todo.push(n.ino),
                 Some(n) if may_wait(n) => later.push(ino),
                 _ => {}
             }
@@ -121,7 +180,7 @@ pub fn identify_written(shared: &Shared) -> usize {
         st.written_again(&later);
         if cfg!(debug_assertions) {
             // The tests check that no closed file is left out.
-            let taken: std::collections::HashSet<u64> = todo.iter().map(|t| t.0).collect();
+            let taken: std::collections::HashSet<u64> = todo.iter().copied().collect();
             let missed = st.tree.nodes().find(|n| waiting(n) && !taken.contains(&n.ino));
             if let Some(n) = missed {
                 panic!(
@@ -137,46 +196,12 @@ pub fn identify_written(shared: &Shared) -> usize {
         }
         todo
     };
-    let (started, tried, mut bytes, mut done) = (std::time::Instant::now(), todo.len(), 0u64, 0);
-    for ((ino, gen, sealed), (file, before, list)) in todo.iter().copied().zip(read_lists(shared, &todo)) {
-        let list = match list {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(ino, "cannot read a written file to identify its content yet: {e}");
-                shared.state.lock().written_again(&[ino]);
-                continue;
-            }
-        };
-        bytes += list.size();
-        let mut st = shared.state.lock();
-        let Some(n) = st.tree.get_mut(ino) else { continue };
-        // Written while it was read (through the daemon: the generation; by
-        // the kernel, with passthrough: the file's stamp), or still open for
-        // writing with bytes after its fsync: the next close tries again.
-        let unchanged = n.write_gen == gen && stamp(&file) == before;
-        let settled = n.open_writers == 0 || (sealed.is_some() && sealed == before);
-        if !n.dirty {
-            continue;
-        }
-        if !unchanged || !settled {
-            st.written_again(&[ino]);
-            continue;
-        }
-        n.hash = Some(list.id());
-        n.size = list.size();
-        n.dirty = false;
-        // Not on the hub yet: a cache limit must not evict it until it is
-        // (`mark_on_hub`).
-        n.base_version = 0;
-        st.persist(&[ino]);
-        drop(st);
-        if let Err(e) = shared.chunks.record(ino, &list) {
-            tracing::debug!(ino, "cannot index the chunks of a written file: {e}");
-        }
-        done += 1;
+    if todo.is_empty() {
+        return 0;
     }
-    if tried > 0 {
-        tracing::debug!(tried, done, bytes, took = ?started.elapsed(), "identified written files");
-    }
+    let started = std::time::Instant::now();
+    let (again, (done, bytes)) = identify_all(shared, &todo);
+    shared.state.lock().written_again(&again);
+    tracing::debug!(tried = todo.len(), done, bytes, took = ?started.elapsed(), "identified written files");
     done
 }
