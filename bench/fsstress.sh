@@ -19,27 +19,12 @@ if [ -z "$fsstress" ]; then
 fi
 work=$(mktemp -d /var/tmp/ssync-fsstress-XXXXXX)
 pids=()
-scratch=""
 cleanup() {
-  for m in "${place:-$work}"/run/a "${place:-$work}"/run/b; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
+  for m in "$work"/a "$work"/b; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "$scratch" ] && umount -l "$scratch" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-# The runs go on a fresh ext4 with a journal (what a user's disk has) in a
-# loop image, as the Rust benches' BenchDisk does: on a disk without one,
-# ext4 scans recently freed inodes before reusing one, and each run's
-# deletes slow the next one's creates for minutes. DISK=host keeps /var/tmp.
-if [ "${DISK:-scratch}" != host ] && [ "$(id -u)" = 0 ]; then
-  truncate -s 32G "$work/disk.img"
-  if mkfs.ext4 -q -F "$work/disk.img" && mkdir -p "$work/fs" && mount -o loop "$work/disk.img" "$work/fs"; then
-    scratch=$work/fs
-  else
-    echo "no loop device for a scratch ext4: running in $work" >&2
-  fi
-fi
-place=${scratch:-$work}
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 # B changes while it is listed (a folder gone between readdir and stat):
@@ -57,14 +42,12 @@ clear_run() {
   rm -rf "$1"
 }
 
-if [ -n "$scratch" ]; then echo "On a fresh ext4 with a journal, in a loop image."; else echo "In $work."; fi
-echo
 echo "| seed | mode | fsstress | B's listing equal after | contents checked equal after | files | conflict copies | WARN lines (A, B) | rm -rf reaches B |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for seed in ${SEEDS:-1 2 3 4 5}; do
   for mode in ${MODES:-root nopt}; do
     flags=(); [ "$mode" = nopt ] && flags=(--no-passthrough)
-    w=$place/run; clear_run "$w"; mkdir -p "$w/a" "$w/b"
+    w=$work/run; clear_run "$w"; mkdir -p "$w/a" "$w/b"
     (umask 077 && "$bin/ssync-server" token add bench --data "$w/hub" > "$w/token" 2>/dev/null)
     "$bin/ssync-server" --data "$w/hub" --listen 127.0.0.1:0 > "$w/hub.log" 2>&1 & pids+=($!)
     for _ in $(seq 100); do grep -q "listening on" "$w/hub.log" && break; sleep 0.1; done
