@@ -1,12 +1,34 @@
 //! Version history and restores through the `ssync` command, as a user runs it.
 use ssync_tests::{
-    bin, run_bounded, snapshot, wait_for_absence, wait_for_content, wait_for_tree, wait_until, Cluster, SYNC_TIMEOUT,
+    bin, run_bounded, snapshot, wait_for_absence, wait_for_content, wait_for_tree, wait_until, Cluster, Hub,
+    SYNC_TIMEOUT,
 };
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 const LIMIT: Duration = Duration::from_secs(30);
+
+/// The hub's versions of `path`, newest first: (size, deleted) of each
+/// (none while the hub cannot be reached).
+fn versions_on_hub(hub: &Hub, path: &str) -> Vec<(u64, bool)> {
+    hub.http()
+        .get(format!("{}/v1/versions?path={path}", hub.url()))
+        .send()
+        .and_then(|r| r.json::<serde_json::Value>())
+        .ok()
+        .and_then(|v| {
+            v["versions"].as_array().map(|vs| {
+                vs.iter().map(|v| (v["entry"]["size"].as_u64().unwrap_or(0), v["entry"]["deleted"] == true)).collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The sizes of the hub's versions of `path`, newest first.
+fn version_sizes(hub: &Hub, path: &str) -> Vec<u64> {
+    versions_on_hub(hub, path).into_iter().map(|(size, _)| size).collect()
+}
 
 /// Runs `ssync ARGS`; returns (exit code, stdout + stderr).
 fn ssync(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
@@ -133,21 +155,7 @@ fn closes_made_offline_collapse_into_the_last_one() {
     fs::write(a.p("gone.txt"), "closed then deleted").unwrap();
     fs::remove_file(a.p("gone.txt")).unwrap();
     c.hub.restart();
-    let (url, http) = (c.hub.url(), c.hub.http());
-    let sizes = |path: &str| -> Vec<(u64, bool)> {
-        http.get(format!("{url}/v1/versions?path={path}"))
-            .send()
-            .and_then(|r| r.json::<serde_json::Value>())
-            .ok()
-            .and_then(|v| {
-                v["versions"].as_array().map(|vs| {
-                    vs.iter()
-                        .map(|v| (v["entry"]["size"].as_u64().unwrap_or(0), v["entry"]["deleted"] == true))
-                        .collect()
-                })
-            })
-            .unwrap_or_default()
-    };
+    let sizes = |path: &str| versions_on_hub(&c.hub, path);
     let last = wait_until(SYNC_TIMEOUT, || sizes("f.txt") == vec![(4, false)]);
     assert!(last, "history of f.txt: {:?}", sizes("f.txt"));
     fs::write(a.p("after.txt"), "a later change, sent after the others").unwrap();
@@ -165,17 +173,7 @@ fn shell_redirects_make_one_version_per_write() {
         let status = Command::new("sh").arg("-c").arg(format!("echo '{body}' > '{}'", f.display())).status().unwrap();
         assert!(status.success());
     }
-    let (url, http) = (c.hub.url(), c.hub.http());
-    let sizes = || -> Vec<u64> {
-        http.get(format!("{url}/v1/versions?path=notes.txt"))
-            .send()
-            .and_then(|r| r.json::<serde_json::Value>())
-            .ok()
-            .and_then(|v| {
-                v["versions"].as_array().map(|vs| vs.iter().map(|v| v["entry"]["size"].as_u64().unwrap_or(0)).collect())
-            })
-            .unwrap_or_default()
-    };
+    let sizes = || version_sizes(&c.hub, "notes.txt");
     assert!(wait_until(SYNC_TIMEOUT, || sizes().first() == Some(&6)), "history: {:?}", sizes());
     // Writes may collapse into later ones (the queue sends the latest state),
     // but no version is the empty file of the early close.
@@ -203,19 +201,7 @@ fn an_early_close_of_a_shared_descriptor_sends_nothing() {
         std::thread::sleep(Duration::from_secs(2));
         f.write_all(b"second half").unwrap();
         drop(f);
-        let (url, http) = (c.hub.url(), c.hub.http());
-        let sizes = || -> Vec<u64> {
-            http.get(format!("{url}/v1/versions?path=log.txt"))
-                .send()
-                .and_then(|r| r.json::<serde_json::Value>())
-                .ok()
-                .and_then(|v| {
-                    v["versions"]
-                        .as_array()
-                        .map(|vs| vs.iter().map(|v| v["entry"]["size"].as_u64().unwrap_or(0)).collect())
-                })
-                .unwrap_or_default()
-        };
+        let sizes = || version_sizes(&c.hub, "log.txt");
         assert!(wait_until(SYNC_TIMEOUT, || sizes().first() == Some(&22)), "{flags:?}: history {:?}", sizes());
         assert_eq!(sizes(), vec![22], "{flags:?}: only the state of the last close is a version");
     }
