@@ -8,7 +8,7 @@ use crate::remote::client::{ApiError, Remote};
 use ssync_common::api::{inline_encode, CommitRequest, ContentKind, WireList};
 use ssync_common::chunks::Chunker;
 use ssync_common::{frames, ChunkList, ChunkRef, ContentHash, RelPath};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Chunk bytes read ahead and sent per request.
@@ -144,67 +144,128 @@ pub(crate) async fn send_content_chunks(
 }
 
 /// Sends the chunks of `file` the hub lacks when its chunk list is already
-/// known (the content was identified from it): the hub is asked about the
-/// list, and only the chunks it lacks are read, at their offsets, so a big
-/// file is not read and chunked a second time. A chunk whose bytes no longer
-/// match its hash means the file changed since: nothing more is sent.
+/// known (the content was identified from it): see `send_listed_files`.
 async fn send_listed_chunks(remote: &Remote, file: PathBuf, list: &ChunkList) -> Result<(), ApiError> {
-    let mut seen = HashSet::new();
-    let unique: Vec<ContentHash> = list.0.iter().map(|c| c.hash).filter(|h| seen.insert(*h)).collect();
-    let missing: HashSet<ContentHash> = remote.missing(&unique).await?.into_iter().collect();
-    if missing.is_empty() {
-        return Ok(());
+    let changed = send_listed_files(remote, vec![Listed { file, list: list.clone() }]).await?;
+    match changed.first() {
+        Some(true) => Err(ApiError::ChangedWhileRead),
+        _ => Ok(()),
     }
-    // Each missing chunk once, at the first offset that holds it.
-    let mut wanted = HashSet::new();
-    let at: Vec<(u64, ChunkRef)> =
-        list.with_offsets().filter(|(_, c)| missing.contains(&c.hash) && wanted.insert(c.hash)).collect();
-    let mut sends = tokio::task::JoinSet::new();
-    let mut start = 0;
-    while start < at.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < at.len() && (bytes < BATCH_BYTES || end == start) {
-            bytes += at[end].1.len as usize;
-            end += 1;
+}
+
+/// A file whose chunks are to reach the hub, and the chunk list its bytes
+/// were identified as.
+pub(crate) struct Listed {
+    pub file: PathBuf,
+    pub list: ChunkList,
+}
+
+/// Where a chunk's bytes are: a file of the set (by index), at an offset.
+#[derive(Clone, Copy)]
+struct Holder {
+    file: usize,
+    at: u64,
+    len: u32,
+}
+
+/// Sends the chunks the hub lacks of several files whose lists are known:
+/// one question for all their chunks, then each missing chunk once, read
+/// at its offset, packed into requests of about `BATCH_BYTES` with
+/// `IN_FLIGHT` on the wire. A batch of many files of a few hundred KiB thus
+/// costs a few requests, not two per file (fsstress's sparse files made a
+/// round of thousands). A chunk whose bytes no longer match its hash means
+/// its file was written since: that file is marked (the returned flags, by
+/// index) and the chunk is read from another file that holds it, if any.
+/// Failing to reach the hub fails the whole call.
+pub(crate) async fn send_listed_files(remote: &Remote, files: Vec<Listed>) -> Result<Vec<bool>, ApiError> {
+    let mut holders: HashMap<ContentHash, Vec<Holder>> = HashMap::new();
+    let mut unique = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        for (at, c) in f.list.with_offsets() {
+            let held = holders.entry(c.hash).or_default();
+            if held.is_empty() {
+                unique.push(c.hash);
+            }
+            // One place per file is enough.
+            if held.last().is_none_or(|h| h.file != i) {
+                held.push(Holder { file: i, at, len: c.len });
+            }
         }
-        let part = at[start..end].to_vec();
-        start = end;
-        let file = file.clone();
-        let body = tokio::task::spawn_blocking(move || frames_at(&file, &part))
+    }
+    let mut changed = vec![false; files.len()];
+    if unique.is_empty() {
+        return Ok(changed);
+    }
+    let missing = remote.missing(&unique).await?;
+    let paths: std::sync::Arc<Vec<PathBuf>> = std::sync::Arc::new(files.into_iter().map(|f| f.file).collect());
+    let mut sends = tokio::task::JoinSet::new();
+    let mut parts = missing.into_iter().filter_map(|h| holders.remove(&h).map(|held| (h, held))).peekable();
+    while parts.peek().is_some() {
+        let (mut part, mut bytes) = (Vec::new(), 0usize);
+        while let Some(next) = parts.next_if(|_| bytes < BATCH_BYTES) {
+            bytes += next.1[0].len as usize;
+            part.push(next);
+        }
+        let paths = paths.clone();
+        let (body, spoilt) = tokio::task::spawn_blocking(move || frames_of(&paths, &part))
             .await
             .map_err(|e| ApiError::Local(std::io::Error::other(e)))??;
+        for i in spoilt {
+            changed[i] = true;
+        }
         while sends.len() >= IN_FLIGHT {
             if let Some(done) = sends.join_next().await {
                 done.map_err(|e| ApiError::Protocol(e.to_string()))??;
             }
         }
-        let remote = remote.clone();
-        sends.spawn(async move { remote.send_chunks(body).await.map(drop) });
+        if !body.is_empty() {
+            let remote = remote.clone();
+            sends.spawn(async move { remote.send_chunks(body).await.map(drop) });
+        }
     }
     while let Some(done) = sends.join_next().await {
         done.map_err(|e| ApiError::Protocol(e.to_string()))??;
     }
-    Ok(())
+    Ok(changed)
 }
 
-/// The frames of the chunks at `part`'s offsets in `file`, each checked
-/// against its hash.
-fn frames_at(file: &std::path::Path, part: &[(u64, ChunkRef)]) -> Result<Vec<u8>, ApiError> {
+/// The frames of `part`'s chunks, each read from the first of its holders
+/// whose bytes still match its hash; and the files found changed.
+fn frames_of(paths: &[PathBuf], part: &[(ContentHash, Vec<Holder>)]) -> std::io::Result<(Vec<u8>, Vec<usize>)> {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(file)?;
-    let wire: usize = part.iter().map(|(_, c)| c.len as usize + frames::HEADER).sum();
+    let wire: usize = part.iter().map(|(_, h)| h[0].len as usize + frames::HEADER).sum();
     let mut body = Vec::with_capacity(wire);
+    let mut open: HashMap<usize, std::fs::File> = HashMap::new();
+    let mut spoilt = Vec::new();
     let mut data = Vec::new();
-    for (off, c) in part {
-        data.resize(c.len as usize, 0);
-        f.read_exact_at(&mut data, *off)?;
-        if ContentHash::of(&data) != c.hash {
-            return Err(ApiError::ChangedWhileRead);
+    for (hash, held) in part {
+        for h in held {
+            let f = match open.entry(h.file) {
+                std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => match std::fs::File::open(&paths[h.file]) {
+                    Ok(f) => v.insert(f),
+                    // Gone since it was listed: written again and renamed
+                    // over, or deleted; either way not the content listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        spoilt.push(h.file);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            data.resize(h.len as usize, 0);
+            let read = f.read_exact_at(&mut data, h.at);
+            if read.is_ok() && ContentHash::of(&data) == *hash {
+                frames::encode(&mut body, hash, &data, true);
+                break;
+            }
+            match read {
+                Err(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => return Err(e),
+                _ => spoilt.push(h.file),
+            }
         }
-        frames::encode(&mut body, &c.hash, &data, true);
     }
-    Ok(body)
+    Ok((body, spoilt))
 }
 
 /// Asks which of `fresh` the hub lacks and sends those.
@@ -224,4 +285,96 @@ async fn send_missing(remote: &Remote, fresh: Vec<(ChunkRef, Vec<u8>)>) -> Resul
     }
     drop(fresh);
     remote.send_chunks(body).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::file_chunks::list_of_file;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A hub on 127.0.0.1 in this process, and a client of it.
+    async fn hub(dir: &std::path::Path) -> Remote {
+        let state = ssync_server::AppState::open(&dir.join("hub"), Default::default()).await.unwrap();
+        let token = ssync_server::token_cli::add(&state.db, "test").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ssync_server::serve(listener, state, None, std::future::pending()));
+        let file = dir.join("token");
+        std::fs::write(&file, token).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let token = crate::remote::token::load(Some(&file)).unwrap();
+        Remote::new(&format!("http://{addr}"), "test", &token, None).unwrap()
+    }
+
+    /// `len` bytes no chunk store holds yet, from `seed`.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn hashes(list: &ChunkList) -> Vec<ContentHash> {
+        list.0.iter().map(|c| c.hash).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batchs_files_reach_the_hub_together_and_one_written_since_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = hub(dir.path()).await;
+        let shared = noise(1, 1 << 20);
+        let b_was = noise(2, 700 << 10);
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            ("a", [&shared[..], &noise(3, 600 << 10)].concat()),
+            ("b", b_was.clone()),
+            ("c", [&shared[..], &noise(4, 500 << 10)].concat()),
+            // The bytes b had when it was listed, in another file.
+            ("d", b_was),
+        ];
+        let mut listed = Vec::new();
+        for (name, bytes) in &files {
+            let file = dir.path().join(name);
+            std::fs::write(&file, bytes).unwrap();
+            listed.push(Listed { list: list_of_file(&file).unwrap(), file });
+        }
+        let lists: Vec<ChunkList> = listed.iter().map(|l| l.list.clone()).collect();
+        // b is written again after it was listed.
+        std::fs::write(dir.path().join("b"), noise(5, 700 << 10)).unwrap();
+
+        let changed = send_listed_files(&remote, listed).await.unwrap();
+        assert_eq!(changed, vec![false, true, false, false], "only b changed since it was listed");
+        for (list, name) in lists.iter().zip(["a", "b (by d's bytes)", "c", "d"]) {
+            let missing = remote.missing(&hashes(list)).await.unwrap();
+            assert!(missing.is_empty(), "{} of {name}'s chunks did not reach the hub", missing.len());
+        }
+
+        // The hub has them all now: nothing is read or flagged again.
+        let again = lists.iter().zip(&files).map(|(l, (n, _))| Listed { file: dir.path().join(n), list: l.clone() });
+        let changed = send_listed_files(&remote, again.collect()).await.unwrap();
+        assert_eq!(changed, vec![false; 4]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_gone_since_it_was_listed_is_flagged_and_the_rest_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = hub(dir.path()).await;
+        let (gone, kept) = (dir.path().join("gone"), dir.path().join("kept"));
+        std::fs::write(&gone, noise(6, 400 << 10)).unwrap();
+        std::fs::write(&kept, noise(7, 400 << 10)).unwrap();
+        let listed = vec![
+            Listed { list: list_of_file(&gone).unwrap(), file: gone.clone() },
+            Listed { list: list_of_file(&kept).unwrap(), file: kept.clone() },
+        ];
+        let kept_list = listed[1].list.clone();
+        std::fs::remove_file(&gone).unwrap();
+        let changed = send_listed_files(&remote, listed).await.unwrap();
+        assert_eq!(changed, vec![true, false]);
+        assert!(remote.missing(&hashes(&kept_list)).await.unwrap().is_empty());
+    }
 }

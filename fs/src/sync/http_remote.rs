@@ -10,8 +10,9 @@ use super::canopy::Meta;
 use super::hub_view::Request;
 use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
+use crate::content::file_chunks::list_of_file;
 use crate::local::clock::now_ns;
-use crate::remote::chunk_upload::{read_small_file, send_content_chunks, FileMeta};
+use crate::remote::chunk_upload::{read_small_file, send_content_chunks, send_listed_files, FileMeta, Listed};
 use crate::remote::client::{self, ApiError};
 use ssync_common::api::{
     BatchRequest, Change, CommitRequest, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest,
@@ -85,15 +86,41 @@ impl HttpRemote {
             .ok_or_else(|| ApiError::Local(std::io::Error::other(format!("content {content} is not here"))))
     }
 
-    /// The change that carries out `request` in a batch. A file too big to
-    /// go inline has its chunks sent first (those the hub lacks), a few
-    /// files at a time, and is committed by its list. A file whose bytes are
-    /// no longer the content planned is refused.
-    async fn change_of(&self, request: &Request) -> Result<Change, ApiError> {
-        Ok(match request {
+    /// What carries out `request` in a batch: the change itself, or for a
+    /// file too big to go inline, its commit and the chunk list whose
+    /// chunks must reach the hub first (sent for the whole batch at once,
+    /// `send_listed_files`). A file whose bytes are no longer the content
+    /// planned is refused.
+    async fn prepare(&self, request: &Request) -> Result<Prepared, ApiError> {
+        Ok(Prepared::Ready(match request {
             Request::Mkdir { path, node, mode, meta } => Change::Mkdir(Self::mkdir(path, *node, *mode, meta)),
             Request::Commit { path, base, node, kind, content, mode, meta } => {
-                Change::Commit(self.commit_of(path, *base, *node, *kind, content, *mode, meta).await?)
+                let Held { file, mtime_ns, list } = self.file_of(*node, content)?;
+                let meta = Self::file_meta(path, *base, *node, *kind, *mode, meta, mtime_ns);
+                if let Some(pushed) = self.lane.take(content) {
+                    let list = pushed?;
+                    return Ok(Prepared::Ready(Change::Commit(meta.commit(&list, WireList::whole(&list), None))));
+                }
+                if std::fs::metadata(&file).map_err(ApiError::Local)?.len() <= INLINE_MAX {
+                    let (list, inline) = read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?;
+                    if list.id() != *content {
+                        return Err(ApiError::ChangedWhileRead);
+                    }
+                    return Ok(Prepared::Ready(Change::Commit(meta.commit(&list, WireList::whole(&list), inline))));
+                }
+                let list = match list.filter(|l| l.id() == *content) {
+                    Some(list) => list,
+                    None => {
+                        let of = file.clone();
+                        tokio::task::spawn_blocking(move || list_of_file(&of))
+                            .await
+                            .map_err(|e| ApiError::Local(std::io::Error::other(e)))??
+                    }
+                };
+                if list.id() != *content {
+                    return Err(ApiError::ChangedWhileRead);
+                }
+                return Ok(Prepared::Chunked(meta.commit(&list, WireList::whole(&list), None), Listed { file, list }));
             }
             Request::SetAttr { path, base, mode, meta } => Change::Setattr(Self::set_attr(path, *base, *mode, meta)),
             Request::Rename { from, to, base, to_parent } => Change::Rename(Self::rename(from, to, *base, *to_parent)),
@@ -101,7 +128,7 @@ impl HttpRemote {
                 Change::Exchange(ExchangeRequest { a: a.clone(), b: b.clone(), a_base: *a_base, b_base: *b_base })
             }
             Request::Delete { path, base } => Change::Delete(DeleteRequest { path: path.clone(), base: *base }),
-        })
+        }))
     }
 
     /// The commit that makes `content` the file's, its chunks sent first
@@ -180,21 +207,48 @@ impl HttpRemote {
         Ok(answer.entries)
     }
 
-    /// Sends the requests in one `POST /v1/batch`, after the chunks of big
-    /// files. A change that cannot be made (a file written since it was
-    /// planned) ends the batch before it; if it is the first, it is refused.
+    /// Sends the requests in one `POST /v1/batch`, after the chunks the hub
+    /// lacks of the files too big to go inline (all of the batch's at once).
+    /// A change that cannot be made (a file written since it was planned)
+    /// ends the batch before it; if it is the first, it is refused.
     fn batch(&mut self, requests: &[Request]) -> BatchAnswer {
         use futures_util::StreamExt;
-        let made: Vec<Result<Change, ApiError>> = self.runtime.block_on(
-            futures_util::stream::iter(requests.iter().map(|r| self.change_of(r))).buffered(UPLOADS_AT_ONCE).collect(),
+        let made: Vec<Result<Prepared, ApiError>> = self.runtime.block_on(
+            futures_util::stream::iter(requests.iter().map(|r| self.prepare(r))).buffered(PREPARED_AT_ONCE).collect(),
         );
-        let mut changes = Vec::new();
-        for change in made {
-            match change {
-                Ok(c) => changes.push(c),
-                Err(e) if changes.is_empty() => return BatchAnswer { done: vec![], stopped: Some(refusal(e)) },
-                Err(_) => break,
+        // The changes up to the first that cannot be made.
+        let (mut changes, mut files, mut chunked_at) = (Vec::new(), Vec::new(), Vec::new());
+        let mut stop = None;
+        for p in made {
+            match p {
+                Ok(Prepared::Ready(c)) => changes.push(c),
+                Ok(Prepared::Chunked(commit, listed)) => {
+                    chunked_at.push(changes.len());
+                    files.push(listed);
+                    changes.push(Change::Commit(commit));
+                }
+                Err(e) => {
+                    stop = Some(e);
+                    break;
+                }
             }
+        }
+        // Their chunks first; a file written since, or chunks that did not
+        // reach the hub, end the batch before that file's commit.
+        if !files.is_empty() {
+            let cut = match self.runtime.block_on(send_listed_files(&self.client, files)) {
+                Ok(changed) => {
+                    chunked_at.iter().zip(changed).find(|(_, c)| *c).map(|(at, _)| (*at, ApiError::ChangedWhileRead))
+                }
+                Err(e) => Some((chunked_at[0], e)),
+            };
+            if let Some((at, why)) = cut {
+                changes.truncate(at);
+                stop = Some(why);
+            }
+        }
+        if changes.is_empty() {
+            return BatchAnswer { done: vec![], stopped: stop.map(refusal) };
         }
         match self.runtime.block_on(self.client.batch(&BatchRequest { changes })) {
             Ok(answer) => BatchAnswer {
@@ -221,8 +275,16 @@ fn carried(meta: &Option<Box<Meta>>) -> (Option<ssync_common::api::Owner>, Optio
     (owner, Some(meta.as_ref().and_then(|m| m.xattrs.clone()).unwrap_or_default()))
 }
 
-/// Files whose chunks are sent at once for one batch.
-const UPLOADS_AT_ONCE: usize = 4;
+/// Changes of a batch made ready at once (small files read, big files'
+/// lists read where identifying them did not record one).
+const PREPARED_AT_ONCE: usize = 4;
+
+/// A change of a batch, made ready to send.
+enum Prepared {
+    Ready(Change),
+    /// A commit by chunk list, whose chunks the hub may lack.
+    Chunked(CommitRequest, Listed),
+}
 
 /// The hub said no (nothing changed there), or the answer did not come (it
 /// may have been carried out: the feed will tell).

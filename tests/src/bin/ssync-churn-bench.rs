@@ -7,9 +7,10 @@
 //! (FUSE passthrough) and with `--no-passthrough`. Prints Markdown.
 //!
 //! Each create measure is FILES files of 4 KiB in DIRS folders, in REPS
-//! alternating rounds (plain, bindfs, mount), medians. After the churn the
-//! mount is left to send it all. Each mode gets a fresh disk (`BenchDisk`):
-//! on a disk without a journal, the measure also waits 65 s, since ext4
+//! alternating rounds (plain, bindfs, mount), medians. Each measure starts
+//! once the mount has sent everything before it (see `creates`). Each mode
+//! gets a fresh disk (`BenchDisk`): on a disk without a journal, the
+//! measure after the churn also waits 65 s, since ext4
 //! then checks every inode freed in the last minute when it allocates one,
 //! so creates just after many unlinks are slow on any folder of that disk
 //! (the plain folder and bindfs are not churned).
@@ -84,15 +85,35 @@ struct Creates {
     mount: Duration,
 }
 
-fn creates(tag: &str, plain: &Path, bind: &Path, mount: &Path, files: usize, dirs: usize, reps: usize) -> Creates {
+/// Each measure starts once the mount sent the last one (`quiet`): a
+/// baseline measured while the mount's sync thread worked beside it was
+/// measured on another machine, as far as FUSE goes. On this 2-vCPU VM a
+/// FUSE round trip to a daemon on a halted vCPU costs a wake-up of the
+/// vCPU, and a busy neighbour spares it: bindfs took 47-88 µs a file while
+/// the mount was sending, and 280-380 µs on a quiet machine.
+#[allow(clippy::too_many_arguments)]
+fn creates(
+    tag: &str,
+    plain: &Path,
+    bind: &Path,
+    mount: &Path,
+    files: usize,
+    dirs: usize,
+    reps: usize,
+    quiet: &dyn Fn(),
+) -> Creates {
     let (mut p, mut b, mut m) = (vec![], vec![], vec![]);
+    let settle = || {
+        let _ = Command::new("sync").status();
+        quiet();
+    };
     for rep in 0..reps {
         let name = format!("{tag}-{rep}");
-        let _ = Command::new("sync").status();
+        settle();
         p.push(create_small_files(&plain.join(&name), files, dirs));
-        let _ = Command::new("sync").status();
+        settle();
         b.push(create_small_files(&bind.join(&name), files, dirs));
-        let _ = Command::new("sync").status();
+        settle();
         m.push(create_small_files(&mount.join(&name), files, dirs));
     }
     let per_file = |v: Vec<Duration>| median(v) / files as u32;
@@ -109,7 +130,7 @@ fn main() {
     let reps = knob("REPS", 3).max(1);
     let ops = knob("CHURN_OPS", 200_000).max(4);
     println!("# Creating small files, on a fresh mount and after {ops} churn operations\n");
-    println!("{files} files of 4 KiB in {dirs} folders per measure, medians of {reps} alternating rounds; per-file cost (lower is better). Each mode runs on a disk of its own (named below the table); after the churn, the measure waits until the hub is quiet.\n");
+    println!("{files} files of 4 KiB in {dirs} folders per measure, medians of {reps} alternating rounds; per-file cost (lower is better). Each mode runs on a disk of its own (named below the table); each measure starts once the mount sent all before it (the hub's feed still for 2 s), so none runs beside the mount's sending of the last.\n");
     println!("| mode | when | plain folder | bindfs | ssync mount | mount / bindfs | churn took |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let wanted = std::env::var("MODES").unwrap_or_else(|_| "root nopt".into());
@@ -140,14 +161,14 @@ fn main() {
             });
             assert!(settled, "the mount never stopped sending");
         };
-        let fresh = creates("fresh", &plain, &bindfs.path, &m.path, files, dirs, reps);
+        let fresh = creates("fresh", &plain, &bindfs.path, &m.path, files, dirs, reps, &quiet);
         quiet();
         let took = churn(&m.path.join("churn"), ops);
         quiet();
         if dir.slow_after_deletes() {
             std::thread::sleep(Duration::from_secs(65));
         }
-        let after = creates("after", &plain, &bindfs.path, &m.path, files, dirs, reps);
+        let after = creates("after", &plain, &bindfs.path, &m.path, files, dirs, reps, &quiet);
         for (when, c, took) in
             [("fresh", fresh, String::new()), ("after the churn", after, format!("{:.1} s", took.as_secs_f64()))]
         {
