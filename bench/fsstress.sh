@@ -7,7 +7,9 @@
 # WARN lines, and how soon an `rm -rf` of the tree reaches B. Prints one
 # Markdown row per seed and mode.
 # Knobs: SEEDS="1 2 3 4 5" MODES="root nopt" FSSTRESS=path (else built from
-# ../shared/tools/xfstests-ltp). Runs as root (passthrough needs it).
+# ../shared/tools/xfstests-ltp). Runs as root (passthrough needs it). A run
+# that does not converge, or makes a conflict copy, keeps its logs and
+# listings in target/fsstress-failed/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p ssync-server -p ssync-fs
@@ -67,6 +69,12 @@ for seed in ${SEEDS:-1 2 3 4 5}; do
     checked=$(since "$t1")
     same=$(cmp -s "$w/la" "$w/lb" && cmp -s "$w/ma" "$w/mb" && echo yes || echo NO)
     copies=$(grep -c 'conflict-' "$w/lb" || true)
+    if [ "$same" != yes ] || [ "$copies" != 0 ]; then
+      # A run that went wrong keeps its logs and listings for study.
+      kept=$PWD/target/fsstress-failed/seed$seed-$mode-$(date +%s)
+      mkdir -p "$kept" && cp "$w"/*.log "$w"/la "$w"/lb "$w"/ma "$w"/mb "$kept/" 2>/dev/null || true
+      echo "seed $seed ($mode): logs kept in $kept" >&2
+    fi
     t2=$(now); rm -rf "$w/a/fss"
     for _ in $(seq 600); do [ -z "$(ls -A "$w/b")" ] && break; sleep 0.1; done
     removed=$(since "$t2")

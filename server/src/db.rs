@@ -8,10 +8,12 @@ pub mod entries;
 pub mod manifests;
 mod migrations;
 pub mod packs;
+pub mod scoped;
 pub mod small_chunks;
 pub mod tokens;
 
 use rusqlite::Connection;
+pub use scoped::{Scoped, ShareId};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 

@@ -1,10 +1,10 @@
 //! `AppState`: what every handler shares.
-use crate::db::{entries, Db, DbError};
+use crate::db::{Db, DbError, Scoped, ShareId};
 use crate::error::ApiError;
 use crate::feed::ChangeFeed;
 use crate::store::ContentStore;
 use crate::tree::TreeError;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::TransactionBehavior;
 use ssync_common::api::Entry;
 use ssync_common::PathLimits;
 use std::path::Path;
@@ -105,11 +105,10 @@ impl AppState {
         let db = Db::open(&data_dir.join("meta.db"))?;
         let store = ContentStore::open(data_dir, db.clone()).map_err(|e| DbError::Join(e.to_string()))?;
         crate::upgrade::convert_old_objects(data_dir, &db, &store).await.map_err(|e| DbError::Join(e.to_string()))?;
-        let last = db.call(|c| Ok::<_, DbError>(entries::last_seq(c)?)).await?;
         Ok(AppState {
             db,
             store,
-            feed: ChangeFeed::new(last),
+            feed: ChangeFeed::default(),
             shutdown: CancellationToken::new(),
             limits: Arc::new(limits),
             retention: Arc::new(retention),
@@ -118,23 +117,23 @@ impl AppState {
         })
     }
 
-    /// Runs one tree mutation in an IMMEDIATE transaction, commits it, and wakes
-    /// the change feed.
-    pub async fn mutate<F>(&self, f: F) -> Result<Vec<Entry>, ApiError>
+    /// Runs one tree mutation of `share` in an IMMEDIATE transaction, commits
+    /// it, and wakes the share's change feed.
+    pub async fn mutate<F>(&self, share: ShareId, f: F) -> Result<Vec<Entry>, ApiError>
     where
-        F: FnOnce(&Connection) -> Result<Vec<Entry>, TreeError> + Send + 'static,
+        F: FnOnce(&Scoped) -> Result<Vec<Entry>, TreeError> + Send + 'static,
     {
         let out = self
             .db
             .call(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = f(&tx)?;
+                let out = f(&Scoped::new(&tx, share))?;
                 tx.commit()?;
                 Ok::<_, ApiError>(out)
             })
             .await?;
         if let Some(max) = out.iter().map(|e| e.version).max() {
-            self.feed.published(max);
+            self.feed.published(share, max);
         }
         Ok(out)
     }
@@ -143,10 +142,15 @@ impl AppState {
     /// inside a savepoint, stopping at the first one refused: what it wrote is
     /// rolled back, what came before is kept. Returns the entries of each
     /// applied item and the refusal, if any. A database failure undoes all.
-    pub async fn mutate_each<T, F>(&self, items: Vec<T>, f: F) -> Result<(Vec<Vec<Entry>>, Option<TreeError>), ApiError>
+    pub async fn mutate_each<T, F>(
+        &self,
+        share: ShareId,
+        items: Vec<T>,
+        f: F,
+    ) -> Result<(Vec<Vec<Entry>>, Option<TreeError>), ApiError>
     where
         T: Send + 'static,
-        F: Fn(&Connection, T) -> Result<Vec<Entry>, TreeError> + Send + 'static,
+        F: Fn(&Scoped, T) -> Result<Vec<Entry>, TreeError> + Send + 'static,
     {
         let (done, refused) = self
             .db
@@ -156,7 +160,7 @@ impl AppState {
                 let mut refused = None;
                 for item in items {
                     let sp = tx.savepoint()?;
-                    match f(&sp, item) {
+                    match f(&Scoped::new(&sp, share), item) {
                         Ok(entries) => {
                             sp.commit()?;
                             done.push(entries);
@@ -173,7 +177,7 @@ impl AppState {
             })
             .await?;
         if let Some(max) = done.iter().flatten().map(|e| e.version).max() {
-            self.feed.published(max);
+            self.feed.published(share, max);
         }
         Ok((done, refused))
     }

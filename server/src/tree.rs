@@ -3,7 +3,7 @@
 //! transaction. Nothing here does I/O beyond SQL, so it is tested on an
 //! in-memory database.
 use crate::db::entries;
-use rusqlite::Connection;
+use crate::db::Scoped;
 use ssync_common::api::{Entry, EntryKind, Owner};
 use ssync_common::xattrs::Xattrs;
 use ssync_common::{ContentHash, NodeId, PathError, PathLimits, RelPath};
@@ -62,7 +62,7 @@ fn blocked(message: String, current: Option<Entry>) -> TreeError {
 
 /// Creates any missing ancestor folders (mkdir -p), so a write inside a folder
 /// another client just deleted brings the folder back instead of failing.
-fn ensure_parents(conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+fn ensure_parents(conn: &Scoped, dev: Dev, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
     for anc in path.ancestors() {
         match live(entries::get(conn, &anc)?) {
             Some(e) if e.kind == EntryKind::Dir => {}
@@ -116,7 +116,7 @@ impl Carried {
     /// and making it again under a new id would hide that from its merge, so
     /// the write is refused. Otherwise they are made (mkdir -p), so a write
     /// inside a folder another client just deleted brings the folder back.
-    fn parents_for(&self, conn: &Connection, dev: Dev, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+    fn parents_for(&self, conn: &Scoped, dev: Dev, path: &RelPath, out: &mut Vec<Entry>) -> Result<(), TreeError> {
         let Some(dir) = path.parent().filter(|_| self.node.is_some()) else {
             return ensure_parents(conn, dev, path, out);
         };
@@ -131,7 +131,7 @@ impl Carried {
     /// else the client's choice, else a new one. A client that names another
     /// node than the one there, or one that lives elsewhere, is refused: two
     /// places would hold one node.
-    fn node_for(&self, conn: &Connection, path: &RelPath, kept: Option<&Entry>) -> Result<NodeId, TreeError> {
+    fn node_for(&self, conn: &Scoped, path: &RelPath, kept: Option<&Entry>) -> Result<NodeId, TreeError> {
         match (kept.and_then(|k| k.node), self.node) {
             (Some(there), Some(asked)) if there != asked => {
                 Err(blocked(format!("'{path}' is another node on the hub ({there}), not {asked}"), kept.cloned()))
@@ -173,7 +173,7 @@ pub struct FileCommit {
     pub carried: Carried,
 }
 
-pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
+pub fn commit_file(conn: &Scoped, dev: Dev, c: FileCommit) -> TreeResult {
     let current = entries::get(conn, &c.path)?;
     if let Some(e) = live(current.clone()).filter(|e| e.kind == EntryKind::Dir) {
         return Err(blocked(format!("'{}' is a folder", c.path), Some(e)));
@@ -211,7 +211,7 @@ pub fn commit_file(conn: &Connection, dev: Dev, c: FileCommit) -> TreeResult {
 }
 
 pub fn mkdir(
-    conn: &Connection,
+    conn: &Scoped,
     dev: Dev,
     path: &RelPath,
     base: u64,
@@ -255,7 +255,7 @@ pub fn mkdir(
     Ok(out)
 }
 
-fn tombstone(conn: &Connection, dev: Dev, e: &Entry, moved_to: Option<RelPath>) -> Result<Entry, TreeError> {
+fn tombstone(conn: &Scoped, dev: Dev, e: &Entry, moved_to: Option<RelPath>) -> Result<Entry, TreeError> {
     let t = Entry {
         version: entries::next_seq(conn)?,
         deleted: true,
@@ -269,7 +269,7 @@ fn tombstone(conn: &Connection, dev: Dev, e: &Entry, moved_to: Option<RelPath>) 
     Ok(entries::put(conn, &t)?)
 }
 
-pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeResult {
+pub fn delete(conn: &Scoped, dev: Dev, path: &RelPath, base: u64) -> TreeResult {
     let current = entries::get(conn, path)?;
     let Some(e) = live(current.clone()) else {
         // Already gone: the end state the client asked for.
@@ -285,7 +285,7 @@ pub fn delete(conn: &Connection, dev: Dev, path: &RelPath, base: u64) -> TreeRes
 /// The folder `path` goes into must be node `folder`, when the client names
 /// it: a client that names its nodes is refused a folder deleted or replaced
 /// since it looked (see `Carried::parents_for`).
-fn check_folder(conn: &Connection, path: &RelPath, folder: Option<NodeId>) -> Result<(), TreeError> {
+fn check_folder(conn: &Scoped, path: &RelPath, folder: Option<NodeId>) -> Result<(), TreeError> {
     let (Some(folder), Some(dir)) = (folder, path.parent()) else { return Ok(()) };
     match live(entries::get(conn, &dir)?) {
         Some(e) if e.kind == EntryKind::Dir && e.node == Some(folder) => Ok(()),
@@ -298,7 +298,7 @@ fn check_folder(conn: &Connection, path: &RelPath, folder: Option<NodeId>) -> Re
 /// outgrow them. Only the prefix changes, so the longest path below the
 /// folder is the one to check (the names below are valid already).
 fn check_moved_limits(
-    conn: &Connection,
+    conn: &Scoped,
     kind: EntryKind,
     from: &RelPath,
     to: &RelPath,
@@ -321,7 +321,7 @@ fn check_moved_limits(
 // simulation's hub have them.
 #[allow(clippy::too_many_arguments)]
 pub fn rename(
-    conn: &Connection,
+    conn: &Scoped,
     dev: Dev,
     from: &RelPath,
     to: &RelPath,
@@ -378,7 +378,7 @@ pub fn rename(
 }
 
 pub fn set_attr(
-    conn: &Connection,
+    conn: &Scoped,
     dev: Dev,
     path: &RelPath,
     base: u64,
@@ -407,7 +407,7 @@ pub fn set_attr(
 /// a new state of the node there now; where none is, of the node it was,
 /// unless that node lives on elsewhere (a copy brought back beside it), which
 /// makes it a new node.
-fn revive(conn: &Connection, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+fn revive(conn: &Scoped, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> Result<(), TreeError> {
     ensure_parents(conn, dev, &state.path, out)?;
     let there = live(entries::get(conn, &state.path)?).and_then(|e| e.node);
     let node = match (there, state.node) {
@@ -430,7 +430,7 @@ fn revive(conn: &Connection, dev: Dev, state: &Entry, out: &mut Vec<Entry>) -> R
 
 /// Makes version `version` of `path` current again, at `as_path` if given.
 /// Whatever is there now stays in the history.
-pub fn restore(conn: &Connection, dev: Dev, path: &RelPath, version: u64, as_path: Option<&RelPath>) -> TreeResult {
+pub fn restore(conn: &Scoped, dev: Dev, path: &RelPath, version: u64, as_path: Option<&RelPath>) -> TreeResult {
     let Some(old) = entries::version_of(conn, path, version)? else {
         return Err(TreeError::NotFound(format!("'{path}' has no version {version}; list them with GET /v1/versions")));
     };
@@ -458,7 +458,7 @@ pub fn restore(conn: &Connection, dev: Dev, path: &RelPath, version: u64, as_pat
 /// Brings folder `dir` and everything below it back to how it was at `at_ns`:
 /// what existed then returns with its content of then, what appeared later is
 /// deleted. Every state replaced stays in the history.
-pub fn restore_tree(conn: &Connection, dev: Dev, dir: &RelPath, at_ns: i64) -> TreeResult {
+pub fn restore_tree(conn: &Scoped, dev: Dev, dir: &RelPath, at_ns: i64) -> TreeResult {
     use std::collections::BTreeMap;
     let then: BTreeMap<RelPath, Entry> =
         entries::tree_at(conn, dir, at_ns)?.into_iter().filter(|e| !e.deleted).map(|e| (e.path.clone(), e)).collect();
@@ -487,6 +487,8 @@ pub fn restore_tree(conn: &Connection, dev: Dev, dir: &RelPath, at_ns: i64) -> T
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::db::ShareId;
+    use rusqlite::Connection;
 
     pub(crate) fn p(s: &str) -> RelPath {
         RelPath::parse(s).unwrap()
@@ -498,11 +500,11 @@ pub(crate) mod tests {
         c
     }
 
-    pub(crate) fn file(c: &Connection, path: &str, base: u64, data: &[u8]) -> TreeResult {
+    pub(crate) fn file(c: &Scoped, path: &str, base: u64, data: &[u8]) -> TreeResult {
         content(c, path, base, data, EntryKind::File)
     }
 
-    fn content(c: &Connection, path: &str, base: u64, data: &[u8], kind: EntryKind) -> TreeResult {
+    fn content(c: &Scoped, path: &str, base: u64, data: &[u8], kind: EntryKind) -> TreeResult {
         commit_file(
             c,
             &Author::default(),
@@ -521,7 +523,8 @@ pub(crate) mod tests {
 
     #[test]
     fn owners_are_recorded_like_modes_and_kept_when_not_sent() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let ann = Owner { uid: 1001, gid: 1002, user: Some("ann".into()), group: None };
         let commit = |base, data: &[u8], owner: Option<Owner>| {
             let (hash, size) = (ContentHash::of(data), data.len() as u64);
@@ -559,7 +562,8 @@ pub(crate) mod tests {
 
     #[test]
     fn xattrs_are_recorded_kept_when_not_sent_and_cleared_when_sent_empty() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let mut x = Xattrs::default();
         x.set("user.tag", b"blue").unwrap();
         let f = file(&c, "f", 0, b"one").unwrap().pop().unwrap();
@@ -580,7 +584,8 @@ pub(crate) mod tests {
 
     #[test]
     fn folder_digests_follow_every_change_and_match_a_rebuild() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let dev = Author::default();
         let v = |r: TreeResult, path: &str| r.unwrap().iter().find(|e| e.path.as_str() == path).unwrap().version;
         let a = v(file(&c, "d/a", 0, b"1"), "d/a");
@@ -607,7 +612,8 @@ pub(crate) mod tests {
 
     #[test]
     fn symlinks_are_content_that_may_replace_files_and_be_replaced() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let link = content(&c, "l", 0, b"../target", EntryKind::Symlink).unwrap().pop().unwrap();
         assert_eq!(link.kind, EntryKind::Symlink);
         assert_eq!(entries::get(&c, &p("l")).unwrap().unwrap().kind, EntryKind::Symlink, "stored as a symlink");
@@ -628,7 +634,8 @@ pub(crate) mod tests {
 
     #[test]
     fn versions_follow_one_sequence_and_parents_are_created() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let out = file(&c, "a/b/f.txt", 0, b"x").unwrap();
         let got: Vec<_> = out.iter().map(|e| (e.path.to_string(), e.version)).collect();
         assert_eq!(got, vec![("a".into(), 1), ("a/b".into(), 2), ("a/b/f.txt".into(), 3)]);
@@ -639,7 +646,8 @@ pub(crate) mod tests {
 
     #[test]
     fn stale_base_is_a_conflict_and_changes_nothing() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let v1 = file(&c, "f", 0, b"one").unwrap()[0].version;
         file(&c, "f", v1, b"two").unwrap();
         let err = file(&c, "f", v1, b"three").unwrap_err();
@@ -653,7 +661,8 @@ pub(crate) mod tests {
 
     #[test]
     fn delete_leaves_tombstone_and_refuses_non_empty_folder() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let out = file(&c, "d/f", 0, b"x").unwrap();
         let (d, f) = (&out[0], &out[1]);
         assert!(matches!(delete(&c, &Author::default(), &p("d"), d.version).unwrap_err(), TreeError::Blocked { .. }));
@@ -669,7 +678,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_folder_rename_is_one_change_and_what_is_below_follows() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         file(&c, "d/x/1", 0, b"1").unwrap();
         file(&c, "d/2", 0, b"2").unwrap();
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
@@ -686,7 +696,7 @@ pub(crate) mod tests {
         let kept = |es: &[Entry]| es.iter().map(|e| (e.node, e.version, e.parent)).collect::<Vec<_>>();
         assert_eq!(kept(&now), kept(&below), "the rows below keep their nodes, versions and folders");
         assert!(entries::entries_within(&c, &p("d")).unwrap().is_empty(), "nothing is left at the old paths");
-        let digests = |c: &Connection| crate::db::digests::get(c, "").unwrap();
+        let digests = |c: &Scoped| crate::db::digests::get(c, "").unwrap();
         let kept_digest = digests(&c);
         crate::db::digests::rebuild(&c).unwrap();
         assert_eq!(digests(&c), kept_digest, "the digests followed the move");
@@ -701,7 +711,8 @@ pub(crate) mod tests {
     /// written; at the limit it moves.
     #[test]
     fn a_folder_that_would_outgrow_the_path_limit_does_not_move() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         file(&c, "d/sub/file", 0, b"1").unwrap(); // the longest path below d: 10 bytes
         file(&c, "others", 0, b"2").unwrap();
         let limits = PathLimits { max_path_bytes: 14, ..PathLimits::default() };
@@ -721,7 +732,8 @@ pub(crate) mod tests {
 
     #[test]
     fn the_feed_shows_a_folder_before_what_is_in_it() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let dev = Author::default();
         file(&c, "d/f", 0, b"1").unwrap(); // d: 1, d/f: 2
         let d = entries::get(&c, &p("d")).unwrap().unwrap();
@@ -740,7 +752,8 @@ pub(crate) mod tests {
 
     #[test]
     fn rename_over_existing_file_needs_its_version() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let a = file(&c, "a", 0, b"new").unwrap()[0].clone();
         let b = file(&c, "b", 0, b"old").unwrap()[0].clone();
         assert!(matches!(
@@ -756,7 +769,8 @@ pub(crate) mod tests {
 
     #[test]
     fn committing_the_same_bytes_again_makes_no_version() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let v = file(&c, "f", 0, b"same").unwrap()[0].version;
         let again = file(&c, "f", v, b"same").unwrap();
         assert_eq!(again[0].version, v);
@@ -765,7 +779,8 @@ pub(crate) mod tests {
 
     #[test]
     fn kinds_cannot_be_mixed() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         file(&c, "f", 0, b"x").unwrap();
         assert!(matches!(
             mkdir(&c, &Author::default(), &p("f"), 0, 0o755, 0, Carried::default()),
@@ -783,7 +798,8 @@ pub(crate) mod tests {
 
     #[test]
     fn set_attr_bumps_version_and_keeps_content() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let f = file(&c, "f", 0, b"x").unwrap()[0].clone();
         let g = set_attr(&c, &Author::default(), &p("f"), f.version, Some(0o100755), None, Carried::default()).unwrap()
             [0]
@@ -795,7 +811,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_change_is_kept_and_a_version_can_be_restored() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let v1 = file(&c, "f", 0, b"one").unwrap()[0].version;
         let v2 = file(&c, "f", v1, b"two").unwrap()[0].version;
         let laptop = Author { device: Some("laptop".into()), origin: Some("mount-1".into()) };
@@ -822,7 +839,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_node_keeps_its_id_and_its_history_through_renames() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let dev = Author::default();
         file(&c, "d/x", 0, b"one").unwrap();
         let x = entries::get(&c, &p("d/x")).unwrap().unwrap();
@@ -862,7 +880,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_client_may_name_the_nodes_it_creates_but_not_take_another() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let dev = Author::default();
         let chosen = |n: NodeId| Carried { node: Some(n), ..Carried::default() };
         let (d, x, y) = (NodeId::random(), NodeId::random(), NodeId::random());
@@ -920,7 +939,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_folder_comes_back_as_it_was() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         file(&c, "docs/a.txt", 0, b"a1").unwrap();
         file(&c, "docs/sub/b.txt", 0, b"b").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));

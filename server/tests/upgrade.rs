@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::chunks::{file_id, list_of};
 use ssync_common::{ContentHash, RelPath};
-use ssync_server::db::{entries, manifests, DbError};
+use ssync_server::db::{entries, manifests, DbError, Scoped, ShareId};
 use ssync_server::{AppState, Limits};
 
 fn pseudo_random(n: usize) -> Vec<u8> {
@@ -81,8 +81,8 @@ async fn whole_content_objects_become_chunk_lists() {
         state
             .db
             .call(move |c| {
-                entries::put(c, &e).map_err(DbError::from)?;
-                c.execute("UPDATE sequence SET last = 1", []).map_err(DbError::from)?;
+                entries::put(&Scoped::new(c, ShareId::DEFAULT), &e).map_err(DbError::from)?;
+                c.execute("UPDATE shares SET last_seq = 1 WHERE id = 1", []).map_err(DbError::from)?;
                 Ok::<_, DbError>(())
             })
             .await
@@ -90,7 +90,12 @@ async fn whole_content_objects_become_chunk_lists() {
     }
     let state = AppState::open(dir.path(), Limits::default()).await.unwrap();
     let path = RelPath::parse("old.bin").unwrap();
-    let now = state.db.call(move |c| Ok::<_, DbError>(entries::get(c, &path)?)).await.unwrap().unwrap();
+    let now = state
+        .db
+        .call(move |c| Ok::<_, DbError>(entries::get(&Scoped::new(c, ShareId::DEFAULT), &path)?))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(now.hash, Some(file_id(&data)), "the entry takes the id of its chunk list");
     assert_eq!(now.version, 1, "converting is not a change");
     assert!(read_content(&state, file_id(&data)).await == data, "the content reads back unchanged");

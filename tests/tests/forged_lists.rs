@@ -104,7 +104,8 @@ fn forge_as_an_old_hub_would(hub: &Hub, hash: ContentHash) {
             mtime_ns: 1,
             carried: Default::default(),
         };
-        ssync_server::tree::commit_file(&conn, &author, commit).unwrap();
+        let tree = ssync_server::db::Scoped::new(&conn, ssync_server::db::ShareId::DEFAULT);
+        ssync_server::tree::commit_file(&tree, &author, commit).unwrap();
     }
 }
 

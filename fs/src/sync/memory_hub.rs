@@ -7,7 +7,7 @@ use super::hub_view::{HubView, Request};
 use super::remote::{Refusal, Remote};
 use ssync_common::api::{EntriesPage, Entry, EntryKind};
 use ssync_common::{NodeId as WireId, PathLimits};
-use ssync_server::db::{entries, Db};
+use ssync_server::db::{entries, Db, Scoped, ShareId};
 use ssync_server::tree::{self, Author, Carried, FileCommit, TreeError};
 
 pub struct MemoryHub {
@@ -46,7 +46,8 @@ impl MemoryHub {
         };
         self.db
             .with_conn(|c| {
-                let tx = c.unchecked_transaction()?;
+                let txn = c.unchecked_transaction()?;
+                let tx = Scoped::new(&txn, ShareId::DEFAULT);
                 let done = match request {
                     Request::Mkdir { path, node, mode, meta } => {
                         tree::mkdir(&tx, dev, path, 0, *mode, 0, carried(Some(*node), meta))
@@ -77,7 +78,7 @@ impl MemoryHub {
                     Request::Delete { path, base } => tree::delete(&tx, dev, path, *base),
                 };
                 if done.is_ok() {
-                    tx.commit()?;
+                    txn.commit()?;
                 }
                 Ok(done)
             })
@@ -94,6 +95,9 @@ impl Remote for MemoryHub {
     }
 
     fn changes_since(&mut self, cursor: u64) -> Result<EntriesPage, Refusal> {
-        Ok(self.db.with_conn(|c| entries::feed_page(c, cursor, PAGE)).expect("the in-memory database answers"))
+        Ok(self
+            .db
+            .with_conn(|c| entries::feed_page(&Scoped::new(c, ShareId::DEFAULT), cursor, PAGE))
+            .expect("the in-memory database answers"))
     }
 }

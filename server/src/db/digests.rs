@@ -1,6 +1,8 @@
 //! Folder digests (see `ssync_common::digest`), kept in step with `entries`:
 //! `entries::put` calls `on_move` for every row it writes, in the same
-//! transaction, so a digest always matches the entries it covers.
+//! transaction, so a digest always matches the entries it covers. Each
+//! share has its own (`Scoped`).
+use super::scoped::{Scoped, ShareId};
 use rusqlite::{params, Connection, OptionalExtension};
 use ssync_common::api::Entry;
 use ssync_common::digest::{entry_digest, folder_of, folders_above, xor, EMPTY};
@@ -20,36 +22,36 @@ fn hash_of(blob: Vec<u8>) -> ContentHash {
 }
 
 /// (direct, subtree) of `dir` ("" for the root).
-pub fn get(conn: &Connection, dir: &str) -> rusqlite::Result<(ContentHash, ContentHash)> {
+pub fn get(conn: &Scoped, dir: &str) -> rusqlite::Result<(ContentHash, ContentHash)> {
     let row: Option<(Vec<u8>, Vec<u8>)> = conn
-        .prepare_cached("SELECT direct, subtree FROM dir_digests WHERE dir = ?1")?
-        .query_row([dir], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT direct, subtree FROM dir_digests WHERE share = ?2 AND dir = ?1")?
+        .query_row(params![dir, conn.share], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(row.map_or((EMPTY, EMPTY), |(d, s)| (hash_of(d), hash_of(s))))
 }
 
-fn put(conn: &Connection, dir: &str, direct: &ContentHash, subtree: &ContentHash) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO dir_digests (dir, direct, subtree) VALUES (?1, ?2, ?3)")?
-        .execute(params![dir, &direct.as_bytes()[..], &subtree.as_bytes()[..]])?;
+fn put(conn: &Scoped, dir: &str, direct: &ContentHash, subtree: &ContentHash) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO dir_digests (share, dir, direct, subtree) VALUES (?4, ?1, ?2, ?3)")?
+        .execute(params![dir, &direct.as_bytes()[..], &subtree.as_bytes()[..], conn.share])?;
     Ok(())
 }
 
 /// Rows replaced (`before`: the nodes' rows as they were, wherever they
 /// were) by `after`: a write, or a swap.
-pub fn on_move(conn: &Connection, before: &[Entry], after: &[Entry]) -> rusqlite::Result<()> {
+pub fn on_move(conn: &Scoped, before: &[Entry], after: &[Entry]) -> rusqlite::Result<()> {
     apply(conn, before.iter().chain(after).map(|e| (e.path.as_str(), share(e))))
 }
 
 /// Live rows that moved from the paths of `before` to those of `after`
 /// with their versions (what is below a renamed folder): `(path, version)`.
-pub fn on_paths_moved(conn: &Connection, before: &[(String, u64)], after: &[(String, u64)]) -> rusqlite::Result<()> {
+pub fn on_paths_moved(conn: &Scoped, before: &[(String, u64)], after: &[(String, u64)]) -> rusqlite::Result<()> {
     let shares = before.iter().chain(after).map(|(p, v)| (p.as_str(), entry_digest(p, *v)));
     apply(conn, shares)
 }
 
 /// XORs each `(path, share)` into the digests of the path's folders
 /// (a share given twice cancels out), writing each folder's row once.
-fn apply<'a>(conn: &Connection, shares: impl Iterator<Item = (&'a str, ContentHash)>) -> rusqlite::Result<()> {
+fn apply<'a>(conn: &Scoped, shares: impl Iterator<Item = (&'a str, ContentHash)>) -> rusqlite::Result<()> {
     let mut deltas: HashMap<&str, (ContentHash, ContentHash)> = HashMap::new();
     for (path, share) in shares {
         if share == EMPTY {
@@ -75,11 +77,16 @@ fn apply<'a>(conn: &Connection, shares: impl Iterator<Item = (&'a str, ContentHa
 }
 
 /// The subfolders of `dir` with something below them: (name, subtree digest).
-pub fn subfolders(conn: &Connection, dir: &str) -> rusqlite::Result<Vec<(String, ContentHash)>> {
+pub fn subfolders(conn: &Scoped, dir: &str) -> rusqlite::Result<Vec<(String, ContentHash)>> {
     let (sql, lo, hi) = match dir {
-        "" => ("SELECT dir, subtree FROM dir_digests WHERE dir <> '' AND instr(dir, '/') = 0", String::new(), String::new()),
+        "" => (
+            "SELECT dir, subtree FROM dir_digests WHERE share = ?1 AND dir <> '' AND instr(dir, '/') = 0",
+            String::new(),
+            String::new(),
+        ),
         d => (
-            "SELECT dir, subtree FROM dir_digests WHERE dir > ?1 AND dir < ?2 AND instr(substr(dir, length(?1) + 1), '/') = 0",
+            "SELECT dir, subtree FROM dir_digests
+             WHERE share = ?3 AND dir > ?1 AND dir < ?2 AND instr(substr(dir, length(?1) + 1), '/') = 0",
             format!("{d}/"),
             format!("{d}0"),
         ),
@@ -87,8 +94,8 @@ pub fn subfolders(conn: &Connection, dir: &str) -> rusqlite::Result<Vec<(String,
     let mut st = conn.prepare_cached(sql)?;
     let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, hash_of(r.get(1)?)));
     let rows: Vec<(String, ContentHash)> = match dir {
-        "" => st.query_map([], map)?.collect::<Result<_, _>>()?,
-        _ => st.query_map(params![lo, hi], map)?.collect::<Result<_, _>>()?,
+        "" => st.query_map([conn.share], map)?.collect::<Result<_, _>>()?,
+        _ => st.query_map(params![lo, hi, conn.share], map)?.collect::<Result<_, _>>()?,
     };
     Ok(rows
         .into_iter()
@@ -97,9 +104,20 @@ pub fn subfolders(conn: &Connection, dir: &str) -> rusqlite::Result<Vec<(String,
         .collect())
 }
 
-/// Computes every digest from the entries (the migration that adds them).
-pub fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM dir_digests", [])?;
+/// Computes every share's digests from the entries (the migration that
+/// adds them, or a database restored without them).
+pub fn rebuild_all(conn: &Connection) -> rusqlite::Result<()> {
+    let shares: Vec<i64> =
+        conn.prepare("SELECT id FROM shares")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for id in shares {
+        rebuild(&Scoped::new(conn, ShareId(id)))?;
+    }
+    Ok(())
+}
+
+/// Computes a share's digests from its entries.
+pub fn rebuild(conn: &Scoped) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM dir_digests WHERE share = ?1", [conn.share])?;
     let mut sums: HashMap<String, (ContentHash, ContentHash)> = HashMap::new();
     for e in super::entries::all_live(conn)? {
         let share = share(&e);

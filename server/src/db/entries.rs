@@ -1,12 +1,14 @@
-//! Row access for `entries`, `versions` and `sequence`. Callers hold a
-//! transaction; this module only reads and writes rows, the rules live in
-//! `tree.rs`. Every entry written is also appended to `versions`, here and
+//! Row access for `entries`, `versions` and a share's sequence. Callers
+//! hold a transaction scoped to one share (`Scoped`), and every query here
+//! names that share; this module only reads and writes rows, the rules live
+//! in `tree.rs`. Every entry written is also appended to `versions`, here and
 //! only here, so history can never miss a change.
 //!
 //! Entries are keyed by node (schema step 14): one row per node, with the
 //! node of its folder and its path now. A live path is unique; a path may
 //! also hold tombstones of nodes that were there before.
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::scoped::{Scoped, ShareId};
+use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 use ssync_common::api::{EntriesPage, Entry, EntryKind, VersionInfo};
 use ssync_common::{NodeId, RelPath};
 
@@ -64,24 +66,24 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 /// The entry at `path`: the live one, else the newest tombstone there.
-pub fn get(conn: &Connection, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
+pub fn get(conn: &Scoped, path: &RelPath) -> rusqlite::Result<Option<Entry>> {
     conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM entries WHERE path = ?1 ORDER BY deleted, version DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM entries WHERE share = ?2 AND path = ?1 ORDER BY deleted, version DESC LIMIT 1"
     ))?
-    .query_row([path.as_str()], from_row)
+    .query_row(params![path.as_str(), conn.share], from_row)
     .optional()
 }
 
 /// Node `node`'s row (live or its tombstone).
-pub fn get_node(conn: &Connection, node: NodeId) -> rusqlite::Result<Option<Entry>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE node = ?1"))?
-        .query_row([node.to_string()], from_row)
+pub fn get_node(conn: &Scoped, node: NodeId) -> rusqlite::Result<Option<Entry>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE node = ?1 AND share = ?2"))?
+        .query_row(params![node.to_string(), conn.share], from_row)
         .optional()
 }
 
 /// The node of the folder `path` is in: the root's, or the node at the
 /// folder's path (a tombstone's folder may be gone too: its newest row).
-fn folder_node(conn: &Connection, path: &RelPath) -> rusqlite::Result<NodeId> {
+fn folder_node(conn: &Scoped, path: &RelPath) -> rusqlite::Result<NodeId> {
     match path.parent() {
         None => Ok(NodeId::ROOT),
         Some(dir) => Ok(get(conn, &dir)?.and_then(|d| d.node).unwrap_or(NodeId::ROOT)),
@@ -89,8 +91,9 @@ fn folder_node(conn: &Connection, path: &RelPath) -> rusqlite::Result<NodeId> {
 }
 
 /// Fills in every entry's folder node from the paths (the step that keys
-/// entries by node).
+/// entries by node, before shares: every row is the default share's).
 pub fn fill_parents(conn: &Connection) -> rusqlite::Result<()> {
+    let conn = &Scoped::new(conn, ShareId::DEFAULT);
     let rows: Vec<(String, String)> = conn
         .prepare("SELECT node, path FROM entries")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -104,15 +107,19 @@ pub fn fill_parents(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Takes the next number of the change sequence.
-pub fn next_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.prepare_cached("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")?
-        .query_row([], |r| r.get::<_, i64>(0))
+/// Takes the next number of the share's change sequence (a counter row
+/// updated in the transaction: numbers are gapless and in commit order).
+pub fn next_seq(conn: &Scoped) -> rusqlite::Result<u64> {
+    conn.prepare_cached("UPDATE shares SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq")?
+        .query_row([conn.share], |r| r.get::<_, i64>(0))
         .map(|v| v as u64)
 }
 
-pub fn last_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT last FROM sequence WHERE id = 1", [], |r| r.get::<_, i64>(0)).map(|v| v as u64)
+/// The share's latest change.
+pub fn last_seq(conn: &Scoped) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT last_seq FROM shares WHERE id = ?1")?
+        .query_row([conn.share], |r| r.get::<_, i64>(0))
+        .map(|v| v as u64)
 }
 
 fn now_ns() -> i64 {
@@ -122,17 +129,17 @@ fn now_ns() -> i64 {
 /// Inserts or replaces the row of node `e.node` (its folder's node taken
 /// from its path), records it in the history, and updates the digests of
 /// its folders. Returns the entry as stored.
-pub fn put(conn: &Connection, e: &Entry) -> rusqlite::Result<Entry> {
+pub fn put(conn: &Scoped, e: &Entry) -> rusqlite::Result<Entry> {
     Ok(write(conn, std::slice::from_ref(e))?.pop().expect("one row written"))
 }
 
 /// `put` of two nodes that trade places (a swap): neither path is ever
 /// held by two live rows.
-pub fn put_swapped(conn: &Connection, a: &Entry, b: &Entry) -> rusqlite::Result<Vec<Entry>> {
+pub fn put_swapped(conn: &Scoped, a: &Entry, b: &Entry) -> rusqlite::Result<Vec<Entry>> {
     write(conn, &[a.clone(), b.clone()])
 }
 
-fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
+fn write(conn: &Scoped, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
     let nodes: Vec<NodeId> = rows.iter().map(|e| e.node.expect("tree.rs gives every entry its node")).collect();
     let mut old = Vec::new();
     for node in &nodes {
@@ -164,14 +171,16 @@ fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
             e.xattrs.as_ref().map(|x| serde_json::to_string(x).expect("xattrs serialize")),
             node.to_string(),
             e.parent.expect("set above").to_string(),
+            conn.share,
         ];
         conn.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            "INSERT OR REPLACE INTO entries ({COLUMNS}, share)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
         ))?
         .execute(values)?;
         // The history row is a copy of the row just written, stamped with the time.
         conn.prepare_cached(&format!(
-            "INSERT INTO versions ({COLUMNS}, at_ns) SELECT {COLUMNS}, ?2 FROM entries WHERE node = ?1"
+            "INSERT INTO versions ({COLUMNS}, share, at_ns) SELECT {COLUMNS}, share, ?2 FROM entries WHERE node = ?1"
         ))?
         .execute(params![node.to_string(), now_ns()])?;
         stored.push(e);
@@ -184,7 +193,7 @@ fn write(conn: &Connection, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
 /// the caller's): each live row keeps its version and folder node, and its
 /// path follows; the digests of both places follow. No row is written to
 /// the history or the feed: a rename is one change, to the folder.
-pub fn move_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::Result<usize> {
+pub fn move_below(conn: &Scoped, from: &RelPath, to: &RelPath) -> rusqlite::Result<usize> {
     // Nothing lives below `to` (a folder is moved only to a free name or
     // over an empty folder): the paths change in one pass, not staged.
     let below = paths_below(conn, from)?;
@@ -193,16 +202,17 @@ pub fn move_below(conn: &Connection, from: &RelPath, to: &RelPath) -> rusqlite::
     }
     let (lo, hi) = (format!("{from}/"), format!("{from}0"));
     conn.prepare_cached(
-        "UPDATE entries SET path = ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+        "UPDATE entries SET path = ?3 || substr(path, length(?1))
+         WHERE share = ?4 AND deleted = 0 AND path >= ?1 AND path < ?2",
     )?
-    .execute(params![lo, hi, to.as_str()])?;
+    .execute(params![lo, hi, to.as_str(), conn.share])?;
     super::digests::on_paths_moved(conn, &below, &rebased(&below, from, to))?;
     Ok(below.len())
 }
 
 /// `move_below` both ways at once: what is below `a` goes below `b`, and
 /// what is below `b` below `a` (a swap of two folders).
-pub fn swap_below(conn: &Connection, a: &RelPath, b: &RelPath) -> rusqlite::Result<()> {
+pub fn swap_below(conn: &Scoped, a: &RelPath, b: &RelPath) -> rusqlite::Result<()> {
     let (mut below, mut moved) = stage_below(conn, a, b)?;
     let (below_b, moved_b) = stage_below(conn, b, a)?;
     below.extend(below_b);
@@ -218,17 +228,14 @@ type PathVersion = (String, u64);
 /// leading '/' (which no relative path has) until `finish_moves`, so that
 /// no two live rows share a path in between. Returns the rows' paths and
 /// versions as they were and as they will be.
-fn stage_below(
-    conn: &Connection,
-    from: &RelPath,
-    to: &RelPath,
-) -> rusqlite::Result<(Vec<PathVersion>, Vec<PathVersion>)> {
+fn stage_below(conn: &Scoped, from: &RelPath, to: &RelPath) -> rusqlite::Result<(Vec<PathVersion>, Vec<PathVersion>)> {
     let below = paths_below(conn, from)?;
     let (lo, hi) = (format!("{from}/"), format!("{from}0"));
     conn.prepare_cached(
-        "UPDATE entries SET path = '/' || ?3 || substr(path, length(?1)) WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+        "UPDATE entries SET path = '/' || ?3 || substr(path, length(?1))
+         WHERE share = ?4 AND deleted = 0 AND path >= ?1 AND path < ?2",
     )?
-    .execute(params![lo, hi, to.as_str()])?;
+    .execute(params![lo, hi, to.as_str(), conn.share])?;
     let moved = rebased(&below, from, to);
     Ok((below, moved))
 }
@@ -236,11 +243,13 @@ fn stage_below(
 /// The paths and versions of the live rows below `from`. Only these are
 /// read: parsing whole rows (owners and xattrs in JSON) was most of the
 /// cost of a large folder's rename.
-fn paths_below(conn: &Connection, from: &RelPath) -> rusqlite::Result<Vec<PathVersion>> {
+fn paths_below(conn: &Scoped, from: &RelPath) -> rusqlite::Result<Vec<PathVersion>> {
     let (lo, hi) = (format!("{from}/"), format!("{from}0"));
-    conn.prepare_cached("SELECT path, version FROM entries WHERE deleted = 0 AND path >= ?1 AND path < ?2")?
-        .query_map(params![lo, hi], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-        .collect()
+    conn.prepare_cached(
+        "SELECT path, version FROM entries WHERE share = ?3 AND deleted = 0 AND path >= ?1 AND path < ?2",
+    )?
+    .query_map(params![lo, hi, conn.share], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+    .collect()
 }
 
 /// `below` (paths below `from`) with their paths below `to`.
@@ -249,64 +258,70 @@ fn rebased(below: &[PathVersion], from: &RelPath, to: &RelPath) -> Vec<PathVersi
     below.iter().map(|(p, v)| (format!("{}{}", to.as_str(), &p[keep..]), *v)).collect()
 }
 
-fn finish_moves(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE entries SET path = substr(path, 2) WHERE deleted = 0 AND path >= '/' AND path < '0'")?
-        .execute([])?;
+fn finish_moves(conn: &Scoped) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE entries SET path = substr(path, 2) WHERE share = ?1 AND deleted = 0 AND path >= '/' AND path < '0'",
+    )?
+    .execute([conn.share])?;
     Ok(())
 }
 
 /// The length in bytes of the longest live path strictly below `dir`.
-pub fn longest_path_below(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Option<usize>> {
+pub fn longest_path_below(conn: &Scoped, dir: &RelPath) -> rusqlite::Result<Option<usize>> {
     let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
     conn.prepare_cached(
-        "SELECT max(length(CAST(path AS BLOB))) FROM entries WHERE deleted = 0 AND path >= ?1 AND path < ?2",
+        "SELECT max(length(CAST(path AS BLOB))) FROM entries
+         WHERE share = ?3 AND deleted = 0 AND path >= ?1 AND path < ?2",
     )?
-    .query_row(params![lo, hi], |r| r.get::<_, Option<i64>>(0))
+    .query_row(params![lo, hi, conn.share], |r| r.get::<_, Option<i64>>(0))
     .map(|n| n.map(|n| n as usize))
 }
 
 /// Live entries strictly below `dir`, in path order (parents before children).
-pub fn live_descendants(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Vec<Entry>> {
+pub fn live_descendants(conn: &Scoped, dir: &RelPath) -> rusqlite::Result<Vec<Entry>> {
     // '/' is 0x2F and '0' is 0x30: the range covers exactly "dir/...".
     let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM entries WHERE path >= ?1 AND path < ?2 AND deleted = 0 ORDER BY path"
+        "SELECT {COLUMNS} FROM entries WHERE share = ?3 AND path >= ?1 AND path < ?2 AND deleted = 0 ORDER BY path"
     ))?;
-    let rows = st.query_map([lo, hi], from_row)?;
+    let rows = st.query_map(params![lo, hi, conn.share], from_row)?;
     rows.collect()
 }
 
 /// Live entries directly in `dir` (None: the root), in path order.
-pub fn live_children(conn: &Connection, dir: Option<&RelPath>) -> rusqlite::Result<Vec<Entry>> {
+pub fn live_children(conn: &Scoped, dir: Option<&RelPath>) -> rusqlite::Result<Vec<Entry>> {
     let rows = match dir {
         None => conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM entries WHERE deleted = 0 AND instr(path, '/') = 0 ORDER BY path"
+                "SELECT {COLUMNS} FROM entries WHERE share = ?1 AND deleted = 0 AND instr(path, '/') = 0 ORDER BY path"
             ))?
-            .query_map([], from_row)?
+            .query_map([conn.share], from_row)?
             .collect(),
         Some(d) => conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM entries WHERE path > ?1 AND path < ?2 AND deleted = 0
+                "SELECT {COLUMNS} FROM entries WHERE share = ?3 AND path > ?1 AND path < ?2 AND deleted = 0
                  AND instr(substr(path, length(?1) + 1), '/') = 0 ORDER BY path"
             ))?
-            .query_map([format!("{d}/"), format!("{d}0")], from_row)?
+            .query_map(params![format!("{d}/"), format!("{d}0"), conn.share], from_row)?
             .collect(),
     };
     rows
 }
 
-pub fn has_live_children(conn: &Connection, dir: &RelPath) -> rusqlite::Result<bool> {
+pub fn has_live_children(conn: &Scoped, dir: &RelPath) -> rusqlite::Result<bool> {
     let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
-    conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM entries WHERE path >= ?1 AND path < ?2 AND deleted = 0)")?
-        .query_row([lo, hi], |r| r.get(0))
+    conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM entries WHERE share = ?3 AND path >= ?1 AND path < ?2 AND deleted = 0)",
+    )?
+    .query_row(params![lo, hi, conn.share], |r| r.get(0))
 }
 
 /// Entries changed after `since`, oldest first, at most `limit`.
-pub fn changed_since(conn: &Connection, since: u64, limit: u32) -> rusqlite::Result<Vec<Entry>> {
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE version > ?1 ORDER BY version LIMIT ?2"))?;
-    let rows = st.query_map(params![since as i64, limit as i64], from_row)?;
+pub fn changed_since(conn: &Scoped, since: u64, limit: u32) -> rusqlite::Result<Vec<Entry>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM entries WHERE share = ?3 AND version > ?1 ORDER BY version LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![since as i64, limit as i64, conn.share], from_row)?;
     rows.collect()
 }
 
@@ -321,7 +336,7 @@ pub fn changed_since(conn: &Connection, since: u64, limit: u32) -> rusqlite::Res
 /// its folders', as far up as needed) comes before the node's too, in the
 /// same page; it comes again at its own place (the same state: nothing to
 /// fold twice).
-pub fn feed_page(conn: &Connection, since: u64, limit: u32) -> rusqlite::Result<EntriesPage> {
+pub fn feed_page(conn: &Scoped, since: u64, limit: u32) -> rusqlite::Result<EntriesPage> {
     let rows = changed_since(conn, since, limit)?;
     let cursor = match rows.last() {
         Some(e) if rows.len() as u32 == limit => e.version,
@@ -354,81 +369,85 @@ pub fn feed_page(conn: &Connection, since: u64, limit: u32) -> rusqlite::Result<
     Ok(EntriesPage { cursor, entries })
 }
 
-pub fn all_live(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE deleted = 0 ORDER BY path"))?;
-    let rows = st.query_map([], from_row)?;
+pub fn all_live(conn: &Scoped) -> rusqlite::Result<Vec<Entry>> {
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE share = ?1 AND deleted = 0 ORDER BY path"))?;
+    let rows = st.query_map([conn.share], from_row)?;
     rows.collect()
 }
 
 /// The versions a path's history holds: every state kept at this path, and
 /// every state of the node that is (or was last) there, under its earlier
-/// names too. (`?1` is the path.)
-const HISTORY: &str =
-    "path = ?1 OR node = (SELECT node FROM entries WHERE path = ?1 ORDER BY deleted, version DESC LIMIT 1)";
+/// names too. (Named parameters: `:path`, `:share`.)
+const HISTORY: &str = "share = :share AND (path = :path OR node = (SELECT node FROM entries WHERE share = :share
+                                          AND path = :path ORDER BY deleted, version DESC LIMIT 1))";
 
 /// The kept versions of `path`, newest first: what was at this path, and what
 /// the node there was called before (a file keeps its history through renames).
-pub fn versions_of(conn: &Connection, path: &RelPath) -> rusqlite::Result<Vec<VersionInfo>> {
+pub fn versions_of(conn: &Scoped, path: &RelPath) -> rusqlite::Result<Vec<VersionInfo>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS}, at_ns FROM versions WHERE {HISTORY} ORDER BY version DESC, id DESC"
     ))?;
-    let rows = st.query_map([path.as_str()], |r| Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(N_COLUMNS)? }))?;
+    let rows = st.query_map(named_params! {":path": path.as_str(), ":share": conn.share}, |r| {
+        Ok(VersionInfo { entry: from_row(r)?, at_ns: r.get(N_COLUMNS)? })
+    })?;
     rows.collect()
 }
 
 /// Version `version` from `path`'s history (see `versions_of`).
-pub fn version_of(conn: &Connection, path: &RelPath, version: u64) -> rusqlite::Result<Option<Entry>> {
+pub fn version_of(conn: &Scoped, path: &RelPath, version: u64) -> rusqlite::Result<Option<Entry>> {
     conn.query_row(
-        &format!("SELECT {COLUMNS} FROM versions WHERE ({HISTORY}) AND version = ?2 ORDER BY id DESC LIMIT 1"),
-        params![path.as_str(), version as i64],
+        &format!("SELECT {COLUMNS} FROM versions WHERE ({HISTORY}) AND version = :version ORDER BY id DESC LIMIT 1"),
+        named_params! {":path": path.as_str(), ":share": conn.share, ":version": version as i64},
         from_row,
     )
     .optional()
 }
 
 /// Whether a live entry other than the one at `path` is node `node`.
-pub fn node_live_elsewhere(conn: &Connection, node: NodeId, path: &RelPath) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM entries WHERE node = ?1 AND deleted = 0 AND path != ?2")?
-        .exists(params![node.to_string(), path.as_str()])
+pub fn node_live_elsewhere(conn: &Scoped, node: NodeId, path: &RelPath) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM entries WHERE node = ?1 AND share = ?3 AND deleted = 0 AND path != ?2")?
+        .exists(params![node.to_string(), path.as_str(), conn.share])
 }
 
 /// For `dir` and every path below it: its newest state committed at or before `at_ns`.
-pub fn tree_at(conn: &Connection, dir: &RelPath, at_ns: i64) -> rusqlite::Result<Vec<Entry>> {
+pub fn tree_at(conn: &Scoped, dir: &RelPath, at_ns: i64) -> rusqlite::Result<Vec<Entry>> {
     let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM versions v
-         WHERE (path = ?1 OR (path >= ?2 AND path < ?3)) AND at_ns <= ?4
-           AND id = (SELECT MAX(id) FROM versions w WHERE w.path = v.path AND w.at_ns <= ?4)
+         WHERE share = ?5 AND (path = ?1 OR (path >= ?2 AND path < ?3)) AND at_ns <= ?4
+           AND id = (SELECT MAX(id) FROM versions w WHERE w.share = ?5 AND w.path = v.path AND w.at_ns <= ?4)
          ORDER BY path"
     ))?;
-    let rows = st.query_map(params![dir.as_str(), lo, hi, at_ns], from_row)?;
+    let rows = st.query_map(params![dir.as_str(), lo, hi, at_ns, conn.share], from_row)?;
     rows.collect()
 }
 
 /// Every path `dir` or below it that has an entry now (live or not).
-pub fn entries_within(conn: &Connection, dir: &RelPath) -> rusqlite::Result<Vec<Entry>> {
+pub fn entries_within(conn: &Scoped, dir: &RelPath) -> rusqlite::Result<Vec<Entry>> {
     let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path"
+        "SELECT {COLUMNS} FROM entries WHERE share = ?4 AND (path = ?1 OR (path >= ?2 AND path < ?3)) ORDER BY path"
     ))?;
-    let rows = st.query_map(params![dir.as_str(), lo, hi], from_row)?;
+    let rows = st.query_map(params![dir.as_str(), lo, hi, conn.share], from_row)?;
     rows.collect()
 }
 
-/// Drops history rows beyond the newest `keep_versions` of each path and rows
-/// committed before `cutoff_ns`; the newest row of a path always stays.
+/// Drops history rows beyond the newest `keep_versions` of each path (of
+/// every share) and rows committed before `cutoff_ns`; the newest row of a
+/// path always stays.
 pub fn prune_versions(conn: &Connection, keep_versions: u32, cutoff_ns: i64) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM versions WHERE id IN (
             SELECT id FROM (
-                SELECT id, at_ns, ROW_NUMBER() OVER (PARTITION BY path ORDER BY version DESC, id DESC) AS rn
+                SELECT id, at_ns, ROW_NUMBER() OVER (PARTITION BY share, path ORDER BY version DESC, id DESC) AS rn
                 FROM versions)
             WHERE rn > 1 AND (rn > ?1 OR at_ns < ?2))",
         params![keep_versions.max(1) as i64, cutoff_ns],
     )
 }
 
-/// Every content hash a live entry or a kept version names.
+/// Every content hash a live entry or a kept version of any share names.
 pub fn referenced_hashes(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<ssync_common::ContentHash>> {
     let mut st = conn.prepare(
         "SELECT hash FROM entries WHERE hash IS NOT NULL UNION SELECT hash FROM versions WHERE hash IS NOT NULL",

@@ -152,6 +152,73 @@ const STEPS: &[&str] = &[
      CREATE UNIQUE INDEX entries_live_path ON entries (path) WHERE deleted = 0;
      CREATE INDEX entries_by_path ON entries (path, version);
      ALTER TABLE versions ADD COLUMN parent TEXT;",
+    // 15: shares (README, "Shares"): several trees on one hub, each with its
+    // own change sequence, and tokens granted some of them. The tree there
+    // was becomes share 1, `default`, with the sequence it had; every token
+    // gets read-write on it, and the first token made (the one made at first
+    // start) is the admin. Rows of `entries`, `versions` and `dir_digests`
+    // carry their share; a version number and a live path are unique within
+    // a share. Contents stay one store (see `share_chunks`, later).
+    "CREATE TABLE shares (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        last_seq INTEGER NOT NULL DEFAULT 0,   -- the share's change sequence
+        keep_days INTEGER,                     -- NULL: the hub's --keep-days
+        keep_versions INTEGER,                 -- NULL: the hub's --keep-versions
+        created_ns INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO shares (id, name, last_seq, created_ns)
+        SELECT 1, 'default', last, CAST(unixepoch('subsec') * 1e9 AS INTEGER) FROM sequence;
+     DROP TABLE sequence;
+     ALTER TABLE tokens ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+     UPDATE tokens SET admin = 1 WHERE name = (SELECT name FROM tokens ORDER BY created_ns, name LIMIT 1);
+     CREATE TABLE grants (
+        token TEXT NOT NULL REFERENCES tokens (name) ON DELETE CASCADE,
+        share INTEGER NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+        writable INTEGER NOT NULL,             -- 1: read-write, 0: read-only
+        PRIMARY KEY (token, share)
+     ) STRICT;
+     INSERT INTO grants (token, share, writable) SELECT name, 1, 1 FROM tokens;
+     CREATE TABLE entries_v15 (
+        share INTEGER NOT NULL REFERENCES shares (id),
+        node TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        device TEXT,
+        moved_to TEXT,
+        origin TEXT,
+        owner TEXT,
+        xattrs TEXT,
+        UNIQUE (share, version)
+     ) STRICT;
+     INSERT INTO entries_v15 (share, node, parent, path, kind, version, deleted, hash, size, mode, mtime_ns, device,
+                              moved_to, origin, owner, xattrs)
+        SELECT 1, node, parent, path, kind, version, deleted, hash, size, mode, mtime_ns, device, moved_to, origin,
+               owner, xattrs FROM entries;
+     DROP TABLE entries;
+     ALTER TABLE entries_v15 RENAME TO entries;
+     CREATE UNIQUE INDEX entries_live_path ON entries (share, path) WHERE deleted = 0;
+     CREATE INDEX entries_by_path ON entries (share, path, version);
+     ALTER TABLE versions ADD COLUMN share INTEGER NOT NULL DEFAULT 1;
+     DROP INDEX versions_by_path;
+     CREATE INDEX versions_by_path ON versions (share, path, version);
+     CREATE TABLE dir_digests_v15 (
+        share INTEGER NOT NULL,
+        dir TEXT NOT NULL,
+        direct BLOB NOT NULL,
+        subtree BLOB NOT NULL,
+        PRIMARY KEY (share, dir)
+     ) STRICT;
+     INSERT INTO dir_digests_v15 (share, dir, direct, subtree) SELECT 1, dir, direct, subtree FROM dir_digests;
+     DROP TABLE dir_digests;
+     ALTER TABLE dir_digests_v15 RENAME TO dir_digests;",
 ];
 
 /// The step that adds folder digests; a database older than it gets them
@@ -181,7 +248,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     // than them, or restored without them) has them computed.
     let none: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM dir_digests)", [], |r| r.get(0))?;
     if (current as usize) < DIGESTS_STEP || none {
-        super::digests::rebuild(&tx)?;
+        super::digests::rebuild_all(&tx)?;
     }
     tx.commit()?;
     Ok(())
@@ -231,12 +298,12 @@ mod tests {
             .unwrap();
         assert_eq!(rows, ["d dir 1 0 laptop -", "d/f file 2 1 - g"]);
         conn.execute(
-            "INSERT INTO entries (node, parent, path, kind, version, mode, mtime_ns) VALUES ('1', '', 'l', 'symlink', 3, 511, 0)",
+            "INSERT INTO entries (share, node, parent, path, kind, version, mode, mtime_ns) VALUES (1, '1', '', 'l', 'symlink', 3, 511, 0)",
             [],
         )
         .unwrap();
         let dup = conn.execute(
-            "INSERT INTO entries (node, parent, path, kind, version, mode, mtime_ns) VALUES ('2', '', 'm', 'file', 3, 420, 0)",
+            "INSERT INTO entries (share, node, parent, path, kind, version, mode, mtime_ns) VALUES (1, '2', '', 'm', 'file', 3, 420, 0)",
             [],
         );
         assert!(dup.is_err(), "versions stay unique");
@@ -326,9 +393,56 @@ mod tests {
             conn.query_row("SELECT count(*) FROM versions WHERE parent IS NOT NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(kept, 2, "every version is kept, with its node's folder");
         let twice = conn.execute(
-            &format!("INSERT INTO entries (node, parent, path, kind, version, mode, mtime_ns) VALUES ('c', '{root}', 'e', 'file', 9, 420, 0)"),
+            &format!("INSERT INTO entries (share, node, parent, path, kind, version, mode, mtime_ns) VALUES (1, 'c', '{root}', 'e', 'file', 9, 420, 0)"),
             [],
         );
         assert!(twice.is_err(), "one live entry per path");
+    }
+    /// A hub of the release before shares (schema step 14) becomes share
+    /// `default`: every entry, version and digest is in it, its sequence
+    /// goes on from where it was, every token may read and write it, and the
+    /// first token made is the admin.
+    #[test]
+    fn the_tree_before_shares_becomes_the_default_share() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &STEPS[..14] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 14).unwrap();
+        let (root, d) = ("0".repeat(32), "d".repeat(32));
+        conn.execute_batch(&format!(
+            "UPDATE sequence SET last = 7;
+             INSERT INTO entries (node, parent, path, kind, version, deleted, mode, mtime_ns) VALUES
+                ('{d}', '{root}', 'd', 'dir', 6, 0, 493, 0), ('{}', '{d}', 'd/f', 'file', 7, 0, 420, 0);
+             INSERT INTO versions (path, version, kind, deleted, size, mode, mtime_ns, at_ns, node) VALUES
+                ('d/f', 5, 'file', 0, 0, 420, 0, 0, 'x'), ('d/f', 7, 'file', 0, 0, 420, 0, 0, 'x');
+             INSERT INTO dir_digests (dir, direct, subtree) VALUES ('', x'01', x'02');
+             INSERT INTO tokens (name, hash, created_ns) VALUES ('laptop', x'02', 20), ('first', x'01', 10)",
+            "f".repeat(32)
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM shares"), 1);
+        assert_eq!(count("SELECT last_seq FROM shares WHERE id = 1 AND name = 'default'"), 7);
+        assert_eq!(count("SELECT count(*) FROM entries WHERE share = 1"), 2);
+        assert_eq!(count("SELECT count(*) FROM versions WHERE share = 1"), 2, "every version is kept, in default");
+        assert_eq!(count("SELECT count(*) FROM dir_digests WHERE share = 1"), 1);
+        assert_eq!(count("SELECT count(*) FROM grants WHERE share = 1 AND writable = 1"), 2);
+        let admin: String = conn.query_row("SELECT name FROM tokens WHERE admin = 1", [], |r| r.get(0)).unwrap();
+        assert_eq!(admin, "first");
+        // A version number and a live path are unique within a share, not across shares.
+        conn.execute("INSERT INTO shares (id, name, created_ns) VALUES (2, 'photos', 0)", []).unwrap();
+        let insert = |share: i64, node: &str| {
+            conn.execute(
+                &format!(
+                    "INSERT INTO entries (share, node, parent, path, kind, version, mode, mtime_ns)
+                     VALUES ({share}, '{node}', '{root}', 'd', 'dir', 6, 493, 0)"
+                ),
+                [],
+            )
+        };
+        insert(2, &"e".repeat(32)).unwrap();
+        assert!(insert(1, &"a".repeat(32)).is_err(), "share 1 holds version 6 and a live 'd' already");
     }
 }

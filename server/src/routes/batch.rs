@@ -2,6 +2,7 @@
 //! mount with thousands of queued changes pays one round trip and one fsync
 //! per batch instead of per change. Each change is checked exactly as its own
 //! endpoint checks it; the first refusal ends the batch.
+use crate::db::{Scoped, ShareId};
 use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
 use crate::openapi::DeviceHeader;
@@ -10,7 +11,6 @@ use crate::state::AppState;
 use crate::tree::{self, Author, Carried, TreeError};
 use axum::extract::State;
 use axum::Json;
-use rusqlite::Connection;
 use ssync_common::api::{
     BatchRequest, BatchResponse, Change, DeleteRequest, Entry, ErrorBody, ExchangeRequest, MkdirRequest,
     MutationResponse, Refusal, RenameRequest, SetAttrRequest, MAX_BATCH,
@@ -42,7 +42,7 @@ fn carried(owner: Option<ssync_common::api::Owner>, xattrs: Option<ssync_common:
     Carried { owner, xattrs, node: None }
 }
 
-fn apply(c: &Connection, d: &Author, limits: PathLimits, ready: Ready) -> Result<Vec<Entry>, TreeError> {
+fn apply(c: &Scoped, d: &Author, limits: PathLimits, ready: Ready) -> Result<Vec<Entry>, TreeError> {
     match ready {
         Ready::Commit(r) => apply_commit(c, d, r),
         Ready::Mkdir(r) => {
@@ -93,7 +93,7 @@ pub async fn batch(
         }
     }
     let limits = state.limits.paths;
-    let (done, refused_in_tx) = state.mutate_each(ready, move |c, r| apply(c, &d, limits, r)).await?;
+    let (done, refused_in_tx) = state.mutate_each(ShareId::DEFAULT, ready, move |c, r| apply(c, &d, limits, r)).await?;
     // A refusal inside the transaction comes first: it ends the batch earlier.
     let refused = refused_in_tx.map(|e| refusal(e.into())).or(refused);
     let done = done.into_iter().map(|entries| MutationResponse { entries }).collect();

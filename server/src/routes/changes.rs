@@ -1,6 +1,6 @@
 //! The tree snapshot and the long-poll change feed.
 use crate::auth::{still_valid, Caller};
-use crate::db::{digests, entries};
+use crate::db::{digests, entries, Scoped, ShareId};
 use crate::error::ApiError;
 use crate::extract::AppQuery;
 use crate::state::AppState;
@@ -24,6 +24,7 @@ pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, Ap
         .db
         .call(|c| {
             let tx = c.transaction()?;
+            let tx = Scoped::new(&tx, ShareId::DEFAULT);
             let page = EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::all_live(&tx)? };
             Ok::<_, ApiError>(page)
         })
@@ -43,6 +44,7 @@ pub async fn digest(
         .db
         .call(move |c| {
             let tx = c.transaction()?;
+            let tx = Scoped::new(&tx, ShareId::DEFAULT);
             let (direct, subtree) = digests::get(&tx, &dir)?;
             let folders = match with_folders {
                 true => digests::subfolders(&tx, &dir)?
@@ -67,6 +69,7 @@ pub async fn list(
         .db
         .call(move |c| {
             let tx = c.transaction()?;
+            let tx = Scoped::new(&tx, ShareId::DEFAULT);
             let page =
                 EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::live_children(&tx, q.dir.as_ref())? };
             Ok::<_, ApiError>(page)
@@ -98,7 +101,7 @@ pub async fn changes(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
-    let mut woken = state.feed.subscribe();
+    let mut woken = state.feed.subscribe(ShareId::DEFAULT);
     let mut slot = None;
     loop {
         woken.borrow_and_update();
@@ -108,7 +111,7 @@ pub async fn changes(
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let mut page = entries::feed_page(&tx, since, limit)?;
+                let mut page = entries::feed_page(&Scoped::new(&tx, ShareId::DEFAULT), since, limit)?;
                 let any = !page.entries.is_empty();
                 if omit.is_some() {
                     page.entries.retain(|e| e.origin != omit);

@@ -283,7 +283,7 @@ pub async fn commit(
 ) -> Result<Json<MutationResponse>, ApiError> {
     let _no_gc = state.store.gc_lock.read().await;
     let ready = prepare_commit(&state, req).await?;
-    let entries = state.mutate(move |c| apply_commit(c, &d, ready)).await?;
+    let entries = state.mutate(crate::db::ShareId::DEFAULT, move |c| apply_commit(c, &d, ready)).await?;
     Ok(Json(MutationResponse { entries }))
 }
 
@@ -379,7 +379,7 @@ async fn check_symlink_target(state: &AppState, list: &ChunkList, inline: &[Chun
 
 /// Writes a checked commit in the caller's transaction.
 pub fn apply_commit(
-    c: &rusqlite::Connection,
+    c: &crate::db::Scoped,
     d: &Author,
     ready: ReadyCommit,
 ) -> Result<Vec<ssync_common::api::Entry>, TreeError> {

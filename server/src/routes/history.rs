@@ -1,5 +1,5 @@
 //! One entry, the kept versions of a path, and restores.
-use crate::db::entries;
+use crate::db::{entries, Scoped, ShareId};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, Device};
 use crate::openapi::{DeviceHeader, MutationAnswers};
@@ -19,7 +19,7 @@ use ssync_common::api::{
     ))]
 pub async fn entry(State(state): State<AppState>, AppQuery(q): AppQuery<PathQuery>) -> Result<Json<Entry>, ApiError> {
     let path = q.path.clone();
-    let e = state.db.call(move |c| Ok::<_, ApiError>(entries::get(c, &path)?)).await?;
+    let e = state.db.call(move |c| Ok::<_, ApiError>(entries::get(&Scoped::new(c, ShareId::DEFAULT), &path)?)).await?;
     e.map(Json).ok_or_else(|| ApiError::NotFound(format!("'{}' has never existed on the hub", q.path)))
 }
 
@@ -33,7 +33,10 @@ pub async fn versions(
     AppQuery(q): AppQuery<PathQuery>,
 ) -> Result<Json<VersionsResponse>, ApiError> {
     let path = q.path.clone();
-    let versions = state.db.call(move |c| Ok::<_, ApiError>(entries::versions_of(c, &path)?)).await?;
+    let versions = state
+        .db
+        .call(move |c| Ok::<_, ApiError>(entries::versions_of(&Scoped::new(c, ShareId::DEFAULT), &path)?))
+        .await?;
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("'{}' has no versions on the hub", q.path)));
     }
@@ -47,7 +50,8 @@ pub async fn restore(
     Device(d): Device,
     AppJson(r): AppJson<RestoreRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
-    let entries = state.mutate(move |c| tree::restore(c, &d, &r.path, r.version, r.as_path.as_ref())).await?;
+    let entries =
+        state.mutate(ShareId::DEFAULT, move |c| tree::restore(c, &d, &r.path, r.version, r.as_path.as_ref())).await?;
     Ok(Json(MutationResponse { entries }))
 }
 
@@ -58,6 +62,6 @@ pub async fn restore_tree(
     Device(d): Device,
     AppJson(r): AppJson<RestoreTreeRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
-    let entries = state.mutate(move |c| tree::restore_tree(c, &d, &r.path, r.at_ns)).await?;
+    let entries = state.mutate(ShareId::DEFAULT, move |c| tree::restore_tree(c, &d, &r.path, r.at_ns)).await?;
     Ok(Json(MutationResponse { entries }))
 }

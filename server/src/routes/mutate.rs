@@ -1,4 +1,5 @@
 //! Metadata-only mutations: mkdir, delete, rename, exchange, chmod/utimens.
+use crate::db::ShareId;
 use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
 use crate::openapi::{DeviceHeader, MutationAnswers};
@@ -20,7 +21,7 @@ fn ok(entries: Vec<ssync_common::api::Entry>) -> Mutated {
     responses(MutationAnswers))]
 pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<MkdirRequest>) -> Mutated {
     ok(state
-        .mutate(move |c| {
+        .mutate(ShareId::DEFAULT, move |c| {
             tree::mkdir(
                 c,
                 &d,
@@ -37,14 +38,16 @@ pub async fn mkdir(State(state): State<AppState>, Device(d): Device, AppJson(r):
 #[utoipa::path(post, path = "/v1/delete", tag = "tree", request_body = DeleteRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn delete(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<DeleteRequest>) -> Mutated {
-    ok(state.mutate(move |c| tree::delete(c, &d, &r.path, r.base)).await?)
+    ok(state.mutate(ShareId::DEFAULT, move |c| tree::delete(c, &d, &r.path, r.base)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/rename", tag = "tree", request_body = RenameRequest, params(DeviceHeader),
     responses(MutationAnswers))]
 pub async fn rename(State(state): State<AppState>, Device(d): Device, AppJson(r): AppJson<RenameRequest>) -> Mutated {
     let limits = state.limits.paths;
-    ok(state.mutate(move |c| tree::rename(c, &d, &r.from, &r.to, r.base, r.to_base, r.to_parent, limits)).await?)
+    ok(state
+        .mutate(ShareId::DEFAULT, move |c| tree::rename(c, &d, &r.from, &r.to, r.base, r.to_base, r.to_parent, limits))
+        .await?)
 }
 
 #[utoipa::path(post, path = "/v1/exchange", tag = "tree", request_body = ExchangeRequest, params(DeviceHeader),
@@ -55,7 +58,7 @@ pub async fn exchange(
     AppJson(r): AppJson<ExchangeRequest>,
 ) -> Mutated {
     let limits = state.limits.paths;
-    ok(state.mutate(move |c| tree::exchange(c, &d, &r.a, &r.b, r.a_base, r.b_base, limits)).await?)
+    ok(state.mutate(ShareId::DEFAULT, move |c| tree::exchange(c, &d, &r.a, &r.b, r.a_base, r.b_base, limits)).await?)
 }
 
 #[utoipa::path(post, path = "/v1/setattr", tag = "tree", request_body = SetAttrRequest, params(DeviceHeader),
@@ -66,7 +69,7 @@ pub async fn set_attr(
     AppJson(r): AppJson<SetAttrRequest>,
 ) -> Mutated {
     ok(state
-        .mutate(move |c| {
+        .mutate(ShareId::DEFAULT, move |c| {
             tree::set_attr(
                 c,
                 &d,

@@ -2,7 +2,7 @@
 //! reader of the feed ever sees either path missing or a temporary name.
 use super::{blocked, check_base, check_moved_limits, live, Dev, TreeError, TreeResult};
 use crate::db::entries;
-use rusqlite::Connection;
+use crate::db::Scoped;
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::{PathLimits, RelPath};
 
@@ -12,7 +12,7 @@ use ssync_common::{PathLimits, RelPath};
 /// Two changes, one to each node; what is below a folder keeps its rows,
 /// and its paths follow.
 pub fn exchange(
-    conn: &Connection,
+    conn: &Scoped,
     dev: Dev,
     a: &RelPath,
     b: &RelPath,
@@ -64,20 +64,22 @@ pub fn exchange(
 mod tests {
     use super::super::tests::{conn, file, p};
     use super::*;
+    use crate::db::ShareId;
     use crate::tree::{mkdir, Author, Carried};
     use ssync_common::ContentHash;
 
-    fn live_paths(c: &Connection) -> Vec<String> {
+    fn live_paths(c: &Scoped) -> Vec<String> {
         entries::all_live(c).unwrap().into_iter().map(|e| e.path.to_string()).collect()
     }
 
-    fn hash_at(c: &Connection, path: &str) -> Option<ContentHash> {
+    fn hash_at(c: &Scoped, path: &str) -> Option<ContentHash> {
         entries::get(c, &p(path)).unwrap().filter(|e| !e.deleted).and_then(|e| e.hash)
     }
 
     #[test]
     fn two_files_trade_contents_and_a_stale_base_changes_nothing() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         let a = file(&c, "a", 0, b"A").unwrap()[0].clone();
         let b = file(&c, "d/b", 0, b"B").unwrap().last().unwrap().clone();
         let dev = Author::default();
@@ -95,7 +97,8 @@ mod tests {
 
     #[test]
     fn a_folder_and_a_file_swap_with_what_is_below() {
-        let c = conn();
+        let db = conn();
+        let c = Scoped::new(&db, ShareId::DEFAULT);
         file(&c, "x/1", 0, b"1").unwrap();
         file(&c, "x/both", 0, b"x").unwrap();
         mkdir(&c, &Author::default(), &p("y"), 0, 0o755, 1, Carried::default()).unwrap();
@@ -119,7 +122,7 @@ mod tests {
         let moved = entries::get(&c, &p("y/1")).unwrap().unwrap();
         assert_eq!((moved.node, moved.version, moved.parent), (one.node, one.version, x.node), "its row, now below y");
         assert_eq!(entries::get(&c, &p("x/1")).unwrap(), None, "no tombstone: the node lives on");
-        let digests = |c: &Connection| crate::db::digests::get(c, "").unwrap();
+        let digests = |c: &Scoped| crate::db::digests::get(c, "").unwrap();
         let kept = digests(&c);
         crate::db::digests::rebuild(&c).unwrap();
         assert_eq!(digests(&c), kept, "the digests followed the swap");
