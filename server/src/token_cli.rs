@@ -27,13 +27,19 @@ fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// Adds a token named `name`; returns it.
+/// Adds a device token named `name` (read-write on the default share);
+/// returns it.
 pub fn add(db: &Db, name: &str) -> anyhow::Result<String> {
+    add_as(db, name, false)
+}
+
+/// Adds a token named `name`, an admin's if `admin`; returns it.
+pub fn add_as(db: &Db, name: &str, admin: bool) -> anyhow::Result<String> {
     if !valid_name(name) {
         bail!("token names are 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'; '{name}' is not");
     }
     let token = auth::new_token().context("reading random bytes for the token")?;
-    let added = db.with_conn(|c| tokens::add(c, name, &auth::hash(&token), now_ns()))?;
+    let added = db.with_conn(|c| tokens::add(c, name, &auth::hash(&token), now_ns(), admin))?;
     if !added {
         bail!("a token named '{name}' exists; revoke it first or pick another name");
     }

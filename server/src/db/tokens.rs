@@ -9,17 +9,31 @@ pub struct TokenInfo {
     pub created_ns: i64,
 }
 
-/// Adds a token; false if the name is taken.
-pub fn add(conn: &Connection, name: &str, hash: &blake3::Hash, created_ns: i64) -> rusqlite::Result<bool> {
+/// Adds a token; false if the name is taken. An admin token manages every
+/// share; any other is given read-write on the default share (until tokens
+/// are made for named shares, the one tree every device used).
+pub fn add(conn: &Connection, name: &str, hash: &blake3::Hash, created_ns: i64, admin: bool) -> rusqlite::Result<bool> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO tokens (name, hash, created_ns) VALUES (?1, ?2, ?3)",
-        params![name, hash.as_bytes().as_slice(), created_ns],
+        "INSERT OR IGNORE INTO tokens (name, hash, created_ns, admin) VALUES (?1, ?2, ?3, ?4)",
+        params![name, hash.as_bytes().as_slice(), created_ns, admin],
     )?;
+    if n == 1 && !admin {
+        conn.execute("INSERT INTO grants (token, share, writable) VALUES (?1, 1, 1)", params![name])?;
+    }
     Ok(n == 1)
 }
 
-/// Removes a token; false if there was none of that name.
+/// Whether the token named is an admin's.
+pub fn is_admin(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT admin FROM tokens WHERE name = ?1")?
+        .query_row(params![name], |r| r.get::<_, bool>(0))
+        .optional()
+        .map(|a| a.unwrap_or(false))
+}
+
+/// Removes a token and its grants; false if there was none of that name.
 pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.execute("DELETE FROM grants WHERE token = ?1", params![name])?;
     Ok(conn.execute("DELETE FROM tokens WHERE name = ?1", params![name])? == 1)
 }
 
@@ -56,4 +70,32 @@ pub fn exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
         .query_row(params![name], |_| Ok(()))
         .optional()
         .map(|o| o.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_token_may_write_the_default_share_and_an_admin_manages_all() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate_for_tests(&mut conn);
+        assert!(add(&conn, "admin", &blake3::hash(b"a"), 1, true).unwrap());
+        assert!(add(&conn, "laptop", &blake3::hash(b"b"), 2, false).unwrap());
+        assert!(!add(&conn, "laptop", &blake3::hash(b"c"), 3, false).unwrap(), "names are unique");
+        assert!(is_admin(&conn, "admin").unwrap());
+        assert!(!is_admin(&conn, "laptop").unwrap());
+        let grants = |name: &str| -> Vec<(i64, bool)> {
+            conn.prepare("SELECT share, writable FROM grants WHERE token = ?1")
+                .unwrap()
+                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(grants("laptop"), [(1, true)]);
+        assert!(grants("admin").is_empty(), "an admin needs no grant");
+        assert!(revoke(&conn, "laptop").unwrap());
+        assert!(grants("laptop").is_empty(), "a revoked token keeps no grant");
+    }
 }
