@@ -335,6 +335,41 @@ impl<R: Remote> Engine<R> {
         self.canopy.converged()
     }
 
+    /// Logs each conflict the merge resolved, with the node as the three
+    /// trees hold it: a conflict copy (changed here and on the hub) and a
+    /// node renamed because another took its name. They are rare, and when
+    /// one is not two machines' edits (a mount's own change seen as the
+    /// hub's) this line is what tells how.
+    fn say_conflicts(&self, merged: &super::merge::Merged) {
+        let trees = |id: NodeId| (self.canopy.synced.get(id), self.canopy.local.get(id), self.canopy.remote.get(id));
+        for (copy, from) in &merged.copies {
+            let (synced, local, remote) = trees(*from);
+            tracing::info!(
+                node = format!("{from:032x}"),
+                copy = format!("{copy:032x}"),
+                ?synced,
+                ?local,
+                ?remote,
+                "conflict copy: changed here and on the hub"
+            );
+        }
+        for id in merged.scope.iter().filter(|id| !merged.copies.contains_key(id)) {
+            let Some(target) = merged.target.get(*id) else { continue };
+            let (synced, local, remote) = trees(*id);
+            let named = |n: Option<&Node>| n.is_some_and(|n| n.place.name == target.place.name);
+            if !named(local) && !named(remote) && !named(synced) {
+                tracing::info!(
+                    node = format!("{id:032x}"),
+                    name = %target.place.name,
+                    ?synced,
+                    ?local,
+                    ?remote,
+                    "renamed: another node took its name"
+                );
+            }
+        }
+    }
+
     /// One round: plan from the trees as they are and carry the plan out,
     /// until it ends or something is refused.
     pub fn round(&mut self, local: &mut dyn LocalSide) -> Result<Round, EngineError> {
@@ -349,6 +384,7 @@ impl<R: Remote> Engine<R> {
         if self.plan.is_empty() {
             let scope = self.canopy.differing();
             let merged = merge_in(&self.canopy, &scope, &*self.namer);
+            self.say_conflicts(&merged);
             self.plan = plan(&self.canopy, &merged)?;
             #[cfg(test)]
             if self.check_scope {
