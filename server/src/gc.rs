@@ -50,14 +50,17 @@ fn now_ns() -> i64 {
 
 pub async fn collect(state: &AppState) -> Result<GcReport, GcError> {
     let _exclusive = state.store.gc_lock.write().await;
-    let keep_versions = state.retention.keep_versions;
-    let cutoff = now_ns().saturating_sub(state.retention.keep.as_nanos() as i64);
+    let keep = entries::Keep {
+        versions: state.retention.keep_versions,
+        for_ns: i64::try_from(state.retention.keep.as_nanos()).unwrap_or(i64::MAX),
+    };
+    let now = now_ns();
     let grace = state.retention.grace;
     let (pruned_versions, (small_n, small_bytes), (packed_n, packed_bytes), live) = state
         .db
         .call(move |c| {
             let tx = c.transaction()?;
-            let pruned = entries::prune_versions(&tx, keep_versions, cutoff)?;
+            let pruned = entries::prune_versions(&tx, keep, now)?;
             manifests::prune_unreferenced(&tx)?;
             let referenced = manifests::referenced_chunks(&tx)?;
             let small = small_chunks::delete_unreferenced(&tx, &referenced)?;

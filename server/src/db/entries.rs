@@ -433,17 +433,31 @@ pub fn entries_within(conn: &Scoped, dir: &RelPath) -> rusqlite::Result<Vec<Entr
     rows.collect()
 }
 
-/// Drops history rows beyond the newest `keep_versions` of each path (of
-/// every share) and rows committed before `cutoff_ns`; the newest row of a
-/// path always stays.
-pub fn prune_versions(conn: &Connection, keep_versions: u32, cutoff_ns: i64) -> rusqlite::Result<usize> {
+/// How long history is kept: the hub's rule, which a share may override
+/// (`shares.keep_versions`, `shares.keep_days`).
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// At most this many versions of each path.
+    pub versions: u32,
+    /// Versions committed longer ago than this are dropped.
+    pub for_ns: i64,
+}
+
+/// Drops, in every share, history rows beyond the newest `keep.versions` of
+/// each path and rows committed more than `keep.for_ns` before `now_ns`,
+/// each by the share's own rule where it has one; the newest row of a path
+/// always stays.
+pub fn prune_versions(conn: &Connection, keep: Keep, now_ns: i64) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM versions WHERE id IN (
             SELECT id FROM (
-                SELECT id, at_ns, ROW_NUMBER() OVER (PARTITION BY share, path ORDER BY version DESC, id DESC) AS rn
-                FROM versions)
-            WHERE rn > 1 AND (rn > ?1 OR at_ns < ?2))",
-        params![keep_versions.max(1) as i64, cutoff_ns],
+                SELECT v.id, v.at_ns,
+                       ROW_NUMBER() OVER (PARTITION BY v.share, v.path ORDER BY v.version DESC, v.id DESC) AS rn,
+                       max(coalesce(s.keep_versions, ?1), 1) AS keep_n,
+                       ?3 - coalesce(s.keep_days * 86400000000000, ?2) AS cutoff
+                FROM versions v LEFT JOIN shares s ON s.id = v.share)
+            WHERE rn > 1 AND (rn > keep_n OR at_ns < cutoff))",
+        params![keep.versions.max(1) as i64, keep.for_ns, now_ns],
     )
 }
 
@@ -462,8 +476,47 @@ pub fn referenced_hashes(conn: &Connection) -> rusqlite::Result<std::collections
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_column_count_matches_the_column_list() {
-        assert_eq!(super::COLUMNS.split(',').count(), super::N_COLUMNS);
+        assert_eq!(COLUMNS.split(',').count(), N_COLUMNS);
+    }
+
+    /// Four versions of one path in the default share and in a share that
+    /// keeps 2 versions for 1 day; the hub keeps 3 for 30 days.
+    #[test]
+    fn each_share_keeps_history_by_its_own_rule_else_the_hubs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate_for_tests(&mut conn);
+        conn.execute(
+            "INSERT INTO shares (id, name, keep_versions, keep_days, created_ns) VALUES (2, 'p', 2, 1, 0)",
+            [],
+        )
+        .unwrap();
+        let day = 86_400_000_000_000i64;
+        let now = 100 * day;
+        for share in [1, 2] {
+            for (version, age_days) in [(1, 10), (2, 3), (3, 2), (4, 0)] {
+                conn.execute(
+                    "INSERT INTO versions (share, path, version, kind, deleted, size, mode, mtime_ns, at_ns)
+                     VALUES (?1, 'f', ?2, 'file', 0, 0, 420, 0, ?3)",
+                    params![share, version, now - age_days * day],
+                )
+                .unwrap();
+            }
+        }
+        let keep = Keep { versions: 3, for_ns: 30 * day };
+        prune_versions(&conn, keep, now).unwrap();
+        let kept = |share: i64| -> Vec<i64> {
+            conn.prepare("SELECT version FROM versions WHERE share = ?1 ORDER BY version")
+                .unwrap()
+                .query_map([share], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(kept(1), [2, 3, 4], "the hub's rule: the newest 3");
+        assert_eq!(kept(2), [4], "the share's: 2 at most, none older than a day but the newest");
     }
 }
