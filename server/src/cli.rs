@@ -79,14 +79,19 @@ pub enum Command {
     /// Manage access tokens (also while the hub runs).
     #[command(subcommand)]
     Token(crate::token_cli::TokenCommand),
+    /// See the shares (folder trees) the hub holds (also while it runs).
+    #[command(subcommand)]
+    Share(crate::share_cli::ShareCommand),
 }
 
 pub fn cli_main() -> anyhow::Result<()> {
     let mut args = ServerArgs::parse();
     // Whatever the hub creates is its user's alone (see ssync_common::private).
     ssync_common::private::restrict_umask();
-    if let Some(Command::Token(cmd)) = args.command.take() {
-        return crate::token_cli::run(&args.data, cmd);
+    match args.command.take() {
+        Some(Command::Token(cmd)) => return crate::token_cli::run(&args.data, cmd),
+        Some(Command::Share(cmd)) => return crate::share_cli::run(&args.data, cmd),
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(

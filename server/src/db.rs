@@ -9,6 +9,7 @@ pub mod manifests;
 mod migrations;
 pub mod packs;
 pub mod scoped;
+pub mod shares;
 pub mod small_chunks;
 pub mod tokens;
 
