@@ -100,7 +100,7 @@ pub fn list_of_file(path: &Path) -> std::io::Result<ChunkList> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ssync_common::chunks::Chunker;
 
@@ -108,7 +108,9 @@ mod tests {
         ChunkList(Chunker::new(File::open(path).unwrap()).map(|c| c.unwrap().0).collect())
     }
 
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
+    /// `len` bytes no chunk store holds yet, from `seed` (tests of other
+    /// parts use it too).
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
         (0..len)
             .map(|_| {

@@ -307,17 +307,9 @@ mod tests {
         Remote::new(&format!("http://{addr}"), "test", &token, None).unwrap()
     }
 
-    /// `len` bytes no chunk store holds yet, from `seed`.
+    /// `len` bytes from `seed`.
     fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        crate::content::file_chunks::tests::noise(len, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     fn hashes(list: &ChunkList) -> Vec<ContentHash> {
