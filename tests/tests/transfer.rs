@@ -81,8 +81,14 @@ fn a_download_continues_from_the_chunks_it_already_assembled() {
     fs::write(c.mounts[0].p("big.bin"), &data).unwrap();
     let list = list_of(&data);
     let http = c.hub.http();
+    // The whole body is read: a response dropped unread would go on
+    // streaming, and its bytes would count against B's download below.
     let on_hub = ssync_tests::wait_until(WAIT, || {
-        http.get(format!("{url}/v1/content/{}", list.id())).send().is_ok_and(|r| r.status().is_success())
+        http.get(format!("{url}/v1/content/{}", list.id()))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.bytes())
+            .is_ok_and(|body| body == data)
     });
     assert!(on_hub, "A's upload did not reach the hub");
     // What a download cut off halfway (kill -9, network loss) leaves in B's cache.
