@@ -12,7 +12,7 @@ use super::remote::{BatchAnswer, Refusal, Remote};
 use super::upload_lane::{UploadLane, LANE_MIN};
 use crate::content::file_chunks::list_of_file;
 use crate::local::clock::now_ns;
-use crate::remote::chunk_upload::{read_small_file, send_content_chunks, send_listed_files, FileMeta, Listed};
+use crate::remote::chunk_upload::{read_small_file, send_listed_files, FileMeta, Listed};
 use crate::remote::client::{self, ApiError};
 use ssync_common::api::{
     BatchRequest, Change, CommitRequest, ContentKind, DeleteRequest, EntriesPage, Entry, ExchangeRequest, MkdirRequest,
@@ -89,38 +89,15 @@ impl HttpRemote {
     /// What carries out `request` in a batch: the change itself, or for a
     /// file too big to go inline, its commit and the chunk list whose
     /// chunks must reach the hub first (sent for the whole batch at once,
-    /// `send_listed_files`). A file whose bytes are no longer the content
-    /// planned is refused.
+    /// `send_listed_files`).
     async fn prepare(&self, request: &Request) -> Result<Prepared, ApiError> {
         Ok(Prepared::Ready(match request {
             Request::Mkdir { path, node, mode, meta } => Change::Mkdir(Self::mkdir(path, *node, *mode, meta)),
             Request::Commit { path, base, node, kind, content, mode, meta } => {
-                let Held { file, mtime_ns, list } = self.file_of(*node, content)?;
-                let meta = Self::file_meta(path, *base, *node, *kind, *mode, meta, mtime_ns);
-                if let Some(pushed) = self.lane.take(content) {
-                    let list = pushed?;
-                    return Ok(Prepared::Ready(Change::Commit(meta.commit(&list, WireList::whole(&list), None))));
+                match self.commit_of(path, *base, *node, *kind, content, *mode, meta).await? {
+                    (commit, None) => Change::Commit(commit),
+                    (commit, Some(listed)) => return Ok(Prepared::Chunked(commit, listed)),
                 }
-                if std::fs::metadata(&file).map_err(ApiError::Local)?.len() <= INLINE_MAX {
-                    let (list, inline) = read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?;
-                    if list.id() != *content {
-                        return Err(ApiError::ChangedWhileRead);
-                    }
-                    return Ok(Prepared::Ready(Change::Commit(meta.commit(&list, WireList::whole(&list), inline))));
-                }
-                let list = match list.filter(|l| l.id() == *content) {
-                    Some(list) => list,
-                    None => {
-                        let of = file.clone();
-                        tokio::task::spawn_blocking(move || list_of_file(&of))
-                            .await
-                            .map_err(|e| ApiError::Local(std::io::Error::other(e)))??
-                    }
-                };
-                if list.id() != *content {
-                    return Err(ApiError::ChangedWhileRead);
-                }
-                return Ok(Prepared::Chunked(meta.commit(&list, WireList::whole(&list), None), Listed { file, list }));
             }
             Request::SetAttr { path, base, mode, meta } => Change::Setattr(Self::set_attr(path, *base, *mode, meta)),
             Request::Rename { from, to, base, to_parent } => Change::Rename(Self::rename(from, to, *base, *to_parent)),
@@ -131,14 +108,16 @@ impl HttpRemote {
         }))
     }
 
-    /// The commit that makes `content` the file's, its chunks sent first
-    /// (those the hub lacks; a big file's may be on their way already, by
-    /// the upload lane). The bytes read must be the content planned, checked
-    /// before anything is committed: a file written since is another
-    /// content, planned anew. (Committing what was read and refusing after
-    /// made the hub hold a version this mount did not know as its own, which
-    /// came back through the feed as another device's edit: a conflict copy
-    /// of a file only this mount wrote, as configure's config.log showed.)
+    /// The commit that makes `content` the file's: a small file's bytes go
+    /// inline; a big file's chunks pushed by the upload lane are on the
+    /// hub already; another big file's chunk list is returned beside the
+    /// commit, for its chunks to be sent first. The bytes read must be the
+    /// content planned, checked before anything is committed: a file
+    /// written since is another content, planned anew. (Committing what was
+    /// read and refusing after made the hub hold a version this mount did
+    /// not know as its own, which came back through the feed as another
+    /// device's edit: a conflict copy of a file only this mount wrote, as
+    /// configure's config.log showed.)
     #[allow(clippy::too_many_arguments)]
     async fn commit_of(
         &self,
@@ -149,21 +128,33 @@ impl HttpRemote {
         content: &ContentHash,
         mode: u32,
         meta: &Option<Box<Meta>>,
-    ) -> Result<CommitRequest, ApiError> {
+    ) -> Result<(CommitRequest, Option<Listed>), ApiError> {
         let Held { file, mtime_ns, list } = self.file_of(node, content)?;
         let meta = Self::file_meta(path, base, node, kind, mode, meta, mtime_ns);
         if let Some(pushed) = self.lane.take(content) {
             let list = pushed?;
-            return Ok(meta.commit(&list, WireList::whole(&list), None));
+            return Ok((meta.commit(&list, WireList::whole(&list), None), None));
         }
-        let (list, inline) = match std::fs::metadata(&file).map_err(ApiError::Local)?.len() > INLINE_MAX {
-            true => (send_content_chunks(&self.client, file, *content, list).await?, None),
-            false => read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?,
+        if std::fs::metadata(&file).map_err(ApiError::Local)?.len() <= INLINE_MAX {
+            let (list, inline) = read_small_file(&file, &HashSet::new()).map_err(ApiError::Local)?;
+            if list.id() != *content {
+                return Err(ApiError::ChangedWhileRead);
+            }
+            return Ok((meta.commit(&list, WireList::whole(&list), inline), None));
+        }
+        let list = match list.filter(|l| l.id() == *content) {
+            Some(list) => list,
+            None => {
+                let of = file.clone();
+                tokio::task::spawn_blocking(move || list_of_file(&of))
+                    .await
+                    .map_err(|e| ApiError::Local(std::io::Error::other(e)))??
+            }
         };
         if list.id() != *content {
             return Err(ApiError::ChangedWhileRead);
         }
-        Ok(meta.commit(&list, WireList::whole(&list), inline))
+        Ok((meta.commit(&list, WireList::whole(&list), None), Some(Listed { file, list })))
     }
 
     fn mkdir(path: &ssync_common::RelPath, node: u128, mode: u32, meta: &Option<Box<Meta>>) -> MkdirRequest {
@@ -190,7 +181,14 @@ impl HttpRemote {
         let answer = match request {
             Request::Mkdir { path, node, mode, meta } => c.mkdir(&Self::mkdir(path, *node, *mode, meta)).await?,
             Request::Commit { path, base, node, kind, content, mode, meta } => {
-                c.commit(&self.commit_of(path, *base, *node, *kind, content, *mode, meta).await?).await?
+                // As in a batch of one: the chunks the hub lacks first.
+                let (commit, listed) = self.commit_of(path, *base, *node, *kind, content, *mode, meta).await?;
+                if let Some(listed) = listed {
+                    if send_listed_files(c, vec![listed]).await?.contains(&true) {
+                        return Err(ApiError::ChangedWhileRead);
+                    }
+                }
+                c.commit(&commit).await?
             }
             Request::SetAttr { path, base, mode, meta } => {
                 c.set_attr(&Self::set_attr(path, *base, *mode, meta)).await?
