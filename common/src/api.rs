@@ -593,7 +593,6 @@ pub struct RestoreTreeRequest {
 pub struct Health {
     pub status: String,
     pub version: String,
-    pub cursor: u64,
 }
 
 /// The body of every error response.
@@ -629,6 +628,8 @@ pub mod codes {
     pub const TOO_MANY: &str = "too_many";
     /// The endpoint exists but not for this method (the `Allow` header lists those it takes).
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// The token has no grant on the share (or not the read-write one a change needs).
+    pub const FORBIDDEN: &str = "forbidden";
 }
 
 /// The paths a request names: the hub checks each against its length limits

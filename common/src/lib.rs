@@ -13,6 +13,7 @@ pub mod node;
 pub mod path;
 pub mod private;
 mod schema;
+pub mod share;
 pub mod wait;
 pub mod writeback;
 pub mod xattrs;

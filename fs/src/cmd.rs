@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod mount;
 mod pin_cli;
+mod share_choice;
 pub mod status_file;
 mod units;
 pub mod user_cli;

@@ -2,7 +2,8 @@
 //! `Authorization: Bearer TOKEN`, a token made by `ssync-server token add`
 //! (or the admin token made at first start). Only tokens' hashes are stored;
 //! a revoked token fails its next request, and a long-poll held open for it
-//! ends within a second (`still_valid`).
+//! ends within a second (`scope::recheck`). Which shares a token may use is
+//! `scope.rs`'s part.
 use crate::db::tokens;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -60,10 +61,4 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
         .into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-/// Whether `caller`'s token still exists.
-pub async fn still_valid(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
-    let name = caller.0.clone();
-    state.db.call(move |c| Ok::<_, ApiError>(tokens::exists(c, &name)?)).await
 }

@@ -5,6 +5,7 @@
 //! threads never wait on SQLite.
 pub mod digests;
 pub mod entries;
+pub mod grants;
 pub mod manifests;
 mod migrations;
 pub mod packs;

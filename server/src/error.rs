@@ -30,6 +30,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
     TooMany(String),
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, codes::MISSING_CHUNKS),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, codes::TIMEOUT),
             ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),

@@ -15,6 +15,7 @@ pub mod listen;
 pub mod openapi;
 mod pack;
 mod routes;
+pub mod scope;
 pub mod share_cli;
 pub mod state;
 pub mod store;

@@ -107,7 +107,20 @@ fn add_common(op: &mut Operation) {
     if !open {
         add("401", "No token, or one the hub does not know (mistyped or revoked)");
         add("400", "A malformed request: bad path, hash, JSON, query or header");
+        if op.parameters.iter().flatten().any(|p| p.name == "share") {
+            add("403", "The token has no grant on the share, or only a read-only one where a change needs read-write");
+        }
     }
+}
+
+/// The share a tree endpoint works on (`/v1/shares/{share}/…`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // describes the path segment `scope::resolve` reads; never built
+pub struct SharePath {
+    /// The share's name: 1 to 64 of a-z 0-9 . _ -
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+    share: String,
 }
 
 /// The header every mutation may carry.

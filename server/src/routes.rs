@@ -5,6 +5,7 @@ pub(crate) mod chunks;
 mod health;
 mod history;
 mod mutate;
+mod shares;
 
 use crate::error::{ApiError, LoggedError};
 use crate::openapi::{self, ApiDoc, Document};
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(changes::list))
         .routes(routes!(changes::changes))
         .routes(routes!(health::stats))
+        .routes(routes!(shares::shares))
         .routes(routes!(chunks::download))
         .routes(routes!(chunks::manifest))
         .routes(routes!(chunks::manifests_many))
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         // JSON requests (hash lists included); chunk uploads are streamed and capped on their own.
         .layer(DefaultBodyLimit::max(state.limits.max_json_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), crate::body_limits::enforce))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::scope::resolve))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
         .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())
@@ -61,7 +64,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such endpoint; the API lives under /v1 (see README)".into())
+    ApiError::NotFound(
+        "no such endpoint; the API lives under /v1, a share's tree under /v1/shares/NAME/ \
+         (GET /v1/openapi.json lists it; a mount older than shares must be upgraded)"
+            .into(),
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

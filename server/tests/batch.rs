@@ -1,4 +1,4 @@
-//! `POST /v1/batch`: changes applied in order in one transaction, each
+//! `POST /v1/shares/default/batch`: changes applied in order in one transaction, each
 //! checked as its own endpoint would; the first refusal ends the batch, what
 //! came before it stays, and nothing of the refused change is written.
 mod support;
@@ -34,7 +34,7 @@ async fn a_batch_applies_in_order_and_stops_at_the_first_refusal() {
     let (status, v) = support::call_json(
         &state,
         post(
-            "/v1/batch",
+            "/v1/shares/default/batch",
             serde_json::json!({"changes": [
                 {"op": "mkdir", "path": "d", "base": 0, "mode": 0o755, "mtime_ns": 1},
                 commit("d/f", 0, b"first"),
@@ -55,7 +55,8 @@ async fn a_batch_applies_in_order_and_stops_at_the_first_refusal() {
     );
     assert_eq!(v["refused"]["error"]["current"]["path"], "d/f", "the refusal carries the hub's entry");
 
-    let (_, tree) = support::call_json(&state, Request::get("/v1/tree").body(Body::empty()).unwrap()).await;
+    let (_, tree) =
+        support::call_json(&state, Request::get("/v1/shares/default/tree").body(Body::empty()).unwrap()).await;
     let paths: Vec<&str> = tree["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["d", "d/f"], "nothing after the refusal was applied");
 
@@ -64,7 +65,7 @@ async fn a_batch_applies_in_order_and_stops_at_the_first_refusal() {
     let (status, v) = support::call_json(
         &state,
         post(
-            "/v1/batch",
+            "/v1/shares/default/batch",
             serde_json::json!({"changes": [
                 {"op": "rename", "from": "d/f", "to": "d/g", "base": f_version, "to_base": 0},
                 commit("d/g/x/y", 0, b"under a file"),
@@ -75,13 +76,15 @@ async fn a_batch_applies_in_order_and_stops_at_the_first_refusal() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["done"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["refused"]["error"]["code"], "path_blocked", "{v}");
-    let (_, tree) = support::call_json(&state, Request::get("/v1/tree").body(Body::empty()).unwrap()).await;
+    let (_, tree) =
+        support::call_json(&state, Request::get("/v1/shares/default/tree").body(Body::empty()).unwrap()).await;
     let paths: Vec<&str> = tree["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["d", "d/g"]);
 
     let too_many: Vec<serde_json::Value> = (0..1001)
         .map(|i| serde_json::json!({"op": "mkdir", "path": format!("m{i}"), "base": 0, "mode": 0o755, "mtime_ns": 1}))
         .collect();
-    let (status, v) = support::call_json(&state, post("/v1/batch", serde_json::json!({"changes": too_many}))).await;
+    let (status, v) =
+        support::call_json(&state, post("/v1/shares/default/batch", serde_json::json!({"changes": too_many}))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
 }

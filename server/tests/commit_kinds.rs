@@ -15,7 +15,7 @@ async fn a_commit_makes_files_and_short_symlinks_only() {
         let list = list_of(b"");
         let body = serde_json::json!({"path": "x", "kind": kind, "base": 0, "id": list.id(), "size": size,
             "mode": 0o777, "mtime_ns": 0, "list": WireList::whole(&list)});
-        Request::post("/v1/commit")
+        Request::post("/v1/shares/default/commit")
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
             .unwrap()

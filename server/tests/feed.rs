@@ -21,7 +21,8 @@ async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Vec<u8>) {
 }
 
 async fn changes(state: &AppState, since: u64, wait: u64) -> EntriesPage {
-    let req = Request::get(format!("/v1/changes?since={since}&wait={wait}")).body(Body::empty()).unwrap();
+    let req =
+        Request::get(format!("/v1/shares/default/changes?since={since}&wait={wait}")).body(Body::empty()).unwrap();
     let (status, body) = call(state, req).await;
     assert_eq!(status, StatusCode::OK);
     serde_json::from_slice(&body).unwrap()
@@ -29,7 +30,10 @@ async fn changes(state: &AppState, since: u64, wait: u64) -> EntriesPage {
 
 async fn mkdir(state: &AppState, path: &str) {
     let body = serde_json::json!({"path": path, "base": 0, "mode": 493, "mtime_ns": 0}).to_string();
-    let req = Request::post("/v1/mkdir").header("content-type", "application/json").body(Body::from(body)).unwrap();
+    let req = Request::post("/v1/shares/default/mkdir")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
     assert_eq!(call(state, req).await.0, StatusCode::OK);
 }
 
@@ -71,7 +75,10 @@ async fn answers_at_once_with_everything_newer_than_the_cursor() {
     assert_eq!(empty.cursor, 3);
 
     let body = serde_json::json!({"path": "a", "base": 1}).to_string();
-    let req = Request::post("/v1/delete").header("content-type", "application/json").body(Body::from(body)).unwrap();
+    let req = Request::post("/v1/shares/default/delete")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
     assert_eq!(call(&state, req).await.0, StatusCode::OK);
     let page = changes(&state, 3, 0).await;
     assert_eq!(page.entries.len(), 1);

@@ -17,12 +17,13 @@ async fn put(state: &AppState, path: &str, base: u64, body: &'static str) -> u64
     for c in &list.0 {
         ssync_common::frames::encode(&mut frames, &c.hash, body.as_bytes(), false);
     }
-    let (status, _) = call(state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
+    let (status, _) = call(state, Request::post("/v1/shares/default/chunks").body(Body::from(frames)).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let commit = serde_json::json!({"path": path, "base": base, "id": list.id(), "size": list.size(),
         "mode": 420, "mtime_ns": 0, "list": WireList::whole(&list)});
-    let req =
-        Request::post("/v1/commit").header("content-type", "application/json").body(Body::from(commit.to_string()));
+    let req = Request::post("/v1/shares/default/commit")
+        .header("content-type", "application/json")
+        .body(Body::from(commit.to_string()));
     let (status, v) = call(state, req.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v["entries"].as_array().unwrap().last().unwrap()["version"].as_u64().unwrap()
@@ -89,7 +90,7 @@ async fn unnamed_chunks_are_kept_for_the_grace_period() {
     put(&state, "f", v1, "now").await;
     let mut frames = Vec::new();
     ssync_common::frames::encode(&mut frames, &ContentHash::of(b"not committed yet"), b"not committed yet", false);
-    call(&state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
+    call(&state, Request::post("/v1/shares/default/chunks").body(Body::from(frames)).unwrap()).await;
     let report = gc::collect(&state).await.unwrap();
     assert_eq!(report.deleted_objects, 0, "young chunks stay: {report:?}");
     assert!(stored(&state, "not committed yet").await && stored(&state, "uploaded earlier").await);
@@ -104,7 +105,7 @@ async fn a_mostly_unused_pack_is_rewritten_with_what_is_still_named() {
     for body in ["an abandoned upload, long enough to outweigh the rest", "kept", "another abandoned upload"] {
         ssync_common::frames::encode(&mut frames, &ContentHash::of(body.as_bytes()), body.as_bytes(), false);
     }
-    let (status, _) = call(&state, Request::post("/v1/chunks").body(Body::from(frames)).unwrap()).await;
+    let (status, _) = call(&state, Request::post("/v1/shares/default/chunks").body(Body::from(frames)).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     put(&state, "f", 0, "kept").await;
     let packs_before = state.store.list_packs().unwrap();

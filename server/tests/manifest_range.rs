@@ -1,4 +1,4 @@
-//! `GET /v1/manifest/{id}?from=A&to=B`: only the chunks that hold bytes of
+//! `GET /v1/shares/default/manifest/{id}?from=A&to=B`: only the chunks that hold bytes of
 //! the range, and where the first one starts. What a mount reading part of a
 //! file it does not cache asks for.
 mod support;
@@ -19,7 +19,8 @@ async fn a_ranged_manifest_names_only_the_chunks_that_cover_the_range() {
     assert!(list.len() > 10, "the file has many chunks");
     let l = list.clone();
     state.db.call(move |c| Ok::<_, DbError>(manifests::put(c, &l)?)).await.unwrap();
-    let get = |q: &str| Request::get(format!("/v1/manifest/{}?{q}", list.id())).body(Body::empty()).unwrap();
+    let get =
+        |q: &str| Request::get(format!("/v1/shares/default/manifest/{}?{q}", list.id())).body(Body::empty()).unwrap();
 
     let (status, v) = support::call_json(&state, get("from=2000000&to=2004096")).await;
     assert_eq!(status, StatusCode::OK, "{v}");

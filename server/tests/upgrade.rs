@@ -26,7 +26,7 @@ fn write_object(data_dir: &std::path::Path, hash: &ContentHash, data: &[u8]) {
 }
 
 async fn read_content(state: &AppState, id: ContentHash) -> Vec<u8> {
-    let req = Request::get(format!("/v1/content/{id}")).body(Body::empty()).unwrap();
+    let req = Request::get(format!("/v1/shares/default/content/{id}")).body(Body::empty()).unwrap();
     let resp = support::send(state, req).await;
     assert_eq!(resp.status(), StatusCode::OK);
     http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes().to_vec()

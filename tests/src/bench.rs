@@ -20,7 +20,7 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
 /// The hub's latest change (an empty page's cursor: a full first page's
 /// cursor would be its last row).
 pub fn hub_cursor(hub: &Hub) -> u64 {
-    let url = format!("{}/v1/changes?since=9223372036854775807&wait=0", hub.url());
+    let url = format!("{}/v1/shares/default/changes?since=9223372036854775807&wait=0", hub.url());
     let page: serde_json::Value = hub.http().get(url).send().unwrap().json().unwrap();
     page["cursor"].as_u64().expect("a page has a cursor")
 }

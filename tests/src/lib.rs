@@ -560,7 +560,8 @@ pub fn wait_for_tree(mounts: &[&Mount], want: &std::collections::BTreeMap<String
 
 /// The hub's live tree: path -> content hash hex (`None` for folders).
 pub fn hub_tree(hub: &Hub) -> Option<std::collections::BTreeMap<String, Option<String>>> {
-    let t: serde_json::Value = hub.http().get(format!("{}/v1/tree", hub.url())).send().ok()?.json().ok()?;
+    let t: serde_json::Value =
+        hub.http().get(format!("{}/v1/shares/default/tree", hub.url())).send().ok()?.json().ok()?;
     Some(
         t["entries"]
             .as_array()?
@@ -606,16 +607,16 @@ pub fn api_upload(
         let data = &body[off as usize..off as usize + c.len as usize];
         ssync_common::frames::encode(&mut frames, &c.hash, data, false);
     }
-    let sent = http.post(format!("{url}/v1/chunks")).body(frames).send().expect("hub reachable");
+    let sent = http.post(format!("{url}/v1/shares/default/chunks")).body(frames).send().expect("hub reachable");
     assert_eq!(sent.status().as_u16(), 200, "chunks refused: {}", sent.text().unwrap_or_default());
     let commit = serde_json::json!({
         "path": path, "base": base, "id": list.id(), "size": list.size(), "mode": 420, "mtime_ns": 1,
         "list": WireList::whole(&list),
     });
-    http.post(format!("{url}/v1/commit")).json(&commit).send().expect("hub reachable")
+    http.post(format!("{url}/v1/shares/default/commit")).json(&commit).send().expect("hub reachable")
 }
 
-/// A `POST /v1/batch` change that creates the small file `path`, its bytes inline.
+/// A `POST /v1/shares/default/batch` change that creates the small file `path`, its bytes inline.
 pub fn batch_commit(path: &str, data: &[u8]) -> serde_json::Value {
     let list = ssync_common::chunks::list_of(data);
     let mut frames = Vec::new();

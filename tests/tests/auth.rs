@@ -16,7 +16,7 @@ fn token_cli(hub: &Hub, args: &[&str]) -> String {
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every operation of the hub's own API document (fetched without a token):
-/// (method, path with `{id}` filled in, whether it is open to all).
+/// (method, path with `{id}` and `{share}` filled in, whether it is open to all).
 fn documented_endpoints(url: &str) -> Vec<(String, String, bool)> {
     let resp = reqwest::blocking::get(format!("{url}/v1/openapi.json")).unwrap();
     assert_eq!(resp.status().as_u16(), 200, "the API document needs no token");
@@ -25,7 +25,7 @@ fn documented_endpoints(url: &str) -> Vec<(String, String, bool)> {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let open = op["security"] == serde_json::json!([{}]);
-            out.push((method.to_uppercase(), path.replace("{id}", ZERO), open));
+            out.push((method.to_uppercase(), path.replace("{id}", ZERO).replace("{share}", "default"), open));
         }
     }
     out
@@ -48,7 +48,11 @@ fn every_endpoint(url: &str, auth: Option<&str>) -> Vec<(String, reqwest::blocki
         };
         out.push((format!("{method} {path}"), req.send().unwrap()));
     }
-    assert_eq!(out.len(), 22, "endpoints that need a token (batch, digest, list, manifests and exchange included)");
+    assert_eq!(
+        out.len(),
+        23,
+        "endpoints that need a token (batch, digest, list, manifests, exchange and shares included)"
+    );
     out
 }
 
@@ -73,7 +77,7 @@ fn every_endpoint_but_health_and_the_document_needs_a_valid_token() {
     assert_all_401(&url, Some(&format!("Bearer {}x", hub.token)));
 
     let victim = token_cli(&hub, &["add", "victim"]);
-    let tree = authed_client(&victim).get(format!("{url}/v1/tree")).send().unwrap();
+    let tree = authed_client(&victim).get(format!("{url}/v1/shares/default/tree")).send().unwrap();
     assert_eq!(tree.status().as_u16(), 200, "a fresh token works");
     assert!(token_cli(&hub, &["list"]).contains("victim"));
     token_cli(&hub, &["revoke", "victim"]);
@@ -84,7 +88,7 @@ fn every_endpoint_but_health_and_the_document_needs_a_valid_token() {
     assert_eq!(open, ["/v1/health", "/v1/openapi.json"], "only liveness and the document are open");
     let health = reqwest::blocking::get(format!("{url}/v1/health")).unwrap();
     assert_eq!(health.status().as_u16(), 200, "health needs no token");
-    let fine = hub.http().get(format!("{url}/v1/tree")).send().unwrap();
+    let fine = hub.http().get(format!("{url}/v1/shares/default/tree")).send().unwrap();
     assert_eq!(fine.status().as_u16(), 200, "other tokens still work");
 }
 
@@ -96,7 +100,8 @@ fn revoking_a_token_ends_its_long_poll() {
     let url = hub.url();
     let poll = std::thread::spawn(move || {
         let started = Instant::now();
-        let resp = authed_client(&victim).get(format!("{url}/v1/changes?since=0&wait=30")).send().unwrap();
+        let resp =
+            authed_client(&victim).get(format!("{url}/v1/shares/default/changes?since=0&wait=30")).send().unwrap();
         (resp.status().as_u16(), started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(500));

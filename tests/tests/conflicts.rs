@@ -20,7 +20,7 @@ fn race(
     c.hub.restart();
     let (url, http) = (c.hub.url(), c.hub.http());
     let landed = wait_until(SYNC_TIMEOUT, || {
-        http.get(format!("{url}/v1/tree"))
+        http.get(format!("{url}/v1/shares/default/tree"))
             .send()
             .and_then(|r| r.json::<serde_json::Value>())
             .map(|t| a_landed(&t))

@@ -106,42 +106,44 @@ fn every_traversal_form_on_every_path_endpoint_is_400_and_touches_nothing() {
             ("restore-tree", serde_json::json!({"path": p, "at_ns": 0})),
         ];
         for (endpoint, body) in bodies {
-            let resp = http.post(format!("{url}/v1/{endpoint}")).json(&body).send().unwrap();
-            assert_400(resp, &format!("POST /v1/{endpoint} with {form:?}"));
+            let resp = http.post(format!("{url}/v1/shares/default/{endpoint}")).json(&body).send().unwrap();
+            assert_400(resp, &format!("POST /v1/shares/default/{endpoint} with {form:?}"));
             sent += 1;
         }
     }
     // The same forms with JSON escapes instead of the characters themselves.
     for raw in [r#""\u002e\u002e/escape""#, r#""a\u005c..\u005cescape""#, r#""a\u0000b""#] {
         let body = format!(r#"{{"path": {raw}, "base": 0, "mode": 493, "mtime_ns": 0}}"#);
-        let resp = http.post(format!("{url}/v1/mkdir")).header("content-type", "application/json").body(body);
-        assert_400(resp.send().unwrap(), &format!("POST /v1/mkdir with {raw}"));
+        let resp =
+            http.post(format!("{url}/v1/shares/default/mkdir")).header("content-type", "application/json").body(body);
+        assert_400(resp.send().unwrap(), &format!("POST /v1/shares/default/mkdir with {raw}"));
         sent += 1;
     }
     // Raw bytes that are not UTF-8 (an overlong encoding of '..').
     let mut body = br#"{"path": ""#.to_vec();
     body.extend_from_slice(b"\xc0\xae\xc0\xae/escape");
     body.extend_from_slice(br#"", "base": 0, "mode": 493, "mtime_ns": 0}"#);
-    let resp = http.post(format!("{url}/v1/mkdir")).header("content-type", "application/json").body(body);
-    assert_400(resp.send().unwrap(), "POST /v1/mkdir with overlong UTF-8");
+    let resp =
+        http.post(format!("{url}/v1/shares/default/mkdir")).header("content-type", "application/json").body(body);
+    assert_400(resp.send().unwrap(), "POST /v1/shares/default/mkdir with overlong UTF-8");
     for form in ENCODED_FORMS {
         for endpoint in ["entry", "versions"] {
-            let resp = http.get(format!("{url}/v1/{endpoint}?path={form}")).send().unwrap();
-            assert_400(resp, &format!("GET /v1/{endpoint}?path={form}"));
+            let resp = http.get(format!("{url}/v1/shares/default/{endpoint}?path={form}")).send().unwrap();
+            assert_400(resp, &format!("GET /v1/shares/default/{endpoint}?path={form}"));
             sent += 1;
         }
         // Content ids are hashes; anything else, decoded or not, is refused.
         for endpoint in ["content", "manifest"] {
-            let resp = http.get(format!("{url}/v1/{endpoint}/{form}")).send().unwrap();
+            let resp = http.get(format!("{url}/v1/shares/default/{endpoint}/{form}")).send().unwrap();
             let status = resp.status().as_u16();
             // A form with an encoded '/' may not match the route at all (404); it must never be served.
-            assert!(status == 400 || status == 404, "GET /v1/{endpoint}/{form}: {status}");
+            assert!(status == 400 || status == 404, "GET /v1/shares/default/{endpoint}/{form}: {status}");
             sent += 1;
         }
     }
 
     assert!(sent > 200, "only {sent} requests were sent");
-    let tree: serde_json::Value = http.get(format!("{url}/v1/tree")).send().unwrap().json().unwrap();
+    let tree: serde_json::Value = http.get(format!("{url}/v1/shares/default/tree")).send().unwrap().json().unwrap();
     assert_eq!(tree["entries"].as_array().map(Vec::len), Some(0), "nothing was stored: {tree}");
     assert_eq!(tree["cursor"], 0, "no change was numbered");
     assert_eq!(outside_data(dir.path(), &hub.data), before, "nothing appeared outside the data dir");

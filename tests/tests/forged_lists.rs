@@ -3,7 +3,7 @@
 //! show one size and read other bytes, and a false total over 16 TiB stalled
 //! every mount. The hub now checks every length against the chunk it
 //! stores (400, naming the first wrong chunk), through every way a list
-//! arrives: `/v1/commit`, `/v1/batch`, with the chunks stored or inline. A
+//! arrives: `/v1/shares/default/commit`, `/v1/shares/default/batch`, with the chunks stored or inline. A
 //! mount given such a list anyway (by an older hub) refuses that one entry,
 //! says so once, and goes on with the feed.
 use ssync_common::api::{inline_encode, EntryKind, WireList};
@@ -49,7 +49,7 @@ fn the_hub_refuses_lists_whose_lengths_lie_through_every_way_in() {
     let hash = ContentHash::of(&data);
     let mut frames = Vec::new();
     ssync_common::frames::encode(&mut frames, &hash, &data, false);
-    let stored = http.post(format!("{url}/v1/chunks")).body(frames.clone()).send().unwrap();
+    let stored = http.post(format!("{url}/v1/shares/default/chunks")).body(frames.clone()).send().unwrap();
     assert_eq!(stored.status().as_u16(), 200);
 
     for (name, claim, times) in FORGED {
@@ -57,14 +57,14 @@ fn the_hub_refuses_lists_whose_lengths_lie_through_every_way_in() {
         for inline in [None, Some(&frames[..])] {
             let how = if inline.is_some() { "inline" } else { "stored" };
             let body = commit_body(name, &list, inline);
-            let resp = http.post(format!("{url}/v1/commit")).json(&body).send().unwrap();
+            let resp = http.post(format!("{url}/v1/shares/default/commit")).json(&body).send().unwrap();
             let status = resp.status().as_u16() as u64;
             assert_names_chunk_0(status, &resp.json().unwrap(), &format!("commit {name}, {how}"));
 
             let mut change = body.clone();
             change["op"] = "commit".into();
             let batch = serde_json::json!({ "changes": [change] });
-            let resp = http.post(format!("{url}/v1/batch")).json(&batch).send().unwrap();
+            let resp = http.post(format!("{url}/v1/shares/default/batch")).json(&batch).send().unwrap();
             assert_eq!(resp.status().as_u16(), 200, "a batch answers per change");
             let answer: serde_json::Value = resp.json().unwrap();
             assert_eq!(answer["done"], serde_json::json!([]), "batch {name}, {how}: {answer}");
@@ -78,11 +78,15 @@ fn the_hub_refuses_lists_whose_lengths_lie_through_every_way_in() {
     }
     // The true list is taken, and it is the only thing the hub holds.
     let honest = forged_list(hash, REAL_LEN as u32, 1);
-    let resp = http.post(format!("{url}/v1/commit")).json(&commit_body("honest", &honest, None)).send().unwrap();
+    let resp = http
+        .post(format!("{url}/v1/shares/default/commit"))
+        .json(&commit_body("honest", &honest, None))
+        .send()
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let tree = hub_tree(&hub).unwrap();
     assert_eq!(tree.keys().collect::<Vec<_>>(), ["honest"], "nothing forged was committed");
-    let content = http.get(format!("{url}/v1/content/{}", honest.id())).send().unwrap().bytes().unwrap();
+    let content = http.get(format!("{url}/v1/shares/default/content/{}", honest.id())).send().unwrap().bytes().unwrap();
     assert_eq!(&content[..], &data[..]);
 }
 

@@ -34,7 +34,7 @@ fn killing_the_hub_during_gc_leaves_no_dangling_content() {
     let http = c.hub.http();
     for (path, hash) in hub_tree(&c.hub).unwrap() {
         let Some(hash) = hash else { continue };
-        let body = http.get(format!("{url}/v1/content/{hash}")).send().unwrap();
+        let body = http.get(format!("{url}/v1/shares/default/content/{hash}")).send().unwrap();
         assert_eq!(body.status().as_u16(), 200, "content of {path} is gone");
         assert_eq!(file_id(&body.bytes().unwrap()).to_hex(), hash, "content of {path} is damaged");
     }

@@ -13,7 +13,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// (none while the hub cannot be reached).
 fn versions_on_hub(hub: &Hub, path: &str) -> Vec<(u64, bool)> {
     hub.http()
-        .get(format!("{}/v1/versions?path={path}", hub.url()))
+        .get(format!("{}/v1/shares/default/versions?path={path}", hub.url()))
         .send()
         .and_then(|r| r.json::<serde_json::Value>())
         .ok()
@@ -246,7 +246,7 @@ fn hub_cursor(c: &Cluster) -> u64 {
     let page: serde_json::Value = c
         .hub
         .http()
-        .get(format!("{}/v1/changes?since=9223372036854775807&wait=0", c.hub.url()))
+        .get(format!("{}/v1/shares/default/changes?since=9223372036854775807&wait=0", c.hub.url()))
         .send()
         .unwrap()
         .json()
@@ -275,8 +275,14 @@ fn a_folder_rename_is_one_change_and_its_files_keep_their_history() {
     wait_for_absence(&b.p("big"), SYNC_TIMEOUT);
     let want = snapshot(&a.path);
     wait_for_tree(&[a, b], &want, SYNC_TIMEOUT);
-    let changes: serde_json::Value =
-        c.hub.http().get(format!("{}/v1/changes?since={before}&wait=0", c.hub.url())).send().unwrap().json().unwrap();
+    let changes: serde_json::Value = c
+        .hub
+        .http()
+        .get(format!("{}/v1/shares/default/changes?since={before}&wait=0", c.hub.url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let rows: Vec<String> =
         changes["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
     assert_eq!(rows, ["renamed"], "one change, to the folder");

@@ -15,7 +15,7 @@ fn upload_head_only(hub: &Hub, len: usize, body: &[u8]) -> String {
     let mut tcp = std::net::TcpStream::connect(&hub.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let head = format!(
-        "POST /v1/chunks HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: {len}\r\n\r\n",
+        "POST /v1/shares/default/chunks HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: {len}\r\n\r\n",
         hub.addr, hub.token
     );
     tcp.write_all(head.as_bytes()).unwrap();
@@ -33,28 +33,31 @@ fn a_token_may_hold_only_so_many_long_polls() {
     let held: Vec<_> = (0..2)
         .map(|_| {
             let (http, url) = (hub.http(), url.clone());
-            std::thread::spawn(move || http.get(format!("{url}/v1/changes?since=0&wait=5")).send().unwrap().status())
+            std::thread::spawn(move || {
+                http.get(format!("{url}/v1/shares/default/changes?since=0&wait=5")).send().unwrap().status()
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let (status, body) = json_error(hub.http().get(format!("{url}/v1/changes?since=0&wait=5")).send().unwrap());
+    let (status, body) =
+        json_error(hub.http().get(format!("{url}/v1/shares/default/changes?since=0&wait=5")).send().unwrap());
     assert_eq!((status, body["code"].as_str()), (429, Some("too_many")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("--max-polls-per-token"), "{body}");
     // Other requests of the same token, and other tokens' polls, are not held back.
-    assert_eq!(hub.http().get(format!("{url}/v1/tree")).send().unwrap().status().as_u16(), 200);
+    assert_eq!(hub.http().get(format!("{url}/v1/shares/default/tree")).send().unwrap().status().as_u16(), 200);
     let out = std::process::Command::new(ssync_tests::bin("e2e-server"))
         .args(["token", "add", "other", "--data"])
         .arg(&hub.data)
         .output()
         .unwrap();
     let other = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let resp = authed_client(&other).get(format!("{url}/v1/changes?since=0&wait=0")).send().unwrap();
+    let resp = authed_client(&other).get(format!("{url}/v1/shares/default/changes?since=0&wait=0")).send().unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     for h in held {
         assert_eq!(h.join().unwrap().as_u16(), 200, "the held polls end normally");
     }
     // Their slots are free again.
-    let resp = hub.http().get(format!("{url}/v1/changes?since=0&wait=0")).send().unwrap();
+    let resp = hub.http().get(format!("{url}/v1/shares/default/changes?since=0&wait=0")).send().unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }
 
@@ -71,18 +74,18 @@ fn a_stalled_upload_body_is_ended_with_408() {
 
 /// Every endpoint that takes a JSON body.
 const JSON_ENDPOINTS: [&str; 12] = [
-    "/v1/mkdir",
-    "/v1/delete",
-    "/v1/rename",
-    "/v1/exchange",
-    "/v1/setattr",
-    "/v1/commit",
-    "/v1/batch",
-    "/v1/chunks/missing",
-    "/v1/chunks/fetch",
-    "/v1/manifests",
-    "/v1/restore",
-    "/v1/restore-tree",
+    "/v1/shares/default/mkdir",
+    "/v1/shares/default/delete",
+    "/v1/shares/default/rename",
+    "/v1/shares/default/exchange",
+    "/v1/shares/default/setattr",
+    "/v1/shares/default/commit",
+    "/v1/shares/default/batch",
+    "/v1/shares/default/chunks/missing",
+    "/v1/shares/default/chunks/fetch",
+    "/v1/shares/default/manifests",
+    "/v1/shares/default/restore",
+    "/v1/shares/default/restore-tree",
 ];
 
 /// Sends a POST to `path` declaring `len` bytes, then only `body`; returns
@@ -137,7 +140,7 @@ fn stalled_json_bodies_get_408_and_oversized_ones_413_at_once() {
     // Whole requests are served as before.
     let ok = hub
         .http()
-        .post(format!("{}/v1/mkdir", hub.url()))
+        .post(format!("{}/v1/shares/default/mkdir", hub.url()))
         .json(&serde_json::json!({"path": "d", "base": 0, "mode": 493, "mtime_ns": 0}))
         .send()
         .unwrap();
@@ -158,11 +161,13 @@ fn uploads_and_hash_lists_past_their_limits_are_413() {
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("\"code\":\"too_large\""), "{answer}");
     let three: Vec<_> = (0..3u8).map(|i| ssync_common::ContentHash::of(&[i])).collect();
     let req = serde_json::json!({ "chunks": ssync_common::api::HashList::encode(&three) });
-    let (status, body) = json_error(hub.http().post(format!("{url}/v1/chunks/missing")).json(&req).send().unwrap());
+    let (status, body) =
+        json_error(hub.http().post(format!("{url}/v1/shares/default/chunks/missing")).json(&req).send().unwrap());
     assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("at most 2"), "{body}");
     let big = serde_json::json!({ "path": "x".repeat(2 << 20), "base": 0, "mode": 493, "mtime_ns": 0 });
-    let (status, body) = json_error(hub.http().post(format!("{url}/v1/mkdir")).json(&big).send().unwrap());
+    let (status, body) =
+        json_error(hub.http().post(format!("{url}/v1/shares/default/mkdir")).json(&big).send().unwrap());
     assert_eq!((status, body["code"].as_str()), (413, Some("too_large")), "a JSON body past --max-body-mib: {body}");
 }
 

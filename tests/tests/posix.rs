@@ -331,7 +331,7 @@ fn with_sync_owners_the_owner_travels_and_without_it_files_belong_to_the_mount_u
     let owner = |p: &Path| fs::metadata(p).map(|m| (m.uid(), m.gid())).unwrap();
     assert_eq!(owner(&b.p("shared/f")), (1001, 1001), "--sync-owners: the creator's ids");
     assert_eq!(owner(&plain.p("shared/f")), (0, 0), "without it: the mount's user");
-    let hub = c.hub.http().get(format!("{}/v1/entry?path=shared/f", c.hub.url())).send().unwrap();
+    let hub = c.hub.http().get(format!("{}/v1/shares/default/entry?path=shared/f", c.hub.url())).send().unwrap();
     let entry: serde_json::Value = hub.json().unwrap();
     assert_eq!((entry["owner"]["uid"].as_u64(), entry["owner"]["gid"].as_u64()), (Some(1001), Some(1001)), "{entry}");
 

@@ -61,7 +61,10 @@ fn an_upload_continues_from_chunks_the_hub_already_has() {
         sent += ch.len as u64;
     }
     let http = c.hub.http();
-    assert_eq!(http.post(format!("{url}/v1/chunks")).body(frames).send().unwrap().status().as_u16(), 200);
+    assert_eq!(
+        http.post(format!("{url}/v1/shares/default/chunks")).body(frames).send().unwrap().status().as_u16(),
+        200
+    );
 
     let (r0, _) = hub_traffic(&c.hub);
     fs::write(a.p("big.bin"), &data).unwrap();
@@ -84,7 +87,7 @@ fn a_download_continues_from_the_chunks_it_already_assembled() {
     // The whole body is read: a response dropped unread would go on
     // streaming, and its bytes would count against B's download below.
     let on_hub = ssync_tests::wait_until(WAIT, || {
-        http.get(format!("{url}/v1/content/{}", list.id()))
+        http.get(format!("{url}/v1/shares/default/content/{}", list.id()))
             .send()
             .and_then(|r| r.error_for_status())
             .and_then(|r| r.bytes())

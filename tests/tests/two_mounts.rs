@@ -159,10 +159,11 @@ fn symlinks_sync_as_data() {
     assert_eq!(fs::read(b.p("dir/up")).unwrap(), b"data");
 
     let url = c.hub.url();
-    let entry: serde_json::Value = c.hub.http().get(format!("{url}/v1/entry?path=abs")).send().unwrap().json().unwrap();
+    let entry: serde_json::Value =
+        c.hub.http().get(format!("{url}/v1/shares/default/entry?path=abs")).send().unwrap().json().unwrap();
     assert_eq!((entry["kind"].as_str(), entry["size"].as_u64()), (Some("symlink"), Some(11)), "{entry}");
     let id = entry["hash"].as_str().unwrap();
-    let content = c.hub.http().get(format!("{url}/v1/content/{id}")).send().unwrap().bytes().unwrap();
+    let content = c.hub.http().get(format!("{url}/v1/shares/default/content/{id}")).send().unwrap().bytes().unwrap();
     assert_eq!(&content[..], b"/etc/passwd", "the hub keeps the target as content");
     let mut dirs = vec![c.hub.data.clone()];
     while let Some(d) = dirs.pop() {

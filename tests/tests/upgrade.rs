@@ -64,7 +64,7 @@ fn a_hub_and_a_mount_of_the_previous_release_keep_every_version_and_unsent_chang
     // Every version the old hub kept is still there, the unsent one after them.
     let http = hub.http();
     let versions: VersionsResponse = http
-        .get(format!("{}/v1/versions?path=d/hist.txt", hub.url()))
+        .get(format!("{}/v1/shares/default/versions?path=d/hist.txt", hub.url()))
         .send()
         .and_then(|r| r.error_for_status())
         .and_then(|r| r.json())
@@ -82,7 +82,8 @@ fn a_hub_and_a_mount_of_the_previous_release_keep_every_version_and_unsent_chang
         version: first,
         as_path: Some(ssync_common::RelPath::parse("d/hist-1.txt").unwrap()),
     };
-    let answer = http.post(format!("{}/v1/restore", hub.url())).json(&restore).send().expect("hub reachable");
+    let answer =
+        http.post(format!("{}/v1/shares/default/restore", hub.url())).json(&restore).send().expect("hub reachable");
     assert!(answer.status().is_success(), "restore refused: {}", answer.text().unwrap_or_default());
     ssync_tests::wait_for_content(&b.p("d/hist-1.txt"), b"hist 1\n", SYNC_TIMEOUT);
 

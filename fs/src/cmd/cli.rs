@@ -22,6 +22,11 @@ pub struct MountArgs {
     /// The hub: HOST:PORT, http://HOST:PORT or https://HOST:PORT.
     #[arg(long, env = "SSYNC_SERVER", value_name = "HOST:PORT")]
     pub server: String,
+    /// The share (folder tree) of the hub to mount [default: the token's
+    /// only share, or the one the cache dir holds]. A read-only grant
+    /// mounts read-only.
+    #[arg(long, env = "SSYNC_SHARE", value_name = "NAME", value_parser = parse_share)]
+    pub share: Option<String>,
     /// Trust only this CA (PEM) for an https:// hub, for a hub with its own
     /// certificate authority [default: the system's trusted roots].
     #[arg(long, value_name = "FILE")]
@@ -61,6 +66,10 @@ pub struct MountArgs {
     pub cache_max: Option<u64>,
 }
 
+fn parse_share(s: &str) -> Result<String, String> {
+    ssync_common::share::check_share_name(s).map(str::to_string).map_err(|e| e.to_string())
+}
+
 /// A size such as 512M, 20G or 1048576 (binary units: K, M, G, T).
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -89,7 +98,7 @@ impl MountArgs {
             .with_context(|| format!("cannot resolve mountpoint {}", self.mountpoint.display()))?;
         let token = crate::remote::token::load(self.token_file.as_deref())?;
         let token_file = self.token_file.clone().map(std::path::absolute).transpose()?;
-        let mut cfg = MountConfig::new(mountpoint, server, token);
+        let mut cfg = MountConfig::new(mountpoint, server, self.share, token);
         if let Some(ca) = self.ca_cert {
             let ca = std::path::absolute(ca)?;
             if !cfg.server.starts_with("https://") {

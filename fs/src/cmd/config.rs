@@ -7,6 +7,11 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     /// Base URL of the hub, e.g. `http://127.0.0.1:7878`.
     pub server: String,
+    /// The share to mount (`--share`; None: the token's only one, or the
+    /// one the cache holds). Once the mount has chosen: the one it serves.
+    pub share: Option<String>,
+    /// The token may only read the share: the mount is read-only.
+    pub read_only: bool,
     pub cache_dir: PathBuf,
     /// Names this machine in conflict copies.
     pub device_name: String,
@@ -30,11 +35,18 @@ pub struct MountConfig {
 }
 
 impl MountConfig {
-    pub fn new(mountpoint: PathBuf, server: String, token: crate::remote::token::Token) -> MountConfig {
-        let cache_dir = default_cache_dir(&server, &mountpoint);
+    pub fn new(
+        mountpoint: PathBuf,
+        server: String,
+        share: Option<String>,
+        token: crate::remote::token::Token,
+    ) -> MountConfig {
+        let cache_dir = default_cache_dir(&server, share.as_deref(), &mountpoint);
         MountConfig {
             mountpoint,
             server,
+            share,
+            read_only: false,
             cache_dir,
             device_name: default_device_name(),
             drain_timeout: Duration::from_secs(10),
@@ -50,14 +62,19 @@ impl MountConfig {
     }
 }
 
-/// `$XDG_CACHE_HOME/ssync/<mount name>-<hash of hub and mountpoint>`: one cache
-/// per hub and mountpoint, so two mounts never share state by accident.
-pub fn default_cache_dir(server: &str, mountpoint: &Path) -> PathBuf {
+/// `$XDG_CACHE_HOME/ssync/<mount name>-<hash of hub, share and mountpoint>`:
+/// one cache per hub, share and mountpoint, so two mounts never share state
+/// by accident. (Without `--share`, the key is the one mounts made before
+/// shares used.)
+pub fn default_cache_dir(server: &str, share: Option<&str>, mountpoint: &Path) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    let key = blake3::hash(format!("{server}\n{}", mountpoint.display()).as_bytes()).to_hex();
+    let key = match share {
+        None => blake3::hash(format!("{server}\n{}", mountpoint.display()).as_bytes()).to_hex(),
+        Some(share) => blake3::hash(format!("{server}\n{share}\n{}", mountpoint.display()).as_bytes()).to_hex(),
+    };
     let name = mountpoint.file_name().map_or("root".into(), |n| n.to_string_lossy().into_owned());
     base.join("ssync").join(format!("{name}-{}", &key[..12]))
 }
@@ -76,11 +93,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_dir_differs_per_hub_and_mountpoint() {
-        let a = default_cache_dir("http://h:1", Path::new("/mnt/a"));
-        let b = default_cache_dir("http://h:2", Path::new("/mnt/a"));
-        let c = default_cache_dir("http://h:1", Path::new("/mnt/b"));
-        assert!(a != b && a != c);
+    fn cache_dir_differs_per_hub_share_and_mountpoint() {
+        let a = default_cache_dir("http://h:1", None, Path::new("/mnt/a"));
+        let b = default_cache_dir("http://h:2", None, Path::new("/mnt/a"));
+        let c = default_cache_dir("http://h:1", None, Path::new("/mnt/b"));
+        let d = default_cache_dir("http://h:1", Some("photos"), Path::new("/mnt/a"));
+        let e = default_cache_dir("http://h:1", Some("taxes"), Path::new("/mnt/a"));
+        assert!(a != b && a != c && a != d && d != e);
         assert!(a.to_string_lossy().contains("/ssync/a-"));
     }
 }

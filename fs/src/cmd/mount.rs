@@ -3,6 +3,7 @@
 //! thread. On the way out it lets the sync thread send what is unsent
 //! (bounded), unmounts, and stops the tasks.
 use crate::cmd::config::MountConfig;
+use crate::cmd::share_choice::{self, Offered};
 use crate::cmd::status_file::{self, MountStatus};
 use crate::kernel::fs::SyncFs;
 use crate::kernel::fuse::SsyncFuse;
@@ -17,6 +18,7 @@ use crate::remote::client::Remote;
 use anyhow::{bail, Context};
 use fuser::{Config, MountOption, Session, SessionACL};
 use parking_lot::Mutex;
+use ssync_common::share::{ShareAccess, DEFAULT_SHARE};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,24 +108,50 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
     // A cache that has read the hub's feed (by either engine) can start offline.
     let synced_before = db.setting("cursor")?.is_some() || db.synced_before()?;
     let mount_id = mount_id(&db)?;
-    // The engine on stable ids reads its own changes in the feed too.
-    let hub_client = remote.clone();
-    let remote = remote.for_mount(&mount_id);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("ssync-io")
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match rt.block_on(remote.health()) {
-        Ok(h) => tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable"),
+    let offered = match rt.block_on(remote.health()) {
+        Ok(h) => {
+            tracing::info!(hub = %cfg.server, version = %h.version, "hub reachable");
+            match rt.block_on(remote.shares()) {
+                Ok(shares) => Offered::Listed(shares),
+                Err(e) => Offered::NotListed(e.to_string()),
+            }
+        }
         Err(e) if !synced_before => bail!(
             "cannot reach the hub at {}: {e}\nStart ssync-server there, or check --server. \
              This mount has no local cache yet, so it cannot start offline.",
             cfg.server
         ),
-        Err(e) => tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server),
-    }
+        Err(e) => {
+            tracing::warn!("hub at {} unreachable ({e}); starting from the local cache", cfg.server);
+            Offered::NotListed(e.to_string())
+        }
+    };
+    // The share the cache holds: a cache made before shares holds the default one.
+    let held = match db.setting("share")? {
+        Some(name) => Some(ShareAccess { name, writable: db.setting("writable")?.as_deref() != Some("0") }),
+        None if synced_before => Some(ShareAccess { name: DEFAULT_SHARE.into(), writable: true }),
+        None => None,
+    };
+    let chosen = share_choice::choose(cfg.share.as_deref(), held.as_ref(), offered).with_context(|| {
+        format!("cannot mount a share of the hub at {} (cache {})", cfg.server, cfg.cache_dir.display())
+    })?;
+    db.set_setting("share", &chosen.name)?;
+    db.set_setting("writable", if chosen.writable { "1" } else { "0" })?;
+    let access = if chosen.writable { "read-write" } else { "read-only" };
+    tracing::info!(share = %chosen.name, access, "mounting share");
+    let mut cfg = cfg;
+    cfg.share = Some(chosen.name.clone());
+    cfg.read_only = !chosen.writable;
+    let remote = remote.for_share(&chosen.name);
+    // The engine on stable ids reads its own changes in the feed too.
+    let hub_client = remote.clone();
+    let remote = remote.for_mount(&mount_id);
 
     let mut state = load_state(db, &cache)?;
     state.limit = cfg.cache_max.map(crate::local::cache_limit::CacheLimit::new);
@@ -168,6 +196,12 @@ pub fn run(cfg: MountConfig) -> anyhow::Result<()> {
         MountOption::DefaultPermissions,
         MountOption::NoAtime,
     ];
+    if cfg.read_only {
+        // The kernel answers EROFS to every write, create, rename, delete,
+        // chmod and setxattr, and shows `ro` in /proc/mounts: nothing is
+        // changed here, so nothing is queued that the token may not send.
+        options.mount_options.push(MountOption::RO);
+    }
     options.acl = if cfg.allow_other { SessionACL::All } else { SessionACL::Owner };
     // One reader of /dev/fuse; what may block goes to workers (see workers.rs).
     options.n_threads = Some(1);
@@ -260,6 +294,8 @@ fn current_status(shared: &Shared, on_demand: &OnDemand, cfg: &MountConfig, rate
     MountStatus {
         mountpoint: cfg.mountpoint.clone(),
         server: cfg.server.clone(),
+        share: cfg.share.clone(),
+        read_only: cfg.read_only,
         cache_dir: cfg.cache_dir.clone(),
         device: cfg.device_name.clone(),
         pid: std::process::id(),

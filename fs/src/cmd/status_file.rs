@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 pub struct MountStatus {
     pub mountpoint: PathBuf,
     pub server: String,
+    /// The share mounted (None: a mount from before shares, of the default
+    /// share), and whether the token may only read it.
+    #[serde(default)]
+    pub share: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
     pub cache_dir: PathBuf,
     pub device: String,
     pub pid: u32,

@@ -149,8 +149,13 @@ fn remote_for(loc: &Located) -> anyhow::Result<Remote> {
     let token_file = status.as_ref().and_then(|s| s.token_file.clone());
     let token = crate::remote::token::load(token_file.as_deref())?;
     let ca = status.as_ref().and_then(|s| s.ca_cert.clone());
+    let share = status.as_ref().and_then(|s| s.share.clone());
     let device = status.map_or_else(crate::cmd::config::default_device_name, |s| s.device);
-    Ok(Remote::new(&loc.server, &device, &token, ca.as_deref())?)
+    let remote = Remote::new(&loc.server, &device, &token, ca.as_deref())?;
+    Ok(match share {
+        Some(share) => remote.for_share(&share),
+        None => remote,
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -168,6 +173,12 @@ fn ago(ns: i64) -> String {
 
 fn print_status(s: &MountStatus) {
     println!("{}  <- {}  (device {}, pid {})", s.mountpoint.display(), s.server, s.device, s.pid);
+    let share = s.share.as_deref().unwrap_or(ssync_common::share::DEFAULT_SHARE);
+    let access = match s.read_only {
+        true => "read-only: the token may not change it, so the mount is read-only",
+        false => "read-write",
+    };
+    println!("  share {share} ({access})");
     if !status_file::process_alive(s.pid) {
         println!("  not running (this status is from a mount that stopped without cleaning up)");
         return;

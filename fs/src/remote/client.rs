@@ -13,6 +13,7 @@ use ssync_common::api::{
     RestoreRequest, RestoreTreeRequest, SetAttrRequest, StoredResponse, VersionsResponse, DEVICE_HEADER, MOUNT_HEADER,
 };
 use ssync_common::frames::{Chunk, FrameReader};
+use ssync_common::share::{ShareAccess, SharesResponse, DEFAULT_SHARE};
 use ssync_common::{ChunkList, ContentHash, RelPath};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,6 +50,18 @@ pub fn refused_token_message(e: &ApiError) -> String {
     )
 }
 
+/// What a mount says when the hub refuses its token the share.
+pub fn refused_grant_message(e: &ApiError) -> String {
+    let why = match e {
+        ApiError::Rejected { body, .. } => body.message.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "the hub refused this mount's share ({why}): syncing stopped, local changes stay queued. \
+         Restart ssync-mount once the grant is back"
+    )
+}
+
 /// What a mount says when the hub's change sequence is behind its own.
 pub fn hub_behind_message(ours: u64, hubs: u64) -> String {
     format!(
@@ -62,6 +75,12 @@ impl ApiError {
     /// The hub does not accept this mount's token (missing, wrong or revoked).
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, ApiError::Rejected { status: 401, .. })
+    }
+
+    /// The token has no grant on the share (revoked, or read-only where a
+    /// change needs read-write).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, ApiError::Rejected { status: 403, .. })
     }
 
     pub fn code(&self) -> Option<&str> {
@@ -145,6 +164,8 @@ pub struct Remote {
     /// its restores are news to the mount).
     mount_id: Option<reqwest::header::HeaderValue>,
     base: String,
+    /// The share every tree and content call works on (`for_share`).
+    share: String,
 }
 
 /// Long-polls wait this long on the hub; the read timeout must exceed it.
@@ -189,7 +210,7 @@ impl Remote {
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client builds with checked settings");
-        Ok(Remote { http, base: base_url.to_string(), mount_id: None })
+        Ok(Remote { http, base: base_url.to_string(), mount_id: None, share: DEFAULT_SHARE.to_string() })
     }
 
     /// The same client, naming this mount on every change it sends, so the
@@ -199,11 +220,29 @@ impl Remote {
         self
     }
 
+    /// The same client, working on share `share` (until then, the default
+    /// share, which a hub made before shares holds its tree in). The name
+    /// is checked (`check_share_name`), so it is safe in a URL.
+    pub fn for_share(mut self, share: &str) -> Remote {
+        self.share = share.to_string();
+        self
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
+    pub fn share(&self) -> &str {
+        &self.share
+    }
+
+    /// A tree or content endpoint of the share.
     fn url(&self, path: &str) -> String {
+        format!("{}/v1/shares/{}/{path}", self.base, self.share)
+    }
+
+    /// An endpoint of the hub itself (health, the token's shares).
+    fn hub_url(&self, path: &str) -> String {
         format!("{}/v1/{path}", self.base)
     }
 
@@ -231,8 +270,16 @@ impl Remote {
     }
 
     pub async fn health(&self) -> Result<Health, ApiError> {
-        let resp = self.http.get(self.url("health")).timeout(Duration::from_secs(5)).send().await.map_err(transport)?;
+        let resp =
+            self.http.get(self.hub_url("health")).timeout(Duration::from_secs(5)).send().await.map_err(transport)?;
         Self::decode(resp).await
+    }
+
+    /// The shares this client's token may use, and how.
+    pub async fn shares(&self) -> Result<Vec<ShareAccess>, ApiError> {
+        let resp =
+            self.http.get(self.hub_url("shares")).timeout(Duration::from_secs(10)).send().await.map_err(transport)?;
+        Self::decode::<SharesResponse>(resp).await.map(|r| r.shares)
     }
 
     pub async fn tree(&self) -> Result<EntriesPage, ApiError> {

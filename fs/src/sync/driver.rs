@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 /// The longest a round waits for a wake while the trees differ (a refused
 /// operation, the hub out of reach).
 const RETRY: Duration = Duration::from_millis(500);
+/// How often a mount whose token or grant the hub refused asks again.
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
 /// Rounds run one after another while each carries something out.
 const ROUNDS_PER_WAKE: usize = 64;
 /// How long the feed's long-poll waits on the hub.
@@ -167,6 +169,18 @@ async fn wake_on_feed(
                 }
             }
             Ok(_) => {}
+            Err(e) if e.is_unauthorized() || e.is_forbidden() => {
+                // The token or its grant was revoked: the sync thread's next
+                // read of the feed meets the same refusal and stops syncing
+                // (`Refusal::Halt`); this loop then only checks, rarely,
+                // whether the hub still says so.
+                tracing::debug!("the feed's long-poll was refused: {e}");
+                let _ = wake.try_send(());
+                tokio::select! {
+                    _ = tokio::time::sleep(REFUSED_RETRY) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
             Err(e) => {
                 tracing::debug!("the feed's long-poll failed: {e}");
                 tokio::select! {

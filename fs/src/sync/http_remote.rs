@@ -254,7 +254,7 @@ impl HttpRemote {
                 stopped: answer.refused.map(|r| {
                     let why = format!("{}: {} ({})", r.error.code, r.error.message, r.status);
                     match r.status {
-                        401 => Refusal::Halt(why),
+                        401 | 403 => Refusal::Halt(why),
                         s if s < 500 => Refusal::Refused(why),
                         _ => Refusal::NoAnswer(why),
                     }
@@ -289,6 +289,7 @@ enum Prepared {
 fn refusal(e: ApiError) -> Refusal {
     match e {
         e if e.is_unauthorized() => Refusal::Halt(client::refused_token_message(&e)),
+        e if e.is_forbidden() => Refusal::Halt(client::refused_grant_message(&e)),
         ApiError::Rejected { status, .. } if status < 500 => Refusal::Refused(e.to_string()),
         ApiError::ChangedWhileRead | ApiError::Inconsistent(_) | ApiError::Local(_) => Refusal::Refused(e.to_string()),
         _ => Refusal::NoAnswer(e.to_string()),

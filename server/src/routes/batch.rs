@@ -2,11 +2,13 @@
 //! mount with thousands of queued changes pays one round trip and one fsync
 //! per batch instead of per change. Each change is checked exactly as its own
 //! endpoint checks it; the first refusal ends the batch.
-use crate::db::{Scoped, ShareId};
+use crate::db::Scoped;
 use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
 use crate::openapi::DeviceHeader;
+use crate::openapi::SharePath;
 use crate::routes::chunks::{apply_commit, prepare_commit, ReadyCommit};
+use crate::scope::WriteShare;
 use crate::state::AppState;
 use crate::tree::{self, Author, Carried, TreeError};
 use axum::extract::State;
@@ -63,13 +65,14 @@ fn refusal(e: ApiError) -> Refusal {
     Refusal { status: status.as_u16(), error }
 }
 
-#[utoipa::path(post, path = "/v1/batch", tag = "tree", request_body = BatchRequest, params(DeviceHeader),
+#[utoipa::path(post, path = "/v1/shares/{share}/batch", tag = "tree", request_body = BatchRequest, params(SharePath, DeviceHeader),
     responses(
         (status = 200, description = "The changes applied, in order, and the one refused (the rest were not applied)", body = BatchResponse),
         (status = 413, description = "More changes than one batch may hold", body = ErrorBody),
     ))]
 pub async fn batch(
     State(state): State<AppState>,
+    WriteShare(scope): WriteShare,
     Device(d): Device,
     AppJson(req): AppJson<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
@@ -93,7 +96,7 @@ pub async fn batch(
         }
     }
     let limits = state.limits.paths;
-    let (done, refused_in_tx) = state.mutate_each(ShareId::DEFAULT, ready, move |c, r| apply(c, &d, limits, r)).await?;
+    let (done, refused_in_tx) = state.mutate_each(scope.share, ready, move |c, r| apply(c, &d, limits, r)).await?;
     // A refusal inside the transaction comes first: it ends the batch earlier.
     let refused = refused_in_tx.map(|e| refusal(e.into())).or(refused);
     let done = done.into_iter().map(|entries| MutationResponse { entries }).collect();

@@ -1,8 +1,10 @@
 //! The tree snapshot and the long-poll change feed.
-use crate::auth::{still_valid, Caller};
-use crate::db::{digests, entries, Scoped, ShareId};
+use crate::auth::Caller;
+use crate::db::{digests, entries, Scoped};
 use crate::error::ApiError;
 use crate::extract::AppQuery;
+use crate::openapi::SharePath;
+use crate::scope::{recheck, ReadShare};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Extension;
@@ -14,17 +16,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const DEFAULT_PAGE: u32 = 1000;
-/// How often a held long-poll checks that its token was not revoked.
+/// How often a held long-poll checks that its token and grant were not revoked.
 const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
-#[utoipa::path(get, path = "/v1/tree", tag = "feed",
+#[utoipa::path(get, path = "/v1/shares/{share}/tree", params(SharePath), tag = "feed",
     responses((status = 200, description = "Every live entry, and the cursor to follow the feed from", body = EntriesPage)))]
-pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, ApiError> {
+pub async fn tree(State(state): State<AppState>, ReadShare(scope): ReadShare) -> Result<Json<EntriesPage>, ApiError> {
+    let share = scope.share;
     let page = state
         .db
-        .call(|c| {
+        .call(move |c| {
             let tx = c.transaction()?;
-            let tx = Scoped::new(&tx, ShareId::DEFAULT);
+            let tx = Scoped::new(&tx, share);
             let page = EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::all_live(&tx)? };
             Ok::<_, ApiError>(page)
         })
@@ -32,19 +35,21 @@ pub async fn tree(State(state): State<AppState>) -> Result<Json<EntriesPage>, Ap
     Ok(Json(page))
 }
 
-#[utoipa::path(get, path = "/v1/digest", tag = "feed", params(DigestQuery),
+#[utoipa::path(get, path = "/v1/shares/{share}/digest", tag = "feed", params(SharePath, DigestQuery),
     responses((status = 200, description = "The folder's digests and its subfolders': what an idle mount compares instead of the whole tree", body = FolderDigest)))]
 pub async fn digest(
     State(state): State<AppState>,
+    ReadShare(scope): ReadShare,
     AppQuery(q): AppQuery<DigestQuery>,
 ) -> Result<Json<FolderDigest>, ApiError> {
+    let share = scope.share;
     let dir = q.dir.map_or(String::new(), |d| d.as_str().to_string());
     let with_folders = q.folders;
     let answer = state
         .db
         .call(move |c| {
             let tx = c.transaction()?;
-            let tx = Scoped::new(&tx, ShareId::DEFAULT);
+            let tx = Scoped::new(&tx, share);
             let (direct, subtree) = digests::get(&tx, &dir)?;
             let folders = match with_folders {
                 true => digests::subfolders(&tx, &dir)?
@@ -59,17 +64,19 @@ pub async fn digest(
     Ok(Json(answer))
 }
 
-#[utoipa::path(get, path = "/v1/list", tag = "feed", params(FolderQuery),
+#[utoipa::path(get, path = "/v1/shares/{share}/list", tag = "feed", params(SharePath, FolderQuery),
     responses((status = 200, description = "The live entries directly in the folder", body = EntriesPage)))]
 pub async fn list(
     State(state): State<AppState>,
+    ReadShare(scope): ReadShare,
     AppQuery(q): AppQuery<FolderQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
+    let share = scope.share;
     let page = state
         .db
         .call(move |c| {
             let tx = c.transaction()?;
-            let tx = Scoped::new(&tx, ShareId::DEFAULT);
+            let tx = Scoped::new(&tx, share);
             let page =
                 EntriesPage { cursor: entries::last_seq(&tx)?, entries: entries::live_children(&tx, q.dir.as_ref())? };
             Ok::<_, ApiError>(page)
@@ -80,13 +87,14 @@ pub async fn list(
 
 /// Answers at once when anything is newer than `since`; otherwise holds the
 /// request until a commit wakes the feed, `wait` runs out, or the hub stops.
-#[utoipa::path(get, path = "/v1/changes", tag = "feed", params(ChangesQuery),
+#[utoipa::path(get, path = "/v1/shares/{share}/changes", tag = "feed", params(SharePath, ChangesQuery),
     responses(
         (status = 200, description = "Entries changed after `since`, oldest first; empty if `wait` ran out", body = EntriesPage),
         (status = 429, description = "Too many change-feed requests held open for this token", body = ErrorBody),
     ))]
 pub async fn changes(
     State(state): State<AppState>,
+    ReadShare(scope): ReadShare,
     Extension(caller): Extension<Caller>,
     AppQuery(q): AppQuery<ChangesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
@@ -101,7 +109,8 @@ pub async fn changes(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(q.wait).min(state.limits.max_wait);
-    let mut woken = state.feed.subscribe(ShareId::DEFAULT);
+    let share = scope.share;
+    let mut woken = state.feed.subscribe(share);
     let mut slot = None;
     loop {
         woken.borrow_and_update();
@@ -111,7 +120,7 @@ pub async fn changes(
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let mut page = entries::feed_page(&Scoped::new(&tx, ShareId::DEFAULT), since, limit)?;
+                let mut page = entries::feed_page(&Scoped::new(&tx, share), since, limit)?;
                 let any = !page.entries.is_empty();
                 if omit.is_some() {
                     page.entries.retain(|e| e.origin != omit);
@@ -125,7 +134,7 @@ pub async fn changes(
         if slot.is_none() {
             slot = Some(PollSlot::take(&state, &caller)?);
         }
-        // Wait in slices, so a token revoked meanwhile ends the wait.
+        // Wait in slices, so a token or grant revoked meanwhile ends the wait.
         let slice = deadline.min(Instant::now() + REVOCATION_CHECK);
         tokio::select! {
             changed = woken.changed() => if changed.is_err() { return Ok(Json(page)) },
@@ -133,9 +142,7 @@ pub async fn changes(
                 if slice >= deadline {
                     return Ok(Json(page));
                 }
-                if !still_valid(&state, &caller).await? {
-                    return Err(ApiError::Unauthorized("the token was revoked".into()));
-                }
+                recheck(&state, &scope).await?;
             }
             _ = state.shutdown.cancelled() => return Ok(Json(page)),
         }

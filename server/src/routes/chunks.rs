@@ -3,7 +3,9 @@
 use crate::db::{manifests, small_chunks};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, Device};
+use crate::openapi::SharePath;
 use crate::openapi::{Binary, DeviceHeader, MutationAnswers};
+use crate::scope::{ReadShare, WriteShare};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::tree::{self, Author, FileCommit, TreeError};
@@ -36,13 +38,14 @@ fn hashes(state: &AppState, list: &HashList) -> Result<Vec<ContentHash>, ApiErro
 }
 
 /// `POST /v1/chunks/missing`: the named chunks the hub does not have.
-#[utoipa::path(post, path = "/v1/chunks/missing", tag = "content", request_body = ChunksRequest,
+#[utoipa::path(post, path = "/v1/shares/{share}/chunks/missing", params(SharePath), tag = "content", request_body = ChunksRequest,
     responses(
         (status = 200, description = "The chunks the hub lacks, in request order", body = MissingResponse),
         (status = 413, description = "Too many hashes, or too large a body", body = ErrorBody),
     ))]
 pub async fn missing(
     State(state): State<AppState>,
+    WriteShare(_): WriteShare,
     AppJson(req): AppJson<ChunksRequest>,
 ) -> Result<Json<MissingResponse>, ApiError> {
     let wanted = hashes(&state, &req.chunks)?;
@@ -53,14 +56,18 @@ pub async fn missing(
 
 /// `POST /v1/chunks`: a stream of chunk frames. Every chunk is checked against
 /// its hash as it arrives; one mismatch stores nothing of the request.
-#[utoipa::path(post, path = "/v1/chunks", tag = "content",
+#[utoipa::path(post, path = "/v1/shares/{share}/chunks", params(SharePath), tag = "content",
     request_body(content = Option<Binary>, content_type = "application/octet-stream", description = "Chunk frames; none is an empty stream"),
     responses(
         (status = 200, description = "Chunks received, and how many were new", body = StoredResponse),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "More bytes than the upload limit", body = ErrorBody),
     ))]
-pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Json<StoredResponse>, ApiError> {
+pub async fn upload(
+    State(state): State<AppState>,
+    WriteShare(_): WriteShare,
+    body: Body,
+) -> Result<Json<StoredResponse>, ApiError> {
     // A declared length over the limit was answered by body_limits; one
     // that is not declared (chunked) is counted as it arrives.
     let max = state.limits.max_upload_bytes;
@@ -126,13 +133,17 @@ async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec
 }
 
 /// `POST /v1/chunks/fetch`: the named chunks as a frame stream, in order.
-#[utoipa::path(post, path = "/v1/chunks/fetch", tag = "content", request_body = FetchRequest,
+#[utoipa::path(post, path = "/v1/shares/{share}/chunks/fetch", params(SharePath), tag = "content", request_body = FetchRequest,
     responses(
         (status = 200, description = "The chunks as frames, in request order", body = Binary, content_type = "application/octet-stream"),
         (status = 404, description = "A chunk is not on the hub", body = ErrorBody),
         (status = 413, description = "Too many hashes, or too large a body", body = ErrorBody),
     ))]
-pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchRequest>) -> Result<Response, ApiError> {
+pub async fn fetch(
+    State(state): State<AppState>,
+    ReadShare(_): ReadShare,
+    AppJson(req): AppJson<FetchRequest>,
+) -> Result<Response, ApiError> {
     let wanted = hashes(&state, &req.chunks)?;
     let places = state.store.places(wanted.clone()).await?;
     // Chunks in no pack may be small files' chunks; anything else is a 404
@@ -171,15 +182,16 @@ pub async fn fetch(State(state): State<AppState>, AppJson(req): AppJson<FetchReq
 
 /// `GET /v1/manifest/{id}?have=OTHER`: a file's chunk list, as a delta from
 /// OTHER's when the hub knows that one.
-#[utoipa::path(get, path = "/v1/manifest/{id}", tag = "content",
-    params(("id" = ContentHash, Path, description = "The file content's id"), ManifestQuery),
+#[utoipa::path(get, path = "/v1/shares/{share}/manifest/{id}", tag = "content",
+    params(SharePath, ("id" = ContentHash, Path, description = "The file content's id"), ManifestQuery),
     responses(
         (status = 200, description = "The content's chunk list, as a delta from `have`'s when the hub knows it", body = ManifestResponse),
         (status = 404, description = "No such content", body = ErrorBody),
     ))]
 pub async fn manifest(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ReadShare(_): ReadShare,
+    Path((_, id)): Path<(String, String)>,
     AppQuery(q): AppQuery<ManifestQuery>,
 ) -> Result<Json<ManifestResponse>, ApiError> {
     let id = parse_hash(&id)?;
@@ -224,13 +236,14 @@ pub async fn manifest(
 /// `POST /v1/manifests`: many small files with their bytes inline, read in
 /// one trip to the database: what a mount asks for when another unpacked a
 /// tree of small files.
-#[utoipa::path(post, path = "/v1/manifests", tag = "content", request_body = ManifestsRequest,
+#[utoipa::path(post, path = "/v1/shares/{share}/manifests", params(SharePath), tag = "content", request_body = ManifestsRequest,
     responses(
         (status = 200, description = "The small files among the ids, bytes inline, in the order asked; others are left out", body = ManifestsResponse),
         (status = 413, description = "More ids than one request may name", body = ErrorBody),
     ))]
 pub async fn manifests_many(
     State(state): State<AppState>,
+    ReadShare(_): ReadShare,
     AppJson(req): AppJson<ManifestsRequest>,
 ) -> Result<Json<ManifestsResponse>, ApiError> {
     if req.ids.len() > MAX_MANIFESTS {
@@ -271,19 +284,20 @@ pub async fn manifests_many(
 
 /// `POST /v1/commit`: makes a chunk list the new content of a path, if the
 /// base version is current and every chunk is on the hub.
-#[utoipa::path(post, path = "/v1/commit", tag = "content", request_body = CommitRequest, params(DeviceHeader),
+#[utoipa::path(post, path = "/v1/shares/{share}/commit", tag = "content", request_body = CommitRequest, params(SharePath, DeviceHeader),
     responses(
         MutationAnswers,
         (status = 422, description = "Chunks or the base list are not on the hub: send them, then commit again", body = ErrorBody),
     ))]
 pub async fn commit(
     State(state): State<AppState>,
+    WriteShare(scope): WriteShare,
     Device(d): Device,
     AppJson(req): AppJson<CommitRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
     let _no_gc = state.store.gc_lock.read().await;
     let ready = prepare_commit(&state, req).await?;
-    let entries = state.mutate(crate::db::ShareId::DEFAULT, move |c| apply_commit(c, &d, ready)).await?;
+    let entries = state.mutate(scope.share, move |c| apply_commit(c, &d, ready)).await?;
     Ok(Json(MutationResponse { entries }))
 }
 
@@ -392,13 +406,17 @@ pub fn apply_commit(
 }
 
 /// `GET /v1/content/{id}`: a whole file, its chunks streamed in order.
-#[utoipa::path(get, path = "/v1/content/{id}", tag = "content",
-    params(("id" = ContentHash, Path, description = "The file content's id")),
+#[utoipa::path(get, path = "/v1/shares/{share}/content/{id}", tag = "content",
+    params(SharePath, ("id" = ContentHash, Path, description = "The file content's id")),
     responses(
         (status = 200, description = "The whole file", body = Binary, content_type = "application/octet-stream"),
         (status = 404, description = "No such content", body = ErrorBody),
     ))]
-pub async fn download(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn download(
+    State(state): State<AppState>,
+    ReadShare(_): ReadShare,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let id = parse_hash(&id)?;
     let list = state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &id)?)).await?;
     let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;

@@ -33,7 +33,7 @@ fn count_files(dir: &Path) -> usize {
 /// Follows the hub's feed from `cursor`: live files below `dir` it showed,
 /// and the cursor to go on from (one long-poll of up to 50 ms).
 fn follow_feed(hub: &Hub, dir: &str, cursor: &mut u64, live: &mut std::collections::HashSet<String>) {
-    let url = format!("{}/v1/changes?since={cursor}&wait=50", hub.url());
+    let url = format!("{}/v1/shares/default/changes?since={cursor}&wait=50", hub.url());
     let Ok(r) = hub.http().get(url).send() else { return };
     let Ok(v) = r.json::<serde_json::Value>() else { return };
     for e in v["entries"].as_array().cloned().unwrap_or_default() {

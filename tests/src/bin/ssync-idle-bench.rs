@@ -30,7 +30,8 @@ fn main() {
     let mut changes = Vec::new();
     let send = |changes: &mut Vec<serde_json::Value>| {
         let body = serde_json::json!({ "changes": std::mem::take(changes) });
-        let v: serde_json::Value = http.post(format!("{url}/v1/batch")).json(&body).send().unwrap().json().unwrap();
+        let v: serde_json::Value =
+            http.post(format!("{url}/v1/shares/default/batch")).json(&body).send().unwrap().json().unwrap();
         assert!(v["refused"].is_null(), "a change was refused: {v}");
     };
     for d in 0..folders {
@@ -52,7 +53,7 @@ fn main() {
         "Tree: {total} entries ({folders} folders of 99 small files), made on the hub in {:.1} s.\n",
         t.elapsed().as_secs_f64()
     );
-    let listing = http.get(format!("{url}/v1/tree")).send().unwrap().bytes().unwrap().len();
+    let listing = http.get(format!("{url}/v1/shares/default/tree")).send().unwrap().bytes().unwrap().len();
 
     let t = Instant::now();
     let m = Mount::start(dir.path(), "idle", &hub);

@@ -51,12 +51,13 @@ fn measure(files: usize, reps: usize, mount_args: &[&str]) -> Figures {
         changes.push(batch_commit(&format!("folder-0/f{i}"), format!("file {i}\n").as_bytes()));
         if changes.len() == 250 || i + 1 == files {
             let body = serde_json::json!({ "changes": std::mem::take(&mut changes) });
-            let v: serde_json::Value = http.post(format!("{url}/v1/batch")).json(&body).send().unwrap().json().unwrap();
+            let v: serde_json::Value =
+                http.post(format!("{url}/v1/shares/default/batch")).json(&body).send().unwrap().json().unwrap();
             assert!(v["refused"].is_null(), "a change was refused: {v}");
         }
     }
     let body = serde_json::json!({ "changes": [batch_commit("file-0", b"one file\n")] });
-    http.post(format!("{url}/v1/batch")).json(&body).send().unwrap();
+    http.post(format!("{url}/v1/shares/default/batch")).json(&body).send().unwrap();
     let a = Mount::start_with(dir.path(), "a", &hub, mount_args);
     let b = Mount::start_with(dir.path(), "b", &hub, mount_args);
     for m in [&a, &b] {

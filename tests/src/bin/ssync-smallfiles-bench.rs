@@ -183,7 +183,10 @@ fn main() {
         es.iter().find(|e| e["path"] == path && e["deleted"] != true).and_then(|e| e["version"].as_u64()).unwrap_or(0)
     };
     let post = |what: &str, path: &str, body: serde_json::Value| {
-        version_of(http.post(format!("{url}/v1/{what}")).json(&body).send().expect("hub reachable"), path)
+        version_of(
+            http.post(format!("{url}/v1/shares/default/{what}")).json(&body).send().expect("hub reachable"),
+            path,
+        )
     };
     let per_kind = hub_ops / 4;
     let mut changes = 0;
@@ -202,13 +205,13 @@ fn main() {
         changes as f64 / secs
     );
 
-    // The same kinds of change in batches (`POST /v1/batch`), as a mount sends
+    // The same kinds of change in batches (`POST /v1/shares/default/batch`), as a mount sends
     // them: mkdirs and small creates in one batch, then renames, then deletes.
     let t = Instant::now();
     let mut changes = 0;
     let per_batch = 250;
     let batch = |items: Vec<serde_json::Value>| {
-        let r = http.post(format!("{url}/v1/batch")).json(&serde_json::json!({"changes": items})).send();
+        let r = http.post(format!("{url}/v1/shares/default/batch")).json(&serde_json::json!({"changes": items})).send();
         let v: serde_json::Value = r.expect("hub reachable").json().expect("JSON answer");
         assert!(v["refused"].is_null(), "a batch change was refused: {v}");
         v["done"].as_array().cloned().unwrap_or_default()
@@ -243,7 +246,7 @@ fn main() {
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "\nThe same in batches of {per_batch} (`POST /v1/batch`, as mounts send them): {changes} changes in {secs:.2} s: **{:.0} changes/s**",
+        "\nThe same in batches of {per_batch} (`POST /v1/shares/default/batch`, as mounts send them): {changes} changes in {secs:.2} s: **{:.0} changes/s**",
         changes as f64 / secs
     );
     if std::env::var_os("SSYNC_BENCH_KEEP").is_some() {
