@@ -175,7 +175,7 @@ async fn print_admin_token_if_new(
         if db.with_conn(crate::db::tokens::count)? > 0 {
             return Ok(None);
         }
-        crate::token_cli::add_as(&db, "admin", true).map(Some)
+        crate::token_cli::add_with(&db, "admin", true, &[]).map(Some)
     })
     .await??;
     let Some(token) = token else { return Ok(()) };

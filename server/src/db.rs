@@ -64,6 +64,13 @@ impl Db {
         Ok(f(&guard)?)
     }
 
+    /// Runs `f` with the connection on this thread, returning its own error
+    /// (command-line tools that check as they go).
+    pub fn locked<R, E>(&self, f: impl FnOnce(&Connection) -> Result<R, E>) -> Result<R, E> {
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
     /// Runs `f` with the connection on the blocking pool.
     pub async fn call<R, E, F>(&self, f: F) -> Result<R, E>
     where

@@ -23,6 +23,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Every operation of a hub's API document (fetched without a token):
+/// (method, path as documented, with `{share}` and `{id}`, whether it is
+/// open to all).
+pub fn documented_endpoints(url: &str) -> Vec<(String, String, bool)> {
+    let resp = reqwest::blocking::get(format!("{url}/v1/openapi.json")).expect("hub reachable");
+    assert_eq!(resp.status().as_u16(), 200, "the API document needs no token");
+    let doc: serde_json::Value = resp.json().expect("the API document is JSON");
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let open = op["security"] == serde_json::json!([{}]);
+            out.push((method.to_uppercase(), path.clone(), open));
+        }
+    }
+    out
+}
+
 /// Polls `probe` every 10 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -245,8 +262,20 @@ impl Mount {
         Self::start_with(dir, name, hub, &[])
     }
 
+    /// Like `start_with`, with a token of its own (written to `dir/NAME.token`).
+    pub fn start_as(dir: &Path, name: &str, hub: &Hub, token: &str, args: &[&str]) -> Mount {
+        let token_file = dir.join(format!("{name}.token"));
+        std::fs::write(&token_file, token).expect("write the mount's token file");
+        std::fs::set_permissions(&token_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        Self::start_token_file(dir, name, hub, token_file, args)
+    }
+
     /// Like `start`, with extra `ssync-mount` flags.
     pub fn start_with(dir: &Path, name: &str, hub: &Hub, args: &[&str]) -> Mount {
+        Self::start_token_file(dir, name, hub, hub.token_file.clone(), args)
+    }
+
+    fn start_token_file(dir: &Path, name: &str, hub: &Hub, token_file: PathBuf, args: &[&str]) -> Mount {
         let path = dir.join(name);
         std::fs::create_dir_all(&path).expect("create mountpoint");
         let mut m = Mount {
@@ -256,7 +285,7 @@ impl Mount {
             path,
             server: hub.url(),
             ca_cert: hub.ca_cert.clone(),
-            token_file: hub.token_file.clone(),
+            token_file,
             name: name.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
         };

@@ -15,20 +15,11 @@ fn token_cli(hub: &Hub, args: &[&str]) -> String {
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Every operation of the hub's own API document (fetched without a token):
-/// (method, path with `{id}` and `{share}` filled in, whether it is open to all).
+/// Every operation of the hub's own API document: (method, path with `{id}`
+/// and `{share}` filled in, whether it is open to all).
 fn documented_endpoints(url: &str) -> Vec<(String, String, bool)> {
-    let resp = reqwest::blocking::get(format!("{url}/v1/openapi.json")).unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "the API document needs no token");
-    let doc: serde_json::Value = resp.json().unwrap();
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            let open = op["security"] == serde_json::json!([{}]);
-            out.push((method.to_uppercase(), path.replace("{id}", ZERO).replace("{share}", "default"), open));
-        }
-    }
-    out
+    let all = ssync_tests::documented_endpoints(url).into_iter();
+    all.map(|(m, p, open)| (m, p.replace("{id}", ZERO).replace("{share}", "default"), open)).collect()
 }
 
 /// One request to every endpoint that needs a token, with `auth` as the

@@ -38,6 +38,31 @@ pub fn shares_of(conn: &Connection, token: &str) -> rusqlite::Result<Vec<(String
     rows.collect()
 }
 
+/// Gives token `token` access to share `share` (read-write if `writable`),
+/// replacing the access it had there.
+pub fn set(conn: &Connection, token: &str, share: ShareId, writable: bool) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO grants (token, share, writable) VALUES (?1, ?2, ?3)
+         ON CONFLICT (token, share) DO UPDATE SET writable = excluded.writable",
+        params![token, share, writable],
+    )?;
+    Ok(())
+}
+
+/// Takes token `token`'s grant on share `share` away; false if it had none.
+pub fn remove(conn: &Connection, token: &str, share: ShareId) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM grants WHERE token = ?1 AND share = ?2", params![token, share])? == 1)
+}
+
+/// Every grant, as (token, share name, writable), by token and share.
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<(String, String, bool)>> {
+    let mut st = conn.prepare(
+        "SELECT g.token, s.name, g.writable FROM grants g JOIN shares s ON s.id = g.share ORDER BY g.token, s.name",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,7 +75,12 @@ mod tests {
         conn.execute("INSERT INTO shares (id, name, created_ns) VALUES (2, 'photos', 0), (3, 'taxes', 0)", []).unwrap();
         tokens::add(&conn, "admin", &blake3::hash(b"a"), 1, true).unwrap();
         tokens::add(&conn, "laptop", &blake3::hash(b"b"), 2, false).unwrap();
-        conn.execute("INSERT INTO grants (token, share, writable) VALUES ('laptop', 2, 0)", []).unwrap();
+        set(&conn, "laptop", ShareId(1), true).unwrap();
+        set(&conn, "laptop", ShareId(2), true).unwrap();
+        set(&conn, "laptop", ShareId(2), false).unwrap();
+        set(&conn, "laptop", ShareId(3), false).unwrap();
+        assert!(remove(&conn, "laptop", ShareId(3)).unwrap());
+        assert!(!remove(&conn, "laptop", ShareId(3)).unwrap(), "no grant left to remove");
 
         let rw = |id| Some(Access { share: ShareId(id), writable: true });
         assert_eq!(access(&conn, "laptop", "default").unwrap(), rw(1));
@@ -65,5 +95,7 @@ mod tests {
         let all: Vec<(String, bool)> = ["default", "photos", "taxes"].map(|n| (n.into(), true)).into();
         assert_eq!(shares_of(&conn, "admin").unwrap(), all);
         assert!(shares_of(&conn, "nobody").unwrap().is_empty());
+        let listed = list(&conn).unwrap();
+        assert_eq!(listed, [("laptop".into(), "default".into(), true), ("laptop".into(), "photos".into(), false)]);
     }
 }

@@ -2,24 +2,21 @@
 //! secret itself is never stored.
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// A token's name and when it was made.
+/// A token's name, when it was made, and whether it is an admin's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
     pub name: String,
     pub created_ns: i64,
+    pub admin: bool,
 }
 
-/// Adds a token; false if the name is taken. An admin token manages every
-/// share; any other is given read-write on the default share (until tokens
-/// are made for named shares, the one tree every device used).
+/// Adds a token; false if the name is taken. An admin token may use every
+/// share; any other only those it is granted (`grants.rs`).
 pub fn add(conn: &Connection, name: &str, hash: &blake3::Hash, created_ns: i64, admin: bool) -> rusqlite::Result<bool> {
     let n = conn.execute(
         "INSERT OR IGNORE INTO tokens (name, hash, created_ns, admin) VALUES (?1, ?2, ?3, ?4)",
         params![name, hash.as_bytes().as_slice(), created_ns, admin],
     )?;
-    if n == 1 && !admin {
-        conn.execute("INSERT INTO grants (token, share, writable) VALUES (?1, 1, 1)", params![name])?;
-    }
     Ok(n == 1)
 }
 
@@ -38,8 +35,8 @@ pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
-    let mut st = conn.prepare("SELECT name, created_ns FROM tokens ORDER BY name")?;
-    let rows = st.query_map([], |r| Ok(TokenInfo { name: r.get(0)?, created_ns: r.get(1)? }))?;
+    let mut st = conn.prepare("SELECT name, created_ns, admin FROM tokens ORDER BY name")?;
+    let rows = st.query_map([], |r| Ok(TokenInfo { name: r.get(0)?, created_ns: r.get(1)?, admin: r.get(2)? }))?;
     rows.collect()
 }
 
@@ -77,7 +74,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_device_token_may_write_the_default_share_and_an_admin_manages_all() {
+    fn a_token_is_added_once_and_revoking_takes_its_grants() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::db::migrate_for_tests(&mut conn);
         assert!(add(&conn, "admin", &blake3::hash(b"a"), 1, true).unwrap());
@@ -85,17 +82,11 @@ mod tests {
         assert!(!add(&conn, "laptop", &blake3::hash(b"c"), 3, false).unwrap(), "names are unique");
         assert!(is_admin(&conn, "admin").unwrap());
         assert!(!is_admin(&conn, "laptop").unwrap());
-        let grants = |name: &str| -> Vec<(i64, bool)> {
-            conn.prepare("SELECT share, writable FROM grants WHERE token = ?1")
-                .unwrap()
-                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-        };
-        assert_eq!(grants("laptop"), [(1, true)]);
-        assert!(grants("admin").is_empty(), "an admin needs no grant");
+        assert_eq!(list(&conn).unwrap().iter().map(|t| t.admin).collect::<Vec<_>>(), [true, false]);
+        assert_eq!(find(&conn, &blake3::hash(b"b")).unwrap().as_deref(), Some("laptop"));
+        crate::db::grants::set(&conn, "laptop", crate::db::ShareId::DEFAULT, true).unwrap();
         assert!(revoke(&conn, "laptop").unwrap());
-        assert!(grants("laptop").is_empty(), "a revoked token keeps no grant");
+        assert!(crate::db::grants::list(&conn).unwrap().is_empty(), "a revoked token keeps no grant");
+        assert!(!exists(&conn, "laptop").unwrap());
     }
 }
