@@ -10,6 +10,7 @@ pub mod manifests;
 mod migrations;
 pub mod packs;
 pub mod scoped;
+pub mod share_chunks;
 pub mod shares;
 pub mod small_chunks;
 pub mod tokens;

@@ -66,6 +66,7 @@ pub async fn collect(state: &AppState) -> Result<GcReport, GcError> {
             let small = small_chunks::delete_unreferenced(&tx, &referenced)?;
             // Young unnamed chunks may belong to an upload whose commit is still to come.
             let packed = packs::forget_unreferenced(&tx, &referenced, grace.as_secs())?;
+            crate::db::share_chunks::forget_collected(&tx)?;
             let live = packs::live_bytes(&tx)?;
             tx.commit()?;
             Ok::<_, GcError>((pruned, small, packed, live))

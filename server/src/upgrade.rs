@@ -38,6 +38,12 @@ pub async fn convert_old_objects(data_dir: &Path, db: &Db, store: &ContentStore)
     let whole = convert_whole_contents(&objects, db, store).await?;
     let chunks = move_chunk_files(&objects, store).await?;
     if whole + chunks > 0 {
+        // Stored before shares: every chunk is the default share's.
+        db.call(|c| {
+            c.execute("INSERT OR IGNORE INTO share_chunks (share, hash) SELECT 1, hash FROM pack_chunks", [])
+                .map_err(DbError::from)
+        })
+        .await?;
         tracing::info!(whole, chunks, "converted contents stored by an older hub");
     }
     Ok(whole + chunks)

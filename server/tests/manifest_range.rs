@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ssync_common::api::ManifestResponse;
 use ssync_common::chunks::list_of;
-use ssync_server::db::{manifests, DbError};
 use ssync_server::{AppState, Limits};
 
 #[tokio::test]
@@ -17,8 +16,7 @@ async fn a_ranged_manifest_names_only_the_chunks_that_cover_the_range() {
     blake3::Hasher::new().update(b"ranged manifest").finalize_xof().fill(&mut data);
     let list = list_of(&data);
     assert!(list.len() > 10, "the file has many chunks");
-    let l = list.clone();
-    state.db.call(move |c| Ok::<_, DbError>(manifests::put(c, &l)?)).await.unwrap();
+    support::put_file(&state, "f", &list).await;
     let get =
         |q: &str| Request::get(format!("/v1/shares/default/manifest/{}?{q}", list.id())).body(Body::empty()).unwrap();
 

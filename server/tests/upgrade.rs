@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use ssync_common::api::{Entry, EntryKind};
 use ssync_common::chunks::{file_id, list_of};
 use ssync_common::{ContentHash, RelPath};
-use ssync_server::db::{entries, manifests, DbError, Scoped, ShareId};
+use ssync_server::db::{entries, DbError, Scoped, ShareId};
 use ssync_server::{AppState, Limits};
 
 fn pseudo_random(n: usize) -> Vec<u8> {
@@ -43,8 +43,7 @@ async fn chunk_files_move_into_packs() {
         for (off, c) in list.with_offsets() {
             write_object(dir.path(), &c.hash, &data[off as usize..off as usize + c.len as usize]);
         }
-        let l = list.clone();
-        state.db.call(move |c| Ok::<_, DbError>(manifests::put(c, &l)?)).await.unwrap();
+        support::put_file(&state, "f", &list).await;
     }
     let state = AppState::open(dir.path(), Limits::default()).await.unwrap();
     assert!(read_content(&state, list.id()).await == data, "the content reads back unchanged");

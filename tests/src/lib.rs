@@ -657,6 +657,13 @@ pub fn batch_commit(path: &str, data: &[u8]) -> serde_json::Value {
 }
 
 /// The hub's traffic counters: (bytes received, bytes sent).
+/// Requests the hub has served since it started (`/v1/stats`), this one included.
+pub fn hub_requests(hub: &Hub) -> u64 {
+    let s: ssync_common::api::Stats =
+        hub.http().get(format!("{}/v1/stats", hub.url())).send().and_then(|r| r.json()).expect("hub answers /v1/stats");
+    s.requests
+}
+
 pub fn hub_traffic(hub: &Hub) -> (u64, u64) {
     let s: ssync_common::api::Stats =
         hub.http().get(format!("{}/v1/stats", hub.url())).send().and_then(|r| r.json()).expect("hub answers /v1/stats");

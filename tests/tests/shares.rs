@@ -3,12 +3,20 @@
 //! or read-write, each mount holds exactly its share, a read-only grant mounts
 //! read-only, every endpoint refuses a token without a grant, and a grant
 //! revoked stops the mount.
+use ssync_common::api::{HashList, MissingResponse, WireList};
+use ssync_common::chunks::list_of;
+use ssync_common::ContentHash;
 use ssync_tests::{
     authed_client, bin, documented_endpoints, hub_tree, snapshot, tree, wait_for_content, wait_for_tree, wait_until,
     Hub, Mount,
 };
 use std::process::Command;
 use std::time::Duration;
+
+fn status_json(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or_default())
+}
 
 /// The `share list` row of `name`, split on whitespace.
 fn share_row(hub: &Hub, name: &str) -> Vec<String> {
@@ -182,6 +190,56 @@ fn three_shares_and_four_devices_each_see_and_change_only_what_they_were_given()
         }
     }
 
+    // Deduplication without a side channel: through taxes, the photos'
+    // chunks are missing, cannot be fetched, and their file is unknown.
+    let raw = ssync_tests::pseudo_random(1 << 20, 27);
+    std::fs::write(l_photos.p("raw.dng"), &raw).unwrap();
+    wait_for_content(&phone_m.p("raw.dng"), &raw, WAIT);
+    let (list, small) = (list_of(&raw), list_of(b"meow"));
+    let hashes: Vec<ContentHash> = list.0.iter().chain(&small.0).map(|c| c.hash).collect();
+    let acct = authed_client(&accountant);
+    let taxes = format!("{url}/v1/shares/taxes");
+    let missing = |who: &reqwest::blocking::Client, share: &str| -> Vec<ContentHash> {
+        let body = serde_json::json!({ "chunks": HashList::encode(&hashes) });
+        let resp = who.post(format!("{url}/v1/shares/{share}/chunks/missing")).json(&body).send().unwrap();
+        let m: MissingResponse = resp.json().unwrap();
+        m.missing.decode().unwrap()
+    };
+    assert_eq!(missing(&acct, "taxes"), hashes, "every chunk photos holds is missing in taxes");
+    assert!(missing(&authed_client(&laptop), "photos").is_empty(), "and none in photos");
+    let fetch = serde_json::json!({ "chunks": HashList::encode(&hashes[..1]) });
+    let resp = acct.post(format!("{taxes}/chunks/fetch")).json(&fetch).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 404, "a chunk of photos fetched through taxes");
+    for path in [format!("manifest/{}", list.id()), format!("content/{}", list.id())] {
+        let resp = acct.get(format!("{taxes}/{path}")).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path} of photos through taxes");
+    }
+    let many: serde_json::Value = acct
+        .post(format!("{taxes}/manifests"))
+        .json(&serde_json::json!({ "ids": [small.id()] }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(many["manifests"], serde_json::json!([]), "photos' small file is unknown in taxes");
+    // Naming the chunks in a commit does not make them taxes': send them first.
+    let commit = serde_json::json!({
+        "path": "stolen.dng", "base": 0, "id": list.id(), "size": raw.len(), "mode": 420, "mtime_ns": 0,
+        "list": WireList::whole(&list),
+    });
+    let (status, body) = status_json(acct.post(format!("{taxes}/commit")).json(&commit).send().unwrap());
+    assert_eq!((status, body["code"].as_str()), (422, Some("missing_chunks")), "{body}");
+    // The same bytes written in taxes cross the network once more, and the
+    // store still keeps each chunk once.
+    let packed = ssync_tests::hub_packed_chunks(&hub.data);
+    std::fs::write(acct_m.p("raw.dng"), &raw).unwrap();
+    let arrived = wait_until(WAIT, || {
+        acct.get(format!("{taxes}/content/{}", list.id())).send().is_ok_and(|r| r.status().is_success())
+    });
+    assert!(arrived, "taxes never held its own copy: {}", acct_m.log());
+    // (A chunk stored again would be a new pack file.)
+    assert_eq!(ssync_tests::hub_packed_chunks(&hub.data), packed, "no chunk is stored twice, no pack is written");
+
     // A revoked grant stops the mount's syncing within a second or so; a
     // change made there meanwhile stays queued.
     let started = std::time::Instant::now();
@@ -191,6 +249,8 @@ fn three_shares_and_four_devices_each_see_and_change_only_what_they_were_given()
     eprintln!("the accountant's mount stopped syncing {:?} after its grant was revoked", started.elapsed());
     std::fs::write(acct_m.p("2027.pdf"), b"kept").unwrap();
     assert!(wait_until(WAIT, || status_of(&acct_m).contains("changes queued: 1")), "{}", status_of(&acct_m));
+    let kept = acct.get(format!("{taxes}/tree")).send().unwrap();
+    assert_eq!(kept.status().as_u16(), 403, "taxes is closed to the accountant now");
     assert_eq!(std::fs::read(acct_m.p("2027.pdf")).unwrap(), b"kept");
     assert!(acct_m.log().contains("refused this mount's share"), "{}", acct_m.log());
     // The other mounts go on.
@@ -203,4 +263,80 @@ fn filetime_now(path: &std::path::Path) -> std::io::Result<()> {
     use nix::sys::time::TimeSpec;
     let now = TimeSpec::new(1_700_000_000, 0);
     utimensat(nix::fcntl::AT_FDCWD, path, &now, &now, UtimensatFlags::FollowSymlink).map_err(std::io::Error::from)
+}
+
+/// Feed isolation: changes in one share wake no mount of another. The hub's
+/// request count (`/v1/stats`) moves only by the requests made here while
+/// 1,000 changes land in photos and a mount of taxes idles; a long-poll held
+/// on taxes stays held, and answers at once when taxes changes.
+#[test]
+fn a_thousand_changes_in_one_share_cost_a_mount_of_another_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hub = Hub::start(d);
+    let url = hub.url();
+    server_cli(&hub, &["share", "add", "photos"]);
+    server_cli(&hub, &["share", "add", "taxes"]);
+    let laptop = server_cli(&hub, &["token", "add", "laptop", "--share", "photos"]);
+    let accountant = server_cli(&hub, &["token", "add", "accountant", "--share", "taxes"]);
+    let b = Mount::start_as(d, "accountant", &hub, &accountant, &[]);
+    std::fs::write(b.p("2026.pdf"), b"owed").unwrap();
+    let acct = authed_client(&accountant);
+    let tree_of = |share: &str| -> serde_json::Value {
+        acct.get(format!("{url}/v1/shares/{share}/tree")).send().unwrap().json().unwrap()
+    };
+    assert!(wait_until(WAIT, || tree_of("taxes")["entries"].as_array().is_some_and(|e| e.len() == 1)));
+    std::thread::sleep(Duration::from_millis(500)); // the mount's answer to its own change
+    let cursor = tree_of("taxes")["cursor"].as_u64().unwrap();
+    let held = {
+        let poll = acct.get(format!("{url}/v1/shares/taxes/changes?since={cursor}&wait=25"));
+        std::thread::spawn(move || {
+            let resp = poll.send().unwrap();
+            let page: serde_json::Value = resp.json().unwrap();
+            (std::time::Instant::now(), page)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+
+    let requests = || ssync_tests::hub_requests(&hub);
+    let changes: Vec<serde_json::Value> = (0..1000)
+        .map(
+            |i| serde_json::json!({ "op": "mkdir", "path": format!("d{i:04}"), "base": 0, "mode": 493, "mtime_ns": 0 }),
+        )
+        .collect();
+    let photos = authed_client(&laptop);
+    // The mount of taxes still makes its own rare requests (a compare every
+    // 15 s, a long-poll every 25 s): a window that catches one is measured
+    // again, with fresh changes.
+    let mut others = Vec::new();
+    for round in 0..3 {
+        let before = requests();
+        let batch: Vec<serde_json::Value> = changes
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c["path"] = format!("r{round}-{}", c["path"].as_str().unwrap()).into();
+                c
+            })
+            .collect();
+        let resp = photos.post(format!("{url}/v1/shares/photos/batch")).json(&serde_json::json!({ "changes": batch }));
+        let answer: serde_json::Value = resp.send().unwrap().json().unwrap();
+        assert_eq!(answer["done"].as_array().map(Vec::len), Some(1000), "{answer}");
+        std::thread::sleep(Duration::from_millis(500)); // what a woken mount would ask by now
+                                                        // The batch, and this count's own request.
+        let by_others = requests() - before - 2;
+        others.push(by_others);
+        if by_others == 0 {
+            break;
+        }
+    }
+    assert_eq!(others.last(), Some(&0), "requests by others while photos took 1,000 changes, per try: {others:?}");
+    assert!(!held.is_finished(), "a long-poll on taxes was answered by changes in photos");
+
+    let changed = std::time::Instant::now();
+    std::fs::write(b.p("2027.pdf"), b"due").unwrap();
+    let (answered, page) = held.join().unwrap();
+    let paths: Vec<&str> = page["entries"].as_array().unwrap().iter().filter_map(|e| e["path"].as_str()).collect();
+    assert_eq!(paths, ["2027.pdf"], "the held long-poll answers with taxes' own change");
+    eprintln!("the held long-poll on taxes answered {:?} after the change", answered - changed);
 }

@@ -219,6 +219,20 @@ const STEPS: &[&str] = &[
      INSERT INTO dir_digests_v15 (share, dir, direct, subtree) SELECT 1, dir, direct, subtree FROM dir_digests;
      DROP TABLE dir_digests;
      ALTER TABLE dir_digests_v15 RENAME TO dir_digests;",
+    // 16: which chunks each share holds (`share_chunks.rs`): chunk requests
+    // through a share answer from its rows alone, so deduplication across
+    // shares tells nobody what another share holds. Everything stored so far
+    // is the default share's (the one tree there was). Contents are looked
+    // up by id within a share, so by hash.
+    "CREATE TABLE share_chunks (
+        share INTEGER NOT NULL,
+        hash BLOB NOT NULL,                    -- BLAKE3 of the chunk's bytes, 32 bytes
+        PRIMARY KEY (share, hash)
+     ) STRICT, WITHOUT ROWID;
+     INSERT OR IGNORE INTO share_chunks (share, hash) SELECT 1, hash FROM pack_chunks;
+     INSERT OR IGNORE INTO share_chunks (share, hash) SELECT 1, unhex(hash) FROM small_chunks;
+     CREATE INDEX entries_by_hash ON entries (hash, share) WHERE hash IS NOT NULL;
+     CREATE INDEX versions_by_hash ON versions (hash, share) WHERE hash IS NOT NULL;",
 ];
 
 /// The step that adds folder digests; a database older than it gets them

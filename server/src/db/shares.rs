@@ -73,6 +73,7 @@ pub fn remove(conn: &Connection, id: ShareId) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM entries WHERE share = ?1", [id])?;
     conn.execute("DELETE FROM dir_digests WHERE share = ?1", [id])?;
     conn.execute("DELETE FROM grants WHERE share = ?1", [id])?;
+    super::share_chunks::remove_share(conn, id)?;
     conn.execute("DELETE FROM shares WHERE id = ?1", [id])?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! mount with thousands of queued changes pays one round trip and one fsync
 //! per batch instead of per change. Each change is checked exactly as its own
 //! endpoint checks it; the first refusal ends the batch.
-use crate::db::Scoped;
+use crate::db::{Scoped, ShareId};
 use crate::error::ApiError;
 use crate::extract::{AppJson, Device};
 use crate::openapi::DeviceHeader;
@@ -29,9 +29,9 @@ enum Ready {
     Setattr(SetAttrRequest),
 }
 
-async fn prepare(state: &AppState, change: Change) -> Result<Ready, ApiError> {
+async fn prepare(state: &AppState, share: ShareId, change: Change) -> Result<Ready, ApiError> {
     Ok(match change {
-        Change::Commit(r) => Ready::Commit(prepare_commit(state, r).await?),
+        Change::Commit(r) => Ready::Commit(prepare_commit(state, share, r).await?),
         Change::Mkdir(r) => Ready::Mkdir(r),
         Change::Delete(r) => Ready::Delete(r),
         Change::Rename(r) => Ready::Rename(r),
@@ -87,7 +87,7 @@ pub async fn batch(
     let mut ready = Vec::with_capacity(req.changes.len());
     let mut refused = None;
     for change in req.changes {
-        match prepare(&state, change).await {
+        match prepare(&state, scope.share, change).await {
             Ok(r) => ready.push(r),
             Err(e) => {
                 refused = Some(refusal(e));

@@ -1,6 +1,6 @@
 //! File contents as chunks: ask which chunks the hub lacks, send them, commit
 //! a chunk list as a file version; read lists and chunks back.
-use crate::db::{manifests, small_chunks};
+use crate::db::{manifests, share_chunks, small_chunks, ShareId};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery, Device};
 use crate::openapi::SharePath;
@@ -24,6 +24,24 @@ use ssync_common::frames::{self, Chunk, FrameReader};
 use ssync_common::{ChunkList, ContentHash};
 use std::collections::HashMap;
 
+/// Of `hashes`, the chunks share `share` holds (`share_chunks`).
+async fn held_by(
+    state: &AppState,
+    share: ShareId,
+    hashes: Vec<ContentHash>,
+) -> Result<std::collections::HashSet<ContentHash>, ApiError> {
+    state.db.call(move |c| Ok::<_, ApiError>(share_chunks::held(c, share, &hashes)?)).await
+}
+
+/// Whether content `id` is one of share `share`'s (a version, live or kept).
+async fn in_share(state: &AppState, share: ShareId, id: ContentHash) -> Result<bool, ApiError> {
+    state.db.call(move |c| Ok::<_, ApiError>(share_chunks::has_content(c, share, &id)?)).await
+}
+
+fn no_content(id: &ContentHash) -> ApiError {
+    ApiError::NotFound(format!("no file content {id} on the hub"))
+}
+
 fn parse_hash(s: &str) -> Result<ContentHash, ApiError> {
     s.parse().map_err(|e| ApiError::BadHash(format!("{e}: '{s}'")))
 }
@@ -37,7 +55,8 @@ fn hashes(state: &AppState, list: &HashList) -> Result<Vec<ContentHash>, ApiErro
     Ok(v)
 }
 
-/// `POST /v1/chunks/missing`: the named chunks the hub does not have.
+/// `POST /v1/chunks/missing`: the named chunks the hub does not have, as
+/// the share sees it: a chunk only another share holds is missing here.
 #[utoipa::path(post, path = "/v1/shares/{share}/chunks/missing", params(SharePath), tag = "content", request_body = ChunksRequest,
     responses(
         (status = 200, description = "The chunks the hub lacks, in request order", body = MissingResponse),
@@ -45,12 +64,15 @@ fn hashes(state: &AppState, list: &HashList) -> Result<Vec<ContentHash>, ApiErro
     ))]
 pub async fn missing(
     State(state): State<AppState>,
-    WriteShare(_): WriteShare,
+    WriteShare(scope): WriteShare,
     AppJson(req): AppJson<ChunksRequest>,
 ) -> Result<Json<MissingResponse>, ApiError> {
     let wanted = hashes(&state, &req.chunks)?;
     let _no_gc = state.store.gc_lock.read().await;
-    let missing = state.store.missing(wanted, state.retention.grace / 2).await?;
+    let held = held_by(&state, scope.share, wanted.clone()).await?;
+    let stored = state.store.missing(wanted.clone(), state.retention.grace / 2).await?;
+    let stored: std::collections::HashSet<ContentHash> = stored.into_iter().collect();
+    let missing: Vec<ContentHash> = wanted.into_iter().filter(|h| stored.contains(h) || !held.contains(h)).collect();
     Ok(Json(MissingResponse { missing: HashList::encode(&missing) }))
 }
 
@@ -65,7 +87,7 @@ pub async fn missing(
     ))]
 pub async fn upload(
     State(state): State<AppState>,
-    WriteShare(_): WriteShare,
+    WriteShare(scope): WriteShare,
     body: Body,
 ) -> Result<Json<StoredResponse>, ApiError> {
     // A declared length over the limit was answered by body_limits; one
@@ -74,7 +96,7 @@ pub async fn upload(
     let started = std::time::Instant::now();
     let mut reader = FrameReader::default();
     let mut batch = state.store.batch();
-    let (mut bytes, mut received) = (0u64, 0u64);
+    let (mut bytes, mut received, mut hashes) = (0u64, 0u64, Vec::new());
     let mut stream = body.into_data_stream();
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| crate::body_limits::body_error("the chunk stream", &e))?;
@@ -85,12 +107,16 @@ pub async fn upload(
         reader.push(&piece);
         while let Some(chunk) = reader.next_chunk()? {
             received += 1;
+            hashes.push(chunk.hash);
             batch.add(chunk).await?;
         }
     }
     reader.finish()?;
     let streamed = started.elapsed();
     let (stored, _) = batch.finish().await?;
+    // Stored once for every share; this share now holds them too.
+    let share = scope.share;
+    state.db.call(move |c| Ok::<_, ApiError>(share_chunks::record(c, share, &hashes)?)).await?;
     tracing::debug!(received, stored, bytes, ?streamed, total = ?started.elapsed(), "chunks stored");
     Ok(Json(StoredResponse { received, stored }))
 }
@@ -141,10 +167,16 @@ async fn frames_of(state: &AppState, list: &ChunkList, zstd: bool) -> Result<Vec
     ))]
 pub async fn fetch(
     State(state): State<AppState>,
-    ReadShare(_): ReadShare,
+    ReadShare(scope): ReadShare,
     AppJson(req): AppJson<FetchRequest>,
 ) -> Result<Response, ApiError> {
     let wanted = hashes(&state, &req.chunks)?;
+    // Only the share's own chunks: another share's are not on the hub, as
+    // far as this request can tell.
+    let held = held_by(&state, scope.share, wanted.clone()).await?;
+    if let Some(h) = wanted.iter().find(|h| !held.contains(h)) {
+        return Err(ApiError::NotFound(format!("chunk {h} is not on the hub")));
+    }
     let places = state.store.places(wanted.clone()).await?;
     // Chunks in no pack may be small files' chunks; anything else is a 404
     // now, before the stream starts.
@@ -190,11 +222,12 @@ pub async fn fetch(
     ))]
 pub async fn manifest(
     State(state): State<AppState>,
-    ReadShare(_): ReadShare,
+    ReadShare(scope): ReadShare,
     Path((_, id)): Path<(String, String)>,
     AppQuery(q): AppQuery<ManifestQuery>,
 ) -> Result<Json<ManifestResponse>, ApiError> {
     let id = parse_hash(&id)?;
+    let share = scope.share;
     let range = match (q.from, q.to) {
         (None, None) => None,
         (from, to) => {
@@ -208,15 +241,19 @@ pub async fn manifest(
     let (list, have) = state
         .db
         .call(move |c| {
-            let list = manifests::get(c, &id)?;
+            // Another share's content, or a delta from one, is unknown here.
+            let list = match share_chunks::has_content(c, share, &id)? {
+                true => manifests::get(c, &id)?,
+                false => None,
+            };
             let have = match q.have {
-                Some(h) => manifests::get(c, &h)?.map(|l| (h, l)),
-                None => None,
+                Some(h) if share_chunks::has_content(c, share, &h)? => manifests::get(c, &h)?.map(|l| (h, l)),
+                _ => None,
             };
             Ok::<_, ApiError>((list, have))
         })
         .await?;
-    let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
+    let list = list.ok_or_else(|| no_content(&id))?;
     if let Some((from, to)) = range {
         let (offset, part) = list.slice(from, to);
         let (size, list) = (list.size(), WireList::whole(&part));
@@ -243,7 +280,7 @@ pub async fn manifest(
     ))]
 pub async fn manifests_many(
     State(state): State<AppState>,
-    ReadShare(_): ReadShare,
+    ReadShare(scope): ReadShare,
     AppJson(req): AppJson<ManifestsRequest>,
 ) -> Result<Json<ManifestsResponse>, ApiError> {
     if req.ids.len() > MAX_MANIFESTS {
@@ -253,11 +290,15 @@ pub async fn manifests_many(
         )));
     }
     type Found = Vec<(ContentHash, ChunkList, Vec<Option<Vec<u8>>>)>;
+    let share = scope.share;
     let found: Found = state
         .db
         .call(move |c| {
             let mut out = Vec::new();
             for id in req.ids {
+                if !share_chunks::has_content(c, share, &id)? {
+                    continue; // another share's: unknown here
+                }
                 let Some(list) = manifests::get(c, &id)?.filter(|l| l.size() <= INLINE_MAX) else { continue };
                 let data = list.0.iter().map(|ch| small_chunks::get(c, &ch.hash)).collect::<Result<_, _>>()?;
                 out.push((id, list, data));
@@ -296,7 +337,7 @@ pub async fn commit(
     AppJson(req): AppJson<CommitRequest>,
 ) -> Result<Json<MutationResponse>, ApiError> {
     let _no_gc = state.store.gc_lock.read().await;
-    let ready = prepare_commit(&state, req).await?;
+    let ready = prepare_commit(&state, scope.share, req).await?;
     let entries = state.mutate(scope.share, move |c| apply_commit(c, &d, ready)).await?;
     Ok(Json(MutationResponse { entries }))
 }
@@ -311,7 +352,7 @@ pub struct ReadyCommit {
 
 /// Checks a commit and gathers what it writes. The caller holds the GC lock
 /// (read) from here until the commit is applied, so no chunk it names goes.
-pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<ReadyCommit, ApiError> {
+pub async fn prepare_commit(state: &AppState, share: ShareId, req: CommitRequest) -> Result<ReadyCommit, ApiError> {
     if req.kind == ContentKind::Symlink && req.size > MAX_SYMLINK_TARGET {
         return Err(ApiError::BadRequest(format!(
             "a symlink's target is at most {MAX_SYMLINK_TARGET} bytes, not {}",
@@ -319,10 +360,21 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
         )));
     }
     let from = req.list.from;
+    // A base list, and chunks, only of this share: a commit through share B
+    // naming what only share A holds is refused as if it were not there.
     let base = match from {
-        Some(f) => Some(state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &f)?)).await?.ok_or_else(|| {
-            ApiError::MissingChunks(format!("the base list {f} is not on the hub; send the whole list"))
-        })?),
+        Some(f) => Some(
+            state
+                .db
+                .call(move |c| match share_chunks::has_content(c, share, &f)? {
+                    true => Ok::<_, ApiError>(manifests::get(c, &f)?),
+                    false => Ok(None),
+                })
+                .await?
+                .ok_or_else(|| {
+                    ApiError::MissingChunks(format!("the base list {f} is not on the hub; send the whole list"))
+                })?,
+        ),
         None => None,
     };
     let list = req.list.resolve(base.as_ref())?;
@@ -335,7 +387,9 @@ pub async fn prepare_commit(state: &AppState, req: CommitRequest) -> Result<Read
     let inline = req.inline.as_deref().map(decode_inline).transpose()?.unwrap_or_default();
     let mut lengths: HashMap<ContentHash, u32> = inline.iter().map(|c| (c.hash, c.data.len() as u32)).collect();
     let named: Vec<ContentHash> = list.0.iter().map(|c| c.hash).filter(|h| !lengths.contains_key(h)).collect();
-    lengths.extend(state.store.lengths(named, state.retention.grace / 2).await?);
+    let held = held_by(state, share, named.clone()).await?;
+    let stored = state.store.lengths(named, state.retention.grace / 2).await?;
+    lengths.extend(stored.into_iter().filter(|(h, _)| held.contains(h)));
     check_lengths(&list, &lengths)?;
     if req.kind == ContentKind::Symlink {
         check_symlink_target(state, &list, &inline).await?;
@@ -401,6 +455,8 @@ pub fn apply_commit(
     for chunk in &ready.inline {
         small_chunks::put(c, &chunk.hash, &chunk.data)?;
     }
+    let inline: Vec<ContentHash> = ready.inline.iter().map(|ch| ch.hash).collect();
+    share_chunks::record(c, c.share, &inline)?;
     manifests::put(c, &ready.list)?;
     tree::commit_file(c, d, ready.commit)
 }
@@ -414,12 +470,15 @@ pub fn apply_commit(
     ))]
 pub async fn download(
     State(state): State<AppState>,
-    ReadShare(_): ReadShare,
+    ReadShare(scope): ReadShare,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_hash(&id)?;
+    if !in_share(&state, scope.share, id).await? {
+        return Err(no_content(&id));
+    }
     let list = state.db.call(move |c| Ok::<_, ApiError>(manifests::get(c, &id)?)).await?;
-    let list = list.ok_or_else(|| ApiError::NotFound(format!("no file content {id} on the hub")))?;
+    let list = list.ok_or_else(|| no_content(&id))?;
     let size = list.size();
     let body = futures_util::stream::iter(list.0)
         .map(move |c| {
