@@ -223,8 +223,36 @@ const STEPS: &[&str] = &[
     // through a share answer from its rows alone, so deduplication across
     // shares tells nobody what another share holds. Everything stored so far
     // is the default share's (the one tree there was). Contents are looked
-    // up by id within a share, so by hash.
-    "CREATE TABLE share_chunks (
+    // up by id within a share, so by hash. A node id is unique within its
+    // share (ids are chosen by clients: one of another share's is not a
+    // conflict, and must not fail the insert).
+    "CREATE TABLE entries_v16 (
+        share INTEGER NOT NULL REFERENCES shares (id),
+        node TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+        version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        device TEXT,
+        moved_to TEXT,
+        origin TEXT,
+        owner TEXT,
+        xattrs TEXT,
+        PRIMARY KEY (share, node),
+        UNIQUE (share, version)
+     ) STRICT;
+     INSERT INTO entries_v16 SELECT share, node, parent, path, kind, version, deleted, hash, size, mode, mtime_ns,
+                                    device, moved_to, origin, owner, xattrs FROM entries;
+     DROP TABLE entries;
+     ALTER TABLE entries_v16 RENAME TO entries;
+     CREATE UNIQUE INDEX entries_live_path ON entries (share, path) WHERE deleted = 0;
+     CREATE INDEX entries_by_path ON entries (share, path, version);
+     CREATE TABLE share_chunks (
         share INTEGER NOT NULL,
         hash BLOB NOT NULL,                    -- BLAKE3 of the chunk's bytes, 32 bytes
         PRIMARY KEY (share, hash)
@@ -458,5 +486,18 @@ mod tests {
         };
         insert(2, &"e".repeat(32)).unwrap();
         assert!(insert(1, &"a".repeat(32)).is_err(), "share 1 holds version 6 and a live 'd' already");
+        // So is a node id (clients choose them).
+        let node_of_1: String =
+            conn.query_row("SELECT node FROM entries WHERE share = 1 LIMIT 1", [], |r| r.get(0)).unwrap();
+        conn.execute("DELETE FROM entries WHERE share = 2", []).unwrap();
+        insert(2, &node_of_1).expect("a node id of share 1 is free in share 2");
+        let again = conn.execute(
+            &format!(
+                "INSERT INTO entries (share, node, parent, path, kind, version, mode, mtime_ns)
+                 VALUES (2, '{node_of_1}', '{root}', 'other', 'dir', 7, 493, 0)"
+            ),
+            [],
+        );
+        assert!(again.is_err(), "but not twice in one share");
     }
 }
