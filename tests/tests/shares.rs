@@ -240,6 +240,27 @@ fn three_shares_and_four_devices_each_see_and_change_only_what_they_were_given()
     // (A chunk stored again would be a new pack file.)
     assert_eq!(ssync_tests::hub_packed_chunks(&hub.data), packed, "no chunk is stored twice, no pack is written");
 
+    // Node ids are the clients' choice, unique within a share: one of
+    // photos' may name a new folder in taxes.
+    let lap = authed_client(&laptop);
+    let photos_tree: serde_json::Value =
+        lap.get(format!("{url}/v1/shares/photos/tree")).send().unwrap().json().unwrap();
+    let node = photos_tree["entries"].as_array().unwrap()[0]["node"].clone();
+    assert!(node.is_string(), "{photos_tree}");
+    let mkdir = serde_json::json!({ "path": "from-photos-id", "base": 0, "mode": 493, "mtime_ns": 0, "node": node });
+    let (status, body) = status_json(lap.post(format!("{taxes}/mkdir")).json(&mkdir).send().unwrap());
+    assert_eq!(status, 200, "a node id of photos in taxes: {body}");
+    let photos_after: serde_json::Value =
+        lap.get(format!("{url}/v1/shares/photos/tree")).send().unwrap().json().unwrap();
+    assert_eq!(photos_after, photos_tree, "photos' entries are untouched by taxes' use of the id");
+    let versions_of = |path: &str| -> usize {
+        let v: serde_json::Value =
+            lap.get(format!("{url}/v1/shares/photos/versions?path={path}")).send().unwrap().json().unwrap();
+        v["versions"].as_array().map_or(0, Vec::len)
+    };
+    let first = photos_tree["entries"].as_array().unwrap()[0]["path"].as_str().unwrap().to_string();
+    assert_eq!(versions_of(&first), 1, "photos' history is untouched too");
+
     // A revoked grant stops the mount's syncing within a second or so; a
     // change made there meanwhile stays queued.
     let started = std::time::Instant::now();

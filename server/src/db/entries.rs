@@ -148,8 +148,10 @@ fn write(conn: &Scoped, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
     if rows.len() > 1 {
         // Off their paths first (a leading '/' no relative path has).
         for node in &nodes {
-            conn.prepare_cached("UPDATE entries SET path = '/' || path WHERE node = ?1 AND deleted = 0")?
-                .execute([node.to_string()])?;
+            conn.prepare_cached(
+                "UPDATE entries SET path = '/' || path WHERE node = ?1 AND share = ?2 AND deleted = 0",
+            )?
+            .execute(params![node.to_string(), conn.share])?;
         }
     }
     let mut stored = Vec::with_capacity(rows.len());
@@ -180,9 +182,10 @@ fn write(conn: &Scoped, rows: &[Entry]) -> rusqlite::Result<Vec<Entry>> {
         .execute(values)?;
         // The history row is a copy of the row just written, stamped with the time.
         conn.prepare_cached(&format!(
-            "INSERT INTO versions ({COLUMNS}, share, at_ns) SELECT {COLUMNS}, share, ?2 FROM entries WHERE node = ?1"
+            "INSERT INTO versions ({COLUMNS}, share, at_ns)
+             SELECT {COLUMNS}, share, ?2 FROM entries WHERE node = ?1 AND share = ?3"
         ))?
-        .execute(params![node.to_string(), now_ns()])?;
+        .execute(params![node.to_string(), now_ns(), conn.share])?;
         stored.push(e);
     }
     super::digests::on_move(conn, &old, &stored)?;
