@@ -1,7 +1,7 @@
 //! `ssync-server token add|list|revoke|grant|revoke-grant`: manage access
 //! tokens and their grants in a data dir, also while the hub runs (the hub
 //! reads tokens and grants from SQLite on each request, and a held
-//! long-poll rechecks them every second).
+//! long-poll rechecks them twice a second).
 use crate::auth;
 use crate::db::{grants, shares, tokens, Db};
 use anyhow::{bail, Context};

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 const DEFAULT_PAGE: u32 = 1000;
 /// How often a held long-poll checks that its token and grant were not revoked.
-const REVOCATION_CHECK: Duration = Duration::from_secs(1);
+const REVOCATION_CHECK: Duration = Duration::from_millis(500);
 
 #[utoipa::path(get, path = "/v1/shares/{share}/tree", params(SharePath), tag = "feed",
     responses((status = 200, description = "Every live entry, and the cursor to follow the feed from", body = EntriesPage)))]
