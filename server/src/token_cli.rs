@@ -28,10 +28,14 @@ pub enum TokenCommand {
     /// stored, only their hashes).
     List,
     /// Revoke a token: its requests fail at once, its long-polls within a second.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name (see 'token list').
+        name: String,
+    },
     /// Give a token access to shares, or change it (ro to rw or back); a
     /// running hub applies it at the token's next request.
     Grant {
+        /// The token's name (see 'token list').
         name: String,
         #[arg(long = "share", value_name = "NAME[:ro|:rw]", value_parser = parse_grant, required = true)]
         shares: Vec<Grant>,
@@ -40,6 +44,7 @@ pub enum TokenCommand {
     /// once, its long-polls within a second; a mount of it stops syncing
     /// and keeps its unsent changes.
     RevokeGrant {
+        /// The token's name (see 'token list').
         name: String,
         #[arg(long = "share", value_name = "NAME", value_parser = parse_share, required = true)]
         shares: Vec<String>,
