@@ -116,7 +116,16 @@ pub async fn upload(
     let (stored, _) = batch.finish().await?;
     // Stored once for every share; this share now holds them too.
     let share = scope.share;
-    state.db.call(move |c| Ok::<_, ApiError>(share_chunks::record(c, share, &hashes)?)).await?;
+    state
+        .db
+        .call(move |c| {
+            // One transaction: one WAL sync for the request, not one per chunk.
+            let tx = c.transaction()?;
+            share_chunks::record(&tx, share, &hashes)?;
+            tx.commit()?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
     tracing::debug!(received, stored, bytes, ?streamed, total = ?started.elapsed(), "chunks stored");
     Ok(Json(StoredResponse { received, stored }))
 }
