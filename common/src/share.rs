@@ -25,6 +25,11 @@ pub fn check_share_name(name: &str) -> Result<&str, BadShareName> {
     }
 }
 
+/// `check_share_name` as a command-line value parser (clap's `value_parser`).
+pub fn parse_share_name(s: &str) -> Result<String, String> {
+    check_share_name(s).map(str::to_string).map_err(|e| e.to_string())
+}
+
 /// A share a token may use, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ShareAccess {

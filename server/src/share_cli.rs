@@ -1,9 +1,10 @@
 //! `ssync-server share add|list|remove`: the shares a data dir holds
 //! (docs/shares.md), also while the hub runs.
 use crate::db::{shares, Db};
+use crate::token_cli::now_ns;
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use ssync_common::share::check_share_name;
+use ssync_common::share::parse_share_name;
 use std::path::Path;
 
 #[derive(Debug, Subcommand)]
@@ -13,7 +14,7 @@ pub enum ShareCommand {
     /// 'token grant'.
     Add {
         /// 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit.
-        #[arg(value_parser = parse_share)]
+        #[arg(value_parser = parse_share_name)]
         name: String,
         /// Keep its deleted and replaced versions this many days [default: the hub's --keep-days].
         #[arg(long, value_name = "DAYS")]
@@ -34,14 +35,6 @@ pub enum ShareCommand {
         #[arg(long)]
         with_contents: bool,
     },
-}
-
-fn parse_share(s: &str) -> Result<String, String> {
-    check_share_name(s).map(str::to_string).map_err(|e| e.to_string())
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 pub fn run(data: &Path, cmd: ShareCommand) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use crate::auth;
 use crate::db::{grants, shares, tokens, Db};
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use ssync_common::share::{check_share_name, DEFAULT_SHARE};
+use ssync_common::share::{parse_share_name, DEFAULT_SHARE};
 use std::path::Path;
 
 #[derive(Debug, Subcommand)]
@@ -46,7 +46,7 @@ pub enum TokenCommand {
     RevokeGrant {
         /// The token's name (see 'token list').
         name: String,
-        #[arg(long = "share", value_name = "NAME", value_parser = parse_share, required = true)]
+        #[arg(long = "share", value_name = "NAME", value_parser = parse_share_name, required = true)]
         shares: Vec<String>,
     },
 }
@@ -58,10 +58,6 @@ pub struct Grant {
     pub writable: bool,
 }
 
-fn parse_share(s: &str) -> Result<String, String> {
-    check_share_name(s).map(str::to_string).map_err(|e| e.to_string())
-}
-
 fn parse_grant(s: &str) -> Result<Grant, String> {
     let (name, writable) = match s.rsplit_once(':') {
         Some((name, "rw")) => (name, true),
@@ -69,10 +65,10 @@ fn parse_grant(s: &str) -> Result<Grant, String> {
         Some((_, other)) => return Err(format!("'{other}' is not an access: write NAME:ro or NAME:rw")),
         None => (s, true),
     };
-    Ok(Grant { share: parse_share(name)?, writable })
+    Ok(Grant { share: parse_share_name(name)?, writable })
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 

@@ -39,11 +39,8 @@ pub async fn convert_old_objects(data_dir: &Path, db: &Db, store: &ContentStore)
     let chunks = move_chunk_files(&objects, store).await?;
     if whole + chunks > 0 {
         // Stored before shares: every chunk is the default share's.
-        db.call(|c| {
-            c.execute("INSERT OR IGNORE INTO share_chunks (share, hash) SELECT 1, hash FROM pack_chunks", [])
-                .map_err(DbError::from)
-        })
-        .await?;
+        db.call(|c| crate::db::share_chunks::record_all_packed(c, crate::db::ShareId::DEFAULT).map_err(DbError::from))
+            .await?;
         tracing::info!(whole, chunks, "converted contents stored by an older hub");
     }
     Ok(whole + chunks)

@@ -25,7 +25,7 @@ pub struct MountArgs {
     /// The share (folder tree) of the hub to mount [default: the token's
     /// only share, or the one the cache dir holds]. A read-only grant
     /// mounts read-only.
-    #[arg(long, env = "SSYNC_SHARE", value_name = "NAME", value_parser = parse_share)]
+    #[arg(long, env = "SSYNC_SHARE", value_name = "NAME", value_parser = ssync_common::share::parse_share_name)]
     pub share: Option<String>,
     /// Trust only this CA (PEM) for an https:// hub, for a hub with its own
     /// certificate authority [default: the system's trusted roots].
@@ -64,10 +64,6 @@ pub struct MountArgs {
     /// mount keeps a full copy.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub cache_max: Option<u64>,
-}
-
-fn parse_share(s: &str) -> Result<String, String> {
-    ssync_common::share::check_share_name(s).map(str::to_string).map_err(|e| e.to_string())
 }
 
 /// A size such as 512M, 20G or 1048576 (binary units: K, M, G, T).

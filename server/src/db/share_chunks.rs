@@ -19,6 +19,13 @@ pub fn record(conn: &Connection, share: ShareId, hashes: &[ContentHash]) -> rusq
     Ok(())
 }
 
+/// Records that share `share` holds every chunk in packs (contents an
+/// older hub stored, converted at start: all the default share's).
+pub fn record_all_packed(conn: &Connection, share: ShareId) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR IGNORE INTO share_chunks (share, hash) SELECT ?1, hash FROM pack_chunks", [share])?;
+    Ok(())
+}
+
 /// Of `hashes`, those share `share` holds.
 pub fn held(conn: &Connection, share: ShareId, hashes: &[ContentHash]) -> rusqlite::Result<HashSet<ContentHash>> {
     let mut st = conn.prepare_cached("SELECT 1 FROM share_chunks WHERE share = ?1 AND hash = ?2")?;
