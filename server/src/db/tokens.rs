@@ -29,9 +29,14 @@ pub fn is_admin(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 }
 
 /// Removes a token and its grants; false if there was none of that name.
+/// In one transaction: a reader never sees the token without its grants
+/// (a held long-poll would answer 403 instead of 401).
 pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.execute("DELETE FROM grants WHERE token = ?1", params![name])?;
-    Ok(conn.execute("DELETE FROM tokens WHERE name = ?1", params![name])? == 1)
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM grants WHERE token = ?1", params![name])?;
+    let gone = tx.execute("DELETE FROM tokens WHERE name = ?1", params![name])? == 1;
+    tx.commit()?;
+    Ok(gone)
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
